@@ -1,0 +1,147 @@
+"""One configuration file; every limit is a named setting with a default.
+
+The file is TOML with one table per section (`[server]`, `[store]`, `[limits]`, ...). Unknown keys are
+refused so that a typo does not silently leave a default in force.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    http_endpoint: str = "tcp:8080:interface=127.0.0.1"
+    """A Twisted server endpoint string; TLS with e.g. `ssl:443:privateKey=key.pem:certKey=cert.pem`."""
+    udp_port: int = 44335
+    udp_interface: str = "127.0.0.1"
+    public_host: str = "127.0.0.1:8080"
+    """Host (and port) clients use to reach us; printed in connection instructions."""
+    public_scheme: str = "http"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str = "sqlite:///var/oxsync.db"
+    thread_pool_size: int = 8
+    """Threads running store transactions; the engine's connection pool is sized to match."""
+    tombstone_max_age_days: int = 30
+    """Tombstones older than this are pruned; older sync tokens must resync."""
+    busy_timeout_ms: int = 10000
+    """SQLite: how long a writer waits for the database lock."""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_request_body_bytes: int = 32 * 1024 * 1024
+    max_object_bytes: int = 2 * 1024 * 1024
+    """Serialized size of one contact/appointment/task, photo included."""
+    max_photo_bytes: int = 1024 * 1024
+    max_attachment_bytes: int = 16 * 1024 * 1024
+    max_xml_depth: int = 64
+    max_xml_elements: int = 200_000
+    max_wbxml_depth: int = 64
+    max_wbxml_elements: int = 200_000
+    max_wbxml_string_bytes: int = 16 * 1024 * 1024
+    max_participants: int = 1000
+    max_distribution_list_members: int = 5000
+    max_result_count: int = 10_000
+    recurrence_window_past_days: int = 366
+    recurrence_window_future_days: int = 5 * 366
+    max_recurrence_instances: int = 3000
+    max_multiget_hrefs: int = 5000
+    max_import_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    failed_login_window_seconds: int = 300
+    max_failures_per_user: int = 10
+    max_failures_per_address: int = 50
+    """Failures inside the window after which further attempts get 429 until it slides."""
+    session_cookie_max_age_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class EasSettings:
+    min_heartbeat_seconds: int = 60
+    max_heartbeat_seconds: int = 3540
+    max_window_size: int = 512
+    default_window_size: int = 100
+    max_ping_folders: int = 300
+    policy_requires_password: bool = False
+    smtp_smarthost: str = ""
+    """host:port of an SMTP relay for SendMail; empty = not configured."""
+
+
+@dataclass(frozen=True)
+class OxSettings:
+    freebusy_fbtype_mapping: str = "correct"
+    """`correct` (reserved->BUSY, temporary->BUSY-TENTATIVE, absent->BUSY-UNAVAILABLE) or `ox-compat`."""
+    push_coalesce_seconds: float = 3.0
+    push_require_recent_http_auth: bool = True
+    push_registration_ttl_seconds: int = 3600
+    push_max_packets_per_address_per_minute: int = 120
+    version_string: str = "6.20.7-Rev2"
+
+
+@dataclass(frozen=True)
+class DavSettings:
+    max_resource_bytes: int = 2 * 1024 * 1024
+    sync_collection_default_limit: int = 10_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    eas: EasSettings = field(default_factory=EasSettings)
+    ox: OxSettings = field(default_factory=OxSettings)
+    dav: DavSettings = field(default_factory=DavSettings)
+
+
+class ConfigError(ValueError):
+    """The configuration file names an unknown section or key, or a value of the wrong type."""
+
+
+def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
+    expected = type(current)
+    if expected is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"[{section}] {key}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(settings: Settings, data: dict[str, dict[str, Any]]) -> Settings:
+    """Return `settings` with the values of `data` (section -> key -> value) applied."""
+    changes: dict[str, Any] = {}
+    sections = {f.name: f for f in fields(Settings)}
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(f"unknown configuration section [{section}]")
+        current = getattr(settings, section)
+        assert is_dataclass(current)
+        known = {f.name for f in fields(current)}
+        updates = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown setting [{section}] {key}")
+            updates[key] = _coerce(section, key, getattr(current, key), value)
+        changes[section] = replace(current, **updates)
+    return replace(settings, **changes)
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    settings = Settings()
+    if path is not None:
+        with open(path, "rb") as handle:
+            settings = apply_overrides(settings, tomllib.load(handle))
+    if overrides:
+        settings = apply_overrides(settings, overrides)
+    return settings
