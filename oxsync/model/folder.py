@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from oxsync.model.common import FolderType, Module
-from oxsync.model.permissions import Permission
+from oxsync.model.permissions import Permission, Rights
 
 ROOT = 0
 PRIVATE_ROOT = 1
@@ -36,3 +36,13 @@ class Folder:
     @property
     def is_system(self) -> bool:
         return self.id is not None and self.id < FIRST_REAL_FOLDER
+
+
+@dataclass
+class FolderAccess:
+    """A folder as one user sees it: their effective rights, and whether it is another user's folder."""
+
+    folder: Folder
+    rights: Rights
+    shared: bool = False
+    """True for another user's private folder (OX shows it as type `shared` under root 3)."""

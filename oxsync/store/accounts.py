@@ -1,0 +1,374 @@
+"""Tenants, accounts, groups, resources and authentication (administrative operations).
+
+These run with system privileges: the admin CLI and server bootstrap call them, never a client.
+Each account gets default folders and an entry in the global address book (folder 6), created by
+the account itself so that it may edit its own personal data there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from oxsync.model import Contact, Group, Protocol, Resource, ResourceKind, Tenant, User
+from oxsync.model.account import ALL_PROTOCOLS
+from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
+from oxsync.store import codec, objects
+from oxsync.store import folders as folder_ops
+from oxsync.store import schema as s
+from oxsync.store.errors import Conflict, InvalidData, NotFound
+from oxsync.store.tx import Tx
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password")
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the account exists (a dummy hash stands in)."""
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def encode_protocols(protocols: Iterable[Protocol]) -> str:
+    return ",".join(sorted(p.value for p in protocols))
+
+
+def decode_protocols(text: str) -> frozenset[Protocol]:
+    return frozenset(Protocol(p) for p in text.split(",") if p)
+
+
+# ---------------------------------------------------------------- tenants
+
+
+def row_to_tenant(row) -> Tenant:  # type: ignore[no-untyped-def]
+    return Tenant(row.id, row.domain, row.max_accounts, row.quota_bytes)
+
+
+def find_tenant(conn, domain: str) -> Tenant | None:  # type: ignore[no-untyped-def]
+    row = conn.execute(select(s.tenants).where(s.tenants.c.domain == domain.lower())).one_or_none()
+    return row_to_tenant(row) if row else None
+
+
+def list_tenants(conn) -> list[Tenant]:  # type: ignore[no-untyped-def]
+    return [row_to_tenant(r) for r in conn.execute(select(s.tenants).order_by(s.tenants.c.id))]
+
+
+# ---------------------------------------------------------------- users
+
+
+def row_to_user(row, aliases: list[str]) -> User:  # type: ignore[no-untyped-def]
+    return User(
+        id=row.id, tenant_id=row.tenant_id, login=row.login, display_name=row.display_name, email=row.email,
+        aliases=aliases, protocols=decode_protocols(row.protocols), active=row.active, quota_bytes=row.quota_bytes,
+        contact_id=row.contact_id, first_name=row.first_name, last_name=row.last_name, last_modified=row.last_ms,
+    )
+
+
+def _aliases(tx: Tx, user_ids: list[int]) -> dict[int, list[str]]:
+    a = s.addresses
+    out: dict[int, list[str]] = {u: [] for u in user_ids}
+    query = select(a).where(
+        and_(a.c.tenant_id == tx.tenant_id, a.c.user_id.in_(user_ids), a.c.is_primary.is_(False))
+    ).order_by(a.c.address)
+    for r in tx.conn.execute(query):
+        out[r.user_id].append(r.address)
+    return out
+
+
+def get_user(tx: Tx, user_id: int) -> User:
+    row = tx.conn.execute(
+        select(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return row_to_user(row, _aliases(tx, [user_id])[user_id])
+
+
+def find_user_id(tx: Tx, login_or_address: str) -> int | None:
+    key = login_or_address.strip().lower()
+    u = s.users
+    user_id = tx.conn.execute(
+        select(u.c.id).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key))
+    ).scalar_one_or_none()
+    if user_id is None:
+        a = s.addresses
+        user_id = tx.conn.execute(
+            select(a.c.user_id).where(and_(a.c.tenant_id == tx.tenant_id, a.c.address == key))
+        ).scalar_one_or_none()
+    return user_id
+
+
+def list_users(tx: Tx) -> list[User]:
+    rows = tx.conn.execute(select(s.users).where(s.users.c.tenant_id == tx.tenant_id).order_by(s.users.c.id)).all()
+    aliases = _aliases(tx, [r.id for r in rows])
+    return [row_to_user(r, aliases[r.id]) for r in rows]
+
+
+def _claim_address(tx: Tx, address: str, *, user_id: int | None = None, resource_id: int | None = None,
+                   primary: bool = False) -> None:
+    address = address.strip().lower()
+    if "@" not in address:
+        raise InvalidData(f"not an e-mail address: {address!r}", field="email")
+    taken = tx.conn.execute(select(s.addresses.c.address).where(s.addresses.c.address == address)).first()
+    if taken:
+        raise Conflict(f"address {address} is already in use")
+    tx.conn.execute(
+        insert(s.addresses).values(
+            address=address, tenant_id=tx.tenant_id, user_id=user_id, resource_id=resource_id, is_primary=primary
+        )
+    )
+
+
+def _gab_contact(user: User) -> Contact:
+    return Contact(
+        display_name=user.display_name, first_name=user.first_name, last_name=user.last_name, email1=user.email,
+        user_id=user.id, created_by=user.id,
+    )
+
+
+def create_user(
+    tx: Tx, login: str, password: str, *, display_name: str = "", email: str | None = None,
+    first_name: str = "", last_name: str = "", protocols: Iterable[Protocol] = ALL_PROTOCOLS,
+    quota_bytes: int | None = None, aliases: Iterable[str] = (),
+) -> User:
+    login = login.strip().lower()
+    if not LOGIN_PATTERN.match(login):
+        raise InvalidData(f"invalid login {login!r}: use lower-case letters, digits, '.', '_' or '-'", field="login")
+    if find_user_id(tx, login) is not None:
+        raise Conflict(f"login {login} already exists")
+    tenant = tx.conn.execute(select(s.tenants).where(s.tenants.c.id == tx.tenant_id)).one()
+    count = tx.conn.execute(select(func.count()).select_from(s.users).where(s.users.c.tenant_id == tx.tenant_id)).scalar_one()
+    if tenant.max_accounts is not None and count >= tenant.max_accounts:
+        raise Conflict(f"tenant {tenant.domain} already has its maximum of {tenant.max_accounts} accounts")
+    email = (email or f"{login}@{tenant.domain}").lower()
+    display_name = display_name or " ".join(p for p in (first_name, last_name) if p) or login
+    user_id = tx.next_id("user")
+    tx.conn.execute(
+        insert(s.users).values(
+            tenant_id=tx.tenant_id, id=user_id, login=login, password_hash=hash_password(password),
+            display_name=display_name, first_name=first_name, last_name=last_name, email=email,
+            protocols=encode_protocols(protocols), active=True, quota_bytes=quota_bytes, usage_bytes=0,
+            last_ms=tx.stamp.ms, settings="{}",
+        )
+    )
+    _claim_address(tx, email, user_id=user_id, primary=True)
+    for alias in aliases:
+        _claim_address(tx, alias, user_id=user_id)
+    folder_ops.create_default_folders(tx, user_id)
+    user = get_user(tx, user_id)
+    contact = _gab_contact(user)
+    objects.insert_object(tx, contact, GLOBAL_ADDRESS_BOOK, user_id)
+    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="create")
+    tx.conn.execute(
+        update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))
+        .values(contact_id=contact.object_id)
+    )
+    user.contact_id = contact.object_id
+    return user
+
+
+def update_user(
+    tx: Tx, user_id: int, *, display_name: str | None = None, first_name: str | None = None,
+    last_name: str | None = None, password: str | None = None, protocols: Iterable[Protocol] | None = None,
+    active: bool | None = None, quota_bytes: int | None | type[...] = ...,
+) -> User:
+    user = get_user(tx, user_id)
+    values: dict[str, object] = {"last_ms": tx.stamp.ms}
+    if display_name is not None:
+        values["display_name"] = display_name
+    if first_name is not None:
+        values["first_name"] = first_name
+    if last_name is not None:
+        values["last_name"] = last_name
+    if password is not None:
+        values["password_hash"] = hash_password(password)
+    if protocols is not None:
+        values["protocols"] = encode_protocols(protocols)
+    if active is not None:
+        values["active"] = active
+    if quota_bytes is not ...:
+        values["quota_bytes"] = quota_bytes
+    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(**values))
+    if any(k in values for k in ("display_name", "first_name", "last_name")):
+        _sync_gab_entry(tx, get_user(tx, user_id))
+    return get_user(tx, user.id)
+
+
+def _sync_gab_entry(tx: Tx, user: User) -> None:
+    """Reflect an account's name and address in its global address book entry at once."""
+    if user.contact_id is None:
+        return
+    (contact,) = objects.load_objects(
+        tx, tx.conn.execute(select(s.objects).where(and_(s.objects.c.tenant_id == tx.tenant_id, s.objects.c.id == user.contact_id)))
+    )
+    assert isinstance(contact, Contact)
+    contact.display_name, contact.first_name, contact.last_name = user.display_name, user.first_name, user.last_name
+    contact.email1 = user.email
+    objects.update_object_row(tx, contact, user.id)
+    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="update")
+
+
+def add_alias(tx: Tx, user_id: int, address: str) -> None:
+    get_user(tx, user_id)
+    _claim_address(tx, address, user_id=user_id)
+    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(last_ms=tx.stamp.ms))
+
+
+def remove_alias(tx: Tx, user_id: int, address: str) -> None:
+    a = s.addresses
+    deleted = tx.conn.execute(
+        delete(a).where(and_(a.c.address == address.lower(), a.c.user_id == user_id, a.c.is_primary.is_(False),
+                             a.c.tenant_id == tx.tenant_id))
+    ).rowcount
+    if not deleted:
+        raise NotFound(f"{address} is not an alias of user {user_id}")
+
+
+def user_settings(tx: Tx, user_id: int) -> dict:
+    row = tx.conn.execute(select(s.users.c.settings).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return codec.loads(row.settings)
+
+
+def store_user_settings(tx: Tx, user_id: int, settings: dict) -> None:
+    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(settings=codec.dumps(settings)))
+
+
+# ---------------------------------------------------------------- groups and resources
+
+
+def create_group(tx: Tx, name: str, display_name: str = "", members: Iterable[int] = ()) -> Group:
+    name = name.strip().lower()
+    if not name:
+        raise InvalidData("group name is empty", field="name")
+    g = s.user_groups
+    if tx.conn.execute(select(g.c.id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.name == name))).first():
+        raise Conflict(f"group {name} already exists")
+    group_id = tx.next_id("group")
+    tx.conn.execute(insert(g).values(tenant_id=tx.tenant_id, id=group_id, name=name, display_name=display_name or name, last_ms=tx.stamp.ms))
+    set_group_members(tx, group_id, members)
+    return get_group(tx, group_id)
+
+
+def get_group(tx: Tx, group_id: int) -> Group:
+    g = s.user_groups
+    row = tx.conn.execute(select(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"group {group_id} does not exist")
+    gm = s.group_members
+    members = [r.user_id for r in tx.conn.execute(
+        select(gm.c.user_id).where(and_(gm.c.tenant_id == tx.tenant_id, gm.c.group_id == group_id)).order_by(gm.c.user_id)
+    )]
+    return Group(row.id, row.tenant_id, row.name, row.display_name, members, row.last_ms)
+
+
+def find_group_id(tx: Tx, name: str) -> int | None:
+    g = s.user_groups
+    return tx.conn.execute(select(g.c.id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.name == name.lower()))).scalar_one_or_none()
+
+
+def list_groups(tx: Tx) -> list[Group]:
+    g = s.user_groups
+    ids = [r.id for r in tx.conn.execute(select(g.c.id).where(g.c.tenant_id == tx.tenant_id).order_by(g.c.id))]
+    return [get_group(tx, i) for i in ids]
+
+
+def set_group_members(tx: Tx, group_id: int, members: Iterable[int]) -> None:
+    gm = s.group_members
+    wanted = sorted(set(members))
+    for user_id in wanted:
+        get_user(tx, user_id)
+    tx.conn.execute(delete(gm).where(and_(gm.c.tenant_id == tx.tenant_id, gm.c.group_id == group_id)))
+    if wanted:
+        tx.conn.execute(insert(gm), [{"tenant_id": tx.tenant_id, "group_id": group_id, "user_id": u} for u in wanted])
+    g = s.user_groups
+    tx.conn.execute(update(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id)).values(last_ms=tx.stamp.ms))
+    # group-granted rights changed for these users: their view of group-shared folders may differ
+    p = s.permissions
+    for row in tx.conn.execute(select(p.c.folder_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id))).all():
+        folder = folder_ops.load_folder(tx, row.folder_id)
+        tx.record_folder_change(row.folder_id, folder.parent_id, gone=False)
+        tx.bump_folder_contents(row.folder_id)
+
+
+def delete_group(tx: Tx, group_id: int) -> None:
+    get_group(tx, group_id)
+    set_group_members(tx, group_id, [])
+    p = s.permissions
+    tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id)))
+    tx.conn.execute(delete(s.user_groups).where(and_(s.user_groups.c.tenant_id == tx.tenant_id, s.user_groups.c.id == group_id)))
+    tx.conn.execute(insert(s.deleted_principals).values(tenant_id=tx.tenant_id, kind="group", id=group_id, last_ms=tx.stamp.ms))
+
+
+def create_resource(tx: Tx, name: str, email: str, *, display_name: str = "", kind: ResourceKind = ResourceKind.ROOM,
+                    description: str = "") -> Resource:
+    name = name.strip().lower()
+    r = s.resources
+    if tx.conn.execute(select(r.c.id).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == name))).first():
+        raise Conflict(f"resource {name} already exists")
+    resource_id = tx.next_id("resource")
+    tx.conn.execute(insert(r).values(
+        tenant_id=tx.tenant_id, id=resource_id, name=name, display_name=display_name or name, email=email.lower(),
+        kind=kind.value, description=description, last_ms=tx.stamp.ms,
+    ))
+    _claim_address(tx, email, resource_id=resource_id, primary=True)
+    return get_resource(tx, resource_id)
+
+
+def get_resource(tx: Tx, resource_id: int) -> Resource:
+    r = s.resources
+    row = tx.conn.execute(select(r).where(and_(r.c.tenant_id == tx.tenant_id, r.c.id == resource_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"resource {resource_id} does not exist")
+    return Resource(row.id, row.tenant_id, row.name, row.display_name, row.email, ResourceKind(row.kind), row.description, row.last_ms)
+
+
+def list_resources(tx: Tx) -> list[Resource]:
+    r = s.resources
+    return [get_resource(tx, row.id) for row in tx.conn.execute(select(r.c.id).where(r.c.tenant_id == tx.tenant_id).order_by(r.c.id))]
+
+
+def find_resource_id(tx: Tx, name_or_address: str) -> int | None:
+    key = name_or_address.strip().lower()
+    r = s.resources
+    found = tx.conn.execute(select(r.c.id).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == key))).scalar_one_or_none()
+    if found is None:
+        a = s.addresses
+        found = tx.conn.execute(select(a.c.resource_id).where(and_(a.c.tenant_id == tx.tenant_id, a.c.address == key))).scalar_one_or_none()
+    return found
+
+
+def delete_resource(tx: Tx, resource_id: int) -> None:
+    get_resource(tx, resource_id)
+    p = s.participants
+    affected = [r.object_id for r in tx.conn.execute(
+        select(p.c.object_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 3, p.c.entity == resource_id))
+    )]
+    tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 3, p.c.entity == resource_id)))
+    _touch_objects(tx, affected)
+    tx.conn.execute(delete(s.addresses).where(and_(s.addresses.c.tenant_id == tx.tenant_id, s.addresses.c.resource_id == resource_id)))
+    tx.conn.execute(delete(s.resources).where(and_(s.resources.c.tenant_id == tx.tenant_id, s.resources.c.id == resource_id)))
+    tx.conn.execute(insert(s.deleted_principals).values(tenant_id=tx.tenant_id, kind="resource", id=resource_id, last_ms=tx.stamp.ms))
+
+
+def _touch_objects(tx: Tx, object_ids: Iterable[int]) -> None:
+    """Mark objects changed in every folder they appear in (after a reference to them was removed)."""
+    from oxsync.store.membership import folders_of_objects
+
+    ids = sorted(set(object_ids))
+    for object_id, folder_ids in folders_of_objects(tx, ids).items():
+        objects.touch_object(tx, object_id, 0)
+        for folder_id in folder_ids:
+            tx.record_object_change(folder_id, object_id, gone=False, kind="update")

@@ -1,0 +1,208 @@
+"""The store's public entry point: transactions, tenants, authentication, pruning, change listeners.
+
+Protocol packages use `Store.session()` (or `AsyncStore` from the reactor thread) and never import
+SQLAlchemy. One call of `session()` is one database transaction; a write session bumps the tenant
+revision once and tells the change listeners which folders changed, after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
+
+from oxsync.config import Settings
+from oxsync.model import Protocol, Tenant
+from oxsync.store import accounts
+from oxsync.store import folders as folder_ops
+from oxsync.store import schema as s
+from oxsync.store.engine import WRITE, make_engine
+from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
+from oxsync.store.session import UserSession
+from oxsync.store.tx import Tx, now_ms
+
+log = logging.getLogger("oxsync.store")
+
+ChangeListener = Callable[[int, frozenset[int], int], None]
+"""Called after a commit with (tenant_id, changed folder ids, revision), on the committing thread."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated account."""
+
+    tenant_id: int
+    user_id: int
+    login: str
+    display_name: str
+    email: str
+
+
+class Store:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.store)
+        self._listeners: list[ChangeListener] = []
+
+    # ------------------------------------------------------------ schema
+
+    def create_schema(self) -> None:
+        """Bring the database to the current schema through the Alembic migrations."""
+        from oxsync.store.migrate import upgrade
+
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ transactions
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    @contextmanager
+    def transaction(self, tenant_id: int, write: bool = False) -> Iterator[Tx]:
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(**WRITE)
+            with conn.begin():
+                tx = Tx(conn, tenant_id, self.settings, writable=write)
+                yield tx
+            self._notify(tx)
+
+    @contextmanager
+    def session(self, tenant_id: int, user_id: int, write: bool = False) -> Iterator[UserSession]:
+        with self.transaction(tenant_id, write) as tx:
+            yield UserSession(tx, user_id)
+
+    def _notify(self, tx: Tx) -> None:
+        if tx._stamp is None or not tx.touched_folders:
+            return
+        folders = frozenset(tx.touched_folders)
+        for listener in self._listeners:
+            try:
+                listener(tx.tenant_id, folders, tx._stamp.rev)
+            except Exception:  # a listener must never undo or hide a committed write
+                log.exception("change listener failed")
+
+    # ------------------------------------------------------------ tenants
+
+    def create_tenant(self, domain: str, *, max_accounts: int | None = None, quota_bytes: int | None = None) -> Tenant:
+        domain = domain.strip().lower()
+        if not domain or "." not in domain:
+            raise InvalidData(f"invalid domain {domain!r}", field="domain")
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**WRITE)
+            with conn.begin():
+                if accounts.find_tenant(conn, domain):
+                    raise Conflict(f"tenant {domain} already exists")
+                tenant_id = conn.execute(
+                    insert(s.tenants).values(domain=domain, max_accounts=max_accounts, quota_bytes=quota_bytes,
+                                             usage_bytes=0, rev=0, last_ms=0, min_valid_rev=0).returning(s.tenants.c.id)
+                ).scalar_one()
+                tx = Tx(conn, tenant_id, self.settings, writable=True)
+                folder_ops.create_system_folders(tx)
+        return Tenant(tenant_id, domain, max_accounts, quota_bytes)
+
+    def tenants(self) -> list[Tenant]:
+        with self.engine.connect() as conn:
+            return accounts.list_tenants(conn)
+
+    def tenant(self, domain: str) -> Tenant:
+        with self.engine.connect() as conn:
+            found = accounts.find_tenant(conn, domain)
+        if found is None:
+            raise NotFound(f"tenant {domain} does not exist")
+        return found
+
+    def update_tenant(self, tenant_id: int, *, max_accounts: int | None | type[...] = ...,
+                      quota_bytes: int | None | type[...] = ...) -> None:
+        values = {}
+        if max_accounts is not ...:
+            values["max_accounts"] = max_accounts
+        if quota_bytes is not ...:
+            values["quota_bytes"] = quota_bytes
+        with self.transaction(tenant_id, write=True) as tx:
+            tx.conn.execute(update(s.tenants).where(s.tenants.c.id == tenant_id).values(**values))
+
+    def usage(self, tenant_id: int) -> dict[str, object]:
+        """Storage usage and quotas of the tenant and of each account."""
+        with self.transaction(tenant_id) as tx:
+            t = tx.conn.execute(select(s.tenants).where(s.tenants.c.id == tenant_id)).one()
+            users = tx.conn.execute(
+                select(s.users.c.id, s.users.c.login, s.users.c.usage_bytes, s.users.c.quota_bytes)
+                .where(s.users.c.tenant_id == tenant_id).order_by(s.users.c.id)
+            ).all()
+        return {
+            "tenant": {"domain": t.domain, "usage_bytes": int(t.usage_bytes), "quota_bytes": t.quota_bytes},
+            "users": [{"id": u.id, "login": u.login, "usage_bytes": int(u.usage_bytes), "quota_bytes": u.quota_bytes}
+                      for u in users],
+        }
+
+    # ------------------------------------------------------------ authentication
+
+    def resolve_login(self, login: str) -> tuple[int, int] | None:
+        """(tenant_id, user_id) for `login`, `login@domain` or any address of the account."""
+        login = login.strip().lower()
+        with self.engine.connect() as conn:
+            a = s.addresses
+            row = conn.execute(select(a.c.tenant_id, a.c.user_id).where(a.c.address == login)).one_or_none()
+            if row is not None and row.user_id is not None:
+                return int(row.tenant_id), int(row.user_id)
+            name, _, domain = login.partition("@")
+            u = s.users
+            query = select(u.c.tenant_id, u.c.id).where(u.c.login == name)
+            if domain:
+                query = query.join(s.tenants, s.tenants.c.id == u.c.tenant_id).where(s.tenants.c.domain == domain)
+            rows = conn.execute(query).all()
+        if len(rows) != 1:
+            return None  # unknown, or the same login in several tenants without a domain
+        return int(rows[0].tenant_id), int(rows[0].id)
+
+    def authenticate(self, login: str, password: str, protocol: Protocol) -> Principal:
+        """Check credentials, suspension and the protocol right. Never logs the password."""
+        found = self.resolve_login(login)
+        row = None
+        if found is not None:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(s.users).where(and_(s.users.c.tenant_id == found[0], s.users.c.id == found[1]))
+                ).one_or_none()
+        if not accounts.verify_password(row.password_hash if row else None, password) or row is None:
+            raise AuthenticationFailed("wrong user name or password")
+        if not row.active:
+            raise AccessRefused("account suspended")
+        if protocol not in accounts.decode_protocols(row.protocols):
+            raise AccessRefused(f"account not enabled for {protocol.value}")
+        return Principal(int(row.tenant_id), int(row.id), row.login, row.display_name, row.email)
+
+    # ------------------------------------------------------------ maintenance
+
+    def prune_tombstones(self, tenant_id: int, max_age_days: int | None = None) -> int:
+        """Drop tombstones older than the horizon; tokens before it must resync. Returns rows removed."""
+        days = self.settings.store.tombstone_max_age_days if max_age_days is None else max_age_days
+        horizon_ms = now_ms() - days * 86_400_000
+        with self.transaction(tenant_id, write=True) as tx:
+            rl = s.revision_log
+            cutoff = tx.conn.execute(
+                select(func.max(rl.c.rev)).where(and_(rl.c.tenant_id == tenant_id, rl.c.ms < horizon_ms))
+            ).scalar_one_or_none()
+            if cutoff is None:
+                return 0
+            c, fc = s.changes, s.folder_changes
+            removed = tx.conn.execute(
+                delete(c).where(and_(c.c.tenant_id == tenant_id, c.c.gone.is_(True), c.c.rev <= cutoff))
+            ).rowcount
+            removed += tx.conn.execute(
+                delete(fc).where(and_(fc.c.tenant_id == tenant_id, fc.c.gone.is_(True), fc.c.rev <= cutoff))
+            ).rowcount
+            tx.conn.execute(delete(rl).where(and_(rl.c.tenant_id == tenant_id, rl.c.rev < cutoff)))
+            t = s.tenants
+            tx.conn.execute(update(t).where(and_(t.c.id == tenant_id, t.c.min_valid_rev < cutoff)).values(min_valid_rev=cutoff))
+        log.info("pruned tombstones", extra={"tenant": tenant_id, "removed": removed, "min_valid_rev": cutoff})
+        return int(removed)
+
+

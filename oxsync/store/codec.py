@@ -1,0 +1,127 @@
+"""Dataclass <-> JSON-compatible dict conversion, driven by the model's type hints.
+
+Fields stored in their own columns are listed by the caller and left out of the JSON document;
+everything else (the long tail of OX fields) lives in `objects.data`. Decoding ignores unknown
+keys so that an older row never breaks a newer model.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import types
+import typing
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from functools import cache
+from typing import Any
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _strip_optional(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+        return tuple(args)
+    return tp
+
+
+def encode_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return {"dt": value.astimezone(UTC).isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Decimal):
+        return {"dec": str(value)}
+    if isinstance(value, frozenset | set):
+        return sorted(encode_value(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def decode_value(tp: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    tp = _strip_optional(tp)
+    if isinstance(tp, tuple):  # e.g. datetime | date: the tagged form decides
+        if isinstance(raw, dict) and "dt" in raw:
+            return datetime.fromisoformat(raw["dt"])
+        if isinstance(raw, dict) and "d" in raw:
+            return date.fromisoformat(raw["d"])
+        return raw
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return [decode_value(item_tp, v) for v in raw]
+    if origin in (frozenset, set):
+        (item_tp,) = typing.get_args(tp)
+        return frozenset(decode_value(item_tp, v) for v in raw)
+    if origin is dict:
+        return dict(raw)
+    if isinstance(tp, type):
+        if issubclass(tp, Enum):
+            return tp(raw)
+        if tp is datetime:
+            return datetime.fromisoformat(raw["dt"])
+        if tp is date:
+            return date.fromisoformat(raw["d"])
+        if tp is bytes:
+            return base64.b64decode(raw["b64"])
+        if tp is Decimal:
+            return Decimal(raw["dec"])
+        if dataclasses.is_dataclass(tp):
+            return from_dict(tp, raw)
+    return raw
+
+
+def to_dict(obj: Any, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Encode a dataclass, leaving out `exclude` and fields equal to their defaults."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if f.name in exclude:
+            continue
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            continue
+        out[f.name] = encode_value(value)
+    return out
+
+
+def from_dict(cls: type, data: dict[str, Any], **overrides: Any) -> Any:
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in overrides:
+            kwargs[f.name] = overrides[f.name]
+        elif f.name in data:
+            kwargs[f.name] = decode_value(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def loads(text: str) -> dict[str, Any]:
+    return json.loads(text) if text else {}

@@ -1,0 +1,63 @@
+"""Errors raised by the store API. Dialects translate each into their own protocol error."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class; `code` is a short stable identifier for logs and dialect mapping."""
+
+    code = "error"
+
+
+class NotFound(StoreError):
+    code = "not_found"
+
+
+class PermissionDenied(StoreError):
+    code = "permission_denied"
+
+
+class StaleObject(StoreError):
+    """The client's version is older than the stored one (optimistic concurrency); nothing changed."""
+
+    code = "stale"
+
+    def __init__(self, message: str, current_last_modified: int | None = None) -> None:
+        super().__init__(message)
+        self.current_last_modified = current_last_modified
+
+
+class Conflict(StoreError):
+    """A uniqueness or state conflict (duplicate login, UID already used, non-empty default folder...)."""
+
+    code = "conflict"
+
+
+class InvalidData(StoreError):
+    """A field is missing or out of range; `field` names it when known."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class QuotaExceeded(StoreError):
+    code = "quota"
+
+
+class ResyncRequired(StoreError):
+    """The sync token predates the tombstone pruning horizon; the client must resynchronise fully."""
+
+    code = "resync"
+
+
+class AuthenticationFailed(StoreError):
+    code = "auth_failed"
+
+
+class AccessRefused(StoreError):
+    """Credentials are right but the account is suspended or lacks the protocol right."""
+
+    code = "access_refused"

@@ -1,0 +1,325 @@
+"""Persistence of contacts, appointments and tasks, without rights checks.
+
+The user-facing API (`session.py`) checks rights and then calls these functions; administration
+(GAB upkeep, user deletion) calls them directly. Indexed fields live in columns, the rest of the
+model in a JSON document; participants, list members and attachments in their own tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from oxsync.model import Appointment, Contact, Task
+from oxsync.model.appointment import Participant, ParticipantKind
+from oxsync.model.common import AttachmentMeta, ObjectKind
+from oxsync.model.contact import DistributionListMember
+from oxsync.model.timeutil import datetime_from_ms, to_ms
+from oxsync.store import codec
+from oxsync.store import schema as s
+from oxsync.store.errors import InvalidData, QuotaExceeded
+from oxsync.store.tx import Tx
+
+AnyObject = Contact | Appointment | Task
+CLASS_OF_KIND: dict[ObjectKind, type] = {
+    ObjectKind.CONTACT: Contact,
+    ObjectKind.APPOINTMENT: Appointment,
+    ObjectKind.TASK: Task,
+}
+COLUMN_FIELDS = frozenset({
+    "object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified",
+    "private_flag", "uid", "participants", "distribution_list", "attachments", "user_id",
+})
+"""Model fields restored from columns or side tables rather than from the JSON document."""
+
+
+def kind_of(obj: AnyObject) -> ObjectKind:
+    for kind, cls in CLASS_OF_KIND.items():
+        if isinstance(obj, cls):
+            return kind
+    raise TypeError(f"not a storable object: {type(obj).__name__}")
+
+
+def contact_title(c: Contact) -> str:
+    if c.display_name:
+        return c.display_name
+    names = ", ".join(n for n in (c.last_name, c.first_name) if n)
+    return names or c.company or c.email1
+
+
+def _search_text(obj: AnyObject) -> str:
+    if isinstance(obj, Contact):
+        parts = [obj.display_name, obj.first_name, obj.last_name, obj.email1, obj.email2, obj.email3,
+                 obj.company, obj.categories, obj.nickname]
+    else:
+        parts = [obj.title, obj.categories, getattr(obj, "location", "")]
+    return " ".join(p.lower() for p in parts if p)
+
+
+def _columns(obj: AnyObject, range_end_ms: int | None) -> dict[str, Any]:
+    cols: dict[str, Any] = {
+        "private": obj.private_flag,
+        "uid": obj.uid or None,
+        "search_text": _search_text(obj),
+        "start_ms": None, "end_ms": None, "range_end_ms": None, "full_time": False,
+        "shown_as": None, "series_id": None, "user_id": None,
+    }
+    if isinstance(obj, Contact):
+        cols["title"] = contact_title(obj)[:512]
+        cols["user_id"] = obj.user_id
+    elif isinstance(obj, Appointment):
+        cols.update(
+            title=obj.title[:512], start_ms=to_ms(obj.start_date), end_ms=to_ms(obj.end_date),
+            full_time=obj.full_time, shown_as=int(obj.shown_as), series_id=obj.recurrence_id,
+        )
+        cols["range_end_ms"] = range_end_ms if obj.is_series else cols["end_ms"]
+    else:
+        cols.update(title=obj.title[:512], start_ms=to_ms(obj.start_date), end_ms=to_ms(obj.end_date))
+        cols["range_end_ms"] = cols["end_ms"]
+    return cols
+
+
+def serialize(obj: AnyObject) -> str:
+    data = codec.to_dict(obj, exclude=COLUMN_FIELDS)
+    if isinstance(obj, Contact) and obj.distribution_list is not None:
+        data["_is_list"] = True  # an empty list is still a list
+    return codec.dumps(data)
+
+
+def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
+    """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`."""
+    data = serialize(obj)
+    _check_size(tx, data, obj)
+    stamp = tx.stamp
+    obj.object_id = tx.next_id("object")
+    obj.folder_id = folder_id
+    obj.created_by = obj.created_by if obj.created_by is not None else actor
+    obj.modified_by = actor
+    obj.creation_time = datetime_from_ms(stamp.ms)
+    obj.last_modified = stamp.ms
+    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
+        obj.recurrence_id = obj.object_id
+    charge(tx, obj.created_by, len(data))
+    tx.conn.execute(
+        insert(s.objects).values(
+            tenant_id=tx.tenant_id, id=obj.object_id, kind=kind_of(obj).value, folder_id=folder_id,
+            created_by=obj.created_by, modified_by=actor, creation_ms=stamp.ms, last_ms=stamp.ms,
+            size=len(data), data=data, **_columns(obj, range_end_ms),
+        )
+    )
+    _write_side_tables(tx, obj)
+
+
+def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None) -> int:
+    """Rewrite the stored object from `obj`; returns the size difference in bytes."""
+    data = serialize(obj)
+    _check_size(tx, data, obj)
+    stamp = tx.stamp
+    o = s.objects
+    key = and_(o.c.tenant_id == tx.tenant_id, o.c.id == obj.object_id)
+    old = tx.conn.execute(select(o.c.size, o.c.created_by).where(key)).one()
+    charge(tx, old.created_by, len(data) - int(old.size))
+    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
+        obj.recurrence_id = obj.object_id
+    tx.conn.execute(
+        update(o).where(key).values(
+            modified_by=actor, last_ms=stamp.ms, size=len(data), data=data, **_columns(obj, range_end_ms)
+        )
+    )
+    obj.modified_by = actor
+    obj.last_modified = stamp.ms
+    _clear_side_tables(tx, [obj.object_id])
+    _write_side_tables(tx, obj)
+    return len(data) - int(old.size)
+
+
+def set_object_folder(tx: Tx, object_id: int, folder_id: int, actor: int) -> None:
+    o = s.objects
+    tx.conn.execute(
+        update(o)
+        .where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
+        .values(folder_id=folder_id, modified_by=actor, last_ms=tx.stamp.ms)
+    )
+
+
+def touch_object(tx: Tx, object_id: int, actor: int) -> int:
+    """Give an object a new last_modified (e.g. an attachment was added); returns it."""
+    o = s.objects
+    tx.conn.execute(
+        update(o)
+        .where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
+        .values(modified_by=actor, last_ms=tx.stamp.ms)
+    )
+    return tx.stamp.ms
+
+
+def delete_object_rows(tx: Tx, object_ids: Sequence[int]) -> None:
+    if not object_ids:
+        return
+    o, a = s.objects, s.attachments
+    for chunk in _chunks(list(object_ids)):
+        for row in tx.conn.execute(select(o.c.created_by, o.c.size).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(chunk)))):
+            charge(tx, row.created_by, -int(row.size))
+        for row in tx.conn.execute(select(a.c.created_by, a.c.size).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(chunk)))):
+            charge(tx, row.created_by, -int(row.size))
+    _clear_side_tables(tx, object_ids, attachments=True)
+    tx.conn.execute(delete(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(object_ids))))
+
+
+def charge(tx: Tx, user_id: int | None, delta: int) -> None:
+    """Add `delta` bytes to the user's and tenant's usage; growth beyond a quota is refused."""
+    if delta == 0:
+        return
+    t, u = s.tenants, s.users
+    if user_id is not None:
+        row = tx.conn.execute(
+            select(u.c.usage_bytes, u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))
+        ).one_or_none()
+        if row is not None:
+            if delta > 0 and row.quota_bytes is not None and row.usage_bytes + delta > row.quota_bytes:
+                raise QuotaExceeded(f"user quota of {row.quota_bytes} bytes exceeded")
+            tx.conn.execute(
+                update(u).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))
+                .values(usage_bytes=u.c.usage_bytes + delta)
+            )
+    row = tx.conn.execute(select(t.c.usage_bytes, t.c.quota_bytes).where(t.c.id == tx.tenant_id)).one()
+    if delta > 0 and row.quota_bytes is not None and row.usage_bytes + delta > row.quota_bytes:
+        raise QuotaExceeded(f"tenant quota of {row.quota_bytes} bytes exceeded")
+    tx.conn.execute(update(t).where(t.c.id == tx.tenant_id).values(usage_bytes=t.c.usage_bytes + delta))
+
+
+def _check_size(tx: Tx, data: str, obj: AnyObject) -> None:
+    limit = tx.settings.limits.max_object_bytes
+    if len(data) > limit:
+        raise InvalidData(f"object is {len(data)} bytes, over the {limit} byte limit")
+    parts = getattr(obj, "participants", [])
+    if len(parts) > tx.settings.limits.max_participants:
+        raise InvalidData(f"{len(parts)} participants, over the limit of {tx.settings.limits.max_participants}")
+    members = getattr(obj, "distribution_list", None) or []
+    if len(members) > tx.settings.limits.max_distribution_list_members:
+        raise InvalidData("distribution list has too many members")
+    if isinstance(obj, Contact) and obj.image1 and len(obj.image1) > tx.settings.limits.max_photo_bytes:
+        raise InvalidData("contact picture is over the size limit", field="image1")
+
+
+def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = False) -> None:
+    tables = [s.participants, s.list_members]
+    for table in tables:
+        id_col = table.c.object_id if table is s.participants else table.c.list_id
+        tx.conn.execute(delete(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(object_ids))))
+    if attachments:
+        a = s.attachments
+        tx.conn.execute(delete(a).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(object_ids))))
+
+
+def _write_side_tables(tx: Tx, obj: AnyObject) -> None:
+    parts: list[Participant] = getattr(obj, "participants", [])
+    if parts:
+        tx.conn.execute(
+            insert(s.participants),
+            [
+                {
+                    "tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": i, "kind": int(p.kind),
+                    "entity": p.entity, "email": p.email, "display_name": p.display_name,
+                    "confirmation": int(p.confirmation), "message": p.message, "folder_id": p.folder_id,
+                    "alarm": p.alarm, "data": None,
+                }
+                for i, p in enumerate(parts)
+            ],
+        )
+    members = obj.distribution_list if isinstance(obj, Contact) else None
+    if members:
+        tx.conn.execute(
+            insert(s.list_members),
+            [
+                {
+                    "tenant_id": tx.tenant_id, "list_id": obj.object_id, "position": i, "contact_id": m.contact_id,
+                    "folder_id": m.folder_id, "email_field": m.email_field, "email": m.email,
+                    "display_name": m.display_name,
+                }
+                for i, m in enumerate(members)
+            ],
+        )
+
+
+def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None = None) -> list[AnyObject]:
+    """Build model objects from `objects` rows, with participants, members and attachment lists."""
+    rows = list(rows)
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    parts = _group(tx, s.participants, s.participants.c.object_id, ids, s.participants.c.position)
+    members = _group(tx, s.list_members, s.list_members.c.list_id, ids, s.list_members.c.position)
+    atts = _attachment_metas(tx, ids)
+    out: list[AnyObject] = []
+    for r in rows:
+        cls = CLASS_OF_KIND[ObjectKind(r.kind)]
+        overrides: dict[str, Any] = {
+            "object_id": r.id,
+            "folder_id": (folder_for or {}).get(r.id, r.folder_id),
+            "created_by": r.created_by,
+            "modified_by": r.modified_by,
+            "creation_time": datetime_from_ms(r.creation_ms),
+            "last_modified": r.last_ms,
+            "private_flag": r.private,
+            "uid": r.uid or "",
+            "attachments": atts.get(r.id, []),
+        }
+        if cls is Contact:
+            overrides["user_id"] = r.user_id
+            dl = members.get(r.id)
+            data = codec.loads(r.data)
+            if dl is not None or data.get("_is_list"):
+                overrides["distribution_list"] = [_member(m) for m in dl or []]
+        else:
+            overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
+        obj = codec.from_dict(cls, codec.loads(r.data), **overrides)
+        out.append(obj)
+    return out
+
+
+def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:  # type: ignore[no-untyped-def]
+    grouped: dict[int, list[Any]] = {}
+    for chunk in _chunks(ids):
+        query = select(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(chunk))).order_by(order_col)
+        for row in tx.conn.execute(query):
+            grouped.setdefault(getattr(row, id_col.name), []).append(row)
+    return grouped
+
+
+def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]:
+    a = s.attachments
+    out: dict[int, list[AttachmentMeta]] = {}
+    cols = (a.c.id, a.c.object_id, a.c.filename, a.c.mimetype, a.c.size, a.c.creation_ms, a.c.rtf_flag)
+    for chunk in _chunks(ids):
+        query = select(*cols).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(chunk))).order_by(a.c.id)
+        for row in tx.conn.execute(query):
+            out.setdefault(row.object_id, []).append(
+                AttachmentMeta(row.id, row.filename, row.mimetype, row.size,
+                               datetime.fromtimestamp(row.creation_ms / 1000, tz=UTC), row.rtf_flag)
+            )
+    return out
+
+
+def _participant(row: Any) -> Participant:
+    from oxsync.model.appointment import Confirmation
+
+    return Participant(
+        kind=ParticipantKind(row.kind), entity=row.entity, email=row.email, display_name=row.display_name,
+        confirmation=Confirmation(row.confirmation), message=row.message, folder_id=row.folder_id, alarm=row.alarm,
+    )
+
+
+def _member(row: Any) -> DistributionListMember:
+    return DistributionListMember(
+        email=row.email, display_name=row.display_name, contact_id=row.contact_id, folder_id=row.folder_id,
+        email_field=row.email_field,
+    )
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]

@@ -1,0 +1,315 @@
+"""Database schema (SQLAlchemy Core). Alembic migrations must produce exactly these tables.
+
+Design notes that must hold:
+- Every id is unique per tenant; rows are keyed (tenant_id, id) and ids come from `sequences`.
+- `tenants.rev` is bumped once per write transaction while holding the tenant row, so commit order
+  equals revision order; `tenants.last_ms` is the OX millisecond stamp, strictly increasing.
+- `changes` keeps one row per (folder, object): its newest revision and whether the object is gone
+  from that folder. A delta is an index range scan on (tenant_id, folder_id, rev).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain", String(255), nullable=False, unique=True),
+    Column("max_accounts", Integer),
+    Column("quota_bytes", BigInteger),
+    Column("usage_bytes", BigInteger, nullable=False, default=0),
+    Column("rev", BigInteger, nullable=False, default=0),
+    Column("last_ms", BigInteger, nullable=False, default=0),
+    Column("min_valid_rev", BigInteger, nullable=False, default=0),
+)
+
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("login", String(255), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("first_name", String(255), nullable=False, default=""),
+    Column("last_name", String(255), nullable=False, default=""),
+    Column("email", String(320), nullable=False),
+    Column("protocols", String(64), nullable=False, default="outlook,mobile,dav"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("quota_bytes", BigInteger),
+    Column("usage_bytes", BigInteger, nullable=False, default=0),
+    Column("contact_id", BigInteger),
+    Column("last_ms", BigInteger, nullable=False, default=0),
+    Column("settings", Text, nullable=False, default="{}"),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_users_login", "tenant_id", "login", unique=True),
+)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("user_id", Integer),
+    Column("resource_id", Integer),
+    Column("is_primary", Boolean, nullable=False, default=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+)
+"""Every e-mail address a user (primary + aliases) or resource answers to, lower-cased, unique."""
+
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("list_contact_id", BigInteger),
+    Column("last_ms", BigInteger, nullable=False, default=0),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_user_groups_name", "tenant_id", "name", unique=True),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("group_id", Integer, primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    ForeignKeyConstraint(["tenant_id", "group_id"], ["user_groups.tenant_id", "user_groups.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"),
+    Index("ix_group_members_user", "tenant_id", "user_id"),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("last_ms", BigInteger, nullable=False, default=0),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_resources_name", "tenant_id", "name", unique=True),
+)
+
+deleted_principals = Table(
+    "deleted_principals",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("contact_id", BigInteger),
+    Column("last_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+)
+"""Users, groups and resources deleted, so directory deltas (OX groupuser) can report them."""
+
+folders = Table(
+    "folders",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("parent_id", Integer, nullable=False),
+    Column("module", String(16)),
+    Column("type", String(16), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("owner_id", Integer),
+    Column("default_module", String(16)),
+    Column("color", String(16)),
+    Column("created_by", Integer),
+    Column("modified_by", Integer),
+    Column("creation_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_folders_parent", "tenant_id", "parent_id"),
+    Index("ix_folders_owner", "tenant_id", "owner_id"),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("folder_id", Integer, primary_key=True),
+    Column("is_group", Boolean, primary_key=True),
+    Column("entity", Integer, primary_key=True, autoincrement=False),
+    Column("folder_right", Integer, nullable=False),
+    Column("read_right", Integer, nullable=False),
+    Column("write_right", Integer, nullable=False),
+    Column("delete_right", Integer, nullable=False),
+    Column("admin_flag", Boolean, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "folder_id"], ["folders.tenant_id", "folders.id"], ondelete="CASCADE"),
+    Index("ix_permissions_entity", "tenant_id", "is_group", "entity"),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("folder_id", Integer, nullable=False),
+    Column("created_by", Integer),
+    Column("modified_by", Integer),
+    Column("creation_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("uid", String(255)),
+    Column("title", String(512), nullable=False, default=""),
+    Column("search_text", Text, nullable=False, default=""),
+    Column("start_ms", BigInteger),
+    Column("end_ms", BigInteger),
+    Column("range_end_ms", BigInteger),
+    Column("full_time", Boolean, nullable=False, default=False),
+    Column("shown_as", Integer),
+    Column("series_id", BigInteger),
+    Column("user_id", Integer),
+    Column("size", Integer, nullable=False, default=0),
+    Column("data", Text, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "folder_id"], ["folders.tenant_id", "folders.id"]),
+    Index("ix_objects_folder", "tenant_id", "folder_id"),
+    Index("ix_objects_uid", "tenant_id", "uid"),
+    Index("ix_objects_range", "tenant_id", "kind", "start_ms"),
+    Index("ix_objects_series", "tenant_id", "series_id"),
+    Index("ix_objects_creator", "tenant_id", "created_by"),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("object_id", BigInteger, primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", Integer, nullable=False),
+    Column("entity", Integer, nullable=False, default=0),
+    Column("email", String(320), nullable=False, default=""),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("confirmation", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False, default=""),
+    Column("folder_id", Integer),
+    Column("alarm", BigInteger),
+    Column("data", Text),
+    ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+    Index("ix_participants_folder", "tenant_id", "folder_id"),
+    Index("ix_participants_entity", "tenant_id", "kind", "entity"),
+)
+"""Participants of appointments and tasks. Internal users carry the folder the object sits in for them."""
+
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("list_id", BigInteger, primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("contact_id", BigInteger),
+    Column("folder_id", Integer),
+    Column("email_field", Integer, nullable=False, default=0),
+    Column("email", String(320), nullable=False),
+    Column("display_name", String(255), nullable=False, default=""),
+    ForeignKeyConstraint(["tenant_id", "list_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+    Index("ix_list_members_contact", "tenant_id", "contact_id"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("object_id", BigInteger, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("mimetype", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("rtf_flag", Boolean, nullable=False, default=False),
+    Column("created_by", Integer),
+    Column("creation_ms", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+    Index("ix_attachments_object", "tenant_id", "object_id"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("folder_id", Integer, primary_key=True),
+    Column("object_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("rev", BigInteger, nullable=False),
+    Column("ms", BigInteger, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("kind", String(16), nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_changes_rev", "tenant_id", "folder_id", "rev"),
+    Index("ix_changes_ms", "tenant_id", "folder_id", "ms"),
+    Index("ix_changes_gone", "tenant_id", "gone", "rev"),
+)
+
+folder_changes = Table(
+    "folder_changes",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("folder_id", Integer, primary_key=True, autoincrement=False),
+    Column("parent_id", Integer, nullable=False),
+    Column("rev", BigInteger, nullable=False),
+    Column("ms", BigInteger, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_folder_changes_rev", "tenant_id", "rev"),
+)
+
+revision_log = Table(
+    "revision_log",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("rev", BigInteger, primary_key=True, autoincrement=False),
+    Column("ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+)
+"""When each revision was committed (for tombstone pruning by age and OX ms -> revision lookups)."""
+
+device_state = Table(
+    "device_state",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("collection", String(64), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"),
+)
+"""Opaque per-device, per-collection protocol state (EAS sync keys, devices), written atomically with data."""
