@@ -418,3 +418,22 @@ class UserSession:
         delta.changed = [self._access(loaded[i], visible[i]) for i in sorted(loaded)]
         delta.gone = sorted(r.folder_id for r in rows if r.folder_id not in loaded)
         return delta
+
+    # ------------------------------------------------------------ attachments
+
+    def add_attachment(self, folder_id: int, object_id: int, filename: str, mimetype: str, content: bytes,
+                       rtf_flag: bool = False, expected_last_modified: int | None = None):  # type: ignore[no-untyped-def]
+        from oxsync.store import attachments
+
+        return attachments.add_attachment(self, folder_id, object_id, filename, mimetype, content, rtf_flag,
+                                          expected_last_modified)
+
+    def get_attachment(self, folder_id: int, object_id: int, attachment_id: int):  # type: ignore[no-untyped-def]
+        from oxsync.store import attachments
+
+        return attachments.get_attachment(self, folder_id, object_id, attachment_id)
+
+    def delete_attachment(self, folder_id: int, object_id: int, attachment_id: int) -> None:
+        from oxsync.store import attachments
+
+        attachments.delete_attachment(self, folder_id, object_id, attachment_id)

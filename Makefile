@@ -1,0 +1,45 @@
+# oxsync: `make serve` and `make test` bootstrap everything they need on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | md5sum | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: serve test lint sysdeps bench conformance clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# System tools the tests drive for real: PostgreSQL server binaries (throwaway clusters) and
+# Debian's libwbxml2 tools (WBXML cross-checks). Installed only when missing.
+sysdeps:
+	@missing=""; \
+	command -v wbxml2xml >/dev/null || missing="$$missing libwbxml2-utils"; \
+	(command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+serve: $(STAMP)
+	$(BIN)/oxsync serve --demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check oxsync tests bench conformance
+
+test: $(STAMP) sysdeps lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
+
+conformance: $(STAMP)
+	$(BIN)/pip install -q -e '.[conformance]'
+	$(BIN)/pytest -q conformance
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

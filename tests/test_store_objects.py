@@ -1,0 +1,204 @@
+"""Objects: every field round-trips through the store; attachments, quota, optimistic concurrency, moves."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from oxsync.model import Appointment, Contact, Module, Task
+from oxsync.model.appointment import (
+    Confirmation,
+    Participant,
+    ParticipantKind,
+    Recurrence,
+    RecurrenceType,
+    ShownAs,
+)
+from oxsync.model.contact import STRING_FIELDS, DistributionListMember
+from oxsync.model.task import TaskPriority, TaskStatus
+from oxsync.store import accounts
+from oxsync.store.errors import InvalidData, NotFound, QuotaExceeded, StaleObject
+
+SERVER_FIELDS = {"object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified", "attachments"}
+
+
+def full_contact() -> Contact:
+    values = {name: f"{name}-value é" for name in STRING_FIELDS}
+    return Contact(
+        **values, birthday=date(1980, 2, 29), anniversary=date(2005, 6, 18), default_address=2,
+        image1=b"\xff\xd8\xff\xe0JPEGDATA", image_content_type="image/jpeg", categories="Friends,Work",
+        color_label=3, uid="contact-uid-1", extra={"X-CUSTOM": "kept"},
+    )
+
+
+def full_appointment(alice: int, bob: int) -> Appointment:
+    return Appointment(
+        title="Weekly", location="Room 1", note="Agenda\nline 2", start_date=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        end_date=datetime(2026, 1, 5, 10, tzinfo=UTC), shown_as=ShownAs.TEMPORARY, timezone="Europe/Paris",
+        alarm=15, uid="appt-uid-1", organizer="alice@example.com", organizer_id=alice, categories="Team",
+        color_label=5, sequence=2,
+        participants=[
+            Participant(ParticipantKind.USER, alice, confirmation=Confirmation.ACCEPT),
+            Participant(ParticipantKind.USER, bob, confirmation=Confirmation.TENTATIVE, message="maybe"),
+            Participant(ParticipantKind.EXTERNAL_USER, 0, email="ext@example.org", display_name="Ext"),
+        ],
+        recurrence=Recurrence(RecurrenceType.WEEKLY, 1, days=2 | 8, until=date(2026, 6, 29)),
+        delete_exceptions=[date(2026, 1, 12)], change_exceptions=[date(2026, 1, 19)],
+    )
+
+
+def full_task() -> Task:
+    return Task(
+        title="Report", note="Write it", start_date=date(2026, 2, 1), end_date=date(2026, 2, 10),
+        status=TaskStatus.IN_PROGRESS, priority=TaskPriority.HIGH, percent_completed=40,
+        date_completed=datetime(2026, 2, 9, 17, tzinfo=UTC), alarm=datetime(2026, 2, 9, 8, tzinfo=UTC),
+        target_duration=120, actual_duration=90, target_costs=Decimal("100.50"), actual_costs=Decimal("80.25"),
+        currency="EUR", trip_meter="12 km", billing_information="internal", companies="ACME", uid="task-uid-1",
+        recurrence=Recurrence(RecurrenceType.MONTHLY, 1, day_in_month=1, occurrences=6), categories="Work",
+    )
+
+
+def assert_same(stored, original) -> None:  # type: ignore[no-untyped-def]
+    for f in dataclasses.fields(original):
+        if f.name in SERVER_FIELDS:
+            continue
+        assert getattr(stored, f.name) == getattr(original, f.name), f.name
+
+
+def test_every_field_round_trips(world) -> None:  # type: ignore[no-untyped-def]
+    cases = [
+        (Module.CONTACT, full_contact()),
+        (Module.CALENDAR, full_appointment(world.alice, world.bob)),
+        (Module.TASK, full_task()),
+    ]
+    for module, obj in cases:
+        folder = world.default_folder(world.alice, module)
+        original = dataclasses.replace(obj)
+        with world.as_user(world.alice, write=True) as session:
+            created = session.create_object(folder, obj)
+        with world.as_user(world.alice) as session:
+            stored = session.get_object(folder, created.object_id)
+        assert_same(stored, original)
+        assert stored.created_by == world.alice and stored.folder_id == folder
+        assert stored.last_modified == created.last_modified
+
+
+def test_distribution_list_members(world) -> None:  # type: ignore[no-untyped-def]
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        jane = session.create_object(folder, Contact(first_name="Jane", email1="jane@x.org", email2="j@y.org"))
+        dlist = session.create_object(folder, Contact(display_name="List", distribution_list=[
+            DistributionListMember(email="j@y.org", display_name="Jane", contact_id=jane.object_id, folder_id=folder, email_field=2),
+            DistributionListMember(email="free@z.org"),
+        ]))
+        empty = session.create_object(folder, Contact(display_name="Empty list", distribution_list=[]))
+    with world.as_user(world.alice) as session:
+        stored = session.get_object(folder, dlist.object_id)
+        assert stored.is_distribution_list
+        assert [(m.contact_id, m.email_field, m.email) for m in stored.distribution_list] == [
+            (jane.object_id, 2, "j@y.org"), (None, 0, "free@z.org")]
+        assert session.get_object(folder, empty.object_id).distribution_list == []
+        assert not session.get_object(folder, jane.object_id).is_distribution_list
+    with world.as_user(world.alice, write=True) as session:
+        session.delete_object(folder, jane.object_id)
+    with world.as_user(world.alice) as session:
+        member = session.get_object(folder, dlist.object_id).distribution_list[0]
+    assert (member.contact_id, member.email) == (None, "j@y.org")
+
+
+def test_stale_update_and_delete_change_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        created = session.create_object(folder, Contact(last_name="One"))
+    seen = created.last_modified
+    with world.as_user(world.alice, write=True) as session:
+        fresh = session.get_object(folder, created.object_id)
+        fresh.last_name = "Two"
+        session.update_object(folder, fresh, expected_last_modified=seen)
+    stale = dataclasses.replace(fresh, last_name="Three")
+    with pytest.raises(StaleObject) as err, world.as_user(world.alice, write=True) as session:
+        session.update_object(folder, stale, expected_last_modified=seen)
+    assert err.value.current_last_modified > seen
+    with pytest.raises(StaleObject), world.as_user(world.alice, write=True) as session:
+        session.delete_object(folder, created.object_id, expected_last_modified=seen)
+    with world.as_user(world.alice) as session:
+        assert session.get_object(folder, created.object_id).last_name == "Two"
+
+
+def test_attachments_capped_counted_and_bump_last_modified(store_url) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_store
+    from tests.world import build_world
+
+    world = build_world(make_store(store_url, max_attachment_bytes=1000))
+    folder = world.default_folder(world.alice, Module.TASK)
+    with world.as_user(world.alice, write=True) as session:
+        task = session.create_object(folder, Task(title="With file"))
+    with world.as_user(world.alice, write=True) as session:
+        meta = session.add_attachment(folder, task.object_id, "notes.txt", "text/plain", b"hello")
+    usage = {u["login"]: u["usage_bytes"] for u in world.store.usage(world.tenant_id)["users"]}
+    with world.as_user(world.alice) as session:
+        reread = session.get_object(folder, task.object_id)
+        assert [a.filename for a in reread.attachments] == ["notes.txt"]
+        assert reread.last_modified > task.last_modified
+        assert session.get_attachment(folder, task.object_id, meta.id).content == b"hello"
+    with pytest.raises(InvalidData), world.as_user(world.alice, write=True) as session:
+        session.add_attachment(folder, task.object_id, "big.bin", "application/octet-stream", b"x" * 1001)
+    with world.as_user(world.alice, write=True) as session:
+        session.delete_attachment(folder, task.object_id, meta.id)
+    after = {u["login"]: u["usage_bytes"] for u in world.store.usage(world.tenant_id)["users"]}
+    assert after["alice"] == usage["alice"] - 5
+    with pytest.raises(NotFound), world.as_user(world.alice) as session:
+        session.get_attachment(folder, task.object_id, meta.id)
+
+
+def test_user_and_tenant_quota(world) -> None:  # type: ignore[no-untyped-def]
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.store.transaction(world.tenant_id, write=True) as tx:
+        accounts.update_user(tx, world.alice, quota_bytes=3000)
+    with world.as_user(world.alice, write=True) as session:
+        session.create_object(folder, Contact(note="x" * 1000))
+    with pytest.raises(QuotaExceeded), world.as_user(world.alice, write=True) as session:
+        session.create_object(folder, Contact(note="y" * 3000))
+    with world.as_user(world.alice) as session:
+        assert len(session.list_objects(folder)) == 1
+    world.store.update_tenant(world.tenant_id, quota_bytes=1)
+    bob_folder = world.default_folder(world.bob, Module.CONTACT)
+    with pytest.raises(QuotaExceeded), world.as_user(world.bob, write=True) as session:
+        session.create_object(bob_folder, Contact(last_name="Over"))
+
+
+def test_object_size_limit_and_wrong_module(world) -> None:  # type: ignore[no-untyped-def]
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    with pytest.raises(InvalidData), world.as_user(world.alice, write=True) as session:
+        session.create_object(contacts, Contact(note="x" * (world.store.settings.limits.max_object_bytes + 1)))
+    with pytest.raises(InvalidData), world.as_user(world.alice, write=True) as session:
+        session.create_object(contacts, Task(title="not here"))
+
+
+def test_move_between_folders(world) -> None:  # type: ignore[no-untyped-def]
+    source = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        target = session.create_folder(1, "Archive", Module.CONTACT).folder.id
+        created = session.create_object(source, Contact(last_name="Mover"))
+        moved = session.move_object(source, created.object_id, target)
+    assert moved.folder_id == target
+    with world.as_user(world.alice) as session:
+        assert [c.last_name for c in session.list_objects(target)] == ["Mover"]
+        assert session.list_objects(source) == []
+    with pytest.raises(InvalidData), world.as_user(world.alice, write=True) as session:
+        session.move_object(target, created.object_id, world.default_folder(world.alice, Module.TASK))
+
+
+def test_uid_unique_per_folder(world) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.store.errors import Conflict
+
+    folder = world.default_folder(world.alice, Module.CALENDAR)
+    with world.as_user(world.alice, write=True) as session:
+        session.create_object(folder, Appointment(title="A", uid="same"))
+    with pytest.raises(Conflict), world.as_user(world.alice, write=True) as session:
+        session.create_object(folder, Appointment(title="B", uid="same"))
+    with world.as_user(world.alice) as session:
+        assert session.find_by_uid(folder, "same").title == "A"
