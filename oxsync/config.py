@@ -54,6 +54,9 @@ class LimitSettings:
     max_recurrence_instances: int = 3000
     max_multiget_hrefs: int = 5000
     max_import_bytes: int = 256 * 1024 * 1024
+    refused_body_drain_seconds: float = 5.0
+    refused_body_drain_bytes: int = 1024 * 1024
+    """After a 413, read and discard at most this long / this much so the client sees the answer."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class AuthSettings:
     max_failures_per_address: int = 50
     """Failures inside the window after which further attempts get 429 until it slides."""
     session_cookie_max_age_seconds: int = 3600
+    max_tracked_throttle_keys: int = 100_000
+    """Logins and addresses the failure throttle remembers at most (oldest forgotten first)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Structured logging: one JSON object per line, `extra=` fields included, secrets never written.
+
+Code logs through stdlib `logging` with `extra={...}` fields. The formatter also redacts any field whose
+name looks like a secret, as a second line of defence: callers must not pass passwords in the first place.
+Twisted's own log events are bridged into the same stdlib loggers by `configure_logging`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import IO, Any
+
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
+SECRET_FIELDS = frozenset({"password", "passwd", "authorization", "secret", "token", "credentials"})
+REDACTED = "[redacted]"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return [_plain(v) for v in items]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "msg", ...extra fields..., "exc"}` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key in _RECORD_FIELDS or key.startswith("_"):
+                continue
+            entry[key] = REDACTED if key.lower() in SECRET_FIELDS else _plain(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def configure_logging(level: int | str = logging.INFO, stream: IO[str] | None = None,
+                      bridge_twisted: bool = True) -> logging.Handler:
+    """Send all records of the root logger as JSON lines to `stream` (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    if bridge_twisted:
+        from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+        globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+    return handler
+
+
+def safe_uri(uri: bytes | str) -> str:
+    """The request target for logs: the query string is dropped when it mentions a password."""
+    text = uri.decode("latin-1") if isinstance(uri, bytes) else uri
+    path, sep, query = text.partition("?")
+    if sep and ("password" in query.lower() or "passwd" in query.lower()):
+        return f"{path}?{REDACTED}"
+    return text
+
+
+def access_log_fields(request: Any, duration_ms: float | None = None) -> dict[str, Any]:
+    """Fields of one access-log line for a twisted.web request. Headers are never copied wholesale:
+    only the user agent is kept, so `Authorization` (and cookies) cannot leak."""
+    address = request.getClientAddress()
+    principal = getattr(request, "principal", None)
+    fields: dict[str, Any] = {
+        "event": "http.access",
+        "address": getattr(address, "host", str(address)),
+        "method": _plain(request.method),
+        "uri": safe_uri(request.uri),
+        "status": request.code,
+        "bytes": request.sentLength,
+        "user_agent": _plain(request.getHeader(b"user-agent") or ""),
+    }
+    if principal is not None:
+        fields["login"] = principal.login
+        fields["tenant"] = principal.tenant_id
+    if duration_ms is not None:
+        fields["duration_ms"] = round(duration_ms, 2)
+    return fields

@@ -1,0 +1,65 @@
+"""In-process change bus: who must wake up when a tenant's folders change.
+
+Everything here runs on the reactor thread. Publishers are the store listener of `AsyncStore`
+(after a local commit, hopped onto the reactor) and, later, a cross-node source such as PostgreSQL
+LISTEN/NOTIFY; both call `publish` with the same arguments and only differ in `origin`. A change may
+therefore arrive twice (local commit and its own NOTIFY echo): subscribers compare `revision` with
+what they have already seen and must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger("oxsync.push.bus")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change: these folders of this tenant reached `revision`."""
+
+    tenant_id: int
+    folder_ids: frozenset[int]
+    revision: int
+    origin: str = "local"
+    """`local` for a commit in this process; other sources name themselves (e.g. `notify`)."""
+
+
+Subscriber = Callable[[Change], object]
+Unsubscribe = Callable[[], None]
+
+
+class ChangeBus:
+    """Publish/subscribe of `Change`s; a failing subscriber is logged and never stops the others."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[int, Subscriber] = {}
+        self._next_key = 0
+
+    def subscribe(self, callback: Subscriber) -> Unsubscribe:
+        """Register `callback`; the returned function removes it (calling it twice is harmless)."""
+        key = self._next_key
+        self._next_key += 1
+        self._subscribers[key] = callback
+
+        def unsubscribe() -> None:
+            self._subscribers.pop(key, None)
+
+        return unsubscribe
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, tenant_id: int, folder_ids: Iterable[int], revision: int, *, origin: str = "local") -> None:
+        """Deliver to every subscriber registered now (a subscriber may unsubscribe while called)."""
+        change = Change(tenant_id, frozenset(folder_ids), revision, origin)
+        for callback in list(self._subscribers.values()):
+            try:
+                callback(change)
+            except Exception:
+                log.exception(
+                    "change subscriber failed",
+                    extra={"event": "bus.subscriber_failed", "tenant": tenant_id, "revision": revision},
+                )

@@ -1,0 +1,119 @@
+"""The reactor-side face of the synchronous store: a dedicated thread pool and the change bus hop.
+
+The store is synchronous SQLAlchemy; calling it on the reactor thread would stall every connection.
+`AsyncStore` runs each unit of work (one function, one transaction) on its own `ThreadPool`, sized
+like the engine's connection pool, and hands the result back as a Deferred that fires on the reactor
+thread. Store change listeners run on the committing thread, so the listener registered here only
+hops to the reactor (`callFromThread`) and publishes there; the bus never sees another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from oxsync.model import Protocol
+from oxsync.push.bus import ChangeBus
+from oxsync.store.api import Principal, Store
+from oxsync.store.session import UserSession
+
+log = logging.getLogger("oxsync.runtime")
+
+T = TypeVar("T")
+
+
+def ping_store(store: Store) -> float:
+    """Run a trivial query; returns how long it took in milliseconds. Raises if the database is gone."""
+    started = time.perf_counter()
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar_one()
+    return (time.perf_counter() - started) * 1000.0
+
+
+class AsyncStore:
+    """Store calls from the reactor thread: every method returns a Deferred and never blocks."""
+
+    def __init__(self, store: Store, reactor: Any, pool_size: int | None = None,
+                 bus: ChangeBus | None = None) -> None:
+        self.store = store
+        self.reactor = reactor
+        self.bus = bus if bus is not None else ChangeBus()
+        size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
+        self.pool = ThreadPool(minthreads=0, maxthreads=max(1, size), name="oxsync-store")
+        self._running = False
+        store.add_listener(self._on_commit)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if not self._running:
+            self._running = True
+            self.pool.start()
+
+    def stop(self) -> None:
+        """Stop accepting work and join the threads (running transactions finish first)."""
+        if self._running:
+            self._running = False
+            self.pool.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # ------------------------------------------------------------ work
+
+    def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
+        """Call `fn(*args, **kw)` on the store pool; the Deferred fires on the reactor thread."""
+        return deferToThreadPool(self.reactor, self.pool, fn, *args, **kw)
+
+    def read(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
+        """`fn(session)` inside one read transaction on behalf of the user."""
+        return self.run(self._in_session, tenant_id, user_id, False, fn)
+
+    def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
+        """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises."""
+        return self.run(self._in_session, tenant_id, user_id, True, fn)
+
+    def authenticate(self, login: str, password: str, protocol: Protocol) -> Deferred[Principal]:
+        """Password hashing is deliberately slow, so it must run here and not on the reactor."""
+        return self.run(self.store.authenticate, login, password, protocol)
+
+    def ping(self) -> Deferred[float]:
+        """Milliseconds a trivial query took on the pool (used by /health)."""
+        return self.run(ping_store, self.store)
+
+    def _in_session(self, tenant_id: int, user_id: int, write: bool, fn: Callable[[UserSession], T]) -> T:
+        with self.store.session(tenant_id, user_id, write=write) as session:
+            return fn(session)
+
+    # ------------------------------------------------------------ change notification
+
+    def _on_commit(self, tenant_id: int, folder_ids: frozenset[int], revision: int) -> None:
+        """Store listener: runs on the committing thread (pool, CLI or reactor) and only schedules."""
+        if not self._running:
+            return
+        self.reactor.callFromThread(self.bus.publish, tenant_id, folder_ids, revision)
+
+
+class AsyncStoreService(Service):
+    """Starts the pool with the application and stops it after the listeners (MultiService order)."""
+
+    name = "store-pool"
+
+    def __init__(self, async_store: AsyncStore) -> None:
+        self.async_store = async_store
+
+    def startService(self) -> None:
+        super().startService()
+        self.async_store.start()
+
+    def stopService(self) -> None:
+        self.async_store.stop()
+        return super().stopService()

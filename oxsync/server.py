@@ -1,0 +1,213 @@
+"""Assembly of the HTTP server: Site, root resource, listening endpoint, thread pool, change bus.
+
+`make_service` builds everything as one `MultiService` (pool first, so it starts first and stops last);
+`run_server` runs it in the global reactor for `oxsync serve`. Dialect packages attach their resources
+with `site.root.register(segment, resource)` and reach shared objects through `site.context`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from oxsync.config import Settings
+from oxsync.logs import access_log_fields, configure_logging
+from oxsync.push.bus import ChangeBus
+from oxsync.runtime import AsyncStore, AsyncStoreService
+from oxsync.store.api import Store
+from oxsync.web.auth import Authenticator, LoginThrottle
+from oxsync.web.health import HealthResource
+from oxsync.web.limits import LimitedHTTPChannel, LimitedRequest
+
+log = logging.getLogger("oxsync.server")
+access_log = logging.getLogger("oxsync.access")
+
+
+class ServerStartError(RuntimeError):
+    """The server could not start (e.g. the endpoint could not be bound)."""
+
+
+@dataclass
+class ServerContext:
+    """What request handlers of every dialect share."""
+
+    settings: Settings
+    store: Store
+    async_store: AsyncStore
+    bus: ChangeBus
+    authenticator: Authenticator
+
+
+class RootResource(Resource):
+    """`/` answers 200 "oxsync"; top-level children are registered by name."""
+
+    def register(self, path_segment: str, resource: Resource) -> None:
+        segment = path_segment.strip("/")
+        if not segment or "/" in segment:
+            raise ValueError(f"invalid top-level path segment {path_segment!r}")
+        if segment.encode() in self.children:
+            raise ValueError(f"/{segment} is already registered")
+        self.putChild(segment.encode(), resource)
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return self if path == b"" else notFound()
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"oxsync\n"
+
+    render_HEAD = render_GET
+
+
+class OxSite(Site):
+    """Site with the body limit, our request class and a structured access log."""
+
+    requestFactory = LimitedRequest
+
+    def __init__(self, root: RootResource, context: ServerContext) -> None:
+        super().__init__(root)
+        self.root = root
+        self.context = context
+        self.max_request_body_bytes = context.settings.limits.max_request_body_bytes
+        self.displayTracebacks = False
+
+    def protocol(self) -> LimitedHTTPChannel:  # type: ignore[override]
+        """HTTP/1.1 only: the body limit lives in this channel class."""
+        channel = LimitedHTTPChannel()
+        limits = self.context.settings.limits
+        channel.max_request_body_bytes = self.max_request_body_bytes
+        channel.drain_seconds = limits.refused_body_drain_seconds
+        channel.drain_bytes = limits.refused_body_drain_bytes
+        return channel
+
+    def log(self, request: Request) -> None:
+        started = getattr(request, "started_at", None)
+        duration = None if started is None else (time.monotonic() - started) * 1000.0
+        fields = access_log_fields(request, duration)
+        access_log.info("%s %s %s", fields["method"], fields["uri"], fields["status"], extra=fields)
+
+
+def build_site(settings: Settings, store: Store, async_store: AsyncStore, bus: ChangeBus) -> OxSite:
+    """The Site with `/` and `/health`; dialects add theirs via `site.root.register`."""
+    throttle = LoginThrottle(settings.auth)
+    context = ServerContext(settings, store, async_store, bus, Authenticator(async_store, throttle))
+    root = RootResource()
+    root.register("health", HealthResource(async_store))
+    return OxSite(root, context)
+
+
+class HttpListenerService(Service):
+    """Listens on a Twisted endpoint string (`tcp:...`, `ssl:...`); knows the port actually bound."""
+
+    name = "http"
+
+    def __init__(self, reactor: Any, description: str, site: Site) -> None:
+        self.reactor = reactor
+        self.description = description
+        self.site = site
+        self.port: IListeningPort | None = None
+        self._waiting: list[Deferred[int]] = []
+
+    def startService(self) -> None:
+        super().startService()
+        d = serverFromString(self.reactor, self.description).listen(self.site)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        bound = port.getHost().port
+        log.info("listening", extra={"event": "server.listening", "endpoint": self.description.split(":")[0],
+                                     "port": bound})
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(bound)
+
+    def _failed(self, failure: Any) -> None:
+        log.error("cannot listen: %s", failure.getErrorMessage(), extra={"event": "server.listen_failed"})
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
+
+    def when_listening(self) -> Deferred[int]:
+        """Fires with the bound port number once listening (at once if already listening)."""
+        if self.port is not None:
+            return succeed(self.port.getHost().port)
+        d: Deferred[int] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        return port.stopListening() if port is not None else None
+
+
+class OxService(MultiService):
+    """The whole server; `site`, `async_store`, `bus` and `http` are exposed for wiring and tests."""
+
+    def __init__(self, site: OxSite, async_store: AsyncStore, bus: ChangeBus, http: HttpListenerService) -> None:
+        super().__init__()
+        self.site = site
+        self.async_store = async_store
+        self.bus = bus
+        self.http = http
+        AsyncStoreService(async_store).setServiceParent(self)
+        http.setServiceParent(self)
+
+    def when_listening(self) -> Deferred[int]:
+        return self.http.when_listening()
+
+
+def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxService:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    bus = ChangeBus()
+    async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus)
+    site = build_site(settings, store, async_store, bus)
+    http = HttpListenerService(reactor, settings.server.http_endpoint, site)
+    return OxService(site, async_store, bus, http)
+
+
+def run_server(settings: Settings, store: Store, on_ready: Callable[[int], object] | None = None,
+               *, configure_logs: bool = True,
+               setup: Callable[[OxService], object] | None = None) -> None:
+    """Run until SIGINT/SIGTERM. `setup(service)` may register dialect resources before listening;
+    `on_ready(port)` is called once the endpoint is bound (with the actual port). Raises
+    `ServerStartError` if the endpoint cannot be bound."""
+    from twisted.internet import reactor
+
+    if configure_logs:
+        configure_logging()
+    service = make_service(settings, store, reactor)
+    if setup is not None:
+        setup(service)
+
+    def listening(port: int) -> None:
+        if on_ready is not None:
+            on_ready(port)
+
+    failures: list[Any] = []
+
+    def cannot_listen(failure: Any) -> None:
+        failures.append(failure)
+        reactor.stop()
+
+    service.when_listening().addCallbacks(listening, cannot_listen)
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+    if failures:
+        raise ServerStartError(f"cannot listen on {settings.server.http_endpoint}: {failures[0].getErrorMessage()}")

@@ -1,0 +1,214 @@
+"""HTTP Basic authentication against the store, with per-protocol rights and login throttling.
+
+What must hold:
+- wrong or missing credentials answer 401 with a Basic challenge, never 403 (a 403 would tell an
+  attacker that the password was right);
+- right password but suspended account or protocol not enabled answer 403 with a plain reason;
+- the throttle is checked before the password is verified, so a throttled client learns nothing;
+- a success resets the per-login counter but never the per-address one;
+- logs carry login and address, never the password nor the Authorization header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+
+from oxsync.config import AuthSettings
+from oxsync.model import Protocol
+from oxsync.runtime import AsyncStore
+from oxsync.store.api import Principal
+from oxsync.store.errors import AccessRefused, AuthenticationFailed
+from oxsync.web import client_address, is_gone, send_text
+
+log = logging.getLogger("oxsync.auth")
+
+REALM = "oxsync"
+"""Bound on the throttle's memory (logins plus addresses with recent failures)."""
+
+
+class _Window:
+    """Failure timestamps of one key inside a sliding window; only the newest `limit` are kept."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = max(1, limit)
+        self.window = window
+        self.times: deque[float] = deque(maxlen=self.limit)
+
+    def expired(self, now: float) -> bool:
+        return not self.times or self.times[-1] + self.window <= now
+
+
+def _wait(window: _Window | None, limit: int, window_seconds: float, pending: int, now: float) -> float:
+    """Seconds until one more attempt is allowed (0 = now), counting attempts still in flight as
+    failures: otherwise a burst of parallel requests would all pass the check before any failed."""
+    recent = [t for t in window.times if t + window_seconds > now] if window is not None else []
+    excess = len(recent) + pending - max(1, limit) + 1
+    if excess <= 0:
+        return 0.0
+    if excess > len(recent):
+        return 1.0  # blocked by attempts in flight; they finish within a moment
+    return recent[excess - 1] + window_seconds - now
+
+
+class LoginThrottle:
+    """Counts failed logins per login name and per client address in a sliding window.
+
+    Memory is bounded: at most `max_keys` keys per kind; expired keys are dropped first, then the
+    keys whose last failure is oldest.
+    """
+
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int | None = None) -> None:
+        self.window = float(settings.failed_login_window_seconds)
+        self.max_per_user = settings.max_failures_per_user
+        self.max_per_address = settings.max_failures_per_address
+        self.clock = clock
+        self.max_keys = max(1, settings.max_tracked_throttle_keys if max_keys is None else max_keys)
+        self._users: OrderedDict[str, _Window] = OrderedDict()
+        self._addresses: OrderedDict[str, _Window] = OrderedDict()
+        self._pending_users: Counter[str] = Counter()
+        self._pending_addresses: Counter[str] = Counter()
+
+    @staticmethod
+    def normalize(login: str) -> str:
+        return login.strip().lower()
+
+    def retry_after(self, login: str | None, address: str) -> int:
+        """Whole seconds to wait before trying again; 0 when the attempt may go ahead."""
+        now = self.clock()
+        waits = [_wait(self._addresses.get(address), self.max_per_address, self.window,
+                       self._pending_addresses[address], now)]
+        if login:
+            key = self.normalize(login)
+            waits.append(_wait(self._users.get(key), self.max_per_user, self.window, self._pending_users[key], now))
+        return math.ceil(max(waits))
+
+    def begin(self, login: str, address: str) -> None:
+        """An attempt is being verified: it counts against both limits until `end`."""
+        self._pending_users[self.normalize(login)] += 1
+        self._pending_addresses[address] += 1
+
+    def end(self, login: str, address: str, *, failed: bool | None) -> None:
+        """The attempt finished: `failed` True records a failure, False a success, None neither."""
+        for table, key in ((self._pending_users, self.normalize(login)), (self._pending_addresses, address)):
+            table[key] -= 1
+            if table[key] <= 0:
+                del table[key]
+        if failed is True:
+            self.record_failure(login, address)
+        elif failed is False:
+            self.record_success(login, address)
+
+    def record_failure(self, login: str | None, address: str) -> None:
+        now = self.clock()
+        self._bump(self._addresses, address, self.max_per_address, now)
+        if login:
+            self._bump(self._users, self.normalize(login), self.max_per_user, now)
+
+    def record_success(self, login: str, address: str) -> None:
+        """The account's own counter restarts; the address keeps its history (a success from an
+        address guessing many accounts must not buy it fresh attempts)."""
+        self._users.pop(self.normalize(login), None)
+
+    def tracked_keys(self) -> int:
+        return len(self._users) + len(self._addresses)
+
+    def _bump(self, table: OrderedDict[str, _Window], key: str, limit: int, now: float) -> None:
+        entry = table.pop(key, None) or _Window(limit, self.window)
+        entry.times.append(now)
+        table[key] = entry  # most recently failed at the end
+        while table:
+            oldest_key, oldest = next(iter(table.items()))
+            if len(table) <= self.max_keys and not oldest.expired(now):
+                break
+            del table[oldest_key]
+
+
+def parse_basic(header: bytes | None) -> tuple[str, str] | None:
+    """(login, password) from an `Authorization: Basic ...` value; None if absent or malformed."""
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(b" ")
+    if scheme.lower() != b"basic" or not encoded:
+        return None
+    try:
+        raw = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    login, sep, password = text.partition(":")
+    if not sep or not login:
+        return None
+    return login, password
+
+
+def challenge(request: Request, message: str = "authentication required") -> None:
+    send_text(request, 401, message + "\n", {b"WWW-Authenticate": f'Basic realm="{REALM}"'.encode()})
+
+
+class Authenticator:
+    """Authenticates one request for one protocol; shared by every dialect."""
+
+    def __init__(self, async_store: AsyncStore, throttle: LoginThrottle) -> None:
+        self.async_store = async_store
+        self.throttle = throttle
+
+    def authenticate(self, request: Request, protocol: Protocol) -> Deferred[Principal | None]:
+        """Fires with the Principal, or with None after the error response (401/403/429/503) was sent.
+
+        On success the principal is also stored as `request.principal` (used by the access log).
+        """
+        address = client_address(request)
+        credentials = parse_basic(request.getHeader(b"authorization"))
+        login = credentials[0] if credentials else None
+        wait = self.throttle.retry_after(login, address)
+        if wait > 0:
+            log.warning("login throttled", extra={"event": "auth.throttled", "login": login or "",
+                                                   "address": address, "protocol": protocol.value,
+                                                   "retry_after": wait})
+            send_text(request, 429, f"too many failed logins; retry in {wait} s\n",
+                      {b"Retry-After": b"%d" % wait})
+            return succeed(None)
+        if credentials is None:
+            challenge(request)
+            return succeed(None)
+        login, password = credentials
+        self.throttle.begin(login, address)
+        d = self.async_store.authenticate(login, password, protocol)
+        return d.addCallbacks(self._succeeded, self._failed, callbackArgs=(request, login, address),
+                              errbackArgs=(request, login, address, protocol))
+
+    def _succeeded(self, principal: Principal, request: Request, login: str, address: str) -> Principal | None:
+        self.throttle.end(login, address, failed=False)
+        request.principal = principal  # type: ignore[attr-defined]
+        return None if is_gone(request) else principal
+
+    def _failed(self, failure: Failure, request: Request, login: str, address: str,
+                protocol: Protocol) -> None:
+        fields = {"login": login, "address": address, "protocol": protocol.value}
+        self.throttle.end(login, address, failed=True if failure.check(AuthenticationFailed) else None)
+        if failure.check(AuthenticationFailed):
+            log.warning("login failed", extra={"event": "auth.failed", "reason": "bad_credentials", **fields})
+            challenge(request, "wrong user name or password")
+        elif failure.check(AccessRefused):
+            reason = str(failure.value)
+            log.warning("login refused", extra={"event": "auth.refused", "reason": reason, **fields})
+            send_text(request, 403, f"access refused: {reason}\n")
+        else:
+            log.error("authentication error", exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+                      extra={"event": "auth.error", **fields})
+            send_text(request, 503, "authentication temporarily unavailable\n")
+        return None
