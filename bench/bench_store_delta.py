@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from functools import partial
 
 from oxsync.config import Settings, StoreSettings
 from oxsync.model import Contact, Module
@@ -46,7 +47,7 @@ def main(sizes: list[int]) -> None:
         for size in sizes:
             store, tenant_id, user_id, folder = build(size, directory)
             with store.session(tenant_id, user_id) as session:
-                listing_s, listed = timed(lambda: session.list_objects(folder))
+                listing_s, listed = timed(partial(session.list_objects, folder))
                 token, _ = session.revision()
             assert len(listed) == size
             with store.session(tenant_id, user_id, write=True) as session:
@@ -54,8 +55,8 @@ def main(sizes: list[int]) -> None:
                     contact.note = "changed"
                     session.update_object(folder, contact)
             with store.session(tenant_id, user_id) as session:
-                delta_s, delta = timed(lambda: session.object_delta(folder, token))
-                empty_s, _ = timed(lambda: session.object_delta(folder, delta.revision))
+                delta_s, delta = timed(partial(session.object_delta, folder, token))
+                empty_s, _ = timed(partial(session.object_delta, folder, delta.revision))
             assert len(delta.changed) == 10
             print(f"{size:>8} {listing_s:>8.2f} {size / listing_s:>9.0f} {delta_s * 1000:>13.1f} {empty_s * 1000:>20.1f}")
             store.dispose()
