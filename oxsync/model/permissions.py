@@ -84,6 +84,12 @@ OUTLOOK_LEVELS: dict[int, Rights] = {
 }
 """Outlook level -> OX values; the reverse is exact match or "custom" (None)."""
 
+LEVEL_NAMES = {
+    0: "None (visible)", 1: "Contributor", 2: "Reviewer", 3: "Nonediting Author", 4: "Author",
+    5: "Publishing Author", 6: "Editor", 7: "Publishing Editor", 8: "Owner",
+}
+"""Outlook's names for its permission levels 0-8 (OXtender manual 7.5)."""
+
 _LEVEL_OF_RIGHTS = {rights: level for level, rights in OUTLOOK_LEVELS.items()}
 
 
