@@ -167,8 +167,8 @@ def to_rrule(rec: Recurrence, start: datetime | date, tz: str | tzinfo | None = 
     `start` is the series start; `tz` (default: start's own zone) is the zone `until` is a day of.
     Every BY-part is written out, so the text does not depend on DTSTART.
     """
-    local_start = start.astimezone(_zone(tz)) if isinstance(start, datetime) and start.tzinfo and tz else start
-    pattern = _pattern(rec, local_start)
+    aware = isinstance(start, datetime) and start.tzinfo is not None and tz is not None
+    pattern = _pattern(rec, start.astimezone(_zone(tz)) if aware else start)  # type: ignore[union-attr]
     parts = [f"FREQ={FREQUENCIES[pattern.rtype][0]}"]
     if rec.until is not None:
         parts.append(f"UNTIL={_format_until(rec.until, start, tz)}")

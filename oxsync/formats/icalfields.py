@@ -1,0 +1,601 @@
+"""The iCalendar mapping tables: Appointment <-> VEVENT and Task <-> VTODO, one row per model field.
+
+Each row names the model field, the iCalendar property (plus any it also consumes) and a decoder/encoder
+pair. Decoders run in table order (DTSTART before what depends on it) and return a value, SKIP (leave the
+default) or KEEP (leave the default and keep the raw lines in `extra`); they raise FieldError so the
+caller can report the property's line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Component, vBroken, vCalAddress, vRecur, vText
+
+from oxsync.formats.icalscan import Block, content_name, content_value, unescape
+from oxsync.formats.timezones import guess_iana, iana_name
+from oxsync.model.appointment import Appointment, Confirmation, Participant, ParticipantKind, ShownAs
+from oxsync.model.recurrence import InvalidRecurrence, UnsupportedRecurrence, from_rrule, to_rrule
+from oxsync.model.task import Task, TaskPriority, TaskStatus
+
+Resolver = Callable[[str], Participant | None]
+
+
+class Zones:
+    """TZID resolution: IANA and Windows names first, then the input's own VTIMEZONE definitions."""
+
+    def __init__(self, blocks: list[Block], floating: str) -> None:
+        self.blocks = {content_value(b.lines_of("TZID")[0]).strip(): b for b in blocks if b.lines_of("TZID")}
+        self.floating = floating
+        self.cache: dict[str, tuple[tzinfo, str] | None] = {}
+
+    def resolve(self, tzid: str, year: int) -> tuple[tzinfo, str] | None:
+        if tzid not in self.cache:
+            name = iana_name(tzid)
+            found: tuple[tzinfo, str] | None = (ZoneInfo(name), name) if name else None
+            block = self.blocks.get(tzid)
+            if found is None and block is not None and block.error is None:
+                try:
+                    zone = Component.from_ical(block.text()).to_tz(lookup_tzid=False)
+                    found = (zone, guess_iana(zone, year) or "UTC")
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    found = None
+            self.cache[tzid] = found
+        return self.cache[tzid]
+
+
+class FieldError(ValueError):
+    def __init__(self, prop: str, message: str) -> None:
+        super().__init__(message)
+        self.prop, self.message = prop, message
+
+
+SKIP, KEEP = object(), object()
+"""Decoder results: SKIP leaves the field at its default; KEEP also keeps the raw lines in `extra`."""
+
+
+class Decoding:
+    """What a decoder sees: the parsed component, its raw block, zones, the object built so far."""
+
+    def __init__(self, comp: Component, block: Block, zones: Zones, resolve: Resolver | None,
+                 obj: Appointment | Task) -> None:
+        self.comp, self.block, self.zones, self.resolve, self.obj = comp, block, zones, resolve, obj
+        self.extra: dict[str, list[str]] = {}
+        self.tzname = "UTC"
+        self.used_alarm: int | None = None
+        self.recurrence_id: datetime | date | None = None
+
+    def values(self, name: str) -> list[Any]:
+        found = self.comp.get(name)
+        values = [] if found is None else found if isinstance(found, list) else [found]
+        for value in values:
+            if isinstance(value, vBroken):
+                why = next((msg for prop, msg in self.comp.errors if prop == name), "unreadable value")
+                raise FieldError(name, f"{name}: {why}")
+        return values
+
+    def keep(self, name: str, line: str) -> None:
+        self.extra.setdefault(name, []).append(line)
+
+    def moment(self, value: Any) -> tuple[datetime | date, str | None]:
+        """An aware datetime in its own zone (TZID, UTC or the floating default) or a date."""
+        moment = getattr(value, "dt", value)
+        if not isinstance(moment, date):
+            raise ValueError(f"not a date or date-time: {moment!r}")
+        if not isinstance(moment, datetime):
+            return moment, None
+        tzid = value.params.get("TZID") if hasattr(value, "params") else None
+        if tzid:
+            found = self.zones.resolve(str(tzid), moment.year)
+            if found:
+                return moment.replace(tzinfo=None).replace(tzinfo=found[0]), found[1]
+            if getattr(moment.tzinfo, "key", None):
+                return moment, moment.tzinfo.key  # type: ignore[union-attr]
+        elif moment.tzinfo is not None:
+            return moment.astimezone(UTC), "UTC"
+        return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(self.zones.floating)), self.zones.floating
+
+
+def _text_of(value: Any) -> str:
+    return str(value) if isinstance(value, vText) else unescape(str(value))
+
+
+def local_date(moment: datetime | date, tzname: str) -> date:
+    return moment.astimezone(ZoneInfo(tzname)).date() if isinstance(moment, datetime) else moment
+
+
+# ------------------------------------------------------------------------------------------ encoding
+
+class Encoding:
+    """What an encoder writes to: the icalendar component, alarm lines, and the names it emitted."""
+
+    def __init__(self, obj: Appointment | Task, comp: Component, master: Appointment | Task | None) -> None:
+        self.obj, self.comp, self.master = obj, comp, master or obj
+        self.emitted: set[str] = set()
+        self.alarm: list[str] = []
+        self.zones: set[str] = set()
+
+    def add(self, name: str, value: Any, params: dict[str, str] | None = None) -> None:
+        self.comp.add(name, value, parameters=params)
+        self.emitted.add(name)
+
+    def local(self, moment: datetime, obj: Appointment | Task | None = None) -> datetime:
+        """`moment` in the series zone (UTC stays UTC, written with Z)."""
+        name = iana_name(getattr(obj or self.obj, "timezone", "") or "UTC")
+        zone: tzinfo = UTC
+        if name not in (None, "UTC"):
+            zone = ZoneInfo(name)
+            self.zones.add(name)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
+
+
+Decoder = Callable[[Decoding, list[Any]], Any]
+Encoder = Callable[[Encoding, str, Any], None]
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One row of a mapping table: model field <-> iCalendar property (plus properties it also consumes)."""
+
+    field: str
+    prop: str
+    decode: Decoder
+    encode: Encoder
+    also: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()
+    """Further model fields the decoder sets (e.g. DTSTART also gives full_time and timezone)."""
+
+
+def _dec_text(ctx: Decoding, values: list[Any]) -> Any:
+    return _text_of(values[0]) if values else SKIP
+
+
+def _enc_text(out: Encoding, prop: str, value: str) -> None:
+    if value:
+        out.add(prop, vText(value))
+
+
+def _dec_int(ctx: Decoding, values: list[Any]) -> Any:
+    return int(str(values[0]).strip()) if values else SKIP
+
+
+def _enc_int(out: Encoding, prop: str, value: int | None) -> None:
+    if value:
+        out.add(prop, vText(str(value)) if prop.startswith("X-") else value)
+
+
+def _dec_decimal(ctx: Decoding, values: list[Any]) -> Any:
+    return Decimal(str(values[0]).strip()) if values else SKIP
+
+
+def _enc_decimal(out: Encoding, prop: str, value: Decimal | None) -> None:
+    if value is not None:
+        out.add(prop, vText(str(value)))
+
+
+def _dec_utc(ctx: Decoding, values: list[Any]) -> Any:
+    if not values:
+        return SKIP
+    moment, _ = ctx.moment(values[0])
+    return moment.astimezone(UTC) if isinstance(moment, datetime) else SKIP
+
+
+def _enc_utc(out: Encoding, prop: str, value: datetime | None) -> None:
+    if value is not None:
+        out.add(prop, value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _enc_ms(out: Encoding, prop: str, value: int | None) -> None:
+    if value:
+        out.add(prop, datetime.fromtimestamp(value / 1000, UTC).replace(microsecond=0))
+
+
+def _dec_ignore(ctx: Decoding, values: list[Any]) -> Any:
+    return SKIP
+
+
+TEXT, INT, DECIMAL, UTC_TIME = (_dec_text, _enc_text), (_dec_int, _enc_int), (_dec_decimal, _enc_decimal), (
+    _dec_utc, _enc_utc)
+
+
+def _dec_start(ctx: Decoding, values: list[Any]) -> Any:
+    if not values:
+        raise FieldError("DTSTART", f"{ctx.block.name} without DTSTART")
+    moment, tzname = ctx.moment(values[0])
+    ctx.obj.full_time = not isinstance(moment, datetime)  # type: ignore[union-attr]
+    if isinstance(moment, datetime):
+        ctx.tzname = ctx.obj.timezone = tzname or "UTC"  # type: ignore[union-attr]
+        return moment.astimezone(UTC)
+    return moment
+
+
+def _enc_start(out: Encoding, prop: str, value: datetime | date | None) -> None:
+    if isinstance(value, datetime) and not getattr(out.obj, "full_time", False):
+        out.add(prop, out.local(value))
+    elif value is not None:
+        out.add(prop, value.date() if isinstance(value, datetime) else value)
+
+
+def _dec_end(ctx: Decoding, values: list[Any]) -> Any:
+    start = ctx.obj.start_date
+    if values:
+        end, _ = ctx.moment(values[0])
+        if isinstance(end, datetime) != isinstance(start, datetime):
+            raise FieldError("DTEND", "DTEND and DTSTART must both be dates or both date-times")
+    elif duration := ctx.values("DURATION"):
+        end = start + duration[0].dt  # type: ignore[operator]
+    else:
+        end = start if isinstance(start, datetime) else start + timedelta(days=1)  # type: ignore[operator]
+    if end < start:  # type: ignore[operator]
+        raise FieldError("DTEND" if values else "DURATION", "the event ends before it starts")
+    return end.astimezone(UTC) if isinstance(end, datetime) else end
+
+
+BUSY_STATUS = {"FREE": ShownAs.FREE, "TENTATIVE": ShownAs.TEMPORARY, "BUSY": ShownAs.RESERVED,
+               "OOF": ShownAs.ABSENT, "WORKINGELSEWHERE": ShownAs.FREE}
+_BUSY_OUT = {ShownAs.TEMPORARY: "TENTATIVE", ShownAs.ABSENT: "OOF"}
+
+
+def _dec_shown_as(ctx: Decoding, values: list[Any]) -> Any:
+    busy = ctx.values("X-MICROSOFT-CDO-BUSYSTATUS")
+    if busy and str(busy[0]).strip().upper() in BUSY_STATUS:
+        return BUSY_STATUS[str(busy[0]).strip().upper()]
+    return ShownAs.FREE if values and str(values[0]).upper() == "TRANSPARENT" else ShownAs.RESERVED
+
+
+def _enc_shown_as(out: Encoding, prop: str, value: ShownAs) -> None:
+    out.add(prop, "TRANSPARENT" if value == ShownAs.FREE else "OPAQUE")
+    if value in _BUSY_OUT:
+        out.add("X-MICROSOFT-CDO-BUSYSTATUS", vText(_BUSY_OUT[ShownAs(value)]))
+
+
+def _dec_class(ctx: Decoding, values: list[Any]) -> Any:
+    value = str(values[0]).upper() if values else "PUBLIC"
+    return {"PUBLIC": False, "PRIVATE": True, "CONFIDENTIAL": True}.get(value, KEEP)
+
+
+def _enc_class(out: Encoding, prop: str, value: bool) -> None:
+    if value:
+        out.add(prop, "PRIVATE")
+
+
+def _dec_categories(ctx: Decoding, values: list[Any]) -> Any:
+    names = [str(name).strip() for value in values for name in getattr(value, "cats", [value])]
+    return ",".join(name for name in names if name) if values else SKIP
+
+
+def _enc_categories(out: Encoding, prop: str, value: str) -> None:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names:
+        out.add(prop, names)
+
+
+COLOR_LABELS = ("", "lightblue", "darkblue", "purple", "pink", "red", "orange", "yellow", "lightgreen",
+                "darkgreen", "gray")
+"""OX color_label 0-10 <-> RFC 7986 COLOR (CSS3 names)."""
+
+
+def _dec_color(ctx: Decoding, values: list[Any]) -> Any:
+    if values:
+        label = int(str(values[0]).strip())
+        return label if 0 <= label < len(COLOR_LABELS) else KEEP
+    color = ctx.values("COLOR")
+    name = str(color[0]).strip().lower() if color else ""
+    return COLOR_LABELS.index(name) if name in COLOR_LABELS[1:] else KEEP if color else SKIP
+
+
+def _enc_color(out: Encoding, prop: str, value: int) -> None:
+    if 0 < value < len(COLOR_LABELS):
+        out.add("COLOR", vText(COLOR_LABELS[value]))
+        out.add(prop, vText(str(value)))
+
+
+def _take_alarm(ctx: Decoding, index: int) -> None:
+    """Remember which VALARM a field consumed; its other lines survive as `VALARM:<NAME>` extras.
+
+    A plain DISPLAY alarm keeps nothing: ACTION and DESCRIPTION are regenerated from the title.
+    """
+    ctx.used_alarm = index
+    lines = ctx.block.children[index].props
+    display = any(content_name(line) == "ACTION" and content_value(line).strip().upper() == "DISPLAY"
+                  for _, line in lines)
+    for _, line in lines:
+        name = content_name(line)
+        if name != "TRIGGER" and not (display and name in ("ACTION", "DESCRIPTION")):
+            ctx.keep(f"VALARM:{name}", line)
+
+
+def _dec_alarm_minutes(ctx: Decoding, values: list[Any]) -> Any:
+    """First VALARM with a TRIGGER relative to the start, whole minutes before it."""
+    for index, alarm in enumerate(ctx.comp.subcomponents):
+        trigger = alarm.get("TRIGGER") if alarm.name == "VALARM" else None
+        if trigger is None or isinstance(trigger, vBroken) or not isinstance(trigger.dt, timedelta):
+            continue
+        seconds = -trigger.dt.total_seconds()
+        if trigger.params.get("RELATED", "START").upper() == "START" and seconds >= 0 and seconds % 60 == 0:
+            _take_alarm(ctx, index)
+            return int(seconds // 60)
+    return SKIP
+
+
+def _dec_alarm_time(ctx: Decoding, values: list[Any]) -> Any:
+    """Tasks: first VALARM whose TRIGGER is absolute, or relative to a DTSTART/DUE that has a time."""
+    for index, alarm in enumerate(ctx.comp.subcomponents):
+        trigger = alarm.get("TRIGGER") if alarm.name == "VALARM" else None
+        if trigger is None or isinstance(trigger, vBroken):
+            continue
+        if isinstance(trigger.dt, datetime):
+            moment, _ = ctx.moment(trigger)
+        else:
+            anchor = ctx.values("DUE" if trigger.params.get("RELATED", "").upper() == "END" else "DTSTART")
+            base = ctx.moment(anchor[0])[0] if anchor else None
+            if not isinstance(base, datetime):
+                continue
+            moment = base + trigger.dt
+        _take_alarm(ctx, index)
+        return moment.astimezone(UTC)  # type: ignore[union-attr]
+    return SKIP
+
+
+def _alarm_lines(out: Encoding, trigger: str) -> None:
+    own = {key[7:]: value.split("\n") for key, value in out.obj.extra.items() if key.startswith("VALARM:")}
+    lines = ["BEGIN:VALARM", trigger]
+    if "ACTION" not in own:
+        lines += ["ACTION:DISPLAY", "DESCRIPTION:" + vText(out.obj.title or "Reminder").to_ical().decode()]
+    out.alarm = [*lines, *(line for group in own.values() for line in group), "END:VALARM"]
+
+
+def _enc_alarm_minutes(out: Encoding, prop: str, value: int | None) -> None:
+    if value is not None:
+        _alarm_lines(out, f"TRIGGER:-PT{value}M" if value else "TRIGGER:PT0S")
+
+
+def _enc_alarm_time(out: Encoding, prop: str, value: datetime | None) -> None:
+    if value is not None:
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        _alarm_lines(out, f"TRIGGER;VALUE=DATE-TIME:{moment:%Y%m%dT%H%M%SZ}")
+
+
+PARTSTAT = {"NEEDS-ACTION": Confirmation.NONE, "ACCEPTED": Confirmation.ACCEPT,
+            "DECLINED": Confirmation.DECLINE, "TENTATIVE": Confirmation.TENTATIVE}
+_PARTSTAT_OUT = {confirmation: name for name, confirmation in PARTSTAT.items()}
+_CUTYPE_OUT = {ParticipantKind.GROUP: "GROUP", ParticipantKind.EXTERNAL_GROUP: "GROUP",
+               ParticipantKind.RESOURCE: "RESOURCE", ParticipantKind.RESOURCE_GROUP: "RESOURCE"}
+
+
+def _email(value: Any) -> str:
+    address = str(getattr(value, "params", {}).get("EMAIL") or value).strip()
+    address = address[7:] if address.lower().startswith("mailto:") else address
+    return address if "@" in address and ":" not in address else ""
+
+
+def _dec_participants(ctx: Decoding, values: list[Any]) -> Any:
+    found: list[Participant] = []
+    for index, value in enumerate(values):
+        email = _email(value)
+        if not email:  # e.g. urn:uuid without EMAIL: keep the line as it was
+            ctx.keep("ATTENDEE", ctx.block.lines_of("ATTENDEE")[index])
+            continue
+        params = value.params
+        confirmation = PARTSTAT.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Confirmation.NONE)
+        name = str(params.get("CN", ""))
+        known = ctx.resolve(email) if ctx.resolve else None
+        if known is not None:
+            found.append(replace(known, confirmation=confirmation, display_name=known.display_name or name,
+                                 email=known.email or email))
+        else:
+            kind = ParticipantKind.EXTERNAL_GROUP if str(params.get("CUTYPE", "")).upper() == "GROUP" else \
+                ParticipantKind.EXTERNAL_USER
+            found.append(Participant(kind=kind, email=email, display_name=name, confirmation=confirmation))
+    return found if values else SKIP
+
+
+def _enc_participants(out: Encoding, prop: str, value: list[Participant]) -> None:
+    for participant in value:
+        if participant.email:
+            params = {"PARTSTAT": _PARTSTAT_OUT[Confirmation(participant.confirmation)]}
+            if participant.display_name:
+                params["CN"] = participant.display_name
+            if participant.kind in _CUTYPE_OUT:
+                params["CUTYPE"] = _CUTYPE_OUT[ParticipantKind(participant.kind)]
+            out.add(prop, vCalAddress(f"mailto:{participant.email}"), params)
+
+
+def _dec_organizer(ctx: Decoding, values: list[Any]) -> Any:
+    email = _email(values[0]) if values else ""
+    if not email:
+        return KEEP if values else SKIP
+    known = ctx.resolve(email) if ctx.resolve else None
+    if known is not None and known.kind == ParticipantKind.USER:
+        ctx.obj.organizer_id = known.entity  # type: ignore[union-attr]
+    return email
+
+
+def _enc_organizer(out: Encoding, prop: str, value: str) -> None:
+    if value and "@" in value:
+        name = next((p.display_name for p in out.obj.participants if p.email == value and p.display_name), "")
+        out.add(prop, vCalAddress(f"mailto:{value}"), {"CN": name} if name else None)
+
+
+def _series_start(obj: Appointment | Task) -> datetime | date | None:
+    return obj.start_date or (obj.end_date if isinstance(obj, Task) else None)
+
+
+def _dec_rrule(ctx: Decoding, values: list[Any]) -> Any:
+    start = _series_start(ctx.obj)
+    if not values or start is None:
+        return KEEP if values else SKIP
+    if len(values) > 1:
+        return KEEP
+    try:
+        return from_rrule(content_value(ctx.block.lines_of("RRULE")[0]), start, ctx.tzname)
+    except UnsupportedRecurrence:
+        return KEEP
+    except InvalidRecurrence as exc:
+        raise FieldError("RRULE", f"RRULE: {exc}") from None
+
+
+def _enc_rrule(out: Encoding, prop: str, value: Any) -> None:
+    start = _series_start(out.obj)
+    if value is not None and value.type != "none" and start is not None and not _is_exception(out.obj):
+        local = out.local(start) if isinstance(start, datetime) and not _full_time(out.obj) else start
+        out.add(prop, vRecur.from_ical(to_rrule(value, local)))  # UNTIL is a day of local's own zone
+
+
+def _dec_exdate(ctx: Decoding, values: list[Any]) -> Any:
+    if not values:
+        return SKIP
+    if ctx.obj.recurrence is None:
+        return KEEP
+    moments = (ctx.moment(item)[0] for value in values for item in value.dts)
+    return sorted({local_date(moment, ctx.tzname) for moment in moments})
+
+
+def _occurrence_time(out: Encoding, day: date) -> datetime | date:
+    """The original start of the occurrence on `day`: the master's local start time on that date."""
+    start = _series_start(out.master)
+    if not isinstance(start, datetime) or _full_time(out.master):
+        return day
+    local = out.local(start, out.master)
+    return datetime.combine(day, local.time(), local.tzinfo)
+
+
+def _enc_exdate(out: Encoding, prop: str, value: list[date]) -> None:
+    if value and out.obj.recurrence is not None:
+        out.add(prop, [_occurrence_time(out, day) for day in value])
+
+
+def _dec_recurrence_id(ctx: Decoding, values: list[Any]) -> Any:
+    if not values:
+        return SKIP
+    ctx.recurrence_id, _ = ctx.moment(values[0])
+    return local_date(ctx.recurrence_id, ctx.tzname)
+
+
+def _enc_recurrence_id(out: Encoding, prop: str, value: date | None) -> None:
+    if value is not None:
+        out.add(prop, _occurrence_time(out, value))
+
+
+def _is_exception(obj: Appointment | Task) -> bool:
+    return getattr(obj, "recurrence_date_position", None) is not None
+
+
+def _full_time(obj: Appointment | Task) -> bool:
+    return bool(getattr(obj, "full_time", False))
+
+
+def _dec_day(ctx: Decoding, values: list[Any]) -> Any:
+    """Tasks keep dates: a DTSTART/DUE with a time becomes its local date."""
+    if not values:
+        return SKIP
+    moment, _ = ctx.moment(values[0])
+    return moment.date() if isinstance(moment, datetime) else moment
+
+
+def _dec_due(ctx: Decoding, values: list[Any]) -> Any:
+    if values:
+        return _dec_day(ctx, values)
+    duration, start = ctx.values("DURATION"), ctx.obj.start_date
+    if not duration or start is None:
+        return SKIP
+    return start + timedelta(days=duration[0].dt.days)
+
+
+def _enc_day(out: Encoding, prop: str, value: date | None) -> None:
+    if value is not None:
+        out.add(prop, value.date() if isinstance(value, datetime) else value)
+
+
+TASK_STATUS = {"NEEDS-ACTION": TaskStatus.NOT_STARTED, "IN-PROCESS": TaskStatus.IN_PROGRESS,
+               "COMPLETED": TaskStatus.DONE, "CANCELLED": TaskStatus.DEFERRED}
+_STATUS_OUT = {**{status: name for name, status in TASK_STATUS.items()}, TaskStatus.WAITING: "NEEDS-ACTION"}
+
+
+def _dec_status(ctx: Decoding, values: list[Any]) -> Any:
+    marker = ctx.values("X-OX-TASK-STATUS")
+    if marker and str(marker[0]).strip().upper() == "WAITING":
+        return TaskStatus.WAITING
+    return TASK_STATUS.get(str(values[0]).strip().upper(), KEEP) if values else SKIP
+
+
+def _enc_status(out: Encoding, prop: str, value: TaskStatus) -> None:
+    out.add(prop, _STATUS_OUT[TaskStatus(value)])
+    if value == TaskStatus.WAITING:
+        out.add("X-OX-TASK-STATUS", vText("WAITING"))
+
+
+def _dec_priority(ctx: Decoding, values: list[Any]) -> Any:
+    level = int(str(values[0]).strip()) if values else 0
+    return TaskPriority.HIGH if 1 <= level <= 4 else TaskPriority.LOW if level >= 6 else TaskPriority.NORMAL
+
+
+def _enc_priority(out: Encoding, prop: str, value: TaskPriority) -> None:
+    out.add(prop, {TaskPriority.HIGH: 1, TaskPriority.NORMAL: 5, TaskPriority.LOW: 9}[TaskPriority(value)])
+
+
+def _dec_percent(ctx: Decoding, values: list[Any]) -> Any:
+    return min(100, max(0, int(str(values[0]).strip()))) if values else SKIP
+
+
+_COMMON_HEAD = (
+    FieldMap("uid", "UID", *TEXT),
+    FieldMap("title", "SUMMARY", *TEXT),
+    FieldMap("note", "DESCRIPTION", *TEXT),
+)
+_COMMON_TAIL = (
+    FieldMap("private_flag", "CLASS", _dec_class, _enc_class),
+    FieldMap("categories", "CATEGORIES", _dec_categories, _enc_categories),
+    FieldMap("color_label", "X-OX-COLOR-LABEL", _dec_color, _enc_color, also=("COLOR",)),
+    FieldMap("participants", "ATTENDEE", _dec_participants, _enc_participants),
+    FieldMap("recurrence", "RRULE", _dec_rrule, _enc_rrule),
+    FieldMap("delete_exceptions", "EXDATE", _dec_exdate, _enc_exdate),
+    FieldMap("creation_time", "CREATED", *UTC_TIME),
+    FieldMap("last_modified", "LAST-MODIFIED", _dec_ignore, _enc_ms),
+)
+
+EVENT_FIELDS: tuple[FieldMap, ...] = (
+    *_COMMON_HEAD,
+    FieldMap("location", "LOCATION", *TEXT),
+    FieldMap("start_date", "DTSTART", _dec_start, _enc_start, derived=("full_time", "timezone")),
+    FieldMap("end_date", "DTEND", _dec_end, _enc_start, also=("DURATION",)),
+    FieldMap("shown_as", "TRANSP", _dec_shown_as, _enc_shown_as, also=("X-MICROSOFT-CDO-BUSYSTATUS",)),
+    FieldMap("alarm", "VALARM", _dec_alarm_minutes, _enc_alarm_minutes),
+    FieldMap("organizer", "ORGANIZER", _dec_organizer, _enc_organizer, derived=("organizer_id",)),
+    *_COMMON_TAIL,
+    FieldMap("recurrence_date_position", "RECURRENCE-ID", _dec_recurrence_id, _enc_recurrence_id),
+    FieldMap("sequence", "SEQUENCE", _dec_int, lambda out, prop, value: out.add(prop, value)),
+)
+"""Appointment <-> VEVENT, in decoding order (DTSTART before what depends on it)."""
+
+TODO_FIELDS: tuple[FieldMap, ...] = (
+    *_COMMON_HEAD,
+    FieldMap("start_date", "DTSTART", _dec_day, _enc_day),
+    FieldMap("end_date", "DUE", _dec_due, _enc_day, also=("DURATION",)),
+    FieldMap("date_completed", "COMPLETED", *UTC_TIME),
+    FieldMap("percent_completed", "PERCENT-COMPLETE", _dec_percent, _enc_int),
+    FieldMap("status", "STATUS", _dec_status, _enc_status, also=("X-OX-TASK-STATUS",)),
+    FieldMap("priority", "PRIORITY", _dec_priority, _enc_priority),
+    FieldMap("alarm", "VALARM", _dec_alarm_time, _enc_alarm_time),
+    *_COMMON_TAIL,
+    FieldMap("target_duration", "X-OX-TARGET-DURATION", *INT),
+    FieldMap("actual_duration", "X-OX-ACTUAL-DURATION", *INT),
+    FieldMap("target_costs", "X-OX-TARGET-COSTS", *DECIMAL),
+    FieldMap("actual_costs", "X-OX-ACTUAL-COSTS", *DECIMAL),
+    FieldMap("currency", "X-OX-CURRENCY", *TEXT),
+    FieldMap("trip_meter", "X-OX-TRIP-METER", *TEXT),
+    FieldMap("billing_information", "X-OX-BILLING-INFORMATION", *TEXT),
+    FieldMap("companies", "X-OX-COMPANIES", *TEXT),
+)
+"""Task <-> VTODO; OX task fields without an iCalendar property travel as X-OX-* properties."""
+
+TABLES: dict[str, tuple[type[Appointment] | type[Task], tuple[FieldMap, ...]]] = {
+    "VEVENT": (Appointment, EVENT_FIELDS), "VTODO": (Task, TODO_FIELDS)}
+NOT_KEPT = {"DTSTAMP"}  # regenerated on output
+ADDITIVE = frozenset({"ATTENDEE"})
+"""Properties whose kept lines add to the mapped ones (e.g. an attendee without e-mail) on output."""
