@@ -1,0 +1,416 @@
+"""The `oxsync` command: init, serve, tenant and quota administration; the other verbs live in
+`cli_admin` (users, groups, resources, folders) and `cli_transfer` (import/export).
+
+Every handler takes a `Context` and the parsed arguments and returns an exit code: 0 ok, 1 error,
+2 usage. Store errors become one-line messages, never tracebacks; passwords are never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from oxsync.config import ConfigError, ServerSettings, Settings, apply_overrides, load_settings
+from oxsync.model import Tenant
+from oxsync.store import accounts
+from oxsync.store.api import Store
+from oxsync.store.errors import StoreError
+from oxsync.store.folders import ALL_USERS
+from oxsync.store.session import UserSession
+from oxsync.store.tx import Tx
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+DEFAULT_DOMAIN = "example.com"
+
+Handler = Callable[["Context", argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """An expected failure reported as one line on stderr, exit code 1."""
+
+
+class UsageError(CliError):
+    """The command line is inconsistent (exit code 2)."""
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNLIMITED = ("none", "unlimited", "-")
+
+
+def format_size(size: int | None) -> str:
+    """1536 -> '1.5 KiB'; None -> 'unlimited'."""
+    if size is None:
+        return "unlimited"
+    value, unit = float(size), 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{int(value)} B" if unit == 0 else f"{value:.1f} {_UNITS[unit]}"
+
+
+def parse_size(text: str) -> int | None:
+    """argparse type for quotas: bytes, or a K/M/G/T (binary) suffix; 'none'/'unlimited' -> None."""
+    if text.strip().lower() in _UNLIMITED:
+        return None
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500000, 20M, 1.5G, none)")
+    power = " kmgt".index(match.group(2).lower() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
+def parse_limit(text: str) -> int | None:
+    """argparse type for counts: a non-negative integer or 'none'/'unlimited'."""
+    if text.strip().lower() in _UNLIMITED:
+        return None
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return int(text)
+
+
+def limit_text(limit: int | None) -> str:
+    return "unlimited" if limit is None else str(limit)
+
+
+def usage_text(used: int, quota: int | None) -> str:
+    if quota is None:
+        return f"{format_size(used)} / unlimited"
+    percent = 100 * used / quota if quota else 100.0
+    return f"{format_size(used)} / {format_size(quota)} ({percent:.0f}%)"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain left-aligned text table (no borders, two spaces between columns)."""
+    cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def out(text: str = "") -> None:
+    print(text, file=sys.stdout)
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- context
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite URL (None for memory or another backend)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+class Context:
+    """Settings, the store (opened on first use) and the chosen tenant of one CLI run."""
+
+    def __init__(self, settings: Settings, tenant_domain: str | None) -> None:
+        self.settings = settings
+        self.tenant_domain = tenant_domain
+        self._store: Store | None = None
+        self._tenant: Tenant | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Context:
+        overrides = {"store": {"url": args.db}} if args.db else None
+        return cls(load_settings(args.config, overrides), args.tenant)
+
+    def open_store(self, create: bool = False) -> Store:
+        """Open the store; refuse to conjure an empty SQLite file unless `create` (init, demo)."""
+        if self._store is None:
+            path = _sqlite_path(self.settings.store.url)
+            if path is not None and not create and not path.exists():
+                raise CliError(f"no store at {path}: run `oxsync init` first")
+            self._store = Store(self.settings)
+        return self._store
+
+    @property
+    def store(self) -> Store:
+        return self.open_store()
+
+    @property
+    def tenant(self) -> Tenant:
+        """--tenant, else the only tenant; several tenants without --tenant is a usage error."""
+        if self._tenant is None:
+            self._tenant = self._resolve_tenant()
+        return self._tenant
+
+    def _resolve_tenant(self) -> Tenant:
+        if self.tenant_domain:
+            return self.store.tenant(self.tenant_domain)
+        try:
+            tenants = self.store.tenants()
+        except Exception as exc:  # schema missing: the store's driver error, not a StoreError
+            raise CliError(f"cannot read the store ({type(exc).__name__}): run `oxsync init` first") from exc
+        if not tenants:
+            raise CliError("no tenant yet: run `oxsync init --domain DOMAIN` first")
+        if len(tenants) > 1:
+            names = ", ".join(t.domain for t in tenants)
+            raise UsageError(f"several tenants ({names}): choose one with --tenant")
+        return tenants[0]
+
+    @contextmanager
+    def tx(self, write: bool = False) -> Iterator[Tx]:
+        with self.store.transaction(self.tenant.id, write=write) as tx:
+            yield tx
+
+    @contextmanager
+    def user_session(self, login: str, write: bool = False) -> Iterator[UserSession]:
+        """One transaction acting as `login` (so the store's rights checks apply)."""
+        with self.tx(write) as tx:
+            yield UserSession(tx, user_id_of(tx, login))
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+
+def user_id_of(tx: Tx, login: str) -> int:
+    user_id = accounts.find_user_id(tx, login)
+    if user_id is None:
+        raise CliError(f"no user {login!r}")
+    return user_id
+
+
+def principal_names(tx: Tx) -> tuple[dict[int, str], dict[int, str]]:
+    """(user id -> login, group id -> name), group 0 being all users."""
+    users = {u.id: u.login for u in accounts.list_users(tx)}
+    groups = {ALL_USERS: "all users"} | {g.id: g.name for g in accounts.list_groups(tx)}
+    return users, groups
+
+
+def group_id_of(tx: Tx, name: str) -> int:
+    group_id = accounts.find_group_id(tx, name)
+    if group_id is None:
+        raise CliError(f"no group {name!r}")
+    return group_id
+
+
+# ---------------------------------------------------------------- init, tenant, quota
+
+
+def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
+    """Idempotent: the schema is migrated to the current version, an existing tenant is kept."""
+    store = ctx.open_store(create=True)
+    store.create_schema()
+    domain = (args.domain or ctx.tenant_domain or DEFAULT_DOMAIN).strip().lower()
+    if any(t.domain == domain for t in store.tenants()):
+        out(f"schema up to date; tenant {domain} already exists")
+        return EXIT_OK
+    tenant = store.create_tenant(domain, max_accounts=args.max_accounts, quota_bytes=args.quota)
+    out(f"created tenant {tenant.domain} (id {tenant.id}) in {ctx.settings.store.url}")
+    return EXIT_OK
+
+
+def cmd_tenant_list(ctx: Context, args: argparse.Namespace) -> int:
+    rows = []
+    for tenant in ctx.store.tenants():
+        usage: dict[str, Any] = ctx.store.usage(tenant.id)
+        count = f"{len(usage['users'])} / {limit_text(tenant.max_accounts)}"
+        rows.append((tenant.id, tenant.domain, count, usage_text(usage["tenant"]["usage_bytes"], tenant.quota_bytes)))
+    out(table(("id", "domain", "accounts", "storage"), rows))
+    return EXIT_OK
+
+
+def cmd_tenant_set(ctx: Context, args: argparse.Namespace) -> int:
+    changes = {k: v for k, v in (("max_accounts", args.max_accounts), ("quota_bytes", args.quota)) if v is not ...}
+    if not changes:
+        raise UsageError("nothing to change: give --max-accounts and/or --quota")
+    ctx.store.update_tenant(ctx.tenant.id, **changes)
+    tenant = ctx.store.tenant(ctx.tenant.domain)
+    out(f"tenant {tenant.domain}: max accounts {limit_text(tenant.max_accounts)}, "
+        f"quota {format_size(tenant.quota_bytes)}")
+    return EXIT_OK
+
+
+def cmd_quota(ctx: Context, args: argparse.Namespace) -> int:
+    usage: dict[str, Any] = ctx.store.usage(ctx.tenant.id)
+    users = usage["users"]
+    if args.user:
+        with ctx.tx() as tx:
+            wanted = user_id_of(tx, args.user)
+        users = [u for u in users if u["id"] == wanted]
+    out(table(("login", "usage"), [(u["login"], usage_text(u["usage_bytes"], u["quota_bytes"])) for u in users]))
+    t = usage["tenant"]
+    out(f"\ntenant {t['domain']}: {usage_text(t['usage_bytes'], t['quota_bytes'])}; "
+        f"accounts {len(usage['users'])} / {limit_text(ctx.tenant.max_accounts)}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- serve
+
+
+_ENDPOINT_RE = re.compile(r"^(tcp|ssl):(\d+)(.*)$")
+
+
+def public_address(endpoint: str) -> tuple[str, str] | None:
+    """(scheme, host:port) clients would use for a Twisted endpoint string, when derivable."""
+    match = _ENDPOINT_RE.match(endpoint)
+    if not match:
+        return None
+    iface = re.search(r":interface=([^:]+)", match.group(3))
+    host = iface.group(1) if iface and iface.group(1) not in ("0.0.0.0", "::") else "127.0.0.1"
+    return ("https" if match.group(1) == "ssl" else "http"), f"{host}:{match.group(2)}"
+
+
+def serve_settings(settings: Settings, listen: str | None, udp_port: int | None) -> Settings:
+    """Apply --listen/--udp-port; public_host follows --listen unless the config file set it."""
+    server: dict[str, Any] = {}
+    if listen:
+        server["http_endpoint"] = listen
+        derived = public_address(listen)
+        if derived and settings.server.public_host == ServerSettings().public_host:
+            server["public_scheme"], server["public_host"] = derived
+    if udp_port is not None:
+        server["udp_port"] = udp_port
+    return apply_overrides(settings, {"server": server}) if server else settings
+
+
+def with_bound_port(settings: Settings, port: int) -> Settings:
+    """After binding `tcp:0`, the public address carries the port actually chosen."""
+    match = _ENDPOINT_RE.match(settings.server.http_endpoint)
+    host, _, public_port = settings.server.public_host.rpartition(":")
+    if not match or match.group(2) != "0" or not host or public_port != "0":
+        return settings
+    return apply_overrides(settings, {"server": {"public_host": f"{host}:{port}"}})
+
+
+def connection_instructions(settings: Settings, logins: dict[str, str | None]) -> str:
+    """How each client dialect connects, for every account (password None = not shown)."""
+    srv = settings.server
+    base = f"{srv.public_scheme}://{srv.public_host}"
+    lines = [
+        f"oxsync listening on {srv.http_endpoint}; UDP push on {srv.udp_interface}:{srv.udp_port}",
+        "",
+        f"Exchange ActiveSync ('Exchange' account on phones, tablets, Outlook): server {srv.public_host}, "
+        + ("SSL on" if srv.public_scheme == "https" else "SSL off") + ", user name and password below, no domain",
+        f"OXtender for Outlook: server URL {base}  (requests go to {base}/servlet/webdav.*)",
+        f"  free/busy search path: {base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
+        f"  UDP push port: {srv.udp_port}",
+        f"CalDAV/CardDAV discovery: {base}/.well-known/caldav and {base}/.well-known/carddav",
+        "",
+    ]
+    rows = []
+    for login, password in logins.items():
+        rows.append((login, password or "(the account's password)",
+                     f"{base}/dav/calendars/{login}/", f"{base}/dav/addressbooks/{login}/"))
+    lines.append(table(("user name", "password", "CalDAV", "CardDAV"), rows))
+    return "\n".join(lines)
+
+
+def _demo_passwords_path(settings: Settings) -> Path:
+    db = _sqlite_path(settings.store.url)
+    return (db.parent if db is not None else Path("var")) / "demo-passwords.txt"
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.settings = serve_settings(ctx.settings, args.listen, args.udp_port)
+    store = ctx.open_store(create=args.demo)
+    logins: dict[str, str | None] = {"<login>": None}
+    if args.demo:
+        from oxsync.demo import ensure_demo
+
+        store.create_schema()
+        logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
+    try:
+        from oxsync.server import ServerStartError, run_server
+    except ImportError as exc:
+        raise CliError(f"the server is not available: {exc}") from exc
+
+    def on_ready(port: int) -> None:
+        ctx.settings = with_bound_port(ctx.settings, port)
+        out(connection_instructions(ctx.settings, logins))
+        sys.stdout.flush()
+
+    try:
+        run_server(ctx.settings, store, on_ready=on_ready)
+    except ServerStartError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser and entry point
+
+
+def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("init", help="create the schema and the tenant")
+    p.add_argument("--domain", help=f"tenant domain (default: --tenant or {DEFAULT_DOMAIN})")
+    p.add_argument("--max-accounts", type=parse_limit, help="maximum number of accounts")
+    p.add_argument("--quota", type=parse_size, help="tenant storage quota (bytes, or 20M, 1G ...)")
+    p.set_defaults(handler=cmd_init)
+
+    tenant = sub.add_parser("tenant", help="tenant limits").add_subparsers(dest="action", required=True)
+    tenant.add_parser("list", help="tenants with accounts and storage").set_defaults(handler=cmd_tenant_list)
+    p = tenant.add_parser("set", help="change the account limit or storage quota ('none' = unlimited)")
+    p.add_argument("--max-accounts", type=parse_limit, default=...)
+    p.add_argument("--quota", type=parse_size, default=...)
+    p.set_defaults(handler=cmd_tenant_set)
+
+    p = sub.add_parser("quota", help="storage usage per user and for the tenant")
+    p.add_argument("--user", metavar="LOGIN")
+    p.set_defaults(handler=cmd_quota)
+
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--demo", action="store_true", help="create a demo tenant with users and data if missing")
+    p.add_argument("--listen", metavar="ENDPOINT", help="Twisted endpoint, e.g. tcp:8080:interface=0.0.0.0")
+    p.add_argument("--udp-port", type=int, metavar="N", help="OXtender UDP push port")
+    p.set_defaults(handler=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from oxsync import cli_admin, cli_transfer
+
+    parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
+    parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
+    parser.add_argument("--db", metavar="URL", help="database URL (overrides [store] url)")
+    parser.add_argument("--tenant", metavar="DOMAIN", help="tenant to act on (default: the only one)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_local(sub)
+    cli_admin.register(sub)
+    cli_transfer.register(sub)
+    return parser
+
+
+def _run(ctx: Context, handler: Handler, args: argparse.Namespace) -> int:
+    try:
+        return handler(ctx, args)
+    except UsageError as exc:
+        err(f"oxsync: {exc}")
+        return EXIT_USAGE
+    except (CliError, StoreError) as exc:
+        err(f"oxsync: {exc}")
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        ctx = Context.from_args(args)
+    except (ConfigError, OSError) as exc:
+        err(f"oxsync: configuration: {exc}")
+        return EXIT_ERROR
+    try:
+        return _run(ctx, args.handler, args)
+    except OSError as exc:
+        err(f"oxsync: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()
+
