@@ -22,7 +22,8 @@ from oxsync.model.task import TaskPriority, TaskStatus
 from oxsync.store import accounts
 from oxsync.store.errors import InvalidData, NotFound, QuotaExceeded, StaleObject
 
-SERVER_FIELDS = {"object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified", "attachments"}
+SERVER_FIELDS = {"object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified", "attachments",
+                 "recurrence_id", "participants"}
 
 
 def full_contact() -> Contact:
@@ -84,6 +85,15 @@ def test_every_field_round_trips(world) -> None:  # type: ignore[no-untyped-def]
         assert_same(stored, original)
         assert stored.created_by == world.alice and stored.folder_id == folder
         assert stored.last_modified == created.last_modified
+        if isinstance(stored, Appointment):
+            assert stored.recurrence_id == stored.object_id  # a series master points at itself (OX)
+            got = [(p.kind, p.entity, p.email, p.display_name, p.confirmation, p.message) for p in stored.participants]
+            assert got == [
+                (ParticipantKind.USER, world.alice, "alice@example.com", "Alice Martin", Confirmation.ACCEPT, ""),
+                # confirmations are the participant's own: only they change them, through confirm()
+                (ParticipantKind.USER, world.bob, "bob@example.com", "Bob Durand", Confirmation.NONE, ""),
+                (ParticipantKind.EXTERNAL_USER, 0, "ext@example.org", "Ext", Confirmation.NONE, ""),
+            ]
 
 
 def test_distribution_list_members(world) -> None:  # type: ignore[no-untyped-def]

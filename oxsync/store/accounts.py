@@ -14,7 +14,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from oxsync.model import Contact, Group, Protocol, Resource, ResourceKind, Tenant, User
+from oxsync.model import (
+    Contact,
+    DistributionListMember,
+    Group,
+    Protocol,
+    Resource,
+    ResourceKind,
+    Tenant,
+    User,
+)
 from oxsync.model.account import ALL_PROTOCOLS
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
 from oxsync.store import codec, objects
@@ -217,6 +226,8 @@ def _sync_gab_entry(tx: Tx, user: User) -> None:
     contact.email1 = user.email
     objects.update_object_row(tx, contact, user.id)
     tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="update")
+    for group_id in groups_of_user(tx, user.id):
+        sync_group_list(tx, group_id)
 
 
 def add_alias(tx: Tx, user_id: int, address: str) -> None:
@@ -262,6 +273,39 @@ def create_group(tx: Tx, name: str, display_name: str = "", members: Iterable[in
     return get_group(tx, group_id)
 
 
+SYSTEM_ACTOR = 0
+"""Creator of system-maintained entries (group lists): no account owns them, so no client edits them."""
+
+
+def sync_group_list(tx: Tx, group_id: int) -> None:
+    """Keep the group's distribution list in the global address book equal to its members."""
+    group = get_group(tx, group_id)
+    members = []
+    for user_id in group.members:
+        user = get_user(tx, user_id)
+        members.append(DistributionListMember(email=user.email, display_name=user.display_name,
+                                              contact_id=user.contact_id, folder_id=GLOBAL_ADDRESS_BOOK, email_field=1))
+    g = s.user_groups
+    list_id = tx.conn.execute(select(g.c.list_contact_id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).scalar_one()
+    contact = Contact(display_name=group.display_name, distribution_list=members, created_by=SYSTEM_ACTOR,
+                      categories="group")
+    if list_id is None:
+        objects.insert_object(tx, contact, GLOBAL_ADDRESS_BOOK, SYSTEM_ACTOR)
+        tx.conn.execute(update(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))
+                        .values(list_contact_id=contact.object_id))
+        tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="create")
+    else:
+        contact.object_id = list_id
+        objects.update_object_row(tx, contact, SYSTEM_ACTOR)
+        tx.record_object_change(GLOBAL_ADDRESS_BOOK, list_id, gone=False, kind="update")
+
+
+def groups_of_user(tx: Tx, user_id: int) -> list[int]:
+    gm = s.group_members
+    return [r.group_id for r in tx.conn.execute(
+        select(gm.c.group_id).where(and_(gm.c.tenant_id == tx.tenant_id, gm.c.user_id == user_id)))]
+
+
 def get_group(tx: Tx, group_id: int) -> Group:
     g = s.user_groups
     row = tx.conn.execute(select(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).one_or_none()
@@ -295,6 +339,7 @@ def set_group_members(tx: Tx, group_id: int, members: Iterable[int]) -> None:
         tx.conn.execute(insert(gm), [{"tenant_id": tx.tenant_id, "group_id": group_id, "user_id": u} for u in wanted])
     g = s.user_groups
     tx.conn.execute(update(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id)).values(last_ms=tx.stamp.ms))
+    sync_group_list(tx, group_id)
     # group-granted rights changed for these users: their view of group-shared folders may differ
     p = s.permissions
     for row in tx.conn.execute(select(p.c.folder_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id))).all():
@@ -306,6 +351,12 @@ def set_group_members(tx: Tx, group_id: int, members: Iterable[int]) -> None:
 def delete_group(tx: Tx, group_id: int) -> None:
     get_group(tx, group_id)
     set_group_members(tx, group_id, [])
+    g = s.user_groups
+    list_id = tx.conn.execute(select(g.c.list_contact_id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).scalar_one()
+    if list_id is not None:
+        from oxsync.store.removal import remove_objects
+
+        remove_objects(tx, [list_id])
     p = s.permissions
     tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id)))
     tx.conn.execute(delete(s.user_groups).where(and_(s.user_groups.c.tenant_id == tx.tenant_id, s.user_groups.c.id == group_id)))

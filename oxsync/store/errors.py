@@ -61,3 +61,16 @@ class AccessRefused(StoreError):
     """Credentials are right but the account is suspended or lacks the protocol right."""
 
     code = "access_refused"
+
+
+class AppointmentConflict(StoreError):
+    """The appointment overlaps others of its participants. `hard` = a resource is double-booked
+    (never allowed); otherwise the caller may save anyway with ignore_conflicts. Nothing was written."""
+
+    code = "appointment_conflict"
+
+    def __init__(self, items: list, hard: bool) -> None:  # type: ignore[type-arg]
+        kind = "resource double-booked" if hard else "overlaps appointments of participants"
+        super().__init__(f"{kind}: {len(items)} conflicting appointment(s)")
+        self.items = items
+        self.hard = hard

@@ -91,17 +91,17 @@ def serialize(obj: AnyObject) -> str:
 
 def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
     """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`."""
-    data = serialize(obj)
-    _check_size(tx, data, obj)
     stamp = tx.stamp
     obj.object_id = tx.next_id("object")
+    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
+        obj.recurrence_id = obj.object_id
+    data = serialize(obj)
+    _check_size(tx, data, obj)
     obj.folder_id = folder_id
     obj.created_by = obj.created_by if obj.created_by is not None else actor
     obj.modified_by = actor
     obj.creation_time = datetime_from_ms(stamp.ms)
     obj.last_modified = stamp.ms
-    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
-        obj.recurrence_id = obj.object_id
     charge(tx, obj.created_by, len(data))
     tx.conn.execute(
         insert(s.objects).values(
@@ -115,6 +115,8 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
 
 def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None) -> int:
     """Rewrite the stored object from `obj`; returns the size difference in bytes."""
+    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
+        obj.recurrence_id = obj.object_id
     data = serialize(obj)
     _check_size(tx, data, obj)
     stamp = tx.stamp
@@ -122,8 +124,6 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
     key = and_(o.c.tenant_id == tx.tenant_id, o.c.id == obj.object_id)
     old = tx.conn.execute(select(o.c.size, o.c.created_by).where(key)).one()
     charge(tx, old.created_by, len(data) - int(old.size))
-    if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
-        obj.recurrence_id = obj.object_id
     tx.conn.execute(
         update(o).where(key).values(
             modified_by=actor, last_ms=stamp.ms, size=len(data), data=data, **_columns(obj, range_end_ms)
@@ -276,6 +276,8 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
                 overrides["distribution_list"] = [_member(m) for m in dl or []]
         else:
             overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
+            if cls is Appointment:
+                overrides["recurrence_id"] = r.series_id
         obj = codec.from_dict(cls, codec.loads(r.data), **overrides)
         out.append(obj)
     return out

@@ -105,7 +105,10 @@ def delete_user(tx: Tx, user_id: int) -> None:
     tx.conn.execute(update(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.modified_by == user_id)).values(modified_by=None))
     if user.contact_id is not None:
         remove_objects(tx, [user.contact_id], [GLOBAL_ADDRESS_BOOK])
+    groups = accounts.groups_of_user(tx, user_id)
     tx.conn.execute(delete(s.group_members).where(and_(s.group_members.c.tenant_id == tx.tenant_id, s.group_members.c.user_id == user_id)))
+    for group_id in groups:
+        accounts.sync_group_list(tx, group_id)
     tx.conn.execute(delete(s.addresses).where(and_(s.addresses.c.tenant_id == tx.tenant_id, s.addresses.c.user_id == user_id)))
     tx.conn.execute(delete(s.device_state).where(and_(s.device_state.c.tenant_id == tx.tenant_id, s.device_state.c.user_id == user_id)))
     tx.conn.execute(delete(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select
 
-from oxsync.model import Contact, Folder, FolderType, Module, Permission, Rights
+from oxsync.model import Appointment, Contact, Folder, FolderType, Module, Permission, Rights, Task
 from oxsync.model.common import KIND_OF_MODULE
 from oxsync.model.folder import FIRST_REAL_FOLDER, PRIVATE_ROOT, PUBLIC_ROOT, FolderAccess
 from oxsync.store import folders as folder_ops
@@ -233,7 +233,7 @@ class UserSession:
     def list_objects(self, folder_id: int) -> list[AnyObject]:
         self._object_folder(folder_id)
         rows = self._readable_rows(folder_id, object_ids_in_folder(self.tx, folder_id))
-        return object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})
+        return [self._personalised(o) for o in object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
 
     def get_object(self, folder_id: int, object_id: int) -> AnyObject:
         self._object_folder(folder_id)
@@ -242,7 +242,7 @@ class UserSession:
         rows = self._readable_rows(folder_id, [object_id])
         if not rows:
             raise NotFound(f"object {object_id} is not in folder {folder_id}")
-        return object_ops.load_objects(self.tx, rows, {object_id: folder_id})[0]
+        return self._personalised(object_ops.load_objects(self.tx, rows, {object_id: folder_id})[0])
 
     def find_by_uid(self, folder_id: int, uid: str) -> AnyObject | None:
         o = s.objects
@@ -261,19 +261,25 @@ class UserSession:
             raise InvalidData(f"folder {folder_id} holds {folder.module}, not {kind_of(obj).value}", field="folder_id")
         if not self.rights(folder_id).can_create_objects:
             raise PermissionDenied(f"no right to create objects in folder {folder_id}")
-        if obj.uid and self._uid_taken(obj.uid, folder_id, None):
+        if obj.uid and self._uid_taken(obj.uid, folder_id, None, _series_of(obj)):
             raise Conflict(f"an object with UID {obj.uid} already exists in folder {folder_id}")
         obj.created_by = self.user_id
+        range_end = None
         if isinstance(obj, Contact):
             obj.user_id = None
-        object_ops.insert_object(self.tx, obj, folder_id, self.user_id)
-        self._record_everywhere(obj, "create")
-        return obj
+        else:
+            from oxsync.store.series import before_save
 
-    def _uid_taken(self, uid: str, folder_id: int, except_id: int | None) -> bool:
+            range_end = before_save(self, obj, folder_id, None)
+        object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
+        self._record_everywhere(obj, "create")
+        return self._personalised(obj)
+
+    def _uid_taken(self, uid: str, folder_id: int, except_id: int | None, series_id: int | None = None) -> bool:
+        """Another object of the folder has this UID (a series and its exceptions share one)."""
         o = s.objects
-        ids = [r.id for r in self.tx.conn.execute(select(o.c.id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))]
-        ids = [i for i in ids if i != except_id]
+        rows = self.tx.conn.execute(select(o.c.id, o.c.series_id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))
+        ids = [r.id for r in rows if r.id != except_id and (series_id is None or series_id not in (r.id, r.series_id))]
         return any(folder_id in f for f in folders_of_objects(self.tx, ids).values())
 
     def _record_everywhere(self, obj: AnyObject, kind: str) -> None:
@@ -302,29 +308,59 @@ class UserSession:
         current = self._writable(folder_id, obj.object_id, "write", expected_last_modified)
         if type(current) is not type(obj):
             raise InvalidData("an object cannot change its kind", field="object_id")
-        if obj.uid and obj.uid != current.uid and self._uid_taken(obj.uid, folder_id, obj.object_id):
+        if obj.uid and obj.uid != current.uid and self._uid_taken(obj.uid, folder_id, obj.object_id, _series_of(current)):
             raise Conflict(f"an object with UID {obj.uid} already exists in folder {folder_id}")
         obj.created_by, obj.creation_time = current.created_by, current.creation_time
         obj.folder_id = current.folder_id
         if isinstance(obj, Contact) and isinstance(current, Contact):
             obj.user_id = current.user_id
         before = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
-        object_ops.update_object_row(self.tx, obj, self.user_id)
+        range_end = None
+        if isinstance(obj, Appointment | Task):
+            from oxsync.store.series import before_save
+
+            if isinstance(obj, Appointment) and isinstance(current, Appointment):
+                obj.recurrence_id = obj.recurrence_id or current.recurrence_id
+                obj.recurrence_date_position = obj.recurrence_date_position or current.recurrence_date_position
+            range_end = before_save(self, obj, self._home_folder(obj.object_id), obj.object_id)
+        object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end)
         after = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
         for fid in before - after:
             self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
         self._record_everywhere(obj, "update")
         obj.folder_id = folder_id
+        return self._personalised(obj)
+
+    def _home_folder(self, object_id: int) -> int:
+        o = s.objects
+        return int(self.tx.conn.execute(select(o.c.folder_id).where(
+            and_(o.c.tenant_id == self.tx.tenant_id, o.c.id == object_id))).scalar_one())
+
+    def _personalised(self, obj: AnyObject) -> AnyObject:
+        if isinstance(obj, Appointment | Task):
+            from oxsync.store.meetings import personalise
+
+            personalise(obj, self.user_id)
         return obj
 
     def delete_object(self, folder_id: int, object_id: int, expected_last_modified: int | None = None) -> None:
         current = self._writable(folder_id, object_id, "delete", expected_last_modified)
         if isinstance(current, Contact) and current.user_id is not None:
             raise PermissionDenied("global address book entries are removed by deleting the account")
-        members = folders_of_objects(self.tx, [object_id])[object_id]
+        from oxsync.store import meetings
         from oxsync.store.removal import remove_objects
 
-        remove_objects(self.tx, [object_id], members)
+        if isinstance(current, Appointment | Task) and current.participants and not meetings.is_organizer(
+            current, self.user_id
+        ) and meetings.participant_row(self.tx, object_id, self.user_id) is not None:
+            meetings.decline_and_leave(self.tx, self.user_id, object_id, folder_id)
+            return
+        doomed = [object_id]
+        if isinstance(current, Appointment) and current.is_series and current.recurrence_id == object_id:
+            from oxsync.store.series import exception_ids
+
+            doomed += list(exception_ids(self.tx, object_id).values())
+        remove_objects(self.tx, doomed)
 
     def move_object(self, folder_id: int, object_id: int, target_folder_id: int,
                     expected_last_modified: int | None = None) -> AnyObject:
@@ -400,7 +436,8 @@ class UserSession:
         still_here = [i for i in present if folder_id in members[i]]
         readable = self._readable_rows(folder_id, still_here)
         readable_ids = {r.id for r in readable}
-        delta.changed = object_ops.load_objects(self.tx, readable, {i: folder_id for i in readable_ids})
+        delta.changed = [self._personalised(o) for o in
+                         object_ops.load_objects(self.tx, readable, {i: folder_id for i in readable_ids})]
         delta.gone = sorted(set(delta.gone) | (set(present) - readable_ids))
         return delta
 
@@ -437,3 +474,38 @@ class UserSession:
         from oxsync.store import attachments
 
         attachments.delete_attachment(self, folder_id, object_id, attachment_id)
+
+    # ------------------------------------------------------------ meetings, series, free/busy
+
+    def confirm(self, folder_id: int, object_id: int, confirmation, message: str = "") -> AnyObject:  # type: ignore[no-untyped-def]
+        """Set the caller's own confirmation (accept, decline, tentative, none) of a meeting or task."""
+        from oxsync.store.meetings import confirm
+
+        self.get_object(folder_id, object_id)
+        confirm(self.tx, self.user_id, object_id, confirmation, message)
+        return self.get_object(folder_id, object_id)
+
+    def change_occurrence(self, folder_id: int, series_id: int, original, changes: Appointment) -> Appointment:  # type: ignore[no-untyped-def]
+        from oxsync.store.series import change_occurrence
+
+        return change_occurrence(self, folder_id, series_id, original, changes)
+
+    def delete_occurrence(self, folder_id: int, series_id: int, original) -> None:  # type: ignore[no-untyped-def]
+        from oxsync.store.series import delete_occurrence
+
+        delete_occurrence(self, folder_id, series_id, original)
+
+    def end_series_before(self, folder_id: int, series_id: int, first_removed) -> Appointment:  # type: ignore[no-untyped-def]
+        from oxsync.store.series import end_series_before
+
+        return end_series_before(self, folder_id, series_id, first_removed)
+
+    def free_busy(self, start, end, *, user_id: int | None = None, resource_id: int | None = None):  # type: ignore[no-untyped-def]
+        """Merged busy periods of any user or resource of the tenant; no titles, so no rights needed."""
+        from oxsync.store.scheduling import free_busy
+
+        return free_busy(self.tx, start, end, user_id=user_id, resource_id=resource_id)
+
+
+def _series_of(obj: AnyObject) -> int | None:
+    return obj.recurrence_id if isinstance(obj, Appointment) else None

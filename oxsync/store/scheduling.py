@@ -1,0 +1,209 @@
+"""Time-based questions over appointments: conflicts on save, and free/busy.
+
+Both expand recurring series with `oxsync.model.recurrence.expand`, bounded by the configured window
+and instance cap, so a hostile rule cannot stall a save. Declined participations and appointments
+shown as free never block time. Private appointments count, without their title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import and_, or_, select
+
+from oxsync.model import Appointment, ShownAs
+from oxsync.model.appointment import Confirmation, ParticipantKind
+from oxsync.model.recurrence import expand
+from oxsync.model.timeutil import to_ms
+from oxsync.store import objects
+from oxsync.store import schema as s
+from oxsync.store.tx import Tx
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass
+class ConflictItem:
+    object_id: int
+    title: str
+    """Empty when the appointment is private and the viewer may not see its details."""
+    start: datetime
+    end: datetime
+    full_time: bool
+    hard: bool
+
+
+@dataclass
+class BusyPeriod:
+    start: datetime
+    end: datetime
+    shown_as: ShownAs
+
+
+def _as_datetime(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+def intervals(tx: Tx, appt: Appointment, low: datetime, high: datetime) -> list[Interval]:
+    """The appointment's occurrences overlapping [low, high), as UTC datetimes."""
+    if appt.start_date is None:
+        return []
+    start = _as_datetime(appt.start_date)
+    end = _as_datetime(appt.end_date) if appt.end_date is not None else start
+    if not appt.is_series:
+        return [(start, end)] if start < high and end > low else []
+    assert appt.recurrence is not None
+    skip = set(appt.delete_exceptions) | set(appt.change_exceptions)
+    limits = tx.settings.limits
+    occurrences = expand(appt.start_date, appt.end_date, appt.recurrence, appt.timezone or "UTC",
+                         window_start=low, window_end=high, max_instances=limits.max_recurrence_instances,
+                         delete_exceptions=skip, limits=limits)
+    return [(_as_datetime(a), _as_datetime(b)) for a, b in occurrences]
+
+
+def _window(tx: Tx) -> Interval:
+    now = datetime.now(UTC)
+    limits = tx.settings.limits
+    return now - timedelta(days=limits.recurrence_window_past_days), now + timedelta(days=limits.recurrence_window_future_days)
+
+
+def _candidate_rows(tx: Tx, users: set[int], resources: set[int], low: datetime, high: datetime, exclude: int | None):
+    """Appointments that may block time for these users/resources in [low, high)."""
+    o, p, f = s.objects, s.participants, s.folders
+    time_filter = and_(
+        o.c.tenant_id == tx.tenant_id, o.c.kind == "appointment", o.c.start_ms < to_ms(high),
+        or_(o.c.range_end_ms.is_(None), o.c.range_end_ms > to_ms(low)), o.c.shown_as != int(ShownAs.FREE),
+    )
+    if exclude is not None:
+        time_filter = and_(time_filter, o.c.id != exclude, or_(o.c.series_id.is_(None), o.c.series_id != exclude))
+    who = []
+    if users:
+        who.append(and_(p.c.kind == int(ParticipantKind.USER), p.c.entity.in_(users),
+                        p.c.confirmation != int(Confirmation.DECLINE)))
+    if resources:
+        who.append(and_(p.c.kind == int(ParticipantKind.RESOURCE), p.c.entity.in_(resources)))
+    rows = {}
+    if who:
+        query = select(o).join(p, and_(p.c.tenant_id == o.c.tenant_id, p.c.object_id == o.c.id)).where(time_filter, or_(*who))
+        rows.update({r.id: r for r in tx.conn.execute(query)})
+    if users:  # personal appointments (no participants) in the users' own calendars
+        no_parts = ~select(p.c.object_id).where(and_(p.c.tenant_id == o.c.tenant_id, p.c.object_id == o.c.id)).exists()
+        query = select(o).join(f, and_(f.c.tenant_id == o.c.tenant_id, f.c.id == o.c.folder_id)).where(
+            time_filter, f.c.type == "private", f.c.owner_id.in_(users), no_parts)
+        rows.update({r.id: r for r in tx.conn.execute(query)})
+    return list(rows.values())
+
+
+def _blockers(appt: Appointment, users: set[int], resources: set[int], owner_of_home: int | None) -> tuple[set[int], set[int]]:
+    """Which of `users`/`resources` this existing appointment blocks."""
+    blocked_users = {p.entity for p in appt.participants if p.kind == ParticipantKind.USER
+                     and p.confirmation != Confirmation.DECLINE} & users
+    blocked_resources = {p.entity for p in appt.participants if p.kind == ParticipantKind.RESOURCE} & resources
+    if not appt.participants and owner_of_home in users:
+        blocked_users.add(owner_of_home)
+    return blocked_users, blocked_resources
+
+
+def _home_owners(tx: Tx, folder_ids: set[int]) -> dict[int, int | None]:
+    f = s.folders
+    rows = tx.conn.execute(select(f.c.id, f.c.owner_id, f.c.type).where(and_(f.c.tenant_id == tx.tenant_id, f.c.id.in_(folder_ids))))
+    return {r.id: (r.owner_id if r.type == "private" else None) for r in rows}
+
+
+def _overlaps(a: list[Interval], b: list[Interval]) -> Interval | None:
+    for start, end in a:
+        for other_start, other_end in b:
+            if start < other_end and other_start < end:
+                return other_start, other_end
+    return None
+
+
+def find_conflicts(tx: Tx, viewer: int, appt: Appointment, owner_of_home: int | None) -> list[ConflictItem]:
+    if appt.shown_as == ShownAs.FREE or appt.start_date is None:
+        return []
+    users = {p.entity for p in appt.participants if p.kind == ParticipantKind.USER and p.confirmation != Confirmation.DECLINE}
+    if not appt.participants and owner_of_home is not None:
+        users.add(owner_of_home)
+    resources = {p.entity for p in appt.participants if p.kind == ParticipantKind.RESOURCE}
+    low, high = _window(tx)
+    mine = intervals(tx, appt, max(low, _as_datetime(appt.start_date)), high)
+    if not mine:
+        return []
+    span_low, span_high = min(i[0] for i in mine), max(i[1] for i in mine)
+    rows = _candidate_rows(tx, users, resources, span_low, span_high, appt.object_id)
+    owners = _home_owners(tx, {r.folder_id for r in rows})
+    found: list[ConflictItem] = []
+    for other in objects.load_objects(tx, rows):
+        assert isinstance(other, Appointment) and other.object_id is not None
+        blocked_users, blocked_resources = _blockers(other, users, resources, owners.get(other.folder_id))
+        if not blocked_users and not blocked_resources:
+            continue
+        hit = _overlaps(mine, intervals(tx, other, span_low, span_high))
+        if hit is None:
+            continue
+        visible = not other.private_flag or other.created_by == viewer or viewer in {
+            p.entity for p in other.participants if p.kind == ParticipantKind.USER}
+        found.append(ConflictItem(other.object_id, other.title if visible else "", hit[0], hit[1], other.full_time,
+                                  hard=bool(blocked_resources)))
+    return sorted(found, key=lambda c: (c.start, c.object_id))
+
+
+_RANK = {ShownAs.ABSENT: 3, ShownAs.RESERVED: 2, ShownAs.TEMPORARY: 1, ShownAs.FREE: 0}
+
+
+def free_busy(tx: Tx, start: datetime, end: datetime, *, user_id: int | None = None,
+              resource_id: int | None = None) -> list[BusyPeriod]:
+    """Merged busy periods of one user or resource in [start, end), by type, oldest first.
+
+    A user's tentative confirmation turns a reserved slot into a tentative one; declined ones do not count.
+    """
+    users = {user_id} if user_id is not None else set()
+    resources = {resource_id} if resource_id is not None else set()
+    rows = _candidate_rows(tx, users, resources, start, end, None)
+    rows += _free_rows(tx, users, resources, start, end)
+    owners = _home_owners(tx, {r.folder_id for r in rows})
+    slots: list[BusyPeriod] = []
+    for appt in objects.load_objects(tx, rows):
+        assert isinstance(appt, Appointment)
+        blocked_users, blocked_resources = _blockers(appt, users, resources, owners.get(appt.folder_id))
+        if appt.shown_as == ShownAs.FREE:
+            blocked_users = users & ({p.entity for p in appt.participants} | {owners.get(appt.folder_id)})
+        if not blocked_users and not blocked_resources:
+            continue
+        kind = appt.shown_as
+        mine = next((p for p in appt.participants if p.kind == ParticipantKind.USER and p.entity == user_id), None)
+        if kind == ShownAs.RESERVED and mine is not None and mine.confirmation == Confirmation.TENTATIVE:
+            kind = ShownAs.TEMPORARY
+        for a, b in intervals(tx, appt, start, end):
+            slots.append(BusyPeriod(max(a, start), min(b, end), kind))
+    return _merge(slots)
+
+
+def _free_rows(tx: Tx, users: set[int], resources: set[int], start: datetime, end: datetime) -> list:  # type: ignore[type-arg]
+    """Appointments shown as free are reported too (type free), though they never conflict."""
+    o, p = s.objects, s.participants
+    if not users:
+        return []
+    query = select(o).join(p, and_(p.c.tenant_id == o.c.tenant_id, p.c.object_id == o.c.id), isouter=True).where(
+        o.c.tenant_id == tx.tenant_id, o.c.kind == "appointment", o.c.shown_as == int(ShownAs.FREE),
+        o.c.start_ms < to_ms(end), or_(o.c.range_end_ms.is_(None), o.c.range_end_ms > to_ms(start)),
+        or_(and_(p.c.kind == int(ParticipantKind.USER), p.c.entity.in_(users)), o.c.created_by.in_(users)),
+    )
+    return list({r.id: r for r in tx.conn.execute(query)}.values())
+
+
+def _merge(slots: list[BusyPeriod]) -> list[BusyPeriod]:
+    """Merge overlapping periods of the same type; keep different types apart."""
+    merged: list[BusyPeriod] = []
+    for kind in sorted({slot.shown_as for slot in slots}, key=lambda k: -_RANK[k]):
+        current: BusyPeriod | None = None
+        for slot in sorted((x for x in slots if x.shown_as == kind), key=lambda x: x.start):
+            if current is not None and slot.start <= current.end:
+                current.end = max(current.end, slot.end)
+            else:
+                current = BusyPeriod(slot.start, slot.end, kind)
+                merged.append(current)
+    return sorted(merged, key=lambda x: (x.start, -_RANK[x.shown_as]))
