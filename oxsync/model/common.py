@@ -66,5 +66,7 @@ class ObjectBase:
     private_flag: bool = False
     color_label: int = 0
     attachments: list[AttachmentMeta] = field(default_factory=list)
+    resource_name: str = ""
+    """The name a DAV client gave this object's resource (kept so its href stays stable)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Properties a dialect could not map (e.g. unknown iCalendar/vCard lines), kept for round trips."""

@@ -31,7 +31,7 @@ CLASS_OF_KIND: dict[ObjectKind, type] = {
 }
 COLUMN_FIELDS = frozenset({
     "object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified",
-    "private_flag", "uid", "participants", "distribution_list", "attachments", "user_id",
+    "private_flag", "uid", "resource_name", "participants", "distribution_list", "attachments", "user_id",
 })
 """Model fields restored from columns or side tables rather than from the JSON document."""
 
@@ -63,6 +63,7 @@ def _columns(obj: AnyObject, range_end_ms: int | None) -> dict[str, Any]:
     cols: dict[str, Any] = {
         "private": obj.private_flag,
         "uid": obj.uid or None,
+        "resource_name": obj.resource_name or None,
         "search_text": _search_text(obj),
         "start_ms": None, "end_ms": None, "range_end_ms": None, "full_time": False,
         "shown_as": None, "series_id": None, "user_id": None,
@@ -266,6 +267,7 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
             "last_modified": r.last_ms,
             "private_flag": r.private,
             "uid": r.uid or "",
+            "resource_name": r.resource_name or "",
             "attachments": atts.get(r.id, []),
         }
         if cls is Contact:

@@ -19,6 +19,7 @@ from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied, ResyncRequired, StaleObject
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject, kind_of
+from oxsync.store.session_extras import SessionExtras
 from oxsync.store.tx import Tx
 
 
@@ -40,7 +41,7 @@ class FolderDelta:
     gone: list[int] = field(default_factory=list)
 
 
-class UserSession:
+class UserSession(SessionExtras):
     """Store operations on behalf of one authenticated user, inside one transaction."""
 
     def __init__(self, tx: Tx, user_id: int) -> None:
