@@ -62,3 +62,52 @@ def world(store: Store):  # type: ignore[no-untyped-def]
     from tests.world import build_world
 
     return build_world(store)
+
+
+@pytest.fixture(scope="session")
+def reactor():  # type: ignore[no-untyped-def]
+    """The global Twisted reactor, running in a daemon thread for the whole test session."""
+    import threading
+
+    from twisted.internet import reactor as global_reactor
+
+    thread = threading.Thread(target=global_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
+    thread.start()
+    yield global_reactor
+    global_reactor.callFromThread(global_reactor.stop)
+    thread.join(5)
+
+
+@pytest.fixture
+def live_server(reactor):  # type: ignore[no-untyped-def]
+    """Factory: start a real service for `store` on an ephemeral loopback port; stopped after the test.
+
+    `setup(service)` registers dialect resources before listening; `sections` override settings.
+    """
+    from twisted.internet.threads import blockingCallFromThread
+
+    from oxsync.config import apply_overrides
+    from oxsync.server import make_service
+    from tests.live import Running
+
+    started = []
+
+    def start(store: Store, setup=None, **sections):  # type: ignore[no-untyped-def]
+        data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1"}, **sections}
+        settings = apply_overrides(store.settings, data)
+        service = make_service(settings, store, reactor)
+        if setup is not None:
+            setup(service)
+
+        def go():  # type: ignore[no-untyped-def]
+            service.startService()
+            return service.when_listening()
+
+        port = blockingCallFromThread(reactor, go)
+        running = Running(service, port, reactor)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        blockingCallFromThread(reactor, running.service.stopService)

@@ -44,17 +44,6 @@ WRONG = "Wr0ng-Guess-XyZ"
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def reactor() -> Iterator[Any]:
-    from twisted.internet import reactor as global_reactor
-
-    thread = threading.Thread(target=global_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
-    thread.start()
-    yield global_reactor
-    global_reactor.callFromThread(global_reactor.stop)
-    thread.join(5)
-
-
 @dataclass
 class Accounts:
     store: Store
