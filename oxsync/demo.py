@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from oxsync.model import (
     Appointment,
-    Confirmation,
     Contact,
     DistributionListMember,
     Module,
@@ -149,11 +148,10 @@ def _appointments(tx: Tx, ids: DemoIds, monday: date) -> list[tuple[str, Appoint
         uid="review" + UID_SUFFIX, title="Project review", location="Meeting room 1", timezone=DEMO_ZONE,
         start_date=_at(monday + timedelta(days=2), 14), end_date=_at(monday + timedelta(days=2), 15), alarm=15,
         organizer="alice@" + DEMO_DOMAIN, organizer_id=alice, participants=[
-            Participant(ParticipantKind.USER, alice, "alice@" + DEMO_DOMAIN, "Alice Adams", Confirmation.ACCEPT,
-                        folder_id=ids.folder(tx, "alice", Module.CALENDAR)),
-            Participant(ParticipantKind.USER, bob, "bob@" + DEMO_DOMAIN, "Bob Brown",
-                        folder_id=ids.folder(tx, "bob", Module.CALENDAR)),
-            Participant(ParticipantKind.RESOURCE, ids.room, DEMO_ROOM[1], DEMO_ROOM[2]),
+            # the store places the meeting in bob's calendar and books the room
+            Participant(ParticipantKind.USER, alice),
+            Participant(ParticipantKind.USER, bob),
+            Participant(ParticipantKind.RESOURCE, ids.room),
         ],
     )
     weekly = Appointment(
