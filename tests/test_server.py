@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from twisted.internet.threads import blockingCallFromThread
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from oxsync.config import AuthSettings, Settings, StoreSettings, apply_overrides
+from oxsync.config import AuthSettings, Settings, StoreSettings
 from oxsync.logs import JsonFormatter
 from oxsync.model import Module, Protocol
 from oxsync.model.folder import PRIVATE_ROOT
 from oxsync.push.bus import Change, ChangeBus
-from oxsync.server import OxService, make_service
+from oxsync.server import OxService
 from oxsync.store import accounts
 from oxsync.store.api import Store
 from oxsync.web import send_text
 from oxsync.web.auth import Authenticator, LoginThrottle, parse_basic
+from tests.live import Running
 
 PASSWORD = "s3cr3t-Hunter2"
 WRONG = "Wr0ng-Guess-XyZ"
@@ -89,40 +89,18 @@ class Echo(Resource):
         return b"%d" % len(request.content.read())
 
 
-@dataclass
-class Running:
-    service: OxService
-    port: int
-    reactor: Any
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn` on the reactor thread (waiting for a Deferred result)."""
-        return blockingCallFromThread(self.reactor, fn, *args)
-
-
 @pytest.fixture
-def serve(reactor: Any, server_store: Accounts) -> Iterator[Callable[..., Running]]:
-    started: list[Running] = []
+def serve(live_server: Callable[..., Running], server_store: Accounts) -> Callable[..., Running]:
+    """Start a server with two demo dialect resources (protected, echo) on the shared store."""
 
     def start(**sections: dict[str, Any]) -> Running:
-        data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1"}, **sections}
-        settings = apply_overrides(Settings(), data)
-        service = make_service(settings, server_store.store, reactor)
-        service.site.root.register("protected", Protected(service.site.context.authenticator))
-        service.site.root.register("echo", Echo())
+        def setup(service: OxService) -> None:
+            service.site.root.register("protected", Protected(service.site.context.authenticator))
+            service.site.root.register("echo", Echo())
 
-        def go() -> Any:
-            service.startService()
-            return service.when_listening()
+        return live_server(server_store.store, setup=setup, **sections)
 
-        port = blockingCallFromThread(reactor, go)
-        running = Running(service, port, reactor)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        blockingCallFromThread(reactor, running.service.stopService)
+    return start
 
 
 def request(port: int, method: str, path: str, *, auth: tuple[str, str] | None = None,
