@@ -30,6 +30,8 @@ class StoreSettings:
     """Threads running store transactions; the engine's connection pool is sized to match."""
     tombstone_max_age_days: int = 30
     """Tombstones older than this are pruned; older sync tokens must resync."""
+    prune_interval_seconds: int = 6 * 3600
+    """How often the server prunes old tombstones in every tenant (0 = never; `oxsync prune` by hand)."""
     busy_timeout_ms: int = 10000
     """SQLite: how long a writer waits for the database lock."""
 

@@ -178,7 +178,12 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
     async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus)
     site = build_site(settings, store, async_store, bus)
     http = HttpListenerService(reactor, settings.server.http_endpoint, site)
-    return OxService(site, async_store, bus, http)
+    service = OxService(site, async_store, bus, http)
+    if settings.store.prune_interval_seconds > 0:
+        from oxsync.maintenance import prune_service
+
+        prune_service(async_store, settings.store.prune_interval_seconds).setServiceParent(service)
+    return service
 
 
 def run_server(settings: Settings, store: Store, on_ready: Callable[[int], object] | None = None,

@@ -92,7 +92,7 @@ def live_server(reactor):  # type: ignore[no-untyped-def]
 
     started = []
 
-    def start(store: Store, setup=None, **sections):  # type: ignore[no-untyped-def]
+    def start(store: Store, /, setup=None, **sections):  # type: ignore[no-untyped-def]
         data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1"}, **sections}
         settings = apply_overrides(store.settings, data)
         service = make_service(settings, store, reactor)
