@@ -25,8 +25,12 @@ def _describe(engine) -> dict:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_migrated_database_equals_fresh_schema(store_url: str, backend: str, tmp_path, request) -> None:
-    migrated = make_store(store_url)
+def test_migrated_database_equals_fresh_schema(backend: str, tmp_path, request) -> None:
+    if backend == "sqlite":
+        migrated_url = f"sqlite:///{tmp_path}/migrated.db"
+    else:
+        migrated_url = request.getfixturevalue("pg_cluster").empty_database()
+    migrated = make_store(migrated_url)
     with migrated.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == [], f"migrations differ from schema.py: {diff}"
@@ -34,7 +38,7 @@ def test_migrated_database_equals_fresh_schema(store_url: str, backend: str, tmp
     if backend == "sqlite":
         fresh_url = f"sqlite:///{tmp_path}/fresh.db"
     else:
-        fresh_url = request.getfixturevalue("pg_cluster").new_database()
+        fresh_url = request.getfixturevalue("pg_cluster").empty_database()
     fresh = create_engine(fresh_url)
     metadata.create_all(fresh)
     assert _describe(migrated.engine) == _describe(fresh)
