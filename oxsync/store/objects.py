@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
 from oxsync.model import Appointment, Contact, Task
 from oxsync.model.appointment import Participant, ParticipantKind
@@ -171,25 +171,27 @@ def delete_object_rows(tx: Tx, object_ids: Sequence[int]) -> None:
 
 
 def charge(tx: Tx, user_id: int | None, delta: int) -> None:
-    """Add `delta` bytes to the user's and tenant's usage; growth beyond a quota is refused."""
+    """Add `delta` bytes to the user's and tenant's usage; growth beyond a quota is refused.
+
+    Each counter is one guarded UPDATE: it matches no row when the growth would pass the quota.
+    """
     if delta == 0:
         return
     t, u = s.tenants, s.users
     if user_id is not None:
-        row = tx.conn.execute(
-            select(u.c.usage_bytes, u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))
-        ).one_or_none()
-        if row is not None:
-            if delta > 0 and row.quota_bytes is not None and row.usage_bytes + delta > row.quota_bytes:
-                raise QuotaExceeded(f"user quota of {row.quota_bytes} bytes exceeded")
-            tx.conn.execute(
-                update(u).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))
-                .values(usage_bytes=u.c.usage_bytes + delta)
-            )
-    row = tx.conn.execute(select(t.c.usage_bytes, t.c.quota_bytes).where(t.c.id == tx.tenant_id)).one()
-    if delta > 0 and row.quota_bytes is not None and row.usage_bytes + delta > row.quota_bytes:
-        raise QuotaExceeded(f"tenant quota of {row.quota_bytes} bytes exceeded")
-    tx.conn.execute(update(t).where(t.c.id == tx.tenant_id).values(usage_bytes=t.c.usage_bytes + delta))
+        guard = and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id)
+        if delta > 0:
+            guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
+        if tx.conn.execute(update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta)).rowcount == 0:
+            exists = tx.conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).first()
+            if exists is not None:
+                raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
+    guard = t.c.id == tx.tenant_id
+    if delta > 0:
+        guard = and_(guard, or_(t.c.quota_bytes.is_(None), t.c.usage_bytes + delta <= t.c.quota_bytes))
+    if tx.conn.execute(update(t).where(guard).values(usage_bytes=t.c.usage_bytes + delta)).rowcount == 0:
+        quota = tx.conn.execute(select(t.c.quota_bytes).where(t.c.id == tx.tenant_id)).scalar_one()
+        raise QuotaExceeded(f"tenant quota of {quota} bytes exceeded")
 
 
 def _check_size(tx: Tx, data: str, obj: AnyObject) -> None:

@@ -6,6 +6,7 @@ and translate `StoreError`s into their protocol's errors.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select
@@ -49,6 +50,8 @@ class UserSession(SessionExtras):
         self.user_id = user_id
         self._groups: list[int] | None = None
         self._rights: dict[int, Rights] = {}
+        self._folders: dict[int, Folder] = {}
+        """Folders loaded in this transaction; dropped whenever this session changes a folder."""
 
     # ------------------------------------------------------------ rights
 
@@ -71,7 +74,9 @@ class UserSession(SessionExtras):
         rights = self.rights(folder_id)
         if not rights.can_see_folder:
             raise NotFound(f"folder {folder_id} does not exist or is not visible")
-        return folder_ops.load_folder(self.tx, folder_id)
+        if folder_id not in self._folders:
+            self._folders[folder_id] = folder_ops.load_folder(self.tx, folder_id)
+        return copy.deepcopy(self._folders[folder_id])
 
     def _object_folder(self, folder_id: int, module: Module | None = None) -> Folder:
         folder = self._visible_folder(folder_id)
@@ -138,6 +143,7 @@ class UserSession(SessionExtras):
             self._check_folder_move(folder, parent_id)
             folder.parent_id = parent_id
         folder_ops.update_folder_row(self.tx, folder, self.user_id)
+        self._folders.clear()
         if old_parent != folder.parent_id:
             self.tx.touched_folders.add(old_parent)
         self.tx.record_folder_change(folder_id, folder.parent_id, gone=False)
@@ -180,6 +186,7 @@ class UserSession(SessionExtras):
         self.tx.record_folder_change(folder_id, folder.parent_id, gone=False)
         self.tx.bump_folder_contents(folder_id)
         self._rights.clear()
+        self._folders.clear()
         return self._access(folder, self.rights(folder_id))
 
     def delete_folder(self, folder_id: int, expected_last_modified: int | None = None) -> None:
@@ -196,6 +203,8 @@ class UserSession(SessionExtras):
         from oxsync.store.removal import remove_folder_tree
 
         remove_folder_tree(self.tx, folder_id)
+        self._folders.clear()
+        self._rights.clear()
 
     # ------------------------------------------------------------ objects
 
@@ -273,7 +282,9 @@ class UserSession(SessionExtras):
 
             range_end = before_save(self, obj, folder_id, None)
         object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
-        self._record_everywhere(obj, "create")
+        placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
+        for fid in placed:  # a new object: its folders are known and no change row exists yet
+            self.tx.record_object_change(fid, obj.object_id, gone=False, kind="create", new=True)
         return self._personalised(obj)
 
     def _uid_taken(self, uid: str, folder_id: int, except_id: int | None, series_id: int | None = None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, update
 
 from oxsync.config import Settings
 from oxsync.store import schema as s
@@ -67,21 +67,22 @@ class Tx:
         self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
         seq = s.sequences
         cond = and_(seq.c.tenant_id == self.tenant_id, seq.c.name == sequence)
-        current = self.conn.execute(select(seq.c.next_value).where(cond)).scalar_one_or_none()
-        if current is None:
-            current = FIRST_IDS[sequence]
-            self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=current + 1))
-        else:
-            self.conn.execute(update(seq).where(cond).values(next_value=current + 1))
-        return int(current)
+        allocated = self.conn.execute(
+            update(seq).where(cond).values(next_value=seq.c.next_value + 1).returning(seq.c.next_value)
+        ).scalar_one_or_none()
+        if allocated is not None:
+            return int(allocated) - 1
+        first = FIRST_IDS[sequence]
+        self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=first + 1))
+        return first
 
-    def record_object_change(self, folder_id: int, object_id: int, gone: bool, kind: str) -> None:
-        """Upsert the (folder, object) change row to this transaction's revision."""
+    def record_object_change(self, folder_id: int, object_id: int, gone: bool, kind: str, *, new: bool = False) -> None:
+        """Upsert the (folder, object) change row to this transaction's revision (`new`: no row can exist yet)."""
         stamp = self.stamp
         c = s.changes
-        key = and_(c.c.tenant_id == self.tenant_id, c.c.folder_id == folder_id, c.c.object_id == object_id)
         values = {"rev": stamp.rev, "ms": stamp.ms, "gone": gone, "kind": kind}
-        if self.conn.execute(update(c).where(key).values(**values)).rowcount == 0:
+        key = and_(c.c.tenant_id == self.tenant_id, c.c.folder_id == folder_id, c.c.object_id == object_id)
+        if new or self.conn.execute(update(c).where(key).values(**values)).rowcount == 0:
             self.conn.execute(
                 insert(c).values(tenant_id=self.tenant_id, folder_id=folder_id, object_id=object_id, **values)
             )
