@@ -636,6 +636,6 @@ TABLE: tuple[Entry, ...] = (
 
 NOT_IN_VCARD = frozenset({
     "object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified", "attachments",
-    "extra", "user_id",
+    "extra", "user_id", "resource_name",  # the DAV href name is kept by the DAV layer, not in the card
 })
 """Server-maintained or stored elsewhere; every other Contact field must appear in TABLE (tested)."""
