@@ -2,9 +2,9 @@
 
 Everything here runs on the reactor thread. Publishers are the store listener of `AsyncStore`
 (after a local commit, hopped onto the reactor) and, later, a cross-node source such as PostgreSQL
-LISTEN/NOTIFY; both call `publish` with the same arguments and only differ in `origin`. A change may
-therefore arrive twice (local commit and its own NOTIFY echo): subscribers compare `revision` with
-what they have already seen and must be idempotent.
+LISTEN/NOTIFY (`oxsync.push.pgbus`); both call `publish` with the same arguments and only differ in
+`origin`. A change may arrive more than once (e.g. again in a tenant-wide re-check after a lost bus
+connection): subscribers compare `revision` with what they have already seen and must be idempotent.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ log = logging.getLogger("oxsync.push.bus")
 
 @dataclass(frozen=True)
 class Change:
-    """One committed change: these folders of this tenant reached `revision`."""
+    """One committed change: these folders of this tenant reached `revision`.
+
+    An EMPTY `folder_ids` means "any folder of the tenant may have changed, up to `revision`": sent when
+    the folder list was too long for a notification, or after the cross-node bus lost notices.
+    """
 
     tenant_id: int
     folder_ids: frozenset[int]
     revision: int
     origin: str = "local"
-    """`local` for a commit in this process; other sources name themselves (e.g. `notify`)."""
+    """`local` for a commit in this process; `remote` for another node's commit (LISTEN/NOTIFY);
+    `recheck` for the tenant-wide events published after the bus connection was lost."""
 
 
 Subscriber = Callable[[Change], object]

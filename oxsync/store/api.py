@@ -29,6 +29,10 @@ log = logging.getLogger("oxsync.store")
 ChangeListener = Callable[[int, frozenset[int], int], None]
 """Called after a commit with (tenant_id, changed folder ids, revision), on the committing thread."""
 
+CommitHook = Callable[[Tx], None]
+"""Called inside a write transaction that changed folders, just before COMMIT, on the committing thread.
+What it executes on `tx.conn` commits or rolls back with the writes; if it raises, the writes roll back."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -46,6 +50,7 @@ class Store:
         self.settings = settings
         self.engine = engine or make_engine(settings.store)
         self._listeners: list[ChangeListener] = []
+        self._commit_hooks: list[CommitHook] = []
 
     # ------------------------------------------------------------ schema
 
@@ -63,6 +68,9 @@ class Store:
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        self._commit_hooks.append(hook)
+
     @contextmanager
     def transaction(self, tenant_id: int, write: bool = False) -> Iterator[Tx]:
         with self.engine.connect() as conn:
@@ -71,6 +79,9 @@ class Store:
             with conn.begin():
                 tx = Tx(conn, tenant_id, self.settings, writable=write)
                 yield tx
+                if tx._stamp is not None and tx.touched_folders:
+                    for hook in self._commit_hooks:
+                        hook(tx)
             self._notify(tx)
 
     @contextmanager
