@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
@@ -49,8 +49,29 @@ class ServerContext:
     authenticator: Authenticator
 
 
+class RootHook(Protocol):
+    """A dialect that answers some requests addressed to `/` itself (e.g. DAV clients PROPFIND it)."""
+
+    def wants(self, request: Request) -> bool: ...
+
+    def render(self, request: Request) -> Any: ...
+
+
 class RootResource(Resource):
-    """`/` answers 200 "oxsync"; top-level children are registered by name."""
+    """`/` answers 200 "oxsync" unless a root hook claims the request; top-level children are registered by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hooks: list[RootHook] = []
+
+    def add_root_hook(self, hook: RootHook) -> None:
+        self._hooks.append(hook)
+
+    def render(self, request: Request) -> Any:
+        for hook in self._hooks:
+            if hook.wants(request):
+                return hook.render(request)
+        return super().render(request)
 
     def register(self, path_segment: str, resource: Resource) -> None:
         segment = path_segment.strip("/")

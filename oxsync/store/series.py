@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, FolderType, Task
+from oxsync.model.appointment import ParticipantKind
 from oxsync.model.recurrence import InvalidRecurrence, series_end, validate_recurrence
 from oxsync.model.timeutil import to_ms
 from oxsync.store import meetings
@@ -50,6 +51,9 @@ def before_save(session: UserSession, obj: Scheduled, home_folder_id: int, previ
 
 
 def _check_conflicts(session: UserSession, obj: Appointment, home_folder_id: int) -> None:
+    if obj.ignore_conflicts and not any(p.kind == ParticipantKind.RESOURCE for p in obj.participants):
+        obj.ignore_conflicts = False  # only a double-booked resource could still refuse the save
+        return
     home = s.folders
     row = session.tx.conn.execute(select(home.c.type, home.c.owner_id).where(
         and_(home.c.tenant_id == session.tx.tenant_id, home.c.id == home_folder_id))).one()
