@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from oxsync.model import Contact, Module
-from tests.conftest import make_store
+from tests.fixtures import make_store
 from tests.world import build_world
 
 WRITERS = 6

@@ -22,7 +22,7 @@ from oxsync.push.pgbus import PgBusService, install_pgbus
 from oxsync.runtime import AsyncStore
 from oxsync.store import notify
 from oxsync.store.api import Store
-from tests.conftest import make_store
+from tests.fixtures import make_store
 from tests.pgcluster import PgCluster
 from tests.world import World, build_world
 

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from oxsync.store.schema import metadata
-from tests.conftest import make_store
+from tests.fixtures import make_store
 
 
 def _describe(engine) -> dict:  # type: ignore[no-untyped-def]

@@ -139,7 +139,7 @@ def test_stale_update_and_delete_change_nothing(world) -> None:  # type: ignore[
 
 
 def test_attachments_capped_counted_and_bump_last_modified(store_url) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import make_store
+    from tests.fixtures import make_store
     from tests.world import build_world
 
     world = build_world(make_store(store_url, max_attachment_bytes=1000))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite store and a real PostgreSQL store (throwaway cluster)."""
+"""Shared fixtures for tests/ and conformance/ (loaded once, as a plugin, by the root conftest.py):
+a real SQLite store and a real PostgreSQL store (throwaway cluster), the reactor thread, live servers."""
 
 from __future__ import annotations
 
@@ -68,11 +69,18 @@ def world(store: Store):  # type: ignore[no-untyped-def]
 def reactor():  # type: ignore[no-untyped-def]
     """The global Twisted reactor, running in a daemon thread for the whole test session."""
     import threading
+    import time
 
     from twisted.internet import reactor as global_reactor
 
+    if global_reactor.running:  # started by an earlier session-scoped user
+        yield global_reactor
+        return
     thread = threading.Thread(target=global_reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 5
+    while not global_reactor.running and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield global_reactor
     global_reactor.callFromThread(global_reactor.stop)
     thread.join(5)
@@ -93,7 +101,8 @@ def live_server(reactor):  # type: ignore[no-untyped-def]
     started = []
 
     def start(store: Store, /, setup=None, **sections):  # type: ignore[no-untyped-def]
-        data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1"}, **sections}
+        server = {"http_endpoint": "tcp:0:interface=127.0.0.1", "udp_port": 0, **sections.pop("server", {})}
+        data = {"server": server, **sections}
         settings = apply_overrides(store.settings, data)
         service = make_service(settings, store, reactor)
         if setup is not None:

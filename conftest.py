@@ -1,0 +1,3 @@
+"""pytest: the shared fixtures live in tests/fixtures.py, used by tests/ and conformance/ alike."""
+
+pytest_plugins = ["tests.fixtures"]
