@@ -68,6 +68,10 @@ class AuthSettings:
     max_failures_per_address: int = 50
     """Failures inside the window after which further attempts get 429 until it slides."""
     session_cookie_max_age_seconds: int = 3600
+    verified_login_cache_seconds: float = 60.0
+    """A successful login is remembered this long (salted digest, per protocol), so the slow password
+    hash is not paid on every request; 0 verifies every request. Suspension takes effect within it."""
+    max_verified_logins: int = 50_000
     max_tracked_throttle_keys: int = 100_000
     """Logins and addresses the failure throttle remembers at most (oldest forgotten first)."""
 
@@ -82,6 +86,23 @@ class EasSettings:
     policy_requires_password: bool = False
     smtp_smarthost: str = ""
     """host:port of an SMTP relay for SendMail; empty = not configured."""
+    smtp_timeout_seconds: float = 30.0
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Largest ActiveSync request body (SendMail MIME included); larger ones get 413."""
+    require_provisioning: bool = True
+    """Devices must run Provision before other commands (449 / Status 142 / 144 until they do)."""
+    device_touch_seconds: int = 60
+    """A device record's last-seen time is rewritten at most this often."""
+    expose_mail_folders: bool = True
+    """Send empty Inbox/Drafts/Deleted/Sent/Outbox folders (iOS and Outlook want them)."""
+    max_sync_collections: int = 100
+    max_client_ids: int = 500
+    """ClientId -> ServerId pairs remembered per collection (replayed Adds)."""
+    max_search_results: int = 100
+    max_picture_bytes: int = 5 * 1024 * 1024
+    """Successful ActiveSync logins are remembered this long (0 = verify every request)."""
+    export_cache_objects: int = 50_000
+    """Objects kept in memory between the windows of initial syncs (0 = always reload from the store)."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +114,23 @@ class OxSettings:
     push_registration_ttl_seconds: int = 3600
     push_max_packets_per_address_per_minute: int = 120
     version_string: str = "6.20.7-Rev2"
+    session_secret: str = ""
+    """HMAC key of the OX `sessionid` cookie; empty = generated next to a SQLite DB or derived from the
+    store URL (see oxsync/webdav/ox/auth.py). Set the same value on every node of a cluster."""
+    push_max_registrations: int = 100_000
+    """UDP push registrations kept at most (docs/ox-push.md)."""
+    freebusy_max_range_days: int = 750
+    """Longest range /servlet/webdav.freebusy answers (longer requests are cut)."""
+    freebusy_default_past_days: int = 31
+    freebusy_default_future_days: int = 92
+    """Range when the client sends none (Outlook sends none): today - past ... today + future."""
 
 
 @dataclass(frozen=True)
 class DavSettings:
     max_resource_bytes: int = 2 * 1024 * 1024
     sync_collection_default_limit: int = 10_000
+    max_principal_search_results: int = 500
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from oxsync.logs import access_log_fields, configure_logging
 from oxsync.push.bus import ChangeBus
 from oxsync.runtime import AsyncStore, AsyncStoreService
 from oxsync.store.api import Store
-from oxsync.web.auth import Authenticator, LoginThrottle
+from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.health import HealthResource
 from oxsync.web.limits import LimitedHTTPChannel, LimitedRequest
 
@@ -122,7 +122,8 @@ class OxSite(Site):
 def build_site(settings: Settings, store: Store, async_store: AsyncStore, bus: ChangeBus) -> OxSite:
     """The Site with `/` and `/health`; dialects add theirs via `site.root.register`."""
     throttle = LoginThrottle(settings.auth)
-    context = ServerContext(settings, store, async_store, bus, Authenticator(async_store, throttle))
+    verified = VerifiedLogins(settings.auth.verified_login_cache_seconds, settings.auth.max_verified_logins)
+    context = ServerContext(settings, store, async_store, bus, Authenticator(async_store, throttle, verified))
     root = RootResource()
     root.register("health", HealthResource(async_store))
     return OxSite(root, context)

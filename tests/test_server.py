@@ -196,6 +196,22 @@ def _counting_authenticate(srv: Running) -> list[str]:
     return calls
 
 
+def test_verified_logins_spare_the_hash_but_never_cache_failures(serve: Callable[..., Running]) -> None:
+    srv = serve()
+    calls = _counting_authenticate(srv)
+    for _ in range(3):
+        assert request(srv.port, "GET", "/protected", auth=("alice", PASSWORD))[0] == 200
+    assert calls == ["alice"]  # the password hash was checked once
+    assert request(srv.port, "GET", "/protected", auth=("alice", WRONG))[0] == 401
+    assert request(srv.port, "GET", "/protected", auth=("alice", WRONG))[0] == 401
+    assert calls == ["alice", "alice", "alice"]  # every wrong password reaches the store (and the throttle)
+    uncached = serve(auth={"verified_login_cache_seconds": 0})
+    uncached_calls = _counting_authenticate(uncached)
+    for _ in range(2):
+        assert request(uncached.port, "GET", "/protected", auth=("alice", PASSWORD))[0] == 200
+    assert uncached_calls == ["alice", "alice"]
+
+
 def test_throttle_per_user_checked_before_password(serve: Callable[..., Running]) -> None:
     srv = serve(auth={"max_failures_per_user": 3, "max_failures_per_address": 100,
                       "failed_login_window_seconds": 60})
@@ -240,9 +256,11 @@ def test_throttle_per_address_not_reset_by_success(serve: Callable[..., Running]
     assert request(srv.port, "GET", "/protected", auth=("x2", WRONG))[0] == 401
     assert request(srv.port, "GET", "/protected", auth=("dave", PASSWORD))[0] == 200
     assert request(srv.port, "GET", "/protected", auth=("x3", WRONG))[0] == 401
-    status, response, _ = request(srv.port, "GET", "/protected", auth=("dave", PASSWORD))
-    assert status == 429 and int(response.getheader("Retry-After")) > 0
+    status, response, _ = request(srv.port, "GET", "/protected", auth=("alice", PASSWORD))
+    assert status == 429 and int(response.getheader("Retry-After")) > 0  # a login not yet verified waits
     assert request(srv.port, "GET", "/protected")[0] == 429  # even without credentials
+    # a device that already proved its password is not locked out by someone else's failures
+    assert request(srv.port, "GET", "/protected", auth=("dave", PASSWORD))[0] == 200
 
 
 def test_login_throttle_window_slides_and_memory_is_bounded() -> None:

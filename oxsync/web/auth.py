@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import math
+import os
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -159,12 +162,59 @@ def challenge(request: Request, message: str = "authentication required") -> Non
     send_text(request, 401, message + "\n", {b"WWW-Authenticate": f'Basic realm="{REALM}"'.encode()})
 
 
+class VerifiedLogins:
+    """A short-lived memory of successful logins, shared by every dialect.
+
+    Clients send Basic credentials on every request (a phone's Ping every few minutes, DAV clients in
+    bursts) and the password hash is deliberately slow (~0.3 s of CPU here), so without it one device
+    costs more CPU in hashing than in syncing. Only successes are remembered, keyed by (login, protocol)
+    with a salted SHA-256 of the password (the salt lives only in memory); failures always go through the
+    store and the throttle. Suspension or a removed protocol right takes effect within the TTL.
+    """
+
+    def __init__(self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max(1, max_entries)
+        self.clock = clock
+        self._salt = os.urandom(16)
+        self._entries: OrderedDict[tuple[str, Protocol], tuple[bytes, Principal, float]] = OrderedDict()
+
+    def _digest(self, password: str) -> bytes:
+        return hashlib.sha256(self._salt + password.encode("utf-8")).digest()
+
+    def get(self, login: str, password: str, protocol: Protocol) -> Principal | None:
+        if self.ttl <= 0:
+            return None
+        entry = self._entries.get((login.strip().lower(), protocol))
+        if entry is None or entry[2] <= self.clock() or not hmac.compare_digest(entry[0], self._digest(password)):
+            return None
+        return entry[1]
+
+    def put(self, login: str, password: str, protocol: Protocol, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        key = (login.strip().lower(), protocol)
+        self._entries[key] = (self._digest(password), principal, self.clock() + self.ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, login: str | None = None) -> None:
+        if login is None:
+            self._entries.clear()
+            return
+        for key in [k for k in self._entries if k[0] == login.strip().lower()]:
+            del self._entries[key]
+
+
 class Authenticator:
     """Authenticates one request for one protocol; shared by every dialect."""
 
-    def __init__(self, async_store: AsyncStore, throttle: LoginThrottle) -> None:
+    def __init__(self, async_store: AsyncStore, throttle: LoginThrottle,
+                 verified: VerifiedLogins | None = None) -> None:
         self.async_store = async_store
         self.throttle = throttle
+        self.verified = verified or VerifiedLogins(0, 1)
 
     def authenticate(self, request: Request, protocol: Protocol) -> Deferred[Principal | None]:
         """Fires with the Principal, or with None after the error response (401/403/429/503) was sent.
@@ -173,6 +223,11 @@ class Authenticator:
         """
         address = client_address(request)
         credentials = parse_basic(request.getHeader(b"authorization"))
+        if credentials is not None:
+            known = self.verified.get(credentials[0], credentials[1], protocol)
+            if known is not None:  # a device that already proved its password keeps working
+                request.principal = known  # type: ignore[attr-defined]
+                return succeed(known)
         login = credentials[0] if credentials else None
         wait = self.throttle.retry_after(login, address)
         if wait > 0:
@@ -188,11 +243,13 @@ class Authenticator:
         login, password = credentials
         self.throttle.begin(login, address)
         d = self.async_store.authenticate(login, password, protocol)
-        return d.addCallbacks(self._succeeded, self._failed, callbackArgs=(request, login, address),
+        return d.addCallbacks(self._succeeded, self._failed, callbackArgs=(request, login, address, password, protocol),
                               errbackArgs=(request, login, address, protocol))
 
-    def _succeeded(self, principal: Principal, request: Request, login: str, address: str) -> Principal | None:
+    def _succeeded(self, principal: Principal, request: Request, login: str, address: str, password: str,
+                   protocol: Protocol) -> Principal | None:
         self.throttle.end(login, address, failed=False)
+        self.verified.put(login, password, protocol, principal)
         request.principal = principal  # type: ignore[attr-defined]
         return None if is_gone(request) else principal
 
