@@ -1,0 +1,209 @@
+"""GetItemEstimate, MoveItems, ItemOperations (items and attachments), MeetingResponse."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from oxsync.eas import state
+from oxsync.eas.collection import CollectionRequest, CollectionSync, mark_moved
+from oxsync.eas.commands.sync import MAIL_IDS, map_context, resolve_collection
+from oxsync.eas.mapping.registry import BY_MODULE
+from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.service import Eas
+from oxsync.eas.wbxml import E, Element
+from oxsync.model import Appointment, Confirmation, Module
+from oxsync.store.errors import InvalidData, NotFound, PermissionDenied, StoreError
+from oxsync.store.session import UserSession
+
+CLASS_OF = {Module.CONTACT: "Contacts", Module.CALENDAR: "Calendar", Module.TASK: "Tasks"}
+
+
+# ------------------------------------------------------------------ GetItemEstimate
+
+
+@command("GetItemEstimate")
+def get_item_estimate(eas: Eas, req: EasRequest) -> Any:
+    return eas.read(req, lambda session: _estimate(eas, session, req))
+
+
+def _estimate(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
+    out = E("GetItemEstimate:GetItemEstimate")
+    collections = req.body.find("GetItemEstimate:Collections") if req.body is not None else None
+    if collections is None:
+        return EasResponse(E("GetItemEstimate:GetItemEstimate", E("GetItemEstimate:Status", "2")))
+    for coll in collections.findall("GetItemEstimate:Collection"):
+        cid = coll.findtext("GetItemEstimate:CollectionId", "")
+        key = coll.findtext("AirSync:SyncKey")
+        options = coll.find("AirSync:Options")
+        filter_text = (options.findtext("AirSync:FilterType") if options is not None else None) \
+            or coll.findtext("AirSync:FilterType")
+        response = E("GetItemEstimate:Response")
+        out.append(response)
+        target = resolve_collection(session, cid)
+        if target is None:
+            response.append(E("GetItemEstimate:Status", "2"))
+            continue
+        st = session.get_state(req.device_id, state.collection_key(cid))
+        if st is None or key == "0":
+            response.append(E("GetItemEstimate:Status", "3"))
+            continue
+        if key is not None and key not in (st.get("key"), st.get("prev_key")):
+            response.append(E("GetItemEstimate:Status", "4"))
+            continue
+        module, folder_id = target
+        engine = CollectionSync(session, req.device_id, module, folder_id,
+                                map_context(session, req, CollectionRequest(key or "", cid), eas), 0)
+        filter_type = int(filter_text) if filter_text and filter_text.isdigit() else None
+        estimate = engine.estimate(st, filter_type)
+        response.append(E("GetItemEstimate:Status", "1"))
+        response.append(E("GetItemEstimate:Collection", E("GetItemEstimate:CollectionId", cid),
+                          E("GetItemEstimate:Estimate", str(estimate))))
+    return EasResponse(out)
+
+
+# ------------------------------------------------------------------ MoveItems
+
+
+@command("MoveItems")
+def move_items(eas: Eas, req: EasRequest) -> Any:
+    return eas.write(req, lambda session: _move(session, req))
+
+
+def _move(session: UserSession, req: EasRequest) -> EasResponse:
+    out = E("Move:MoveItems")
+    for move in req.body.findall("Move:Move") if req.body is not None else []:
+        src_id = move.findtext("Move:SrcMsgId", "")
+        src, dst = move.findtext("Move:SrcFldId", ""), move.findtext("Move:DstFldId", "")
+        response = out.append(E("Move:Response", E("Move:SrcMsgId", src_id)))
+        if src == dst:
+            response.append(E("Move:Status", "4"))
+            continue
+        source, target = resolve_collection(session, src), resolve_collection(session, dst)
+        if source is None or source[1] is None or not src_id.isdigit():
+            response.append(E("Move:Status", "1"))
+            continue
+        if target is None or target[1] is None:
+            response.append(E("Move:Status", "2"))
+            continue
+        try:
+            moved = session.move_object(source[1], int(src_id), target[1])
+        except NotFound:
+            response.append(E("Move:Status", "1"))
+            continue
+        except (PermissionDenied, InvalidData, StoreError):
+            response.append(E("Move:Status", "5"))
+            continue
+        mark_moved(session, req.device_id, src, dst, int(src_id), moved.last_modified)
+        response.append(E("Move:Status", "3"))
+        response.append(E("Move:DstMsgId", str(moved.object_id)))
+    return EasResponse(out)
+
+
+# ------------------------------------------------------------------ ItemOperations
+
+
+@command("ItemOperations")
+def item_operations(eas: Eas, req: EasRequest) -> Any:
+    return eas.read(req, lambda session: _item_operations(eas, session, req))
+
+
+def _item_operations(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
+    if req.body is None:
+        return EasResponse(E("ItemOperations:ItemOperations", E("ItemOperations:Status", "2")))
+    response = E("ItemOperations:Response")
+    for op in req.body:
+        if op.tag == "ItemOperations:Fetch":
+            response.append(_fetch(eas, session, req, op))
+        else:
+            response.append(E(op.tag, E("ItemOperations:Status", "156")))
+    return EasResponse(E("ItemOperations:ItemOperations", E("ItemOperations:Status", "1"), response))
+
+
+def _fetch(eas: Eas, session: UserSession, req: EasRequest, op: Element) -> Element:
+    reference = op.findtext("AirSyncBase:FileReference")
+    if reference is not None:
+        return _fetch_attachment(session, reference)
+    cid, sid = op.findtext("AirSync:CollectionId", ""), op.findtext("AirSync:ServerId", "")
+    out = E("ItemOperations:Fetch")
+    target = resolve_collection(session, cid)
+    if target is None or target[0] is None or target[1] is None or not sid.isdigit():
+        out.append(E("ItemOperations:Status", "6"))
+        return out
+    module, folder_id = target
+    try:
+        obj = session.get_object(folder_id, int(sid))
+    except NotFound:
+        out.append(E("ItemOperations:Status", "6"))
+        return out
+    coll = CollectionRequest("", cid)
+    options = op.find("ItemOperations:Options")
+    pref = options.find("AirSyncBase:BodyPreference") if options is not None else None
+    if pref is not None:
+        kind = pref.findtext("AirSyncBase:Type", "1")
+        coll.body_type = int(kind) if kind in ("1", "2") else 1
+        size = pref.findtext("AirSyncBase:TruncationSize")
+        coll.truncation = int(size) if size and size.isdigit() else None
+    data = BY_MODULE[module].to_eas(obj, map_context(session, req, coll, eas))
+    out.children += [E("ItemOperations:Status", "1"), E("AirSync:CollectionId", cid), E("AirSync:ServerId", sid),
+                     E("AirSync:Class", CLASS_OF[module]), E("ItemOperations:Properties", *data.children)]
+    return out
+
+
+def _fetch_attachment(session: UserSession, reference: str) -> Element:
+    out = E("ItemOperations:Fetch")
+    parts = reference.split(":")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) < 19 for p in parts):
+        out.children += [E("ItemOperations:Status", "15"), E("AirSyncBase:FileReference", reference)]
+        return out
+    folder_id, object_id, attachment_id = (int(p) for p in parts)
+    try:
+        attachment = session.get_attachment(folder_id, object_id, attachment_id)
+    except (NotFound, PermissionDenied, InvalidData):
+        out.children += [E("ItemOperations:Status", "15"), E("AirSyncBase:FileReference", reference)]
+        return out
+    content = attachment.content
+    out.children += [E("ItemOperations:Status", "1"), E("AirSyncBase:FileReference", reference),
+                     E("ItemOperations:Properties", E("AirSyncBase:ContentType", attachment.meta.mimetype),
+                       E("ItemOperations:Range", f"0-{max(0, len(content) - 1)}"),
+                       E("ItemOperations:Total", str(len(content))),
+                       E("ItemOperations:Data", base64.b64encode(content).decode("ascii")))]
+    return out
+
+
+# ------------------------------------------------------------------ MeetingResponse
+
+RESPONSES = {"1": Confirmation.ACCEPT, "2": Confirmation.TENTATIVE, "3": Confirmation.DECLINE}
+
+
+@command("MeetingResponse")
+def meeting_response(eas: Eas, req: EasRequest) -> Any:
+    return eas.write(req, lambda session: _meeting_response(session, req))
+
+
+def _meeting_response(session: UserSession, req: EasRequest) -> EasResponse:
+    out = E("MeetingResponse:MeetingResponse")
+    for request in req.body.findall("MeetingResponse:Request") if req.body is not None else []:
+        request_id = request.findtext("MeetingResponse:RequestId", "")
+        cid = request.findtext("MeetingResponse:CollectionId", "")
+        answer = RESPONSES.get(request.findtext("MeetingResponse:UserResponse", ""))
+        result = out.append(E("MeetingResponse:Result", E("MeetingResponse:RequestId", request_id)))
+        target = resolve_collection(session, cid) if cid not in MAIL_IDS else None
+        if answer is None or target is None or target[0] != Module.CALENDAR or not request_id.isdigit():
+            result.append(E("MeetingResponse:Status", "2"))
+            continue
+        try:
+            obj = session.get_object(target[1], int(request_id))  # type: ignore[arg-type]
+            if not isinstance(obj, Appointment):
+                raise NotFound(request_id)
+            session.confirm(target[1], int(request_id), answer, "")
+        except (NotFound, InvalidData):
+            result.append(E("MeetingResponse:Status", "2"))
+            continue
+        except StoreError:
+            result.append(E("MeetingResponse:Status", "3"))
+            continue
+        result.append(E("MeetingResponse:Status", "1"))
+        if answer != Confirmation.DECLINE:
+            result.append(E("MeetingResponse:CalendarId", request_id))
+    return EasResponse(out)

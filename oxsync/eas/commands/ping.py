@@ -1,0 +1,123 @@
+"""Ping: park until one of the folders changes or the heartbeat ends.
+
+What must hold: the parameters are validated and cached in one short transaction; the request is
+parked (on the reactor, no thread, no connection) *before* the "anything already changed?" check,
+so a commit landing between the check and the parking cannot be missed; folders the device never
+synced count as changed; unknown folders are Status 7; heartbeat outside the bounds is Status 5 with
+the bound; too many folders Status 6 with MaxFolders; an empty Ping reuses the cached parameters
+(Status 3 when there are none); a newer Ping of the same device answers the older one (Status 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from oxsync.eas import state
+from oxsync.eas.protocol import MAIL_FOLDERS
+from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.service import Eas
+from oxsync.eas.wbxml import E
+from oxsync.store.errors import NotFound
+from oxsync.store.session import UserSession
+
+MAIL_IDS = frozenset(server_id for server_id, _, _ in MAIL_FOLDERS)
+
+
+def ping_status(status: int, *children: Any) -> EasResponse:
+    return EasResponse(E("Ping:Ping", E("Ping:Status", str(status)), *children))
+
+
+def changed_folders(session: UserSession, device_id: str, folders: list[int]) -> list[int]:
+    out = []
+    for folder_id in folders:
+        st = session.get_state(device_id, state.collection_key(str(folder_id)))
+        if st is None or st.get("pending") or session.folder_revision(folder_id)[0] > int(st.get("base", 0)):
+            out.append(folder_id)
+    return out
+
+
+@command("Ping")
+def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
+    cfg = eas.config
+
+    def prepare(session: UserSession) -> EasResponse | tuple[int, list[int], list[str]]:
+        cached = session.get_state(req.device_id, state.LAST_PING) or {} \
+            if req.device_id not in state.NOT_PERSISTED_DEVICES else {}
+        heartbeat: int | None = cached.get("heartbeat")
+        ids: list[str] | None = cached.get("folders")
+        body = req.body
+        if body is not None:
+            text = body.findtext("Ping:HeartbeatInterval")
+            if text is not None:
+                if not text.strip().isdigit():
+                    return ping_status(4)
+                heartbeat = int(text)
+            folders_elem = body.find("Ping:Folders")
+            if folders_elem is not None:
+                ids = [f.findtext("Ping:Id", "") for f in folders_elem.findall("Ping:Folder")]
+        if heartbeat is None or not ids:
+            return ping_status(3)
+        if heartbeat < cfg.min_heartbeat_seconds:
+            return ping_status(5, E("Ping:HeartbeatInterval", str(cfg.min_heartbeat_seconds)))
+        if heartbeat > cfg.max_heartbeat_seconds:
+            return ping_status(5, E("Ping:HeartbeatInterval", str(cfg.max_heartbeat_seconds)))
+        if len(ids) > cfg.max_ping_folders:
+            return ping_status(6, E("Ping:MaxFolders", str(cfg.max_ping_folders)))
+        folder_ids: list[int] = []
+        for server_id in ids:
+            if server_id in MAIL_IDS:
+                continue
+            if not server_id.isdigit() or len(server_id) > 18:
+                return ping_status(7)
+            try:
+                if session.get_folder(int(server_id)).folder.module is None:
+                    return ping_status(7)
+            except NotFound:
+                return ping_status(7)
+            folder_ids.append(int(server_id))
+        save = body is not None and req.device_id not in state.NOT_PERSISTED_DEVICES and \
+            (cached.get("heartbeat"), cached.get("folders")) != (heartbeat, ids)
+        return heartbeat, folder_ids, ids if save else []
+
+    def remember(result: EasResponse | tuple[int, list[int], list[str]]) -> Any:
+        if isinstance(result, EasResponse) or not result[2]:
+            return result
+        params = {"heartbeat": result[0], "folders": result[2]}
+        return eas.write(req, lambda session: session.put_state(req.device_id, state.LAST_PING, params)).addCallback(
+            lambda _: result)
+
+    def park(result: EasResponse | tuple[int, list[int], list[str]]) -> Any:
+        if isinstance(result, EasResponse):
+            return result
+        heartbeat, folder_ids, _ = result
+        done: Deferred[EasResponse] = Deferred()
+
+        def changed(folders: frozenset[int] | list[int]) -> None:
+            if not done.called:
+                done.callback(ping_status(2, E("Ping:Folders", *[E("Ping:Folder", str(f)) for f in sorted(folders)])))
+
+        def expired() -> None:
+            if not done.called:
+                done.callback(ping_status(1))
+
+        entry = eas.parked.park((req.tenant_id, req.user_id, req.device_id), frozenset(folder_ids), heartbeat,
+                                changed, expired, expired)
+        if req.http is not None:
+            req.http.notifyFinish().addBoth(lambda _: eas.parked.cancel(entry))
+
+        def checked(already: list[int]) -> None:
+            if already and not entry.done:
+                eas.parked.cancel(entry)
+                changed(already)
+
+        def failed(failure: Any) -> None:
+            eas.parked.cancel(entry)
+            if not done.called:
+                done.errback(failure)
+
+        eas.read(req, lambda session: changed_folders(session, req.device_id, folder_ids)).addCallbacks(checked, failed)
+        return done
+
+    return eas.read(req, prepare).addCallback(remember).addCallback(park)

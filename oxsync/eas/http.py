@@ -1,0 +1,230 @@
+"""`/Microsoft-Server-ActiveSync`: OPTIONS, POST dispatch, authentication and the provisioning gate.
+
+What must hold (MS-ASHTTP, reference/eas.md §1):
+- OPTIONS answers `MS-ASProtocolVersions` and `MS-ASProtocolCommands`; without credentials it is an
+  empty 401 (some devices probe that way);
+- bad or missing credentials are 401, never 403 (Android treats 403 as "provision again");
+- a request the server cannot parse is a 400 (or 413 when too large), logged once, with no state written;
+- until a device acknowledged the policy, commands other than Provision get 449 (<= 12.1) or a
+  WBXML Status 142 (no key) / 144 (wrong key) (14.0+); a pending remote wipe gets 449 / 140;
+- every response carries `MS-Server-ActiveSync` and a WBXML content type, with Content-Length.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from oxsync.eas import protocol, state
+from oxsync.eas.request import (
+    HANDLERS,
+    BadRequest,
+    EasRequest,
+    EasResponse,
+    Query,
+    parse_query,
+    status_response,
+)
+from oxsync.eas.service import Eas
+from oxsync.eas.wbxml import Element, WBXMLError, decode, encode
+from oxsync.model import Protocol
+from oxsync.store.api import Principal
+from oxsync.store.session import UserSession
+from oxsync.web import client_address, is_gone, send_bytes
+
+log = logging.getLogger("oxsync.eas")
+
+UNGATED = frozenset({"Provision"})
+VERSIONS_HEADER = ",".join(protocol.VERSIONS).encode()
+COMMANDS_HEADER = ",".join(protocol.COMMANDS).encode()
+
+
+def common_headers(request: Request) -> None:
+    request.setHeader(b"MS-Server-ActiveSync", protocol.SERVER_VERSION)
+    request.setHeader(b"MS-ASProtocolVersions", VERSIONS_HEADER)
+    request.setHeader(b"Cache-Control", b"private")
+
+
+class ActiveSyncResource(Resource):
+    isLeaf = True
+
+    def __init__(self, eas: Eas) -> None:
+        super().__init__()
+        self.eas = eas
+
+    # ------------------------------------------------------------ GET / OPTIONS
+
+    def render_GET(self, request: Request) -> bytes:
+        common_headers(request)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        return b"<html><body><h1>oxsync</h1><p>This is an Exchange ActiveSync endpoint.</p></body></html>\n"
+
+    def render_OPTIONS(self, request: Request) -> Any:
+        common_headers(request)
+        if request.getHeader(b"authorization") is None:
+            send_bytes(request, 401, b"", protocol.WBXML_CONTENT_TYPE,
+                       {b"WWW-Authenticate": b'Basic realm="oxsync"'})
+            return NOT_DONE_YET
+        d = self.eas.authenticator.authenticate(request, Protocol.MOBILE)
+
+        def answer(principal: Principal | None) -> None:
+            if principal is None:
+                return
+            send_bytes(request, 200, b"", b"application/vnd.ms-sync.wbxml", {
+                b"Allow": b"OPTIONS,POST", b"Public": b"OPTIONS,POST",
+                b"MS-ASProtocolVersions": VERSIONS_HEADER, b"MS-ASProtocolCommands": COMMANDS_HEADER,
+            })
+
+        d.addCallback(answer).addErrback(self._crashed, request, "OPTIONS")
+        return NOT_DONE_YET
+
+    # ------------------------------------------------------------ POST
+
+    def render_POST(self, request: Request) -> Any:
+        common_headers(request)
+        raw_query = request.uri.partition(b"?")[2]
+        try:
+            query = parse_query(raw_query)
+        except BadRequest as exc:
+            self._bad(request, None, str(exc))
+            return NOT_DONE_YET
+        d = self.eas.authenticator.authenticate(request, Protocol.MOBILE)
+        d.addCallback(self._authenticated, request, query)
+        d.addErrback(self._crashed, request, query.cmd)
+        return NOT_DONE_YET
+
+    def _bad(self, request: Request, query: Query | None, reason: str, code: int = 400,
+             principal: Principal | None = None) -> None:
+        log.warning("bad ActiveSync request: %s", reason, extra={
+            "event": "eas.bad_request", "reason": reason, "address": client_address(request),
+            "cmd": query.cmd if query else "", "device": query.device_id if query else "",
+            "login": principal.login if principal else ""})
+        send_bytes(request, code, f"{reason}\n".encode(), b"text/plain; charset=utf-8")
+
+    def _authenticated(self, principal: Principal | None, request: Request, query: Query) -> Deferred[None] | None:
+        if principal is None:
+            return None  # 401/403/429 already sent
+        try:
+            req = self._build(principal, request, query)
+        except BadRequest as exc:
+            code = 413 if str(exc).startswith("body exceeds") else 400
+            self._bad(request, query, str(exc), code, principal)
+            return None
+        d = self._gate(req)
+        d.addCallback(self._dispatch, req)
+        d.addCallback(self._send, request, req)
+        return d
+
+    def _build(self, principal: Principal, request: Request, query: Query) -> EasRequest:
+        if query.cmd not in HANDLERS:
+            raise BadRequest(f"unknown or unsupported command {query.cmd!r}")
+        if not query.device_id or len(query.device_id) > 64 or not query.device_id.isprintable():
+            raise BadRequest("missing or invalid DeviceId")
+        if not query.device_type or len(query.device_type) > 64:
+            raise BadRequest("missing or invalid DeviceType")
+        header_version = request.getHeader(b"ms-asprotocolversion")
+        version = query.version or (header_version.decode("latin-1").strip() if header_version else "")
+        if version not in protocol.VERSIONS:
+            raise BadRequest(f"unsupported protocol version {version!r}")
+        key = request.getHeader(b"x-ms-policykey")
+        policy_key = query.policy_key if query.policy_key is not None else (key.decode("latin-1").strip() if key else None)
+        raw = request.content.read() if request.content is not None else b""
+        if len(raw) > self.eas.config.max_request_bytes:
+            raise BadRequest(f"body exceeds {self.eas.config.max_request_bytes} bytes")
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
+        body: Element | None = None
+        if raw and content_type != "message/rfc822":
+            limits = self.eas.settings.limits
+            try:
+                body = decode(raw, max_depth=limits.max_wbxml_depth, max_elements=limits.max_wbxml_elements,
+                              max_string_bytes=limits.max_wbxml_string_bytes)
+            except WBXMLError as exc:
+                raise BadRequest(f"invalid WBXML: {exc}") from exc
+            expected = protocol.ROOT_TAG.get(query.cmd)
+            if expected is not None and body.tag != expected:
+                raise BadRequest(f"root element {body.tag} does not match command {query.cmd}")
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")[:256]
+        options = query.params.get("Options", "")
+        multipart = (request.getHeader(b"ms-asacceptmultipart") or b"").upper() == b"T" or \
+            (len(options) == 1 and bool(ord(options) & 2))
+        return EasRequest(principal, query.cmd, query.device_id, query.device_type, version, policy_key,
+                          query.params, body, raw, content_type, agent, multipart, request)
+
+    # ------------------------------------------------------------ provisioning gate
+
+    def _gate(self, req: EasRequest) -> Deferred[EasResponse | None]:
+        """Read the device record (a read transaction); write it only when it must change."""
+        eas = self.eas
+
+        def check(session: UserSession) -> tuple[EasResponse | None, dict[str, Any] | None]:
+            record = state.load_device(session, req.device_id)
+            stale = (record.get("type") != req.device_type or record.get("ua") != req.user_agent
+                     or record.get("version") != req.version
+                     or int(record.get("last_seen", 0)) + eas.config.device_touch_seconds < _now())
+            touch = record if stale and req.device_id not in state.NOT_PERSISTED_DEVICES else None
+            return _verdict(eas, req, record), touch
+
+        def touch(result: tuple[EasResponse | None, dict[str, Any] | None]) -> Any:
+            refused, record = result
+            if record is None:
+                return refused
+            return eas.write(req, lambda session: state.touch_device(
+                session, req.device_id, state.load_device(session, req.device_id), type=req.device_type,
+                ua=req.user_agent, version=req.version, last_cmd=req.cmd)).addCallback(lambda _: refused)
+
+        return eas.read(req, check).addCallback(touch)
+
+    def _dispatch(self, refused: EasResponse | None, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
+        if refused is not None:
+            return refused
+        return maybeDeferred(HANDLERS[req.cmd], self.eas, req)
+
+    def _send(self, response: EasResponse, request: Request, req: EasRequest) -> None:
+        if is_gone(request):
+            return
+        body = response.body
+        data = encode(body) if isinstance(body, Element) else (body or b"")
+        send_bytes(request, response.code, data, response.content_type, response.headers)
+
+    def _crashed(self, failure: Failure, request: Request, cmd: str) -> None:
+        log.error("ActiveSync %s failed", cmd, exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+                  extra={"event": "eas.error", "cmd": cmd})
+        if not is_gone(request):
+            send_bytes(request, 500, b"", protocol.WBXML_CONTENT_TYPE)
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time())
+
+
+def _verdict(eas: Eas, req: EasRequest, record: dict[str, Any]) -> EasResponse | None:
+    """None when the command may run; otherwise the provisioning / wipe refusal."""
+    if req.cmd in UNGATED:
+        return None
+    if record.get("wipe") in ("requested", "pending"):
+        return _refuse(req, protocol.REMOTE_WIPE_REQUESTED)
+    if not eas.config.require_provisioning:
+        return None
+    if not req.policy_key or req.policy_key == "0":
+        return _refuse(req, protocol.DEVICE_NOT_PROVISIONED)
+    if req.device_id in state.NOT_PERSISTED_DEVICES:
+        return None
+    if req.policy_key != record.get("policy_key"):
+        return _refuse(req, protocol.INVALID_POLICY_KEY)
+    return None
+
+
+def _refuse(req: EasRequest, status: int) -> EasResponse:
+    """449 for <= 12.1; a WBXML status in the command's own root element for 14.0+."""
+    log.info("device must provision", extra={"event": "eas.gate", "status": status, "device": req.device_id,
+                                             "login": req.principal.login, "cmd": req.cmd})
+    if req.v < 14.0:
+        return EasResponse(None, code=449)
+    return status_response(req.cmd, status)

@@ -1,0 +1,313 @@
+"""The machinery behind the per-class tables: value converters, `Field` rows and `Special` rows.
+
+A table is a tuple of rows. A `Field` maps one EAS element to one model attribute through a
+converter, within a protocol version range. A `Special` row handles a structured element
+(Body, Categories, Recurrence, Attendees...) with two functions. `ClassMapping` walks the table
+both ways; on input it applies the ghosting rule of `Supported` (MS-ASCMD 2.2.3.168): an element
+absent from a Change is cleared if the client declared it supported (or declared nothing), and kept
+otherwise.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from oxsync.eas.wbxml import E, Element
+
+# ------------------------------------------------------------------ context
+
+
+@dataclass
+class MapContext:
+    """What a conversion needs besides the object: version, body preference, directory lookups."""
+
+    version: float
+    user_id: int = 0
+    body_type: int = 1
+    truncation: int | None = None
+    all_or_none: bool = False
+    preview: int = 0
+    user_address: Callable[[int], tuple[str, str]] | None = None
+    """user id -> (display name, e-mail) for participants."""
+    resolve: Callable[[str], tuple[str, int] | None] | None = None
+    """address -> ("user"|"resource", id) for incoming attendees."""
+    max_picture_bytes: int = 5 * 1024 * 1024
+    data: Element | None = None
+    """The whole ApplicationData being read (rows that need two elements look at it)."""
+    exceptions_of: Callable[[Any], dict[Any, Any]] | None = None
+    """series -> {original date: change-exception Appointment} (the OX model keeps them apart)."""
+    exceptions: list[tuple[Any, Element]] = field(default_factory=list)
+    """Changed occurrences read from a Calendar Change (<= 14.1), applied after the master is saved."""
+
+
+# ------------------------------------------------------------------ converters
+
+
+class InvalidValue(ValueError):
+    """A client value cannot be converted (answered with Sync status 6 for that item)."""
+
+
+def parse_datetime(text: str) -> datetime:
+    """Compact `YYYYMMDDTHHMMSSZ` or extended `YYYY-MM-DDTHH:MM:SS(.sss)Z`, always UTC."""
+    value = text.strip().rstrip("\x00")
+    for pattern in ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y%m%dT%H%M%S",
+                    "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise InvalidValue(f"invalid date-time {text!r}")
+
+
+def compact(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def extended(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass(frozen=True)
+class Conv:
+    out: Callable[[Any], str | None]
+    into: Callable[[str], Any]
+    empty: Any = ""
+
+
+def _str_out(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _date_in(text: str) -> date:
+    moment = parse_datetime(text)
+    # Devices send local midnight as UTC: 22:00 the day before is the next day's date.
+    return (moment + timedelta(hours=12)).date() if moment.hour >= 12 else moment.date()
+
+
+def _email_in(text: str) -> str:
+    name, address = parseaddr(text)
+    return address if "@" in address else text.strip()
+
+
+STR = Conv(_str_out, lambda t: t)
+EMAIL = Conv(_str_out, _email_in)
+BIRTHDAY = Conv(lambda d: f"{d.isoformat()}T00:00:00.000Z" if d else None, _date_in, None)
+DATETIME_EXT = Conv(lambda d: extended(d) if d else None, parse_datetime, None)
+BOOL = Conv(lambda b: "1" if b else "0", lambda t: t.strip() == "1", False)
+
+
+def int_conv(low: int, high: int, empty: Any = None) -> Conv:
+    def into(text: str) -> int:
+        try:
+            number = int(text.strip())
+        except ValueError as exc:
+            raise InvalidValue(f"not an integer: {text!r}") from exc
+        if not low <= number <= high:
+            raise InvalidValue(f"{number} outside {low}..{high}")
+        return number
+
+    return Conv(lambda v: str(int(v)) if v is not None else None, into, empty)
+
+
+def enum_conv(pairs: dict[Any, str], default_in: Any, empty: Any) -> Conv:
+    """Model value <-> EAS code through a dict (unknown codes map to `default_in`)."""
+    back = {code: value for value, code in pairs.items()}
+    return Conv(lambda v: pairs.get(v), lambda t: back.get(t.strip(), default_in), empty)
+
+
+# ------------------------------------------------------------------ rows
+
+
+@dataclass(frozen=True)
+class Field:
+    tag: str
+    attr: str
+    conv: Conv = STR
+    since: float = 0.0
+    until: float = 99.0
+    export: bool = True
+    """False for input-only aliases (e.g. Tasks UtcDueDate beside DueDate)."""
+
+    def applies(self, version: float) -> bool:
+        return self.since <= version <= self.until
+
+
+@dataclass(frozen=True)
+class Special:
+    tags: tuple[str, ...]
+    out: Callable[[Any, MapContext], list[Element]]
+    into: Callable[[Any, Element | None, MapContext, bool], None]
+    """into(obj, the element of tags[0] or None, ctx, clear): apply, or reset when absent and `clear`."""
+    since: float = 0.0
+    until: float = 99.0
+
+    def applies(self, version: float) -> bool:
+        return self.since <= version <= self.until
+
+
+Row = Field | Special
+
+
+def get_attr(obj: Any, attr: str) -> Any:
+    if attr.startswith("extra:"):
+        return obj.extra.get(attr[6:], "")
+    return getattr(obj, attr)
+
+
+def set_attr(obj: Any, attr: str, value: Any) -> None:
+    if attr.startswith("extra:"):
+        key = attr[6:]
+        if value in (None, ""):
+            obj.extra.pop(key, None)
+        else:
+            obj.extra[key] = value
+    else:
+        setattr(obj, attr, value)
+
+
+def default_of(obj: Any, attr: str, conv: Conv) -> Any:
+    if attr.startswith("extra:"):
+        return ""
+    for f in fields(obj):
+        if f.name == attr:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+    return conv.empty
+
+
+@dataclass
+class ClassMapping:
+    name: str
+    rows: tuple[Row, ...]
+    factory: Callable[[], Any]
+    tags: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tags = frozenset(t for r in self.rows for t in ((r.tag,) if isinstance(r, Field) else r.tags))
+
+    def to_eas(self, obj: Any, ctx: MapContext) -> Element:
+        data = E("AirSync:ApplicationData")
+        for row in self.rows:
+            if not row.applies(ctx.version):
+                continue
+            if isinstance(row, Field):
+                if not row.export:
+                    continue
+                text = row.conv.out(get_attr(obj, row.attr))
+                if text is not None:
+                    data.append(E(row.tag, text))
+            else:
+                data.children.extend(row.out(obj, ctx))
+        return data
+
+    def from_eas(self, data: Element, base: Any | None, ctx: MapContext,
+                 supported: frozenset[str] | None = None) -> Any:
+        """A new object (Add) or `base` updated in place (Change), following the ghosting rule."""
+        obj = base if base is not None else self.factory()
+        ctx.data = data
+        present = {child.tag: child for child in data}
+        for row in self.rows:
+            if not row.applies(ctx.version):
+                continue
+            tag = row.tag if isinstance(row, Field) else row.tags[0]
+            elem = present.get(tag)
+            clear = base is None or supported is None or tag in supported
+            if isinstance(row, Field):
+                if elem is not None:
+                    set_attr(obj, row.attr, row.conv.into(elem.value_text()))
+                elif clear and row.export and not any(r.attr == row.attr and r.tag in present for r in self.rows
+                                                      if isinstance(r, Field)):
+                    set_attr(obj, row.attr, default_of(obj, row.attr, row.conv))
+            elif elem is not None or clear:
+                row.into(obj, elem, ctx, clear)
+        return obj
+
+
+# ------------------------------------------------------------------ shared specials
+
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def body_out(attr: str) -> Callable[[Any, MapContext], list[Element]]:
+    def out(obj: Any, ctx: MapContext) -> list[Element]:
+        text: str = getattr(obj, attr) or ""
+        if ctx.version < 12.0:
+            return [E("Contacts:Body", text)] if text else []
+        kind = 2 if ctx.body_type == 2 else 1
+        data = text if kind == 1 else "<html><body>" + html.escape(text).replace("\n", "<br>") + "</body></html>"
+        raw = data.encode("utf-8")
+        body = E("AirSyncBase:Body", E("AirSyncBase:Type", str(kind)), E("AirSyncBase:EstimatedDataSize", str(len(raw))))
+        if ctx.truncation is not None and len(raw) > ctx.truncation:
+            if ctx.all_or_none:
+                body.append(E("AirSyncBase:Truncated", "1"))
+                return [body]
+            data = raw[:ctx.truncation].decode("utf-8", "ignore")
+            body.append(E("AirSyncBase:Truncated", "1"))
+        if data:
+            body.append(E("AirSyncBase:Data", data))
+        if ctx.preview and ctx.version >= 14.0 and text:
+            body.append(E("AirSyncBase:Preview", text[:ctx.preview]))
+        return [body]
+
+    return out
+
+
+def body_into(attr: str) -> Callable[[Any, Element | None, MapContext, bool], None]:
+    def into(obj: Any, elem: Element | None, ctx: MapContext, clear: bool) -> None:
+        if elem is None:
+            if clear:
+                setattr(obj, attr, "")
+            return
+        if elem.find("AirSyncBase:Data") is None and elem.findtext("AirSyncBase:Truncated") == "1":
+            return  # a truncated body sent back must not overwrite the full one
+        text = elem.findtext("AirSyncBase:Data", "") if elem.tag == "AirSyncBase:Body" else elem.value_text()
+        if elem.findtext("AirSyncBase:Type") == "2":
+            text = html.unescape(_TAG_RE.sub("", text.replace("<br>", "\n")))
+        setattr(obj, attr, text.replace("\r\n", "\n"))
+
+    return into
+
+
+def body_row(attr: str) -> Special:
+    return Special(("AirSyncBase:Body",), body_out(attr), body_into(attr), since=12.0)
+
+
+def categories_row(page: str) -> Special:
+    def out(obj: Any, ctx: MapContext) -> list[Element]:
+        names = [c.strip() for c in (obj.categories or "").split(",") if c.strip()]
+        if not names:
+            return []
+        return [E(f"{page}:Categories", *(E(f"{page}:Category", n) for n in names))]
+
+    def into(obj: Any, elem: Element | None, ctx: MapContext, clear: bool) -> None:
+        if elem is None:
+            obj.categories = ""
+            return
+        obj.categories = ",".join(c.value_text().replace(",", " ") for c in elem.findall(f"{page}:Category")
+                                  if c.value_text().strip())
+
+    return Special((f"{page}:Categories",), out, into)
+
+
+def _attachments_out(obj: Any, ctx: MapContext) -> list[Element]:
+    """AirSyncBase:Attachments with FileReference `folder:object:attachment` (fetched by ItemOperations)."""
+    if not obj.attachments or obj.object_id is None:
+        return []
+    out = E("AirSyncBase:Attachments")
+    for meta in obj.attachments:
+        out.append(E("AirSyncBase:Attachment", E("AirSyncBase:DisplayName", meta.filename),
+                     E("AirSyncBase:FileReference", f"{obj.folder_id}:{obj.object_id}:{meta.id}"),
+                     E("AirSyncBase:Method", "1"), E("AirSyncBase:EstimatedDataSize", str(meta.size))))
+    return [out]
+
+
+ATTACHMENTS_ROW = Special(("AirSyncBase:Attachments",), _attachments_out, lambda o, e, c, clear: None, since=12.0)
+"""Export only: attachments are uploaded through other dialects (EAS 16 Add/Delete not supported)."""

@@ -1,0 +1,42 @@
+"""The ActiveSync dialect instance: shared context for handlers and the parked-request registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+
+from oxsync.config import EasSettings, Settings
+from oxsync.eas.exportcache import ExportCache
+from oxsync.eas.park import ParkedRequests
+from oxsync.eas.request import EasRequest
+from oxsync.push.bus import ChangeBus
+from oxsync.runtime import AsyncStore
+from oxsync.store.session import UserSession
+from oxsync.web.auth import Authenticator
+
+T = TypeVar("T")
+
+
+class Eas:
+    def __init__(self, settings: Settings, async_store: AsyncStore, bus: ChangeBus,
+                 authenticator: Authenticator, reactor: Any) -> None:
+        self.settings = settings
+        self.async_store = async_store
+        self.bus = bus
+        self.authenticator = authenticator  # remembers verified logins for every dialect
+        self.reactor = reactor
+        self.parked = ParkedRequests(reactor)
+        self.export_cache = ExportCache(settings.eas.export_cache_objects)
+        self.unsubscribe = bus.subscribe(self.parked.on_change)
+
+    @property
+    def config(self) -> EasSettings:
+        return self.settings.eas
+
+    def read(self, req: EasRequest, fn: Callable[[UserSession], T]) -> Deferred[T]:
+        return self.async_store.read(req.tenant_id, req.user_id, fn)
+
+    def write(self, req: EasRequest, fn: Callable[[UserSession], T]) -> Deferred[T]:
+        return self.async_store.write(req.tenant_id, req.user_id, fn)

@@ -1,0 +1,105 @@
+"""Per-device ActiveSync state kept in the store's device_state table (one JSON document per key).
+
+Collections used (all written in the same transaction as the data they describe):
+- ``""``      the device record: type, model, user agent, policy state and keys, wipe flag, last seen;
+- ``"h"``     the folder hierarchy: current and previous hierarchy keys and the folder lists sent;
+- ``"c:<id>"`` one collection: current/previous SyncKey, the base revision reached, the ids the device
+  knows, the window still pending, ClientId->ServerId map and the cached previous answer;
+- ``"sync"``  the last full Sync request (for empty / Partial Syncs); ``"ping"`` the last Ping parameters.
+
+Sync keys look like ``{uuid}N`` (Z-Push's form): the uuid changes on every reset to 0, N counts up.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from oxsync.store.session import UserSession
+
+DEVICE = ""
+HIERARCHY = "h"
+LAST_SYNC = "sync"
+LAST_PING = "ping"
+NOT_PERSISTED_DEVICES = frozenset({"validate"})
+"""AOSP validates an account with DeviceId `validate`: never create state for it."""
+
+
+def collection_key(collection_id: str) -> str:
+    return f"c:{collection_id}"
+
+
+def new_sync_key(counter: int = 1, family: str | None = None) -> str:
+    return f"{{{family or uuid.uuid4()}}}{counter}"
+
+
+def next_sync_key(key: str) -> str:
+    """`{uuid}N` -> `{uuid}N+1` (any other form starts a new family)."""
+    family, _, counter = key.rpartition("}")
+    if family.startswith("{") and counter.isdigit():
+        return f"{family}}}{int(counter) + 1}"
+    return new_sync_key()
+
+
+def new_policy_key() -> str:
+    """A random non-zero 32-bit key (an iPhone OS 4 beta rejected 0, says Z-Push)."""
+    return str(secrets.randbelow(2**31 - 2) + 1)
+
+
+class IdSet:
+    """A set of integer ids stored as compact ranges ("1-500,502"): consecutive ids cost nothing."""
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self.ids: set[int] = set(ids)
+
+    @classmethod
+    def parse(cls, text: str | None) -> IdSet:
+        out: set[int] = set()
+        for part in (text or "").split(","):
+            if not part:
+                continue
+            low, _, high = part.partition("-")
+            out.update(range(int(low), int(high or low) + 1))
+        return cls(out)
+
+    def dump(self) -> str:
+        parts: list[str] = []
+        ordered = sorted(self.ids)
+        i = 0
+        while i < len(ordered):
+            j = i
+            while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+                j += 1
+            parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+            i = j + 1
+        return ",".join(parts)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, item: int) -> None:
+        self.ids.add(item)
+
+    def discard(self, item: int) -> None:
+        self.ids.discard(item)
+
+
+def load_device(session: UserSession, device_id: str) -> dict[str, Any]:
+    return session.get_state(device_id, DEVICE) or {}
+
+
+def touch_device(session: UserSession, device_id: str, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Update the device record (creating it on first contact); skipped for `validate`."""
+    if device_id in NOT_PERSISTED_DEVICES:
+        return record
+    now = int(time.time())
+    record = {**record, **{k: v for k, v in fields.items() if v is not None}, "last_seen": now}
+    record.setdefault("first_seen", now)
+    session.put_state(device_id, DEVICE, record)
+    return record
