@@ -190,6 +190,20 @@ class Store:
             raise AccessRefused(f"account not enabled for {protocol.value}")
         return Principal(int(row.tenant_id), int(row.id), row.login, row.display_name, row.email)
 
+    def changed_folders(self, tenant_id: int, since_rev: int, until_rev: int) -> frozenset[int]:
+        """Folders with any object or folder change in (since_rev, until_rev]: resolves a tenant-wide
+        bus event (no folder list) into the folders a push channel must announce."""
+        c, fc = s.changes, s.folder_changes
+        with self.transaction(tenant_id) as tx:
+            objects_changed = tx.conn.execute(select(c.c.folder_id).distinct().where(
+                and_(c.c.tenant_id == tenant_id, c.c.rev > since_rev, c.c.rev <= until_rev)))
+            folders_changed = tx.conn.execute(select(fc.c.folder_id, fc.c.parent_id).where(
+                and_(fc.c.tenant_id == tenant_id, fc.c.rev > since_rev, fc.c.rev <= until_rev)))
+            found = {r.folder_id for r in objects_changed}
+            for r in folders_changed:
+                found.update((r.folder_id, r.parent_id))
+        return frozenset(found)
+
     # ------------------------------------------------------------ maintenance
 
     def prune_tombstones(self, tenant_id: int, max_age_days: int | None = None) -> int:

@@ -1,0 +1,120 @@
+"""OX UDP push over real loopback UDP: REGISTER/ack, notifications from the change bus with rights,
+unverified registrations refused, rate limiting, cross-node changes (reference ox-webdav-xml.md §4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxsync.model import Module
+from oxsync.push.udp import RateLimiter, RecentLogins, parse_register
+from oxsync.webdav.ox import install
+from tests.oxclient import OX_SERVER, OxClient, UdpClient
+
+PUSH = {"push_coalesce_seconds": 0.0}
+
+
+@pytest.fixture
+def env(live_server, store, world):  # type: ignore[no-untyped-def]
+    running = live_server(store, setup=install, server=OX_SERVER, ox=PUSH)
+    sockets: list[UdpClient] = []
+
+    def udp() -> UdpClient:
+        sock = UdpClient(running.service.ox_push.bound_port)
+        sockets.append(sock)
+        return sock
+
+    yield running, world, udp
+    for sock in sockets:
+        sock.close()
+
+
+def test_register_ack_and_notifications_follow_rights(env) -> None:  # type: ignore[no-untyped-def]
+    running, world, udp = env
+    alice, bob = OxClient(running.port, "alice", "alice-pw"), OxClient(running.port, "bob", "bob-pw")
+    alice.propfind("folders", {"lastsync": 0})  # HTTP authentication from 127.0.0.1 makes REGISTER count
+    bob.propfind("folders", {"lastsync": 0})
+    a_sock, b_sock = udp(), udp()
+    assert a_sock.register(world.alice, world.tenant_id) == b"OK\x01"
+    assert b_sock.register(world.bob, world.tenant_id) == b"OK\x01"
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    [r] = alice.proppatch("contacts", {"folder_id": contacts, "last_name": "Pushed"})
+    assert r.status == "200"
+    assert a_sock.recv() == f"{contacts}\x01".encode()  # the writer's own client is told too
+    assert b_sock.recv(timeout=0.5) is None  # bob cannot read alice's contacts
+    [f] = bob.proppatch("folders", {"folder_id": 1, "title": "New", "module": "task"})
+    got = {b_sock.recv(), b_sock.recv()}
+    assert got == {f"{f.href}\x01".encode(), b"1\x01"}  # a folder change also names its parent
+    assert a_sock.recv(timeout=0.5) is None
+
+
+def test_unverified_registration_gets_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    running, world, udp = env
+    sock = udp()
+    assert sock.register(world.carol, world.tenant_id, timeout=0.5) is None  # carol never authenticated over HTTP
+    garbage = udp()
+    garbage.sock.sendto(b"1337\x0199\x011\x01", ("127.0.0.1", garbage.port))
+    assert garbage.recv(timeout=0.3) is None
+
+
+def test_cross_node_change_from_the_bus_is_pushed(env) -> None:  # type: ignore[no-untyped-def]
+    running, world, udp = env
+    OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
+    sock = udp()
+    assert sock.register(world.alice, world.tenant_id) == b"OK\x01"
+    cal = world.default_folder(world.alice, Module.CALENDAR)
+    running.call(lambda: running.service.bus.publish(world.tenant_id, [cal], 10_000, origin="notify"))
+    assert sock.recv() == f"{cal}\x01".encode()
+
+
+def test_tenant_wide_event_is_resolved_into_the_changed_folders(env, store) -> None:  # type: ignore[no-untyped-def]
+    """After a lost bus connection the re-check names no folders: push must still announce the right ones."""
+    from oxsync.model import Contact, Task
+    from oxsync.store.api import Store
+
+    running, world, udp = env
+    OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
+    sock = udp()
+    assert sock.register(world.alice, world.tenant_id) == b"OK\x01"
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    tasks = world.default_folder(world.alice, Module.TASK)
+    with store.session(world.tenant_id, world.alice, write=True) as session:  # normal traffic, heard on the bus
+        session.create_object(tasks, Task(title="Heard"))
+    assert sock.recv() == f"{tasks}\x01".encode()
+    other_node = Store(store.settings)  # then a write this node's bus never heard of
+    with other_node.session(world.tenant_id, world.alice, write=True) as session:
+        session.create_object(contacts, Contact(last_name="Missed"))
+    with other_node.session(world.tenant_id, world.alice) as session:
+        rev, _ = session.revision()
+    other_node.dispose()
+    running.call(lambda: running.service.bus.publish(world.tenant_id, frozenset(), rev, origin="recheck"))
+    assert sock.recv() == f"{contacts}\x01".encode()
+    assert sock.recv(timeout=0.5) is None  # only the folder that changed
+
+
+def test_parse_and_limits() -> None:
+    assert parse_register(b"1337\x017\x011\x0117\x0142") == (17, 42)
+    assert parse_register(b"1337\x0150\x011\x0117\x0142") is None  # LEN beyond the packet
+    assert parse_register(b"1338\x017\x011\x0117\x0142") is None
+    assert parse_register(b"1337\x017\x013\x0117\x0142") is None  # not a REGISTER
+    clock = [0.0]
+    limiter = RateLimiter(3, 2, clock=lambda: clock[0])
+    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
+    clock[0] = 61.0
+    assert limiter.allow("a")
+    logins = RecentLogins(10, 2, clock=lambda: clock[0])
+    logins.record(1, 1, "x")
+    logins.record(1, 2, "x")
+    logins.record(1, 3, "x")  # bounded: the oldest is forgotten
+    assert not logins.recent(1, 1, "x") and logins.recent(1, 3, "x") and not logins.recent(1, 3, "y")
+
+
+def test_rate_limit_drops_excess_packets(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    running = live_server(store, setup=install, server=OX_SERVER,
+                          ox={**PUSH, "push_max_packets_per_address_per_minute": 3})
+    OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
+    sock = UdpClient(running.service.ox_push.bound_port)
+    try:
+        acks = [sock.register(world.alice, world.tenant_id, timeout=0.5) for _ in range(5)]
+    finally:
+        sock.close()
+    assert acks == [b"OK\x01"] * 3 + [None, None]
