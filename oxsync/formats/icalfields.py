@@ -8,6 +8,7 @@ caller can report the property's line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Component, vBroken, vCalAddress, vRecur, vText
+from icalendar import Component, vBroken, vCalAddress, vDuration, vRecur, vText
 
 from oxsync.formats.icalscan import Block, content_name, content_value, unescape
 from oxsync.formats.timezones import guess_iana, iana_name
@@ -229,11 +230,33 @@ def _dec_end(ctx: Decoding, values: list[Any]) -> Any:
             raise FieldError("DTEND", "DTEND and DTSTART must both be dates or both date-times")
     elif duration := ctx.values("DURATION"):
         end = start + duration[0].dt  # type: ignore[operator]
+        ctx.keep("DURATION", ctx.block.lines_of("DURATION")[0])  # written as given while it still holds
     else:
         end = start if isinstance(start, datetime) else start + timedelta(days=1)  # type: ignore[operator]
+        ctx.keep("DTEND", NO_END)  # written without DTEND again while the end stays the implied one
     if end < start:  # type: ignore[operator]
         raise FieldError("DTEND" if values else "DURATION", "the event ends before it starts")
     return end.astimezone(UTC) if isinstance(end, datetime) else end
+
+
+NO_END = ""
+"""Kept value of DTEND for an event that had neither DTEND nor DURATION (an empty line is never output)."""
+
+
+def _enc_end(out: Encoding, prop: str, value: datetime | date | None) -> None:
+    start = getattr(out.obj, "start_date", None)
+    implied = start if isinstance(start, datetime) else start + timedelta(days=1) if start is not None else None
+    if out.obj.extra.get("DTEND") == NO_END and value == implied:
+        return
+    kept = out.obj.extra.get("DURATION", "")
+    if kept and start is not None and value is not None and "\n" not in kept:
+        try:
+            if start + vDuration.from_ical(content_value(kept).strip()) == value:
+                return
+        except ValueError:
+            pass
+    out.emitted.update((prop, "DURATION"))
+    _enc_start(out, prop, value)
 
 
 BUSY_STATUS = {"FREE": ShownAs.FREE, "TENTATIVE": ShownAs.TEMPORARY, "BUSY": ShownAs.RESERVED,
@@ -490,26 +513,69 @@ def _full_time(obj: Appointment | Task) -> bool:
     return bool(getattr(obj, "full_time", False))
 
 
-def _dec_day(ctx: Decoding, values: list[Any]) -> Any:
-    """Tasks keep dates: a DTSTART/DUE with a time becomes its local date."""
-    if not values:
-        return SKIP
-    moment, _ = ctx.moment(values[0])
-    return moment.date() if isinstance(moment, datetime) else moment
+def _dec_day_of(prop: str) -> Decoder:
+    """Tasks keep dates: a DTSTART/DUE with a time becomes its local date. The original line is kept
+    in `extra` so the time of day survives a round trip while the date is unchanged (OX tasks have
+    no time; CalDAV clients such as Reminders do)."""
+
+    def decode(ctx: Decoding, values: list[Any]) -> Any:
+        if not values:
+            return SKIP
+        moment, _ = ctx.moment(values[0])
+        if isinstance(moment, datetime):
+            ctx.keep(prop, ctx.block.lines_of(prop)[0])
+            return moment.date()
+        return moment
+
+    return decode
+
+
+_dec_day = _dec_day_of("DTSTART")
 
 
 def _dec_due(ctx: Decoding, values: list[Any]) -> Any:
     if values:
-        return _dec_day(ctx, values)
+        return _dec_day_of("DUE")(ctx, values)
     duration, start = ctx.values("DURATION"), ctx.obj.start_date
     if not duration or start is None:
         return SKIP
+    if "DTSTART" in ctx.extra:  # a timed start with a duration: keep both as written
+        ctx.keep("DURATION", ctx.block.lines_of("DURATION")[0])
     return start + timedelta(days=duration[0].dt.days)
 
 
+_DAY_IN_LINE = re.compile(r":(\d{8})(?:T\d{6}Z?)?$")
+
+
+def _kept_time(out: Encoding, prop: str, value: date) -> bool:
+    """True if the kept timed line of `prop` still falls on `value` (then it is written instead)."""
+    line = out.obj.extra.get(prop, "")
+    found = _DAY_IN_LINE.search(line) if line and "\n" not in line else None
+    if found is None or found.group(1) != value.strftime("%Y%m%d"):
+        return False
+    tzid = re.search(r";TZID=\"?([^\":;]+)", line.split(":", 1)[0] + ":")
+    if tzid and (name := iana_name(tzid.group(1))) not in (None, "UTC"):
+        out.zones.add(name)  # type: ignore[arg-type]
+    return True
+
+
 def _enc_day(out: Encoding, prop: str, value: date | None) -> None:
-    if value is not None:
-        out.add(prop, value.date() if isinstance(value, datetime) else value)
+    if value is None:
+        return
+    day = value.date() if isinstance(value, datetime) else value
+    if _kept_time(out, prop, day):
+        return
+    out.emitted.add(prop)  # a stale kept line must not be written
+    out.add(prop, day)
+
+
+def _enc_due(out: Encoding, prop: str, value: date | None) -> None:
+    start = getattr(out.obj, "start_date", None)
+    if "DURATION" in out.obj.extra and start is not None and value == start and \
+            _kept_time(out, "DTSTART", start):
+        return
+    out.emitted.add("DURATION")
+    _enc_day(out, prop, value)
 
 
 TASK_STATUS = {"NEEDS-ACTION": TaskStatus.NOT_STARTED, "IN-PROCESS": TaskStatus.IN_PROGRESS,
@@ -563,7 +629,7 @@ EVENT_FIELDS: tuple[FieldMap, ...] = (
     *_COMMON_HEAD,
     FieldMap("location", "LOCATION", *TEXT),
     FieldMap("start_date", "DTSTART", _dec_start, _enc_start, derived=("full_time", "timezone")),
-    FieldMap("end_date", "DTEND", _dec_end, _enc_start, also=("DURATION",)),
+    FieldMap("end_date", "DTEND", _dec_end, _enc_end, also=("DURATION",)),
     FieldMap("shown_as", "TRANSP", _dec_shown_as, _enc_shown_as, also=("X-MICROSOFT-CDO-BUSYSTATUS",)),
     FieldMap("alarm", "VALARM", _dec_alarm_minutes, _enc_alarm_minutes),
     FieldMap("organizer", "ORGANIZER", _dec_organizer, _enc_organizer, derived=("organizer_id",)),
@@ -576,7 +642,7 @@ EVENT_FIELDS: tuple[FieldMap, ...] = (
 TODO_FIELDS: tuple[FieldMap, ...] = (
     *_COMMON_HEAD,
     FieldMap("start_date", "DTSTART", _dec_day, _enc_day),
-    FieldMap("end_date", "DUE", _dec_due, _enc_day, also=("DURATION",)),
+    FieldMap("end_date", "DUE", _dec_due, _enc_due, also=("DURATION",)),
     FieldMap("date_completed", "COMPLETED", *UTC_TIME),
     FieldMap("percent_completed", "PERCENT-COMPLETE", _dec_percent, _enc_int),
     FieldMap("status", "STATUS", _dec_status, _enc_status, also=("X-OX-TASK-STATUS",)),

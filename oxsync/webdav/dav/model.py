@@ -1,0 +1,258 @@
+"""What a DAV URL names, and how store objects become DAV resources (hrefs, ETags, bodies).
+
+Layout (every URL below /dav):
+  principals/users/<login>/, principals/groups/<name>/, principals/resources/<name>/
+  calendars/<login>/            calendar home: every visible calendar folder (VEVENT collection) and
+                                task folder (VTODO collection), plus inbox/ and outbox/
+  addressbooks/<login>/         address book home: every visible contact folder
+  <home>/<segment>/<name>       an object; <segment> is the folder id or a client-chosen alias
+                                (MKCALENDAR/MKCOL name, kept in the owner's protocol state)
+
+Design choice (documented in conformance/README.md): OX keeps tasks in task folders, so a calendar
+folder is a VEVENT-only collection and a task folder a VTODO-only collection. A series and its
+change exceptions (separate OX objects sharing a UID) are ONE resource named after the master.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from oxsync.model import Appointment, Contact, Module, Task
+from oxsync.model.appointment import Participant, ParticipantKind
+from oxsync.model.folder import FolderAccess
+
+BASE = "/dav"
+SYNC_PREFIX = "http://oxsync/ns/sync/"
+STATE_DEVICE = "dav"
+STATE_ALIASES = "aliases"
+CAL_MODULES = (Module.CALENDAR, Module.TASK)
+SUFFIX = {Module.CALENDAR: ".ics", Module.TASK: ".ics", Module.CONTACT: ".vcf"}
+_ID_NAME = re.compile(r"^(\d{1,18})\.(ics|vcf)$")
+
+
+class DavError(Exception):
+    """An HTTP error answer; `condition` is a precondition element in Clark notation (body DAV:error)."""
+
+    def __init__(self, status: int, condition: str | None = None, text: str = "",
+                 extra: Any = None) -> None:
+        super().__init__(text or condition or str(status))
+        self.status = status
+        self.condition = condition
+        self.text = text
+        self.extra = extra
+
+
+# ---------------------------------------------------------------------------------------- resources
+
+
+@dataclass
+class Root:
+    path: str = BASE + "/"
+
+
+@dataclass
+class PrincipalCollection:
+    kind: str  # "" (all), "users", "groups", "resources"
+
+    @property
+    def path(self) -> str:
+        return f"{BASE}/principals/" + (f"{self.kind}/" if self.kind else "")
+
+
+@dataclass
+class PrincipalRes:
+    kind: str  # users / groups / resources
+    id: int
+    name: str
+    display_name: str
+    emails: list[str]
+    login: str | None = None  # users only
+
+    @property
+    def path(self) -> str:
+        return principal_path(self.kind, self.name)
+
+
+@dataclass
+class Home:
+    kind: str  # "calendars" / "addressbooks"
+    login: str
+    user_id: int
+
+    @property
+    def path(self) -> str:
+        return f"{BASE}/{self.kind}/{quote(self.login)}/"
+
+
+@dataclass
+class Collection:
+    home: Home
+    access: FolderAccess
+    segment: str
+
+    @property
+    def path(self) -> str:
+        return self.home.path + quote(self.segment) + "/"
+
+    @property
+    def folder_id(self) -> int:
+        assert self.access.folder.id is not None
+        return self.access.folder.id
+
+    @property
+    def module(self) -> Module:
+        assert self.access.folder.module is not None
+        return self.access.folder.module
+
+    @property
+    def component(self) -> str:
+        return {Module.CALENDAR: "VEVENT", Module.TASK: "VTODO"}.get(self.module, "")
+
+
+@dataclass
+class Box:
+    home: Home
+    kind: str  # "inbox" / "outbox"
+
+    @property
+    def path(self) -> str:
+        return self.home.path + self.kind + "/"
+
+
+@dataclass
+class ObjectRes:
+    collection: Collection
+    name: str
+    master: Any
+    exceptions: list[Appointment] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.collection.path + quote(self.name)
+
+    @property
+    def object_id(self) -> int:
+        return int(self.master.object_id)
+
+    @property
+    def last_modified(self) -> int:
+        return max([self.master.last_modified or 0, *(e.last_modified or 0 for e in self.exceptions)])
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.object_id}-{self.last_modified}"'
+
+
+def principal_path(kind: str, name: str) -> str:
+    return f"{BASE}/principals/{kind}/{quote(name)}/"
+
+
+# ---------------------------------------------------------------------------------------- names
+
+class NameCache:
+    """(tenant, object id) -> resource name, so deletes reported by sync-collection keep the client's
+    href after the object row is gone (the store's tombstones keep only ids). Bounded LRU."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._names: OrderedDict[tuple[int, int], str] = OrderedDict()
+        self._lock = threading.Lock()  # used from every store thread
+
+    def remember(self, tenant_id: int, object_id: int, name: str) -> None:
+        key = (tenant_id, object_id)
+        with self._lock:
+            self._names[key] = name
+            self._names.move_to_end(key)
+            while len(self._names) > self.size:
+                self._names.popitem(last=False)
+
+    def get(self, tenant_id: int, object_id: int) -> str | None:
+        return self._names.get((tenant_id, object_id))
+
+
+
+
+def default_name(object_id: int, module: Module) -> str:
+    return f"{object_id}{SUFFIX[module]}"
+
+
+def id_from_name(name: str) -> int | None:
+    found = _ID_NAME.match(name)
+    return int(found.group(1)) if found else None
+
+
+def is_master(obj: Any) -> bool:
+    return not isinstance(obj, Appointment) or obj.recurrence_id in (None, obj.object_id)
+
+
+def group_objects(collection: Collection, objects: list[Any], names: NameCache, tenant_id: int) -> list[ObjectRes]:
+    """One resource per master (with its exceptions); orphan exceptions are resources of their own."""
+    masters: dict[int, ObjectRes] = {}
+    orphans: list[Any] = []
+    for obj in objects:
+        if is_master(obj):
+            name = obj.resource_name or default_name(obj.object_id, collection.module)
+            names.remember(tenant_id, obj.object_id, name)
+            masters[obj.object_id] = ObjectRes(collection, name, obj)
+    for obj in objects:
+        if not is_master(obj):
+            owner = masters.get(obj.recurrence_id)
+            if owner is not None:
+                owner.exceptions.append(obj)
+            else:
+                orphans.append(obj)
+    result = list(masters.values())
+    for obj in orphans:
+        name = obj.resource_name or default_name(obj.object_id, collection.module)
+        result.append(ObjectRes(collection, name, obj))
+    return result
+
+
+def resolver(session: Any):  # type: ignore[no-untyped-def]
+    """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None."""
+    cache: dict[str, Participant | None] = {}
+
+    def resolve(address: str) -> Participant | None:
+        key = address.strip().lower()
+        if key not in cache:
+            found = session.find_principal(key)
+            if found is None:
+                cache[key] = None
+            elif found[0] == "user":
+                cache[key] = Participant(kind=ParticipantKind.USER, entity=found[1], email=key)
+            else:
+                cache[key] = Participant(kind=ParticipantKind.RESOURCE, entity=found[1], email=key)
+        return cache[key]
+
+    return resolve
+
+
+def object_text(res: ObjectRes, vcard_version: str = "3.0", uid_for_member: Any = None) -> str:
+    """The iCalendar or vCard body of a resource."""
+    from oxsync.formats.ical import appointment_to_ical, task_to_ical
+    from oxsync.formats.vcard import contact_to_vcard
+
+    obj = res.master
+    if isinstance(obj, Appointment):
+        return appointment_to_ical(obj, res.exceptions)
+    if isinstance(obj, Task):
+        return task_to_ical(obj)
+    assert isinstance(obj, Contact)
+    return contact_to_vcard(obj, vcard_version, uid_for_member=uid_for_member)
+
+
+def member_uids(session: Any):  # type: ignore[no-untyped-def]
+    """Distribution list member -> its contact's UID (written as urn:uuid:), or None (mailto:)."""
+    def uid_for_member(member: Any) -> str | None:
+        if member.contact_id is None or member.folder_id is None:
+            return None
+        try:
+            return session.get_object(member.folder_id, member.contact_id).uid or None
+        except Exception:  # noqa: BLE001 - a member the viewer cannot see is written as mailto:
+            return None
+    return uid_for_member

@@ -1,0 +1,383 @@
+"""GET, PUT, DELETE and MOVE of calendar/address objects; MKCALENDAR, MKCOL and DELETE of collections.
+
+What must hold: strong ETags from last_modified; If-Match / If-None-Match give 412 before anything is
+written; a refused PUT (bad data, wrong component, duplicate UID, too large) changes nothing (the
+whole request is one transaction and the error propagates); soft appointment conflicts are ignored,
+hard ones (resource double-booked) are refused with a precondition.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from oxsync.formats.ical import CalendarItem, ICalLimitError, parse_calendar
+from oxsync.formats.vcard import VCardError, parse_vcards
+from oxsync.model import Appointment, Module, Task
+from oxsync.model.appointment import Confirmation, ParticipantKind
+from oxsync.model.folder import PRIVATE_ROOT
+from oxsync.store.errors import AppointmentConflict, Conflict, InvalidData, NotFound, PermissionDenied
+from oxsync.webdav.dav.model import (
+    Collection,
+    DavError,
+    Home,
+    ObjectRes,
+    member_uids,
+    object_text,
+    resolver,
+)
+from oxsync.webdav.dav.propfind import Response, parse_body, set_props_from
+from oxsync.webdav.dav.tree import Ctx, resolve
+from oxsync.webdav.dav.xml import CALDAV, CARDDAV, DAV, qn
+
+C = lambda name: qn(CALDAV, name)  # noqa: E731
+CR = lambda name: qn(CARDDAV, name)  # noqa: E731
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,99}$")
+
+
+# ------------------------------------------------------------------------------ conditions
+
+
+def check_conditions(ctx: Ctx, current: ObjectRes | None) -> None:
+    """RFC 7232 If-Match / If-None-Match against the current representation (412 on failure)."""
+    if_match = ctx.req.header("if-match").strip()
+    if_none = ctx.req.header("if-none-match").strip()
+    etag = current.etag if current is not None else None
+    if if_match:
+        tags = [t.strip() for t in if_match.split(",")]
+        if etag is None or ("*" not in tags and etag not in tags):
+            raise DavError(412, text="If-Match failed")
+    schedule_match = ctx.req.header("if-schedule-tag-match").strip()
+    if schedule_match:  # RFC 6638 §8.3: the organizer's version the client based its change on
+        from oxsync.webdav.dav.scheduling import schedule_tag
+
+        if current is None or schedule_tag(current) != schedule_match:
+            raise DavError(412, text="If-Schedule-Tag-Match failed")
+    if if_none:
+        tags = [t.strip() for t in if_none.split(",")]
+        if etag is not None and ("*" in tags or etag in tags):
+            if ctx.req.method in ("GET", "HEAD"):
+                raise DavError(304)
+            raise DavError(412, text="If-None-Match failed")
+
+
+def vcard_version(ctx: Ctx) -> str:
+    accept = ctx.req.header("accept").lower()
+    return "4.0" if "version=4.0" in accept.replace(" ", "") else "3.0"
+
+
+# ------------------------------------------------------------------------------ GET / HEAD
+
+
+def get(ctx: Ctx) -> Response:
+    res = resolve(ctx, ctx.req.path)
+    from oxsync.webdav.dav.scheduling import InboxItem
+
+    if isinstance(res, InboxItem):
+        return Response(200, res.text().encode("utf-8"), "text/calendar; charset=utf-8", {"ETag": res.etag})
+    if not isinstance(res, ObjectRes):
+        if isinstance(res, Collection | Home):
+            return Response(200, b"", "text/plain; charset=utf-8")
+        raise DavError(405, text="GET is served for objects only")
+    check_conditions(ctx, res)
+    if res.collection.module == Module.CONTACT:
+        version = vcard_version(ctx)
+        body = object_text(res, version, member_uids(ctx.session))
+        ctype = f"text/vcard; charset=utf-8; version={version}"
+    else:
+        body, ctype = object_text(res), "text/calendar; charset=utf-8"
+    headers = {"ETag": res.etag}
+    from oxsync.webdav.dav.scheduling import schedule_tag
+
+    if res.collection.module == Module.CALENDAR:
+        headers["Schedule-Tag"] = schedule_tag(res)
+    return Response(200, body.encode("utf-8"), ctype, headers)
+
+
+# ------------------------------------------------------------------------------ PUT
+
+
+def _parse_calendar_body(ctx: Ctx, collection: Collection) -> CalendarItem:
+    text = _text(ctx)
+    try:
+        results = parse_calendar(text, resolve=resolver(ctx.session), limits=ctx.req.settings.limits)
+    except ICalLimitError as exc:
+        raise DavError(403, C("max-resource-size"), str(exc)) from exc
+    if not _looks_like(text, "VCALENDAR"):
+        raise DavError(403, C("valid-calendar-data"), "not an iCalendar object")
+    if _HOSTILE_RULE.search(text):
+        raise DavError(403, C("valid-calendar-object-resource"), "sub-daily recurrence rules are not accepted")
+    errors = [r for r in results if not isinstance(r, CalendarItem)]
+    items = [r for r in results if isinstance(r, CalendarItem)]
+    if errors:
+        raise DavError(403, C("valid-calendar-data"), f"line {errors[0].line}: {errors[0]}")
+    if not items:
+        if re.search(r"^BEGIN:(VJOURNAL|VEVENT|VTODO)", text, re.M | re.I):
+            raise DavError(403, C("supported-calendar-component"), "component not supported here")
+        raise DavError(403, C("valid-calendar-object-resource"), "no VEVENT or VTODO")
+    if len({(i.kind, i.uid) for i in items}) > 1 or len(items) > 1:
+        raise DavError(403, C("valid-calendar-object-resource"), "one UID per resource")
+    item = items[0]
+    if item.kind != collection.component:
+        raise DavError(403, C("supported-calendar-component"), f"this collection holds {collection.component}")
+    if item.master is None:
+        raise DavError(403, C("valid-calendar-object-resource"), "overrides without a master")
+    return item
+
+
+_HOSTILE_RULE = re.compile(r"^(?:RRULE|EXRULE)[;:].*(?:FREQ=(?:SECONDLY|MINUTELY|HOURLY)|BYSECOND|BYMINUTE)",
+                           re.M | re.I)
+_CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)?[;:]")
+
+
+def _looks_like(text: str, kind: str) -> bool:
+    """BEGIN/END of `kind` around lines that are all content lines (RFC 5545 §3.1 / RFC 6350 §3.3)."""
+    lines = [line for line in re.split(r"\r\n|\n|\r", text) if line and line[0] not in " \t"]
+    return bool(lines) and lines[0].strip().upper() == f"BEGIN:{kind}" and \
+        lines[-1].strip().upper() == f"END:{kind}" and all(_CONTENT_LINE.match(line) for line in lines)
+
+
+def _text(ctx: Ctx) -> str:
+    try:
+        return ctx.req.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return ctx.req.body.decode("latin-1")
+
+
+def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str) -> None:
+    other = ctx.session.find_by_uid(collection.folder_id, uid)
+    if other is not None:
+        res = ctx.object_res(collection, other)
+        if res.name != name:
+            cond = CR("no-uid-conflict") if collection.module == Module.CONTACT else C("no-uid-conflict")
+            raise DavError(403, cond, f"UID {uid} already used by {res.path}", extra=res.path)
+
+
+def put(ctx: Ctx) -> Response:
+    target = resolve(ctx, ctx.req.path, allow_missing=True)
+    if isinstance(target, tuple):
+        _, collection, name = target
+        if not isinstance(collection, Collection):
+            raise DavError(409, text="no such collection")
+        current = None
+    elif isinstance(target, ObjectRes):
+        collection, name, current = target.collection, target.name, target
+    else:
+        raise DavError(405, text="PUT needs an object URL")
+    limit = ctx.req.settings.dav.max_resource_bytes
+    module = collection.module
+    if len(ctx.req.body) > limit:
+        cond = CR("max-resource-size") if module == Module.CONTACT else C("max-resource-size")
+        raise DavError(403, cond, f"resource larger than {limit} bytes")
+    check_conditions(ctx, current)
+    if "/" in name or not name or len(name) > 255:
+        raise DavError(400, text="bad resource name")
+    try:
+        if module == Module.CONTACT:
+            created = _put_contact(ctx, collection, name, current)
+        else:
+            created = _put_calendar(ctx, collection, name, current)
+    except AppointmentConflict as exc:
+        raise DavError(403, C("no-conflict"), str(exc)) from exc
+    except InvalidData as exc:
+        cond = CR("valid-address-data") if module == Module.CONTACT else C("valid-calendar-data")
+        raise DavError(403, cond, str(exc)) from exc
+    except Conflict as exc:
+        cond = CR("no-uid-conflict") if module == Module.CONTACT else C("no-uid-conflict")
+        raise DavError(403, cond, str(exc)) from exc
+    saved = created if isinstance(created, ObjectRes) else ctx.find_object(collection, name)
+    created = created is not False
+    headers: dict[str, str] = {}
+    if saved is not None:
+        headers["ETag"] = saved.etag
+        if module == Module.CALENDAR:
+            from oxsync.webdav.dav.scheduling import schedule_tag
+
+            headers["Schedule-Tag"] = schedule_tag(saved)
+    return Response(201 if created else 204, b"", headers=headers)
+
+
+def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> bool | ObjectRes:
+    text = _text(ctx)
+    if not _looks_like(text, "VCARD"):
+        raise DavError(403, CR("valid-address-data"), "not a vCard")
+    try:
+        cards = list(parse_vcards(text, limits=ctx.req.settings.limits, resolve_uid=_member_resolver(ctx)))
+    except VCardError as exc:
+        raise DavError(403, CR("max-resource-size"), str(exc)) from exc
+    if len(cards) != 1 or cards[0].contact is None:
+        why = cards[0].error if cards and cards[0].error else "exactly one vCard is required"
+        raise DavError(403, CR("valid-address-data"), why or "")
+    contact = cards[0].contact
+    if not contact.uid:
+        contact.uid = name.rsplit(".", 1)[0]
+    _conflict_href(ctx, collection, contact.uid, name)
+    contact.resource_name = name
+    if current is None:
+        saved = ctx.session.create_object(collection.folder_id, contact)
+        ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
+        return ObjectRes(collection, name, saved)
+    contact.object_id = current.object_id
+    ctx.session.update_object(collection.folder_id, contact)
+    return False
+
+
+def _member_resolver(ctx: Ctx):  # type: ignore[no-untyped-def]
+    """Distribution list member UID -> a contact of a visible address book."""
+    def resolve_uid(uid: str):  # type: ignore[no-untyped-def]
+        for access in ctx.folders():
+            if access.folder.module == Module.CONTACT:
+                found = ctx.session.find_by_uid(access.folder.id, uid)
+                if found is not None:
+                    email = found.email1 or found.email2 or found.email3 or ""
+                    return found.object_id, access.folder.id, email, found.display_name or ""
+        return None
+    return resolve_uid
+
+
+def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> bool | ObjectRes:
+    item = _parse_calendar_body(ctx, collection)
+    master: Any = item.master
+    uid = item.uid
+    _conflict_href(ctx, collection, uid, name)
+    master.uid = uid
+    master.resource_name = name
+    if isinstance(master, Appointment):
+        master.ignore_conflicts = True
+    if current is not None and _attendee_reply(ctx, collection, current, master):
+        return False
+    if current is None:
+        saved = ctx.session.create_object(collection.folder_id, master)
+        ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
+        series_id = saved.object_id
+        old_exceptions: dict[Any, Any] = {}
+    else:
+        master.object_id = current.object_id
+        if isinstance(master, Appointment) and isinstance(current.master, Appointment):
+            master.recurrence_id = current.master.recurrence_id
+        ctx.session.update_object(collection.folder_id, master)
+        series_id = current.object_id
+        old_exceptions = {e.recurrence_date_position: e for e in current.exceptions}
+    if isinstance(master, Appointment):
+        for exception in item.exceptions:
+            exception.ignore_conflicts = True
+            exception.resource_name = ""
+            day = exception.recurrence_date_position
+            if day is None:
+                raise DavError(403, C("valid-calendar-object-resource"), "override without a usable RECURRENCE-ID")
+            old = old_exceptions.pop(day, None)
+            if old is not None:
+                exception.object_id = old.object_id
+            try:
+                ctx.session.change_occurrence(collection.folder_id, series_id, day, exception)
+            except NotFound as exc:
+                raise DavError(403, C("valid-calendar-object-resource"), str(exc)) from exc
+        for old in old_exceptions.values():
+            ctx.session.delete_object(collection.folder_id, old.object_id)
+    if current is None and not item.exceptions:
+        return ObjectRes(collection, name, saved)
+    return current is None
+
+
+def _attendee_reply(ctx: Ctx, collection: Collection, current: ObjectRes, new: Any) -> bool:
+    """An attendee saving an organizer's meeting changes only their own PARTSTAT (RFC 6638 §3.2.2)."""
+    obj = current.master
+    if not isinstance(obj, Appointment | Task) or not obj.participants:
+        return False
+    organizer = getattr(obj, "organizer_id", None) or obj.created_by
+    if organizer == ctx.user_id:
+        return False
+    mine = next((p for p in new.participants if p.kind == ParticipantKind.USER and p.entity == ctx.user_id), None)
+    if mine is None:
+        return False
+    before = next((p for p in obj.participants if p.kind == ParticipantKind.USER and p.entity == ctx.user_id), None)
+    if before is None:
+        return False
+    if before.confirmation != mine.confirmation:
+        ctx.session.confirm(collection.folder_id, current.object_id, Confirmation(mine.confirmation), mine.message)
+    return True
+
+
+# ------------------------------------------------------------------------------ DELETE / MOVE
+
+
+def delete(ctx: Ctx) -> Response:
+    res = resolve(ctx, ctx.req.path)
+    from oxsync.webdav.dav.scheduling import InboxItem, dismiss
+
+    if isinstance(res, InboxItem):
+        dismiss(ctx, res)
+        return Response(204)
+    if isinstance(res, ObjectRes):
+        check_conditions(ctx, res)
+        ctx.session.delete_object(res.collection.folder_id, res.object_id)
+        return Response(204)
+    if isinstance(res, Collection):
+        ctx.session.delete_folder(res.folder_id)
+        return Response(204)
+    raise DavError(403, text="this resource cannot be deleted")
+
+
+def move(ctx: Ctx) -> Response:
+    res = resolve(ctx, ctx.req.path)
+    if not isinstance(res, ObjectRes):
+        raise DavError(403, text="only objects can be moved")
+    check_conditions(ctx, res)
+    destination = ctx.req.header("destination")
+    if not destination:
+        raise DavError(400, text="Destination header required")
+    target = resolve(ctx, destination, allow_missing=True)
+    overwrite = ctx.req.header("overwrite", "T").strip().upper() != "F"
+    if isinstance(target, ObjectRes):
+        if not overwrite:
+            raise DavError(412, text="destination exists")
+        if target.object_id == res.object_id:
+            return Response(204)
+        ctx.session.delete_object(target.collection.folder_id, target.object_id)
+        collection, name, existed = target.collection, target.name, True
+    elif isinstance(target, tuple) and isinstance(target[1], Collection):
+        collection, name, existed = target[1], target[2], False
+    else:
+        raise DavError(409, text="destination collection does not exist")
+    if collection.module != res.collection.module:
+        raise DavError(403, text="destination holds another kind of object")
+    moved = ctx.session.move_object(res.collection.folder_id, res.object_id, collection.folder_id)
+    if (moved.resource_name or "") != name:
+        moved.resource_name = name
+        if isinstance(moved, Appointment):
+            moved.ignore_conflicts = True
+        ctx.session.update_object(collection.folder_id, moved)
+    ctx.req.names.remember(ctx.tenant_id, res.object_id, name)
+    return Response(204 if existed else 201)
+
+
+# ------------------------------------------------------------------------------ collections
+
+
+def make_collection(ctx: Ctx, calendar: bool) -> Response:
+    target = resolve(ctx, ctx.req.path, allow_missing=True)
+    if not isinstance(target, tuple) or not isinstance(target[1], Home):
+        raise DavError(405 if not isinstance(target, tuple) else 409, text="collection exists or bad parent")
+    _, home, segment = target
+    if not _SEGMENT.match(segment) or segment in ("inbox", "outbox"):
+        raise DavError(403, text="unsupported collection name")
+    root = parse_body(ctx)
+    title, color, comps = set_props_from(ctx, root)
+    types = [c[1:] for c in (comps or []) if c.startswith("@")]
+    comps = [c for c in (comps or []) if not c.startswith("@")]
+    if home.kind == "addressbooks":
+        if calendar or (types and CR("addressbook") not in types):
+            raise DavError(403, qn(DAV, "valid-resourcetype"), "only address books here")
+        module = Module.CONTACT
+    else:
+        if not calendar and types and C("calendar") not in types:
+            raise DavError(403, qn(DAV, "valid-resourcetype"), "only calendars here")
+        if comps and not set(comps) & {"VEVENT", "VTODO"}:
+            raise DavError(403, C("supported-calendar-component"), "only VEVENT or VTODO collections")
+        module = Module.TASK if comps and "VEVENT" not in comps else Module.CALENDAR
+    try:
+        created = ctx.session.create_folder(PRIVATE_ROOT, title or segment, module, color=color)
+    except PermissionDenied as exc:
+        raise DavError(403, qn(DAV, "need-privileges"), str(exc)) from exc
+    ctx.save_alias(segment, created.folder.id)
+    return Response(201, b"", headers={"Cache-Control": "no-cache"})

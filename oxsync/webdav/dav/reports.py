@@ -1,0 +1,218 @@
+"""REPORTs: calendar-query, calendar-multiget, addressbook-query, addressbook-multiget,
+free-busy-query, sync-collection (see sync.py) and the principal reports (see principals.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from oxsync.model import Module
+from oxsync.webdav.dav import filters
+from oxsync.webdav.dav.model import Collection, DavError, ObjectRes, member_uids, object_text
+from oxsync.webdav.dav.propfind import Response, add_status, describe, multistatus, parse_body
+from oxsync.webdav.dav.tree import Ctx, resolve
+from oxsync.webdav.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
+
+C = lambda name: qn(CALDAV, name)  # noqa: E731
+CR = lambda name: qn(CARDDAV, name)  # noqa: E731
+D = lambda name: qn(DAV, name)  # noqa: E731
+XML = "application/xml; charset=utf-8"
+
+
+def _prop_names(root: etree._Element) -> tuple[list[str] | None, etree._Element | None]:
+    """Requested property names and the calendar-data / address-data request element."""
+    prop = first(root, D("prop"))
+    if prop is None:
+        return None, None
+    names = [c.tag for c in prop if isinstance(c.tag, str)]
+    data = first(prop, C("calendar-data"))
+    if data is None:
+        data = first(prop, CR("address-data"))
+    return names, data
+
+
+def data_getters(ctx: Ctx, data_el: etree._Element | None) -> dict[str, Callable[[ObjectRes], Any]]:
+    """calendar-data / address-data, with expand (RFC 4791 §9.6.5) and vCard version (RFC 6352 §10.4)."""
+    expand = first(data_el, C("expand")) if data_el is not None else None
+    limit_set = first(data_el, C("limit-recurrence-set")) if data_el is not None else None
+    version = "3.0"
+    if data_el is not None and data_el.tag == CR("address-data") and data_el.get("version") == "4.0":
+        version = "4.0"
+    if data_el is None or data_el.tag == CR("address-data"):
+        accept = ctx.req.header("accept")
+        if "version=4.0" in accept.replace(" ", ""):
+            version = "4.0"
+
+    def calendar_data(res: ObjectRes) -> str | None:
+        if res.collection.module == Module.CONTACT:
+            return None
+        text = object_text(res)
+        if expand is not None:
+            start, end = filters.time_range(expand)
+            text = filters.expand_text(text, res.collection.component, start, end)
+        elif limit_set is not None:
+            start, end = filters.time_range(limit_set)
+            text = filters.limit_text(text, res.collection.component, start, end)
+        return text
+
+    def address_data(res: ObjectRes) -> str | None:
+        if res.collection.module != Module.CONTACT:
+            return None
+        return object_text(res, version, member_uids(ctx.session))
+
+    return {C("calendar-data"): calendar_data, CR("address-data"): address_data}
+
+
+def _collection(ctx: Ctx) -> Collection:
+    res = resolve(ctx, ctx.req.path)
+    if not isinstance(res, Collection):
+        raise DavError(403, D("supported-report"), "this report needs a calendar or address book")
+    return res
+
+
+def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
+    collection = _collection(ctx)
+    if collection.module == Module.CONTACT:
+        raise DavError(403, D("supported-report"))
+    names, data_el = _prop_names(root)
+    filter_el = first(root, C("filter"))
+    if filter_el is None:
+        raise DavError(403, C("valid-filter"), "calendar-query needs a filter")
+    top = first(filter_el, C("comp-filter"))
+    if top is not None and (top.get("name") or "").upper() != "VCALENDAR":
+        raise DavError(403, C("valid-filter"), "the outer comp-filter must be VCALENDAR")
+    ms = multistatus()
+    extra = data_getters(ctx, data_el)
+    for res in ctx.members(collection):
+        try:
+            ok = filters.calendar_matches(object_text(res), filter_el)
+        except DavError:
+            raise
+        except Exception:  # noqa: BLE001 - one unreadable object must not fail the query
+            ok = False
+        if ok:
+            describe(ctx, ms, res, names, extra=extra)
+    return Response(207, tostring(ms), XML)
+
+
+def _hrefs(root: etree._Element, ctx: Ctx) -> list[str]:
+    found = [(h.text or "").strip() for h in root if h.tag == D("href")]
+    limit = ctx.req.settings.limits.max_multiget_hrefs
+    if len(found) > limit:
+        raise DavError(403, D("number-of-matches-within-limits"), f"more than {limit} hrefs")
+    return found
+
+
+def multiget(ctx: Ctx, root: etree._Element) -> Response:
+    collection = _collection(ctx)
+    names, data_el = _prop_names(root)
+    extra = data_getters(ctx, data_el)
+    ms = multistatus()
+    for raw in _hrefs(root, ctx):
+        path = unquote(urlsplit(raw).path)
+        if not path.startswith(collection.path.rstrip("/") + "/") and unquote(collection.path) not in path:
+            add_status(ms, raw, 404)
+            continue
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        res = ctx.find_object(collection, name)
+        if res is None:
+            add_status(ms, raw, 404)
+            continue
+        describe(ctx, ms, res, names, extra=extra)
+    return Response(207, tostring(ms), XML)
+
+
+def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
+    collection = _collection(ctx)
+    if collection.module != Module.CONTACT:
+        raise DavError(403, D("supported-report"))
+    names, data_el = _prop_names(root)
+    filter_el = first(root, CR("filter"))
+    limit_el = first(first(root, CR("limit")), CR("nresults"))
+    limit = None
+    if limit_el is not None:
+        try:
+            limit = max(0, int((limit_el.text or "").strip()))
+        except ValueError as exc:
+            raise DavError(400, text="bad nresults") from exc
+    extra = data_getters(ctx, data_el)
+    ms = multistatus()
+    count = 0
+    truncated = False
+    for res in ctx.members(collection):
+        if filters.card_matches(object_text(res), filter_el):
+            if limit is not None and count >= limit:
+                truncated = True
+                break
+            describe(ctx, ms, res, names, extra=extra)
+            count += 1
+    if truncated:
+        resp = etree.SubElement(ms, D("response"))
+        etree.SubElement(resp, D("href")).text = collection.path
+        etree.SubElement(resp, D("status")).text = "HTTP/1.1 507 Insufficient Storage"
+        etree.SubElement(etree.SubElement(resp, D("error")), D("number-of-matches-within-limits"))
+    return Response(207, tostring(ms), XML)
+
+
+def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:
+    collection = _collection(ctx)
+    if collection.module != Module.CALENDAR:
+        raise DavError(403, D("supported-report"))
+    tr = first(root, C("time-range"))
+    if tr is None:
+        raise DavError(400, C("valid-filter"), "free-busy-query needs a time-range")
+    start, end = filters.time_range(tr)
+    periods: list[tuple[datetime, datetime, str]] = []
+    for res in ctx.members(collection):
+        try:
+            periods.extend(filters.busy_periods(object_text(res), start, end))
+        except Exception:  # noqa: BLE001
+            continue
+    body = vfreebusy(start, end, periods)
+    return Response(200, body.encode("utf-8"), "text/calendar; charset=utf-8")
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def vfreebusy(start: datetime, end: datetime, periods: list[tuple[datetime, datetime, str]],
+              method: str = "", extra_lines: list[str] | None = None) -> str:
+    import uuid
+
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//oxsync//oxsync//EN"]
+    if method:
+        lines.append(f"METHOD:{method}")
+    lines += ["BEGIN:VFREEBUSY", f"UID:{uuid.uuid4()}", f"DTSTAMP:{_fmt(datetime.now(UTC))}",
+              f"DTSTART:{_fmt(start)}", f"DTEND:{_fmt(end)}", *(extra_lines or [])]
+    for begin, finish, fbtype in periods:
+        lines.append(f"FREEBUSY;FBTYPE={fbtype}:{_fmt(begin)}/{_fmt(finish)}")
+    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def report(ctx: Ctx) -> Response:
+    root = parse_body(ctx)
+    if root is None:
+        raise DavError(400, text="REPORT needs a body")
+    from oxsync.webdav.dav import principals, sync
+
+    handlers: dict[str, Callable[[Ctx, etree._Element], Response]] = {
+        C("calendar-query"): calendar_query,
+        C("calendar-multiget"): multiget,
+        CR("addressbook-query"): addressbook_query,
+        CR("addressbook-multiget"): multiget,
+        C("free-busy-query"): free_busy_query,
+        D("sync-collection"): sync.sync_collection,
+        D("principal-property-search"): principals.property_search,
+        D("principal-search-property-set"): principals.search_property_set,
+        D("expand-property"): principals.expand_property,
+    }
+    handler = handlers.get(root.tag)
+    if handler is None:
+        raise DavError(403, D("supported-report"), f"unsupported report {root.tag}")
+    return handler(ctx, root)

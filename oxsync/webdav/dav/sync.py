@@ -1,0 +1,140 @@
+"""sync-collection (RFC 6578) from the store's revisions.
+
+A removed member is reported by the name it had (NameCache, filled whenever members are listed);
+when that name is unknown (e.g. after a restart) the client is sent to a full resync.
+
+Tokens: `http://oxsync/ns/sync/<rev>` where rev is the collection's newest change revision. A reply
+cut at DAV:limit carries a checkpoint token `<base>.<rev0>.<after>`: "changes since base, members
+with id > after still to come, rev0 = the revision when paging began". Paging delivers members in id
+order; the final page hands out rev0, so anything changed while paging is reported again next time
+(duplicates, never misses). Unknown, malformed or pruned tokens get 403 DAV:valid-sync-token.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lxml import etree
+
+from oxsync.store.errors import ResyncRequired
+from oxsync.webdav.dav.model import (
+    SYNC_PREFIX,
+    Collection,
+    DavError,
+    ObjectRes,
+    group_objects,
+)
+from oxsync.webdav.dav.propfind import Response, describe, multistatus
+from oxsync.webdav.dav.reports import XML, _prop_names, data_getters
+from oxsync.webdav.dav.tree import Ctx, resolve
+from oxsync.webdav.dav.xml import DAV, first, qn, tostring
+
+D = lambda name: qn(DAV, name)  # noqa: E731
+_TOKEN = re.compile(r"^(\d{1,18})(?:\.(\d{1,18})\.(\d{1,18}))?$")
+
+
+def parse_token(text: str) -> tuple[int, int | None, int]:
+    """(base revision, paging rev0 or None, last id delivered)."""
+    text = text.strip()
+    if not text:
+        return 0, None, 0
+    if not text.startswith(SYNC_PREFIX):
+        raise DavError(403, D("valid-sync-token"), "unknown sync token")
+    found = _TOKEN.match(text[len(SYNC_PREFIX):])
+    if found is None:
+        raise DavError(403, D("valid-sync-token"), "malformed sync token")
+    base = int(found.group(1))
+    if found.group(2) is None:
+        return base, None, 0
+    return base, int(found.group(2)), int(found.group(3))
+
+
+def _limit(root: etree._Element, ctx: Ctx) -> int:
+    nresults = first(first(root, D("limit")), D("nresults"))
+    default = ctx.req.settings.dav.sync_collection_default_limit
+    if nresults is None:
+        return default
+    try:
+        value = int((nresults.text or "").strip())
+    except ValueError as exc:
+        raise DavError(400, text="bad nresults") from exc
+    if value <= 0:
+        raise DavError(403, D("number-of-matches-within-limits"), "nresults must be positive")
+    return min(value, default)
+
+
+def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
+    res = resolve(ctx, ctx.req.path)
+    if not isinstance(res, Collection):
+        raise DavError(403, D("supported-report"), "sync-collection needs a collection")
+    level = (first(root, D("sync-level")).text or "1").strip() if first(root, D("sync-level")) is not None else "1"
+    if level not in ("1", "infinite"):
+        raise DavError(400, text="bad sync-level")
+    token_el = first(root, D("sync-token"))
+    base, rev0, after = parse_token(token_el.text or "" if token_el is not None else "")
+    limit = _limit(root, ctx)
+    names, data_el = _prop_names(root)
+    extra = data_getters(ctx, data_el)
+    current_rev = ctx.session.folder_revision(res.folder_id)[0]
+    if rev0 is None:
+        rev0 = current_rev
+    if base > current_rev or rev0 > current_rev:
+        raise DavError(403, D("valid-sync-token"), "token from the future")
+    members: list[tuple[int, ObjectRes | str]] = []  # (id, resource or href of a gone member)
+    if base == 0:
+        for member in ctx.members(res):
+            members.append((member.object_id, member))
+    else:
+        try:
+            delta = ctx.session.object_delta(res.folder_id, base)
+        except ResyncRequired as exc:
+            raise DavError(403, D("valid-sync-token"), str(exc)) from exc
+        changed = _resources(ctx, res, delta.changed)
+        for member in changed:
+            members.append((member.object_id, member))
+        present = {m.object_id for m in changed}
+        for object_id in delta.gone:
+            if object_id in present:
+                continue
+            name = ctx.req.names.get(ctx.tenant_id, object_id)
+            if name is None:
+                # The store's tombstones keep ids only: without the name we cannot tell the client which
+                # href went away, so it must resync fully rather than keep a stale resource.
+                raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
+            members.append((object_id, res.path + name))
+    members = sorted((m for m in members if m[0] > after), key=lambda m: m[0])
+    ms = multistatus()
+    truncated = len(members) > limit
+    for _, member in members[:limit]:
+        if isinstance(member, ObjectRes):
+            describe(ctx, ms, member, names, extra=extra)
+        else:
+            resp = etree.SubElement(ms, D("response"))
+            etree.SubElement(resp, D("href")).text = member
+            etree.SubElement(resp, D("status")).text = "HTTP/1.1 404 Not Found"
+    if truncated:
+        last = members[limit - 1][0]
+        resp = etree.SubElement(ms, D("response"))
+        etree.SubElement(resp, D("href")).text = res.path
+        etree.SubElement(resp, D("status")).text = "HTTP/1.1 507 Insufficient Storage"
+        etree.SubElement(etree.SubElement(resp, D("error")), D("number-of-matches-within-limits"))
+        token = f"{SYNC_PREFIX}{base}.{rev0}.{last}"
+    else:
+        token = f"{SYNC_PREFIX}{rev0}"
+    etree.SubElement(ms, D("sync-token")).text = token
+    return Response(207, tostring(ms), XML)
+
+
+def _resources(ctx: Ctx, res: Collection, changed: list[Any]) -> list[ObjectRes]:
+    """Changed objects as resources: a changed exception reports its series' resource."""
+    masters = {o.object_id: o for o in changed if o.__class__.__name__ != "Appointment"
+               or o.recurrence_id in (None, o.object_id)}
+    out: dict[int, ObjectRes] = {}
+    for obj in changed:
+        if obj.object_id in masters and not getattr(obj, "change_exceptions", None):
+            out[obj.object_id] = group_objects(res, [obj], ctx.req.names, ctx.tenant_id)[0]
+        else:
+            found = ctx.object_res(res, obj)
+            out[found.object_id] = found
+    return list(out.values())

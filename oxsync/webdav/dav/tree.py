@@ -1,0 +1,331 @@
+"""Resolving request paths to resources and listing a resource's members, for one request.
+
+`Ctx` lives for one request and one store transaction (it runs on the store thread pool); it caches
+the directory and the folder list so that a PROPFIND of a home costs a handful of queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from oxsync.config import Settings
+from oxsync.model import Module
+from oxsync.model.folder import FolderAccess
+from oxsync.store.api import Principal
+from oxsync.store.errors import InvalidData, NotFound
+from oxsync.webdav.dav.model import (
+    BASE,
+    CAL_MODULES,
+    STATE_ALIASES,
+    STATE_DEVICE,
+    Box,
+    Collection,
+    DavError,
+    Home,
+    NameCache,
+    ObjectRes,
+    PrincipalCollection,
+    PrincipalRes,
+    Root,
+    group_objects,
+    id_from_name,
+    is_master,
+)
+
+STATE_PROPS = "props"
+MAX_DEAD_PROPS = 32
+MAX_DEAD_VALUE = 4096
+HOME_MODULES = {"calendars": CAL_MODULES, "addressbooks": (Module.CONTACT,)}
+
+
+@dataclass
+class DavRequest:
+    """What a handler needs from the HTTP request (read on the reactor thread, used on the pool)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    principal: Principal
+    settings: Settings
+    names: NameCache = field(default_factory=NameCache)
+    """Shared by all requests of one DAV resource (see model.NameCache)."""
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+    @property
+    def depth(self) -> str:
+        return self.header("depth", "infinity").strip().lower()
+
+
+@dataclass
+class Ctx:
+    req: DavRequest
+    session: Any
+    _folders: list[FolderAccess] | None = None
+    _aliases: dict[str, int] | None = None
+    _directory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant_id(self) -> int:
+        return self.req.principal.tenant_id
+
+    @property
+    def user_id(self) -> int:
+        return self.req.principal.user_id
+
+    # ---------------------------------------------------------------- directory
+
+    def users(self) -> list[Any]:
+        if "users" not in self._directory:
+            self._directory["users"] = self.session.users()
+        return self._directory["users"]
+
+    def groups(self) -> list[Any]:
+        if "groups" not in self._directory:
+            self._directory["groups"] = self.session.groups()
+        return self._directory["groups"]
+
+    def resources(self) -> list[Any]:
+        if "resources" not in self._directory:
+            self._directory["resources"] = self.session.resources()
+        return self._directory["resources"]
+
+    def principal(self, kind: str, name: str) -> PrincipalRes | None:
+        name = name.lower()
+        if kind == "users":
+            for u in self.users():
+                if u.login.lower() == name and u.active:
+                    return PrincipalRes("users", u.id, u.login, u.display_name or u.login,
+                                        [u.email, *u.aliases] if u.email else list(u.aliases), u.login)
+        elif kind == "groups":
+            for g in self.groups():
+                if g.name.lower() == name:
+                    return PrincipalRes("groups", g.id, g.name, g.display_name or g.name, [])
+        elif kind == "resources":
+            for r in self.resources():
+                if r.name.lower() == name:
+                    return PrincipalRes("resources", r.id, r.name, r.display_name or r.name, [r.email] if r.email else [])
+        return None
+
+    def user_principal(self, user_id: int) -> PrincipalRes | None:
+        for u in self.users():
+            if u.id == user_id:
+                return self.principal("users", u.login)
+        return None
+
+    def me(self) -> PrincipalRes:
+        found = self.user_principal(self.user_id)
+        if found is None:
+            raise DavError(403, text="account not in directory")
+        return found
+
+    # ---------------------------------------------------------------- folders
+
+    def folders(self) -> list[FolderAccess]:
+        if self._folders is None:
+            self._folders = [f for f in self.session.list_folders() if f.folder.module is not None]
+        return self._folders
+
+    def aliases(self) -> dict[str, int]:
+        if self._aliases is None:
+            state = self.session.get_state(STATE_DEVICE, STATE_ALIASES) or {}
+            self._aliases = {str(k): int(v) for k, v in state.items()}
+        return self._aliases
+
+    def save_alias(self, segment: str, folder_id: int) -> None:
+        aliases = dict(self.aliases())
+        visible = {f.folder.id for f in self.session.list_folders()} | {folder_id}
+        aliases = {k: v for k, v in aliases.items() if v in visible}
+        aliases[segment] = folder_id
+        self.session.put_state(STATE_DEVICE, STATE_ALIASES, aliases)
+        self._aliases = aliases
+
+    def dead_props(self, folder_id: int) -> dict[str, str]:
+        """Client-set properties without a store field (calendar-order, descriptions...), kept in the
+        user's protocol state: per user, which is what clients expect of display settings."""
+        if "dead" not in self._directory:
+            self._directory["dead"] = self.session.get_state(STATE_DEVICE, STATE_PROPS) or {}
+        return dict(self._directory["dead"].get(str(folder_id), {}))
+
+    def save_dead_props(self, folder_id: int, values: dict[str, str | None]) -> None:
+        state = self.session.get_state(STATE_DEVICE, STATE_PROPS) or {}
+        visible = {str(f.folder.id) for f in self.folders()}
+        state = {k: v for k, v in state.items() if k in visible or k == str(folder_id)}
+        props = dict(state.get(str(folder_id), {}))
+        for name, value in values.items():
+            if value is None:
+                props.pop(name, None)
+            else:
+                props[name] = value
+        if len(props) > MAX_DEAD_PROPS:
+            raise DavError(507, text="too many properties")
+        state[str(folder_id)] = props
+        self.session.put_state(STATE_DEVICE, STATE_PROPS, state)
+        self._directory["dead"] = state
+
+    def segment_of(self, folder_id: int) -> str:
+        for segment, fid in self.aliases().items():
+            if fid == folder_id:
+                return segment
+        return str(folder_id)
+
+    def home(self, kind: str) -> Home:
+        me = self.me()
+        return Home(kind, me.login or me.name, self.user_id)
+
+    def collections(self, home: Home) -> list[Collection]:
+        modules = HOME_MODULES[home.kind]
+        return [Collection(home, f, self.segment_of(f.folder.id)) for f in self.folders()  # type: ignore[arg-type]
+                if f.folder.module in modules]
+
+    def collection(self, home: Home, segment: str) -> Collection | None:
+        folder_id = self.aliases().get(segment)
+        if folder_id is None and segment.isdigit() and len(segment) < 12:
+            folder_id = int(segment)
+        if folder_id is None:
+            return None
+        if self._folders is None:  # one folder, not the whole list (the hot path of PUT/GET)
+            try:
+                access = self.session.get_folder(folder_id)
+            except (NotFound, InvalidData):
+                return None
+            if access.folder.module not in HOME_MODULES[home.kind]:
+                return None
+            return Collection(home, access, self.segment_of(folder_id))
+        for c in self.collections(home):
+            if c.folder_id == folder_id:
+                return c
+        return None
+
+    # ---------------------------------------------------------------- objects
+
+    def members(self, collection: Collection) -> list[ObjectRes]:
+        return group_objects(collection, self.session.list_objects(collection.folder_id), self.req.names,
+                             self.tenant_id)
+
+    def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
+        obj = self.session.find_by_resource_name(collection.folder_id, name)
+        if obj is None:
+            object_id = id_from_name(name)
+            if object_id is not None:
+                try:
+                    obj = self.session.get_object(collection.folder_id, object_id)
+                except NotFound:
+                    obj = None
+                if obj is not None and obj.resource_name and obj.resource_name != name:
+                    obj = None
+        if obj is None:
+            return None
+        return self.object_res(collection, obj)
+
+    def object_res(self, collection: Collection, obj: Any) -> ObjectRes:
+        """The resource of `obj` with all its exceptions (a master's exceptions share its UID)."""
+        if not is_master(obj):
+            try:
+                obj = self.session.get_object(collection.folder_id, obj.recurrence_id)
+            except NotFound:
+                return group_objects(collection, [obj], self.req.names, self.tenant_id)[0]
+        exceptions: list[Any] = []
+        if getattr(obj, "change_exceptions", None):
+            exceptions = [o for o in self.session.list_objects(collection.folder_id)
+                          if not is_master(o) and o.recurrence_id == obj.object_id]
+        return group_objects(collection, [obj, *exceptions], self.req.names, self.tenant_id)[0]
+
+
+def split_path(path: str) -> list[str]:
+    """Path segments below /dav (URL-decoded); raises 404 outside /dav."""
+    path = urlsplit(path).path if "://" in path else path.split("?", 1)[0]
+    if path.rstrip("/") in ("", BASE) and (path in ("", "/") or path.startswith(BASE)):
+        return [] if path.startswith(BASE) else ["<root>"]
+    if not path.startswith(BASE + "/"):
+        raise DavError(404, text="not a DAV path")
+    segments = [unquote(s) for s in path[len(BASE) + 1:].split("/") if s]
+    if any(s in (".", "..") or "/" in s for s in segments):
+        raise DavError(404)
+    return segments
+
+
+def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
+    """The resource at `path`; with `allow_missing`, a missing last segment gives ("missing", parent, name)."""
+    segments = split_path(path)
+    if segments in ([], ["<root>"]):
+        return Root()
+    top, rest = segments[0], segments[1:]
+    if top == "principals":
+        if not rest:
+            return PrincipalCollection("")
+        if rest[0] not in ("users", "groups", "resources") or len(rest) > 2:
+            raise DavError(404)
+        if len(rest) == 1:
+            return PrincipalCollection(rest[0])
+        found = ctx.principal(rest[0], rest[1])
+        if found is None:
+            raise DavError(404)
+        return found
+    if top in HOME_MODULES:
+        if not rest:
+            raise DavError(404)
+        home = ctx.home(top)
+        if rest[0].lower() != home.login.lower():
+            raise DavError(403 if ctx.principal("users", rest[0]) else 404, text="only your own home is served")
+        if len(rest) == 1:
+            return home
+        segment = rest[1]
+        if top == "calendars" and segment in ("inbox", "outbox"):
+            box = Box(home, segment)
+            if len(rest) == 2:
+                return box
+            from oxsync.webdav.dav.scheduling import find_inbox_item
+
+            item = find_inbox_item(ctx, box, rest[2]) if segment == "inbox" and len(rest) == 3 else None
+            if item is None:
+                raise DavError(404)
+            return item
+        collection = ctx.collection(home, segment)
+        if collection is None:
+            if allow_missing and len(rest) == 2:
+                return ("missing", home, segment)
+            raise DavError(404)
+        if len(rest) == 2:
+            return collection
+        if len(rest) > 3:
+            raise DavError(404)
+        found = ctx.find_object(collection, rest[2])
+        if found is None:
+            if allow_missing:
+                return ("missing", collection, rest[2])
+            raise DavError(404)
+        return found
+    raise DavError(404)
+
+
+def children(ctx: Ctx, res: Any) -> list[Any]:
+    """Members listed by a Depth: 1 PROPFIND."""
+    if isinstance(res, Root):
+        me = ctx.me()
+        return [PrincipalCollection(""), Home("calendars", me.login or me.name, ctx.user_id),
+                Home("addressbooks", me.login or me.name, ctx.user_id)]
+    if isinstance(res, PrincipalCollection):
+        if not res.kind:
+            return [PrincipalCollection(k) for k in ("users", "groups", "resources")]
+        if res.kind == "users":
+            return [p for u in ctx.users() if (p := ctx.principal("users", u.login)) is not None]
+        if res.kind == "groups":
+            return [p for g in ctx.groups() if (p := ctx.principal("groups", g.name)) is not None]
+        return [p for r in ctx.resources() if (p := ctx.principal("resources", r.name)) is not None]
+    if isinstance(res, Home):
+        found: list[Any] = list(ctx.collections(res))
+        if res.kind == "calendars":
+            found += [Box(res, "inbox"), Box(res, "outbox")]
+        return found
+    if isinstance(res, Collection):
+        return ctx.members(res)
+    if isinstance(res, Box) and res.kind == "inbox":
+        from oxsync.webdav.dav.scheduling import inbox_items
+
+        return inbox_items(ctx, res)
+    return []
