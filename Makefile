@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,bench,conformance]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -37,8 +37,8 @@ test: $(STAMP) sysdeps lint
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
 
-conformance: $(STAMP)
-	$(BIN)/pip install -q -e '.[conformance]'
+# The real third-party clients (pyactivesync, caldav-server-tester, ...) also run in `make test`.
+conformance: $(STAMP) sysdeps
 	$(BIN)/pytest -q conformance
 
 clean:

@@ -133,6 +133,9 @@ class Context:
             if path is not None and not create and not path.exists():
                 raise CliError(f"no store at {path}: run `oxsync init` first")
             self._store = Store(self.settings)
+            from oxsync.store.notify import install_notifier
+
+            install_notifier(self._store)  # admin writes wake other nodes' Pings and pushes too
         return self._store
 
     @property
@@ -324,6 +327,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
         store.create_schema()
         logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
     try:
+        from oxsync.dialects import install_all
         from oxsync.server import ServerStartError, run_server
     except ImportError as exc:
         raise CliError(f"the server is not available: {exc}") from exc
@@ -334,7 +338,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     try:
-        run_server(ctx.settings, store, on_ready=on_ready)
+        run_server(ctx.settings, store, on_ready=on_ready, setup=install_all)
     except ServerStartError as exc:
         raise CliError(str(exc)) from exc
     return EXIT_OK
@@ -369,7 +373,7 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_transfer
+    from oxsync import cli_admin, cli_devices, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -379,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_local(sub)
     cli_admin.register(sub)
     cli_transfer.register(sub)
+    cli_devices.register(sub)
     return parser
 
 

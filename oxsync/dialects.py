@@ -1,0 +1,19 @@
+"""Assembly: every client dialect and the cross-node bus on one `OxService`.
+
+The protocol packages never import each other; this module (like server.py) is where they meet.
+"""
+
+from __future__ import annotations
+
+from oxsync.server import OxService
+
+
+def install_all(service: OxService) -> None:
+    """ActiveSync, the OX WebDAV/XML servlets with UDP push, CalDAV/CardDAV, and the PostgreSQL bus."""
+    from oxsync.eas import install as install_eas
+    from oxsync.push.pgbus import install_pgbus
+    from oxsync.webdav.dav import install as install_dav
+    from oxsync.webdav.ox import install as install_ox
+
+    for install in (install_eas, install_ox, install_dav, install_pgbus):
+        install(service)
