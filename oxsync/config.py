@@ -68,6 +68,10 @@ class AuthSettings:
     max_failures_per_address: int = 50
     """Failures inside the window after which further attempts get 429 until it slides."""
     session_cookie_max_age_seconds: int = 3600
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 4
+    """Argon2id cost of new password hashes (argon2-cffi's defaults); existing hashes keep their own."""
     verified_login_cache_seconds: float = 60.0
     """A successful login is remembered this long (salted digest, per protocol), so the slow password
     hash is not paid on every request; 0 verifies every request. Suspension takes effect within it."""

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from oxsync.config import Settings, StoreSettings
+from oxsync.config import AuthSettings, Settings, StoreSettings
 from oxsync.store.api import Store
 from tests.pgcluster import PgCluster
 
@@ -29,8 +29,12 @@ def pg_cluster() -> Iterator[PgCluster]:
         cluster.stop()
 
 
+FAST_HASHES = AuthSettings(password_hash_time_cost=1, password_hash_memory_kib=1024, password_hash_parallelism=1)
+"""Tests create thousands of accounts: cheap Argon2 there (the production default costs ~0.3 s a hash here)."""
+
+
 def make_store(url: str, **limits: int) -> Store:
-    settings = Settings(store=StoreSettings(url=url, thread_pool_size=4))
+    settings = Settings(store=StoreSettings(url=url, thread_pool_size=4), auth=FAST_HASHES)
     if limits:
         settings = replace(settings, limits=replace(settings.limits, **limits))
     store = Store(settings)

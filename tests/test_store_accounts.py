@@ -7,6 +7,7 @@ from datetime import UTC
 import pytest
 from sqlalchemy import func, select
 
+from oxsync.config import AuthSettings
 from oxsync.model import Contact, Module, Permission, Protocol, ResourceKind
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.contact import DistributionListMember
@@ -28,6 +29,9 @@ def test_password_is_hashed_with_argon2(world) -> None:  # type: ignore[no-untyp
     with world.store.engine.connect() as conn:
         stored = conn.execute(select(s.users.c.password_hash).where(s.users.c.login == "alice")).scalar_one()
     assert stored.startswith("$argon2") and "alice-pw" not in stored
+    auth = world.store.settings.auth  # the cost is a setting (cheap in tests, argon2-cffi's default otherwise)
+    assert f"m={auth.password_hash_memory_kib},t={auth.password_hash_time_cost},p={auth.password_hash_parallelism}" in stored
+    assert accounts.hash_password("x", AuthSettings()).split("$")[3] == "m=65536,t=3,p=4"
 
 
 @pytest.mark.parametrize("login", ["alice", "alice@example.com", "ALICE@Example.com"])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, delete, func, insert, select, update
 
+from oxsync.config import AuthSettings
 from oxsync.model import (
     Contact,
     DistributionListMember,
@@ -32,19 +34,33 @@ from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound
 from oxsync.store.tx import Tx
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password")
+
+@cache
+def _hasher_for(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
+def _hasher(auth: AuthSettings) -> PasswordHasher:
+    return _hasher_for(auth.password_hash_time_cost, auth.password_hash_memory_kib, auth.password_hash_parallelism)
+
+
+@cache
+def _dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    """Stands in for a missing account, at the same cost as real hashes (no timing oracle for logins)."""
+    return _hasher_for(time_cost, memory_kib, parallelism).hash("not a password")
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, auth: AuthSettings) -> str:
+    """Argon2id with the configured cost (verification reads the cost from the hash itself)."""
+    return _hasher(auth).hash(password)
 
 
-def verify_password(stored_hash: str | None, password: str) -> bool:
-    """Constant work whether or not the account exists (a dummy hash stands in)."""
+def verify_password(stored_hash: str | None, password: str, auth: AuthSettings) -> bool:
+    """Constant work whether or not the account exists (a dummy hash of the same cost stands in)."""
+    dummy = _dummy_hash(auth.password_hash_time_cost, auth.password_hash_memory_kib, auth.password_hash_parallelism)
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher(auth).verify(stored_hash or dummy, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -165,7 +181,7 @@ def create_user(
     user_id = tx.next_id("user")
     tx.conn.execute(
         insert(s.users).values(
-            tenant_id=tx.tenant_id, id=user_id, login=login, password_hash=hash_password(password),
+            tenant_id=tx.tenant_id, id=user_id, login=login, password_hash=hash_password(password, tx.settings.auth),
             display_name=display_name, first_name=first_name, last_name=last_name, email=email,
             protocols=encode_protocols(protocols), active=True, quota_bytes=quota_bytes, usage_bytes=0,
             last_ms=tx.stamp.ms, settings="{}",
@@ -201,7 +217,7 @@ def update_user(
     if last_name is not None:
         values["last_name"] = last_name
     if password is not None:
-        values["password_hash"] = hash_password(password)
+        values["password_hash"] = hash_password(password, tx.settings.auth)
     if protocols is not None:
         values["protocols"] = encode_protocols(protocols)
     if active is not None:

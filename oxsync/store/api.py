@@ -182,7 +182,7 @@ class Store:
                 row = conn.execute(
                     select(s.users).where(and_(s.users.c.tenant_id == found[0], s.users.c.id == found[1]))
                 ).one_or_none()
-        if not accounts.verify_password(row.password_hash if row else None, password) or row is None:
+        if not accounts.verify_password(row.password_hash if row else None, password, self.settings.auth) or row is None:
             raise AuthenticationFailed("wrong user name or password")
         if not row.active:
             raise AccessRefused("account suspended")
