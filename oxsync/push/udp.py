@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import DatagramProtocol
 
 from oxsync.config import Settings
@@ -61,6 +62,38 @@ class RecentLogins:
     def recent(self, tenant_id: int, user_id: int, address: str) -> bool:
         seen = self._seen.get((tenant_id, user_id, address))
         return seen is not None and seen + self.ttl > self.clock()
+
+
+class SharedLogins(RecentLogins):
+    """RecentLogins that every node can consult: logins are also written to the store (at most once per
+    `write_every` seconds per key, on the pool) so a REGISTER reaching another node still counts."""
+
+    def __init__(self, ttl: float, max_entries: int, async_store: AsyncStore,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(ttl, max_entries, clock)
+        self.async_store = async_store
+        self.write_every = max(1.0, ttl / 4)
+        self._written: OrderedDict[tuple[int, int, str], float] = OrderedDict()
+
+    def record(self, tenant_id: int, user_id: int, address: str) -> None:
+        super().record(tenant_id, user_id, address)
+        key = (tenant_id, user_id, address)
+        last = self._written.get(key)
+        if last is not None and last + self.write_every > self.clock():
+            return
+        self._written.pop(key, None)
+        self._written[key] = self.clock()
+        while len(self._written) > self.max_entries:
+            self._written.popitem(last=False)
+        d = self.async_store.run(self.async_store.store.record_push_login, tenant_id, user_id, address)
+        d.addErrback(lambda f: log.error("could not share a push login: %s", f.getErrorMessage(),
+                                         extra={"event": "push.udp.error"}))
+
+    def recent_anywhere(self, tenant_id: int, user_id: int, address: str) -> Deferred[bool]:
+        """This node's memory first, then the store (a login another node saw)."""
+        if self.recent(tenant_id, user_id, address):
+            return succeed(True)
+        return self.async_store.run(self.async_store.store.recent_push_login, tenant_id, user_id, address, self.ttl)
 
 
 class RateLimiter:
@@ -206,9 +239,23 @@ class UdpPush(Service):
         if parsed is None:
             return
         user_id, tenant_id = parsed
-        if self.ox.push_require_recent_http_auth and not self.logins.recent(tenant_id, user_id, host):
-            log.info("push registration refused", extra={"event": "push.udp.unverified", "address": host})
-            return  # silent: an unverified address gets nothing back
+        if not self.ox.push_require_recent_http_auth or self.logins.recent(tenant_id, user_id, host):
+            self._register(tenant_id, user_id, host, port, len(data))
+            return
+        shared = getattr(self.logins, "recent_anywhere", None)
+        if shared is None:
+            self._refuse(host)
+            return
+        d = shared(tenant_id, user_id, host)
+        d.addCallback(lambda ok: self._register(tenant_id, user_id, host, port, len(data)) if ok else self._refuse(host))
+        d.addErrback(lambda f: log.error("push login check failed: %s", f.getErrorMessage(),
+                                         extra={"event": "push.udp.error"}))
+
+    def _refuse(self, host: str) -> None:
+        log.info("push registration refused", extra={"event": "push.udp.unverified", "address": host})
+        # silent: an unverified address gets nothing back
+
+    def _register(self, tenant_id: int, user_id: int, host: str, port: int, received: int) -> None:
         key = (tenant_id, user_id)
         if key not in self.registrations and len(self.registrations) >= self.ox.push_max_registrations:
             self._expire()
@@ -216,7 +263,7 @@ class UdpPush(Service):
                 return
         self.registrations[key] = Registration(tenant_id, user_id, host, port,
                                                time.monotonic() + self.ox.push_registration_ttl_seconds)
-        if len(ACK) <= len(data):
+        if len(ACK) <= received:  # never answer with more bytes than were sent (no amplification)
             self._send(ACK, host, port)
 
     def _expire(self) -> None:

@@ -204,6 +204,28 @@ class Store:
                 found.update((r.folder_id, r.parent_id))
         return frozenset(found)
 
+    # ------------------------------------------------------------ push registrations
+
+    def record_push_login(self, tenant_id: int, user_id: int, address: str) -> None:
+        """Remember an HTTP login from `address` for every node (UDP push registrations check it)."""
+        pl = s.push_logins
+        key = and_(pl.c.tenant_id == tenant_id, pl.c.user_id == user_id, pl.c.address == address[:64])
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**WRITE)
+            with conn.begin():
+                if conn.execute(update(pl).where(key).values(last_ms=now_ms())).rowcount == 0:
+                    conn.execute(insert(pl).values(tenant_id=tenant_id, user_id=user_id, address=address[:64],
+                                                   last_ms=now_ms()))
+                conn.execute(delete(pl).where(pl.c.last_ms < now_ms() - 7 * 86_400_000))  # bounded table
+
+    def recent_push_login(self, tenant_id: int, user_id: int, address: str, max_age_seconds: float) -> bool:
+        pl = s.push_logins
+        with self.engine.connect() as conn:
+            found = conn.execute(select(pl.c.last_ms).where(and_(
+                pl.c.tenant_id == tenant_id, pl.c.user_id == user_id, pl.c.address == address[:64],
+                pl.c.last_ms >= now_ms() - int(max_age_seconds * 1000)))).first()
+        return found is not None
+
     # ------------------------------------------------------------ maintenance
 
     def prune_tombstones(self, tenant_id: int, max_age_days: int | None = None) -> int:

@@ -315,3 +315,16 @@ device_state = Table(
     ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"),
 )
 """Opaque per-device, per-collection protocol state (EAS sync keys, devices), written atomically with data."""
+
+push_logins = Table(
+    "push_logins",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("last_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"),
+    Index("ix_push_logins_last", "last_ms"),
+)
+"""Recent HTTP logins per (user, client address), shared by all nodes: a UDP push registration counts
+only for a user who logged in from that address recently, whichever node saw the login."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.web.resource import Resource
 
-from oxsync.push.udp import RecentLogins, UdpPush
+from oxsync.push.udp import SharedLogins, UdpPush
 from oxsync.server import OxService
 from oxsync.webdav.ox.attachments import AttachmentServlet
 from oxsync.webdav.ox.auth import OxAuth, SessionCookies, load_secret
@@ -25,7 +25,8 @@ class ServletRoot(Resource):
 def install(service: OxService) -> None:
     ctx = service.site.context
     settings = ctx.settings
-    logins = RecentLogins(settings.ox.push_registration_ttl_seconds, settings.ox.push_max_registrations * 4)
+    logins = SharedLogins(settings.ox.push_registration_ttl_seconds, settings.ox.push_max_registrations * 4,
+                          ctx.async_store)
     cookies = SessionCookies(load_secret(settings), settings.auth.session_cookie_max_age_seconds)
     auth = OxAuth(ctx.authenticator, cookies, on_login=logins.record)
     ox = OxContext(settings, ctx.async_store, auth)
