@@ -88,6 +88,9 @@ class EasSettings:
     default_window_size: int = 100
     max_ping_folders: int = 300
     policy_requires_password: bool = False
+    trusted_ca_file: str = "/etc/ssl/certs/ca-certificates.crt"
+    """PEM bundle of the roots ValidateCert trusts for S/MIME certificates."""
+    max_validate_certificates: int = 50
     smtp_smarthost: str = ""
     """host:port of an SMTP relay for SendMail; empty = not configured."""
     smtp_timeout_seconds: float = 30.0

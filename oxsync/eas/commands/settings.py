@@ -7,7 +7,10 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
 from oxsync.eas import state
+from oxsync.eas.certs import validate_all
 from oxsync.eas.commands.provision import device_information
 from oxsync.eas.mapping.common import InvalidValue, extended, parse_datetime
 from oxsync.eas.request import EasRequest, EasResponse, command
@@ -264,11 +267,25 @@ def _availability(session: UserSession, user_id: int | None, window: tuple[datet
 
 
 @command("ValidateCert")
-def validate_cert(eas: Eas, req: EasRequest) -> EasResponse:
-    """S/MIME certificate checks are not implemented: every certificate gets 17 (server error)."""
-    certificates = req.body.find("ValidateCert:Certificates") if req.body is not None else None
-    out = E("ValidateCert:ValidateCert", E("ValidateCert:Status", "1"))
-    for _ in certificates.findall("ValidateCert:Certificate") if certificates is not None else []:
-        out.append(E("ValidateCert:Certificate", E("ValidateCert:Status", "17")))
-    return EasResponse(out)
+def validate_cert(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
+    """Check each S/MIME certificate against the sent chain and the trusted roots (oxsync.eas.certs)."""
+    body = req.body
+    certificates = body.find("ValidateCert:Certificates") if body is not None else None
+    if certificates is None:
+        return EasResponse(E("ValidateCert:ValidateCert", E("ValidateCert:Status", "2")))
+    blobs = [c.value_text() or "" for c in certificates.findall("ValidateCert:Certificate")]
+    chain_node = body.find("ValidateCert:CertificateChain")
+    chain = [c.value_text() or "" for c in chain_node.findall("ValidateCert:Certificate")] if chain_node is not None else []
+    limit = eas.settings.eas.max_validate_certificates
+    if not blobs or len(blobs) > limit or len(chain) > limit:
+        return EasResponse(E("ValidateCert:ValidateCert", E("ValidateCert:Status", "2")))
+    check_crl = (body.findtext("ValidateCert:CheckCrl") or "0").strip() == "1"
 
+    def answer(statuses: list[int]) -> EasResponse:
+        out = E("ValidateCert:ValidateCert", E("ValidateCert:Status", "1"))
+        for status in statuses:
+            out.append(E("ValidateCert:Certificate", E("ValidateCert:Status", str(status))))
+        return EasResponse(out)
+
+    d = eas.async_store.run(validate_all, blobs, chain, eas.settings.eas.trusted_ca_file, check_crl)
+    return d.addCallback(answer)
