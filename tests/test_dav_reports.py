@@ -220,20 +220,35 @@ def test_sync_reports_changes_from_other_dialects(dav: Dav, world) -> None:  # t
     assert "SUMMARY:From OX" in dav.request("GET", f"{cal}{created.object_id}.ics").text
 
 
-def test_unknown_removed_name_forces_resync(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+def test_removed_member_is_reported_by_its_name_on_any_node(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """The tombstone keeps the client's resource name: a node that never saw the member (or one that
+    restarted) still reports `client-name.ics` as 404. Only a tombstone from before names were kept
+    forces a full resync."""
+    from sqlalchemy import update
+
     from oxsync.model import Module
+    from oxsync.store import schema
 
     running = live_server(store, setup=install)
     dav = Dav(running.port, world)
-
     cal = dav.calendar()
     dav.put(cal + "client-name.ics", event("renamed"))
+    dav.put(cal + "legacy.ics", event("legacy"))
     token = dav.report(cal, sync_body(), depth="0").xml.find("D:sync-token", NS).text
     folder = world.default_folder(world.alice, Module.CALENDAR)
     with world.as_user(world.alice, write=True) as s:
-        gone = s.find_by_uid(folder, "renamed")
-        s.delete_object(folder, gone.object_id)
-    running.service.site.root.children[b"dav"].names._names.clear()  # as after a restart
-    refused = dav.report(cal, sync_body(token), depth="0")
+        s.delete_object(folder, s.find_by_uid(folder, "renamed").object_id)
+    other_node = Dav(live_server(store, setup=install).port, world)  # its name cache has never seen them
+    after = other_node.report(cal, sync_body(token), depth="0")
+    assert after.status == 207
+    [gone] = after.xml.findall("D:response", NS)
+    assert gone.find("D:href", NS).text == cal + "client-name.ics" and "404" in gone.find("D:status", NS).text
+    token = after.xml.find("D:sync-token", NS).text
+    with world.as_user(world.alice, write=True) as s:
+        legacy_id = s.find_by_uid(folder, "legacy").object_id
+        s.delete_object(folder, legacy_id)
+    with store.engine.begin() as conn:  # as written before tombstones kept names
+        conn.execute(update(schema.changes).where(schema.changes.c.object_id == legacy_id).values(resource_name=None))
+    refused = other_node.report(cal, sync_body(token), depth="0")
     assert refused.status == 403 and b"valid-sync-token" in refused.body
-    assert names(dav.report(cal, sync_body(), depth="0")) == set()
+    assert names(other_node.report(cal, sync_body(), depth="0")) == set()

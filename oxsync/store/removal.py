@@ -20,11 +20,14 @@ def remove_objects(tx: Tx, object_ids: list[int], member_folders: Iterable[int] 
         return
     members = folders_of_objects(tx, object_ids)
     extra = set(member_folders or ())
+    o = s.objects
+    names = {r.id: r.resource_name or "" for r in tx.conn.execute(
+        select(o.c.id, o.c.resource_name).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(object_ids))))}
     _forget_list_references(tx, object_ids)
     objects.delete_object_rows(tx, object_ids)
     for object_id in object_ids:
         for folder_id in members[object_id] | extra:
-            tx.record_object_change(folder_id, object_id, gone=True, kind="delete")
+            tx.record_object_change(folder_id, object_id, gone=True, kind="delete", name=names.get(object_id, ""))
 
 
 def _forget_list_references(tx: Tx, contact_ids: list[int]) -> None:

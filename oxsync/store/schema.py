@@ -274,11 +274,14 @@ changes = Table(
     Column("ms", BigInteger, nullable=False),
     Column("gone", Boolean, nullable=False),
     Column("kind", String(16), nullable=False),
+    Column("resource_name", String(255)),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
     Index("ix_changes_rev", "tenant_id", "folder_id", "rev"),
     Index("ix_changes_ms", "tenant_id", "folder_id", "ms"),
     Index("ix_changes_gone", "tenant_id", "gone", "rev"),
 )
+"""`resource_name` on a tombstone: the DAV name the object had ("" = none, NULL = not recorded), so any
+node can report a deleted member by its href."""
 
 folder_changes = Table(
     "folder_changes",

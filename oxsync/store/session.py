@@ -32,6 +32,8 @@ class ObjectDelta:
     last_modified: int
     changed: list[AnyObject] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
+    gone_names: dict[int, str] = field(default_factory=dict)
+    """DAV resource names of gone objects where known ("" = the object had none: its default href)."""
 
 
 @dataclass
@@ -437,11 +439,12 @@ class UserSession(SessionExtras):
         self._object_folder(folder_id)
         c = s.changes
         rows = self.tx.conn.execute(
-            select(c.c.object_id, c.c.gone).where(
+            select(c.c.object_id, c.c.gone, c.c.resource_name).where(
                 and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id, c.c.rev > since_rev, c.c.rev <= rev)
             )
         ).all()
         delta = ObjectDelta(rev, ms)
+        delta.gone_names = {r.object_id: r.resource_name for r in rows if r.gone and r.resource_name is not None}
         present = [r.object_id for r in rows if not r.gone]
         delta.gone = sorted(r.object_id for r in rows if r.gone)
         members = folders_of_objects(self.tx, present)
@@ -450,7 +453,13 @@ class UserSession(SessionExtras):
         readable_ids = {r.id for r in readable}
         delta.changed = [self._personalised(o) for o in
                          object_ops.load_objects(self.tx, readable, {i: folder_id for i in readable_ids})]
-        delta.gone = sorted(set(delta.gone) | (set(present) - readable_ids))
+        hidden = sorted(set(present) - readable_ids)
+        delta.gone = sorted(set(delta.gone) | set(hidden))
+        if hidden:  # still stored, only no longer visible here: their names are on the rows
+            o = s.objects
+            for r in self.tx.conn.execute(select(o.c.id, o.c.resource_name).where(
+                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(hidden)))):
+                delta.gone_names[r.id] = r.resource_name or ""
         return delta
 
     def folder_delta(self, since_rev: int) -> FolderDelta:

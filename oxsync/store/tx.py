@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, insert, update
+from sqlalchemy import Connection, and_, insert, select, update
 
 from oxsync.config import Settings
 from oxsync.store import schema as s
@@ -76,11 +76,21 @@ class Tx:
         self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=first + 1))
         return first
 
-    def record_object_change(self, folder_id: int, object_id: int, gone: bool, kind: str, *, new: bool = False) -> None:
-        """Upsert the (folder, object) change row to this transaction's revision (`new`: no row can exist yet)."""
+    def record_object_change(self, folder_id: int, object_id: int, gone: bool, kind: str, *, new: bool = False,
+                             name: str | None = None) -> None:
+        """Upsert the (folder, object) change row to this transaction's revision (`new`: no row can exist yet).
+
+        A tombstone keeps the object's DAV resource name (`name`, else read from the still existing row;
+        "" = it had none), so every node can report the deleted member by its href."""
         stamp = self.stamp
         c = s.changes
-        values = {"rev": stamp.rev, "ms": stamp.ms, "gone": gone, "kind": kind}
+        if gone and name is None:
+            o = s.objects
+            found = self.conn.execute(select(o.c.resource_name).where(
+                and_(o.c.tenant_id == self.tenant_id, o.c.id == object_id))).first()
+            name = (found.resource_name or "") if found is not None else None
+        values = {"rev": stamp.rev, "ms": stamp.ms, "gone": gone, "kind": kind,
+                  "resource_name": name if gone else None}
         key = and_(c.c.tenant_id == self.tenant_id, c.c.folder_id == folder_id, c.c.object_id == object_id)
         if new or self.conn.execute(update(c).where(key).values(**values)).rowcount == 0:
             self.conn.execute(

@@ -23,6 +23,7 @@ from oxsync.webdav.dav.model import (
     Collection,
     DavError,
     ObjectRes,
+    default_name,
     group_objects,
 )
 from oxsync.webdav.dav.propfind import Response, describe, multistatus
@@ -99,9 +100,12 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
                 continue
             name = ctx.req.names.get(ctx.tenant_id, object_id)
             if name is None:
-                # The store's tombstones keep ids only: without the name we cannot tell the client which
-                # href went away, so it must resync fully rather than keep a stale resource.
-                raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
+                recorded = delta.gone_names.get(object_id)  # the store's tombstone keeps it (any node)
+                if recorded is None:
+                    # a tombstone from before names were kept: the client must resync fully rather
+                    # than keep a stale resource
+                    raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
+                name = recorded or default_name(object_id, res.module)
             members.append((object_id, res.path + name))
     members = sorted((m for m in members if m[0] > after), key=lambda m: m[0])
     ms = multistatus()
