@@ -14,8 +14,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ServerSettings:
-    http_endpoint: str = "tcp:8080:interface=127.0.0.1"
-    """A Twisted server endpoint string; TLS with e.g. `ssl:443:privateKey=key.pem:certKey=cert.pem`."""
+    http_endpoint: str = "tcp:8080:interface=127.0.0.1:backlog=1024"
+    """A Twisted server endpoint string; TLS with e.g. `ssl:443:privateKey=key.pem:certKey=cert.pem:backlog=1024`.
+    Keep a large `backlog` (and `net.core.somaxconn` to match): after a node restart thousands of phones
+    reconnect at once, and the default of 50 drops connections (bench/README.md)."""
     udp_port: int = 44335
     udp_interface: str = "127.0.0.1"
     public_host: str = "127.0.0.1:8080"

@@ -118,3 +118,24 @@ def test_rate_limit_drops_excess_packets(live_server, store, world) -> None:  # 
     finally:
         sock.close()
     assert acks == [b"OK\x01"] * 3 + [None, None]
+
+
+def test_coalescing_window_is_not_extended_by_later_changes() -> None:
+    """A busy tenant must not postpone pushes: the window opens with the first change and stays put."""
+    from twisted.internet.task import Clock
+
+    from oxsync.config import Settings, apply_overrides
+    from oxsync.push.bus import Change, ChangeBus
+    from oxsync.push.udp import Registration, UdpPush
+
+    clock = Clock()
+    settings = apply_overrides(Settings(), {"ox": {"push_coalesce_seconds": 0.5}})
+    push = UdpPush(settings, None, ChangeBus(), clock, RecentLogins(60, 10))  # type: ignore[arg-type]
+    push.registrations[(1, 7)] = Registration(1, 7, "127.0.0.1", 9, 10**9)
+    for n in range(5):  # a change every 0.1 s, at t = 0 ... 0.4
+        if n:
+            clock.advance(0.1)
+        push.on_change(Change(1, frozenset({20 + n}), 100 + n))
+    [window] = clock.getDelayedCalls()
+    assert window.getTime() == 0.5  # opened by the first change, at t=0
+    assert push._pending[1] == {20, 21, 22, 23, 24}  # everything joins the same packet batch

@@ -9,7 +9,8 @@ What must hold:
 - at most `push_max_packets_per_address_per_minute` packets are read per source IP and sent per
   registered client (IP and port: several Outlooks may share one NAT address);
 - notifications come from the ChangeBus (local commits and, via pgbus, other nodes'), are coalesced for
-  `push_coalesce_seconds` (timer restarts on repeats, fires at the latest 5x the delay after the first),
+  `push_coalesce_seconds` (a fixed window opened by the first change: busy tenants still get each push
+  within the delay),
   and go to each registered user who may read the folder (read >= own), checked on the store pool.
   A folder change also names its parent (the store's change set contains it).
 Multi-node: registrations live in this process; see docs/ox-push.md for the DB-backed design.
@@ -201,7 +202,7 @@ class UdpPush(Service):
         """Tenant-wide events not yet resolved into folders: tenant -> (since_rev, until_rev)."""
         self._last_rev: dict[int, int] = {}
         """Newest revision seen per tenant on the bus (where a tenant-wide event starts from)."""
-        self._timers: dict[int, tuple[Any, float]] = {}
+        self._timers: dict[int, Any] = {}
         self._seen: deque[tuple[int, int, frozenset[int]]] = deque(maxlen=1024)
         self.sent = 0
 
@@ -218,7 +219,7 @@ class UdpPush(Service):
         super().stopService()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for timer, _ in self._timers.values():
+        for timer in self._timers.values():
             if timer.active():
                 timer.cancel()
         self._timers.clear()
@@ -295,13 +296,11 @@ class UdpPush(Service):
             low, _ = self._unresolved.get(change.tenant_id, (since, change.revision))
             self._unresolved[change.tenant_id] = (min(low, since), change.revision)
         self._pending.setdefault(change.tenant_id, set()).update(change.folder_ids)
-        delay = max(0.0, float(self.ox.push_coalesce_seconds))
-        now = self.reactor.seconds()
-        timer, first = self._timers.get(change.tenant_id, (None, now))
+        timer = self._timers.get(change.tenant_id)
         if timer is not None and timer.active():
-            timer.cancel()
-        wait = min(delay, max(0.0, first + 5 * delay - now))
-        self._timers[change.tenant_id] = (self.reactor.callLater(wait, self._flush, change.tenant_id), first)
+            return  # joins the pending window: a push never waits more than the delay after its change
+        delay = max(0.0, float(self.ox.push_coalesce_seconds))
+        self._timers[change.tenant_id] = self.reactor.callLater(delay, self._flush, change.tenant_id)
 
     def _flush(self, tenant_id: int) -> None:
         self._timers.pop(tenant_id, None)
