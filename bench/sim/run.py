@@ -1,0 +1,155 @@
+"""One simulation run: store + seed, nodes, ramped clients, stop, thresholds, reports."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.sim import nodes as sim_nodes
+from bench.sim.base import Context, Endpoint, Options
+from bench.sim.clients import assign, make_clients
+from bench.sim.report import plot, text_table, write_json
+from bench.sim.seed import seed
+from bench.sim.stats import Recorder, load_thresholds
+from oxsync.config import Settings, StoreSettings
+from oxsync.store.api import Store
+
+log = logging.getLogger("bench.sim")
+PROFILES = {"sqlite": 1, "pg": 1, "pg2": 2}
+NODE_CONFIG = (
+    "[ox]\n"
+    # every simulated client shares 127.0.0.1: lift the per-source-IP UDP packet limit
+    "push_max_packets_per_address_per_minute = 1000000\n"
+)
+
+
+@dataclass
+class SimConfig:
+    profile: str = "sqlite"
+    users: int = 20
+    ramp: float = 10.0
+    duration: float = 60.0
+    mix: dict[str, float] = field(default_factory=lambda: {"iphone": 40, "android": 20, "outlook": 30, "dav": 10})
+    contacts: int = 300
+    appointments: int = 200
+    thresholds: Path = Path(__file__).with_name("thresholds.json")
+    out: Path = Path("bench/results/sim")
+    options: Options = field(default_factory=Options)
+    ox_coalesce: float | None = None  # [ox] push_coalesce_seconds for the nodes (None: server default, 3 s)
+
+
+@dataclass
+class SimResult:
+    meta: dict[str, Any]
+    results: dict[str, dict[str, Any]]
+    table: str
+    sim_errors: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(r["pass"] for r in self.results.values())
+
+
+def _store(profile: str, workdir: Path) -> tuple[str, Any]:
+    """A store URL with the schema in place, and the PgCluster to stop (or None)."""
+    if profile == "sqlite":
+        url = f"sqlite:///{workdir}/sim.db"
+        store = Store(Settings(store=StoreSettings(url=url)))
+        store.create_schema()
+        store.dispose()
+        return url, None
+    from tests.pgcluster import PgCluster
+
+    cluster = PgCluster()
+    cluster.start()
+    return cluster.new_database(), cluster
+
+
+def run(cfg: SimConfig) -> SimResult:
+    if cfg.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+    workdir = Path(tempfile.mkdtemp(prefix="oxsync-sim-"))
+    pg = None
+    cluster = None
+    load_before = os.getloadavg()
+    try:
+        url, pg = _store(cfg.profile, workdir)
+        started = time.perf_counter()
+        store = Store(Settings(store=StoreSettings(url=url)))
+        users = seed(store, cfg.users, cfg.contacts, cfg.appointments, domain=cfg.options.domain)
+        tenant_id = store.tenants()[0].id
+        store.dispose()
+        seeded_s = time.perf_counter() - started
+        log.info("seeded %d users in %.1f s", cfg.users, seeded_s)
+        node_config = NODE_CONFIG + (f"push_coalesce_seconds = {cfg.ox_coalesce}\n" if cfg.ox_coalesce is not None else "")
+        cluster = sim_nodes.start_nodes(url, PROFILES[cfg.profile], workdir, node_config)
+        endpoints = [Endpoint("127.0.0.1", n.http_port, n.udp_port) for n in cluster.nodes]
+        ctx = Context(Recorder(), endpoints, users, tenant_id, cfg.options)
+        clients = make_clients(ctx, users, cfg.mix)
+        node_procs = [psutil.Process(n.process.pid) for n in cluster.nodes]
+        for proc in node_procs:
+            proc.cpu_percent(None)
+        me = psutil.Process()
+        me.cpu_percent(None)
+        t0 = time.perf_counter()
+        for index, client in enumerate(clients):  # linear ramp
+            due = t0 + cfg.ramp * index / max(1, len(clients))
+            if ctx.stop.wait(max(0.0, due - time.perf_counter())):
+                break
+            ctx.lag.add(time.perf_counter() - due)
+            client.start()
+        ctx.stop.wait(max(0.0, t0 + cfg.ramp + cfg.duration - time.perf_counter()))
+        ran_s = time.perf_counter() - t0
+        node_cpu = [proc.cpu_percent(None) for proc in node_procs]
+        node_rss = [proc.memory_info().rss / 2**20 for proc in node_procs]
+        sim_cpu = me.cpu_percent(None)
+        ctx.stop.set()
+        for client in clients:
+            client.abort()
+        deadline = time.perf_counter() + 20
+        for client in clients:
+            if client.is_alive():
+                client.join(max(0.1, deadline - time.perf_counter()))
+        stuck = [c.name for c in clients if c.is_alive()]
+        if stuck:
+            ctx.sim_errors.append(f"clients still running after stop: {stuck[:10]}")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results = ctx.recorder.evaluate(load_thresholds(cfg.thresholds))
+    kinds = assign(cfg.users, cfg.mix)
+    meta = {
+        "profile": cfg.profile, "nodes": PROFILES[cfg.profile], "users": cfg.users, "ramp_s": cfg.ramp,
+        "duration_s": cfg.duration, "ran_s": round(ran_s, 1), "mix": cfg.mix,
+        "clients": {k: kinds.count(k) for k in cfg.mix}, "contacts_per_user": cfg.contacts,
+        "appointments_per_user": cfg.appointments, "ox_push_coalesce_s": cfg.ox_coalesce, "seed_s": round(seeded_s, 1), "options": vars(cfg.options),
+        "simulator_lag": ctx.lag.summary(), "simulator_cpu_pct": sim_cpu, "node_cpu_pct": node_cpu,
+        "node_rss_mib": [round(r) for r in node_rss], "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "simulator_errors": ctx.sim_errors, "slow_push_samples": ctx.slow_pushes, "pass": all(r["pass"] for r in results.values()),
+    }
+    lag = meta["simulator_lag"]
+    table = text_table(results) + (
+        f"\nsimulator lag: p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms, max {lag['max_ms']:.0f} ms "
+        f"over {lag['count']} scheduled actions; simulator CPU {sim_cpu:.0f}%, node CPU "
+        f"{', '.join(f'{c:.0f}%' for c in node_cpu)}, node RSS {', '.join(f'{r:.0f} MiB' for r in node_rss)}; "
+        f"load {load_before[0]:.2f} -> {meta['loadavg_after'][0]:.2f} on {os.cpu_count()} CPUs")
+    if ctx.sim_errors:
+        table += f"\nSIMULATOR ERRORS: {len(ctx.sim_errors)} (see JSON)"
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    write_json(cfg.out / "results.json", meta, results)
+    (cfg.out / "results.txt").write_text(table + "\n")
+    plot(cfg.out / "latency.png", ctx.recorder,
+         f"{cfg.profile}: {cfg.users} users ({', '.join(f'{k}={v:g}' for k, v in cfg.mix.items())}), {cfg.duration:g} s")
+    return SimResult(meta, results, table, ctx.sim_errors)
