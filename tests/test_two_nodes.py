@@ -71,6 +71,10 @@ def test_change_through_node_a_wakes_a_ping_held_on_node_b(nodes) -> None:  # ty
 def test_udp_client_of_node_b_is_pushed_a_change_made_through_node_a(nodes) -> None:  # type: ignore[no-untyped-def]
     a, b, world = nodes
     OxClient(a.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})  # HTTP login lands on node A
+    deadline = time.monotonic() + 10  # node A shares the login through the database, asynchronously
+    while not a.service.async_store.store.recent_push_login(world.tenant_id, world.alice, "127.0.0.1", 60):
+        assert time.monotonic() < deadline, "node A never recorded the login"
+        time.sleep(0.02)
     udp = UdpClient(b.service.ox_push.bound_port)  # ... and the UDP REGISTER on node B
     try:
         assert udp.register(world.alice, world.tenant_id) == b"OK\x01"  # B found A's login in the database

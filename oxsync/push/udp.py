@@ -247,10 +247,21 @@ class UdpPush(Service):
         if shared is None:
             self._refuse(host)
             return
-        d = shared(tenant_id, user_id, host)
-        d.addCallback(lambda ok: self._register(tenant_id, user_id, host, port, len(data)) if ok else self._refuse(host))
-        d.addErrback(lambda f: log.error("push login check failed: %s", f.getErrorMessage(),
-                                         extra={"event": "push.udp.error"}))
+        def decide(ok: bool, retry: bool) -> None:
+            if ok:
+                self._register(tenant_id, user_id, host, port, len(data))
+            elif retry:  # the login may have just happened on another node, its record not yet committed
+                self.reactor.callLater(self.ox.push_login_recheck_seconds, check, False)
+            else:
+                self._refuse(host)
+
+        def check(retry: bool) -> None:
+            d = shared(tenant_id, user_id, host)
+            d.addCallback(decide, retry)
+            d.addErrback(lambda f: log.error("push login check failed: %s", f.getErrorMessage(),
+                                             extra={"event": "push.udp.error"}))
+
+        check(self.ox.push_login_recheck_seconds > 0)
 
     def _refuse(self, host: str) -> None:
         log.info("push registration refused", extra={"event": "push.udp.unverified", "address": host})
