@@ -31,7 +31,8 @@ RANK = {"full": 6, "fragile": 5, "quirk": 4, "unknown": 3, "unsupported": 2, "un
 def _tester() -> str:
     found = shutil.which("caldav-server-tester") or str(Path(sys.executable).parent / "caldav-server-tester")
     if not Path(found).exists():
-        pytest.skip("caldav-server-tester is not installed (pip install -e '.[conformance]')")
+        pytest.fail("caldav-server-tester is not installed: run `make test` (it installs the conformance extra) "
+                    "or pip install -e '.[conformance]'")
     return found
 
 

@@ -15,7 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-pyactivesync = pytest.importorskip("pyactivesync")
+try:
+    import pyactivesync
+except ImportError as exc:  # a conformance client missing is a failure, not a skip: `make test` installs it
+    raise ImportError("pyactivesync is not installed: run `make test` or pip install -e '.[conformance]'") from exc
 
 from oxsync.eas import install  # noqa: E402
 from oxsync.model import Appointment, Contact, Module  # noqa: E402
