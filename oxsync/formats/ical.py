@@ -24,14 +24,9 @@ from typing import Any
 from icalendar import Component, Event, GloballyUniqueTZIDGuessed, Todo
 
 from oxsync.config import LimitSettings
-from oxsync.formats.icalfields import (
-    ADDITIVE,
-    EVENT_FIELDS,
+from oxsync.formats.icalcodec import (
     KEEP,
-    NOT_KEPT,
     SKIP,
-    TABLES,
-    TODO_FIELDS,
     Decoding,
     Encoding,
     FieldError,
@@ -40,6 +35,7 @@ from oxsync.formats.icalfields import (
     Zones,
     local_date,
 )
+from oxsync.formats.icalfields import ADDITIVE, EVENT_FIELDS, NOT_KEPT, TABLES, TODO_FIELDS
 from oxsync.formats.icalscan import (
     NAME_TOKEN,
     Block,
