@@ -32,6 +32,7 @@ from oxsync.store import codec, objects
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound
+from oxsync.store.membership import record_everywhere
 from oxsync.store.tx import Tx
 
 
@@ -424,18 +425,7 @@ def delete_resource(tx: Tx, resource_id: int) -> None:
         select(p.c.object_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 3, p.c.entity == resource_id))
     )]
     tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 3, p.c.entity == resource_id)))
-    _touch_objects(tx, affected)
+    record_everywhere(tx, affected, "update", actor=SYSTEM_ACTOR)
     tx.conn.execute(delete(s.addresses).where(and_(s.addresses.c.tenant_id == tx.tenant_id, s.addresses.c.resource_id == resource_id)))
     tx.conn.execute(delete(s.resources).where(and_(s.resources.c.tenant_id == tx.tenant_id, s.resources.c.id == resource_id)))
     tx.conn.execute(insert(s.deleted_principals).values(tenant_id=tx.tenant_id, kind="resource", id=resource_id, last_ms=tx.stamp.ms))
-
-
-def _touch_objects(tx: Tx, object_ids: Iterable[int]) -> None:
-    """Mark objects changed in every folder they appear in (after a reference to them was removed)."""
-    from oxsync.store.membership import folders_of_objects
-
-    ids = sorted(set(object_ids))
-    for object_id, folder_ids in folders_of_objects(tx, ids).items():
-        objects.touch_object(tx, object_id, 0)
-        for folder_id in folder_ids:
-            tx.record_object_change(folder_id, object_id, gone=False, kind="update")

@@ -15,6 +15,7 @@ from oxsync.model.timeutil import datetime_from_ms
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound
+from oxsync.store.membership import record_everywhere
 from oxsync.store.session import UserSession
 
 
@@ -41,8 +42,7 @@ def add_attachment(session: UserSession, folder_id: int, object_id: int, filenam
         mimetype=mimetype or "application/octet-stream", size=len(content), rtf_flag=rtf_flag,
         created_by=session.user_id, creation_ms=ms, content=content,
     ))
-    object_ops.touch_object(tx, object_id, session.user_id)
-    _record(session, object_id)
+    record_everywhere(tx, [object_id], "update", actor=session.user_id)
     return AttachmentMeta(attachment_id, filename, mimetype, len(content), datetime_from_ms(ms), rtf_flag)
 
 
@@ -68,12 +68,4 @@ def delete_attachment(session: UserSession, folder_id: int, object_id: int, atta
         raise NotFound(f"attachment {attachment_id} does not exist on object {object_id}")
     tx.conn.execute(delete(a).where(key))
     object_ops.charge(tx, row.created_by, -int(row.size))
-    object_ops.touch_object(tx, object_id, session.user_id)
-    _record(session, object_id)
-
-
-def _record(session: UserSession, object_id: int) -> None:
-    from oxsync.store.membership import folders_of_objects
-
-    for fid in folders_of_objects(session.tx, [object_id])[object_id]:
-        session.tx.record_object_change(fid, object_id, gone=False, kind="update")
+    record_everywhere(tx, [object_id], "update", actor=session.user_id)

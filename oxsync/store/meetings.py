@@ -20,7 +20,7 @@ from oxsync.store import accounts, objects
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound, PermissionDenied
-from oxsync.store.membership import folders_of_objects
+from oxsync.store.membership import record_everywhere
 from oxsync.store.tx import Tx
 
 Scheduled = Appointment | Task
@@ -153,9 +153,7 @@ def confirm(tx: Tx, user_id: int, object_id: int, confirmation: Confirmation, me
         p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id, p.c.kind == int(ParticipantKind.USER),
         p.c.entity == user_id,
     )).values(confirmation=int(confirmation), message=message[:4000]))
-    objects.touch_object(tx, object_id, user_id)
-    for fid in folders_of_objects(tx, [object_id])[object_id]:
-        tx.record_object_change(fid, object_id, gone=False, kind="confirm")
+    record_everywhere(tx, [object_id], "confirm", actor=user_id)
 
 
 def decline_and_leave(tx: Tx, user_id: int, object_id: int, folder_id: int) -> None:
@@ -165,10 +163,8 @@ def decline_and_leave(tx: Tx, user_id: int, object_id: int, folder_id: int) -> N
         p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id, p.c.kind == int(ParticipantKind.USER),
         p.c.entity == user_id,
     )).values(confirmation=int(Confirmation.DECLINE), folder_id=None))
-    objects.touch_object(tx, object_id, user_id)
     tx.record_object_change(folder_id, object_id, gone=True, kind="decline")
-    for fid in folders_of_objects(tx, [object_id])[object_id]:
-        tx.record_object_change(fid, object_id, gone=False, kind="confirm")
+    record_everywhere(tx, [object_id], "confirm", actor=user_id)  # the others see the decline
 
 
 def is_organizer(obj: Scheduled, user_id: int) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import and_, select, union
 
+from oxsync.store import objects
 from oxsync.store import schema as s
 from oxsync.store.tx import Tx
 
@@ -31,3 +32,13 @@ def object_ids_in_folder(tx: Tx, folder_id: int) -> list[int]:
     home = select(o.c.id.label("id")).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
     guest = select(p.c.object_id.label("id")).where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
     return sorted({row.id for row in tx.conn.execute(union(home, guest))})
+
+
+def record_everywhere(tx: Tx, object_ids: Iterable[int], kind: str, actor: int | None = None) -> None:
+    """Mark objects changed in every folder they appear in, so every viewer's delta reports them; with
+    `actor`, they also get a new last_modified (a change to them that did not rewrite their row)."""
+    for object_id, folder_ids in folders_of_objects(tx, sorted(set(object_ids))).items():
+        if actor is not None:
+            objects.touch_object(tx, object_id, actor)
+        for folder_id in folder_ids:
+            tx.record_object_change(folder_id, object_id, gone=False, kind=kind)

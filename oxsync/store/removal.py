@@ -10,7 +10,7 @@ from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
 from oxsync.store import accounts, objects
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.membership import folders_of_objects, object_ids_in_folder
+from oxsync.store.membership import folders_of_objects, object_ids_in_folder, record_everywhere
 from oxsync.store.tx import Tx
 
 
@@ -42,11 +42,7 @@ def _forget_list_references(tx: Tx, contact_ids: list[int]) -> None:
         update(lm).where(and_(lm.c.tenant_id == tx.tenant_id, lm.c.contact_id.in_(contact_ids)))
         .values(contact_id=None, folder_id=None, email_field=0)
     )
-    lists = sorted({r.list_id for r in rows} - set(contact_ids))
-    for list_id, folder_ids in folders_of_objects(tx, lists).items():
-        objects.touch_object(tx, list_id, 0)
-        for folder_id in folder_ids:
-            tx.record_object_change(folder_id, list_id, gone=False, kind="update")
+    record_everywhere(tx, {r.list_id for r in rows} - set(contact_ids), "update", actor=accounts.SYSTEM_ACTOR)
 
 
 def remove_folder_tree(tx: Tx, folder_id: int) -> None:
@@ -83,17 +79,13 @@ def delete_user(tx: Tx, user_id: int) -> None:
     for root in roots:
         remove_folder_tree(tx, root)
     # their participation in other people's meetings and tasks
-    affected = [r.object_id for r in tx.conn.execute(
-        select(p.c.object_id, p.c.folder_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 1, p.c.entity == user_id))
-    )]
-    visits = {r.object_id: r.folder_id for r in tx.conn.execute(
-        select(p.c.object_id, p.c.folder_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 1, p.c.entity == user_id))
-    )}
-    tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 1, p.c.entity == user_id)))
+    theirs = and_(p.c.tenant_id == tx.tenant_id, p.c.kind == 1, p.c.entity == user_id)
+    visits = {r.object_id: r.folder_id for r in tx.conn.execute(select(p.c.object_id, p.c.folder_id).where(theirs))}
+    tx.conn.execute(delete(p).where(theirs))
     for object_id, folder_id in visits.items():
         if folder_id is not None:
             tx.record_object_change(folder_id, object_id, gone=True, kind="delete")
-    accounts._touch_objects(tx, affected)
+    record_everywhere(tx, visits, "update", actor=accounts.SYSTEM_ACTOR)
     # permission entries naming them
     granted = [r.folder_id for r in tx.conn.execute(
         select(perm.c.folder_id).where(and_(perm.c.tenant_id == tx.tenant_id, perm.c.is_group.is_(False), perm.c.entity == user_id))

@@ -18,7 +18,7 @@ from oxsync.store import folders as folder_ops
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied, ResyncRequired, StaleObject
-from oxsync.store.membership import folders_of_objects, object_ids_in_folder
+from oxsync.store.membership import folders_of_objects, object_ids_in_folder, record_everywhere
 from oxsync.store.objects import AnyObject, kind_of
 from oxsync.store.session_extras import SessionExtras
 from oxsync.store.tx import Tx
@@ -298,8 +298,7 @@ class UserSession(SessionExtras):
 
     def _record_everywhere(self, obj: AnyObject, kind: str) -> None:
         assert obj.object_id is not None
-        for fid in folders_of_objects(self.tx, [obj.object_id])[obj.object_id]:
-            self.tx.record_object_change(fid, obj.object_id, gone=False, kind=kind)
+        record_everywhere(self.tx, [obj.object_id], kind)
 
     def _writable(self, folder_id: int, object_id: int, need: str, expected_last_modified: int | None) -> AnyObject:
         current = self.get_object(folder_id, object_id)
