@@ -16,12 +16,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oxsync.config import Settings, StoreSettings  # noqa: E402
-from oxsync.model import Contact, Module  # noqa: E402
-from oxsync.store import accounts  # noqa: E402
-from oxsync.store import folders as folder_ops  # noqa: E402
-from oxsync.store.api import Store  # noqa: E402
-from oxsync.store.objects import insert_object  # noqa: E402
+from bench.sim.seed import seed_contact_folder  # noqa: E402
 from tests.oxclient import OxClient  # noqa: E402
 
 CHILD = r"""
@@ -40,20 +35,7 @@ run_server(settings, Store(settings), on_ready=lambda port: print(port, flush=Tr
 
 def seed(directory: str, size: int) -> tuple[str, int]:
     url = f"sqlite:///{directory}/ox-bench.db"
-    store = Store(Settings(store=StoreSettings(url=url)))
-    store.create_schema()
-    tenant = store.create_tenant("bench.example")
-    with store.transaction(tenant.id, write=True) as tx:
-        user = accounts.create_user(tx, "bench", "bench-pw")
-        folder = folder_ops.default_folder_id(tx, user.id, Module.CONTACT)
-        assert folder is not None
-        for n in range(size):
-            contact = Contact(first_name=f"First{n}", last_name=f"Last{n}", email1=f"p{n}@example.org",
-                              phone_business=f"+33 1 00 00 {n:05d}", company="ACME", street=f"{n} rue de la Paix",
-                              city="Paris", note="A short note about this contact.")
-            insert_object(tx, contact, folder, user.id)
-            tx.record_object_change(folder, contact.object_id, gone=False, kind="create")
-    store.dispose()
+    _, folder = seed_contact_folder(url, size)
     return url, folder
 
 

@@ -10,12 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from oxsync.config import Settings, StoreSettings
-from oxsync.model import Contact, Module
-from oxsync.store import accounts
-from oxsync.store import folders as folder_ops
-from oxsync.store.api import Store
-from oxsync.store.objects import insert_object
+from bench.sim.seed import seed_contact_folder
 
 CHILD = r"""
 import sys
@@ -33,21 +28,8 @@ run_server(settings, store, on_ready=lambda port: print(port, flush=True), confi
 def seed(directory: str, contacts: int) -> tuple[str, int, int]:
     """A store with user bench/bench-pw and `contacts` contacts; returns (url, user id, folder id)."""
     url = f"sqlite:///{directory}/eas-bench.db"
-    store = Store(Settings(store=StoreSettings(url=url)))
-    store.create_schema()
-    tenant = store.create_tenant("bench.example")
-    with store.transaction(tenant.id, write=True) as tx:
-        user = accounts.create_user(tx, "bench", "bench-pw")
-        folder = folder_ops.default_folder_id(tx, user.id, Module.CONTACT)
-        assert folder is not None
-        for n in range(contacts):
-            contact = Contact(first_name=f"First{n}", last_name=f"Last{n}", email1=f"p{n}@example.org",
-                              phone_business=f"+33 1 00 00 {n:05d}", company="ACME", street=f"{n} rue de la Paix",
-                              city="Paris", note="A short note about this contact.")
-            insert_object(tx, contact, folder, user.id)
-            tx.record_object_change(folder, contact.object_id, gone=False, kind="create")
-    store.dispose()
-    return url, user.id, folder
+    user_id, folder = seed_contact_folder(url, contacts)
+    return url, user_id, folder
 
 
 def start(url: str, overrides: dict | None = None) -> tuple[subprocess.Popen[str], int]:  # type: ignore[type-arg]

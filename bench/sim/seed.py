@@ -98,3 +98,26 @@ def _appointments(session, user: SimUser, team: list[SimUser], room: int, count:
 def _tasks(session, user: SimUser, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
     for n in range(10):
         session.create_object(user.tasks, Task(title=f"Task {n}", percent_completed=rng.choice((0, 25, 50, 100))))
+
+
+def seed_contact_folder(url: str, contacts: int) -> tuple[int, int]:
+    """A fresh store at `url` with one account "bench" (password "bench-pw") whose default contact folder
+    holds `contacts` filled-in contacts, written in one transaction; returns (user id, folder id)."""
+    from oxsync.config import Settings, StoreSettings
+    from oxsync.store.objects import insert_object
+
+    store = Store(Settings(store=StoreSettings(url=url)))
+    store.create_schema()
+    tenant = store.create_tenant("bench.example")
+    with store.transaction(tenant.id, write=True) as tx:
+        user = accounts.create_user(tx, "bench", "bench-pw")
+        folder = folder_ops.default_folder_id(tx, user.id, Module.CONTACT)
+        assert folder is not None
+        for n in range(contacts):
+            contact = Contact(first_name=f"First{n}", last_name=f"Last{n}", email1=f"p{n}@example.org",
+                              phone_business=f"+33 1 00 00 {n:05d}", company="ACME", street=f"{n} rue de la Paix",
+                              city="Paris", note="A short note about this contact.")
+            insert_object(tx, contact, folder, user.id)
+            tx.record_object_change(folder, contact.object_id, gone=False, kind="create")
+    store.dispose()
+    return user.id, folder
