@@ -18,7 +18,7 @@ from oxsync.store import folders as folder_ops
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied, ResyncRequired, StaleObject
-from oxsync.store.membership import folders_of_objects, object_ids_in_folder, record_everywhere
+from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject, kind_of
 from oxsync.store.session_extras import SessionExtras
 from oxsync.store.tx import Tx
@@ -296,10 +296,6 @@ class UserSession(SessionExtras):
         ids = [r.id for r in rows if r.id != except_id and (series_id is None or series_id not in (r.id, r.series_id))]
         return any(folder_id in f for f in folders_of_objects(self.tx, ids).values())
 
-    def _record_everywhere(self, obj: AnyObject, kind: str) -> None:
-        assert obj.object_id is not None
-        record_everywhere(self.tx, [obj.object_id], kind)
-
     def _writable(self, folder_id: int, object_id: int, need: str, expected_last_modified: int | None) -> AnyObject:
         current = self.get_object(folder_id, object_id)
         own = current.created_by == self.user_id
@@ -340,7 +336,8 @@ class UserSession(SessionExtras):
         after = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
         for fid in before - after:
             self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
-        self._record_everywhere(obj, "update")
+        for fid in after:  # the folders were just read: no need to look them up again
+            self.tx.record_object_change(fid, obj.object_id, gone=False, kind="update")
         obj.folder_id = folder_id
         return self._personalised(obj)
 
