@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from oxsync.web import client_address
 from oxsync.web.auth import Authenticator
 
 COOKIE = b"sessionid"
+_COOKIE_FORM = re.compile(rb"(v1\.([0-9]{1,18})\.([0-9]{1,18})\.([0-9]{1,12}))\.([A-Za-z0-9_=-]{1,64})")
+"""The only bytes a cookie we issued can hold (ASCII digits only: `int` would accept other scripts)."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,16 @@ class SessionCookies:
         payload = f"v1.{tenant_id}.{user_id}.{int((now or time.time()) + self.max_age)}"
         return f"{payload}.{self._mac(payload, address)}"
 
-    def verify(self, value: str, address: str, now: float | None = None) -> tuple[int, int] | None:
-        parts = value.split(".")
-        if len(parts) != 5 or parts[0] != "v1":
+    def verify(self, value: bytes | str, address: str, now: float | None = None) -> tuple[int, int] | None:
+        """(tenant, user) of a valid cookie; None for anything else, whatever its bytes (a malformed
+        cookie is just not a session: no exception, no log line per request)."""
+        match = _COOKIE_FORM.fullmatch(value.encode("utf-8", "replace") if isinstance(value, str) else value)
+        if match is None:
             return None
-        payload = ".".join(parts[:4])
-        if not hmac.compare_digest(parts[4], self._mac(payload, address)):
+        payload = match.group(1).decode("ascii")
+        if not hmac.compare_digest(match.group(5), self._mac(payload, address).encode("ascii")):
             return None
-        try:
-            tenant_id, user_id, expires = int(parts[1]), int(parts[2]), int(parts[3])
-        except ValueError:
-            return None
+        tenant_id, user_id, expires = (int(match.group(i)) for i in (2, 3, 4))
         if expires < (now or time.time()):
             return None
         return tenant_id, user_id
@@ -116,7 +118,7 @@ class OxAuth:
         if request.getHeader(b"authorization") is None:
             raw = request.getCookie(COOKIE)
             if raw:
-                found = self.cookies.verify(raw.decode("ascii", "replace"), address)
+                found = self.cookies.verify(raw, address)
                 if found is not None:
                     if self.on_login is not None:
                         self.on_login(found[0], found[1], address)
