@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -30,11 +32,32 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def secure_sqlite_files(database: str) -> None:
+    """The database holds password hashes: its directory is created 0700, the file 0600 before SQLite
+    opens it (SQLite gives its -wal/-shm files the database file's mode), and files an older version
+    left group- or world-readable are tightened to 0600."""
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for suffix in SQLITE_FILE_SUFFIXES:
+        try:
+            mode = os.stat(f"{path}{suffix}").st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(mode) & 0o077:
+            os.chmod(f"{path}{suffix}", stat.S_IMODE(mode) & 0o700)
+
+
 def make_engine(settings: StoreSettings) -> Engine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            secure_sqlite_files(url.database)
         engine = create_engine(
             url,
             pool_size=settings.thread_pool_size,
