@@ -917,13 +917,21 @@ def test_fuzzed_input_raises_only_wbxml_error() -> None:
     (Element(A + "Version"), "legacy"),
     (Element(A + "Sync", text="x", opaque=b"y"), "both text and opaque"),
     (Element(A + "Sync", text="x", children=[Element(A + "Class")]), "both children"),
-    (E(A + "Sync", "a\x00b"), "NUL"),
-    (E(A + "Sync", "\ud800"), "UTF-8"),
+    (Element(A + "Sync", text="a\x00b"), "NUL"),  # E() itself replaces both (test_e_text_is_xml_safe)
+    (Element(A + "Sync", text="\ud800"), "UTF-8"),
     (Element(A + "Sync", children=["text"]), "cannot encode str"),  # type: ignore[list-item]
 ])
 def test_encode_errors(doc: Element, message: str) -> None:
     with pytest.raises(WBXMLError, match=message):
         encode(doc)
+
+
+def test_e_text_is_xml_safe() -> None:
+    """What the server renders with E() never carries a character XML (or STR_I) cannot: rows stored
+    before the store checked text may hold them."""
+    doc = E(A + "Sync", "a\x00b\x0bc\ud800\td")
+    assert doc.text == "a\ufffdb\ufffdc\ufffd\td"
+    assert decode(encode(doc)).text == doc.text
 
 
 def test_xml_errors() -> None:
@@ -936,7 +944,7 @@ def test_xml_errors() -> None:
     with pytest.raises(WBXMLError, match="base64"):
         from_xml(b"<Sync xmlns='AirSync:' xmlns:o='urn:oxsync:wbxml' o:type='opaque'>!!</Sync>")
     with pytest.raises(WBXMLError, match="XML"):
-        to_xml(E(A + "Sync", "bell \x07"))
+        to_xml(Element(A + "Sync", text="bell \x07"))
     assert from_xml("<Sync xmlns='AirSync'><Class>C</Class></Sync>") == E(A + "Sync", E(A + "Class", "C"))
     with pytest.raises(WBXMLError, match="deeper"):
         from_xml(b"<Sync xmlns='AirSync:'>" * 70 + b"</Sync>" * 70)

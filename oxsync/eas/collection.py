@@ -32,6 +32,7 @@ from oxsync.eas.mapping.registry import BY_MODULE, FILL_DEFAULTS
 from oxsync.eas.protocol import FILTER_DAYS
 from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
 from oxsync.model import Appointment, Module, Task, TaskStatus
+from oxsync.render import render_one
 from oxsync.store.errors import (
     AppointmentConflict,
     Conflict,
@@ -395,8 +396,14 @@ class CollectionSync:
                 obj = None
         if obj is None:
             return E("AirSync:Fetch", E("AirSync:ServerId", server_id), E("AirSync:Status", "8"))
-        return E("AirSync:Fetch", E("AirSync:ServerId", server_id), E("AirSync:Status", "1"),
-                 self.mapping.to_eas(obj, self.ctx))
+        data = render_one("eas", obj, self._to_eas, folder_id=self.folder_id)
+        if data is None:  # cannot be converted: Status 6 for this item only
+            return E("AirSync:Fetch", E("AirSync:ServerId", server_id), E("AirSync:Status", "6"))
+        return E("AirSync:Fetch", E("AirSync:ServerId", server_id), E("AirSync:Status", "1"), data)
+
+    def _to_eas(self, obj: Any) -> Element:
+        assert self.mapping is not None
+        return self.mapping.to_eas(obj, self.ctx)
 
     # ------------------------------------------------------------------ server -> client
 
@@ -468,8 +475,13 @@ class CollectionSync:
                 obj = exporter.load(object_id)
                 if obj is None:
                     continue  # gone meanwhile: the next pass reports it if the device knew it
+                data = render_one("eas", obj, self._to_eas, folder_id=self.folder_id, object_id=object_id)
+                if data is None:
+                    # left out of this pass (logged, counted); the device keeps what it had, and the
+                    # object comes again only when it changes, so it is not retried forever
+                    continue
                 tag = "AirSync:Add" if object_id not in known else "AirSync:Change"
-                commands.append(E(tag, E("AirSync:ServerId", str(object_id)), self.mapping.to_eas(obj, self.ctx)))
+                commands.append(E(tag, E("AirSync:ServerId", str(object_id)), data))
                 known.add(object_id)
                 used += 1
         for name, ids in sets.items():

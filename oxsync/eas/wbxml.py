@@ -23,6 +23,7 @@ from lxml import etree
 
 from oxsync.config import LimitSettings
 from oxsync.eas import codepages
+from oxsync.model.text import xml_safe
 
 __all__ = [
     "ACTIVESYNC_DOCTYPE",
@@ -143,8 +144,8 @@ def E(tag: str, *content: Element | str | bytes) -> Element:
     for item in content:
         if isinstance(item, Element):
             elem.children.append(item)
-        elif isinstance(item, str):
-            elem.text = (elem.text or "") + item
+        elif isinstance(item, str):  # what clients parse as XML: no character XML cannot carry
+            elem.text = (elem.text or "") + xml_safe(item)
         elif isinstance(item, bytes | bytearray | memoryview):
             elem.opaque = (elem.opaque or b"") + bytes(item)
         else:

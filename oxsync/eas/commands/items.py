@@ -13,6 +13,7 @@ from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.model import Appointment, Confirmation, Module
+from oxsync.render import render_one
 from oxsync.store.errors import InvalidData, NotFound, PermissionDenied, StoreError
 from oxsync.store.session import UserSession
 
@@ -144,7 +145,11 @@ def _fetch(eas: Eas, session: UserSession, req: EasRequest, op: Element) -> Elem
         coll.body_type = int(kind) if kind in ("1", "2") else 1
         size = pref.findtext("AirSyncBase:TruncationSize")
         coll.truncation = int(size) if size and size.isdigit() else None
-    data = BY_MODULE[module].to_eas(obj, map_context(session, req, coll, eas))
+    context = map_context(session, req, coll, eas)
+    data = render_one("eas", obj, lambda o: BY_MODULE[module].to_eas(o, context), folder_id=folder_id)
+    if data is None:  # cannot be converted: this fetch fails cleanly, the others are served
+        out.append(E("ItemOperations:Status", "6"))
+        return out
     out.children += [E("ItemOperations:Status", "1"), E("AirSync:CollectionId", cid), E("AirSync:ServerId", sid),
                      E("AirSync:Class", CLASS_OF[module]), E("ItemOperations:Properties", *data.children)]
     return out

@@ -18,6 +18,7 @@ from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.model import Contact, ShownAs
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
+from oxsync.render import render_each
 from oxsync.store.errors import StoreError
 from oxsync.store.session import UserSession
 
@@ -164,7 +165,7 @@ def _search(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
         budget = [int(count) if count and count.isdigit() else limit]
     page = matches[low:high + 1]
     result_store.append(E("Search:Status", "1"))
-    for contact in page:
+    def result(contact: Contact) -> Element:
         props = E("Search:Properties")
         for tag, attr in GAL_FIELDS:
             value = getattr(contact, attr)
@@ -174,7 +175,9 @@ def _search(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
             props.append(E("GAL:Alias", logins[contact.object_id]))
         if picture is not None and req.v >= 14.1:
             props.append(_picture(contact, max_size, budget))
-        result_store.append(E("Search:Result", props))
+        return E("Search:Result", props)
+
+    result_store.children += render_each("eas", page, result, folder_id=GLOBAL_ADDRESS_BOOK)
     if not page:
         result_store.append(E("Search:Result"))
     result_store.append(E("Search:Range", f"{low}-{low + max(0, len(page) - 1)}"))

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FolderAccess
+from oxsync.model.text import xml_safe
 
 BASE = "/dav"
 SYNC_PREFIX = "http://oxsync/ns/sync/"
@@ -233,17 +234,18 @@ def resolver(session: Any):  # type: ignore[no-untyped-def]
 
 
 def object_text(res: ObjectRes, vcard_version: str = "3.0", uid_for_member: Any = None) -> str:
-    """The iCalendar or vCard body of a resource."""
+    """The iCalendar or vCard body of a resource, with characters XML cannot carry replaced (rows
+    stored before the store checked text may hold them; reports embed this text in XML)."""
     from oxsync.formats.ical import appointment_to_ical, task_to_ical
     from oxsync.formats.vcard import contact_to_vcard
 
     obj = res.master
     if isinstance(obj, Appointment):
-        return appointment_to_ical(obj, res.exceptions)
+        return xml_safe(appointment_to_ical(obj, res.exceptions))
     if isinstance(obj, Task):
-        return task_to_ical(obj)
+        return xml_safe(task_to_ical(obj))
     assert isinstance(obj, Contact)
-    return contact_to_vcard(obj, vcard_version, uid_for_member=uid_for_member)
+    return xml_safe(contact_to_vcard(obj, vcard_version, uid_for_member=uid_for_member))
 
 
 def member_uids(session: Any):  # type: ignore[no-untyped-def]

@@ -7,7 +7,8 @@ from typing import Any
 
 from lxml import etree
 
-from oxsync.webdav.dav.model import Collection, DavError
+from oxsync.render import render_one, xml_safe
+from oxsync.webdav.dav.model import Collection, DavError, ObjectRes
 from oxsync.webdav.dav.props import ALLPROP, get_prop, privileges
 from oxsync.webdav.dav.tree import Ctx, children, resolve
 from oxsync.webdav.dav.xml import APPLE, DAV, BadXml, element, first, href, new_root, parse_xml, qn, tostring
@@ -39,9 +40,10 @@ def multistatus() -> etree._Element:
     return new_root(qn(DAV, "multistatus"))
 
 
-def add_response(ms: etree._Element, path: str, found: list[tuple[str, Any]], missing: list[str]) -> etree._Element:
-    """One DAV:response with a 200 propstat for `found` and a 404 propstat for `missing`."""
-    resp = etree.SubElement(ms, qn(DAV, "response"))
+def add_response(ms: etree._Element | None, path: str, found: list[tuple[str, Any]], missing: list[str]) -> etree._Element:
+    """One DAV:response with a 200 propstat for `found` and a 404 propstat for `missing`, appended to
+    `ms` once complete (None: only built, for the caller to append)."""
+    resp = etree.Element(qn(DAV, "response"))
     resp.append(href(path))
     if found or not missing:
         stat = etree.SubElement(resp, qn(DAV, "propstat"))
@@ -49,7 +51,7 @@ def add_response(ms: etree._Element, path: str, found: list[tuple[str, Any]], mi
         for name, value in found:
             el = etree.SubElement(prop, name)
             if isinstance(value, str):
-                el.text = value
+                el.text = xml_safe(value)  # rows stored before the store checked text may hold U+000B
             elif isinstance(value, etree._Element):
                 el.append(value)
             else:
@@ -62,6 +64,8 @@ def add_response(ms: etree._Element, path: str, found: list[tuple[str, Any]], mi
         for name in missing:
             etree.SubElement(prop, name)
         etree.SubElement(stat, qn(DAV, "status")).text = status_line(404)
+    if ms is not None:
+        ms.append(resp)
     return resp
 
 
@@ -90,7 +94,20 @@ def requested_props(root: etree._Element | None) -> tuple[list[str] | None, bool
 
 def describe(ctx: Ctx, ms: etree._Element, res: Any, names: list[str] | None, names_only: bool = False,
              extra: dict[str, Any] | None = None) -> None:
-    """Append the response for `res`; `extra` supplies report-only properties (calendar-data...)."""
+    """Append the response for `res`; `extra` supplies report-only properties (calendar-data...).
+
+    An object that cannot be rendered is left out (logged and counted by `oxsync.render`)."""
+    if isinstance(res, ObjectRes):
+        rendered = render_one("dav", res, lambda r: _response_of(ctx, r, names, names_only, extra),
+                              folder_id=res.collection.folder_id, object_id=res.object_id)
+    else:
+        rendered = _response_of(ctx, res, names, names_only, extra)
+    if rendered is not None:
+        ms.append(rendered)
+
+
+def _response_of(ctx: Ctx, res: Any, names: list[str] | None, names_only: bool,
+                 extra: dict[str, Any] | None) -> etree._Element:
     wanted = names if names is not None else ALLPROP
     found: list[tuple[str, Any]] = []
     missing: list[str] = []
@@ -103,7 +120,7 @@ def describe(ctx: Ctx, ms: etree._Element, res: Any, names: list[str] | None, na
                 missing.append(name)
         else:
             found.append((name, [] if names_only else value))
-    add_response(ms, res.path, found, missing)
+    return add_response(None, res.path, found, missing)
 
 
 def propfind(ctx: Ctx) -> Response:

@@ -58,7 +58,9 @@ def contact_xml(c: Contact) -> str:
 def _esc(value: str) -> str:
     from xml.sax.saxutils import escape
 
-    return escape(value)
+    from oxsync.model.text import xml_safe
+
+    return escape(xml_safe(value))
 
 
 def read_contact(c: Contact, given: dict[str, etree._Element], creating: bool) -> None:

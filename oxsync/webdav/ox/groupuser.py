@@ -93,7 +93,9 @@ def _without_email1(fields: str) -> str:
 def _esc(value: str) -> str:
     from xml.sax.saxutils import escape
 
-    return escape(value or "")
+    from oxsync.model.text import xml_safe
+
+    return escape(xml_safe(value or ""))
 
 
 def _groups(session: UserSession, pattern: str, has_lastsync: bool, lastsync: int, deleted: list) -> str:  # type: ignore[type-arg]

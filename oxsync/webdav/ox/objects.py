@@ -18,6 +18,7 @@ from lxml import etree
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.recurrence import occurrence_date
 from oxsync.model.timeutil import date_from_ms
+from oxsync.render import render_each, render_one
 from oxsync.store.errors import NotFound, ResyncRequired, StaleObject
 from oxsync.store.session import UserSession
 from oxsync.webdav.ox import errors as E
@@ -60,6 +61,19 @@ def object_response(spec: ObjectModule, obj: object, folder_id: int) -> str:
     return response(obj.object_id, prop)  # type: ignore[attr-defined]
 
 
+def object_responses(spec: ObjectModule, objs: list, folder_id: int) -> list[str]:  # type: ignore[type-arg]
+    """CREATE responses of `objs`; one that cannot be rendered is left out (logged and counted)."""
+    return render_each("ox", objs, lambda o: object_response(spec, o, folder_id), folder_id=folder_id)
+
+
+def single_response(spec: ObjectModule, obj: object, folder_id: int) -> str:
+    """The response of one object read by id; one that cannot be rendered is a clean per-object error."""
+    rendered = render_one("ox", obj, lambda o: object_response(spec, o, folder_id), folder_id=folder_id)
+    if rendered is None:
+        raise OxFailure(E.CONFLICT, f"object {getattr(obj, 'object_id', '?')} cannot be served")
+    return rendered
+
+
 def deleted_response(object_id: int, ms: int) -> str:
     return response(object_id, el("object_id", object_id) + el("last_modified", ms) + el("object_status", "DELETE"))
 
@@ -96,11 +110,11 @@ def _sync(session: UserSession, spec: ObjectModule, folder_id: int, q: Query) ->
             if "deleted" in q.modes:
                 deletes = [deleted_response(i, delta.last_modified) for i in delta.gone]
             if "modified" in q.modes:
-                creates = [object_response(spec, o, folder_id) for o in delta.changed]
+                creates = object_responses(spec, delta.changed, folder_id)
         elif "modified" in q.modes:
-            creates = [object_response(spec, o, folder_id) for o in session.list_objects(folder_id)]
+            creates = object_responses(spec, session.list_objects(folder_id), folder_id)
     elif "modified" in q.modes:
-        creates = [object_response(spec, o, folder_id) for o in session.list_objects(folder_id)]
+        creates = object_responses(spec, session.list_objects(folder_id), folder_id)
     out = deletes + creates
     if "list" in q.modes:
         ids = "".join(el("id", o.object_id) for o in session.list_objects(folder_id))
@@ -112,11 +126,11 @@ def _single(session: UserSession, spec: ObjectModule, q: Query) -> str:
     assert q.object_id is not None
     if q.folder_id is not None:
         _check_folder(session, spec, q.folder_id)
-        return object_response(spec, session.get_object(q.folder_id, q.object_id), q.folder_id)
+        return single_response(spec, session.get_object(q.folder_id, q.object_id), q.folder_id)
     for access in session.list_folders():  # KDE sends no folder: look in the caller's folders of the module
         if access.folder.module == spec.module and access.folder.id is not None:
             try:
-                return object_response(spec, session.get_object(access.folder.id, q.object_id), access.folder.id)
+                return single_response(spec, session.get_object(access.folder.id, q.object_id), access.folder.id)
             except NotFound:
                 continue
     raise NotFound(f"object {q.object_id} not found")

@@ -12,6 +12,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
+from oxsync.model.text import xml_safe
+
 DAV = "DAV:"
 OX = "http://www.open-xchange.org"
 NS_DECL = f'xmlns:D="{DAV}" xmlns:ox="{OX}"'
@@ -82,11 +84,11 @@ def el(name: str, value: object) -> str:
     """`<ox:name>value</ox:name>`; None writes nothing."""
     if value is None:
         return ""
-    return f"<ox:{name}>{escape(str(value))}</ox:{name}>"
+    return f"<ox:{name}>{escape(xml_safe(str(value)))}</ox:{name}>"
 
 
 def attrs(pairs: Iterable[tuple[str, object]]) -> str:
-    return "".join(f" ox:{k}={quoteattr(str(v))}" for k, v in pairs if v is not None)
+    return "".join(f" ox:{k}={quoteattr(xml_safe(str(v)))}" for k, v in pairs if v is not None)
 
 
 def multistatus(responses: Iterable[str], version: str) -> bytes:
@@ -97,5 +99,5 @@ def multistatus(responses: Iterable[str], version: str) -> bytes:
 def response(href: object, prop_xml: str, status: int = 200, description: str = "OK", extra: str = "") -> str:
     """One `D:response` of the PROPFIND/PROPPATCH shape; `extra` goes after the description."""
     return (f"<D:response {NS_DECL}><D:href>{escape(str(href))}</D:href><D:propstat><D:prop>{prop_xml}</D:prop>"
-            f"<D:status>{status}</D:status><D:responsedescription>{escape(description)}</D:responsedescription>"
+            f"<D:status>{status}</D:status><D:responsedescription>{escape(xml_safe(description))}</D:responsedescription>"
             f"{extra}</D:propstat></D:response>")
