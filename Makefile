@@ -26,7 +26,7 @@ sysdeps:
 	fi
 
 serve: $(STAMP)
-	$(BIN)/oxsync serve --demo
+	$(BIN)/oxsync serve --demo --admin-listen tcp:9180:interface=127.0.0.1
 
 lint: $(STAMP)
 	$(BIN)/ruff check oxsync tests bench conformance

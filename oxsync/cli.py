@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from oxsync.config import ConfigError, ServerSettings, Settings, apply_overrides, load_settings
+from oxsync.config import ConfigError, Settings, load_settings
 from oxsync.model import Tenant
 from oxsync.store import accounts
 from oxsync.store.api import Store
@@ -254,96 +254,6 @@ def cmd_quota(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- serve
 
 
-_ENDPOINT_RE = re.compile(r"^(tcp|ssl):(\d+)(.*)$")
-
-
-def public_address(endpoint: str) -> tuple[str, str] | None:
-    """(scheme, host:port) clients would use for a Twisted endpoint string, when derivable."""
-    match = _ENDPOINT_RE.match(endpoint)
-    if not match:
-        return None
-    iface = re.search(r":interface=([^:]+)", match.group(3))
-    host = iface.group(1) if iface and iface.group(1) not in ("0.0.0.0", "::") else "127.0.0.1"
-    return ("https" if match.group(1) == "ssl" else "http"), f"{host}:{match.group(2)}"
-
-
-def serve_settings(settings: Settings, listen: str | None, udp_port: int | None) -> Settings:
-    """Apply --listen/--udp-port; public_host follows --listen unless the config file set it."""
-    server: dict[str, Any] = {}
-    if listen:
-        server["http_endpoint"] = listen
-        derived = public_address(listen)
-        if derived and settings.server.public_host == ServerSettings().public_host:
-            server["public_scheme"], server["public_host"] = derived
-    if udp_port is not None:
-        server["udp_port"] = udp_port
-    return apply_overrides(settings, {"server": server}) if server else settings
-
-
-def with_bound_port(settings: Settings, port: int) -> Settings:
-    """After binding `tcp:0`, the public address carries the port actually chosen."""
-    match = _ENDPOINT_RE.match(settings.server.http_endpoint)
-    host, _, public_port = settings.server.public_host.rpartition(":")
-    if not match or match.group(2) != "0" or not host or public_port != "0":
-        return settings
-    return apply_overrides(settings, {"server": {"public_host": f"{host}:{port}"}})
-
-
-def connection_instructions(settings: Settings, logins: dict[str, str | None]) -> str:
-    """How each client dialect connects, for every account (password None = not shown)."""
-    srv = settings.server
-    base = f"{srv.public_scheme}://{srv.public_host}"
-    lines = [
-        f"oxsync listening on {srv.http_endpoint}; UDP push on {srv.udp_interface}:{srv.udp_port}",
-        "",
-        f"Exchange ActiveSync ('Exchange' account on phones, tablets, Outlook): server {srv.public_host}, "
-        + ("SSL on" if srv.public_scheme == "https" else "SSL off") + ", user name and password below, no domain",
-        f"OXtender for Outlook: server URL {base}  (requests go to {base}/servlet/webdav.*)",
-        f"  free/busy search path: {base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
-        f"  UDP push port: {srv.udp_port}",
-        f"CalDAV/CardDAV discovery: {base}/.well-known/caldav and {base}/.well-known/carddav",
-        "",
-    ]
-    rows = []
-    for login, password in logins.items():
-        rows.append((login, password or "(the account's password)",
-                     f"{base}/dav/calendars/{login}/", f"{base}/dav/addressbooks/{login}/"))
-    lines.append(table(("user name", "password", "CalDAV", "CardDAV"), rows))
-    return "\n".join(lines)
-
-
-def _demo_passwords_path(settings: Settings) -> Path:
-    db = _sqlite_path(settings.store.url)
-    return (db.parent if db is not None else Path("var")) / "demo-passwords.txt"
-
-
-def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.settings = serve_settings(ctx.settings, args.listen, args.udp_port)
-    store = ctx.open_store(create=args.demo)
-    logins: dict[str, str | None] = {"<login>": None}
-    if args.demo:
-        from oxsync.demo import ensure_demo
-
-        store.create_schema()
-        logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
-    try:
-        from oxsync.dialects import install_all
-        from oxsync.server import ServerStartError, run_server
-    except ImportError as exc:
-        raise CliError(f"the server is not available: {exc}") from exc
-
-    def on_ready(port: int) -> None:
-        ctx.settings = with_bound_port(ctx.settings, port)
-        out(connection_instructions(ctx.settings, logins))
-        sys.stdout.flush()
-
-    try:
-        run_server(ctx.settings, store, on_ready=on_ready, setup=install_all)
-    except ServerStartError as exc:
-        raise CliError(str(exc)) from exc
-    return EXIT_OK
-
-
 # ---------------------------------------------------------------- parser and entry point
 
 
@@ -365,15 +275,10 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--user", metavar="LOGIN")
     p.set_defaults(handler=cmd_quota)
 
-    p = sub.add_parser("serve", help="run the server")
-    p.add_argument("--demo", action="store_true", help="create a demo tenant with users and data if missing")
-    p.add_argument("--listen", metavar="ENDPOINT", help="Twisted endpoint, e.g. tcp:8080:interface=0.0.0.0")
-    p.add_argument("--udp-port", type=int, metavar="N", help="OXtender UDP push port")
-    p.set_defaults(handler=cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_devices, cli_transfer
+    from oxsync import cli_admin, cli_devices, cli_serve, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -381,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tenant", metavar="DOMAIN", help="tenant to act on (default: the only one)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_local(sub)
+    cli_serve.register(sub)
     cli_admin.register(sub)
     cli_transfer.register(sub)
     cli_devices.register(sub)

@@ -6,6 +6,8 @@ refused so that a typo does not silently leave a default in force.
 
 from __future__ import annotations
 
+import re
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -19,10 +21,20 @@ class ServerSettings:
     Keep a large `backlog` (and `net.core.somaxconn` to match): after a node restart thousands of phones
     reconnect at once, and the default of 50 drops connections (bench/README.md)."""
     udp_port: int = 44335
-    udp_interface: str = "127.0.0.1"
-    public_host: str = "127.0.0.1:8080"
-    """Host (and port) clients use to reach us; printed in connection instructions."""
-    public_scheme: str = "http"
+    """OXtender UDP push port (0 = any free port, for tests)."""
+    udp_interface: str = ""
+    """Address the UDP push listens on; empty = the same interface as `http_endpoint` (all interfaces
+    when the endpoint names none)."""
+    public_host: str = ""
+    """Host name (and `:port` when not the scheme's default) that clients enter, printed by `serve`
+    and used in autoconfig/profiles; empty = derived from `http_endpoint` (its interface, or this
+    machine's name when it listens on all interfaces)."""
+    public_scheme: str = ""
+    """`https` or `http` as clients see it; empty = `https` for an `ssl:` endpoint, else `http`.
+    Set `https` when a TLS proxy in front of a `tcp:` endpoint terminates TLS."""
+    admin_endpoint: str = ""
+    """Twisted endpoint of the admin listener serving Prometheus `/metrics` (and admin pages);
+    empty = off. Keep it on a private interface, e.g. `tcp:9180:interface=127.0.0.1`."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,49 @@ class Settings:
     eas: EasSettings = field(default_factory=EasSettings)
     ox: OxSettings = field(default_factory=OxSettings)
     dav: DavSettings = field(default_factory=DavSettings)
+
+
+def endpoint_interface(endpoint: str) -> str:
+    """The `interface=` of a Twisted `tcp:`/`ssl:` endpoint string ('' = all interfaces)."""
+    for part in re.split(r"(?<!\\):", endpoint)[2:]:
+        if part.startswith("interface="):
+            return part[len("interface="):].replace("\\:", ":")
+    return ""
+
+
+def endpoint_port(endpoint: str) -> int | None:
+    """The port of a `tcp:`/`ssl:` endpoint string (`tcp:8080:...` or `tcp:port=8080`), when it has one."""
+    parts = re.split(r"(?<!\\):", endpoint)
+    if len(parts) > 1 and parts[1].isdigit():
+        return int(parts[1])
+    for part in parts[1:]:
+        if part.startswith("port=") and part[5:].isdigit():
+            return int(part[5:])
+    return None
+
+
+def public_scheme(server: ServerSettings) -> str:
+    """`public_scheme`, else https for an `ssl:` endpoint."""
+    return server.public_scheme or ("https" if server.http_endpoint.startswith("ssl:") else "http")
+
+
+def public_host(server: ServerSettings, bound_port: int | None = None) -> str:
+    """What clients enter as the server: `public_host`, else the endpoint's interface (or this machine's
+    name when it listens everywhere) with the port unless it is the scheme's default."""
+    if server.public_host:
+        return server.public_host
+    interface = endpoint_interface(server.http_endpoint)
+    host = interface if interface not in ("", "0.0.0.0", "::") else socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    port = bound_port or endpoint_port(server.http_endpoint)
+    default = 443 if public_scheme(server) == "https" else 80
+    return host if port in (None, default) else f"{host}:{port}"
+
+
+def udp_bind_interface(server: ServerSettings) -> str:
+    """Where UDP push listens: `udp_interface`, else where HTTP listens."""
+    return server.udp_interface or endpoint_interface(server.http_endpoint)
 
 
 class ConfigError(ValueError):

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS
 from oxsync.model import Protocol
 from oxsync.push.bus import ChangeBus
 from oxsync.store.api import Principal, Store
@@ -35,6 +36,13 @@ def ping_store(store: Store) -> float:
     with store.engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1").scalar_one()
     return (time.perf_counter() - started) * 1000.0
+
+
+def _timed(submitted: float, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Runs on a pool thread: records how long the work waited for it, then does it."""
+    STORE_POOL_WAIT_SECONDS.observe(time.perf_counter() - submitted)
+    STORE_POOL_QUEUED.dec()
+    return fn(*args, **kw)
 
 
 class AsyncStore:
@@ -71,7 +79,8 @@ class AsyncStore:
 
     def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
         """Call `fn(*args, **kw)` on the store pool; the Deferred fires on the reactor thread."""
-        return deferToThreadPool(self.reactor, self.pool, fn, *args, **kw)
+        STORE_POOL_QUEUED.inc()
+        return deferToThreadPool(self.reactor, self.pool, _timed, time.perf_counter(), fn, *args, **kw)
 
     def read(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
         """`fn(session)` inside one read transaction on behalf of the user."""

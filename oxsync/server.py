@@ -13,15 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, FirstError
+from twisted.python.failure import Failure
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from oxsync import metrics
 from oxsync.config import Settings
+from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
 from oxsync.logs import access_log_fields, configure_logging
 from oxsync.push.bus import ChangeBus
 from oxsync.runtime import AsyncStore, AsyncStoreService
@@ -29,13 +30,10 @@ from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.health import HealthResource
 from oxsync.web.limits import LimitedHTTPChannel, LimitedRequest
+from oxsync.web.metrics_page import AdminRoot
 
 log = logging.getLogger("oxsync.server")
 access_log = logging.getLogger("oxsync.access")
-
-
-class ServerStartError(RuntimeError):
-    """The server could not start (e.g. the endpoint could not be bound)."""
 
 
 @dataclass
@@ -115,8 +113,30 @@ class OxSite(Site):
     def log(self, request: Request) -> None:
         started = getattr(request, "started_at", None)
         duration = None if started is None else (time.monotonic() - started) * 1000.0
+        dialect, command = classify(request)
+        metrics.observe_request(dialect, command, int(request.code or 0),
+                                None if duration is None else duration / 1000.0)
         fields = access_log_fields(request, duration)
         access_log.info("%s %s %s", fields["method"], fields["uri"], fields["status"], extra=fields)
+
+
+_DIALECT_OF_SEGMENT = {
+    b"microsoft-server-activesync": "eas", b"autodiscover": "autodiscover", b"servlet": "ox",
+    b"dav": "dav", b".well-known": "dav", b"health": "health",
+}
+
+
+def classify(request: Request) -> tuple[str, str]:
+    """(dialect, command) of a request for the metrics: by its first path segment; the command is the
+    one a dialect recorded as `request.metrics_command` (EAS `Cmd`), the OX servlet, or the method."""
+    segments = (request.path or b"/").lstrip(b"/").split(b"/")
+    first = segments[0].lower()
+    method = (request.method or b"").decode("latin-1")
+    dialect = _DIALECT_OF_SEGMENT.get(first, "dav" if first == b"" and method not in ("GET", "HEAD") else "other")
+    command = getattr(request, "metrics_command", None)
+    if command is None and dialect == "ox" and len(segments) > 1:
+        command = f"{segments[1].decode('latin-1', 'replace')}.{method}"
+    return dialect, command or method
 
 
 def build_site(settings: Settings, store: Store, async_store: AsyncStore, bus: ChangeBus) -> OxSite:
@@ -129,66 +149,48 @@ def build_site(settings: Settings, store: Store, async_store: AsyncStore, bus: C
     return OxSite(root, context)
 
 
-class HttpListenerService(Service):
-    """Listens on a Twisted endpoint string (`tcp:...`, `ssl:...`); knows the port actually bound."""
-
-    name = "http"
-
-    def __init__(self, reactor: Any, description: str, site: Site) -> None:
-        self.reactor = reactor
-        self.description = description
-        self.site = site
-        self.port: IListeningPort | None = None
-        self._waiting: list[Deferred[int]] = []
-
-    def startService(self) -> None:
-        super().startService()
-        d = serverFromString(self.reactor, self.description).listen(self.site)
-        d.addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port: IListeningPort) -> None:
-        self.port = port
-        bound = port.getHost().port
-        log.info("listening", extra={"event": "server.listening", "endpoint": self.description.split(":")[0],
-                                     "port": bound})
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(bound)
-
-    def _failed(self, failure: Any) -> None:
-        log.error("cannot listen: %s", failure.getErrorMessage(), extra={"event": "server.listen_failed"})
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.errback(failure)
-
-    def when_listening(self) -> Deferred[int]:
-        """Fires with the bound port number once listening (at once if already listening)."""
-        if self.port is not None:
-            return succeed(self.port.getHost().port)
-        d: Deferred[int] = Deferred()
-        self._waiting.append(d)
-        return d
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
-
-
 class OxService(MultiService):
-    """The whole server; `site`, `async_store`, `bus` and `http` are exposed for wiring and tests."""
+    """The whole server; `site`, `async_store`, `bus`, `http` and `admin_root` are exposed for wiring and
+    tests (admin pages register on `admin_root`, served only when `[server] admin_endpoint` is set)."""
 
-    def __init__(self, site: OxSite, async_store: AsyncStore, bus: ChangeBus, http: HttpListenerService) -> None:
+    def __init__(self, site: OxSite, async_store: AsyncStore, bus: ChangeBus, http: HttpListenerService,
+                 admin: HttpListenerService | None = None) -> None:
         super().__init__()
         self.site = site
         self.async_store = async_store
         self.bus = bus
         self.http = http
+        self.admin = admin
+        self.admin_root: AdminRoot = admin.site.resource if admin is not None else AdminRoot()
         AsyncStoreService(async_store).setServiceParent(self)
         http.setServiceParent(self)
+        if admin is not None:
+            admin.setServiceParent(self)
 
     def when_listening(self) -> Deferred[int]:
-        return self.http.when_listening()
+        """Fires with the HTTP port once EVERY listener is up; fails with the first that cannot start."""
+        listeners = listeners_of(self)
+
+        def failed(failure: Failure) -> Failure:
+            first = failure.value.subFailure if isinstance(failure.value, FirstError) else failure
+            index = failure.value.index if isinstance(failure.value, FirstError) else 0
+            return Failure(ServerStartError(describe_failure(listeners[index], first)))
+
+        d = DeferredList([listener.when_listening() for listener in listeners], fireOnOneErrback=True,
+                         consumeErrors=True)
+        d.addCallbacks(lambda _: self.http.when_listening(), failed)
+        return d
+
+    def listener_states(self) -> dict[str, dict[str, Any]]:
+        """name -> {"up", "port", ...} for /health."""
+        return {listener.listener_name: listener.listener_state() for listener in listeners_of(self)}
+
+
+class AdminSite(Site):
+    """The admin listener's Site: no per-request access log (scrapes every few seconds are noise)."""
+
+    def log(self, request: Request) -> None:
+        return None
 
 
 def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxService:
@@ -200,7 +202,12 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
     async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus)
     site = build_site(settings, store, async_store, bus)
     http = HttpListenerService(reactor, settings.server.http_endpoint, site)
-    service = OxService(site, async_store, bus, http)
+    admin = None
+    if settings.server.admin_endpoint:
+        admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
+    service = OxService(site, async_store, bus, http, admin)
+    health = site.root.children[b"health"]
+    health.listener_states = service.listener_states  # type: ignore[attr-defined]
     if settings.store.prune_interval_seconds > 0:
         from oxsync.maintenance import prune_service
 
@@ -232,9 +239,16 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
         failures.append(failure)
         reactor.stop()
 
-    service.when_listening().addCallbacks(listening, cannot_listen)
-    reactor.callWhenRunning(service.startService)
+    def start() -> None:
+        try:
+            service.startService()
+        except Exception as exc:  # e.g. a UDP port taken: raised synchronously by listenUDP
+            cannot_listen(Failure(ServerStartError(str(exc) or type(exc).__name__)))
+            return
+        service.when_listening().addCallbacks(listening, cannot_listen)
+
+    reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     if failures:
-        raise ServerStartError(f"cannot listen on {settings.server.http_endpoint}: {failures[0].getErrorMessage()}")
+        raise ServerStartError(failures[0].getErrorMessage())

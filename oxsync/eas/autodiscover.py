@@ -15,6 +15,7 @@ from lxml import etree
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from oxsync.config import public_host, public_scheme
 from oxsync.eas.service import Eas
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
@@ -79,8 +80,9 @@ class AutodiscoverResource(Resource):
             texts = {etree.QName(el).localname: (el.text or "").strip() for el in doc.iter() if isinstance(el.tag, str)}
             schema = texts.get("AcceptableResponseSchema") or MOBILESYNC
             email = texts.get("EMailAddress") or principal.email
-        host = (request.getHeader(b"host") or self.eas.settings.server.public_host.encode()).decode("latin-1")
-        scheme = "https" if request.isSecure() else self.eas.settings.server.public_scheme
+        server = self.eas.settings.server
+        host = (request.getHeader(b"host") or public_host(server).encode()).decode("latin-1")
+        scheme = "https" if request.isSecure() else public_scheme(server)
         url = escape(f"{scheme}://{host}/Microsoft-Server-ActiveSync")
         name, mail = escape(principal.display_name or principal.login), escape(email or principal.email)
         if schema == MOBILESYNC:

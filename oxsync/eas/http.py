@@ -93,6 +93,7 @@ class ActiveSyncResource(Resource):
         except BadRequest as exc:
             self._bad(request, None, str(exc))
             return NOT_DONE_YET
+        request.metrics_command = query.cmd  # type: ignore[attr-defined]  # oxsync.metrics label
         d = self.eas.authenticator.authenticate(request, Protocol.MOBILE)
         d.addCallback(self._authenticated, request, query)
         d.addErrback(self._crashed, request, query.cmd)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from oxsync.metrics import PARKED_PINGS, PUSH_SECONDS
 from oxsync.push.bus import Change
 
 log = logging.getLogger("oxsync.eas.park")
@@ -51,6 +52,7 @@ class ParkedRequests:
             self._finish(older)
             older.on_superseded()
         entry = Parked(key, folders, on_change, on_timeout, on_superseded)
+        PARKED_PINGS.inc()
         entry.timer = self.reactor.callLater(seconds, self._expire, entry)
         self.by_device[key] = entry
         tenant = key[0]
@@ -65,6 +67,7 @@ class ParkedRequests:
         if entry.done:
             return
         entry.done = True
+        PARKED_PINGS.dec()
         if entry.timer is not None and entry.timer.active():
             entry.timer.cancel()
         if self.by_device.get(entry.key) is entry:
@@ -97,6 +100,7 @@ class ParkedRequests:
             if entry.done:
                 continue
             self._finish(entry)
+            PUSH_SECONDS.labels("eas").observe(change.age())
             try:
                 entry.on_change(frozenset(folders))
             except Exception:

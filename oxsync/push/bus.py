@@ -10,8 +10,9 @@ connection): subscribers compare `revision` with what they have already seen and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger("oxsync.push.bus")
 
@@ -30,6 +31,12 @@ class Change:
     origin: str = "local"
     """`local` for a commit in this process; `remote` for another node's commit (LISTEN/NOTIFY);
     `recheck` for the tenant-wide events published after the bus connection was lost."""
+    published_at: float = field(default_factory=time.monotonic, compare=False)
+    """When this node's bus saw it (monotonic): the start of the push latency metric."""
+
+    def age(self) -> float:
+        """Seconds since the bus saw this change."""
+        return max(0.0, time.monotonic() - self.published_at)
 
 
 Subscriber = Callable[[Change], object]

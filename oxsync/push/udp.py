@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
 
-from oxsync.config import Settings
+from oxsync.config import Settings, udp_bind_interface
+from oxsync.metrics import LISTENERS_UP, PUSH_SECONDS, UDP_PACKETS, UDP_REGISTRATIONS
 from oxsync.push.bus import Change, ChangeBus
 from oxsync.runtime import AsyncStore
 from oxsync.store.api import Store
@@ -195,7 +197,9 @@ class UdpPush(Service):
         self.registrations: dict[tuple[int, int], Registration] = {}
         self.limiter = RateLimiter(self.ox.push_max_packets_per_address_per_minute, 100_000)
         self.protocol = PushProtocol(self)
+        self.interface = udp_bind_interface(settings.server)
         self.port: Any = None
+        self.failure: Failure | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._pending: dict[int, set[int]] = {}
         self._unresolved: dict[int, tuple[int, int]] = {}
@@ -203,17 +207,45 @@ class UdpPush(Service):
         self._last_rev: dict[int, int] = {}
         """Newest revision seen per tenant on the bus (where a tenant-wide event starts from)."""
         self._timers: dict[int, Any] = {}
+        self._pending_since: dict[int, float] = {}
+        """Tenant -> when the oldest change of its pending window reached the bus (push latency)."""
         self._seen: deque[tuple[int, int, frozenset[int]]] = deque(maxlen=1024)
         self.sent = 0
 
     # -------------------------------------------------------------- lifecycle
 
+    listener_name = "udp-push"
+
+    @property
+    def description(self) -> str:
+        return f"udp:{self.settings.server.udp_port}:interface={self.interface or '0.0.0.0'}"
+
     def startService(self) -> None:  # noqa: N802
         super().startService()
-        self.port = self.reactor.listenUDP(self.settings.server.udp_port, self.protocol,
-                                           interface=self.settings.server.udp_interface)
+        self.failure = None
+        try:
+            self.port = self.reactor.listenUDP(self.settings.server.udp_port, self.protocol, interface=self.interface)
+        except Exception:  # CannotListenError (port taken), bad interface ...: the server must not start
+            self.failure = Failure()
+            LISTENERS_UP.labels(self.listener_name).set(0)
+            log.error("cannot listen: %s", self.failure.getErrorMessage(),
+                      extra={"event": "server.listen_failed", "listener": self.listener_name})
+            return
+        LISTENERS_UP.labels(self.listener_name).set(1)
         self._unsubscribe = self.bus.subscribe(self.on_change)
         log.info("udp push listening", extra={"event": "push.udp.listening", "port": self.port.getHost().port})
+
+    def when_listening(self) -> Deferred[int]:
+        """The bound port, or the reason the UDP port could not be bound (checked by the assembly)."""
+        if self.failure is not None:
+            return fail(self.failure)
+        if self.port is None:
+            return fail(Failure(RuntimeError("UDP push not started")))
+        return succeed(self.bound_port)
+
+    def listener_state(self) -> dict[str, object]:
+        return {"up": self.port is not None, "port": self.bound_port if self.port is not None else None,
+                "endpoint": "udp"}
 
     def stopService(self) -> Any:  # noqa: N802
         super().stopService()
@@ -223,8 +255,13 @@ class UdpPush(Service):
             if timer.active():
                 timer.cancel()
         self._timers.clear()
+        UDP_REGISTRATIONS.dec(len(self.registrations))
+        self.registrations.clear()
         port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+        if port is None:
+            return None
+        LISTENERS_UP.labels(self.listener_name).set(0)
+        return port.stopListening()
 
     @property
     def bound_port(self) -> int:
@@ -264,6 +301,7 @@ class UdpPush(Service):
         check(self.ox.push_login_recheck_seconds > 0)
 
     def _refuse(self, host: str) -> None:
+        UDP_PACKETS.labels("refused").inc()
         log.info("push registration refused", extra={"event": "push.udp.unverified", "address": host})
         # silent: an unverified address gets nothing back
 
@@ -273,23 +311,28 @@ class UdpPush(Service):
             self._expire()
             if len(self.registrations) >= self.ox.push_max_registrations:
                 return
+        if key not in self.registrations:
+            UDP_REGISTRATIONS.inc()
         self.registrations[key] = Registration(tenant_id, user_id, host, port,
                                                time.monotonic() + self.ox.push_registration_ttl_seconds)
         if len(ACK) <= received:  # never answer with more bytes than were sent (no amplification)
-            self._send(ACK, host, port)
+            self._send(ACK, host, port, "ack")
 
     def _expire(self) -> None:
         now = time.monotonic()
         for key in [k for k, r in self.registrations.items() if r.expires <= now]:
             del self.registrations[key]
+            UDP_REGISTRATIONS.dec()
 
-    def _send(self, payload: bytes, host: str, port: int) -> None:
+    def _send(self, payload: bytes, host: str, port: int, kind: str = "notify") -> None:
         if self.port is None:
             return
         try:
             self.port.write(payload, (host, port))
             self.sent += 1
+            UDP_PACKETS.labels(kind).inc()
         except OSError as exc:
+            UDP_PACKETS.labels("dropped").inc()
             log.warning("udp send failed: %s", exc, extra={"event": "push.udp.send_failed"})
 
     # -------------------------------------------------------------- notifications
@@ -307,6 +350,7 @@ class UdpPush(Service):
             low, _ = self._unresolved.get(change.tenant_id, (since, change.revision))
             self._unresolved[change.tenant_id] = (min(low, since), change.revision)
         self._pending.setdefault(change.tenant_id, set()).update(change.folder_ids)
+        self._pending_since.setdefault(change.tenant_id, change.published_at)
         timer = self._timers.get(change.tenant_id)
         if timer is not None and timer.active():
             return  # joins the pending window: a push never waits more than the delay after its change
@@ -316,6 +360,7 @@ class UdpPush(Service):
     def _flush(self, tenant_id: int) -> None:
         self._timers.pop(tenant_id, None)
         folders = frozenset(self._pending.pop(tenant_id, set()))
+        since = self._pending_since.pop(tenant_id, time.monotonic())
         unresolved = self._unresolved.pop(tenant_id, None)
         self._expire()
         regs = {r.user_id: r for r in self.registrations.values() if r.tenant_id == tenant_id}
@@ -328,11 +373,13 @@ class UdpPush(Service):
             return readers(store, tenant_id, sorted(regs), wanted) if wanted else {}
 
         d = self.async_store.run(resolve_and_check)
-        d.addCallback(self._deliver, regs)
+        d.addCallback(self._deliver, regs, since)
         d.addErrback(lambda f: log.error("push rights check failed: %s", f.getErrorMessage(),
                                          extra={"event": "push.udp.error"}))
 
-    def _deliver(self, targets: dict[int, list[int]], regs: dict[int, Registration]) -> None:
+    def _deliver(self, targets: dict[int, list[int]], regs: dict[int, Registration], since: float) -> None:
+        if targets:
+            PUSH_SECONDS.labels("udp").observe(max(0.0, time.monotonic() - since))
         for user_id, folder_ids in targets.items():
             reg = self.registrations.get((regs[user_id].tenant_id, user_id))
             if reg is None:

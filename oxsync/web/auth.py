@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from oxsync.config import AuthSettings
+from oxsync.metrics import LOGIN_CHECKS, LOGIN_THROTTLED
 from oxsync.model import Protocol
 from oxsync.runtime import AsyncStore
 from oxsync.store.api import Principal
@@ -227,6 +228,7 @@ class Authenticator:
             known = self.verified.get(credentials[0], credentials[1], protocol)
             if known is not None:  # a device that already proved its password keeps working
                 request.principal = known  # type: ignore[attr-defined]
+                LOGIN_CHECKS.labels("cached").inc()
                 return succeed(known)
         login = credentials[0] if credentials else None
         wait = self.throttle.retry_after(login, address)
@@ -234,6 +236,7 @@ class Authenticator:
             log.warning("login throttled", extra={"event": "auth.throttled", "login": login or "",
                                                    "address": address, "protocol": protocol.value,
                                                    "retry_after": wait})
+            LOGIN_THROTTLED.inc()
             send_text(request, 429, f"too many failed logins; retry in {wait} s\n",
                       {b"Retry-After": b"%d" % wait})
             return succeed(None)
@@ -249,6 +252,7 @@ class Authenticator:
     def _succeeded(self, principal: Principal, request: Request, login: str, address: str, password: str,
                    protocol: Protocol) -> Principal | None:
         self.throttle.end(login, address, failed=False)
+        LOGIN_CHECKS.labels("ok").inc()
         self.verified.put(login, password, protocol, principal)
         request.principal = principal  # type: ignore[attr-defined]
         return None if is_gone(request) else principal
@@ -257,6 +261,8 @@ class Authenticator:
                 protocol: Protocol) -> None:
         fields = {"login": login, "address": address, "protocol": protocol.value}
         self.throttle.end(login, address, failed=True if failure.check(AuthenticationFailed) else None)
+        LOGIN_CHECKS.labels("failed" if failure.check(AuthenticationFailed)
+                            else "refused" if failure.check(AccessRefused) else "error").inc()
         if failure.check(AuthenticationFailed):
             log.warning("login failed", extra={"event": "auth.failed", "reason": "bad_credentials", **fields})
             challenge(request, "wrong user name or password")

@@ -1,12 +1,15 @@
 """`GET /health`: 200 when the reactor answers and a trivial store query succeeds on the pool, else 503.
 
 The query goes through the same thread pool as real work, so a saturated or dead pool shows up here.
-No authentication and no details beyond the status (it is usually exposed to load balancers).
+Each listener (HTTP, admin, UDP push) is reported up or down; any down makes it 503. No authentication
+and no details beyond these states (it is usually exposed to load balancers).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -21,9 +24,11 @@ log = logging.getLogger("oxsync.web.health")
 class HealthResource(Resource):
     isLeaf = True
 
-    def __init__(self, async_store: AsyncStore) -> None:
+    def __init__(self, async_store: AsyncStore,
+                 listener_states: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
         super().__init__()
         self.async_store = async_store
+        self.listener_states = listener_states or dict
 
     def render_GET(self, request: Request) -> object:
         d = self.async_store.ping()
@@ -32,10 +37,19 @@ class HealthResource(Resource):
 
     render_HEAD = render_GET
 
+    def _listeners(self) -> dict[str, bool]:
+        return {name: bool(state.get("up")) for name, state in self.listener_states().items()}
+
     def _ok(self, elapsed_ms: float, request: Request) -> None:
-        send_json(request, 200, {"status": "ok", "store": "ok", "revision_check_ms": round(elapsed_ms, 2)},
+        listeners = self._listeners()
+        healthy = all(listeners.values())
+        send_json(request, 200 if healthy else 503,
+                  {"status": "ok" if healthy else "error", "store": "ok", "revision_check_ms": round(elapsed_ms, 2),
+                   "listeners": {name: "up" if up else "down" for name, up in listeners.items()}},
                   {b"Cache-Control": b"no-store"})
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.error("health check failed: %s", failure.getErrorMessage(), extra={"event": "health.failed"})
-        send_json(request, 503, {"status": "error", "store": "error"}, {b"Cache-Control": b"no-store"})
+        listeners = {name: "up" if up else "down" for name, up in self._listeners().items()}
+        send_json(request, 503, {"status": "error", "store": "error", "listeners": listeners},
+                  {b"Cache-Control": b"no-store"})

@@ -1,0 +1,112 @@
+"""`oxsync serve`: the settings the command line adds, the start-up, and what clients must enter.
+
+What must hold: the printed instructions are what a phone, Outlook and a CalDAV client really enter
+(the public name and scheme, TLS on when TLS is configured, the UDP port that is really bound); and a
+server that cannot start every listener exits non-zero with one line (see oxsync/listeners.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from oxsync.cli import EXIT_OK, CliError, Context, _sqlite_path, out, table
+from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
+
+
+def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The [server] settings given on the command line win over the configuration file."""
+    flags = {"http_endpoint": args.listen, "udp_port": args.udp_port, "udp_interface": args.udp_interface,
+             "public_host": args.public_host, "public_scheme": args.public_scheme,
+             "admin_endpoint": args.admin_listen}
+    server: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    return apply_overrides(settings, {"server": server}) if server else settings
+
+
+def connection_instructions(settings: Settings, logins: dict[str, str | None], http_port: int | None = None,
+                            udp_port: int | None = None) -> str:
+    """How each client dialect connects, for every account (password None = not shown)."""
+    srv = settings.server
+    scheme, host = public_scheme(srv), public_host(srv, http_port)
+    base = f"{scheme}://{host}"
+    udp = udp_port if udp_port is not None else srv.udp_port
+    lines = [
+        f"oxsync listening on {srv.http_endpoint}; UDP push on {udp_bind_interface(srv) or '0.0.0.0'}:{udp}",
+    ]
+    if srv.admin_endpoint:
+        lines.append(f"metrics (Prometheus) on the admin listener {srv.admin_endpoint}: /metrics")
+    lines += [
+        "",
+        f"Exchange ActiveSync ('Exchange' account on phones, tablets, Outlook): server {host}, "
+        + ("SSL on" if scheme == "https" else "SSL off") + ", user name and password below, no domain",
+        f"OXtender for Outlook: server URL {base}  (requests go to {base}/servlet/webdav.*)",
+        f"  free/busy search path: {base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
+        f"  UDP push port: {udp}",
+        f"CalDAV/CardDAV discovery: {base}/.well-known/caldav and {base}/.well-known/carddav",
+        "",
+    ]
+    rows = []
+    for login, password in logins.items():
+        rows.append((login, password or "(the account's password)",
+                     f"{base}/dav/calendars/{login}/", f"{base}/dav/addressbooks/{login}/"))
+    lines.append(table(("user name", "password", "CalDAV", "CardDAV"), rows))
+    return "\n".join(lines)
+
+
+def _demo_passwords_path(settings: Settings) -> Path:
+    db = _sqlite_path(settings.store.url)
+    return (db.parent if db is not None else Path("var")) / "demo-passwords.txt"
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.settings = serve_settings(ctx.settings, args)
+    store = ctx.open_store(create=args.demo)
+    logins: dict[str, str | None] = {"<login>": None}
+    if args.demo:
+        from oxsync.demo import ensure_demo
+
+        store.create_schema()
+        logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
+    try:
+        from oxsync.dialects import install_all
+        from oxsync.server import ServerStartError, run_server
+    except ImportError as exc:
+        raise CliError(f"the server is not available: {exc}") from exc
+
+    services: list[Any] = []
+
+    def setup(service: Any) -> None:
+        services.append(service)
+        install_all(service)
+
+    def on_ready(port: int) -> None:
+        push = getattr(services[0], "ox_push", None) if services else None
+        udp = push.bound_port if push is not None and push.port is not None else None
+        out(connection_instructions(ctx.settings, logins, port, udp))
+        sys.stdout.flush()
+
+    try:
+        run_server(ctx.settings, store, on_ready=on_ready, setup=setup)
+    except ServerStartError as exc:
+        raise CliError(f"cannot start: {exc}") from exc
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--demo", action="store_true", help="create a demo tenant with users and data if missing")
+    p.add_argument("--listen", metavar="ENDPOINT",
+                   help="[server] http_endpoint: a Twisted endpoint, e.g. tcp:8080:interface=0.0.0.0 or "
+                        "ssl:443:privateKey=key.pem:certKey=cert.pem")
+    p.add_argument("--udp-port", type=int, metavar="N", help="[server] udp_port: OXtender UDP push port")
+    p.add_argument("--udp-interface", metavar="ADDR",
+                   help="[server] udp_interface (default: where HTTP listens)")
+    p.add_argument("--public-host", metavar="NAME[:PORT]",
+                   help="[server] public_host: the name clients enter (default: derived from --listen)")
+    p.add_argument("--public-scheme", choices=("http", "https"),
+                   help="[server] public_scheme (default: https for ssl: endpoints)")
+    p.add_argument("--admin-listen", metavar="ENDPOINT",
+                   help="[server] admin_endpoint: serve /metrics there, e.g. tcp:9180:interface=127.0.0.1")
+    p.set_defaults(handler=cmd_serve)
