@@ -278,7 +278,7 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_devices, cli_serve, cli_transfer
+    from oxsync import cli_admin, cli_audit, cli_devices, cli_serve, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -290,12 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.register(sub)
     cli_transfer.register(sub)
     cli_devices.register(sub)
+    cli_audit.register(sub)
     return parser
 
 
 def _run(ctx: Context, handler: Handler, args: argparse.Namespace) -> int:
     try:
-        return handler(ctx, args)
+        code = handler(ctx, args)
+        if code == EXIT_OK:
+            from oxsync.cli_audit import record_cli_action
+
+            record_cli_action(ctx, args)
+        return code
     except UsageError as exc:
         err(f"oxsync: {exc}")
         return EXIT_USAGE

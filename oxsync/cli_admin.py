@@ -35,6 +35,16 @@ from oxsync.store.removal import delete_user
 from oxsync.store.tx import Tx
 
 GENERATED_PASSWORD_BYTES = 15  # 20 URL-safe characters, ~120 bits
+FLAG_HELP = {
+    "tenant_admin": "may administer this tenant in the web console and admin API",
+    "platform_admin": "may administer every tenant",
+    "public_folders": "right: sees the public folders (default on)",
+    "sharing": "right: collaborative sharing - invite, delegate, share folders (default on)",
+}
+
+
+def _flags(args: argparse.Namespace) -> dict[str, bool]:
+    return {name: getattr(args, name) for name in FLAG_HELP if getattr(args, name, None) is not None}
 
 
 # ---------------------------------------------------------------- argument types
@@ -100,7 +110,7 @@ def cmd_user_add(ctx: Context, args: argparse.Namespace) -> int:
             tx, args.login, password, display_name=args.name or "", email=args.email,
             first_name=args.first_name or "", last_name=args.last_name or "",
             protocols=ALL_PROTOCOLS if args.protocols is None else args.protocols,
-            quota_bytes=args.quota, aliases=args.alias,
+            quota_bytes=args.quota, aliases=args.alias, flags=_flags(args),
         )
     out(f"created user {user.login} <{user.email}> (id {user.id})")
     if generated:
@@ -128,6 +138,8 @@ def cmd_user_show(ctx: Context, args: argparse.Namespace) -> int:
         ("first name", user.first_name), ("last name", user.last_name), ("email", user.email),
         ("aliases", ", ".join(user.aliases) or "-"), ("protocols", protocols_text(user.protocols)),
         ("status", "active" if user.active else "suspended"), ("groups", ", ".join(groups) or "-"),
+        ("roles", ", ".join(r for r in ("tenant_admin", "platform_admin") if getattr(user, r)) or "-"),
+        ("public folders", "yes" if user.public_folders else "no"), ("sharing", "yes" if user.sharing else "no"),
         ("storage", usage_text(_usage_by_user(ctx).get(user.id, 0), user.quota_bytes)),
         ("default folders", ", ".join(f"{m} {fid}" for m, fid in defaults.items())),
         ("address book entry", user.contact_id),
@@ -143,6 +155,8 @@ def cmd_user_set(ctx: Context, args: argparse.Namespace) -> int:
     changes: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     if args.quota is not ...:
         changes["quota_bytes"] = args.quota
+    if _flags(args):
+        changes["flags"] = _flags(args)
     if not (changes or args.add_alias or args.remove_alias):
         raise UsageError("nothing to change")
     with ctx.tx(write=True) as tx:
@@ -269,6 +283,9 @@ def _register_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument("--first-name")
         p.add_argument("--last-name")
         p.add_argument("--protocols", type=parse_protocols, help="outlook,mobile,dav | all | none")
+        for flag, text in FLAG_HELP.items():
+            p.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
 
     p = users.add_parser("add", help="create an account (a random password is generated if none is given)")
     p.add_argument("login")

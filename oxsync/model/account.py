@@ -46,6 +46,18 @@ class User:
     first_name: str = ""
     last_name: str = ""
     last_modified: int | None = None
+    tenant_admin: bool = False
+    """May administer this tenant in the console and admin API."""
+    platform_admin: bool = False
+    """May administer every tenant (the hosting provider)."""
+    public_folders: bool = True
+    """Right: public folders are visible (off: invisible in every dialect)."""
+    sharing: bool = True
+    """Right: collaborative sharing (invite others, delegate tasks, share own folders)."""
+
+
+ACCOUNT_FLAGS = ("tenant_admin", "platform_admin", "public_folders", "sharing")
+"""Boolean account attributes an administrator sets (users table columns of the same names)."""
 
 
 @dataclass

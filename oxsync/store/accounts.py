@@ -26,7 +26,7 @@ from oxsync.model import (
     Tenant,
     User,
 )
-from oxsync.model.account import ALL_PROTOCOLS
+from oxsync.model.account import ACCOUNT_FLAGS, ALL_PROTOCOLS
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
 from oxsync.store import codec, objects
 from oxsync.store import folders as folder_ops
@@ -98,6 +98,8 @@ def row_to_user(row, aliases: list[str]) -> User:  # type: ignore[no-untyped-def
         id=row.id, tenant_id=row.tenant_id, login=row.login, display_name=row.display_name, email=row.email,
         aliases=aliases, protocols=decode_protocols(row.protocols), active=row.active, quota_bytes=row.quota_bytes,
         contact_id=row.contact_id, first_name=row.first_name, last_name=row.last_name, last_modified=row.last_ms,
+        tenant_admin=row.tenant_admin, platform_admin=row.platform_admin, public_folders=row.public_folders,
+        sharing=row.sharing,
     )
 
 
@@ -141,6 +143,33 @@ def list_users(tx: Tx) -> list[User]:
     return [row_to_user(r, aliases[r.id]) for r in rows]
 
 
+SORTABLE_USER_COLUMNS = ("login", "display_name", "email", "active", "usage_bytes", "id")
+
+
+def search_users(tx: Tx, text: str = "", *, sort: str = "login", descending: bool = False, offset: int = 0,
+                 limit: int = 50) -> tuple[list[User], int]:
+    """One page of accounts matching `text` (login, name or address, case-insensitive) and the total count."""
+    u = s.users
+    cond = u.c.tenant_id == tx.tenant_id
+    needle = text.strip().lower()
+    if needle:
+        like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cond = and_(cond, (u.c.login.like(like, escape="\\") | func.lower(u.c.display_name).like(like, escape="\\")
+                           | u.c.email.like(like, escape="\\")))
+    column = u.c[sort if sort in SORTABLE_USER_COLUMNS else "login"]
+    order = [column.desc() if descending else column.asc(), u.c.id]
+    total = tx.conn.execute(select(func.count()).select_from(u).where(cond)).scalar_one()
+    rows = tx.conn.execute(select(u).where(cond).order_by(*order).offset(max(0, offset)).limit(max(1, limit))).all()
+    aliases = _aliases(tx, [r.id for r in rows])
+    return [row_to_user(r, aliases[r.id]) for r in rows], int(total)
+
+
+def usage_of_users(tx: Tx, user_ids: list[int]) -> dict[int, int]:
+    u = s.users
+    rows = tx.conn.execute(select(u.c.id, u.c.usage_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id.in_(user_ids))))
+    return {r.id: int(r.usage_bytes) for r in rows}
+
+
 def _claim_address(tx: Tx, address: str, *, user_id: int | None = None, resource_id: int | None = None,
                    primary: bool = False) -> None:
     address = address.strip().lower()
@@ -166,9 +195,12 @@ def _gab_contact(user: User) -> Contact:
 def create_user(
     tx: Tx, login: str, password: str, *, display_name: str = "", email: str | None = None,
     first_name: str = "", last_name: str = "", protocols: Iterable[Protocol] = ALL_PROTOCOLS,
-    quota_bytes: int | None = None, aliases: Iterable[str] = (),
+    quota_bytes: int | None = None, aliases: Iterable[str] = (), flags: dict[str, bool] | None = None,
 ) -> User:
     login = login.strip().lower()
+    unknown = set(flags or {}) - set(ACCOUNT_FLAGS)
+    if unknown:
+        raise InvalidData(f"unknown account flags {sorted(unknown)}", field="flags")
     if not LOGIN_PATTERN.match(login):
         raise InvalidData(f"invalid login {login!r}: use lower-case letters, digits, '.', '_' or '-'", field="login")
     if find_user_id(tx, login) is not None:
@@ -185,7 +217,7 @@ def create_user(
             tenant_id=tx.tenant_id, id=user_id, login=login, password_hash=hash_password(password, tx.settings.auth),
             display_name=display_name, first_name=first_name, last_name=last_name, email=email,
             protocols=encode_protocols(protocols), active=True, quota_bytes=quota_bytes, usage_bytes=0,
-            last_ms=tx.stamp.ms, settings="{}",
+            last_ms=tx.stamp.ms, settings="{}", **{k: bool(v) for k, v in (flags or {}).items()},
         )
     )
     _claim_address(tx, email, user_id=user_id, primary=True)
@@ -208,9 +240,15 @@ def update_user(
     tx: Tx, user_id: int, *, display_name: str | None = None, first_name: str | None = None,
     last_name: str | None = None, password: str | None = None, protocols: Iterable[Protocol] | None = None,
     active: bool | None = None, quota_bytes: int | None | type[...] = ...,
+    flags: dict[str, bool] | None = None,
 ) -> User:
+    """`flags`: any of ACCOUNT_FLAGS (admin roles and the per-account rights) to set."""
     user = get_user(tx, user_id)
     values: dict[str, object] = {"last_ms": tx.stamp.ms}
+    for name, value in (flags or {}).items():
+        if name not in ACCOUNT_FLAGS:
+            raise InvalidData(f"unknown account flag {name!r}", field="flags")
+        values[name] = bool(value)
     if display_name is not None:
         values["display_name"] = display_name
     if first_name is not None:
@@ -228,6 +266,10 @@ def update_user(
     tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(**values))
     if any(k in values for k in ("display_name", "first_name", "last_name")):
         _sync_gab_entry(tx, get_user(tx, user_id))
+    if "public_folders" in values and values["public_folders"] != user.public_folders:
+        from oxsync.store.account_rights import touch_public_folders
+
+        touch_public_folders(tx)  # every client's next hierarchy delta shows them appear or go
     return get_user(tx, user.id)
 
 
@@ -363,6 +405,19 @@ def set_group_members(tx: Tx, group_id: int, members: Iterable[int]) -> None:
         folder = folder_ops.load_folder(tx, row.folder_id)
         tx.record_folder_change(row.folder_id, folder.parent_id, gone=False)
         tx.bump_folder_contents(row.folder_id)
+
+
+def rename_group(tx: Tx, group_id: int, display_name: str) -> Group:
+    """A group's display name (shown to clients); its short name stays the key."""
+    display_name = display_name.strip()
+    if not display_name:
+        raise InvalidData("group name is empty", field="display_name")
+    get_group(tx, group_id)
+    g = s.user_groups
+    tx.conn.execute(update(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))
+                    .values(display_name=display_name, last_ms=tx.stamp.ms))
+    sync_group_list(tx, group_id)
+    return get_group(tx, group_id)
 
 
 def delete_group(tx: Tx, group_id: int) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    true,
 )
 
 metadata = MetaData(
@@ -73,9 +75,16 @@ users = Table(
     Column("contact_id", BigInteger),
     Column("last_ms", BigInteger, nullable=False, default=0),
     Column("settings", Text, nullable=False, default="{}"),
+    Column("tenant_admin", Boolean, nullable=False, default=False, server_default=false()),
+    Column("platform_admin", Boolean, nullable=False, default=False, server_default=false()),
+    Column("public_folders", Boolean, nullable=False, default=True, server_default=true()),
+    Column("sharing", Boolean, nullable=False, default=True, server_default=true()),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
     Index("ix_users_login", "tenant_id", "login", unique=True),
 )
+"""`tenant_admin`/`platform_admin`: who may use the console and admin API for their tenant / every tenant.
+`public_folders`/`sharing`: the hosting FAQ's per-account rights (access to public folders; collaborative
+sharing = invite others, delegate tasks, share folders), enforced in `UserSession`."""
 
 addresses = Table(
     "addresses",
@@ -331,3 +340,36 @@ push_logins = Table(
 )
 """Recent HTTP logins per (user, client address), shared by all nodes: a UDP push registration counts
 only for a user who logged in from that address recently, whichever node saw the login."""
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ms", BigInteger, nullable=False),
+    Column("tenant_id", Integer),
+    Column("actor", String(320), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("address", String(64), nullable=False, default=""),
+    Column("action", String(64), nullable=False),
+    Column("target", String(320), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_audit_log_tenant", "tenant_id", "id"),
+)
+"""Every administrative action (console, admin API, CLI): who, what, when, from where. No foreign key on
+the tenant: the record of a tenant's deletion outlives it. Never holds a password or a token."""
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("name", String(255), nullable=False, default=""),
+    Column("tenant_id", Integer),
+    Column("created_by", String(320), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_used_ms", BigInteger),
+    Column("revoked_ms", BigInteger),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_api_tokens_hash", "token_hash", unique=True),
+)
+"""Admin API tokens: SHA-256 of a 256-bit random secret (shown once); `tenant_id` NULL = platform scope."""

@@ -14,6 +14,7 @@ from sqlalchemy import and_, select
 from oxsync.model import Appointment, Contact, Folder, FolderType, Module, Permission, Rights, Task
 from oxsync.model.common import KIND_OF_MODULE
 from oxsync.model.folder import FIRST_REAL_FOLDER, PRIVATE_ROOT, PUBLIC_ROOT, FolderAccess
+from oxsync.store import account_rights as rules
 from oxsync.store import folders as folder_ops
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
@@ -54,6 +55,8 @@ class UserSession(SessionExtras):
         self._rights: dict[int, Rights] = {}
         self._folders: dict[int, Folder] = {}
         """Folders loaded in this transaction; dropped whenever this session changes a folder."""
+        self._account: rules.AccountRights | None = None
+        self._hidden: frozenset[int] | None = None
 
     # ------------------------------------------------------------ rights
 
@@ -63,9 +66,28 @@ class UserSession(SessionExtras):
             self._groups = folder_ops.group_ids_of(self.tx, self.user_id)
         return self._groups
 
+    @property
+    def account_rights(self) -> rules.AccountRights:
+        """The account's rights from the hosting panel (public folders, collaborative sharing)."""
+        if self._account is None:
+            self._account = rules.account_rights(self.tx, self.user_id)
+        return self._account
+
+    def _restricted(self, rights: dict[int, Rights]) -> dict[int, Rights]:
+        if self.account_rights.public_folders:
+            return rights
+        if self._hidden is None:
+            self._hidden = rules.public_folder_ids(self.tx)
+        return rules.restrict(rights, self._hidden)
+
+    def _visible_ids(self) -> dict[int, Rights]:
+        visible = self._restricted(folder_ops.visible_folder_ids(self.tx, self.user_id, self.group_ids))
+        return {fid: r for fid, r in visible.items() if r.can_see_folder}
+
     def rights(self, folder_id: int) -> Rights:
         if folder_id not in self._rights:
-            self._rights.update(folder_ops.effective_rights(self.tx, self.user_id, self.group_ids, [folder_id]))
+            self._rights.update(self._restricted(
+                folder_ops.effective_rights(self.tx, self.user_id, self.group_ids, [folder_id])))
         return self._rights[folder_id]
 
     def _access(self, folder: Folder, rights: Rights) -> FolderAccess:
@@ -89,7 +111,7 @@ class UserSession(SessionExtras):
     # ------------------------------------------------------------ folders
 
     def list_folders(self) -> list[FolderAccess]:
-        visible = folder_ops.visible_folder_ids(self.tx, self.user_id, self.group_ids)
+        visible = self._visible_ids()
         self._rights.update(visible)
         loaded = folder_ops.load_folders(self.tx, visible)
         return [self._access(loaded[i], visible[i]) for i in sorted(loaded)]
@@ -182,6 +204,8 @@ class UserSession(SessionExtras):
             e.entity == folder.owner and not e.is_group and e.rights.admin for e in entries
         ):
             raise InvalidData("the owner of a default folder keeps the right to administer it", field="permissions")
+        if not self.account_rights.sharing:
+            rules.check_new_grants(self.user_id, folder.permissions, entries)
         folder_ops.write_permissions(self.tx, folder_id, entries)
         folder.permissions = list(entries)
         folder_ops.update_folder_row(self.tx, folder, self.user_id)
@@ -275,6 +299,7 @@ class UserSession(SessionExtras):
             raise PermissionDenied(f"no right to create objects in folder {folder_id}")
         if obj.uid and self._uid_taken(obj.uid, folder_id, None, _series_of(obj)):
             raise Conflict(f"an object with UID {obj.uid} already exists in folder {folder_id}")
+        self._check_invitations(folder, [], obj)
         obj.created_by = self.user_id
         range_end = None
         if isinstance(obj, Contact):
@@ -317,6 +342,7 @@ class UserSession(SessionExtras):
         current = self._writable(folder_id, obj.object_id, "write", expected_last_modified)
         if type(current) is not type(obj):
             raise InvalidData("an object cannot change its kind", field="object_id")
+        self._check_invitations(self._visible_folder(folder_id), getattr(current, "participants", []), obj)
         if obj.uid and obj.uid != current.uid and self._uid_taken(obj.uid, folder_id, obj.object_id, _series_of(current)):
             raise Conflict(f"an object with UID {obj.uid} already exists in folder {folder_id}")
         obj.created_by, obj.creation_time = current.created_by, current.creation_time
@@ -340,6 +366,13 @@ class UserSession(SessionExtras):
             self.tx.record_object_change(fid, obj.object_id, gone=False, kind="update")
         obj.folder_id = folder_id
         return self._personalised(obj)
+
+    def _check_invitations(self, folder: Folder, before: list, obj: AnyObject) -> None:  # type: ignore[type-arg]
+        """Without the sharing right, nobody new may be invited to a meeting or given a task."""
+        if self.account_rights.sharing or not isinstance(obj, Appointment | Task):
+            return
+        allowed = {self.user_id} | ({folder.owner} if folder.owner is not None else set())
+        rules.check_new_participants(self.user_id, allowed, before, obj.participants)
 
     def _home_folder(self, object_id: int) -> int:
         o = s.objects
@@ -464,7 +497,7 @@ class UserSession(SessionExtras):
         rows = self.tx.conn.execute(
             select(fc.c.folder_id, fc.c.gone).where(and_(fc.c.tenant_id == self.tx.tenant_id, fc.c.rev > since_rev, fc.c.rev <= rev))
         ).all()
-        visible = folder_ops.visible_folder_ids(self.tx, self.user_id, self.group_ids)
+        visible = self._visible_ids()
         self._rights.update(visible)
         delta = FolderDelta(rev, ms)
         changed_ids = [r.folder_id for r in rows if not r.gone and r.folder_id in visible]

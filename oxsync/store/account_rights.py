@@ -1,0 +1,95 @@
+"""The hosting FAQ's per-account rights, enforced for every dialect inside `UserSession`.
+
+- `public_folders` off: every public folder (other than the system ones, e.g. the global address
+  book) is invisible to the account; the public root stays visible but closed to new subfolders.
+- `sharing` off ("droit de partages collaboratifs"): the account may not invite other people to a
+  meeting, delegate a task, nor grant anyone a right on a folder. Removing shares and booking
+  resources stay possible. What already exists is left alone: only what is newly granted is refused.
+
+A change of `public_folders` records a folder change on every public folder, so each client's next
+hierarchy delta shows the folders appearing or gone, on every node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, select
+
+from oxsync.model import FolderType, Permission, Rights
+from oxsync.model.appointment import ParticipantKind
+from oxsync.model.folder import FIRST_REAL_FOLDER, PUBLIC_ROOT
+from oxsync.store import schema as s
+from oxsync.store.errors import PermissionDenied
+from oxsync.store.tx import Tx
+
+NOT_INVITATIONS = frozenset({ParticipantKind.RESOURCE, ParticipantKind.RESOURCE_GROUP})
+"""Participants that are bookings, not invitations of other people."""
+
+SHARING_REFUSED = "collaborative sharing is not enabled for this account"
+
+
+@dataclass(frozen=True)
+class AccountRights:
+    public_folders: bool = True
+    sharing: bool = True
+
+
+def account_rights(tx: Tx, user_id: int) -> AccountRights:
+    u = s.users
+    row = tx.conn.execute(select(u.c.public_folders, u.c.sharing).where(
+        and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).one_or_none()
+    return AccountRights() if row is None else AccountRights(bool(row.public_folders), bool(row.sharing))
+
+
+def public_folder_ids(tx: Tx) -> frozenset[int]:
+    """Public folders an account without the right must not see (system folders excepted)."""
+    f = s.folders
+    rows = tx.conn.execute(select(f.c.id).where(and_(
+        f.c.tenant_id == tx.tenant_id, f.c.type == FolderType.PUBLIC.value, f.c.id >= FIRST_REAL_FOLDER)))
+    return frozenset(r.id for r in rows)
+
+
+def restrict(rights: dict[int, Rights], hidden: frozenset[int]) -> dict[int, Rights]:
+    """Effective rights with the hidden public folders removed and the public root closed."""
+    out = {fid: (Rights() if fid in hidden else r) for fid, r in rights.items()}
+    if PUBLIC_ROOT in out and out[PUBLIC_ROOT].can_see_folder:
+        out[PUBLIC_ROOT] = Rights(2, 0, 0, 0, False)
+    return out
+
+
+def touch_public_folders(tx: Tx) -> None:
+    f = s.folders
+    for row in tx.conn.execute(select(f.c.id, f.c.parent_id).where(and_(
+            f.c.tenant_id == tx.tenant_id, f.c.type == FolderType.PUBLIC.value, f.c.id >= FIRST_REAL_FOLDER))).all():
+        tx.record_folder_change(row.id, row.parent_id, gone=False)
+
+
+def check_new_grants(actor: int, before: Iterable[Permission], after: Iterable[Permission]) -> None:
+    """Without the sharing right, no entry for anyone else may be added or widened."""
+    old = {(p.entity, p.is_group): p.rights for p in before}
+    for entry in after:
+        key = (entry.entity, entry.is_group)
+        if key == (actor, False):
+            continue
+        previous = old.get(key)
+        if previous is None or previous.merge(entry.rights) != previous:
+            raise PermissionDenied(SHARING_REFUSED)
+
+
+def check_new_participants(actor: int, allowed_users: set[int], before: Iterable[object],
+                           after: Iterable[object]) -> None:
+    """Without the sharing right, no person (user, group, external address) may be newly invited;
+    `allowed_users` are the actor and the owner of the folder the object lives in."""
+    def key(p) -> tuple[int, int, str]:  # type: ignore[no-untyped-def]
+        return int(p.kind), int(p.entity or 0), (p.email or "").lower()
+
+    known = {key(p) for p in before}
+    for p in after:
+        kind = ParticipantKind(p.kind)  # type: ignore[attr-defined]
+        if kind in NOT_INVITATIONS or key(p) in known:
+            continue
+        if kind == ParticipantKind.USER and p.entity in allowed_users:  # type: ignore[attr-defined]
+            continue
+        raise PermissionDenied(SHARING_REFUSED)
