@@ -86,9 +86,17 @@ class AuthSettings:
     password_hash_memory_kib: int = 65536
     password_hash_parallelism: int = 4
     """Argon2id cost of new password hashes (argon2-cffi's defaults); existing hashes keep their own."""
-    verified_login_cache_seconds: float = 60.0
+    verified_login_cache_seconds: float = 900.0
     """A successful login is remembered this long (salted digest, per protocol), so the slow password
-    hash is not paid on every request; 0 verifies every request. Suspension takes effect within it."""
+    hash is not paid on every request; 0 verifies every request. Suspension, resumption, password,
+    alias and protocol-right changes and deletion take effect at once all the same: they reach every
+    node's cache through the change bus (docs/cluster.md)."""
+    password_hash_threads: int = 2
+    """Threads verifying passwords (Argon2, ~64 MiB each while it runs): their own pool, so first logins
+    never occupy store threads nor the reactor; identical concurrent credentials share one check."""
+    account_poll_seconds: float = 1.0
+    """SQLite only: how often the server looks for account changes made by another process (the
+    `oxsync` command); 0 = never. PostgreSQL nodes and the CLI tell each other through NOTIFY instead."""
     max_verified_logins: int = 50_000
     max_tracked_throttle_keys: int = 100_000
     """Logins and addresses the failure throttle remembers at most (oldest forgotten first)."""

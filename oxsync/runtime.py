@@ -20,9 +20,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS
-from oxsync.model import Protocol
 from oxsync.push.bus import ChangeBus
-from oxsync.store.api import Principal, Store
+from oxsync.store.api import LoginRecord, Store
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.runtime")
@@ -55,8 +54,12 @@ class AsyncStore:
         self.bus = bus if bus is not None else ChangeBus()
         size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
         self.pool = ThreadPool(minthreads=0, maxthreads=max(1, size), name="oxsync-store")
+        self.hash_pool = ThreadPool(minthreads=0, maxthreads=max(1, store.settings.auth.password_hash_threads),
+                                    name="oxsync-hash")
+        """Argon2 checks only: slow and memory-hungry by design, they must never occupy a store thread."""
         self._running = False
         store.add_listener(self._on_commit)
+        store.add_account_listener(self._on_account_change)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -64,12 +67,14 @@ class AsyncStore:
         if not self._running:
             self._running = True
             self.pool.start()
+            self.hash_pool.start()
 
     def stop(self) -> None:
         """Stop accepting work and join the threads (running transactions finish first)."""
         if self._running:
             self._running = False
             self.pool.stop()
+            self.hash_pool.stop()
 
     @property
     def running(self) -> bool:
@@ -90,9 +95,16 @@ class AsyncStore:
         """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises."""
         return self.run(self._in_session, tenant_id, user_id, True, fn)
 
-    def authenticate(self, login: str, password: str, protocol: Protocol) -> Deferred[Principal]:
-        """Password hashing is deliberately slow, so it must run here and not on the reactor."""
-        return self.run(self.store.authenticate, login, password, protocol)
+    def login_record(self, login: str) -> Deferred[LoginRecord | None]:
+        """The account a login names, with its hash (a quick read on the store pool, no hashing)."""
+        return self.run(self.store.login_record, login)
+
+    def verify_password(self, stored_hash: str | None, password: str) -> Deferred[bool]:
+        """The Argon2 check on the hash pool: never on the reactor, never on a store thread."""
+        return deferToThreadPool(self.reactor, self.hash_pool, self.store.verify_password, stored_hash, password)
+
+    def account_stamps(self) -> Deferred[dict[int, tuple[int, int]]]:
+        return self.run(self.store.account_stamps)
 
     def ping(self) -> Deferred[float]:
         """Milliseconds a trivial query took on the pool (used by /health)."""
@@ -110,6 +122,11 @@ class AsyncStore:
             return
         self.reactor.callFromThread(self.bus.publish, tenant_id, folder_ids, revision)
 
+    def _on_account_change(self, tenant_id: int, user_ids: frozenset[int]) -> None:
+        """Store account listener: same hop as `_on_commit` (verified-login caches forget them)."""
+        if self._running:
+            self.reactor.callFromThread(self.bus.publish_accounts, tenant_id, user_ids)
+
 
 class AsyncStoreService(Service):
     """Starts the pool with the application and stops it after the listeners (MultiService order)."""
@@ -126,3 +143,54 @@ class AsyncStoreService(Service):
     def stopService(self) -> None:
         self.async_store.stop()
         return super().stopService()
+
+
+class AccountPollService(Service):
+    """SQLite only: notices account changes committed by another process (the `oxsync` command) and
+    publishes them on the bus, since SQLite has no cross-process notification. One cheap aggregate
+    query per interval, skipped while `wanted()` is false (nothing remembered that could go stale)."""
+
+    name = "account-poll"
+
+    def __init__(self, async_store: AsyncStore, interval: float, wanted: Callable[[], bool]) -> None:
+        self.async_store = async_store
+        self.interval = interval
+        self.wanted = wanted
+        self.known: dict[int, tuple[int, int]] | None = None
+        self._loop: Any = None
+        self._busy = False
+
+    def startService(self) -> None:
+        super().startService()
+        from twisted.internet.task import LoopingCall
+
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = self.async_store.reactor
+        self._loop.start(self.interval, now=True)
+
+    def stopService(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return super().stopService()
+
+    def poll(self) -> Deferred[None] | None:
+        if self._busy or not self.async_store.running or (self.known is not None and not self.wanted()):
+            return None
+        self._busy = True
+        d = self.async_store.account_stamps()
+        d.addCallback(self._compare)
+        d.addErrback(lambda f: log.warning("account poll failed: %s", f.getErrorMessage(),
+                                           extra={"event": "auth.account_poll_failed"}))
+
+        def done(_: object) -> None:
+            self._busy = False
+
+        return d.addBoth(done)
+
+    def _compare(self, stamps: dict[int, tuple[int, int]]) -> None:
+        known, self.known = self.known, stamps
+        if known is None:
+            return
+        for tenant_id in set(known) | set(stamps):
+            if known.get(tenant_id) != stamps.get(tenant_id):
+                self.async_store.bus.publish_accounts(tenant_id, (), origin="poll")

@@ -25,7 +25,7 @@ from oxsync.config import Settings
 from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
 from oxsync.logs import access_log_fields, configure_logging
 from oxsync.push.bus import ChangeBus
-from oxsync.runtime import AsyncStore, AsyncStoreService
+from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.health import HealthResource
@@ -208,6 +208,10 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
     service = OxService(site, async_store, bus, http, admin)
     health = site.root.children[b"health"]
     health.listener_states = service.listener_states  # type: ignore[attr-defined]
+    if settings.auth.account_poll_seconds > 0 and store.engine.dialect.name == "sqlite":
+        verified = site.context.authenticator.verified
+        AccountPollService(async_store, settings.auth.account_poll_seconds, lambda: len(verified) > 0
+                           ).setServiceParent(service)
     if settings.store.prune_interval_seconds > 0:
         from oxsync.maintenance import prune_service
 

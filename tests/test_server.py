@@ -186,13 +186,13 @@ def test_suspended_and_protocol_not_enabled_get_403_with_reason(serve: Callable[
 def _counting_authenticate(srv: Running) -> list[str]:
     calls: list[str] = []
     pool = srv.service.async_store
-    original = pool.authenticate
+    original = pool.login_record
 
-    def counted(login: str, password: str, protocol: Protocol) -> Any:
+    def counted(login: str) -> Any:
         calls.append(login)
-        return original(login, password, protocol)
+        return original(login)
 
-    pool.authenticate = counted  # type: ignore[method-assign]
+    pool.login_record = counted  # type: ignore[method-assign]
     return calls
 
 

@@ -39,7 +39,24 @@ class Change:
         return max(0.0, time.monotonic() - self.published_at)
 
 
+@dataclass(frozen=True)
+class AccountChange:
+    """Accounts whose login, password, suspension, protocol rights or existence changed.
+
+    `tenant_id` None = every tenant; empty `user_ids` = every user of the tenant(s). Verified-login
+    caches forget what matches (an over-broad event only costs one password check more)."""
+
+    tenant_id: int | None
+    user_ids: frozenset[int]
+    origin: str = "local"
+
+    def concerns(self, tenant_id: int, user_id: int) -> bool:
+        return (self.tenant_id is None or self.tenant_id == tenant_id) and (
+            not self.user_ids or user_id in self.user_ids)
+
+
 Subscriber = Callable[[Change], object]
+AccountSubscriber = Callable[[AccountChange], object]
 Unsubscribe = Callable[[], None]
 
 
@@ -48,7 +65,28 @@ class ChangeBus:
 
     def __init__(self) -> None:
         self._subscribers: dict[int, Subscriber] = {}
+        self._account_subscribers: dict[int, AccountSubscriber] = {}
         self._next_key = 0
+
+    def subscribe_accounts(self, callback: AccountSubscriber) -> Unsubscribe:
+        """Register `callback` for account changes (suspension, password, rights, deletion)."""
+        key = self._next_key
+        self._next_key += 1
+        self._account_subscribers[key] = callback
+
+        def unsubscribe() -> None:
+            self._account_subscribers.pop(key, None)
+
+        return unsubscribe
+
+    def publish_accounts(self, tenant_id: int | None, user_ids: Iterable[int], *, origin: str = "local") -> None:
+        change = AccountChange(tenant_id, frozenset(user_ids), origin)
+        for callback in list(self._account_subscribers.values()):
+            try:
+                callback(change)
+            except Exception:
+                log.exception("account subscriber failed", extra={"event": "bus.subscriber_failed",
+                                                                  "tenant": tenant_id or 0})
 
     def subscribe(self, callback: Subscriber) -> Unsubscribe:
         """Register `callback`; the returned function removes it (calling it twice is harmless)."""

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred, succeed
 from oxsync.push.bus import ChangeBus
 from oxsync.store.api import Store
 from oxsync.store.notify import (
+    AccountNotice,
     ListenError,
     Notice,
     NotificationStream,
@@ -148,8 +149,13 @@ class PgBusService(Service):
                 self.stream.ping()
                 idle = 0.0
 
-    def _deliver(self, notice: Notice, known: dict[int, int]) -> None:
+    def _deliver(self, notice: Notice | AccountNotice, known: dict[int, int]) -> None:
         """Own notices only advance `known` (they arrive in commit order with the foreign ones)."""
+        if isinstance(notice, AccountNotice):
+            if notice.node != self.node_id:
+                self.reactor.callFromThread(self.bus.publish_accounts, notice.tenant_id, notice.user_ids,
+                                            origin="remote")
+            return
         if notice.revision > known.get(notice.tenant_id, 0):
             known[notice.tenant_id] = notice.revision
         if notice.node != self.node_id:
@@ -158,6 +164,8 @@ class PgBusService(Service):
 
     def _recheck(self, known: dict[int, int], current: dict[int, int]) -> None:
         """After a reconnect: one tenant-wide event per tenant that advanced while we were deaf."""
+        # account notices may have been lost too: every verified login must be checked again
+        self.reactor.callFromThread(self.bus.publish_accounts, None, frozenset(), origin="recheck")
         advanced = {t: r for t, r in current.items() if r > known.get(t, 0)}
         log.info("bus: reconnected, %d tenant(s) changed meanwhile", len(advanced),
                  extra={"event": "pgbus.recheck", "tenants": len(advanced)})

@@ -264,6 +264,7 @@ def update_user(
     if quota_bytes is not ...:
         values["quota_bytes"] = quota_bytes
     tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(**values))
+    tx.changed_accounts.add(user_id)
     if any(k in values for k in ("display_name", "first_name", "last_name")):
         _sync_gab_entry(tx, get_user(tx, user_id))
     if "public_folders" in values and values["public_folders"] != user.public_folders:
@@ -293,6 +294,7 @@ def add_alias(tx: Tx, user_id: int, address: str) -> None:
     get_user(tx, user_id)
     _claim_address(tx, address, user_id=user_id)
     tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(last_ms=tx.stamp.ms))
+    tx.changed_accounts.add(user_id)
 
 
 def remove_alias(tx: Tx, user_id: int, address: str) -> None:
@@ -303,6 +305,8 @@ def remove_alias(tx: Tx, user_id: int, address: str) -> None:
     ).rowcount
     if not deleted:
         raise NotFound(f"{address} is not an alias of user {user_id}")
+    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(last_ms=tx.stamp.ms))
+    tx.changed_accounts.add(user_id)
 
 
 def user_settings(tx: Tx, user_id: int) -> dict:

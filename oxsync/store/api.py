@@ -29,6 +29,10 @@ log = logging.getLogger("oxsync.store")
 ChangeListener = Callable[[int, frozenset[int], int], None]
 """Called after a commit with (tenant_id, changed folder ids, revision), on the committing thread."""
 
+AccountListener = Callable[[int, frozenset[int]], None]
+"""Called after a commit with (tenant_id, user ids whose login, password, suspension, rights or
+existence changed), on the committing thread."""
+
 CommitHook = Callable[[Tx], None]
 """Called inside a write transaction that changed folders, just before COMMIT, on the committing thread.
 What it executes on `tx.conn` commits or rolls back with the writes; if it raises, the writes roll back."""
@@ -45,12 +49,31 @@ class Principal:
     email: str
 
 
+@dataclass(frozen=True)
+class LoginRecord:
+    """What checking a login needs, read without hashing (the hash runs on its own pool)."""
+
+    principal: Principal
+    password_hash: str
+    active: bool
+    protocols: frozenset[Protocol]
+
+    def admit(self, protocol: Protocol) -> Principal:
+        """The principal once the password was verified; AccessRefused when suspended or not allowed."""
+        if not self.active:
+            raise AccessRefused("account suspended")
+        if protocol not in self.protocols:
+            raise AccessRefused(f"account not enabled for {protocol.value}")
+        return self.principal
+
+
 class Store:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.store)
         self._listeners: list[ChangeListener] = []
         self._commit_hooks: list[CommitHook] = []
+        self._account_listeners: list[AccountListener] = []
 
     # ------------------------------------------------------------ schema
 
@@ -71,6 +94,9 @@ class Store:
     def add_commit_hook(self, hook: CommitHook) -> None:
         self._commit_hooks.append(hook)
 
+    def add_account_listener(self, listener: AccountListener) -> None:
+        self._account_listeners.append(listener)
+
     @contextmanager
     def transaction(self, tenant_id: int, write: bool = False) -> Iterator[Tx]:
         with self.engine.connect() as conn:
@@ -79,7 +105,7 @@ class Store:
             with conn.begin():
                 tx = Tx(conn, tenant_id, self.settings, writable=write)
                 yield tx
-                if tx._stamp is not None and tx.touched_folders:
+                if (tx._stamp is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)
             self._notify(tx)
@@ -90,6 +116,13 @@ class Store:
             yield UserSession(tx, user_id)
 
     def _notify(self, tx: Tx) -> None:
+        if tx.changed_accounts:
+            users = frozenset(tx.changed_accounts)
+            for account_listener in self._account_listeners:
+                try:
+                    account_listener(tx.tenant_id, users)
+                except Exception:
+                    log.exception("account listener failed")
         if tx._stamp is None or not tx.touched_folders:
             return
         folders = frozenset(tx.touched_folders)
@@ -174,21 +207,39 @@ class Store:
         return int(rows[0].tenant_id), int(rows[0].id)
 
     def authenticate(self, login: str, password: str, protocol: Protocol) -> Principal:
-        """Check credentials, suspension and the protocol right. Never logs the password."""
-        found = self.resolve_login(login)
-        row = None
-        if found is not None:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(s.users).where(and_(s.users.c.tenant_id == found[0], s.users.c.id == found[1]))
-                ).one_or_none()
-        if not accounts.verify_password(row.password_hash if row else None, password, self.settings.auth) or row is None:
+        """Check credentials, suspension and the protocol right. Never logs the password.
+        (The server splits this: `login_record` on the store pool, `verify_password` on the hash pool.)"""
+        record = self.login_record(login)
+        if not self.verify_password(record.password_hash if record else None, password) or record is None:
             raise AuthenticationFailed("wrong user name or password")
-        if not row.active:
-            raise AccessRefused("account suspended")
-        if protocol not in accounts.decode_protocols(row.protocols):
-            raise AccessRefused(f"account not enabled for {protocol.value}")
-        return Principal(int(row.tenant_id), int(row.id), row.login, row.display_name, row.email)
+        return record.admit(protocol)
+
+    def login_record(self, login: str) -> LoginRecord | None:
+        """The account a login names, with its password hash; None if it names none. No hashing."""
+        found = self.resolve_login(login)
+        if found is None:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.users).where(and_(s.users.c.tenant_id == found[0], s.users.c.id == found[1]))
+            ).one_or_none()
+        if row is None:
+            return None
+        principal = Principal(int(row.tenant_id), int(row.id), row.login, row.display_name, row.email)
+        return LoginRecord(principal, row.password_hash, bool(row.active), accounts.decode_protocols(row.protocols))
+
+    def verify_password(self, stored_hash: str | None, password: str) -> bool:
+        """The slow Argon2 check (a dummy hash of the same cost when `stored_hash` is None). Touches no
+        database: the server runs it on its own bounded pool, never on the store threads."""
+        return accounts.verify_password(stored_hash, password, self.settings.auth)
+
+    def account_stamps(self) -> dict[int, tuple[int, int]]:
+        """tenant id -> (newest account change stamp, number of accounts): moves whenever an account
+        is created, changed or deleted, by any process (SQLite has no cross-process notification)."""
+        u = s.users
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(u.c.tenant_id, func.max(u.c.last_ms), func.count()).group_by(u.c.tenant_id))
+            return {int(t): (int(ms or 0), int(n)) for t, ms, n in rows}
 
     def changed_folders(self, tenant_id: int, since_rev: int, until_rev: int) -> frozenset[int]:
         """Folders with any object or folder change in (since_rev, until_rev]: resolves a tenant-wide

@@ -10,6 +10,9 @@ push package stays free of SQLAlchemy and psycopg.
 Payload (ASCII, at most `MAX_PAYLOAD` bytes; PostgreSQL refuses 8000 and more):
 `1 <node> <tenant> <revision> <folder,folder,...>`, or `*` instead of the folder list when it would not
 fit, meaning "any folder of the tenant may have changed" (decoded as an empty folder set).
+Account changes (suspension, password, rights, aliases, deletion) travel as
+`A <node> <tenant> <user,user,...>` (or `*`: any user of the tenant), so that every node's
+verified-login cache forgets them at once.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ class Notice:
     folder_ids: frozenset[int]
 
 
+@dataclass(frozen=True)
+class AccountNotice:
+    """These users' accounts changed; `user_ids` empty = any user of the tenant."""
+
+    node: str
+    tenant_id: int
+    user_ids: frozenset[int]
+
+
 def new_node_id() -> str:
     """A random id for this process's bus, so it can recognise (and skip) its own notices."""
     return secrets.token_hex(6)
@@ -71,10 +83,22 @@ def encode(node: str, tenant_id: int, revision: int, folder_ids: frozenset[int])
     return head + folders
 
 
-def decode(payload: str) -> Notice | None:
+def encode_accounts(node: str, tenant_id: int, user_ids: frozenset[int]) -> str:
+    head = f"A {node} {tenant_id} "
+    users = ",".join(str(u) for u in sorted(user_ids)) or ALL_FOLDERS
+    return head + (users if len(head) + len(users) <= MAX_PAYLOAD else ALL_FOLDERS)
+
+
+def decode(payload: str) -> Notice | AccountNotice | None:
     """The notice, or None for anything that is not a well-formed version-1 payload (logged, skipped)."""
     parts = payload.split(" ")
     try:
+        if parts[0] == "A":
+            _, node, tenant, users = parts
+            if not _NODE.match(node):
+                raise ValueError("unknown node")
+            ids = frozenset() if users == ALL_FOLDERS else frozenset(int(u) for u in users.split(","))
+            return AccountNotice(node, int(tenant), ids)
         version, node, tenant, revision, folders = parts
         if version != "1" or not _NODE.match(node):
             raise ValueError("unknown version or node")
@@ -104,8 +128,12 @@ def install_notifier(store: Store, node: str | None = None) -> str:
         statement = text("SELECT pg_notify(:channel, :payload)")
 
         def notify(tx: Tx) -> None:
-            payload = encode(node, tx.tenant_id, tx.stamp.rev, frozenset(tx.touched_folders))
-            tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})
+            if tx._stamp is not None and tx.touched_folders:
+                payload = encode(node, tx.tenant_id, tx.stamp.rev, frozenset(tx.touched_folders))
+                tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})
+            if tx.changed_accounts:
+                payload = encode_accounts(node, tx.tenant_id, frozenset(tx.changed_accounts))
+                tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})
 
         store.add_commit_hook(notify)
     return node
@@ -149,10 +177,10 @@ class NotificationStream:
             raise ListenError(str(e)) from e
         return {int(tenant): int(rev) for tenant, rev in rows}
 
-    def receive(self, timeout: float) -> list[Notice]:
+    def receive(self, timeout: float) -> list[Notice | AccountNotice]:
         """Notices that arrive within `timeout` seconds (returns early once some have arrived)."""
         conn = self._require()
-        notices: list[Notice] = []
+        notices: list[Notice | AccountNotice] = []
         try:
             for n in conn.notifies(timeout=timeout, stop_after=1):
                 if n.channel == CHANNEL and (notice := decode(n.payload)) is not None:

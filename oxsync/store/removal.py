@@ -71,6 +71,7 @@ def _remove_folder(tx: Tx, folder_id: int) -> None:
 def delete_user(tx: Tx, user_id: int) -> None:
     """Remove an account with all its folders and data, and every reference to it."""
     user = accounts.get_user(tx, user_id)
+    tx.changed_accounts.add(user_id)
     f, p, perm = s.folders, s.participants, s.permissions
     owned = [r.id for r in tx.conn.execute(
         select(f.c.id).where(and_(f.c.tenant_id == tx.tenant_id, f.c.owner_id == user_id, f.c.type == "private"))

@@ -42,6 +42,9 @@ class Tx:
         self._stamp: Stamp | None = None
         self.touched_folders: set[int] = set()
         """Folders whose content or definition changed; published to the change bus after commit."""
+        self.changed_accounts: set[int] = set()
+        """Users whose login, password, suspension, protocol rights or existence changed: every node's
+        verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
 
     @property
     def stamp(self) -> Stamp:

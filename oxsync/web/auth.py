@@ -29,8 +29,9 @@ from twisted.web.server import Request
 from oxsync.config import AuthSettings
 from oxsync.metrics import LOGIN_CHECKS, LOGIN_THROTTLED
 from oxsync.model import Protocol
+from oxsync.push.bus import AccountChange
 from oxsync.runtime import AsyncStore
-from oxsync.store.api import Principal
+from oxsync.store.api import LoginRecord, Principal
 from oxsync.store.errors import AccessRefused, AuthenticationFailed
 from oxsync.web import client_address, is_gone, send_text
 
@@ -164,13 +165,15 @@ def challenge(request: Request, message: str = "authentication required") -> Non
 
 
 class VerifiedLogins:
-    """A short-lived memory of successful logins, shared by every dialect.
+    """A memory of successful logins, shared by every dialect.
 
     Clients send Basic credentials on every request (a phone's Ping every few minutes, DAV clients in
     bursts) and the password hash is deliberately slow (~0.3 s of CPU here), so without it one device
     costs more CPU in hashing than in syncing. Only successes are remembered, keyed by (login, protocol)
     with a salted SHA-256 of the password (the salt lives only in memory); failures always go through the
-    store and the throttle. Suspension or a removed protocol right takes effect within the TTL.
+    store and the throttle. Account changes (suspension, password, rights, aliases, deletion) reach it
+    through the change bus (`forget_accounts`) from this node and every other, so they apply at once.
+    `generation` moves with every such change: a check that started before it must not be remembered.
     """
 
     def __init__(self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -179,6 +182,7 @@ class VerifiedLogins:
         self.clock = clock
         self._salt = os.urandom(16)
         self._entries: OrderedDict[tuple[str, Protocol], tuple[bytes, Principal, float]] = OrderedDict()
+        self.generation = 0
 
     def _digest(self, password: str) -> bytes:
         return hashlib.sha256(self._salt + password.encode("utf-8")).digest()
@@ -200,7 +204,17 @@ class VerifiedLogins:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def forget_accounts(self, change: AccountChange) -> None:
+        """Drop every remembered login of the accounts `change` names (bus subscriber)."""
+        self.generation += 1
+        for key in [k for k, v in self._entries.items() if change.concerns(v[1].tenant_id, v[1].user_id)]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def forget(self, login: str | None = None) -> None:
+        self.generation += 1
         if login is None:
             self._entries.clear()
             return
@@ -208,14 +222,52 @@ class VerifiedLogins:
             del self._entries[key]
 
 
+class SingleFlightChecks:
+    """Concurrent checks of the same password against the same stored hash share one Argon2 run.
+
+    Eight devices arriving with the same new credentials would otherwise run eight 64 MiB hashes at
+    once. Keyed by (stored hash, salted digest of the password); only the checks in flight are kept."""
+
+    def __init__(self, verify: Callable[[str | None, str], Deferred[bool]]) -> None:
+        self._verify = verify
+        self._salt = os.urandom(16)
+        self._flights: dict[tuple[str, bytes], list[Deferred[bool]]] = {}
+        self.hashes = 0
+        """Argon2 checks actually started (tests and metrics count these, not seconds)."""
+
+    def check(self, stored_hash: str | None, password: str) -> Deferred[bool]:
+        key = (stored_hash or "", hashlib.sha256(self._salt + password.encode("utf-8", "surrogatepass")).digest())
+        waiting = self._flights.get(key)
+        d: Deferred[bool] = Deferred()
+        if waiting is not None:
+            waiting.append(d)
+            return d
+        self._flights[key] = [d]
+        self.hashes += 1
+        self._verify(stored_hash, password).addBoth(self._landed, key)
+        return d
+
+    def _landed(self, result: bool | Failure, key: tuple[str, bytes]) -> None:
+        for waiter in self._flights.pop(key, []):
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+
 class Authenticator:
-    """Authenticates one request for one protocol; shared by every dialect."""
+    """Authenticates one request for one protocol; shared by every dialect.
+
+    The store pool only reads the account (`login_record`); the Argon2 check runs on the hash pool
+    through `SingleFlightChecks`; suspension and the protocol right are decided on the reactor."""
 
     def __init__(self, async_store: AsyncStore, throttle: LoginThrottle,
                  verified: VerifiedLogins | None = None) -> None:
         self.async_store = async_store
         self.throttle = throttle
-        self.verified = verified or VerifiedLogins(0, 1)
+        self.verified = verified if verified is not None else VerifiedLogins(0, 1)
+        self.checks = SingleFlightChecks(async_store.verify_password)
+        async_store.bus.subscribe_accounts(self.verified.forget_accounts)
 
     def authenticate(self, request: Request, protocol: Protocol) -> Deferred[Principal | None]:
         """Fires with the Principal, or with None after the error response (401/403/429/503) was sent.
@@ -245,15 +297,32 @@ class Authenticator:
             return succeed(None)
         login, password = credentials
         self.throttle.begin(login, address)
-        d = self.async_store.authenticate(login, password, protocol)
-        return d.addCallbacks(self._succeeded, self._failed, callbackArgs=(request, login, address, password, protocol),
+        generation = self.verified.generation
+        d = self.async_store.login_record(login)
+        d.addCallback(self._check_password, login, password, protocol)
+        return d.addCallbacks(self._succeeded, self._failed,
+                              callbackArgs=(request, login, address, password, protocol, generation),
                               errbackArgs=(request, login, address, protocol))
 
+    def _check_password(self, record: LoginRecord | None, login: str, password: str,
+                        protocol: Protocol) -> Deferred[Principal] | Principal:
+        known = self.verified.get(login, password, protocol)
+        if known is not None:  # verified by a request that overtook this one while it read the account
+            return known
+
+        def decided(ok: bool) -> Principal:
+            if not ok or record is None:
+                raise AuthenticationFailed("wrong user name or password")
+            return record.admit(protocol)
+
+        return self.checks.check(record.password_hash if record else None, password).addCallback(decided)
+
     def _succeeded(self, principal: Principal, request: Request, login: str, address: str, password: str,
-                   protocol: Protocol) -> Principal | None:
+                   protocol: Protocol, generation: int) -> Principal | None:
         self.throttle.end(login, address, failed=False)
         LOGIN_CHECKS.labels("ok").inc()
-        self.verified.put(login, password, protocol, principal)
+        if generation == self.verified.generation:  # no account changed while we checked
+            self.verified.put(login, password, protocol, principal)
         request.principal = principal  # type: ignore[attr-defined]
         return None if is_gone(request) else principal
 
