@@ -94,11 +94,11 @@ def test_limit_recurrence_set_and_task_expand(dav: Dav) -> None:
 def test_vtodo_query(dav: Dav) -> None:
     tasks = dav.tasks()
     dav.put(tasks + "due.ics", todo("t1", "Pay bills", "DUE:20260315T120000Z\r\n"))
-    dav.put(tasks + "open.ics", todo("t2", "Someday"))
+    dav.put(tasks + "open.ics", todo("t2", "Someday", "CREATED:20260401T000000Z\r\n"))
     dav.put(tasks + "done.ics", todo("t3", "Done", "STATUS:COMPLETED\r\nCOMPLETED:20260101T100000Z\r\n"))
     ranged = CQ.format(data="", inner='<C:comp-filter name="VTODO"><C:time-range start="20260314T000000Z" '
                                       'end="20260316T000000Z"/></C:comp-filter>')
-    found = names(dav.report(tasks, ranged))  # RFC 4791 §9.9: CREATED (now) keeps the undated task out
+    found = names(dav.report(tasks, ranged))  # RFC 4791 §9.9: CREATED keeps the undated task out
     assert "due.ics" in found and "open.ics" not in found
     pending = CQ.format(data="", inner='<C:comp-filter name="VTODO"><C:prop-filter name="COMPLETED">'
                                        "<C:is-not-defined/></C:prop-filter></C:comp-filter>")

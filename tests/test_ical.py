@@ -170,7 +170,7 @@ def test_outlook_windows_time_zones_busy_status_and_unsupported_rule() -> None:
     assert master.categories == "Finance,Red Category" and master.alarm == 15
     assert master.recurrence == Recurrence(RecurrenceType.WEEKLY, days=MONDAY, until=date(2024, 3, 25))
     assert master.delete_exceptions == [date(2024, 3, 11)]
-    assert not any(key.startswith("VALARM") for key in master.extra)  # plain DISPLAY alarm: nothing to keep
+    assert master.extra["VALARM:DESCRIPTION"] == "DESCRIPTION:Reminder"  # the client's alarm text, not the title
     assert master.extra["X-ALT-DESC"].startswith("X-ALT-DESC;FMTTYPE=text/html:<html><body><p>Quarterly")
     assert master.extra["X-MICROSOFT-CDO-INTENDEDSTATUS"] == "X-MICROSOFT-CDO-INTENDEDSTATUS:BUSY"
     assert "X-MICROSOFT-CDO-BUSYSTATUS" not in master.extra

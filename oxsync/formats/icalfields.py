@@ -155,17 +155,12 @@ def _enc_color(out: Encoding, prop: str, value: int) -> None:
 
 
 def _take_alarm(ctx: Decoding, index: int) -> None:
-    """Remember which VALARM a field consumed; its other lines survive as `VALARM:<NAME>` extras.
-
-    A plain DISPLAY alarm keeps nothing: ACTION and DESCRIPTION are regenerated from the title.
-    """
+    """Remember which VALARM a field consumed; its other lines (ACTION, DESCRIPTION included: the
+    client's alarm text is its own) survive as `VALARM:<NAME>` extras."""
     ctx.used_alarm = index
-    lines = ctx.block.children[index].props
-    display = any(content_name(line) == "ACTION" and content_value(line).strip().upper() == "DISPLAY"
-                  for _, line in lines)
-    for _, line in lines:
+    for _, line in ctx.block.children[index].props:
         name = content_name(line)
-        if name != "TRIGGER" and not (display and name in ("ACTION", "DESCRIPTION")):
+        if name != "TRIGGER":
             ctx.keep(f"VALARM:{name}", line)
 
 
@@ -205,7 +200,10 @@ def _alarm_lines(out: Encoding, trigger: str) -> None:
     own = {key[7:]: value.split("\n") for key, value in out.obj.extra.items() if key.startswith("VALARM:")}
     lines = ["BEGIN:VALARM", trigger]
     if "ACTION" not in own:
-        lines += ["ACTION:DISPLAY", "DESCRIPTION:" + vText(out.obj.title or "Reminder").to_ical().decode()]
+        lines.append("ACTION:DISPLAY")
+    display = "ACTION" not in own or content_value(own["ACTION"][0]).strip().upper() == "DISPLAY"
+    if display and "DESCRIPTION" not in own:  # required for DISPLAY alarms (RFC 5545 §3.6.6)
+        lines.append("DESCRIPTION:" + vText(out.obj.title or "Reminder").to_ical().decode())
     out.alarm = [*lines, *(line for group in own.values() for line in group), "END:VALARM"]
 
 

@@ -33,7 +33,7 @@ from oxsync.formats.vcard_tables import (
 )
 from oxsync.model.contact import Contact
 
-__all__ = ["ParsedCard", "VCardError", "contact_to_vcard", "contacts_to_vcf", "parse_vcards"]
+__all__ = ["ParsedCard", "VCardError", "contact_to_vcard", "contacts_to_vcf", "parse_vcards", "source_version"]
 
 VERSIONS = ("3.0", "4.0")
 PRODID = "-//oxsync//oxsync vCard//EN"
@@ -290,6 +290,12 @@ def contact_to_vcard(
     out.extend(_fold(raw) for raw in contact.extra.get(EXTRA_LINES, "").split("\r\n") if raw)
     out.append("END:VCARD\r\n")
     return "".join(out)
+
+
+def source_version(text: str) -> str | None:
+    """The VERSION of a single vCard text if we can write that version (3.0, 4.0), else None."""
+    found = re.search(r"^version:[ \t]*(\S+)", text, re.IGNORECASE | re.MULTILINE)
+    return found[1] if found and found[1] in VERSIONS else None
 
 
 def contacts_to_vcf(

@@ -268,6 +268,18 @@ def _nth_weekday(byday: list[tuple[int | None, int]], bysetpos: str | None) -> t
     return _indexes_to_bits(index for _, index in byday), LAST_WEEK_OF_MONTH if ordinal == -1 else ordinal
 
 
+def _drop_start_time_parts(parts: dict[str, str], local: datetime | date) -> None:
+    """BYHOUR/BYMINUTE/BYSECOND naming exactly the start's own time add nothing (Outlook and Exchange
+    write `BYHOUR=6;BYMINUTE=55` for a 06:55 weekly meeting): the OX pattern is the rule without them."""
+    if not isinstance(local, datetime):
+        return
+    own = {"BYHOUR": local.hour, "BYMINUTE": local.minute, "BYSECOND": local.second}
+    present = [key for key in own if key in parts]
+    if present and all(parts[key].strip().isdigit() and int(parts[key]) == own[key] for key in present):
+        for key in present:
+            del parts[key]
+
+
 def from_rrule(text: str, start: datetime | date, tz: str | tzinfo | None = None) -> Recurrence:
     """The OX pattern for an RRULE value (with or without `RRULE:`); inverse of `to_rrule`.
 
@@ -281,6 +293,7 @@ def from_rrule(text: str, start: datetime | date, tz: str | tzinfo | None = None
         raise UnsupportedRecurrence(f"OX has no FREQ={freq} recurrence")
     if freq not in _TYPE_OF_FREQ:
         raise InvalidRecurrence(f"unknown FREQ={freq}")
+    _drop_start_time_parts(parts, local)
     extra = sorted(key for key in parts if key in _UNSUPPORTED_PARTS or key.startswith("X-"))
     if extra:
         raise UnsupportedRecurrence(f"OX cannot express RRULE part(s) {', '.join(extra)}")

@@ -233,19 +233,25 @@ def resolver(session: Any):  # type: ignore[no-untyped-def]
     return resolve
 
 
-def object_text(res: ObjectRes, vcard_version: str = "3.0", uid_for_member: Any = None) -> str:
-    """The iCalendar or vCard body of a resource, with characters XML cannot carry replaced (rows
-    stored before the store checked text may hold them; reports embed this text in XML)."""
+def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member: Any = None) -> str:
+    """The iCalendar or vCard body of a resource: the client's kept text patched with what changed since
+    (formats.kept), or our rendering of an object no DAV client wrote; `vcard_version` None: the version
+    the client wrote (3.0 for objects from other dialects). Characters XML cannot carry are replaced
+    (rows stored before the store checked text may hold them; reports embed this text in XML)."""
+    from oxsync.formats import kept
     from oxsync.formats.ical import appointment_to_ical, task_to_ical
-    from oxsync.formats.vcard import contact_to_vcard
+    from oxsync.formats.vcard import contact_to_vcard, source_version
 
     obj = res.master
     if isinstance(obj, Appointment):
-        return xml_safe(appointment_to_ical(obj, res.exceptions))
+        return xml_safe(kept.kept_text(obj.extra, appointment_to_ical(obj, res.exceptions)))
     if isinstance(obj, Task):
-        return xml_safe(task_to_ical(obj))
+        return xml_safe(kept.kept_text(obj.extra, task_to_ical(obj)))
     assert isinstance(obj, Contact)
-    return xml_safe(contact_to_vcard(obj, vcard_version, uid_for_member=uid_for_member))
+    written = source_version(obj.extra.get(kept.SOURCE, ""))
+    version = vcard_version or written or "3.0"
+    text = contact_to_vcard(obj, version, uid_for_member=uid_for_member)
+    return xml_safe(kept.kept_text(obj.extra, text) if version == written else text)
 
 
 def member_uids(session: Any):  # type: ignore[no-untyped-def]

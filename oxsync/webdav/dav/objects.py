@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from oxsync.formats.ical import CalendarItem, ICalLimitError, parse_calendar
-from oxsync.formats.vcard import VCardError, parse_vcards
+from oxsync.formats import kept
+from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
+from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
@@ -61,9 +62,10 @@ def check_conditions(ctx: Ctx, current: ObjectRes | None) -> None:
             raise DavError(412, text="If-None-Match failed")
 
 
-def vcard_version(ctx: Ctx) -> str:
-    accept = ctx.req.header("accept").lower()
-    return "4.0" if "version=4.0" in accept.replace(" ", "") else "3.0"
+def vcard_version(ctx: Ctx) -> str | None:
+    """The version the client asks for in Accept, or None (then: the version it wrote, else 3.0)."""
+    accept = ctx.req.header("accept").lower().replace(" ", "")
+    return "4.0" if "version=4.0" in accept else "3.0" if "version=3.0" in accept else None
 
 
 # ------------------------------------------------------------------------------ GET / HEAD
@@ -81,9 +83,8 @@ def get(ctx: Ctx) -> Response:
         raise DavError(405, text="GET is served for objects only")
     check_conditions(ctx, res)
     if res.collection.module == Module.CONTACT:
-        version = vcard_version(ctx)
-        body = object_text(res, version, member_uids(ctx.session))
-        ctype = f"text/vcard; charset=utf-8; version={version}"
+        body = object_text(res, vcard_version(ctx), member_uids(ctx.session))
+        ctype = f"text/vcard; charset=utf-8; version={source_version(body) or '3.0'}"
     else:
         body, ctype = object_text(res), "text/calendar; charset=utf-8"
     headers = {"ETag": res.etag}
@@ -120,13 +121,12 @@ def _parse_calendar_body(ctx: Ctx, collection: Collection) -> CalendarItem:
     item = items[0]
     if item.kind != collection.component:
         raise DavError(403, C("supported-calendar-component"), f"this collection holds {collection.component}")
-    if item.master is None:
-        raise DavError(403, C("valid-calendar-object-resource"), "overrides without a master")
     return item
 
 
-_HOSTILE_RULE = re.compile(r"^(?:RRULE|EXRULE)[;:].*(?:FREQ=(?:SECONDLY|MINUTELY|HOURLY)|BYSECOND|BYMINUTE)",
+_HOSTILE_RULE = re.compile(r"^(?:RRULE|EXRULE)[;:].*(?:FREQ=(?:SECONDLY|MINUTELY|HOURLY)|BY(?:SECOND|MINUTE|HOUR)=[^;]*,)",
                            re.M | re.I)
+"""Sub-daily rules: a sub-daily FREQ, or several times per day. One BYHOUR/BYMINUTE value is a time of day."""
 _CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)?[;:]")
 
 
@@ -185,11 +185,12 @@ def put(ctx: Ctx) -> Response:
     except Conflict as exc:
         cond = CR("no-uid-conflict") if module == Module.CONTACT else C("no-uid-conflict")
         raise DavError(403, cond, str(exc)) from exc
-    saved = created if isinstance(created, ObjectRes) else ctx.find_object(collection, name)
+    saved = ctx.find_object(collection, name)
     created = created is not False
     headers: dict[str, str] = {}
     if saved is not None:
-        headers["ETag"] = saved.etag
+        if kept.equivalent(object_text(saved, None, member_uids(ctx.session)), _text(ctx)):
+            headers["ETag"] = saved.etag  # else the store changed it: no strong ETag (RFC 4791 §5.3.4)
         if module == Module.CALENDAR:
             from oxsync.webdav.dav.scheduling import schedule_tag
 
@@ -211,8 +212,12 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     contact = cards[0].contact
     if not contact.uid:
         contact.uid = name.rsplit(".", 1)[0]
+    _same_uid(collection, current, contact.uid)
     _conflict_href(ctx, collection, contact.uid, name)
     contact.resource_name = name
+    version = source_version(text)
+    if version is not None:  # 2.1 is served as 3.0: nothing to keep verbatim
+        kept.keep(contact.extra, text, contact_to_vcard(contact, version, uid_for_member=member_uids(ctx.session)))
     if current is None:
         saved = ctx.session.create_object(collection.folder_id, contact)
         ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
@@ -235,13 +240,34 @@ def _member_resolver(ctx: Ctx):  # type: ignore[no-untyped-def]
     return resolve_uid
 
 
+def _standalone(item: CalendarItem) -> CalendarItem:
+    """Overrides without their master (an attendee invited to some occurrences only): the first becomes
+    a plain appointment, the others are stored as its instances; the kept text keeps RECURRENCE-ID."""
+    first, *others = item.exceptions
+    first.recurrence_date_position = None
+    first.recurrence_position = None
+    return CalendarItem(item.kind, item.uid, item.line, first, others)
+
+
+def _same_uid(collection: Collection, current: ObjectRes | None, uid: str) -> None:
+    """Overwriting a resource must not change its UID (RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1)."""
+    if current is not None and current.master.uid and current.master.uid != uid:
+        cond = CR("no-uid-conflict") if collection.module == Module.CONTACT else C("no-uid-conflict")
+        raise DavError(409, cond, f"{current.path} holds UID {current.master.uid}, not {uid}", extra=current.path)
+
+
 def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> bool | ObjectRes:
     item = _parse_calendar_body(ctx, collection)
+    orphans = item.master is None
+    if orphans:
+        item = _standalone(item)
     master: Any = item.master
     uid = item.uid
+    _same_uid(collection, current, uid)
     _conflict_href(ctx, collection, uid, name)
     master.uid = uid
     master.resource_name = name
+    kept.keep(master.extra, _text(ctx), items_to_ical([item]))
     if isinstance(master, Appointment):
         master.ignore_conflicts = True
     if current is not None and _attendee_reply(ctx, collection, current, master):
@@ -254,7 +280,7 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
     else:
         master.object_id = current.object_id
         if isinstance(master, Appointment) and isinstance(current.master, Appointment):
-            master.recurrence_id = current.master.recurrence_id
+            master.recurrence_id = None if orphans else current.master.recurrence_id
         ctx.session.update_object(collection.folder_id, master)
         series_id = current.object_id
         old_exceptions = {e.recurrence_date_position: e for e in current.exceptions}
@@ -269,7 +295,10 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
             if old is not None:
                 exception.object_id = old.object_id
             try:
-                ctx.session.change_occurrence(collection.folder_id, series_id, day, exception)
+                if orphans:
+                    _save_instance(ctx, collection, series_id, exception)
+                else:
+                    ctx.session.change_occurrence(collection.folder_id, series_id, day, exception)
             except NotFound as exc:
                 raise DavError(403, C("valid-calendar-object-resource"), str(exc)) from exc
         for old in old_exceptions.values():
@@ -277,6 +306,15 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
     if current is None and not item.exceptions:
         return ObjectRes(collection, name, saved)
     return current is None
+
+
+def _save_instance(ctx: Ctx, collection: Collection, first_id: int, instance: Appointment) -> None:
+    """A further occurrence of a master-less resource: its own appointment, linked to the first."""
+    instance.recurrence_id = first_id
+    if instance.object_id is None:
+        ctx.session.create_object(collection.folder_id, instance)
+    else:
+        ctx.session.update_object(collection.folder_id, instance)
 
 
 def _attendee_reply(ctx: Ctx, collection: Collection, current: ObjectRes, new: Any) -> bool:
@@ -379,5 +417,5 @@ def make_collection(ctx: Ctx, calendar: bool) -> Response:
         created = ctx.session.create_folder(PRIVATE_ROOT, title or segment, module, color=color)
     except PermissionDenied as exc:
         raise DavError(403, qn(DAV, "need-privileges"), str(exc)) from exc
-    ctx.save_alias(segment, created.folder.id)
+    ctx.save_alias(home.kind, segment, created.folder.id)
     return Response(201, b"", headers={"Cache-Control": "no-cache"})

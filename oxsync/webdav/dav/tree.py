@@ -136,11 +136,13 @@ class Ctx:
             self._aliases = {str(k): int(v) for k, v in state.items()}
         return self._aliases
 
-    def save_alias(self, segment: str, folder_id: int) -> None:
+    def save_alias(self, kind: str, segment: str, folder_id: int) -> None:
+        """Remember a client-chosen collection name, per home: a calendar and an address book of one
+        user may share a name (keys are `<home kind>/<segment>`; older plain keys are still read)."""
         aliases = dict(self.aliases())
         visible = {f.folder.id for f in self.session.list_folders()} | {folder_id}
         aliases = {k: v for k, v in aliases.items() if v in visible}
-        aliases[segment] = folder_id
+        aliases[f"{kind}/{segment}"] = folder_id
         self.session.put_state(STATE_DEVICE, STATE_ALIASES, aliases)
         self._aliases = aliases
 
@@ -168,9 +170,9 @@ class Ctx:
         self._directory["dead"] = state
 
     def segment_of(self, folder_id: int) -> str:
-        for segment, fid in self.aliases().items():
+        for key, fid in self.aliases().items():
             if fid == folder_id:
-                return segment
+                return key.rpartition("/")[2]
         return str(folder_id)
 
     def home(self, kind: str) -> Home:
@@ -183,7 +185,7 @@ class Ctx:
                 if f.folder.module in modules]
 
     def collection(self, home: Home, segment: str) -> Collection | None:
-        folder_id = self.aliases().get(segment)
+        folder_id = self.aliases().get(f"{home.kind}/{segment}") or self.aliases().get(segment)
         if folder_id is None and segment.isdigit() and len(segment) < 12:
             folder_id = int(segment)
         if folder_id is None:
