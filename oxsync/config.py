@@ -73,6 +73,21 @@ class LimitSettings:
     refused_body_drain_seconds: float = 5.0
     refused_body_drain_bytes: int = 1024 * 1024
     """After a 413, read and discard at most this long / this much so the client sees the answer."""
+    invalid_text_policy: str = "replace"
+    """What the store does with characters XML 1.0 cannot carry (C0 controls but TAB/LF/CR, U+FFFE/FFFF,
+    lone surrogates) in any text it is given: `replace` them with U+FFFD, or `reject` the object as
+    invalid input (docs/limits.md)."""
+    min_year: int = 1601
+    max_year: int = 4501
+    """Supported range of every stored date (inclusive, in UTC and in the given zone): what every
+    dialect renders (EAS/Outlook FILETIME starts in 1601; Outlook's "no date" is 4501-01-01) with room
+    for time-zone shifts and `max_recurrence_instances` yearly occurrences below Python's year 9999.
+    Dates outside are refused as invalid input (docs/limits.md)."""
+    max_small_number: int = 2**31 - 1
+    """Largest magnitude of a counted or measured model number (intervals, alarms, durations,
+    percentages, colour labels...): what OX (Java int), EAS and .NET clients hold."""
+    max_wide_number: int = 2**63 - 1
+    """Largest magnitude of an id, size or millisecond stamp: a signed 64-bit database column."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +266,18 @@ def apply_overrides(settings: Settings, data: dict[str, dict[str, Any]]) -> Sett
     return replace(settings, **changes)
 
 
+def check_settings(settings: Settings) -> None:
+    """Values that have a fixed set of meanings or a hard ceiling."""
+    limits = settings.limits
+    if limits.invalid_text_policy not in ("replace", "reject"):
+        raise ConfigError(f"[limits] invalid_text_policy: expected 'replace' or 'reject', got {limits.invalid_text_policy!r}")
+    if not 1 <= limits.min_year <= limits.max_year <= 9000:
+        raise ConfigError("[limits] min_year/max_year: need 1 <= min_year <= max_year <= 9000 "
+                          "(Python dates end in 9999: room is kept for zones and recurrences)")
+    if not 0 < limits.max_small_number <= limits.max_wide_number <= 2**63 - 1:
+        raise ConfigError("[limits] max_small_number/max_wide_number: need 0 < small <= wide <= 2**63-1")
+
+
 def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
     settings = Settings()
     if path is not None:
@@ -258,4 +285,5 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str,
             settings = apply_overrides(settings, tomllib.load(handle))
     if overrides:
         settings = apply_overrides(settings, overrides)
+    check_settings(settings)
     return settings

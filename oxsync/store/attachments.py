@@ -17,6 +17,7 @@ from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound
 from oxsync.store.membership import record_everywhere
 from oxsync.store.session import UserSession
+from oxsync.store.validate import check_text
 
 
 @dataclass
@@ -33,6 +34,8 @@ def add_attachment(session: UserSession, folder_id: int, object_id: int, filenam
         raise InvalidData(f"attachment is {len(content)} bytes, over the {limit} byte limit", field="attachment")
     if not filename.strip():
         raise InvalidData("attachment file name is empty", field="filename")
+    filename = check_text(filename, "filename", tx.settings.limits)
+    mimetype = check_text(mimetype, "mimetype", tx.settings.limits)
     session._writable(folder_id, object_id, "write", expected_last_modified)
     object_ops.charge(tx, session.user_id, len(content))
     attachment_id = tx.next_id("attachment")

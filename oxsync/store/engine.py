@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from oxsync.config import StoreSettings
+from oxsync.store.errors import InvalidInput
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 """Execution options for a write transaction: on SQLite it takes the write lock up front."""
@@ -65,10 +67,35 @@ def make_engine(settings: StoreSettings) -> Engine:
             connect_args={"check_same_thread": False, "timeout": settings.busy_timeout_ms / 1000},
         )
         _configure_sqlite(engine, settings.busy_timeout_ms)
+        guard_numbers(engine)
         return engine
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_size=settings.thread_pool_size, max_overflow=2, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=settings.thread_pool_size, max_overflow=2, pool_pre_ping=True)
+    guard_numbers(engine)
+    return engine
+
+
+INT64 = 2**63 - 1
+
+
+def _check_parameters(values: Any) -> None:
+    for value in values.values() if isinstance(values, dict) else values:
+        if type(value) is int and not -INT64 - 1 <= value <= INT64:
+            raise InvalidInput("number", "out of the 64-bit range the database holds")
+
+
+def guard_numbers(engine: Engine) -> None:
+    """The last line behind `oxsync.store.validate`: a client number no check caught (a 50-digit id in a
+    header, a huge sync token) is invalid input, not a driver OverflowError (SQLite) or an error of
+    PostgreSQL's numeric comparison path, whichever statement carries it."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(_conn, _cursor, _statement, parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if not parameters:
+            return
+        for values in (parameters if executemany else (parameters,)):
+            _check_parameters(values)
 
 
 def is_sqlite(engine: Engine) -> bool:

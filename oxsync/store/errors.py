@@ -43,6 +43,19 @@ class InvalidData(StoreError):
         self.field = field
 
 
+class InvalidInput(InvalidData):
+    """A value the store refuses at its boundary (oxsync.store.validate): text XML cannot carry under
+    the `reject` policy, a date outside [limits] min_year..max_year, a number beyond what the database
+    or the dialects hold. Every dialect answers its own "invalid input" (OX [1100], DAV 400/403, EAS
+    Status 6, the importer a per-record error); nothing was written."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}", field=field)
+        self.reason = reason
+
+
 class QuotaExceeded(StoreError):
     code = "quota"
 

@@ -22,6 +22,7 @@ from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound, PermissionDenied
 from oxsync.store.membership import record_everywhere
 from oxsync.store.tx import Tx
+from oxsync.store.validate import check_text
 
 Scheduled = Appointment | Task
 MODULE_OF = {Appointment: Module.CALENDAR, Task: Module.TASK}
@@ -148,6 +149,7 @@ def confirm(tx: Tx, user_id: int, object_id: int, confirmation: Confirmation, me
     """Set the caller's own confirmation; everyone who sees the object gets the change."""
     if participant_row(tx, object_id, user_id) is None:
         raise PermissionDenied(f"user {user_id} is not a participant of object {object_id}")
+    message = check_text(message, "confirm_message", tx.settings.limits)
     p = s.participants
     tx.conn.execute(update(p).where(and_(
         p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id, p.c.kind == int(ParticipantKind.USER),

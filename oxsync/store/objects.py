@@ -18,10 +18,12 @@ from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.common import AttachmentMeta, ObjectKind
 from oxsync.model.contact import DistributionListMember
 from oxsync.model.timeutil import datetime_from_ms, to_ms
+from oxsync.render import note_skipped
 from oxsync.store import codec
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, QuotaExceeded
 from oxsync.store.tx import Tx
+from oxsync.store.validate import check_object
 
 AnyObject = Contact | Appointment | Task
 CLASS_OF_KIND: dict[ObjectKind, type] = {
@@ -92,6 +94,7 @@ def serialize(obj: AnyObject) -> str:
 
 def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
     """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`."""
+    check_object(obj, tx.settings.limits)
     stamp = tx.stamp
     obj.object_id = tx.next_id("object")
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
@@ -116,6 +119,7 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
 
 def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None) -> int:
     """Rewrite the stored object from `obj`; returns the size difference in bytes."""
+    check_object(obj, tx.settings.limits)
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
         obj.recurrence_id = obj.object_id
     data = serialize(obj)
@@ -249,7 +253,10 @@ def _write_side_tables(tx: Tx, obj: AnyObject) -> None:
 
 
 def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None = None) -> list[AnyObject]:
-    """Build model objects from `objects` rows, with participants, members and attachment lists."""
+    """Build model objects from `objects` rows, with participants, members and attachment lists.
+
+    A row that cannot be decoded (written by an older version or bypassing the store's checks) is left
+    out, logged and counted once (oxsync.render), so that it never hides the other objects."""
     rows = list(rows)
     if not rows:
         return []
@@ -259,32 +266,39 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
     atts = _attachment_metas(tx, ids)
     out: list[AnyObject] = []
     for r in rows:
-        cls = CLASS_OF_KIND[ObjectKind(r.kind)]
-        overrides: dict[str, Any] = {
-            "object_id": r.id,
-            "folder_id": (folder_for or {}).get(r.id, r.folder_id),
-            "created_by": r.created_by,
-            "modified_by": r.modified_by,
-            "creation_time": datetime_from_ms(r.creation_ms),
-            "last_modified": r.last_ms,
-            "private_flag": r.private,
-            "uid": r.uid or "",
-            "resource_name": r.resource_name or "",
-            "attachments": atts.get(r.id, []),
-        }
-        if cls is Contact:
-            overrides["user_id"] = r.user_id
-            dl = members.get(r.id)
-            data = codec.loads(r.data)
-            if dl is not None or data.get("_is_list"):
-                overrides["distribution_list"] = [_member(m) for m in dl or []]
-        else:
-            overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
-            if cls is Appointment:
-                overrides["recurrence_id"] = r.series_id
-        obj = codec.from_dict(cls, codec.loads(r.data), **overrides)
-        out.append(obj)
+        try:
+            out.append(_load_one(r, parts, members, atts, folder_for))
+        except Exception as exc:  # noqa: BLE001 - one undecodable row must not fail the whole read
+            note_skipped("store", exc, object_id=r.id, folder_id=(folder_for or {}).get(r.id, r.folder_id))
     return out
+
+
+def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]],
+              atts: dict[int, list[AttachmentMeta]], folder_for: dict[int, int] | None) -> AnyObject:
+    cls = CLASS_OF_KIND[ObjectKind(r.kind)]
+    overrides: dict[str, Any] = {
+        "object_id": r.id,
+        "folder_id": (folder_for or {}).get(r.id, r.folder_id),
+        "created_by": r.created_by,
+        "modified_by": r.modified_by,
+        "creation_time": datetime_from_ms(r.creation_ms),
+        "last_modified": r.last_ms,
+        "private_flag": r.private,
+        "uid": r.uid or "",
+        "resource_name": r.resource_name or "",
+        "attachments": atts.get(r.id, []),
+    }
+    if cls is Contact:
+        overrides["user_id"] = r.user_id
+        dl = members.get(r.id)
+        data = codec.loads(r.data)
+        if dl is not None or data.get("_is_list"):
+            overrides["distribution_list"] = [_member(m) for m in dl or []]
+    else:
+        overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
+        if cls is Appointment:
+            overrides["recurrence_id"] = r.series_id
+    return codec.from_dict(cls, codec.loads(r.data), **overrides)  # type: ignore[no-any-return]
 
 
 def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:  # type: ignore[no-untyped-def]

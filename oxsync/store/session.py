@@ -23,6 +23,7 @@ from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject, kind_of
 from oxsync.store.session_extras import SessionExtras
 from oxsync.store.tx import Tx
+from oxsync.store.validate import check_id
 
 
 @dataclass
@@ -86,6 +87,7 @@ class UserSession(SessionExtras):
 
     def rights(self, folder_id: int) -> Rights:
         if folder_id not in self._rights:
+            check_id(folder_id, "folder_id")
             self._rights.update(self._restricted(
                 folder_ops.effective_rights(self.tx, self.user_id, self.group_ids, [folder_id])))
         return self._rights[folder_id]
@@ -272,13 +274,17 @@ class UserSession(SessionExtras):
         return [self._personalised(o) for o in object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
 
     def get_object(self, folder_id: int, object_id: int) -> AnyObject:
+        check_id(object_id, "object_id")
         self._object_folder(folder_id)
         if folder_id not in folders_of_objects(self.tx, [object_id])[object_id]:
             raise NotFound(f"object {object_id} is not in folder {folder_id}")
         rows = self._readable_rows(folder_id, [object_id])
         if not rows:
             raise NotFound(f"object {object_id} is not in folder {folder_id}")
-        return self._personalised(object_ops.load_objects(self.tx, rows, {object_id: folder_id})[0])
+        loaded = object_ops.load_objects(self.tx, rows, {object_id: folder_id})
+        if not loaded:  # its row cannot be decoded (logged and counted by load_objects)
+            raise NotFound(f"object {object_id} cannot be read")
+        return self._personalised(loaded[0])
 
     def find_by_uid(self, folder_id: int, uid: str) -> AnyObject | None:
         o = s.objects

@@ -50,9 +50,12 @@ class HeaderError(Exception):
 def _header_int(request: Request, name: str) -> int:
     raw = request.getHeader(name.encode())
     try:
-        return int(raw.strip()) if raw is not None else _missing(name)
+        number = int(raw.strip()) if raw is not None else _missing(name)
     except ValueError:
         raise HeaderError(f"header {name} is not a number") from None
+    if abs(number) > 2**63 - 1:  # no id is that long (a 50-digit id would overflow the database)
+        raise HeaderError(f"header {name} is out of range")
+    return number
 
 
 def _missing(name: str) -> int:

@@ -13,6 +13,7 @@ from oxsync.store.errors import (
     AppointmentConflict,
     Conflict,
     InvalidData,
+    InvalidInput,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
@@ -50,6 +51,7 @@ STORE_ERRORS: tuple[tuple[type[StoreError], tuple[int, str]], ...] = (
     (PermissionDenied, NO_PERMISSION),
     (AppointmentConflict, APPOINTMENT_CONFLICT),
     (QuotaExceeded, INVALID_INPUT),
+    (InvalidInput, INVALID_INPUT),
     (InvalidData, CONFLICT),
     (Conflict, CONFLICT),
 )

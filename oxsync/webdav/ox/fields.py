@@ -34,9 +34,12 @@ def _int_in(value: str) -> int | None:
     if not value:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise OxFailure(INVALID_INPUT, f"not a number: {value[:40]!r}") from None
+    if abs(number) > 2**63 - 1:  # the store bounds each field further (oxsync.store.validate)
+        raise OxFailure(INVALID_INPUT, f"number out of range: {value[:40]!r}")
+    return number
 
 
 def _ms_in(value: str) -> int | None:
@@ -45,12 +48,20 @@ def _ms_in(value: str) -> int | None:
 
 def _date_in(value: str) -> date | None:
     ms = _ms_in(value)
-    return None if ms is None else date_from_ms(ms)
+    return None if ms is None else _from_ms(date_from_ms, ms)
 
 
 def _datetime_in(value: str) -> datetime | None:
     ms = _ms_in(value)
-    return None if ms is None else datetime_from_ms(ms)
+    return None if ms is None else _from_ms(datetime_from_ms, ms)
+
+
+def _from_ms(convert: Callable[[int], Any], ms: int) -> Any:
+    """A date beyond what Python holds is invalid input ([1100]); the store checks the supported range."""
+    try:
+        return convert(ms)
+    except (ValueError, OverflowError, OSError):
+        raise OxFailure(INVALID_INPUT, f"date out of range: {ms}") from None
 
 
 def _decimal_in(value: str) -> Decimal | None:

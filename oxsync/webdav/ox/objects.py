@@ -145,9 +145,12 @@ def _int(given: dict[str, etree._Element], name: str, required: bool = False) ->
             raise OxFailure(E.MISSING_FIELD, name)
         return None
     try:
-        return int(text(given[name]).strip())
+        number = int(text(given[name]).strip())
     except ValueError:
         raise OxFailure(E.CONFLICT, f"invalid number in element {name}") from None
+    if abs(number) > 2**63 - 1:  # e.g. a 400-digit folder_id: no such id can exist
+        raise OxFailure(E.INVALID_INPUT, f"number out of range in element {name}")
+    return number
 
 
 def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._Element],
@@ -161,7 +164,7 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
         if folder_id is None:
             raise OxFailure(E.MISSING_FIELD, "folder_id")
         obj = spec.cls()
-        spec.read(obj, given, True, True)
+        _read(spec.read, obj, given, True)
         obj.uid = obj.uid or str(uuid.uuid4())  # every dialect needs a stable UID (OX 2011+ made one too)
         created = session.create_object(folder_id, obj)
         return created.object_id, _answer(spec, created)
@@ -199,7 +202,7 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
     current = session.get_object(folder_id, object_id)
     saved = current
     if has_data:
-        spec.read(current, given, False, True)
+        _read(spec.read, current, given, False)
         saved = session.update_object(folder_id, current, expected)
         expected = None  # checked once, before the first write
     if target is not None and target != folder_id:
@@ -208,6 +211,15 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
         session._check_version(current.last_modified, expected, f"object {object_id}")  # noqa: SLF001
     chained[object_id] = (sent, saved.last_modified or 0)
     return object_id, _answer(spec, saved)
+
+
+def _read(read: Callable[..., None], obj: object, given: dict[str, etree._Element], creating: bool) -> None:
+    """Apply the client's fields; a value no model can hold (a start of 10^17 ms, a year past 9999) is
+    invalid input ([1100]), whichever field converter met it."""
+    try:
+        read(obj, given, creating, True)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise OxFailure(E.INVALID_INPUT, f"value out of range ({type(exc).__name__})") from None
 
 
 def _answer(spec: ObjectModule, obj: object) -> str:
@@ -253,7 +265,7 @@ def _change_occurrence(session: UserSession, folder_id: int, series_id: int, ori
         changes.start_date = start.date() if master.full_time else start
         changes.end_date = (start + duration).date() if master.full_time else start + duration
     changes.recurrence = None
-    read_appointment(changes, given, True, True)
+    _read(read_appointment, changes, given, True)
     changes.recurrence = None
     return session.change_occurrence(folder_id, series_id, original, changes)
 

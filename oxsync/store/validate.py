@@ -1,0 +1,116 @@
+"""The store's one input check: every object, folder and attachment any dialect or the importer writes
+passes here, so that whatever is stored can be rendered by every dialect (docs/limits.md).
+
+- text: characters XML 1.0 cannot carry are replaced by U+FFFD or refused (`[limits] invalid_text_policy`);
+- dates: inside `[limits] min_year..max_year`, both as given and in UTC;
+- numbers: ids, sizes and millisecond stamps within a signed 64-bit column (`max_wide_number`), every
+  other model number within `max_small_number`; floats and decimals finite.
+
+Out-of-range values raise `InvalidInput(field, reason)`; nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from oxsync.config import LimitSettings
+from oxsync.model.text import has_unsafe_chars, xml_safe
+from oxsync.store.errors import InvalidInput
+
+WIDE_NUMBERS = frozenset({
+    "object_id", "folder_id", "created_by", "modified_by", "last_modified", "recurrence_id", "organizer_id",
+    "contact_id", "user_id", "entity", "id", "size", "owner", "parent_id",
+    "participants.alarm",  # a task participant's own reminder is a millisecond stamp
+})
+"""Model fields (by name, or by path for nested ones) holding ids, sizes or millisecond stamps (64-bit);
+every other integer is a small number."""
+
+
+def check_object(obj: Any, limits: LimitSettings) -> None:
+    """Validate (and, under the `replace` policy, clean in place) a model dataclass and what it holds."""
+    _walk(obj, type(obj).__name__.lower(), limits, 0)
+
+
+def check_text(value: str, field: str, limits: LimitSettings) -> str:
+    """`value` cleaned under the text policy (raises under `reject`)."""
+    if not has_unsafe_chars(value):
+        return value
+    if limits.invalid_text_policy == "reject":
+        raise InvalidInput(field, "contains characters XML cannot carry (control characters)")
+    return xml_safe(value)
+
+
+def check_id(value: int | None, field: str, limits: LimitSettings | None = None) -> None:
+    """An id or stamp a client sent: within a signed 64-bit column (what the database can compare)."""
+    if value is None:
+        return
+    bound = limits.max_wide_number if limits is not None else 2**63 - 1
+    if not -bound <= value <= bound:
+        raise InvalidInput(field, "number out of range")
+
+
+def check_date(value: date, field: str, limits: LimitSettings) -> None:
+    years = [value.year]
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            years.append(value.astimezone(UTC).year)
+        except (OverflowError, ValueError):
+            raise InvalidInput(field, "date out of range") from None
+    if not all(limits.min_year <= y <= limits.max_year for y in years):
+        raise InvalidInput(field, f"date out of the supported range (years {limits.min_year}..{limits.max_year})")
+
+
+def _walk(value: Any, field: str, limits: LimitSettings, depth: int) -> Any:
+    """The checked (possibly cleaned) value; containers and dataclasses are updated in place."""
+    if value is None or isinstance(value, bool | Enum | bytes):
+        return value
+    if isinstance(value, str):
+        return check_text(value, field, limits)
+    if isinstance(value, int):
+        wide = field in WIDE_NUMBERS or field.rsplit(".", 1)[-1] in WIDE_NUMBERS
+        bound = limits.max_wide_number if wide else limits.max_small_number
+        if not -bound <= value <= bound:
+            raise InvalidInput(field, "number out of range")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > limits.max_wide_number:
+            raise InvalidInput(field, "number out of range")
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value) > limits.max_wide_number:
+            raise InvalidInput(field, "number out of range")
+        return value
+    if isinstance(value, date):
+        check_date(value, field, limits)
+        return value
+    if depth > 8:
+        raise InvalidInput(field, "nested too deeply")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            current = getattr(value, f.name)
+            checked = _walk(current, f"{field}.{f.name}" if depth else f.name, limits, depth + 1)
+            if checked is not current:
+                setattr(value, f.name, checked)
+        return value
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            checked = _walk(item, field, limits, depth + 1)
+            if checked is not item:
+                value[i] = checked
+        return value
+    if isinstance(value, tuple | frozenset | set):
+        items = [_walk(item, field, limits, depth + 1) for item in value]
+        return type(value)(items) if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if isinstance(value, dict):
+        for key in list(value):
+            clean_key = check_text(key, field, limits) if isinstance(key, str) else key
+            item = value.pop(key) if clean_key is not key else value[key]
+            value[clean_key] = _walk(item, f"{field}.{clean_key}" if isinstance(clean_key, str) else field,
+                                     limits, depth + 1)
+        return value
+    return value
