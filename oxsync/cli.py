@@ -278,7 +278,7 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_audit, cli_devices, cli_serve, cli_transfer
+    from oxsync import cli_admin, cli_audit, cli_devices, cli_mail, cli_serve, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_transfer.register(sub)
     cli_devices.register(sub)
     cli_audit.register(sub)
+    cli_mail.register(sub)
     return parser
 
 

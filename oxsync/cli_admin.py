@@ -315,6 +315,9 @@ def _register_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("login")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_user_delete)
+    from oxsync.cli_mail import register_user_verbs
+
+    register_user_verbs(users)
 
 
 def _register_groups_resources(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -181,6 +181,33 @@ class DavSettings:
 
 
 @dataclass(frozen=True)
+class OutboundSettings:
+    """The outbound mail queue and its workers (docs/outbound-mail.md)."""
+
+    smtp_relay: str = ""
+    """host:port of the SMTP submission relay for all server mail; empty = `[eas] smtp_smarthost`."""
+    smtp_timeout_seconds: float = 30.0
+    workers: int = 2
+    """Threads submitting mail on each node (SQLite: always 1). Each holds one database connection."""
+    poll_seconds: float = 5.0
+    """How often a node looks for due mail it was not woken for (enqueued on another node, retries)."""
+    lease_seconds: float = 300.0
+    """A claimed mail whose node did not record the outcome within this is claimed again (resent)."""
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 6 * 3600.0
+    max_attempts: int = 12
+    """Attempts before a mail is marked failed (delays double from the base up to the maximum)."""
+    keep_sent_days: int = 30
+    """Sent and dropped mails stay listed this long (and their idempotency keys remembered)."""
+    max_recipients: int = 500
+    reminder_scan_seconds: float = 60.0
+    """How often due reminders (task alarms, digests) are looked for; 0 = never."""
+    reminder_max_late_hours: int = 24
+    """A reminder found later than this after it fell due (server was down) is skipped, not mailed."""
+    digest_upcoming_days: int = 7
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -189,6 +216,7 @@ class Settings:
     eas: EasSettings = field(default_factory=EasSettings)
     ox: OxSettings = field(default_factory=OxSettings)
     dav: DavSettings = field(default_factory=DavSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
 
 
 def endpoint_interface(endpoint: str) -> str:

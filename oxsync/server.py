@@ -212,6 +212,9 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
         verified = site.context.authenticator.verified
         AccountPollService(async_store, settings.auth.account_poll_seconds, lambda: len(verified) > 0
                            ).setServiceParent(service)
+    from oxsync.mail.service import outbound_service
+
+    outbound_service(store, reactor, settings).setServiceParent(service)
     if settings.store.prune_interval_seconds > 0:
         from oxsync.maintenance import prune_service
 

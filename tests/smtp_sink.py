@@ -1,10 +1,21 @@
-"""A minimal SMTP sink on loopback for SendMail tests: records envelopes and message bytes."""
+"""An SMTP sink on loopback (aiosmtpd): records envelopes and message bytes as the relay received them.
+
+`refuse` holds SMTP replies to give, one per DATA, before accepting again (e.g. "451 4.3.0 try later");
+`hold` (a threading.Event) makes the final answer to DATA wait until it is set: the message is already
+recorded as received, the sender has no answer yet, so a test can kill a node inside that window.
+"""
 
 from __future__ import annotations
 
-import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from aiosmtpd.controller import Controller
 
 
 @dataclass
@@ -13,53 +24,61 @@ class Received:
     recipients: list[str] = field(default_factory=list)
     data: bytes = b""
 
+    def parsed(self) -> EmailMessage:
+        return BytesParser(policy=policy.default).parsebytes(self.data)  # type: ignore[return-value]
 
-class _Handler(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        sink: SmtpSink = self.server.sink  # type: ignore[attr-defined]
-        current = Received()
-        self.wfile.write(b"220 sink ESMTP\r\n")
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250 sink\r\n")
-            elif verb == b"MAIL":
-                current.sender = line.decode().split(":", 1)[1].strip().strip("<>").split(">")[0]
-                self.wfile.write(b"250 ok\r\n")
-            elif verb == b"RCPT":
-                current.recipients.append(line.decode().split(":", 1)[1].strip().strip("<>").split(">")[0])
-                self.wfile.write(b"250 ok\r\n")
-            elif verb == b"DATA":
-                self.wfile.write(b"354 go\r\n")
-                chunks = []
-                while True:
-                    data = self.rfile.readline()
-                    if data in (b".\r\n", b""):
-                        break
-                    chunks.append(data)
-                current.data = b"".join(chunks)
-                sink.messages.append(current)
-                current = Received()
-                self.wfile.write(b"250 queued\r\n")
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 bye\r\n")
-                return
-            else:
-                self.wfile.write(b"250 ok\r\n")
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        if self.sink.refuse:
+            return self.sink.refuse.pop(0)
+        data = envelope.original_content or envelope.content
+        self.sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(data)))
+        self.sink.in_data += 1
+        # held: the relay has the message but the sender has no answer yet (the crash window)
+        while self.sink.hold is not None and not self.sink.hold.is_set():
+            await asyncio.sleep(0.01)
+        return "250 2.0.0 queued"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[Received] = []
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.sink = self  # type: ignore[attr-defined]
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.refuse: list[str] = []
+        self.hold: threading.Event | None = None
+        self.in_data = 0
+        for attempt in range(5):  # aiosmtpd needs a concrete port; another process may take it first
+            self.port = _free_port()
+            self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+            try:
+                self.controller.start()
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """The first `count` messages, waiting (bounded) for asynchronous senders to deliver them."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.messages) >= count, f"expected {count} mails, the relay got {len(self.messages)}"
+        return self.messages[:count]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.hold is not None:
+            self.hold.set()
+        self.controller.stop()

@@ -74,6 +74,10 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._commit_hooks: list[CommitHook] = []
         self._account_listeners: list[AccountListener] = []
+        self._mail_listeners: list[Callable[[], None]] = []
+        from oxsync.store.outbound import OutboundQueue
+
+        self.outbound = OutboundQueue(self)
 
     # ------------------------------------------------------------ schema
 
@@ -96,6 +100,16 @@ class Store:
 
     def add_account_listener(self, listener: AccountListener) -> None:
         self._account_listeners.append(listener)
+    def add_mail_listener(self, listener: Callable[[], None]) -> None:
+        """Called (on the committing thread) after a transaction that queued mail commits."""
+        self._mail_listeners.append(listener)
+
+    def mail_queued(self) -> None:
+        for listener in self._mail_listeners:
+            try:
+                listener()
+            except Exception:  # waking a worker must never undo or hide a committed write
+                log.exception("mail listener failed")
 
     @contextmanager
     def transaction(self, tenant_id: int, write: bool = False) -> Iterator[Tx]:
@@ -109,6 +123,8 @@ class Store:
                     for hook in self._commit_hooks:
                         hook(tx)
             self._notify(tx)
+            if tx.queued_mail:
+                self.mail_queued()
 
     @contextmanager
     def session(self, tenant_id: int, user_id: int, write: bool = False) -> Iterator[UserSession]:

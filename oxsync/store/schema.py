@@ -373,3 +373,58 @@ api_tokens = Table(
     Index("ix_api_tokens_hash", "token_hash", unique=True),
 )
 """Admin API tokens: SHA-256 of a 256-bit random secret (shown once); `tenant_id` NULL = platform scope."""
+outbound_mail = Table(
+    "outbound_mail",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("user_id", Integer),
+    Column("kind", String(16), nullable=False),
+    Column("idem_key", String(255), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("subject", String(255), nullable=False, default=""),
+    Column("message", LargeBinary),
+    Column("payload", Text),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_try_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("lease_owner", String(64)),
+    Column("lease_until_ms", BigInteger),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    Index("ix_outbound_mail_idem_key", "idem_key", unique=True),
+    Index("ix_outbound_mail_due", "state", "next_try_ms"),
+)
+"""The one outbound mail queue (ARCHITECTURE "Mail"). `idem_key` is unique: a second enqueue of the same
+mail (a replayed ClientId, an iMIP for the same UID/instance/sequence/attendee, a reminder already
+queued) is a no-op. `message` is the MIME to submit, or NULL when the worker renders it from `payload`
+(a snapshot taken in the transaction of the change). States: queued -> sending (leased) -> sent, or back
+to queued with a later `next_try_ms`, or failed / dropped."""
+
+send_as_addresses = Table(
+    "send_as_addresses",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("address", String(320), primary_key=True),
+    ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"),
+)
+"""Extra From addresses the admin allows an account to send as (the primary address always may)."""
+
+mail_alarms = Table(
+    "mail_alarms",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("object_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", Integer, primary_key=True, autoincrement=False),
+    Column("due_ms", BigInteger, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+    ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+    Index("ix_mail_alarms_due", "done", "due_ms"),
+)
+"""Reminders to mail: one row per (object, user) with the absolute time of its alarm, rewritten when the
+object is saved; the scanner enqueues due rows (idempotency key per object, occurrence and alarm time)."""

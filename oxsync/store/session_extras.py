@@ -150,3 +150,19 @@ class SessionExtras:
 
     def put_settings(self, settings: dict[str, Any]) -> None:
         accounts.store_user_settings(self.tx, self.user_id, settings)
+
+    # ------------------------------------------------------------ mail the user sends
+
+    def allowed_senders(self) -> list[str]:
+        """Primary address first, then the send-as addresses an administrator declared."""
+        from oxsync.store.sending import allowed_senders
+
+        return allowed_senders(self.tx, self.user_id)
+
+    def send_mail(self, key: str, from_address: str, recipients: list[str], message: bytes,
+                  subject: str = "") -> bool:
+        """Queue a message the user sends (From checked); False if `key` was queued before."""
+        from oxsync.store.sending import queue_user_mail
+
+        return queue_user_mail(self.tx, self.user_id, key=key, from_address=from_address,
+                               recipients=recipients, message=message, subject=subject)

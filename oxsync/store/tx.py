@@ -45,6 +45,8 @@ class Tx:
         self.changed_accounts: set[int] = set()
         """Users whose login, password, suspension, protocol rights or existence changed: every node's
         verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
+        self.queued_mail = False
+        """Mail was enqueued (store/outbound.py): the workers are woken after commit."""
 
     @property
     def stamp(self) -> Stamp:

@@ -56,7 +56,7 @@ def _settings(session: UserSession, req: EasRequest) -> EasResponse:
 
 def _user_information(session: UserSession, req: EasRequest) -> Element:
     me = session.me()
-    addresses = [me.email] + [a for a in me.aliases if a != me.email]
+    addresses = session.allowed_senders()  # the addresses the user may send as (a From the device offers)
     smtp = [E(f"{S}:SMTPAddress", a) for a in addresses if a]
     if req.v >= 14.1:
         emails = E(f"{S}:EmailAddresses", E(f"{S}:PrimarySmtpAddress", me.email), *smtp)

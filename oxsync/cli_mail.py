@@ -1,0 +1,132 @@
+"""`oxsync mail queue|retry|drop` (the outbound mail queue) and `oxsync user alias` (login aliases and
+send-as addresses).
+
+Login aliases are addresses the account receives mail at and may log in with; send-as addresses are
+the extra From addresses an administrator allows it to send with (by default only the primary
+address may send). `user alias add` declares both unless `--login` or `--send-as` picks one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from oxsync.cli import EXIT_OK, Context, UsageError, out, table, user_id_of
+from oxsync.store import accounts, sending
+from oxsync.store.outbound import STATES
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + "Z" if ms else "-"
+
+
+def cmd_mail_queue(ctx: Context, args: argparse.Namespace) -> int:
+    mails = ctx.store.outbound.list(ctx.tenant.id, args.state or (), args.limit)
+    if args.json:
+        out(json.dumps([m.as_json() for m in mails], indent=2))
+        return EXIT_OK
+    rows = [(m.id, m.kind, m.state, m.attempts, _when(m.created_ms),
+             _when(m.sent_ms) if m.state == "sent" else _when(m.next_try_ms), m.sender,
+             ", ".join(m.recipients)[:60], m.subject[:40], m.last_error[:60] or "-") for m in mails]
+    out(table(("id", "kind", "state", "tries", "queued", "sent/next try", "from", "to", "subject", "last error"),
+              rows))
+    return EXIT_OK
+
+
+def cmd_mail_retry(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.tenant  # noqa: B018 - resolves (and checks) the tenant
+    for mail_id in args.ids:
+        ctx.store.outbound.retry(mail_id, ctx.tenant.id)
+        out(f"mail {mail_id} queued again")
+    return EXIT_OK
+
+
+def cmd_mail_drop(ctx: Context, args: argparse.Namespace) -> int:
+    for mail_id in args.ids:
+        ctx.store.outbound.drop(mail_id, ctx.tenant.id)
+        out(f"mail {mail_id} dropped")
+    return EXIT_OK
+
+
+def _kinds(args: argparse.Namespace) -> tuple[bool, bool]:
+    login, send_as = args.login_alias, args.send_as
+    return (True, True) if not (login or send_as) else (login, send_as)
+
+
+def cmd_alias_list(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.tx() as tx:
+        user = accounts.get_user(tx, user_id_of(tx, args.login))
+        send_as = sending.send_as_addresses(tx, user.id)
+    if args.json:
+        out(json.dumps({"primary": user.email, "login": user.aliases, "send_as": send_as}, indent=2))
+        return EXIT_OK
+    rows = [(user.email, "primary (receives, logs in, sends)")]
+    rows += [(a, "login alias (receives, logs in)" + (", send-as" if a in send_as else "")) for a in user.aliases]
+    rows += [(a, "send-as") for a in send_as if a not in user.aliases]
+    out(table(("address", "use"), rows))
+    return EXIT_OK
+
+
+def cmd_alias_add(ctx: Context, args: argparse.Namespace) -> int:
+    login, send_as = _kinds(args)
+    with ctx.tx(write=True) as tx:
+        user_id = user_id_of(tx, args.login)
+        if login:
+            accounts.add_alias(tx, user_id, args.address)
+        if send_as:
+            sending.add_send_as(tx, user_id, args.address)
+    out(f"{args.address}: " + " and ".join(k for k, on in (("login alias", login), ("send-as", send_as)) if on))
+    return EXIT_OK
+
+
+def cmd_alias_remove(ctx: Context, args: argparse.Namespace) -> int:
+    login, send_as = _kinds(args)
+    explicit = args.login_alias or args.send_as
+    removed = []
+    with ctx.tx(write=True) as tx:
+        user_id = user_id_of(tx, args.login)
+        user = accounts.get_user(tx, user_id)
+        if login and (explicit or args.address.lower() in user.aliases):
+            accounts.remove_alias(tx, user_id, args.address)
+            removed.append("login alias")
+        if send_as and (explicit or args.address.lower() in sending.send_as_addresses(tx, user_id)):
+            sending.remove_send_as(tx, user_id, args.address)
+            removed.append("send-as")
+        if not removed:
+            raise UsageError(f"{args.address} is neither a login alias nor a send-as address of {args.login}")
+    out(f"{args.address}: removed " + " and ".join(removed))
+    return EXIT_OK
+
+
+def register_user_verbs(users: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    alias = users.add_parser("alias", help="login aliases and send-as addresses").add_subparsers(
+        dest="alias_action", required=True, metavar="ACTION")
+    p = alias.add_parser("list", help="the account's addresses and what each may do")
+    p.add_argument("login")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_alias_list)
+    for verb, handler, text in (("add", cmd_alias_add, "declare an address (both kinds unless one is named)"),
+                                ("remove", cmd_alias_remove, "withdraw an address")):
+        p = alias.add_parser(verb, help=text)
+        p.add_argument("login")
+        p.add_argument("address")
+        p.add_argument("--login", dest="login_alias", action="store_true", help="as a login alias (receives mail)")
+        p.add_argument("--send-as", action="store_true", help="as an extra From address")
+        p.set_defaults(handler=handler)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    mail = sub.add_parser("mail", help="the outbound mail queue").add_subparsers(dest="action", required=True,
+                                                                             metavar="ACTION")
+    p = mail.add_parser("queue", help="list queued, sent and failed mail, newest first")
+    p.add_argument("--state", action="append", choices=STATES, help="only these states (repeatable)")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_mail_queue)
+    p = mail.add_parser("retry", help="send a failed or waiting mail again now")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.set_defaults(handler=cmd_mail_retry)
+    p = mail.add_parser("drop", help="give up on a mail that was not sent")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.set_defaults(handler=cmd_mail_drop)
