@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from oxsync.config import ConfigError, Settings, load_settings
+import oxsync
+from oxsync.config import DEMO_STORE_URL, ConfigError, Settings, apply_overrides, config_path, load_settings
 from oxsync.model import Tenant
 from oxsync.store import accounts
 from oxsync.store.api import Store
@@ -124,7 +125,11 @@ class Context:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:
         overrides = {"store": {"url": args.db}} if args.db else None
-        return cls(load_settings(args.config, overrides), args.tenant)
+        path = config_path(args.config)
+        settings = load_settings(path, overrides)
+        if path is None and not args.db and getattr(args, "demo", False):
+            settings = apply_overrides(settings, {"store": {"url": DEMO_STORE_URL}})  # the demo keeps ./var/
+        return cls(settings, args.tenant)
 
     def open_store(self, create: bool = False) -> Store:
         """Open the store; refuse to conjure an empty SQLite file unless `create` (init, demo)."""
@@ -281,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     from oxsync import cli_admin, cli_audit, cli_devices, cli_mail, cli_serve, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
-    parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
+    parser.add_argument("--version", action="version", version=f"oxsync {oxsync.version()}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="TOML configuration file (default: $OXSYNC_CONFIG, else /etc/oxsync/oxsync.toml if present)")
     parser.add_argument("--db", metavar="URL", help="database URL (overrides [store] url)")
     parser.add_argument("--tenant", metavar="DOMAIN", help="tenant to act on (default: the only one)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

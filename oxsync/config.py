@@ -6,6 +6,7 @@ refused so that a typo does not silently leave a default in force.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
@@ -39,7 +40,10 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    url: str = "sqlite:///var/oxsync.db"
+    url: str = "sqlite:////var/lib/oxsync/oxsync.db"
+    """SQLAlchemy URL of the database. The default is an absolute path for a packaged install (the
+    directory is created 0700); `oxsync serve --demo` without a configuration uses `./var/oxsync.db`.
+    PostgreSQL: `postgresql://user@host/dbname`."""
     thread_pool_size: int = 8
     """Threads running store transactions; the engine's connection pool is sized to match."""
     tombstone_max_age_days: int = 30
@@ -282,6 +286,8 @@ def apply_overrides(settings: Settings, data: dict[str, dict[str, Any]]) -> Sett
     for section, values in data.items():
         if section not in sections:
             raise ConfigError(f"unknown configuration section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table of settings, got {values!r}")
         current = getattr(settings, section)
         assert is_dataclass(current)
         known = {f.name for f in fields(current)}
@@ -306,11 +312,46 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("[limits] max_small_number/max_wide_number: need 0 < small <= wide <= 2**63-1")
 
 
+DEFAULT_CONFIG_PATH = Path("/etc/oxsync/oxsync.toml")
+CONFIG_ENV = "OXSYNC_CONFIG"
+DEMO_STORE_URL = "sqlite:///var/oxsync.db"
+"""Where `serve --demo` keeps its data when no configuration names a store: `./var/` of the checkout."""
+
+_TOML_POSITION = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+
+
+def config_path(explicit: str | Path | None) -> Path | None:
+    """`--config`, else `$OXSYNC_CONFIG`, else /etc/oxsync/oxsync.toml when it exists, else none (defaults)."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables; a syntax error becomes one ConfigError line naming file, line and column."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_POSITION.match(str(exc))
+        if match is None:
+            raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}:{match['line']}:{match['col']}: TOML syntax error: {match['msg']}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+
+
 def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
     settings = Settings()
     if path is not None:
-        with open(path, "rb") as handle:
-            settings = apply_overrides(settings, tomllib.load(handle))
+        try:
+            settings = apply_overrides(settings, read_toml(Path(path)))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     if overrides:
         settings = apply_overrides(settings, overrides)
     check_settings(settings)

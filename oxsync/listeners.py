@@ -82,9 +82,7 @@ class HttpListenerService(Service):
 
     def _failed(self, failure: Failure) -> None:
         self.failure = failure
-        LISTENERS_UP.labels(self.listener_name).set(0)
-        log.error("cannot listen: %s", failure.getErrorMessage(),
-                  extra={"event": "server.listen_failed", "listener": self.listener_name})
+        LISTENERS_UP.labels(self.listener_name).set(0)  # reported once, by whoever awaits when_listening()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(failure)

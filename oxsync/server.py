@@ -20,11 +20,12 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from oxsync import metrics
+from oxsync import metrics, systemd
 from oxsync.config import Settings
 from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
 from oxsync.logs import access_log_fields, configure_logging
 from oxsync.push.bus import ChangeBus
+from oxsync.render import add_skip_listener
 from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
@@ -33,6 +34,13 @@ from oxsync.web.limits import LimitedHTTPChannel, LimitedRequest
 from oxsync.web.metrics_page import AdminRoot
 
 log = logging.getLogger("oxsync.server")
+
+
+def _count_skipped(dialect: str) -> None:
+    metrics.ITEMS_SKIPPED.labels(dialect if dialect in metrics.DIALECTS else "other").inc()
+
+
+add_skip_listener(_count_skipped)  # once per process: objects left out of a response, per dialect
 access_log = logging.getLogger("oxsync.access")
 
 
@@ -226,8 +234,9 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
                *, configure_logs: bool = True,
                setup: Callable[[OxService], object] | None = None) -> None:
     """Run until SIGINT/SIGTERM. `setup(service)` may register dialect resources before listening;
-    `on_ready(port)` is called once the endpoint is bound (with the actual port). Raises
-    `ServerStartError` if the endpoint cannot be bound."""
+    `on_ready(port)` is called once EVERY listener is bound (with the HTTP port), then systemd is told
+    READY=1. Raises `ServerStartError` (one line, nothing logged: the caller reports it) at once if any
+    endpoint is invalid or cannot be bound; whatever had started is stopped again."""
     from twisted.internet import reactor
 
     if configure_logs:
@@ -239,6 +248,7 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
     def listening(port: int) -> None:
         if on_ready is not None:
             on_ready(port)
+        systemd.notify("READY=1", f"STATUS=serving on {settings.server.http_endpoint.split(':')[0]} port {port}")
 
     failures: list[Any] = []
 
@@ -255,6 +265,7 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
         service.when_listening().addCallbacks(listening, cannot_listen)
 
     reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: systemd.notify("STOPPING=1"))
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     if failures:

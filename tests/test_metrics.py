@@ -133,3 +133,23 @@ def test_no_admin_listener_unless_configured(live_server, store, world) -> None:
     running = live_server(store, setup=install_all, server=OX_SERVER)
     assert running.service.admin is None
     assert http_request(running.port, "GET", "/metrics")[0] == 404
+
+
+def test_items_skipped_as_unrenderable_are_exported() -> None:
+    """The per-item isolation helper's counter reaches /metrics (the assembly registers the listener)."""
+    import oxsync.server  # noqa: F401 - the assembly wires oxsync.render to the registry
+    from oxsync import metrics
+    from oxsync.render import render_each
+
+    def read() -> float:
+        return metrics.REGISTRY.get_sample_value("oxsync_items_skipped_total", {"dialect": "dav"}) or 0.0
+
+    before = read()
+
+    def render(obj: int) -> str:
+        if obj == 2:
+            raise ValueError("cannot render")
+        return str(obj)
+
+    assert list(render_each("dav", [1, 2, 3], render)) == ["1", "3"]
+    assert read() - before == 1

@@ -227,9 +227,7 @@ class UdpPush(Service):
             self.port = self.reactor.listenUDP(self.settings.server.udp_port, self.protocol, interface=self.interface)
         except Exception:  # CannotListenError (port taken), bad interface ...: the server must not start
             self.failure = Failure()
-            LISTENERS_UP.labels(self.listener_name).set(0)
-            log.error("cannot listen: %s", self.failure.getErrorMessage(),
-                      extra={"event": "server.listen_failed", "listener": self.listener_name})
+            LISTENERS_UP.labels(self.listener_name).set(0)  # reported by the assembly (when_listening)
             return
         LISTENERS_UP.labels(self.listener_name).set(1)
         self._unsubscribe = self.bus.subscribe(self.on_change)
