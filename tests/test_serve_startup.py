@@ -5,7 +5,6 @@ config file errors on one line."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import urllib.request
