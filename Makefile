@@ -14,12 +14,16 @@ $(STAMP): setup.cfg pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# System tools the tests drive for real: PostgreSQL server binaries (throwaway clusters) and
-# Debian's libwbxml2 tools (WBXML cross-checks). Installed only when missing.
+# System tools the tests drive for real: PostgreSQL server binaries (throwaway clusters), Debian's
+# libwbxml2 tools (WBXML cross-checks) and Dovecot with its SQL drivers (throwaway mail servers,
+# the demo's mailboxes). Installed only when missing.
 sysdeps:
 	@missing=""; \
 	command -v wbxml2xml >/dev/null || missing="$$missing libwbxml2-utils"; \
 	(command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || missing="$$missing postgresql"; \
+	for p in dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite dovecot-pgsql; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

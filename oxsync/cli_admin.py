@@ -51,7 +51,7 @@ def _flags(args: argparse.Namespace) -> dict[str, bool]:
 
 
 def parse_protocols(text: str) -> frozenset[Protocol]:
-    """'outlook,mobile,dav', 'all' or 'none'."""
+    """'outlook,mobile,dav,imap', 'all' or 'none'."""
     words = [w.strip().lower() for w in text.split(",") if w.strip()]
     if words == ["all"]:
         return ALL_PROTOCOLS
@@ -282,7 +282,7 @@ def _register_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument("--name", help="display name")
         p.add_argument("--first-name")
         p.add_argument("--last-name")
-        p.add_argument("--protocols", type=parse_protocols, help="outlook,mobile,dav | all | none")
+        p.add_argument("--protocols", type=parse_protocols, help="outlook,mobile,dav,imap | all | none")
         for flag, text in FLAG_HELP.items():
             p.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
                            help=text)

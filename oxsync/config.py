@@ -212,6 +212,39 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """The IMAP server holding the mailboxes (docs/mail.md); empty `imap_host` = no mail (placeholders)."""
+
+    imap_host: str = ""
+    imap_port: int = 143
+    imap_tls: str = "none"
+    """`none` (loopback only), `starttls` or `implicit` (port 993)."""
+    imap_ca_file: str = ""
+    """PEM roots to verify the IMAP server's certificate (empty = the system's)."""
+    master_user: str = ""
+    master_password: str = ""
+    """Dovecot master user oxsync logs in as (`address*master_user`): background work needs no user password."""
+    master_separator: str = "*"
+    thread_pool_size: int = 8
+    """Threads running IMAP commands (never the reactor, never the store pool)."""
+    max_connections_per_account: int = 2
+    max_connections: int = 64
+    """Per node; Dovecot's mail_max_userip_connections must allow max_connections_per_account + 1 (watcher)."""
+    idle_connection_seconds: float = 120.0
+    timeout_seconds: float = 30.0
+    watch_interval_seconds: float = 1.0
+    """How often the node's watcher polls STATUS of the watched mail folders (docs/mail.md: why a poll)."""
+    watch_batch: int = 200
+    """Folders the watcher asks about per round; more are spread over several rounds."""
+    drafts_name: str = "Drafts"
+    sent_name: str = "Sent"
+    trash_name: str = "Trash"
+    """Fallback names when the server announces no SPECIAL-USE flags."""
+    max_fetch_bytes: int = 32 * 1024 * 1024
+    """Largest message or attachment fetched for a device; larger ones are truncated or refused."""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -221,6 +254,7 @@ class Settings:
     ox: OxSettings = field(default_factory=OxSettings)
     dav: DavSettings = field(default_factory=DavSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
 
 def endpoint_interface(endpoint: str) -> str:

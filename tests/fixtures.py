@@ -124,3 +124,29 @@ def live_server(reactor):  # type: ignore[no-untyped-def]
     yield start
     for running in started:
         blockingCallFromThread(reactor, running.service.stopService)
+
+
+@pytest.fixture(scope="session")
+def mail_backends():  # type: ignore[no-untyped-def]
+    """Session-wide store + throwaway Dovecot per backend, started on first use (tests/dovecot.py)."""
+    started: dict[str, tuple[object, object]] = {}
+    yield started
+    for store, dovecot in started.values():
+        dovecot.stop()  # type: ignore[attr-defined]
+        store.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def mail(backend: str, mail_backends, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A fresh tenant with alice and bob whose mailboxes live in a real Dovecot authenticating on our store."""
+    from tests.dovecot import DovecotUnavailable, MailWorld, start_mail_backend
+
+    started = mail_backends
+    if backend not in started:
+        pg_url = request.getfixturevalue("pg_cluster").new_database() if backend == "postgresql" else None
+        try:
+            started[backend] = start_mail_backend(backend, pg_url)
+        except DovecotUnavailable as exc:
+            pytest.fail(str(exc))
+    store, dovecot = started[backend]
+    return MailWorld(store, dovecot)

@@ -12,6 +12,7 @@ class Protocol(StrEnum):
     OUTLOOK = "outlook"  # OX WebDAV/XML, free/busy servlet, UDP push
     MOBILE = "mobile"  # Exchange ActiveSync
     DAV = "dav"  # CalDAV / CardDAV
+    IMAP = "imap"  # the mailbox over IMAP (checked by Dovecot's passdb query, docs/mail.md)
 
 
 ALL_PROTOCOLS = frozenset(Protocol)

@@ -68,7 +68,7 @@ users = Table(
     Column("first_name", String(255), nullable=False, default=""),
     Column("last_name", String(255), nullable=False, default=""),
     Column("email", String(320), nullable=False),
-    Column("protocols", String(64), nullable=False, default="outlook,mobile,dav"),
+    Column("protocols", String(64), nullable=False, default="dav,imap,mobile,outlook"),
     Column("active", Boolean, nullable=False, default=True),
     Column("quota_bytes", BigInteger),
     Column("usage_bytes", BigInteger, nullable=False, default=0),
