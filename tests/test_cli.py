@@ -166,7 +166,7 @@ def test_user_list_show_set(tenant: Run, store: Store) -> None:
     assert "alice@example.com" in listing.out and "bob@example.com" in listing.out and "unlimited" in listing.out
     tenant("group", "add", "team", "--member", "alice")
     shown = tenant("user", "show", "alice").out
-    for expected in ("Alice Adams", "team", "dav,mobile,outlook", "active", "calendar"):
+    for expected in ("Alice Adams", "team", "dav,imap,mobile,outlook", "active", "calendar"):
         assert expected in shown
     changed = tenant("user", "set", "alice", "--name", "Alice A.", "--protocols", "outlook", "--quota", "1M",
                      "--password-stdin", stdin="new-pw\n")
