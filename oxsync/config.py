@@ -72,6 +72,14 @@ class LimitSettings:
     recurrence_window_past_days: int = 366
     recurrence_window_future_days: int = 5 * 366
     max_recurrence_instances: int = 3000
+    """Instances one series may have in an expanded window; a CalDAV expand or time-range beyond it
+    answers 403 CALDAV:max-instances (the store's own expansions stop there)."""
+    max_expanded_instances_per_request: int = 20_000
+    """Recurrence instances one request may expand in total (filters, expand, free/busy, conflict
+    checks); beyond it the protocol's limit error (oxsync/store/budget.py)."""
+    max_request_work_seconds: float = 5.0
+    """Longest a request's store work may run where it grows with the input (recurrence expansion,
+    per-object filters): past it, the protocol's limit error; the store thread is free again."""
     max_multiget_hrefs: int = 5000
     max_import_bytes: int = 256 * 1024 * 1024
     refused_body_drain_seconds: float = 5.0

@@ -43,6 +43,8 @@ def render_one(dialect: str, obj: O, render: Callable[[O], T], *, folder_id: int
     try:
         return render(obj)
     except Exception as exc:  # noqa: BLE001 - isolating any failure of one object is the point
+        if getattr(exc, "whole_request", False):  # e.g. the request's work budget: not this object's fault
+            raise
         note_skipped(dialect, exc, object_id=_ident(obj, "object_id", object_id),
                      folder_id=_ident(obj, "folder_id", folder_id))
         return None

@@ -19,9 +19,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from oxsync.config import Settings
 from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS
 from oxsync.push.bus import ChangeBus
 from oxsync.store.api import LoginRecord, Store
+from oxsync.store.budget import work_budget
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.runtime")
@@ -48,13 +50,15 @@ class AsyncStore:
     """Store calls from the reactor thread: every method returns a Deferred and never blocks."""
 
     def __init__(self, store: Store, reactor: Any, pool_size: int | None = None,
-                 bus: ChangeBus | None = None) -> None:
+                 bus: ChangeBus | None = None, settings: Settings | None = None) -> None:
         self.store = store
+        self.settings = settings if settings is not None else store.settings
+        """The server's settings (limits of each request's work budget, hash pool size)."""
         self.reactor = reactor
         self.bus = bus if bus is not None else ChangeBus()
         size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
         self.pool = ThreadPool(minthreads=0, maxthreads=max(1, size), name="oxsync-store")
-        self.hash_pool = ThreadPool(minthreads=0, maxthreads=max(1, store.settings.auth.password_hash_threads),
+        self.hash_pool = ThreadPool(minthreads=0, maxthreads=max(1, self.settings.auth.password_hash_threads),
                                     name="oxsync-hash")
         """Argon2 checks only: slow and memory-hungry by design, they must never occupy a store thread."""
         self._running = False
@@ -111,7 +115,7 @@ class AsyncStore:
         return self.run(ping_store, self.store)
 
     def _in_session(self, tenant_id: int, user_id: int, write: bool, fn: Callable[[UserSession], T]) -> T:
-        with self.store.session(tenant_id, user_id, write=write) as session:
+        with work_budget(self.settings.limits), self.store.session(tenant_id, user_id, write=write) as session:
             return fn(session)
 
     # ------------------------------------------------------------ change notification

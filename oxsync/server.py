@@ -207,7 +207,7 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
 
         reactor = global_reactor
     bus = ChangeBus()
-    async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus)
+    async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus, settings=settings)
     site = build_site(settings, store, async_store, bus)
     http = HttpListenerService(reactor, settings.server.http_endpoint, site)
     admin = None

@@ -34,6 +34,7 @@ from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import Element, WBXMLError, decode, encode
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
+from oxsync.store.budget import WorkLimitExceeded
 from oxsync.store.session import UserSession
 from oxsync.web import client_address, is_gone, send_bytes
 
@@ -193,6 +194,12 @@ class ActiveSyncResource(Resource):
         send_bytes(request, response.code, data, response.content_type, response.headers)
 
     def _crashed(self, failure: Failure, request: Request, cmd: str) -> None:
+        if failure.check(WorkLimitExceeded):  # not a crash: the request asked for too much work
+            log.warning("ActiveSync %s over its work limit: %s", cmd, failure.value,
+                        extra={"event": "eas.work_limit", "cmd": cmd})
+            if not is_gone(request):
+                send_bytes(request, 503, b"", protocol.WBXML_CONTENT_TYPE, {b"Retry-After": b"300"})
+            return
         log.error("ActiveSync %s failed", cmd, exc_info=(failure.type, failure.value, failure.getTracebackObject()),
                   extra={"event": "eas.error", "cmd": cmd})
         if not is_gone(request):

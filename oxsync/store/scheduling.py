@@ -16,7 +16,7 @@ from oxsync.model import Appointment, ShownAs
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.recurrence import expand
 from oxsync.model.timeutil import to_ms
-from oxsync.store import objects
+from oxsync.store import budget, objects
 from oxsync.store import schema as s
 from oxsync.store.tx import Tx
 
@@ -61,6 +61,7 @@ def intervals(tx: Tx, appt: Appointment, low: datetime, high: datetime) -> list[
     occurrences = expand(appt.start_date, appt.end_date, appt.recurrence, appt.timezone or "UTC",
                          window_start=low, window_end=high, max_instances=limits.max_recurrence_instances,
                          delete_exceptions=skip, limits=limits)
+    budget.charge(len(occurrences))
     return [(_as_datetime(a), _as_datetime(b)) for a, b in occurrences]
 
 

@@ -6,13 +6,17 @@ be matched. Time ranges expand recurrences inside the query window only (bounded
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import recurring_ical_events
+from dateutil.rrule import rrulestr
 from icalendar import Calendar
 from lxml import etree
 
+from oxsync.store import budget
+from oxsync.store.budget import WorkLimitExceeded
 from oxsync.webdav.dav.model import DavError
 from oxsync.webdav.dav.xml import CALDAV, CARDDAV, first, qn
 
@@ -157,24 +161,94 @@ def _window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start, min(end, start + MAX_SPAN)
 
 
-def occurrences(cal: Calendar, kind: str, start: datetime, end: datetime, cap: int = 3000) -> list[Any]:
-    """Instances of `kind` components overlapping [start, end) (bounded, see MAX_SPAN), at most `cap`."""
+FIRST_CHUNK = timedelta(days=1)
+MAX_CHUNK = timedelta(days=92)
+"""Series are expanded chunk by chunk (growing from FIRST_CHUNK to MAX_CHUNK), so the request's work
+budget is charged as instances are made and a hostile range stops within one chunk of its limit."""
+
+
+def _chunks(low: datetime, high: datetime) -> Iterator[tuple[datetime, datetime]]:
+    size = FIRST_CHUNK
+    while low < high:
+        upper = min(high, low + size)
+        yield low, upper
+        low, size = upper, min(size * 2, MAX_CHUNK)
+
+
+def iter_occurrences(cal: Calendar, kind: str, start: datetime, end: datetime,
+                     max_instances: int | None = None, *, chunked: bool = True) -> Iterator[Any]:
+    """Instances of `kind` components overlapping [start, end) (bounded, see MAX_SPAN), in chunks.
+
+    Every instance is charged to the request's work budget (store.budget: 403 beyond it); more than
+    `max_instances` (the `max_recurrence_instances` setting) answers 403 CALDAV:max-instances rather
+    than a silently cut list."""
     low, high = _window(start, end)
+    query = recurring_ical_events.of(cal, components=[kind], skip_bad_series=True)
+    recurring = any("RRULE" in c or "RDATE" in c for c in cal.walk(kind))
+    seen: set[tuple[str, str]] = set()
+    count = 0
+    for chunk_low, chunk_high in _chunks(low, high) if recurring and chunked else [(low, high)]:
+        try:
+            found = query.between(chunk_low, chunk_high)
+        except Exception as exc:  # a series the expander cannot read does not match
+            raise DavError(403, C("valid-calendar-data"), f"cannot expand: {exc}") from exc
+        for occ in found:
+            key = (str(occ.get("UID", "")), str(occ.get("DTSTART").to_ical() if occ.get("DTSTART") else ""))
+            if key in seen:  # an instance spanning a chunk boundary comes back in the next chunk
+                continue
+            seen.add(key)
+            count += 1
+            if max_instances is not None and count > max_instances:
+                raise WorkLimitExceeded(f"more than {max_instances} instances in the requested range", "series")
+            if recurring:
+                budget.charge()
+            yield occ
+        budget.check_time()
+
+
+def _instances_at_least(comp: Any, start: datetime, end: datetime, limit: int) -> int | None:
+    """How many RRULE instances of `comp` start in [start, end), counted with dateutil only (µs each,
+    no components built) and stopping at `limit`; None when the rule cannot be counted this way."""
+    rule_prop, begin = comp.get("RRULE"), comp.get("DTSTART")
+    if rule_prop is None or begin is None:
+        return 0 if rule_prop is None else None
+    first_start = begin.dt
     try:
-        found = recurring_ical_events.of(cal, components=[kind], skip_bad_series=True).between(low, high)
-    except Exception as exc:  # a series the expander cannot read does not match
-        raise DavError(403, C("valid-calendar-data"), f"cannot expand: {exc}") from exc
-    return list(found)[:cap]
+        if isinstance(first_start, datetime):
+            low, high = (start, end) if first_start.tzinfo else (start.replace(tzinfo=None), end.replace(tzinfo=None))
+        else:
+            first_start = datetime.combine(first_start, datetime.min.time())
+            low, high = start.replace(tzinfo=None), end.replace(tzinfo=None)
+        rule = rrulestr(rule_prop.to_ical().decode("ascii"), dtstart=first_start)
+        count = 0
+        for moment in rule.xafter(low, inc=True):
+            if moment >= high or count >= limit:
+                break
+            count += 1
+        return count
+    except Exception:  # noqa: BLE001 - an unusual rule is expanded (and charged) the slow way
+        return None
+
+
+def check_instance_count(cal: Calendar, kind: str, start: datetime, end: datetime, max_instances: int) -> None:
+    """Refuse an expansion over the REQUESTED range (not the clamped window) before building any
+    instance: an endless daily series expanded over 1900..9999 is CALDAV:max-instances at once."""
+    for comp in cal.walk(kind):
+        found = _instances_at_least(comp, start, end, max_instances + 1)
+        if found is not None and found > max_instances:
+            raise WorkLimitExceeded(f"more than {max_instances} instances in the requested range", "series")
+
+
+def occurrences(cal: Calendar, kind: str, start: datetime, end: datetime, cap: int | None = 3000) -> list[Any]:
+    return list(iter_occurrences(cal, kind, start, end, cap))
 
 
 def component_in_range(cal: Calendar, kind: str, start: datetime, end: datetime) -> bool:
+    """Whether any instance overlaps: stops at the first one (a filter needs no more)."""
     comps = [c for c in cal.walk(kind)]
     if kind == "VTODO" and not any("RRULE" in c or "RDATE" in c for c in comps):
         return any(_todo_overlaps(c, start, end) for c in comps)
-    if kind == "VTODO":
-        found = occurrences(cal, kind, start, end)
-        return any(_todo_overlaps(c, start, end) or True for c in found)
-    return bool(occurrences(cal, kind, start, end))
+    return next(iter_occurrences(cal, kind, start, end), None) is not None
 
 
 def _comp_filter(cal: Calendar, comps: list[Any], cf: etree._Element) -> bool:
@@ -235,14 +309,16 @@ def calendar_matches(text: str, filter_el: etree._Element | None) -> bool:
     return _comp_filter(cal, [cal], top)
 
 
-def expand_text(text: str, kind: str, start: datetime, end: datetime) -> str:
+def expand_text(text: str, kind: str, start: datetime, end: datetime, max_instances: int = 3000) -> str:
     """RFC 4791 §9.6.5: the instances in [start, end) as separate components, times in UTC."""
     cal = Calendar.from_ical(text)
     out = Calendar()
     for key, value in cal.items():
         out.add(key, value)
     recurring = any("RRULE" in c or "RDATE" in c for c in cal.walk(kind))
-    for occ in occurrences(cal, kind, start, end):
+    if recurring:
+        check_instance_count(cal, kind, start, end, max_instances)
+    for occ in iter_occurrences(cal, kind, start, end, max_instances, chunked=False):
         for prop in ("RRULE", "RDATE", "EXDATE"):
             occ.pop(prop, None)
         for prop in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):

@@ -53,7 +53,8 @@ def data_getters(ctx: Ctx, data_el: etree._Element | None) -> dict[str, Callable
         text = object_text(res)
         if expand is not None:
             start, end = filters.time_range(expand)
-            text = filters.expand_text(text, res.collection.component, start, end)
+            text = filters.expand_text(text, res.collection.component, start, end,
+                                       ctx.req.settings.limits.max_recurrence_instances)
         elif limit_set is not None:
             start, end = filters.time_range(limit_set)
             text = filters.limit_text(text, res.collection.component, start, end)

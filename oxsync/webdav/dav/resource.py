@@ -14,6 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from oxsync.model import Protocol
 from oxsync.server import ServerContext
 from oxsync.store.api import Principal
+from oxsync.store.budget import WorkLimitExceeded
 from oxsync.store.errors import (
     AppointmentConflict,
     Conflict,
@@ -80,6 +81,10 @@ def error_response(exc: Exception) -> Response:
         return Response(403, error_body(qn(DAV, "valid-sync-token"), str(exc)), "application/xml; charset=utf-8")
     if isinstance(exc, PermissionDenied):
         return Response(403, error_body(qn(DAV, "need-privileges"), str(exc)), "application/xml; charset=utf-8")
+    if isinstance(exc, WorkLimitExceeded):  # RFC 4791 §9.6.5 / RFC 5323 §3: the limit preconditions
+        condition = qn(CALDAV, "max-instances") if exc.kind == "series" else qn(DAV, "number-of-matches-within-limits")
+        log.warning("DAV request over its work limit: %s", exc, extra={"event": "dav.work_limit", "kind": exc.kind})
+        return Response(403, error_body(condition, str(exc)), "application/xml; charset=utf-8")
     for cls, status in STORE_ERRORS:
         if isinstance(exc, cls):
             return Response(status, (str(exc) + "\n").encode())

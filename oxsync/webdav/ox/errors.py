@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from oxsync.model.timeutil import to_ms
+from oxsync.store.budget import WorkLimitExceeded
 from oxsync.store.errors import (
     AppointmentConflict,
     Conflict,
@@ -54,6 +55,7 @@ STORE_ERRORS: tuple[tuple[type[StoreError], tuple[int, str]], ...] = (
     (InvalidInput, INVALID_INPUT),
     (InvalidData, CONFLICT),
     (Conflict, CONFLICT),
+    (WorkLimitExceeded, INVALID_INPUT),
 )
 
 

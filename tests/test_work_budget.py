@@ -1,0 +1,88 @@
+"""The work one request may do is bounded (issue 10 §3): recurrence instances per series and per
+request, and store-thread time; beyond it each dialect answers its own limit error. Counts of
+instances and a fake clock, never durations."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxsync.store.budget import WorkBudget, WorkLimitExceeded, charge, work_budget
+from oxsync.webdav.dav import install as install_dav
+from oxsync.webdav.ox.errors import outcome_of
+from tests.davhelp import Dav, event
+
+DAILY = "RRULE:FREQ=DAILY\r\n"
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+
+
+def query(start: str, end: str) -> str:
+    return ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
+            f'<C:calendar-data><C:expand start="{start}" end="{end}"/></C:calendar-data></D:prop>'
+            '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+            f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter></C:filter>'
+            '</C:calendar-query>')
+
+
+@pytest.fixture
+def dav(live_server, store, world):  # type: ignore[no-untyped-def]
+    def start(**limits: object) -> Dav:
+        running = live_server(store, setup=install_dav, limits=limits)
+        client = Dav(running.port, world)
+        calendar = client.calendar()
+        assert client.put(calendar + "endless.ics", event("endless", "Every day", "20260101T090000Z",
+                                                          "20260101T100000Z", DAILY)).status == 201
+        client.path = calendar  # type: ignore[attr-defined]
+        return client
+
+    return start
+
+
+def test_expanding_an_endless_series_over_centuries_is_max_instances(dav) -> None:  # type: ignore[no-untyped-def]
+    client = dav()
+    reply = client.report(client.path, query("19000101T000000Z", "99991231T000000Z"))
+    assert reply.status == 403
+    assert reply.xml.find(f"{{{CALDAV_NS}}}max-instances") is not None
+    reply = client.report(client.path, query("20260301T000000Z", "20260401T000000Z"))  # a month: served
+    assert reply.status == 207 and reply.text.count("RECURRENCE-ID") == 31
+
+
+def test_instances_per_request_are_bounded(dav) -> None:  # type: ignore[no-untyped-def]
+    client = dav(max_expanded_instances_per_request=40)
+    assert client.report(client.path, query("20260301T000000Z", "20260315T000000Z")).status == 207  # 14
+    reply = client.report(client.path, query("20260301T000000Z", "20260501T000000Z"))  # 61 > 40
+    assert reply.status == 403
+    assert reply.xml.find("{DAV:}number-of-matches-within-limits") is not None
+
+
+def test_budget_counts_instances_and_time_with_a_fake_clock() -> None:
+    now = [100.0]
+    budget = WorkBudget(max_instances=10, max_seconds=5.0, clock=lambda: now[0])
+    budget.charge(10)
+    with pytest.raises(WorkLimitExceeded) as over:
+        budget.charge(1)
+    assert over.value.kind == "instances"
+    late = WorkBudget(max_instances=10, max_seconds=5.0, clock=lambda: now[0])
+    now[0] += 5.0
+    late.check_time()  # exactly at the limit: still allowed
+    now[0] += 0.001
+    with pytest.raises(WorkLimitExceeded) as slow:
+        late.charge(1)
+    assert slow.value.kind == "time"
+
+
+def test_budget_is_per_unit_of_work_and_absent_outside(store) -> None:  # type: ignore[no-untyped-def]
+    charge(10**9)  # no budget open (CLI, import): nothing is charged
+    limits = store.settings.limits
+    with work_budget(limits) as budget:
+        charge(limits.max_expanded_instances_per_request)
+        with pytest.raises(WorkLimitExceeded):
+            charge(1)
+    assert budget.instances == limits.max_expanded_instances_per_request + 1
+    with work_budget(limits) as fresh:
+        charge(1)
+    assert fresh.instances == 1
+
+
+def test_ox_answers_a_work_limit_as_invalid_input_not_a_server_error() -> None:
+    status, text, _ = outcome_of(WorkLimitExceeded("the request expands more than 5 recurrence instances", "instances"))
+    assert text.startswith("[1100]") and status == 409
