@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | md5sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint sysdeps bench conformance clean
+.PHONY: serve test lint sysdeps bench bench-peers conformance clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,12 @@ test: $(STAMP) sysdeps lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
+	@for b in bench/bench_*.py; do [ -e "$$b" ] && [ "$$b" != bench/bench_peers.py ] && $(BIN)/python $$b; done; true
+
+# oxsync next to Radicale, Xandikos and SOGo (Debian packages sogo, sogo-activesync, memcached; the
+# bench says why when a peer cannot start). PEERS_ARGS e.g. "--events 1000 --cards 1000 --runs 1 --pg".
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.bench_peers $(PEERS_ARGS)
 
 # The real third-party clients (pyactivesync, caldav-server-tester, ...) also run in `make test`.
 conformance: $(STAMP) sysdeps

@@ -1,0 +1,319 @@
+"""oxsync next to Radicale, Xandikos and SOGo: every CalDAV/CardDAV workload of issue 11, one run.
+
+Every server gets the same generated data (bench/peers_data.py: events with time zones, attendees and
+alarms, one in ten recurring; vCards) through its own bulk path, then, for each of --runs repeats, each
+server is started (cold), measured on every workload and stopped, servers interleaved. The table shows
+the median of the runs per server, the ratio oxsync/peer (times: < 1 means oxsync is faster; rates:
+> 1 means oxsync is faster) and the answer counts (the servers must agree on what matched).
+
+Usage: python -m bench.bench_peers [--events 10000] [--cards 10000] [--runs 3] [--peers ...] [--pg]
+       (make bench-peers). A peer that cannot be started is reported with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.peers_data import MONTH, event, event_name  # noqa: E402
+from bench.peers_servers import (  # noqa: E402
+    LOGIN_USERS,
+    Client,
+    Oxsync,
+    Peer,
+    Radicale,
+    Unavailable,
+    Xandikos,
+    serve_oxsync,
+)
+
+PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+PROPFIND0 = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/>'
+             b"<D:displayname/></D:prop></D:propfind>")
+XML = "application/xml; charset=utf-8"
+HREF = re.compile(rb"<(?:\w+:)?href>([^<]+)</(?:\w+:)?href>")
+
+
+def sync_body(token: str) -> bytes:
+    return (f'<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+            "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>").encode()
+
+
+def multiget_body(kind: str, hrefs: list[str]) -> bytes:
+    ns, root, data = (("urn:ietf:params:xml:ns:caldav", "calendar-multiget", "calendar-data") if kind == "cal" else
+                      ("urn:ietf:params:xml:ns:carddav", "addressbook-multiget", "address-data"))
+    body = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+    return (f'<?xml version="1.0"?><C:{root} xmlns:D="DAV:" xmlns:C="{ns}"><D:prop><D:getetag/><C:{data}/>'
+            f"</D:prop>{body}</C:{root}>").encode()
+
+
+def query_body(start: str, end: str) -> bytes:
+    return ('<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            "<D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name=\"VCALENDAR\">"
+            f'<C:comp-filter name="VEVENT"><C:time-range start="{start}" end="{end}"/></C:comp-filter>'
+            "</C:comp-filter></C:filter></C:calendar-query>").encode()
+
+
+def responses(body: bytes) -> int:
+    return len(re.findall(rb"<(?:\w+:)?response[ >]", body))
+
+
+def token_of(body: bytes) -> str:
+    found = re.findall(rb"<(?:\w+:)?sync-token>([^<]+)<", body)
+    return found[-1].decode() if found else ""
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def timed(fn: Callable[[], tuple[int, bytes]]) -> tuple[float, int, bytes]:
+    started = time.perf_counter()
+    status, body = fn()
+    return time.perf_counter() - started, status, body
+
+
+def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[dict[str, float], dict[str, int]]:
+    """One run of every workload on a freshly started `peer`: {metric: value}, {metric: answer count}."""
+    out: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    peer.start()
+    c = Client(peer.port, peer.auth)
+
+    def check(label: str, status: int, body: bytes, expect: int = 207) -> None:
+        if status != expect:
+            raise Unavailable(f"{label}: HTTP {status} {body[:300]!r}")
+        counts[label] = responses(body)
+
+    for label in ("propfind_cold", "propfind_warm"):
+        out[label], status, body = timed(lambda: c.request("PROPFIND", peer.cal, PROPFIND, Depth="1",
+                                                                Content_Type=XML))
+        check(label, status, body)
+    out["sync_initial"], status, body = timed(lambda: c.request("REPORT", peer.cal, sync_body(""), Depth="0",
+                                                                Content_Type=XML))
+    check("sync_initial", status, body)
+    token = token_of(body)
+    base = peer.cal.encode()
+    hrefs = sorted({h.decode() for h in HREF.findall(body) if h.startswith(base) and h != base})
+    chosen = hrefs[:: max(1, len(hrefs) // 1000)][:1000]
+    out["multiget_1000"], status, body = timed(
+        lambda: c.request("REPORT", peer.cal, multiget_body("cal", chosen), Depth="1", Content_Type=XML))
+    check("multiget_1000", status, body)
+    out["query_month"], status, body = timed(
+        lambda: c.request("REPORT", peer.cal, query_body(*MONTH), Depth="1", Content_Type=XML))
+    check("query_month", status, body)
+    out["card_sync"], status, body = timed(lambda: c.request("REPORT", peer.card_path, sync_body(""), Depth="0",
+                                                                Content_Type=XML))
+    check("card_sync", status, body)
+    base = peer.card_path.encode()
+    card_hrefs = sorted({h.decode() for h in HREF.findall(body) if h.startswith(base) and h != base})
+    chosen = card_hrefs[:: max(1, len(card_hrefs) // 1000)][:1000]
+    out["card_multiget_1000"], status, body = timed(
+        lambda: c.request("REPORT", peer.card_path, multiget_body("card", chosen), Depth="1",
+                          Content_Type=XML))
+    check("card_multiget_1000", status, body)
+    for k in range(10):
+        i = (k * 997 + run) % events
+        status, text = c.request("PUT", peer.cal + event_name(i), event(i, events, f"Changed {run}").encode(),
+                                 Content_Type="text/calendar; charset=utf-8")
+        if status not in (200, 201, 204):
+            raise Unavailable(f"PUT change: HTTP {status} {text[:200]!r}")
+    out["sync_delta10"], status, body = timed(lambda: c.request("REPORT", peer.cal, sync_body(token), Depth="0",
+                                                                Content_Type=XML))
+    check("sync_delta10", status, body)
+    out["put_1"] = put_rate(peer, run, 1, puts, events)
+    out["put_8"] = put_rate(peer, run, 8, puts, events)
+    logins = login_rate(peer)
+    if logins is not None:
+        out["logins_20"] = logins
+    c.close()
+    out["rss_mb"] = peak_rss_mb(peer.pids())
+    peer.stop()
+    return out, counts
+
+
+def put_rate(peer: Peer, run: int, clients: int, total: int, events: int) -> float:
+    """New events PUT (If-None-Match: *) into an empty collection by `clients` connections, per second."""
+    def worker(n: int) -> None:
+        client = Client(peer.port, peer.auth)
+        for k in range(n, total, clients):
+            name = f"r{run}c{clients}-{k}.ics"
+            body = event(k, events).replace(f"UID:bench-{k}@", f"UID:put-{run}-{clients}-{k}@").encode()
+            status, text = client.request("PUT", peer.puts + name, body, If_None_Match="*",
+                                          Content_Type="text/calendar; charset=utf-8")
+            if status not in (200, 201, 204):
+                raise Unavailable(f"PUT: HTTP {status} {text[:200]!r}")
+        client.close()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, range(clients)))
+    return total / (time.perf_counter() - started)
+
+
+def login_rate(peer: Peer, per_user: int = 3) -> float | None:
+    """20 distinct users arrive at once, each with `per_user` requests on a new connection: requests/s."""
+    if not peer.login_path(LOGIN_USERS[0][0]):
+        return None
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def user(pair: tuple[str, str]) -> None:
+        login, password = pair
+        for _ in range(per_user):
+            client = Client(peer.port, peer.login_auth(login, password), timeout=120)
+            status, body = client.request("PROPFIND", peer.login_path(login), PROPFIND0, Depth="0", Content_Type=XML)
+            client.close()
+            if status != 207:
+                with lock:
+                    errors.append(f"{login}: {status}")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(LOGIN_USERS)) as pool:
+        list(pool.map(user, LOGIN_USERS))
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise Unavailable("logins failed: " + ", ".join(errors[:3]))
+    return len(LOGIN_USERS) * per_user / elapsed
+
+
+ROWS = [
+    ("propfind_cold", "PROPFIND Depth 1 cold (s)"), ("propfind_warm", "PROPFIND Depth 1 warm (s)"),
+    ("multiget_1000", "calendar-multiget 1,000 (s)"), ("query_month", "calendar-query one month (s)"),
+    ("sync_initial", "initial sync-collection (s)"), ("sync_delta10", "sync-collection, 10 changes (s)"),
+    ("card_sync", "CardDAV initial sync (s)"), ("card_multiget_1000", "CardDAV multiget 1,000 (s)"),
+    ("put_1", "PUT/s, 1 client"), ("put_8", "PUT/s, 8 clients"),
+    ("logins_20", "requests/s, 20 users logging in"), ("rss_mb", "peak RSS (MB)"),
+]
+
+
+def table(results: dict[str, list[dict[str, float]]], counts: dict[str, dict[str, int]], reasons: dict[str, str],
+          title: str) -> str:
+    names = list(results)
+    head = names[0]
+    lines = [title, "", "| workload | " + " | ".join(names) + " | " +
+             " | ".join(f"{head}/{n}" for n in names[1:]) + " |",
+             "|---" * (1 + 2 * len(names) - 1) + "|"]
+    medians = {n: {k: statistics.median([r[k] for r in runs if k in r]) for k in runs[0]} if runs else {}
+               for n, runs in results.items()}
+    for key, label in ROWS:
+        cells, ratios = [], []
+        for n in names:
+            value = medians[n].get(key)
+            cells.append("-" if value is None else f"{value:.3f}" if value < 10 else f"{value:.1f}")
+        for n in names[1:]:
+            mine, theirs = medians[head].get(key), medians[n].get(key)
+            ratios.append("-" if not mine or not theirs else f"{mine / theirs:.2f}x")
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    lines.append("")
+    lines.append("Answers (responses counted in the multistatus; servers should agree): " + "; ".join(
+        f"{n}: " + ", ".join(f"{k}={v}" for k, v in counts.get(n, {}).items()) for n in names))
+    lines.append("Ratios: times and RSS oxsync/peer (< 1: oxsync better); rates oxsync/peer (> 1: oxsync better).")
+    for n, why in reasons.items():
+        lines.append(f"NOT MEASURED {n}: {why}")
+    return "\n".join(lines)
+
+
+def make_peers(args: argparse.Namespace, workdir: Path, reasons: dict[str, str]) -> list[Peer]:
+    peers: list[Peer] = []
+    factories: dict[str, Callable[[], Peer]] = {"oxsync": lambda: Oxsync(workdir), "radicale": lambda: Radicale(workdir),
+                                               "xandikos": lambda: Xandikos(workdir)}
+    if args.pg:
+        from tests.pgcluster import PgCluster
+
+        cluster = PgCluster()
+        cluster.start()
+        args.cluster = cluster
+        factories["oxsync-pg"] = lambda: Oxsync(workdir, cluster.empty_database(), "oxsync-pg")
+    if "sogo" in args.peers:
+        from bench.peers_sogo import Sogo
+
+        factories["sogo"] = lambda: Sogo(workdir)
+    order = (["oxsync-pg"] if args.pg else []) + args.peers
+    for name in order:
+        peer = None
+        try:
+            peer = factories[name]()
+            started = time.perf_counter()
+            peer.setup(args.events, args.cards)
+            print(f"{name}: data loaded in {time.perf_counter() - started:.1f} s", flush=True)
+            peers.append(peer)
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
+            reasons[name] = f"{type(exc).__name__}: {exc}"
+            print(f"{name}: not available: {reasons[name]}", flush=True)
+            if peer is not None:
+                peer.stop()
+                peer.close()
+    return peers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 3 and argv[0] == "--serve-oxsync":
+        serve_oxsync(argv[1], argv[2])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--cards", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--puts", type=int, default=200, help="PUTs per PUT/s measurement")
+    parser.add_argument("--peers", nargs="*", default=["oxsync", "radicale", "xandikos", "sogo"])
+    parser.add_argument("--pg", action="store_true", help="also oxsync on a throwaway PostgreSQL cluster")
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    reasons: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
+        peers = make_peers(args, Path(tmp), reasons)
+        results: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
+        counts: dict[str, dict[str, int]] = {}
+        try:
+            for run in range(args.runs):
+                shift = run % max(1, len(peers))
+                for peer in peers[shift:] + peers[:shift]:  # interleaved, a different server first each run
+                    if peer.name in reasons:
+                        continue
+                    try:
+                        values, counts[peer.name] = measure(peer, args.events, args.cards, run, args.puts)
+                        results[peer.name].append(values)
+                        print(f"run {run + 1} {peer.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in values.items()),
+                              flush=True)
+                    except Exception as exc:  # noqa: BLE001
+                        peer.stop()
+                        reasons[peer.name] = f"run {run + 1} failed: {type(exc).__name__}: {exc}"
+                        print(f"{peer.name}: {reasons[peer.name]}", flush=True)
+        finally:
+            for peer in peers:
+                peer.stop()
+                peer.close()
+            if getattr(args, "cluster", None) is not None:
+                args.cluster.stop()
+    results = {n: r for n, r in results.items() if r}
+    if not results:
+        print("no server could be measured")
+        return 2
+    text = table(results, counts, reasons, f"Side by side, {args.events} events and {args.cards} vCards, "
+                 f"median of {args.runs} runs, 127.0.0.1, this machine")
+    print("\n" + text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
