@@ -19,7 +19,7 @@ from oxsync.model.common import AttachmentMeta, ObjectKind
 from oxsync.model.contact import DistributionListMember
 from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.render import note_skipped
-from oxsync.store import codec
+from oxsync.store import codec, timeranges
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, QuotaExceeded
 from oxsync.store.tx import Tx
@@ -115,6 +115,7 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
         )
     )
     _write_side_tables(tx, obj)
+    timeranges.write(tx, obj, replace=False)
 
 
 def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None) -> int:
@@ -138,6 +139,8 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
     obj.last_modified = stamp.ms
     _clear_side_tables(tx, [obj.object_id])
     _write_side_tables(tx, obj)
+    if not isinstance(obj, Contact):
+        timeranges.write(tx, obj, replace=True)
     return len(data) - int(old.size)
 
 

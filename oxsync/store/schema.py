@@ -220,6 +220,19 @@ objects = Table(
     Index("ix_objects_creator", "tenant_id", "created_by"),
 )
 
+object_ranges = Table(
+    "object_ranges",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("object_id", BigInteger, primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("start_ms", BigInteger),
+    Column("end_ms", BigInteger),
+    ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+)
+"""Time-range index of events and tasks (store/timeranges.py): spans that cover every instance of the
+object, NULL = open; a calendar-query selects its candidates here."""
+
 participants = Table(
     "participants",
     metadata,

@@ -251,6 +251,26 @@ def component_in_range(cal: Calendar, kind: str, start: datetime, end: datetime)
     return next(iter_occurrences(cal, kind, start, end), None) is not None
 
 
+def window_ms(start: datetime, end: datetime) -> tuple[int | None, int | None]:
+    """A query range as index bounds in UTC milliseconds (None = open)."""
+    return (None if start <= FAR_PAST else int(start.timestamp() * 1000),
+            None if end >= FAR_FUTURE else int(end.timestamp() * 1000))
+
+
+def query_window(top: etree._Element | None) -> tuple[int | None, int | None] | None:
+    """The time range every match must overlap, if the filter has one the index can serve: a VEVENT or
+    VTODO comp-filter with a time-range right under the VCALENDAR filter (its children are ANDed)."""
+    if top is None:
+        return None
+    for cf in top:
+        if cf.tag != C("comp-filter") or (cf.get("name") or "").upper() not in ("VEVENT", "VTODO"):
+            continue
+        tr = first(cf, C("time-range"))
+        if tr is not None and first(cf, C("is-not-defined")) is None:
+            return window_ms(*time_range(tr))
+    return None
+
+
 def _comp_filter(cal: Calendar, comps: list[Any], cf: etree._Element) -> bool:
     name = (cf.get("name") or "").upper()
     matching = [c for c in comps if c.name == name]

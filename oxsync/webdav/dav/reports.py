@@ -88,7 +88,9 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
         raise DavError(403, C("valid-filter"), "the outer comp-filter must be VCALENDAR")
     ms = multistatus()
     extra = data_getters(ctx, data_el)
-    for res in ctx.members(collection):
+    window = filters.query_window(top)
+    members = ctx.members(collection) if window is None else ctx.members_in_range(collection, *window)
+    for res in members:
         try:
             ok = filters.calendar_matches(object_text(res), filter_el)
         except DavError:
@@ -168,7 +170,7 @@ def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:
         raise DavError(400, C("valid-filter"), "free-busy-query needs a time-range")
     start, end = filters.time_range(tr)
     periods: list[tuple[datetime, datetime, str]] = []
-    for res in ctx.members(collection):
+    for res in ctx.members_in_range(collection, *filters.window_ms(start, end)):
         try:
             periods.extend(filters.busy_periods(object_text(res), start, end))
         except Exception:  # noqa: BLE001

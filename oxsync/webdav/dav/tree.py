@@ -209,6 +209,11 @@ class Ctx:
         return group_objects(collection, self.session.list_objects(collection.folder_id), self.req.names,
                              self.tenant_id)
 
+    def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None) -> list[ObjectRes]:
+        """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset)."""
+        objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms)
+        return group_objects(collection, objects, self.req.names, self.tenant_id)
+
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         obj = self.session.find_by_resource_name(collection.folder_id, name)
         if obj is None:

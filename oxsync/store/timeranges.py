@@ -1,0 +1,146 @@
+"""The time-range index of events and tasks (table `object_ranges`), kept on every write.
+
+A calendar-query with a time range selects its candidates here in SQL and parses only those (Apple's
+CalendarServer keeps the same kind of index). What must hold: the rows of an object cover every moment
+at which any instance of it can overlap a query window, as the DAV filter evaluates it on the served
+iCalendar (so no object that matches is ever missed); they may cover more (the filter decides).
+
+- One row per object: [first start, last end] of a plain event or task, padded by PAD_MS because
+  floating and all-day values are served without a zone and may be read in any zone. NULL = open.
+- A task without start and due matches every range (RFC 4791 §9.9): one fully open row.
+- A series: its instances inside the configured expansion window (recurrence_window_past/future_days)
+  merged into at most MAX_SERIES_ROWS rows (instances closer than MERGE_GAP_MS share a row), plus one row
+  for whatever lies before the window and one for whatever lies after it (open for endless series).
+  Instances are never removed for delete or change exceptions (a change exception has rows of its own).
+The window is the one at write time; outside it the rows are conservative, so they stay correct as
+time passes and only lose precision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, insert, or_, select, true, union
+
+from oxsync.config import LimitSettings
+from oxsync.model import Appointment, Contact, Task
+from oxsync.model.recurrence import RecurrenceType, expand, series_end
+from oxsync.model.timeutil import to_ms
+from oxsync.store import schema as s
+from oxsync.store.tx import Tx
+
+PAD_MS = 26 * 3_600_000
+"""Leeway around every row: the widest UTC offset spread (-12 to +14) for floating and all-day values."""
+DAY_MS = 86_400_000
+MERGE_GAP_MS = 8 * DAY_MS
+"""Series instances closer than this share one row (a weekly series is one row per window part)."""
+MAX_SERIES_ROWS = 24
+
+Span = tuple[int | None, int | None]
+
+
+def spans(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Span]:
+    """The index rows of `obj` (empty for contacts)."""
+    if isinstance(obj, Contact):
+        return []
+    start, end = obj.start_date, obj.end_date
+    if start is None and end is None:
+        return [(None, None)]
+    if isinstance(obj, Task) and (start is None or end is None):
+        first = to_ms(start if start is not None else end)
+        assert first is not None
+        last: int | None = first
+    else:
+        first = to_ms(start)
+        last = to_ms(end) if end is not None else None
+        if first is None:  # an event without start: nothing to bound it by
+            return [(None, None)]
+        last = max(last if last is not None else first, first) + (DAY_MS if end is None else 0)
+    recurrence = obj.recurrence
+    if recurrence is None or recurrence.type == RecurrenceType.NONE or start is None:
+        return [_pad(first, last)]
+    if isinstance(obj, Task):  # tasks recur from start; keep it simple and open-ended
+        return [_pad(min(first, last or first), None)]
+    return _series_spans(obj, first, last or first, limits, now or datetime.now(UTC))
+
+
+def _series_spans(obj: Appointment, first: int, first_end: int, limits: LimitSettings, now: datetime) -> list[Span]:
+    assert obj.recurrence is not None and obj.start_date is not None
+    tz = obj.timezone or "UTC"
+    duration = max(first_end - first, DAY_MS)
+    low = now - timedelta(days=limits.recurrence_window_past_days)
+    high = now + timedelta(days=limits.recurrence_window_future_days)
+    low_ms, high_ms = to_ms(low), to_ms(high)
+    assert low_ms is not None and high_ms is not None
+    try:
+        ending = series_end(obj.start_date, obj.end_date, obj.recurrence, tz)
+        last_end = to_ms(ending) if ending is not None else None
+        instances = expand(obj.start_date, obj.end_date, obj.recurrence, tz, window_start=low, window_end=high,
+                           max_instances=limits.max_recurrence_instances, limits=limits)
+    except Exception:  # noqa: BLE001 - a rule we cannot expand is indexed as one open span
+        return [_pad(first, None)]
+    rows: list[Span] = []
+    if first < low_ms:
+        rows.append((first, low_ms + duration))
+    tail_from = high_ms
+    if len(instances) >= limits.max_recurrence_instances and instances:
+        tail_from = to_ms(instances[-1][0]) or high_ms  # cut by the instance cap: the rest stays open
+    merged: list[list[int]] = []
+    for begin, finish in instances:
+        b, f = to_ms(begin), to_ms(finish)
+        assert b is not None and f is not None
+        f = max(f, b + (DAY_MS if begin == finish else 0))
+        if merged and b - merged[-1][1] < MERGE_GAP_MS:
+            merged[-1][1] = max(merged[-1][1], f)
+        else:
+            merged.append([b, f])
+    while len(merged) > MAX_SERIES_ROWS:  # close the smallest gap until the row budget holds
+        gap = min(range(len(merged) - 1), key=lambda k: merged[k + 1][0] - merged[k][1])
+        merged[gap][1] = max(merged[gap][1], merged[gap + 1][1])
+        del merged[gap + 1]
+    rows.extend((b, f) for b, f in merged)
+    if last_end is None or last_end > tail_from:
+        rows.append((max(first, tail_from - duration), last_end))
+    return [_pad(b, f) for b, f in rows] or [_pad(first, first_end)]
+
+
+def _pad(begin: int | None, end: int | None) -> Span:
+    return (None if begin is None else begin - PAD_MS, None if end is None else end + PAD_MS)
+
+
+def write(tx: Tx, obj: Contact | Appointment | Task, *, replace: bool) -> None:
+    """(Re)write the index rows of `obj` in this transaction."""
+    r = s.object_ranges
+    if replace:
+        tx.conn.execute(delete(r).where(and_(r.c.tenant_id == tx.tenant_id, r.c.object_id == obj.object_id)))
+    rows = spans(obj, tx.settings.limits)
+    if rows:
+        tx.conn.execute(insert(r), [{"tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": k,
+                                     "start_ms": b, "end_ms": e} for k, (b, e) in enumerate(rows)])
+
+
+def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None) -> list[int]:
+    """Ids of the folder's objects (home or as a participant's folder) that may overlap [start, end),
+    with every member of their series (master and change exceptions: one DAV resource), sorted."""
+    r, o, p = s.object_ranges, s.objects, s.participants
+    overlap = and_(r.c.tenant_id == tx.tenant_id,
+                   or_(r.c.start_ms.is_(None), r.c.start_ms < end_ms) if end_ms is not None else true(),
+                   or_(r.c.end_ms.is_(None), r.c.end_ms > start_ms) if start_ms is not None else true())
+    joined = and_(r.c.tenant_id == o.c.tenant_id, r.c.object_id == o.c.id)
+    home = select(o.c.id, o.c.series_id).join(r, joined).where(
+        and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, overlap))
+    guest = select(o.c.id, o.c.series_id).select_from(
+        p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id)).join(r, joined)
+    ).where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, overlap))
+    found: set[int] = set()
+    series: set[int] = set()
+    for row in tx.conn.execute(union(home, guest)):
+        found.add(int(row.id))
+        if row.series_id is not None:
+            series.add(int(row.series_id))
+    ordered = sorted(series)
+    for k in range(0, len(ordered), 500):
+        chunk = ordered[k:k + 500]
+        found.update(int(i) for (i,) in tx.conn.execute(
+            select(o.c.id).where(and_(o.c.tenant_id == tx.tenant_id, o.c.series_id.in_(chunk)))))
+    return sorted(found)
