@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from oxsync.config import Settings
+from oxsync.mail import imip  # noqa: F401 - registers the iMIP renderer
 from oxsync.mail.outbound import OutboundWorker
 from oxsync.store.api import Store
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, Contact, Folder, FolderType, Module, Permission, Rights, Task
+from oxsync.model.appointment import Confirmation
 from oxsync.model.common import KIND_OF_MODULE
 from oxsync.model.folder import FIRST_REAL_FOLDER, PRIVATE_ROOT, PUBLIC_ROOT, FolderAccess
 from oxsync.store import account_rights as rules
@@ -318,6 +319,10 @@ class UserSession(SessionExtras):
         placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
         for fid in placed:  # a new object: its folders are known and no change row exists yet
             self.tx.record_object_change(fid, obj.object_id, gone=False, kind="create", new=True)
+        if isinstance(obj, Appointment) and obj.participants:
+            from oxsync.store import itip
+
+            itip.after_save(self.tx, obj, None)
         return self._personalised(obj)
 
     def _uid_taken(self, uid: str, folder_id: int, except_id: int | None, series_id: int | None = None) -> bool:
@@ -364,7 +369,15 @@ class UserSession(SessionExtras):
                 obj.recurrence_id = obj.recurrence_id or current.recurrence_id
                 obj.recurrence_date_position = obj.recurrence_date_position or current.recurrence_date_position
             range_end = before_save(self, obj, self._home_folder(obj.object_id), obj.object_id)
+        meeting = isinstance(obj, Appointment) and isinstance(current, Appointment) and bool(
+            obj.participants or current.participants)
+        if meeting:
+            from oxsync.store import itip
+
+            itip.before_update(self.tx, current, obj)  # type: ignore[arg-type]
         object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end)
+        if meeting:
+            itip.after_save(self.tx, obj, current)  # type: ignore[arg-type]
         after = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
         for fid in before - after:
             self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
@@ -403,12 +416,20 @@ class UserSession(SessionExtras):
             current, self.user_id
         ) and meetings.participant_row(self.tx, object_id, self.user_id) is not None:
             meetings.decline_and_leave(self.tx, self.user_id, object_id, folder_id)
+            if isinstance(current, Appointment):
+                from oxsync.store import itip
+
+                itip.after_confirm(self.tx, current, self.user_id, Confirmation.DECLINE)
             return
         doomed = [object_id]
         if isinstance(current, Appointment) and current.is_series and current.recurrence_id == object_id:
             from oxsync.store.series import exception_ids
 
             doomed += list(exception_ids(self.tx, object_id).values())
+        if isinstance(current, Appointment) and current.participants:
+            from oxsync.store import itip
+
+            itip.before_delete(self.tx, current, self.user_id)
         remove_objects(self.tx, doomed)
 
     def move_object(self, folder_id: int, object_id: int, target_folder_id: int,
@@ -539,7 +560,12 @@ class UserSession(SessionExtras):
 
         self.get_object(folder_id, object_id)
         confirm(self.tx, self.user_id, object_id, confirmation, message)
-        return self.get_object(folder_id, object_id)
+        answered = self.get_object(folder_id, object_id)
+        if isinstance(answered, Appointment):
+            from oxsync.store import itip
+
+            itip.after_confirm(self.tx, answered, self.user_id, Confirmation(confirmation))
+        return answered
 
     def change_occurrence(self, folder_id: int, series_id: int, original, changes: Appointment) -> Appointment:  # type: ignore[no-untyped-def]
         from oxsync.store.series import change_occurrence
