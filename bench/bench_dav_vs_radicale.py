@@ -4,8 +4,8 @@ Each server runs in its own process on 127.0.0.1 (so peak RSS is its own). Measu
 sequential PUT throughput (keep-alive, If-None-Match: *), full PROPFIND Depth 1 with getetag of the N-event
 calendar (first request after the server started = cold, then warm), initial sync-collection (first
 and second), a delta sync after 10 changes, and peak RSS (VmHWM). The bulk of the N events is loaded
-through each server's bulk path (Radicale: files in the collection directory, as in
-reference/dav.md §3; oxsync: the store API in batches), then both servers are restarted so the
+through each server's bulk path (Radicale: files in its collection directory, its own storage
+layout; oxsync: the store API in batches), then both servers are restarted so the
 listing is cold. Prints a table with the ratio Radicale/oxsync (time) or oxsync/Radicale (rate).
 
 Usage: python bench/bench_dav_vs_radicale.py [--events 10000] [--puts 300]

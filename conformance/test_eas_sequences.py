@@ -1,4 +1,4 @@
-"""Scripted first-contact sequences of real clients (reference/eas.md §5.2, §5.3), over real HTTP.
+"""Scripted first-contact sequences of real clients (MS-ASCMD; iOS, Android, Outlook), over real HTTP.
 
 Each step checks what the client would act on; both sequences end in a push loop (Ping, change,
 Ping answers, Sync fetches the change, Ping again).

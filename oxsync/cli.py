@@ -259,6 +259,21 @@ def cmd_quota(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- serve
 
 
+def cmd_config_example(ctx: Context, args: argparse.Namespace) -> int:
+    from oxsync.config_example import example_toml
+
+    sys.stdout.write(example_toml())
+    return EXIT_OK
+
+
+def cmd_config_check(ctx: Context, args: argparse.Namespace) -> int:
+    """The settings were read when the command started (errors end it there): say what was read."""
+    path = config_path(args.config)
+    out(f"{path}: ok" if path is not None else "no configuration file: every setting has its default")
+    out(f"store: {ctx.settings.store.url}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser and entry point
 
 
@@ -275,6 +290,12 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--max-accounts", type=parse_limit, default=...)
     p.add_argument("--quota", type=parse_size, default=...)
     p.set_defaults(handler=cmd_tenant_set)
+
+    config = sub.add_parser("config", help="the configuration file").add_subparsers(dest="action", required=True)
+    config.add_parser("example", help="print an example file: every setting, its default and meaning").set_defaults(
+        handler=cmd_config_example)
+    config.add_parser("check", help="read the configuration (--config, $OXSYNC_CONFIG or /etc/oxsync/oxsync.toml)"
+                      ).set_defaults(handler=cmd_config_check)
 
     p = sub.add_parser("quota", help="storage usage per user and for the tenant")
     p.add_argument("--user", metavar="LOGIN")

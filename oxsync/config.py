@@ -57,20 +57,33 @@ class StoreSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     max_request_body_bytes: int = 32 * 1024 * 1024
+    """Largest HTTP request body of any dialect; larger ones get 413 (EAS has its own `[eas] max_request_bytes`)."""
     max_object_bytes: int = 2 * 1024 * 1024
     """Serialized size of one contact/appointment/task, photo included."""
     max_photo_bytes: int = 1024 * 1024
+    """Largest contact photo (decoded); larger ones are refused as invalid input."""
     max_attachment_bytes: int = 16 * 1024 * 1024
+    """Largest attachment of one object (OX attachments servlet, EAS/DAV inline data)."""
     max_xml_depth: int = 64
+    """Deepest element nesting an XML request may have (OX, DAV, Autodiscover); deeper = 400."""
     max_xml_elements: int = 200_000
+    """Most elements one XML request may have; more = 400."""
     max_wbxml_depth: int = 64
+    """Deepest element nesting an ActiveSync WBXML request may have."""
     max_wbxml_elements: int = 200_000
+    """Most elements one ActiveSync WBXML request may have."""
     max_wbxml_string_bytes: int = 16 * 1024 * 1024
+    """Longest single string or opaque value inside WBXML."""
     max_participants: int = 1000
+    """Most participants of one appointment or task."""
     max_distribution_list_members: int = 5000
+    """Most members of one distribution list (contact group)."""
     max_result_count: int = 10_000
+    """Most objects one listing, search or report returns."""
     recurrence_window_past_days: int = 366
+    """Series are expanded at most this far into the past (free/busy, time-range queries)."""
     recurrence_window_future_days: int = 5 * 366
+    """Series are expanded at most this far into the future."""
     max_recurrence_instances: int = 3000
     """Instances one series may have in an expanded window; a CalDAV expand or time-range beyond it
     answers 403 CALDAV:max-instances (the store's own expansions stop there)."""
@@ -81,7 +94,9 @@ class LimitSettings:
     """Longest a request's store work may run where it grows with the input (recurrence expansion,
     per-object filters): past it, the protocol's limit error; the store thread is free again."""
     max_multiget_hrefs: int = 5000
+    """Most hrefs in one CalDAV/CardDAV multiget (more = 403 number-of-matches-within-limits)."""
     max_import_bytes: int = 256 * 1024 * 1024
+    """Largest .vcf/.ics file `oxsync import` reads."""
     refused_body_drain_seconds: float = 5.0
     refused_body_drain_bytes: int = 1024 * 1024
     """After a 413, read and discard at most this long / this much so the client sees the answer."""
@@ -105,10 +120,12 @@ class LimitSettings:
 @dataclass(frozen=True)
 class AuthSettings:
     failed_login_window_seconds: int = 300
+    """Sliding window in which failed logins are counted per user and per address."""
     max_failures_per_user: int = 10
     max_failures_per_address: int = 50
     """Failures inside the window after which further attempts get 429 until it slides."""
     session_cookie_max_age_seconds: int = 3600
+    """Lifetime of the OXtender `sessionid` cookie."""
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_parallelism: int = 4
@@ -125,6 +142,7 @@ class AuthSettings:
     """SQLite only: how often the server looks for account changes made by another process (the
     `oxsync` command); 0 = never. PostgreSQL nodes and the CLI tell each other through NOTIFY instead."""
     max_verified_logins: int = 50_000
+    """Verified logins remembered at most (oldest forgotten first)."""
     max_tracked_throttle_keys: int = 100_000
     """Logins and addresses the failure throttle remembers at most (oldest forgotten first)."""
 
@@ -132,17 +150,25 @@ class AuthSettings:
 @dataclass(frozen=True)
 class EasSettings:
     min_heartbeat_seconds: int = 60
+    """Shortest Ping / hanging Sync interval accepted (Status 5 below)."""
     max_heartbeat_seconds: int = 3540
+    """Longest Ping / hanging Sync interval accepted (Status 5 above, with this limit)."""
     max_window_size: int = 512
+    """Most items one Sync window may carry, whatever the client asks."""
     default_window_size: int = 100
+    """Items per Sync window when the client names none."""
     max_ping_folders: int = 300
+    """Most folders one Ping may watch (Status 6 above)."""
     policy_requires_password: bool = False
+    """The Provision policy asks devices for a device password."""
     trusted_ca_file: str = "/etc/ssl/certs/ca-certificates.crt"
     """PEM bundle of the roots ValidateCert trusts for S/MIME certificates."""
     max_validate_certificates: int = 50
+    """Most certificates one ValidateCert request may carry."""
     smtp_smarthost: str = ""
     """host:port of an SMTP relay for SendMail; empty = not configured."""
     smtp_timeout_seconds: float = 30.0
+    """Time limit of one SMTP submission for SendMail."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest ActiveSync request body (SendMail MIME included); larger ones get 413."""
     require_provisioning: bool = True
@@ -152,11 +178,13 @@ class EasSettings:
     expose_mail_folders: bool = True
     """Send empty Inbox/Drafts/Deleted/Sent/Outbox folders (iOS and Outlook want them)."""
     max_sync_collections: int = 100
+    """Most collections in one Sync request."""
     max_client_ids: int = 500
     """ClientId -> ServerId pairs remembered per collection (replayed Adds)."""
     max_search_results: int = 100
+    """Most results of one Search (GAL or mailbox)."""
     max_picture_bytes: int = 5 * 1024 * 1024
-    """Successful ActiveSync logins are remembered this long (0 = verify every request)."""
+    """Largest contact picture sent to a device (larger ones are left out)."""
     export_cache_objects: int = 50_000
     """Objects kept in memory between the windows of initial syncs (0 = always reload from the store)."""
 
@@ -166,10 +194,15 @@ class OxSettings:
     freebusy_fbtype_mapping: str = "correct"
     """`correct` (reserved->BUSY, temporary->BUSY-TENTATIVE, absent->BUSY-UNAVAILABLE) or `ox-compat`."""
     push_coalesce_seconds: float = 3.0
+    """Changes of one tenant within this delay go out as one UDP packet per folder (docs/ox-push.md)."""
     push_require_recent_http_auth: bool = True
+    """A UDP REGISTER counts only if that user authenticated over HTTP from the same address recently."""
     push_registration_ttl_seconds: int = 3600
+    """A UDP registration expires unless renewed; also the window of 'recent HTTP authentication'."""
     push_max_packets_per_address_per_minute: int = 120
+    """UDP packets accepted from, and sent to, one address per minute."""
     version_string: str = "6.20.7-Rev2"
+    """Version the OX servlets report to OXtender (webdav.version)."""
     session_secret: str = ""
     """HMAC key of the OX `sessionid` cookie; empty = generated next to a SQLite DB or derived from the
     store URL (see oxsync/webdav/ox/auth.py). Set the same value on every node of a cluster."""
@@ -188,8 +221,11 @@ class OxSettings:
 @dataclass(frozen=True)
 class DavSettings:
     max_resource_bytes: int = 2 * 1024 * 1024
+    """Largest single CalDAV/CardDAV resource a client may PUT."""
     sync_collection_default_limit: int = 10_000
+    """Page size of sync-collection when the client sends no DAV:limit."""
     max_principal_search_results: int = 500
+    """Most results of one principal-property-search."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +235,7 @@ class OutboundSettings:
     smtp_relay: str = ""
     """host:port of the SMTP submission relay for all server mail; empty = `[eas] smtp_smarthost`."""
     smtp_timeout_seconds: float = 30.0
+    """Time limit of one SMTP submission."""
     workers: int = 2
     """Threads submitting mail on each node (SQLite: always 1). Each holds one database connection."""
     poll_seconds: float = 5.0
@@ -206,17 +243,21 @@ class OutboundSettings:
     lease_seconds: float = 300.0
     """A claimed mail whose node did not record the outcome within this is claimed again (resent)."""
     retry_base_seconds: float = 60.0
+    """First retry delay of a mail that could not be submitted."""
     retry_max_seconds: float = 6 * 3600.0
+    """Longest retry delay (delays double from the base)."""
     max_attempts: int = 12
     """Attempts before a mail is marked failed (delays double from the base up to the maximum)."""
     keep_sent_days: int = 30
     """Sent and dropped mails stay listed this long (and their idempotency keys remembered)."""
     max_recipients: int = 500
+    """Most recipients of one outbound mail."""
     reminder_scan_seconds: float = 60.0
     """How often due reminders (task alarms, digests) are looked for; 0 = never."""
     reminder_max_late_hours: int = 24
     """A reminder found later than this after it fell due (server was down) is skipped, not mailed."""
     digest_upcoming_days: int = 7
+    """Days of upcoming appointments a digest mail lists."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +265,9 @@ class MailSettings:
     """The IMAP server holding the mailboxes (docs/mail.md); empty `imap_host` = no mail (placeholders)."""
 
     imap_host: str = ""
+    """Host of the IMAP server; empty = no mail."""
     imap_port: int = 143
+    """Port of the IMAP server (993 with `implicit` TLS)."""
     imap_tls: str = "none"
     """`none` (loopback only), `starttls` or `implicit` (port 993)."""
     imap_ca_file: str = ""
@@ -233,13 +276,16 @@ class MailSettings:
     master_password: str = ""
     """Dovecot master user oxsync logs in as (`address*master_user`): background work needs no user password."""
     master_separator: str = "*"
+    """Separator between the address and the master user in the IMAP login (Dovecot's auth_master_user_separator)."""
     thread_pool_size: int = 8
     """Threads running IMAP commands (never the reactor, never the store pool)."""
     max_connections_per_account: int = 2
     max_connections: int = 64
     """Per node; Dovecot's mail_max_userip_connections must allow max_connections_per_account + 1 (watcher)."""
     idle_connection_seconds: float = 120.0
+    """An IMAP connection unused this long is closed."""
     timeout_seconds: float = 30.0
+    """Time limit of one IMAP command."""
     watch_interval_seconds: float = 1.0
     """How often the node's watcher polls STATUS of the watched mail folders (docs/mail.md: why a poll)."""
     watch_batch: int = 200

@@ -3,7 +3,7 @@
 `CODE_PAGES` maps a page number to ``(namespace, {token: tag name})`` with the tokens a server may emit.
 `DECODE_ONLY` holds tokens that are accepted on input but never emitted: 2.x/12.x legacy tokens that
 current MS-ASWBXML dropped (still sent by old clients and carried by Z-Push/grommunio/TbSync), the whole
-obsolete AirNotify page, and pyactivesync's misnumbered Find tokens (see reference/eas.md §2.3-2.4).
+obsolete AirNotify page, and pyactivesync's misnumbered Find tokens (MS-ASWBXML code pages).
 
 Tags are written ``"Namespace:Name"``, e.g. ``"AirSync:Sync"``; XML namespaces are ``"Namespace:"``
 (the form libwbxml2 uses for ``-l ACTIVESYNC``).

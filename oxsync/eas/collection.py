@@ -1,6 +1,6 @@
 """One collection of one Sync: SyncKey checks, client commands, windowed export, replay.
 
-What must hold (MS-ASCMD 2.2.3.166, reference/eas.md §3.5):
+What must hold (MS-ASCMD 2.2.3.166):
 - `SyncKey 0` primes state and returns a key and no items; repeating it is harmless;
 - the previous key gets the previous answer again, byte for byte (same items, same new key, same
   ServerIds for replayed Adds); any other unknown key is Status 3;

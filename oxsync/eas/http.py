@@ -1,6 +1,6 @@
 """`/Microsoft-Server-ActiveSync`: OPTIONS, POST dispatch, authentication and the provisioning gate.
 
-What must hold (MS-ASHTTP, reference/eas.md §1):
+What must hold (MS-ASHTTP):
 - OPTIONS answers `MS-ASProtocolVersions` and `MS-ASProtocolCommands`; without credentials it is an
   empty 401 (some devices probe that way);
 - bad or missing credentials are 401, never 403 (Android treats 403 as "provision again");

@@ -1,4 +1,4 @@
-"""The vCard <-> Contact mapping, declared as data (ARCHITECTURE.md: one table per dialect and class).
+"""The vCard <-> Contact mapping, declared as data (one table per dialect and class).
 
 Each row of `TABLE` names model field(s), the vCard property (plus the TYPE values that select a slot)
 and a converter. `oxsync.formats.vcard` only walks this table; it holds no per-property logic.

@@ -1,6 +1,6 @@
 """Meeting and delegation semantics: one object, placed in every internal participant's folder.
 
-What must hold (OXtender manual ch. 2 and 7; ARCHITECTURE "canonical data model"):
+What must hold (OXtender manual ch. 2 and 7):
 - groups expand to their members when saved; resources and external addresses are kept as given;
 - each internal user participant gets the object in their default calendar (tasks: default task
   folder) unless they already placed it elsewhere; the owner of a private home folder is always one;

@@ -1,4 +1,4 @@
-"""The outbound mail queue: every mail the server sends goes through here (ARCHITECTURE "Mail").
+"""The outbound mail queue: every mail the server sends goes through here (docs/outbound-mail.md).
 
 What must hold:
 - `enqueue` runs inside the transaction of the change that causes the mail (a SendMail, a meeting

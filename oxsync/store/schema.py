@@ -412,7 +412,7 @@ outbound_mail = Table(
     Index("ix_outbound_mail_idem_key", "idem_key", unique=True),
     Index("ix_outbound_mail_due", "state", "next_try_ms"),
 )
-"""The one outbound mail queue (ARCHITECTURE "Mail"). `idem_key` is unique: a second enqueue of the same
+"""The one outbound mail queue (docs/outbound-mail.md). `idem_key` is unique: a second enqueue of the same
 mail (a replayed ClientId, an iMIP for the same UID/instance/sequence/attendee, a reminder already
 queued) is a no-op. `message` is the MIME to submit, or NULL when the worker renders it from `payload`
 (a snapshot taken in the transaction of the change). States: queued -> sending (leased) -> sent, or back
