@@ -199,8 +199,13 @@ class OxSettings:
     """A UDP REGISTER counts only if that user authenticated over HTTP from the same address recently."""
     push_registration_ttl_seconds: int = 3600
     """A UDP registration expires unless renewed; also the window of 'recent HTTP authentication'."""
-    push_max_packets_per_address_per_minute: int = 120
-    """UDP packets accepted from, and sent to, one address per minute."""
+    push_max_packets_per_socket_per_minute: int = 120
+    """UDP packets read per source (IP, port), and sent per registered client, per minute: one socket's
+    junk cannot lock out the other clients behind the same address (docs/ox-push.md)."""
+    push_max_packets_per_address_per_minute: int = 6000
+    """Upper bound for a whole source IP (an office NAT holds many Outlooks), read per minute."""
+    push_max_registrations_per_user: int = 8
+    """UDP push clients kept per user; a new one is refused while all are live (never displaces one)."""
     version_string: str = "6.20.7-Rev2"
     """Version the OX servlets report to OXtender (webdav.version)."""
     session_secret: str = ""

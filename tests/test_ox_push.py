@@ -110,7 +110,7 @@ def test_parse_and_limits() -> None:
 
 def test_rate_limit_drops_excess_packets(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
     running = live_server(store, setup=install, server=OX_SERVER,
-                          ox={**PUSH, "push_max_packets_per_address_per_minute": 3})
+                          ox={**PUSH, "push_max_packets_per_socket_per_minute": 3})
     OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
     sock = UdpClient(running.service.ox_push.bound_port)
     try:
@@ -131,7 +131,7 @@ def test_coalescing_window_is_not_extended_by_later_changes() -> None:
     clock = Clock()
     settings = apply_overrides(Settings(), {"ox": {"push_coalesce_seconds": 0.5}})
     push = UdpPush(settings, None, ChangeBus(), clock, RecentLogins(60, 10))  # type: ignore[arg-type]
-    push.registrations[(1, 7)] = Registration(1, 7, "127.0.0.1", 9, 10**9)
+    push.registrations[(1, 7, "127.0.0.1", 9)] = Registration(1, 7, "127.0.0.1", 9, 10**9)
     for n in range(5):  # a change every 0.1 s, at t = 0 ... 0.4
         if n:
             clock.advance(0.1)
@@ -139,3 +139,43 @@ def test_coalescing_window_is_not_extended_by_later_changes() -> None:
     [window] = clock.getDelayedCalls()
     assert window.getTime() == 0.5  # opened by the first change, at t=0
     assert push._pending[1] == {20, 21, 22, 23, 24}  # everything joins the same packet batch
+
+
+def test_a_register_from_another_socket_never_displaces_the_client(env) -> None:  # type: ignore[no-untyped-def]
+    """Behind a shared NAT a co-worker's socket (same address, no credentials) registers as alice:
+    alice's own client keeps its pushes (docs/ox-push.md says what the protocol cannot protect)."""
+    running, world, udp = env
+    alice = OxClient(running.port, "alice", "alice-pw")
+    alice.propfind("folders", {"lastsync": 0})
+    victim, intruder = udp(), udp()
+    assert victim.register(world.alice, world.tenant_id) == b"OK\x01"
+    intruder.register(world.alice, world.tenant_id)
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    [r] = alice.proppatch("contacts", {"folder_id": contacts, "last_name": "Still mine"})
+    assert r.status == "200"
+    assert victim.recv() == f"{contacts}\x01".encode()
+
+
+def test_registrations_per_user_are_capped_without_displacing(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    running = live_server(store, setup=install, server=OX_SERVER, ox={**PUSH, "push_max_registrations_per_user": 2})
+    OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
+    socks = [UdpClient(running.service.ox_push.bound_port) for _ in range(3)]
+    try:
+        acks = [s.register(world.alice, world.tenant_id, timeout=0.5) for s in socks]
+        assert acks == [b"OK\x01", b"OK\x01", None]  # the third is refused, the first two stay
+        assert socks[0].register(world.alice, world.tenant_id) == b"OK\x01"  # a refresh still works
+        push = running.service.ox_push
+        assert sorted(k[3] for k in push.registrations) == sorted(s.sock.getsockname()[1] for s in socks[:2])
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_junk_from_one_socket_does_not_block_another_on_the_same_address(env) -> None:  # type: ignore[no-untyped-def]
+    running, world, udp = env
+    OxClient(running.port, "alice", "alice-pw").propfind("folders", {"lastsync": 0})
+    junk, victim = udp(), udp()
+    for n in range(300):
+        junk.sock.sendto(b"junk %d" % n, ("127.0.0.1", junk.port))
+    assert junk.register(world.alice, world.tenant_id, timeout=0.5) is None  # the junk socket is limited ...
+    assert victim.register(world.alice, world.tenant_id) == b"OK\x01"  # ... its neighbour is not

@@ -28,6 +28,7 @@ NODE_CONFIG = (
     "[ox]\n"
     # every simulated client shares 127.0.0.1: lift the per-source-IP UDP packet limit
     "push_max_packets_per_address_per_minute = 1000000\n"
+    "push_max_packets_per_socket_per_minute = 1000000\n"
 )
 
 

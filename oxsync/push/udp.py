@@ -4,10 +4,13 @@ What must hold:
 - a REGISTER (`1337\\x01LEN\\x011\\x01<user>\\x01<context>`) is answered `OK\\x01` (3 bytes, never more
   than received) and counts only if that user authenticated over HTTP from the same IP recently
   (`[ox] push_require_recent_http_auth`, on by default; `RecentLogins` is fed by the OX servlets);
-- one entry per (context, user); a new REGISTER replaces it; entries expire after
-  `push_registration_ttl_seconds` unless refreshed; at most `push_max_registrations` entries;
-- at most `push_max_packets_per_address_per_minute` packets are read per source IP and sent per
-  registered client (IP and port: several Outlooks may share one NAT address);
+- one entry per (context, user, IP, port): a REGISTER from another socket NEVER displaces an existing
+  registration (behind a shared NAT a co-worker could otherwise take over someone's pushes); at most
+  `push_max_registrations_per_user` per user (a new one is refused while they are all live) and
+  `push_max_registrations` in all; entries expire after `push_registration_ttl_seconds` unless refreshed;
+- at most `push_max_packets_per_socket_per_minute` packets are read per source (IP, port), so one
+  socket's junk cannot lock out the other clients behind the same address, and as many are sent per
+  registered client; `push_max_packets_per_address_per_minute` bounds a whole address (many sockets);
 - notifications come from the ChangeBus (local commits and, via pgbus, other nodes'), are coalesced for
   `push_coalesce_seconds` (a fixed window opened by the first change: busy tenants still get each push
   within the delay),
@@ -194,8 +197,13 @@ class UdpPush(Service):
         self.bus = bus
         self.reactor = reactor
         self.logins = logins
-        self.registrations: dict[tuple[int, int], Registration] = {}
-        self.limiter = RateLimiter(self.ox.push_max_packets_per_address_per_minute, 100_000)
+        self.registrations: dict[tuple[int, int, str, int], Registration] = {}
+        """(tenant, user, host, port) -> registration: several clients of one user are all kept."""
+        self.limiter = RateLimiter(self.ox.push_max_packets_per_socket_per_minute, 100_000)
+        """Packets read per source (IP, port)."""
+        self.address_limiter = RateLimiter(self.ox.push_max_packets_per_address_per_minute, 100_000)
+        self.send_limiter = RateLimiter(self.ox.push_max_packets_per_socket_per_minute, 100_000)
+        """Packets sent per registered client (IP, port)."""
         self.protocol = PushProtocol(self)
         self.interface = udp_bind_interface(settings.server)
         self.port: Any = None
@@ -269,7 +277,8 @@ class UdpPush(Service):
 
     def received(self, data: bytes, addr: tuple[str, int]) -> None:
         host, port = addr[0], addr[1]
-        if not self.limiter.allow(host):
+        if not self.limiter.allow(f"{host}:{port}") or not self.address_limiter.allow(host):
+            UDP_PACKETS.labels("dropped").inc()
             return
         parsed = parse_register(data[:2048])
         if parsed is None:
@@ -304,10 +313,16 @@ class UdpPush(Service):
         # silent: an unverified address gets nothing back
 
     def _register(self, tenant_id: int, user_id: int, host: str, port: int, received: int) -> None:
-        key = (tenant_id, user_id)
-        if key not in self.registrations and len(self.registrations) >= self.ox.push_max_registrations:
-            self._expire()
-            if len(self.registrations) >= self.ox.push_max_registrations:
+        key = (tenant_id, user_id, host, port)
+        if key not in self.registrations:
+            full = len(self.registrations) >= self.ox.push_max_registrations
+            if full or self._count_of(tenant_id, user_id) >= self.ox.push_max_registrations_per_user:
+                self._expire()
+            if len(self.registrations) >= self.ox.push_max_registrations or \
+                    self._count_of(tenant_id, user_id) >= self.ox.push_max_registrations_per_user:
+                UDP_PACKETS.labels("refused").inc()  # existing registrations are never displaced
+                log.info("push registration refused: too many", extra={
+                    "event": "push.udp.full", "address": host, "user": user_id, "tenant": tenant_id})
                 return
         if key not in self.registrations:
             UDP_REGISTRATIONS.inc()
@@ -315,6 +330,9 @@ class UdpPush(Service):
                                                time.monotonic() + self.ox.push_registration_ttl_seconds)
         if len(ACK) <= received:  # never answer with more bytes than were sent (no amplification)
             self._send(ACK, host, port, "ack")
+
+    def _count_of(self, tenant_id: int, user_id: int) -> int:
+        return sum(1 for r in self.registrations.values() if r.tenant_id == tenant_id and r.user_id == user_id)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -361,7 +379,7 @@ class UdpPush(Service):
         since = self._pending_since.pop(tenant_id, time.monotonic())
         unresolved = self._unresolved.pop(tenant_id, None)
         self._expire()
-        regs = {r.user_id: r for r in self.registrations.values() if r.tenant_id == tenant_id}
+        regs = {r.user_id for r in self.registrations.values() if r.tenant_id == tenant_id}
         if not regs or (not folders and unresolved is None):
             return
         store = self.async_store.store
@@ -371,18 +389,17 @@ class UdpPush(Service):
             return readers(store, tenant_id, sorted(regs), wanted) if wanted else {}
 
         d = self.async_store.run(resolve_and_check)
-        d.addCallback(self._deliver, regs, since)
+        d.addCallback(self._deliver, tenant_id, since)
         d.addErrback(lambda f: log.error("push rights check failed: %s", f.getErrorMessage(),
                                          extra={"event": "push.udp.error"}))
 
-    def _deliver(self, targets: dict[int, list[int]], regs: dict[int, Registration], since: float) -> None:
+    def _deliver(self, targets: dict[int, list[int]], tenant_id: int, since: float) -> None:
         if targets:
             PUSH_SECONDS.labels("udp").observe(max(0.0, time.monotonic() - since))
-        for user_id, folder_ids in targets.items():
-            reg = self.registrations.get((regs[user_id].tenant_id, user_id))
-            if reg is None:
+        for reg in list(self.registrations.values()):  # every client of each user (still registered)
+            if reg.tenant_id != tenant_id or reg.user_id not in targets:
                 continue
-            for folder_id in sorted(folder_ids):
-                if not self.limiter.allow(f"{reg.host}:{reg.port}"):  # per client: many may share a NAT address
+            for folder_id in sorted(targets[reg.user_id]):
+                if not self.send_limiter.allow(f"{reg.host}:{reg.port}"):  # per client: many share a NAT address
                     break
                 self._send(b"%d\x01" % folder_id, reg.host, reg.port)
