@@ -13,7 +13,7 @@ import json
 import time
 
 from oxsync.cli import EXIT_OK, Context, UsageError, out, table, user_id_of
-from oxsync.store import accounts, sending
+from oxsync.store import accounts, reminders, sending
 from oxsync.store.outbound import STATES
 
 
@@ -99,7 +99,49 @@ def cmd_alias_remove(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "yes", "true", "1"):
+        return True
+    if text.lower() in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError("on or off")
+
+
+def _hour(text: str) -> int | None:
+    if text.lower() == "off":
+        return None
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise argparse.ArgumentTypeError("an hour 0-23 (UTC) or off")
+    return int(text)
+
+
+def cmd_mail_options(ctx: Context, args: argparse.Namespace) -> int:
+    changes = {k: v for k, v in (("reminder_mails", args.reminder_mails), ("digest_hour", args.digest_hour),
+                                 ("collect_addresses", args.collect_addresses)) if v is not ...}
+    with ctx.tx(write=bool(changes)) as tx:
+        user_id = user_id_of(tx, args.login)
+        current = reminders.set_options(tx, user_id, **changes) if changes else reminders.options(tx, user_id)
+    if args.json:
+        out(json.dumps(current, indent=2))
+    else:
+        out(table(("option", "value"), [
+            ("task reminder mails", "on" if current["reminder_mails"] else "off"),
+            ("daily task digest", "off" if current["digest_hour"] is None else f"{current['digest_hour']}:00 UTC"),
+            ("collect addresses", "on" if current["collect_addresses"] else "off")]))
+    return EXIT_OK
+
+
 def register_user_verbs(users: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = users.add_parser("mail-options", help="reminder mails, daily task digest, collected addresses")
+    p.add_argument("login")
+    p.add_argument("--reminder-mails", type=_on_off, default=..., metavar="on|off",
+                   help="mail task reminders (and e-mail alarms) when due (default on)")
+    p.add_argument("--digest-hour", type=_hour, default=..., metavar="H|off",
+                   help="daily digest of current and upcoming tasks at this hour, UTC (default off)")
+    p.add_argument("--collect-addresses", type=_on_off, default=..., metavar="on|off",
+                   help="add recipients not yet in the contacts to 'Collected addresses' (default off)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_mail_options)
     alias = users.add_parser("alias", help="login aliases and send-as addresses").add_subparsers(
         dest="alias_action", required=True, metavar="ACTION")
     p = alias.add_parser("list", help="the account's addresses and what each may do")

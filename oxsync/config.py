@@ -261,8 +261,12 @@ class OutboundSettings:
     """How often due reminders (task alarms, digests) are looked for; 0 = never."""
     reminder_max_late_hours: int = 24
     """A reminder found later than this after it fell due (server was down) is skipped, not mailed."""
+    digest_scan_seconds: float = 600.0
+    """How often the daily digests due are looked for (each user gets one a day, at their hour, UTC)."""
     digest_upcoming_days: int = 7
-    """Days of upcoming appointments a digest mail lists."""
+    """The daily task digest lists open tasks due within this many days as upcoming."""
+    reminder_from: str = ""
+    """From address of reminder and digest mails; empty = the user's own address."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ class Submission:
     subject: str
     message_id: str
     in_reply_to: str
+    names: dict[str, str]
+    """Display names given to recipients, by lower-cased address."""
 
 
 def prepare(raw: bytes, account_email: str, display_name: str = "") -> Submission:
@@ -43,5 +45,6 @@ def prepare(raw: bytes, account_email: str, display_name: str = "") -> Submissio
         msg["Date"] = formatdate(localtime=False)
     if msg["Message-ID"] is None:
         msg["Message-ID"] = make_msgid(domain=from_address.rpartition("@")[2] or None)
+    names = {addr.strip().lower(): name for name, addr in pairs if "@" in addr and name}
     return Submission(from_address, recipients, msg.as_bytes(policy=policy.SMTP), str(msg["Subject"] or ""),
-                      str(msg["Message-ID"]), str(msg["In-Reply-To"] or ""))
+                      str(msg["Message-ID"]), str(msg["In-Reply-To"] or ""), names)

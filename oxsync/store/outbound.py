@@ -85,7 +85,8 @@ def enqueue(tx: Tx, *, kind: str, key: str, sender: str, recipients: Iterable[st
         raise ValueError("idempotency key too long")
     if message is None and payload is None:
         raise ValueError("a queued mail needs a message or a payload to render it from")
-    tx.stamp  # noqa: B018 - a write transaction: queue rows commit with the change that caused them
+    if not tx.writable:
+        raise RuntimeError("mail is queued in a write transaction (it commits with the change that caused it)")
     now = now_ms()
     fresh = _insert_ignoring_duplicates(tx.conn, {
         "tenant_id": tx.tenant_id, "user_id": user_id, "kind": kind, "idem_key": key, "sender": sender,

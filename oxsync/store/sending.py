@@ -58,8 +58,9 @@ def allowed_senders(tx: Tx, user_id: int) -> list[str]:
 
 
 def queue_user_mail(tx: Tx, user_id: int, *, key: str, from_address: str, recipients: Iterable[str],
-                    message: bytes, subject: str = "") -> bool:
-    """Check the From and queue the message; False when this key was already queued (never sent twice)."""
+                    message: bytes, subject: str = "", names: dict[str, str] | None = None) -> bool:
+    """Check the From and queue the message; False when this key was already queued (never sent twice).
+    A newly queued message's recipients are collected when the account collects addresses."""
     sender = from_address.strip().lower()
     if sender not in allowed_senders(tx, user_id):
         raise PermissionDenied(f"user {user_id} may not send as {from_address}")
@@ -68,5 +69,10 @@ def queue_user_mail(tx: Tx, user_id: int, *, key: str, from_address: str, recipi
         raise InvalidData("the message has no recipient", field="recipients")
     if len(wanted) > tx.settings.outbound.max_recipients:
         raise InvalidData("too many recipients", field="recipients")
-    return outbound.enqueue(tx, kind=SENDMAIL, key=key, sender=sender, recipients=wanted, subject=subject,
-                            message=message, user_id=user_id)
+    fresh = outbound.enqueue(tx, kind=SENDMAIL, key=key, sender=sender, recipients=wanted, subject=subject,
+                             message=message, user_id=user_id)
+    if fresh:
+        from oxsync.store.collect import collect
+
+        collect(tx, user_id, [((names or {}).get(r.lower(), ""), r) for r in wanted])
+    return fresh

@@ -323,6 +323,10 @@ class UserSession(SessionExtras):
             from oxsync.store import itip
 
             itip.after_save(self.tx, obj, None)
+        if isinstance(obj, Appointment | Task):
+            from oxsync.store.reminders import sync_alarms
+
+            sync_alarms(self.tx, obj, new=True)
         return self._personalised(obj)
 
     def _uid_taken(self, uid: str, folder_id: int, except_id: int | None, series_id: int | None = None) -> bool:
@@ -378,6 +382,10 @@ class UserSession(SessionExtras):
         object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end)
         if meeting:
             itip.after_save(self.tx, obj, current)  # type: ignore[arg-type]
+        if isinstance(obj, Appointment | Task):
+            from oxsync.store.reminders import sync_alarms
+
+            sync_alarms(self.tx, obj)
         after = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
         for fid in before - after:
             self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")

@@ -175,9 +175,10 @@ class SessionExtras:
         return allowed_senders(self.tx, self.user_id)
 
     def send_mail(self, key: str, from_address: str, recipients: list[str], message: bytes,
-                  subject: str = "") -> bool:
-        """Queue a message the user sends (From checked); False if `key` was queued before."""
+                  subject: str = "", names: dict[str, str] | None = None) -> bool:
+        """Queue a message the user sends (From checked); False if `key` was queued before.
+        `names`: display names by lower-cased address (for collected addresses)."""
         from oxsync.store.sending import queue_user_mail
 
         return queue_user_mail(self.tx, self.user_id, key=key, from_address=from_address,
-                               recipients=recipients, message=message, subject=subject)
+                               recipients=recipients, message=message, subject=subject, names=names)

@@ -62,7 +62,7 @@ def send(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
 
     def queue(session: UserSession) -> bool:
         return session.send_mail(key, submission.from_address, submission.recipients, submission.message,
-                                 submission.subject)
+                                 submission.subject, submission.names)
 
     def queued(fresh: bool) -> EasResponse:
         if not fresh:

@@ -1,0 +1,210 @@
+"""Reminders mailed when due, and the daily digest of current and upcoming tasks (OXtender manual §1.2:
+"Courriels de rappel pour les tâches en cours et à venir").
+
+What must hold:
+- `mail_alarms` holds one row per (object, user) with the absolute time its reminder falls due,
+  rewritten whenever the object is saved (task reminders of the owner or of each participant; an
+  appointment's reminder only when its alarm asks for e-mail, VALARM ACTION:EMAIL), removed with it;
+- `scan` claims due rows (PostgreSQL SKIP LOCKED; any node may scan) and queues one mail per
+  (object, user, alarm time) in the same transaction that marks the row done: whichever node claims
+  it, the key makes it one mail; a reminder found more than `reminder_max_late_hours` late is skipped;
+- per-user options live in the user's settings document (`mail_options`): task reminder mails (on by
+  default: the reminder was asked for), the daily digest hour (UTC, off by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from oxsync.model import Appointment, Module, Task
+from oxsync.model.appointment import ParticipantKind
+from oxsync.model.task import TaskStatus
+from oxsync.model.timeutil import to_ms
+from oxsync.store import accounts, codec, objects, outbound
+from oxsync.store import schema as s
+from oxsync.store.engine import WRITE
+from oxsync.store.errors import NotFound
+from oxsync.store.tx import Tx, now_ms
+
+log = logging.getLogger("oxsync.store.reminders")
+
+REMINDER, DIGEST = "reminder", "digest"
+OPTIONS_KEY = "mail_options"
+DEFAULT_OPTIONS: dict[str, Any] = {"reminder_mails": True, "digest_hour": None, "collect_addresses": False}
+SCAN_BATCH = 200
+
+
+def options(tx: Tx, user_id: int) -> dict[str, Any]:
+    stored = accounts.user_settings(tx, user_id).get(OPTIONS_KEY) or {}
+    return {**DEFAULT_OPTIONS, **{k: v for k, v in stored.items() if k in DEFAULT_OPTIONS}}
+
+
+def set_options(tx: Tx, user_id: int, **changes: Any) -> dict[str, Any]:
+    unknown = set(changes) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown mail options {sorted(unknown)}")
+    hour = changes.get("digest_hour")
+    if hour is not None and not (isinstance(hour, int) and 0 <= hour <= 23):
+        raise ValueError("digest_hour is an hour of the day (0-23, UTC) or None")
+    settings = accounts.user_settings(tx, user_id)
+    merged = {**options(tx, user_id), **changes}
+    settings[OPTIONS_KEY] = merged
+    accounts.store_user_settings(tx, user_id, settings)
+    return merged
+
+
+def _email_alarm(obj: Appointment) -> bool:
+    action = obj.extra.get("VALARM:ACTION", "")
+    return "EMAIL" in action.upper()
+
+
+def _due(obj: Task | Appointment) -> list[tuple[int, int]]:
+    """(user, due ms) of every reminder of this object that is to be mailed."""
+    if isinstance(obj, Task):
+        users = [(p.entity, p.alarm) for p in obj.participants if p.kind == ParticipantKind.USER and p.alarm]
+        if not obj.participants and obj.alarm is not None and obj.created_by is not None:
+            users = [(obj.created_by, to_ms(obj.alarm))]
+        return [(u, int(ms)) for u, ms in users if ms is not None]
+    if not _email_alarm(obj) or obj.is_series or obj.start_date is None or obj.alarm is None:
+        return []
+    start = to_ms(obj.start_date)
+    owner = obj.created_by
+    return [(owner, start - obj.alarm * 60_000)] if owner is not None and start is not None else []
+
+
+def sync_alarms(tx: Tx, obj: Task | Appointment, *, new: bool = False) -> None:
+    """Rewrite the object's reminder rows after a save (a changed time is a new reminder)."""
+    assert obj.object_id is not None
+    if new and not _due(obj):
+        return
+    ma = s.mail_alarms
+    key = and_(ma.c.tenant_id == tx.tenant_id, ma.c.object_id == obj.object_id)
+    existing = {(r.user_id, r.due_ms): r.done for r in tx.conn.execute(select(ma).where(key))}
+    wanted = {(u, due) for u, due in _due(obj)}
+    if set(existing) == wanted:
+        return
+    tx.conn.execute(delete(ma).where(key))
+    for user_id, due in sorted(wanted):
+        tx.conn.execute(insert(ma).values(tenant_id=tx.tenant_id, object_id=obj.object_id, user_id=user_id,
+                                          due_ms=due, done=existing.get((user_id, due), False)))
+
+
+def _claim_due(conn: Any, now: int) -> list[Any]:
+    ma = s.mail_alarms
+    query = select(ma).where(and_(ma.c.done.is_(False), ma.c.due_ms <= now)).order_by(ma.c.due_ms).limit(SCAN_BATCH)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query))
+
+
+def _reminder_payload(obj: Task | Appointment, user: Any, due_ms: int) -> dict[str, Any]:
+    return {"object": codec.to_dict(obj), "type": "task" if isinstance(obj, Task) else "appointment",
+            "to": [user.display_name, user.email], "due_ms": due_ms}
+
+
+def scan(store: Any, now: int | None = None, settings: Any = None) -> int:
+    """Queue every due reminder; returns the number of mails queued. Safe on any number of nodes."""
+    now = now_ms() if now is None else now
+    settings = settings or store.settings
+    late_ms = settings.outbound.reminder_max_late_hours * 3_600_000
+    queued = 0
+    while True:
+        with store.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            rows = _claim_due(conn, now)
+            for row in rows:
+                tx = Tx(conn, row.tenant_id, settings, writable=True)
+                queued += _one(tx, row, now, late_ms)
+            ma = s.mail_alarms
+            for row in rows:
+                conn.execute(update(ma).where(and_(ma.c.tenant_id == row.tenant_id, ma.c.object_id == row.object_id,
+                                                   ma.c.user_id == row.user_id)).values(done=True))
+        if rows and queued:
+            store.mail_queued()
+        if len(rows) < SCAN_BATCH:
+            return queued
+
+
+def _one(tx: Tx, row: Any, now: int, late_ms: int) -> int:
+    if row.due_ms < now - late_ms:
+        log.info("reminder skipped: found too late", extra={"event": "reminder.late", "object": row.object_id})
+        return 0
+    try:
+        user = accounts.get_user(tx, row.user_id)
+    except NotFound:
+        return 0
+    if not user.active or not options(tx, user.id)["reminder_mails"]:
+        return 0
+    o = s.objects
+    found = objects.load_objects(tx, tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id,
+                                                                           o.c.id == row.object_id))).all())
+    if not found:
+        return 0
+    obj = found[0]
+    if isinstance(obj, Task) and obj.status == TaskStatus.DONE:
+        return 0
+    key = f"reminder:{tx.tenant_id}:{row.object_id}:{row.user_id}:{row.due_ms}"
+    sender = tx.settings.outbound.reminder_from or user.email
+    return int(outbound.enqueue(tx, kind=REMINDER, key=key, sender=sender, recipients=[user.email],
+                                subject=f"Reminder: {obj.title}"[:255], payload=_reminder_payload(obj, user, row.due_ms),
+                                user_id=user.id))
+
+
+# ------------------------------------------------------------------------------ daily digest
+
+def _task_folders(tx: Tx, user_id: int) -> list[int]:
+    f = s.folders
+    rows = tx.conn.execute(select(f.c.id).where(and_(f.c.tenant_id == tx.tenant_id, f.c.owner_id == user_id,
+                                                     f.c.module == Module.TASK.value, f.c.type == "private")))
+    return [r.id for r in rows]
+
+
+def digest_tasks(tx: Tx, user_id: int, today: date, upcoming_days: int) -> tuple[list[Task], list[Task]]:
+    """(current, upcoming) open tasks in the user's own task folders: current = started or overdue,
+    upcoming = due within `upcoming_days`."""
+    from oxsync.store.session import UserSession
+
+    session = UserSession(tx, user_id)
+    current: list[Task] = []
+    upcoming: list[Task] = []
+    horizon = today + timedelta(days=upcoming_days)
+    for folder_id in _task_folders(tx, user_id):
+        for task in session.list_objects(folder_id):
+            if not isinstance(task, Task) or task.status == TaskStatus.DONE:
+                continue
+            if (task.start_date and task.start_date <= today) or (task.end_date and task.end_date <= today):
+                current.append(task)
+            elif task.end_date and task.end_date <= horizon:
+                upcoming.append(task)
+    order = lambda t: (t.end_date or date.max, t.title)  # noqa: E731
+    return sorted(current, key=order), sorted(upcoming, key=order)
+
+
+def scan_digests(store: Any, now: int | None = None, settings: Any = None) -> int:
+    """Queue today's digest for every user whose digest hour has come (one per user and day)."""
+    now = now_ms() if now is None else now
+    settings = settings or store.settings
+    moment = datetime.fromtimestamp(now / 1000, UTC)
+    today = moment.date()
+    queued = 0
+    days = settings.outbound.digest_upcoming_days
+    for tenant in store.tenants():
+        with store.transaction(tenant.id, write=True) as tx:
+            for user in accounts.list_users(tx):
+                hour = options(tx, user.id)["digest_hour"]
+                if hour is None or not user.active or moment.hour < hour:
+                    continue
+                current, upcoming = digest_tasks(tx, user.id, today, days)
+                if not current and not upcoming:
+                    continue
+                payload = {"to": [user.display_name, user.email], "day": today.isoformat(),
+                           "current": [codec.to_dict(t) for t in current],
+                           "upcoming": [codec.to_dict(t) for t in upcoming], "created_ms": now}
+                queued += outbound.enqueue(
+                    tx, kind=DIGEST, key=f"digest:{tenant.id}:{user.id}:{today.isoformat()}",
+                    sender=settings.outbound.reminder_from or user.email, recipients=[user.email],
+                    subject=f"Tasks for {today.isoformat()}", payload=payload, user_id=user.id)
+    return queued
