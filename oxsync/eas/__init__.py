@@ -27,4 +27,8 @@ def install(service: Any) -> Any:
     root.register("autodiscover", autodiscover)
     root.register("Autodiscover", autodiscover)
     service.eas = eas
+    if eas.mail is not None:
+        from oxsync.eas.mailpush import MailRunner
+
+        MailRunner(eas).setServiceParent(service)
     return eas

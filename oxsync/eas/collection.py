@@ -62,6 +62,10 @@ class CollectionRequest:
     supported: list[str] | None = None
     commands: Element | None = None
     from_cache: bool = False
+    body_prefs: list[tuple[int, int | None, bool, int]] = field(default_factory=list)
+    """Every BodyPreference in the device's order: (type, TruncationSize, AllOrNone, Preview) (mail uses all)."""
+    mime_support: int = 0
+    deletes_as_moves: bool = True
 
 
 @dataclass
@@ -71,6 +75,8 @@ class Outcome:
     """True when the response carries something (new key, items, responses): not a no-op."""
     folder_id: int | None = None
     more: bool = False
+    job: Any = None
+    """A mail collection still to be run on the IMAP pool (oxsync/eas/mailsync.py)."""
 
 
 def new_state(key: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from oxsync.config import EasSettings, Settings
 from oxsync.eas.exportcache import ExportCache
 from oxsync.eas.park import ParkedRequests
 from oxsync.eas.request import EasRequest
+from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
 from oxsync.runtime import AsyncStore
 from oxsync.store.session import UserSession
@@ -30,6 +31,10 @@ class Eas:
         self.parked = ParkedRequests(reactor)
         self.export_cache = ExportCache(settings.eas.export_cache_objects)
         self.unsubscribe = bus.subscribe(self.parked.on_change)
+        self.mail: MailService | None = MailService(settings.mail, reactor) if settings.mail.imap_host else None
+        """The IMAP gateway (docs/mail.md); None = no mail server configured (placeholder mail folders)."""
+        self.mail_watcher: Any = None
+        """oxsync.eas.mailpush.MailWatcher once the server runs with mail."""
 
     @property
     def config(self) -> EasSettings:

@@ -10,18 +10,21 @@ hierarchy key, and the previous view with the previous key, so that:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from oxsync.eas import state
+from oxsync.eas import mailfolders, state
 from oxsync.eas.protocol import MAIL_FOLDERS, FolderKind
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
+from oxsync.mail import MailUnavailable
 from oxsync.model import Module
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK, PRIVATE_ROOT
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied, StoreError
 from oxsync.store.session import UserSession
 
+log = logging.getLogger("oxsync.eas.folders")
 FolderView = dict[str, list[Any]]
 DEFAULT_TYPE = {Module.CONTACT: FolderKind.CONTACTS, Module.CALENDAR: FolderKind.CALENDAR, Module.TASK: FolderKind.TASKS}
 USER_TYPE = {Module.CONTACT: FolderKind.USER_CONTACTS, Module.CALENDAR: FolderKind.USER_CALENDAR,
@@ -30,7 +33,7 @@ MODULE_OF_TYPE = {t: m for m, t in USER_TYPE.items()} | {t: m for m, t in DEFAUL
 CLASS_OF_MODULE = {Module.CONTACT: "Contacts", Module.CALENDAR: "Calendar", Module.TASK: "Tasks"}
 
 
-def device_folders(session: UserSession, expose_mail: bool) -> FolderView:
+def device_folders(session: UserSession, expose_mail: bool, mail_view: FolderView | None = None) -> FolderView:
     """What the device should see now: synchronisable folders (GAL excluded) and mail placeholders."""
     view: FolderView = {}
     parents: dict[str, int] = {}
@@ -54,7 +57,9 @@ def device_folders(session: UserSession, expose_mail: bool) -> FolderView:
     for server_id, parent in parents.items():
         if str(parent) in view:
             view[server_id][0] = str(parent)
-    if expose_mail:
+    if mail_view is not None:
+        view.update(mail_view)
+    elif expose_mail:
         for server_id, name, kind in MAIL_FOLDERS:
             view[server_id] = ["0", name, kind]
     return view
@@ -72,15 +77,27 @@ def _status(cmd: str, status: int) -> EasResponse:
 
 @command("FolderSync")
 def folder_sync(eas: Eas, req: EasRequest) -> Any:
-    return eas.write(req, lambda session: _folder_sync(eas, session, req))
+    if eas.mail is None:
+        return eas.write(req, lambda session: _folder_sync(eas, session, req))
+
+    def listed(folders: list[Any]) -> Any:
+        view = mailfolders.mail_view(folders)
+        return eas.write(req, lambda session: _folder_sync(eas, session, req, view))
+
+    def unavailable(failure: Any) -> EasResponse:
+        failure.trap(MailUnavailable)
+        log.warning("mail server unavailable: %s", failure.getErrorMessage(), extra={"event": "eas.mail_unavailable"})
+        return _status("FolderSync", 6)
+
+    return eas.mail.folders(req.principal.email, fresh=True).addCallbacks(listed, unavailable)
 
 
-def _folder_sync(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
+def _folder_sync(eas: Eas, session: UserSession, req: EasRequest, mail_view: FolderView | None = None) -> EasResponse:
     key = req.body.findtext("FolderHierarchy:SyncKey") if req.body is not None else None
     if key is None or len(key) > 64:
         return _status("FolderSync", 10)
     saved = session.get_state(req.device_id, state.HIERARCHY) or {}
-    current = device_folders(session, eas.config.expose_mail_folders)
+    current = device_folders(session, eas.config.expose_mail_folders, mail_view)
     replay = False
     if key == "0":
         base: FolderView = {}

@@ -15,15 +15,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
-from oxsync.eas import state
+from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.collection import CollectionRequest, CollectionSync, Outcome, status_only
 from oxsync.eas.mapping.common import MapContext
 from oxsync.eas.protocol import MAIL_FOLDERS
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
+from oxsync.mail import MailUnavailable
 from oxsync.model import Appointment, Module
 from oxsync.store.errors import NotFound, StoreError
 from oxsync.store.session import UserSession
@@ -72,6 +73,12 @@ def parse_collection(elem: Element, eas: Eas) -> CollectionRequest:
         if req.filter_type is not None and not 0 <= req.filter_type <= 8:
             raise SyncError(4)
         req.conflict = _int(options.findtext("AirSync:Conflict"), 1) or 0
+        req.mime_support = _int(options.findtext("AirSync:MIMESupport"), 0) or 0
+        for pref in options.findall("AirSyncBase:BodyPreference"):
+            kind = _int(pref.findtext("AirSyncBase:Type"), 1)
+            req.body_prefs.append((kind or 1, _int(pref.findtext("AirSyncBase:TruncationSize")),
+                                   pref.findtext("AirSyncBase:AllOrNone") == "1",
+                                   min(255, _int(pref.findtext("AirSyncBase:Preview"), 0) or 0)))
         for pref in options.findall("AirSyncBase:BodyPreference"):
             kind = _int(pref.findtext("AirSyncBase:Type"), 1)
             if kind in (1, 2):
@@ -84,6 +91,7 @@ def parse_collection(elem: Element, eas: Eas) -> CollectionRequest:
     if supported is not None and supported.children:  # LG phones send an empty <Supported/> (Z-Push ZP-481)
         req.supported = [child.tag for child in supported]
     req.commands = elem.find("AirSync:Commands")
+    req.deletes_as_moves = elem.findtext("AirSync:DeletesAsMoves", "1").strip() != "0"
     return req
 
 
@@ -201,7 +209,12 @@ def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan) ->
             state.touch_device(session, req.device_id, record, last_sync=int(time.time()))
     budget = plan.window if plan.window and plan.window > 0 else eas.config.max_window_size * len(plan.collections)
     outcomes = []
-    for coll in plan.collections:
+    for index, coll in enumerate(plan.collections):
+        if eas.mail is not None and mailfolders.is_mail_id(coll.collection_id) \
+                and coll.collection_id != mailfolders.OUTBOX_ID:
+            prepared = mailsync.prepare(session, req.device_id, index, coll)
+            outcomes.append(prepared if isinstance(prepared, Outcome) else Outcome(None, True, job=prepared))
+            continue
         target = resolve_collection(session, coll.collection_id)
         if target is None:
             outcomes.append(status_only(coll, 12))
@@ -249,11 +262,43 @@ def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
         if isinstance(outcomes, EasResponse):
             return outcomes
         assert plan is not None
+        return complete_mail(eas, req, plan, outcomes).addCallback(lambda done: decide(plan, done))
+
+    def decide(plan: SyncPlan, outcomes: list[Outcome]) -> Any:
         if plan.wait_seconds and not any(o.changed for o in outcomes):
             return hang(eas, req, plan, outcomes)
         return response_of(outcomes)
 
     return eas.write(req, prepare).addCallback(answer)
+
+
+def complete_mail(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> Deferred[list[Outcome]]:
+    """Phases B and C of the mail collections (mailsync.py); PIM outcomes pass through untouched."""
+    jobs = [o.job for o in outcomes if o.job is not None]
+    if not jobs or eas.mail is None:
+        return succeed(outcomes)
+    mail = eas.mail
+    budget = plan.window if plan.window and plan.window > 0 else eas.config.max_window_size * len(jobs)
+    account = req.principal.email
+
+    def imap_work(conn: Any) -> list[mailsync.JobResult]:
+        return mailsync.work(conn, mail, account, req.v, req.device_id, jobs, budget)
+
+    def save(results: list[mailsync.JobResult]) -> Deferred[list[Outcome]]:
+        def store(session: UserSession) -> list[Outcome]:
+            for result in mailsync.finish(session, req.device_id, results):
+                outcomes[result.index] = result.outcome
+            return outcomes
+        return eas.write(req, store)
+
+    def unavailable(failure: Any) -> list[Outcome]:
+        failure.trap(MailUnavailable)
+        log.warning("mail server unavailable: %s", failure.getErrorMessage(), extra={"event": "eas.mail_unavailable"})
+        for job in jobs:
+            outcomes[job.index] = status_only(job.coll, 16)  # server error: retry later, state untouched
+        return outcomes
+
+    return mail.run(account, imap_work).addCallback(save).addErrback(unavailable)
 
 
 def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> Deferred[EasResponse]:
@@ -267,6 +312,7 @@ def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> 
 
     def rerun(_: frozenset[int]) -> None:
         d = eas.write(req, lambda session: run_plan(session, eas, req, plan))
+        d.addCallback(lambda outs: complete_mail(eas, req, plan, outs))
         d.addCallbacks(lambda result: _fire(done, response_of(result)), lambda f: _fail(done, f))
 
     def empty() -> None:
