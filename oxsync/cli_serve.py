@@ -45,6 +45,7 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
         f"  free/busy search path: {base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
         f"  UDP push port: {udp}",
         f"CalDAV/CardDAV discovery: {base}/.well-known/caldav and {base}/.well-known/carddav",
+        "User name in every client: the bare login (unique across tenants), login@domain, or an address of the account",
         "",
     ]
     rows = []

@@ -120,6 +120,8 @@ def test_tenant_choice_and_usage_errors(tenant: Run, store: Store) -> None:
     assert tenant("--tenant", "nowhere.net", "user", "list").code == 1
     assert tenant("--tenant", "example.com", "user", "frobnicate").code == 2
     assert tenant("--tenant", "example.com", "user", "set", "alice").code == 2  # nothing to change
+    taken = tenant("--tenant", "other.org", "user", "add", "alice", "--password", "x-pw")  # bare logins are global
+    assert taken.code != 0 and "already used in tenant example.com" in taken.err
 
 
 def test_config_file_and_db_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

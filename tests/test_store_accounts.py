@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from oxsync.config import AuthSettings
 from oxsync.model import Contact, Module, Permission, Protocol, ResourceKind
@@ -74,14 +75,30 @@ def test_protocol_rights_are_per_account(world) -> None:  # type: ignore[no-unty
             world.store.authenticate("bob", "bob-pw", protocol)
 
 
-def test_same_login_in_two_tenants_needs_domain(world) -> None:  # type: ignore[no-untyped-def]
+def test_bare_logins_are_unique_across_tenants(world) -> None:  # type: ignore[no-untyped-def]
+    """Adding `alice` to a second tenant used to make the first tenant's `alice` get 401 with a bare
+    login. The rule: a bare login names one account; `user add` says so; the database enforces it."""
     other = world.store.create_tenant("other.org")
-    with world.store.transaction(other.id, write=True) as tx:
+    with pytest.raises(Conflict, match="already used in tenant example.com"), \
+            world.store.transaction(other.id, write=True) as tx:
         accounts.create_user(tx, "alice", "other-pw")
-    with pytest.raises(AuthenticationFailed):
-        world.store.authenticate("alice", "alice-pw", Protocol.DAV)
-    assert world.store.authenticate("alice@other.org", "other-pw", Protocol.DAV).tenant_id == other.id
-    assert world.store.authenticate("alice@example.com", "alice-pw", Protocol.DAV).tenant_id == world.tenant_id
+    assert world.store.authenticate("alice", "alice-pw", Protocol.DAV).tenant_id == world.tenant_id
+    with world.store.transaction(other.id, write=True) as tx:
+        olivia = accounts.create_user(tx, "olivia", "olivia-pw")
+    # an alias may not take another account's `login@domain` either (it would shadow that login) ...
+    with pytest.raises(Conflict, match="login of another account"), \
+            world.store.transaction(other.id, write=True) as tx:
+        accounts.add_alias(tx, olivia.id, "bob@example.com")
+    with pytest.raises(Conflict, match="login of another account"), \
+            world.store.transaction(world.tenant_id, write=True) as tx:
+        accounts.add_alias(tx, world.carol, "olivia@other.org")
+    assert world.store.authenticate("bob@example.com", "bob-pw", Protocol.DAV).user_id == world.bob
+    # ... and the database refuses a duplicate written behind the store's back (migration 0006)
+    with pytest.raises(IntegrityError), world.store.engine.begin() as conn:
+        conn.execute(insert(s.users).values(
+            tenant_id=other.id, id=999, login="alice", password_hash="x", display_name="", first_name="",
+            last_name="", email="a@other.org", protocols="dav", active=True, usage_bytes=0, last_ms=0,
+            settings="{}"))
 
 
 def test_max_accounts_and_duplicates(world) -> None:  # type: ignore[no-untyped-def]

@@ -170,11 +170,22 @@ def usage_of_users(tx: Tx, user_ids: list[int]) -> dict[int, int]:
     return {r.id: int(r.usage_bytes) for r in rows}
 
 
+def _domain_stem(tx: Tx) -> str:
+    domain = tx.conn.execute(select(s.tenants.c.domain).where(s.tenants.c.id == tx.tenant_id)).scalar_one()
+    return str(domain).split(".")[0]
+
+
 def _claim_address(tx: Tx, address: str, *, user_id: int | None = None, resource_id: int | None = None,
                    primary: bool = False) -> None:
     address = address.strip().lower()
     if "@" not in address:
         raise InvalidData(f"not an e-mail address: {address!r}", field="email")
+    name, _, domain = address.partition("@")
+    owner = tx.conn.execute(  # `name@domain` is also how that tenant's user `name` logs in
+        select(s.users.c.tenant_id, s.users.c.id).join(s.tenants, s.tenants.c.id == s.users.c.tenant_id)
+        .where(and_(s.tenants.c.domain == domain, s.users.c.login == name))).first()
+    if owner is not None and (int(owner.tenant_id), int(owner.id)) != (tx.tenant_id, user_id):
+        raise Conflict(f"address {address} is the login of another account")
     taken = tx.conn.execute(select(s.addresses.c.address).where(s.addresses.c.address == address)).first()
     if taken:
         raise Conflict(f"address {address} is already in use")
@@ -205,11 +216,20 @@ def create_user(
         raise InvalidData(f"invalid login {login!r}: use lower-case letters, digits, '.', '_' or '-'", field="login")
     if find_user_id(tx, login) is not None:
         raise Conflict(f"login {login} already exists")
+    elsewhere = tx.conn.execute(select(s.tenants.c.domain).join(s.users, s.users.c.tenant_id == s.tenants.c.id)
+                                .where(s.users.c.login == login)).scalar_one_or_none()
+    if elsewhere is not None:
+        raise Conflict(f"login {login} is already used in tenant {elsewhere}: logins are unique across tenants, "
+                       f"since users type their bare login (choose another, e.g. {login}.{_domain_stem(tx)})")
     tenant = tx.conn.execute(select(s.tenants).where(s.tenants.c.id == tx.tenant_id)).one()
+    email = (email or f"{login}@{tenant.domain}").lower()
+    shadow = tx.conn.execute(select(s.addresses.c.user_id).where(s.addresses.c.address == f"{login}@{tenant.domain}")
+                             ).first()
+    if shadow is not None and email != f"{login}@{tenant.domain}":
+        raise Conflict(f"{login}@{tenant.domain} is already an address of another account")
     count = tx.conn.execute(select(func.count()).select_from(s.users).where(s.users.c.tenant_id == tx.tenant_id)).scalar_one()
     if tenant.max_accounts is not None and count >= tenant.max_accounts:
         raise Conflict(f"tenant {tenant.domain} already has its maximum of {tenant.max_accounts} accounts")
-    email = (email or f"{login}@{tenant.domain}").lower()
     display_name = display_name or " ".join(p for p in (first_name, last_name) if p) or login
     user_id = tx.next_id("user")
     tx.conn.execute(

@@ -81,6 +81,8 @@ users = Table(
     Column("sharing", Boolean, nullable=False, default=True, server_default=true()),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
     Index("ix_users_login", "tenant_id", "login", unique=True),
+    Index("ix_users_login_global", "login", unique=True),
+    # bare logins are unique across tenants: `alice` must name one account (migration 0006)
 )
 """`tenant_admin`/`platform_admin`: who may use the console and admin API for their tenant / every tenant.
 `public_folders`/`sharing`: the hosting FAQ's per-account rights (access to public folders; collaborative
