@@ -256,8 +256,8 @@ def _enc_participants(out: Encoding, prop: str, value: list[Participant]) -> Non
     for participant in value:
         if participant.email:
             params = {"PARTSTAT": _PARTSTAT_OUT[Confirmation(participant.confirmation)]}
-            if participant.display_name:
-                params["CN"] = participant.display_name
+            if participant.display_name and participant.display_name != participant.email:
+                params["CN"] = participant.display_name  # the store names externals by address: no news
             if participant.kind in _CUTYPE_OUT:
                 params["CUTYPE"] = _CUTYPE_OUT[ParticipantKind(participant.kind)]
             out.add(prop, vCalAddress(f"mailto:{participant.email}"), params)

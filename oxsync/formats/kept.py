@@ -36,9 +36,13 @@ SOURCE = "kept:source"
 BASELINE = "kept:baseline"
 """Keys in `ObjectBase.extra`: not property names, so no mapper ever writes them out."""
 
-VOLATILE = frozenset({"DTSTAMP", "LAST-MODIFIED", "CREATED", "REV"})
-"""Stamps the server maintains: not compared; replaced by the current ones once a component changed."""
+VOLATILE = frozenset({"DTSTAMP", "LAST-MODIFIED", "REV", "CREATED"})
+"""Stamps the server maintains: not compared; replaced by the current ones once a component changed
+(but CREATED, which an edit does not move: the client's, or none if it sent none)."""
+_REPLACED = VOLATILE - {"CREATED"}
 
+_VALUE_PARAMS = ("TZID", "VALUE")
+"""Parameters that say how a value is read: they come with a changed value, never from the source."""
 _BREAK = re.compile(r"\r\n|\n|\r")
 _NAME = re.compile(r"^(?:([A-Za-z0-9-]+)\.)?([A-Za-z0-9-]+)")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?!//)")
@@ -142,6 +146,9 @@ def _merge(source: str, base: str, current: str) -> str:
     b_head, b_value = _split(base)
     c_head, c_value = _split(current)
     b_params, c_params = _params(b_head), _params(c_head)
+    if b_value != c_value:  # a new value is read with the current zone and type
+        for key in _VALUE_PARAMS:
+            b_params[key], c_params[key] = ("-",), c_params.get(key, ("",))
     def key_of(piece: str) -> str:
         return piece.partition("=")[0].strip().upper()
 
@@ -244,23 +251,31 @@ def _same(base: Comp, current: Comp) -> bool:
         _same(base.children[i], current.children[j]) for i, j in pairs.items())
 
 
-def _patch_unit(name: str, source: list[tuple[int, str]], base: list[str], current: list[str]
+def _patch_unit(source: list[tuple[int, str]], base: list[str], current: list[str], renamed: bool
                 ) -> tuple[list[str], list[int]]:
-    """New lines for one property name, and the source positions they replace."""
+    """New lines for one property name, and the source positions they replace (`renamed`: the source
+    wrote them under another name, so a changed one is written in our spelling)."""
     s_lines = [line for _, line in source]
     b_to_s = _pair_lines(base, s_lines)
     c_to_b = {c: b for b, c in _pair_lines(base, current).items()}
     b_to_c = {b: c for c, b in c_to_b.items()}
     s_to_b = {s: b for b, s in b_to_s.items()}
     out: list[str] = []
+    last = 0
     for s, line in enumerate(s_lines):
         b = s_to_b.get(s)
+        if b is None and base:  # several source lines we rendered as one (EXDATE, CATEGORIES)
+            b = last
+            if b in b_to_c and current[b_to_c[b]] == base[b]:
+                out.append(line)
+            continue
         if b is None:
             out.append(line)  # never rendered by us: not ours to change
         elif b in b_to_c:
             c_line = current[b_to_c[b]]
-            out.append(line if c_line == base[b] else _merge(line, base[b], c_line))
+            out.append(line if c_line == base[b] else c_line if renamed else _merge(line, base[b], c_line))
         # else: the model no longer holds it
+        last = b if b is not None else last
     for c, c_line in enumerate(current):
         b = c_to_b.get(c)
         if b is None or (b not in b_to_s and c_line != base[b]):
@@ -289,17 +304,18 @@ def _patch(source: Comp, base: Comp, current: Comp) -> Comp:
         elif Counter(b_lines) == Counter(c_lines):
             continue
         s_lines = [(p, line) for p, line in by_name.get(name, []) if p not in claimed]
-        if not s_lines and b_lines:  # written by the client under another name (X-AIM for IMPP)?
+        renamed = not s_lines and bool(b_lines)
+        if renamed:  # written by the client under another name (X-AIM for IMPP)?
             keys = {_value_key(line) for line in b_lines}
             s_lines = [(p, line) for p, line in enumerate(source.props)
                        if prop_name(line) not in base_names and p not in claimed and _value_key(line) in keys]
         claimed.update(p for p, _ in s_lines)
         if name in VOLATILE:
-            if not c_lines:
+            if not c_lines or name not in _REPLACED:
                 continue
             new_lines, positions = c_lines, [p for p, _ in s_lines]
         else:
-            new_lines, positions = _patch_unit(name, s_lines, b_lines, c_lines)
+            new_lines, positions = _patch_unit(s_lines, b_lines, c_lines, renamed)
         if positions:
             replaced[positions[0]] = new_lines
             dropped.update(positions[1:])
@@ -340,7 +356,32 @@ def patch(source: str, baseline: str, current: str) -> str:
     base, now = parse(baseline), parse(current)
     if _same(base, now):
         return source
-    return render(_patch(parse(source), base, now))
+    given = parse(source)
+    named_before = {tzid for calendar in given.children for tzid in _named_zones(calendar)}
+    out = _patch(given, base, now)
+    for calendar in out.children:
+        _add_zones(calendar, now, named_before)
+    return render(out)
+
+
+_TZID = re.compile(r';TZID=(?:"([^"]*)"|([^;:]*))', re.IGNORECASE)
+
+
+def _named_zones(comp: Comp) -> Iterator[str]:
+    for line in comp.props:
+        for found in _TZID.finditer(";".join(_split(line)[0])):
+            yield found[1] if found[1] is not None else found[2]
+    for child in comp.children:
+        yield from _named_zones(child)
+
+
+def _add_zones(calendar: Comp, current: Comp, named_before: set[str]) -> None:
+    """A patched line may name a zone the source never named: add our VTIMEZONE for it (a zone the
+    client named without defining it, RFC 7809 style, stays undefined as sent)."""
+    defined = {_child_key(c) for c in calendar.children if c.name == "VTIMEZONE"} | named_before
+    ours = {_child_key(c): c for cal in current.children for c in cal.children if c.name == "VTIMEZONE"}
+    missing = [ours[tzid] for tzid in dict.fromkeys(_named_zones(calendar)) if tzid not in defined and tzid in ours]
+    calendar.children[:0] = missing
 
 
 # ------------------------------------------------------------------------------------ helpers

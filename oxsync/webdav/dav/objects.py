@@ -303,6 +303,11 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
                 raise DavError(403, C("valid-calendar-object-resource"), str(exc)) from exc
         for old in old_exceptions.values():
             ctx.session.delete_object(collection.folder_id, old.object_id)
+        if orphans and item.exceptions:  # the first lists the others, so the resource holds them all
+            first = ctx.session.get_object(collection.folder_id, series_id)
+            first.change_exceptions = sorted(e.recurrence_date_position for e in item.exceptions)
+            first.ignore_conflicts = True
+            ctx.session.update_object(collection.folder_id, first)
     if current is None and not item.exceptions:
         return ObjectRes(collection, name, saved)
     return current is None

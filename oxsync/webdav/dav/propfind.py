@@ -8,6 +8,7 @@ from typing import Any
 from lxml import etree
 
 from oxsync.render import render_one, xml_safe
+from oxsync.store.errors import InvalidData, PermissionDenied
 from oxsync.webdav.dav.model import Collection, DavError, ObjectRes
 from oxsync.webdav.dav.props import ALLPROP, get_prop, privileges
 from oxsync.webdav.dav.tree import Ctx, children, resolve
@@ -169,15 +170,22 @@ def proppatch(ctx: Ctx) -> Response:
         return Response(207, tostring(ms), "application/xml; charset=utf-8")
     title = color = None
     dead: dict[str, str | None] = {}
+    default = res.access.folder.default_folder
     for name, value in changes:
-        if name == qn(DAV, "displayname"):
+        if name == qn(DAV, "displayname") and not default:
             title = value or None
         elif name == qn(APPLE, "calendar-color"):
             color = value or ""
-        else:
+        else:  # a default folder keeps its name: the user's own display name is a dead property
             dead[name] = value
     if title is not None or color is not None:
-        ctx.session.update_folder(res.folder_id, title=title, color=color)
+        try:
+            ctx.session.update_folder(res.folder_id, title=title, color=color)
+        except (PermissionDenied, InvalidData) as exc:  # RFC 4918 §9.2: atomic, a status per property
+            failed = [n for n, _ in changes if n in STORED]
+            add_response_status(ms, res.path, failed, 403, [n for n, _ in changes if n not in STORED], 424,
+                                description=str(exc))
+            return Response(207, tostring(ms), "application/xml; charset=utf-8")
     if dead:
         ctx.save_dead_props(res.folder_id, dead)
     add_response_status(ms, res.path, [n for n, _ in changes], 200)
@@ -185,7 +193,7 @@ def proppatch(ctx: Ctx) -> Response:
 
 
 def add_response_status(ms: etree._Element, path: str, names: list[str], code: int,
-                        others: list[str] | None = None, other_code: int = 424) -> None:
+                        others: list[str] | None = None, other_code: int = 424, description: str = "") -> None:
     resp = etree.SubElement(ms, qn(DAV, "response"))
     resp.append(href(path))
     for group, status in ((names, code), (others or [], other_code)):
@@ -196,6 +204,8 @@ def add_response_status(ms: etree._Element, path: str, names: list[str], code: i
         for name in group:
             etree.SubElement(prop, name)
         etree.SubElement(stat, qn(DAV, "status")).text = status_line(status)
+        if description and status == code:
+            etree.SubElement(stat, qn(DAV, "responsedescription")).text = xml_safe(description)
 
 
 def set_props_from(ctx: Ctx, root: etree._Element | None) -> tuple[str | None, str | None, list[str] | None]:

@@ -156,8 +156,8 @@ def _resourcetype(ctx: Any, res: Any) -> Any:
 def _displayname(ctx: Any, res: Any) -> Any:
     if isinstance(res, PrincipalRes):
         return res.display_name
-    if isinstance(res, Collection):
-        return res.access.folder.title
+    if isinstance(res, Collection):  # a default folder's own name for this user (PROPPATCH), else its title
+        return ctx.dead_props(res.folder_id).get(D("displayname")) or res.access.folder.title
     if isinstance(res, Home):
         return res.login
     if isinstance(res, Box):
