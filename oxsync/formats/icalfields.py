@@ -241,6 +241,7 @@ def _dec_participants(ctx: Decoding, values: list[Any]) -> Any:
         params = value.params
         confirmation = PARTSTAT.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Confirmation.NONE)
         name = str(params.get("CN", ""))
+        name = "" if name.strip().lower() == email.lower() else name  # the address is no name (not written)
         known = ctx.resolve(email) if ctx.resolve else None
         if known is not None:
             found.append(replace(known, confirmation=confirmation, display_name=known.display_name or name,
