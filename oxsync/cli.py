@@ -221,6 +221,22 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:
+    """Bring the schema to this version's newest migration (SQLite and PostgreSQL alike)."""
+    from oxsync.store.migrate import schema_state
+
+    store = ctx.open_store()
+    state, at, head = schema_state(store.engine)
+    if state == "unknown":
+        raise CliError(f"the database schema is at {at}, which this oxsync (schema {head}) does not know")
+    if state == "current":
+        out(f"schema already at {head}")
+        return EXIT_OK
+    store.create_schema()
+    out(f"schema migrated from {at or 'nothing'} to {head}")
+    return EXIT_OK
+
+
 def cmd_tenant_list(ctx: Context, args: argparse.Namespace) -> int:
     rows = []
     for tenant in ctx.store.tenants():
@@ -283,6 +299,9 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--max-accounts", type=parse_limit, help="maximum number of accounts")
     p.add_argument("--quota", type=parse_size, help="tenant storage quota (bytes, or 20M, 1G ...)")
     p.set_defaults(handler=cmd_init)
+
+    sub.add_parser("migrate", help="upgrade the database schema to this version (take a backup first)"
+                   ).set_defaults(handler=cmd_migrate)
 
     tenant = sub.add_parser("tenant", help="tenant limits").add_subparsers(dest="action", required=True)
     tenant.add_parser("list", help="tenants with accounts and storage").set_defaults(handler=cmd_tenant_list)

@@ -14,6 +14,7 @@ from typing import Any
 
 from oxsync.cli import EXIT_OK, CliError, Context, _sqlite_path, out, table
 from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
+from oxsync.store.api import Store
 
 
 def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -61,6 +62,27 @@ def _demo_passwords_path(settings: Settings) -> Path:
     return (db.parent if db is not None else Path("var")) / "demo-passwords.txt"
 
 
+def check_schema(store: Store, *, migrate: bool) -> None:
+    """Refuse to serve a database whose schema is not the one this code was written for."""
+    from oxsync.store.migrate import schema_state
+
+    try:
+        state, at, head = schema_state(store.engine)
+    except Exception as exc:  # the database cannot be reached at all
+        raise CliError(f"cannot read the database ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    if state == "empty":
+        raise CliError("the database has no oxsync schema: run `oxsync init` first")
+    if state == "unknown":
+        raise CliError(f"the database schema is at {at}, which this oxsync (schema {head}) does not know: "
+                       "a newer oxsync has migrated it")
+    if state == "behind" and not migrate:
+        raise CliError(f"the database schema is at {at}, this oxsync needs {head}: run `oxsync migrate` "
+                       "(after a backup), or serve with --migrate")
+    if state == "behind":
+        store.create_schema()
+        out(f"schema migrated from {at} to {head}")
+
+
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     ctx.settings = serve_settings(ctx.settings, args)
     store = ctx.open_store(create=args.demo)
@@ -70,6 +92,8 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
 
         store.create_schema()
         logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
+    else:
+        check_schema(store, migrate=args.migrate or ctx.settings.store.migrate_on_start)
     try:
         from oxsync.dialects import install_all
         from oxsync.server import ServerStartError, run_server
@@ -110,4 +134,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="[server] public_scheme (default: https for ssl: endpoints)")
     p.add_argument("--admin-listen", metavar="ENDPOINT",
                    help="[server] admin_endpoint: serve /metrics there, e.g. tcp:9180:interface=127.0.0.1")
+    p.add_argument("--migrate", action="store_true",
+                   help="bring an older database schema up to date first ([store] migrate_on_start)")
     p.set_defaults(handler=cmd_serve)

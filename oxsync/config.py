@@ -52,6 +52,9 @@ class StoreSettings:
     """How often the server prunes old tombstones in every tenant (0 = never; `oxsync prune` by hand)."""
     busy_timeout_ms: int = 10000
     """SQLite: how long a writer waits for the database lock."""
+    migrate_on_start: bool = False
+    """`oxsync serve` brings an older database schema up to date itself (as `oxsync migrate` would)
+    instead of refusing to start. Off by default: take a backup first (docs/install.md)."""
 
 
 @dataclass(frozen=True)
