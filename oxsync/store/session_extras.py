@@ -110,21 +110,6 @@ class SessionExtras:
         return [self._personalised(x) for x in  # type: ignore[attr-defined]
                 object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
 
-    def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None) -> list:  # type: ignore[type-arg]
-        """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
-        chosen by the time-range index: a superset the caller filters exactly, never missing a match.
-        A series comes whole (master and change exceptions). Rights and redaction as `list_objects`."""
-        from oxsync.store import objects as object_ops
-        from oxsync.store import timeranges
-        from oxsync.store.membership import folders_of_objects
-
-        self._object_folder(folder_id)  # type: ignore[attr-defined]
-        ids = timeranges.candidate_ids(self.tx, folder_id, start_ms, end_ms)
-        members = folders_of_objects(self.tx, ids)
-        rows = self._readable_rows(folder_id, [i for i in ids if folder_id in members[i]])  # type: ignore[attr-defined]
-        return [self._personalised(x) for x in  # type: ignore[attr-defined]
-                object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
-
     # ------------------------------------------------------------ directory
 
     def me(self) -> User:

@@ -115,13 +115,14 @@ def multiget(ctx: Ctx, root: etree._Element) -> Response:
     names, data_el = _prop_names(root)
     extra = data_getters(ctx, data_el)
     ms = multistatus()
+    wanted: list[tuple[str, str | None]] = []  # (href as sent, resource name or None if outside)
     for raw in _hrefs(root, ctx):
         path = unquote(urlsplit(raw).path)
-        if not path.startswith(collection.path.rstrip("/") + "/") and unquote(collection.path) not in path:
-            add_status(ms, raw, 404)
-            continue
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        res = ctx.find_object(collection, name)
+        inside = path.startswith(collection.path.rstrip("/") + "/") or unquote(collection.path) in path
+        wanted.append((raw, path.rstrip("/").rsplit("/", 1)[-1] if inside else None))
+    found = ctx.find_objects(collection, [name for _, name in wanted if name is not None])
+    for raw, name in wanted:
+        res = found.get(name) if name is not None else None
         if res is None:
             add_status(ms, raw, 404)
             continue

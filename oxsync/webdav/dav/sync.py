@@ -24,7 +24,6 @@ from oxsync.webdav.dav.model import (
     DavError,
     ObjectRes,
     default_name,
-    group_objects,
 )
 from oxsync.webdav.dav.propfind import Response, describe, multistatus
 from oxsync.webdav.dav.reports import XML, _prop_names, data_getters
@@ -132,13 +131,7 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
 
 def _resources(ctx: Ctx, res: Collection, changed: list[Any]) -> list[ObjectRes]:
     """Changed objects as resources: a changed exception reports its series' resource."""
-    masters = {o.object_id: o for o in changed if o.__class__.__name__ != "Appointment"
-               or o.recurrence_id in (None, o.object_id)}
     out: dict[int, ObjectRes] = {}
-    for obj in changed:
-        if obj.object_id in masters and not getattr(obj, "change_exceptions", None):
-            out[obj.object_id] = group_objects(res, [obj], ctx.req.names, ctx.tenant_id)[0]
-        else:
-            found = ctx.object_res(res, obj)
-            out[found.object_id] = found
+    for found in ctx.resources_for(res, changed).values():
+        out[found.object_id] = found
     return list(out.values())

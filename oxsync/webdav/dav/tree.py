@@ -215,32 +215,47 @@ class Ctx:
         return group_objects(collection, objects, self.req.names, self.tenant_id)
 
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
-        obj = self.session.find_by_resource_name(collection.folder_id, name)
-        if obj is None:
-            object_id = id_from_name(name)
-            if object_id is not None:
-                try:
-                    obj = self.session.get_object(collection.folder_id, object_id)
-                except NotFound:
-                    obj = None
-                if obj is not None and obj.resource_name and obj.resource_name != name:
-                    obj = None
-        if obj is None:
-            return None
-        return self.object_res(collection, obj)
+        return self.find_objects(collection, [name]).get(name)
+
+    def find_objects(self, collection: Collection, names: list[str]) -> dict[str, ObjectRes]:
+        """name -> resource for the names that exist: by the client's resource name, else by our default
+        `<id>.ics|.vcf` name (unless that object carries another name). A fixed number of store reads."""
+        session = self.session
+        found: dict[str, Any] = session.objects_by_resource_names(collection.folder_id, names)
+        by_default = {n: i for n in names if n not in found and (i := id_from_name(n)) is not None}
+        if by_default:
+            loaded = session.objects_by_ids(collection.folder_id, by_default.values())
+            for name, object_id in by_default.items():
+                obj = loaded.get(object_id)
+                if obj is not None and not (obj.resource_name and obj.resource_name != name):
+                    found[name] = obj
+        resources = self.resources_for(collection, list(found.values()))
+        return {name: resources[obj.object_id] for name, obj in found.items()}
+
+    def resources_for(self, collection: Collection, objects: list[Any]) -> dict[int, ObjectRes]:
+        """object id -> the resource holding it: a series with all its change exceptions (they share the
+        master's UID and href), an exception whose master is not visible on its own. One store read for
+        all series involved."""
+        series = {o.recurrence_id for o in objects
+                  if getattr(o, "recurrence_id", None) is not None and (not is_master(o) or o.change_exceptions)}
+        families: dict[int, list[Any]] = {}
+        if series:
+            for member in self.session.series_members(collection.folder_id, series):
+                families.setdefault(member.recurrence_id, []).append(member)
+        out: dict[int, ObjectRes] = {}
+        for obj in objects:
+            family = families.get(getattr(obj, "recurrence_id", None) or -1)
+            if not family or obj.object_id not in {m.object_id for m in family}:
+                family = [obj]
+            for res in group_objects(collection, family, self.req.names, self.tenant_id):
+                for member in (res.master, *res.exceptions):
+                    if member.object_id == obj.object_id:
+                        out[obj.object_id] = res
+        return out
 
     def object_res(self, collection: Collection, obj: Any) -> ObjectRes:
         """The resource of `obj` with all its exceptions (a master's exceptions share its UID)."""
-        if not is_master(obj):
-            try:
-                obj = self.session.get_object(collection.folder_id, obj.recurrence_id)
-            except NotFound:
-                return group_objects(collection, [obj], self.req.names, self.tenant_id)[0]
-        exceptions: list[Any] = []
-        if getattr(obj, "change_exceptions", None):
-            exceptions = [o for o in self.session.list_objects(collection.folder_id)
-                          if not is_master(o) and o.recurrence_id == obj.object_id]
-        return group_objects(collection, [obj, *exceptions], self.req.names, self.tenant_id)[0]
+        return self.resources_for(collection, [obj])[obj.object_id]
 
 
 def split_path(path: str) -> list[str]:

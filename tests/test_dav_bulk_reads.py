@@ -1,0 +1,113 @@
+"""Multiget resolves all hrefs with a fixed number of store statements (bulk reads by resource name and
+by id, rights checked in the store), not a few queries per href; the answers stay complete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from oxsync.formats.ical import parse_calendar
+from oxsync.model import Module, Permission
+from oxsync.model.permissions import rights_for_level
+from oxsync.webdav.dav import install
+from tests.davhelp import Dav, event, vcard
+
+MG = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
+      "<C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>")
+AMG = ('<CR:addressbook-multiget xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/>'
+       "<CR:address-data/></D:prop>{hrefs}</CR:addressbook-multiget>")
+
+
+OBJECT_TABLES = ("objects", "participants", "list_members", "attachments", "object_ranges")
+
+
+@pytest.fixture
+def dav(live_server, store, world) -> Dav:  # type: ignore[no-untyped-def]
+    return Dav(live_server(store, setup=install).port, world)
+
+
+@contextmanager
+def counted(store) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if any(f" {table}" in statement for table in OBJECT_TABLES):  # not the login/session bookkeeping
+            seen.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+
+
+def _series_with_override(uid: str) -> str:
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260907T090000Z\r\n"
+            "DTEND:20260907T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Series\r\nEND:VEVENT\r\n"
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nRECURRENCE-ID:20260914T090000Z\r\n"
+            "DTSTART:20260915T090000Z\r\nDTEND:20260915T100000Z\r\nSUMMARY:Moved\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_calendar_multiget_costs_the_same_for_4_and_40_hrefs(store, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    cal = dav.calendar()
+    hrefs = []
+    for i in range(40):
+        body = _series_with_override(f"s{i}") if i % 5 == 0 else event(f"e{i}", f"Event {i}", f"202603{10 + i % 18}T090000Z",
+                                                                       f"202603{10 + i % 18}T100000Z")
+        assert dav.put(f"{cal}ev{i}.ics", body).status == 201
+        hrefs.append(f"{cal}ev{i}.ics")
+    hrefs.append(f"{cal}missing.ics")
+    costs = []
+    for wanted in (hrefs[:4] + hrefs[-1:], hrefs):
+        with counted(store) as seen:
+            reply = dav.report(cal, MG.format(hrefs="".join(f"<D:href>{h}</D:href>" for h in wanted)))
+        assert reply.status == 207
+        assert len(reply.hrefs()) == len(wanted)
+        for h in wanted[:-1]:
+            text = reply.prop(h, "C:calendar-data").text
+            assert "BEGIN:VEVENT" in text
+            if h.endswith(("ev0.ics", "ev5.ics")):
+                assert "RECURRENCE-ID" in text and "Moved" in text  # the series comes with its override
+        costs.append(len(seen))
+    assert costs[0] == costs[1], costs
+
+
+def test_addressbook_multiget_costs_the_same_for_4_and_40_hrefs(store, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    book = dav.addressbook()
+    hrefs = []
+    for i in range(40):
+        assert dav.put(f"{book}c{i}.vcf", vcard(f"c{i}", f"Person{i} Doe")).status == 201
+        hrefs.append(f"{book}c{i}.vcf")
+    costs = []
+    for wanted in (hrefs[:4], hrefs):
+        with counted(store) as seen:
+            reply = dav.report(book, AMG.format(hrefs="".join(f"<D:href>{h}</D:href>" for h in wanted)))
+        assert reply.status == 207 and len(reply.hrefs()) == len(wanted)
+        assert all("BEGIN:VCARD" in reply.prop(h, "CR:address-data").text for h in wanted)
+        costs.append(len(seen))
+    assert costs[0] == costs[1], costs
+
+
+def test_multiget_by_default_name_and_rights(store, world, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    """Objects written by other dialects have no resource name: their `<id>.ics` href resolves in bulk
+    too, and a private object of another user stays invisible."""
+
+    bob_cal = world.default_folder(world.bob, Module.CALENDAR)
+    with world.as_user(world.bob, write=True) as s:
+        entries = s.get_folder(bob_cal).folder.permissions
+        s.set_permissions(bob_cal, entries + [Permission(world.alice, False, rights_for_level(2))])
+        ids = []
+        for uid, private in (("open", False), ("secret", True)):
+            master = parse_calendar(event(uid, uid))[0].master  # type: ignore[union-attr]
+            master.private_flag = private
+            master.ignore_conflicts = True
+            ids.append(s.create_object(bob_cal, master).object_id)
+    base = f"/dav/calendars/alice/{bob_cal}/"
+    reply = dav.report(base, MG.format(hrefs="".join(f"<D:href>{base}{i}.ics</D:href>" for i in ids)))
+    assert reply.status == 207
+    assert "UID:open" in reply.prop(f"{base}{ids[0]}.ics", "C:calendar-data").text
+    assert reply.prop(f"{base}{ids[1]}.ics", "C:calendar-data") is None
