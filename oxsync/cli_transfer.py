@@ -42,11 +42,14 @@ from oxsync.model.permissions import (
     level_for_rights,
     rights_for_level,
 )
-from oxsync.store.errors import StoreError
+from oxsync.model.text import xml_safe
+from oxsync.render import render_each, render_one
+from oxsync.store.errors import InvalidInput, StoreError
 from oxsync.store.folders import ALL_USERS, default_folder_id
 from oxsync.store.objects import AnyObject
 from oxsync.store.session import UserSession
 from oxsync.store.tx import Tx
+from oxsync.store.validate import check_object
 
 FORMAT_OF_SUFFIX = {".vcf": "vcf", ".vcard": "vcf", ".ics": "ics", ".ical": "ics", ".ifb": "ics"}
 MODULES_OF_FORMAT = {"vcf": (Module.CONTACT,), "ics": (Module.CALENDAR, Module.TASK)}
@@ -318,6 +321,13 @@ def _write_all(session: UserSession, records: list[Record], targets: dict[type, 
                 batch = _reparse_lists(session, targets[Contact], text, lists)
             for record in batch:
                 try:
+                    for obj in (record.obj, *record.exceptions):  # before anything of the record is written
+                        check_object(obj, session.tx.settings.limits)
+                except InvalidInput as exc:  # this record is refused; the others are imported
+                    outcome.skip(record.line, str(exc))
+                    bar.update(1)
+                    continue
+                try:
                     _create(session, targets[type(record.obj)], record, outcome)
                 except (StoreError, ValueError) as exc:
                     raise ImportFailed(f"line {record.line}: {exc}; the import was rolled back, nothing was "
@@ -349,10 +359,12 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- export
 
 
-def _render_vcf(objects: list[AnyObject], args: argparse.Namespace) -> str:
+def _render_vcf(objects: list[AnyObject], args: argparse.Namespace) -> tuple[str, int]:
     contacts = [o for o in objects if isinstance(o, Contact)]
     uids = {c.object_id: c.uid for c in contacts if c.uid}
-    return vcard.contacts_to_vcf(contacts, args.vcard_version, uid_for_member=lambda m: uids.get(m.contact_id))
+    cards = render_each("export", contacts, lambda c: vcard.contact_to_vcard(
+        c, args.vcard_version, uid_for_member=lambda m: uids.get(m.contact_id)))
+    return xml_safe("".join(cards)), len(contacts) - len(cards)
 
 
 def _series(objects: Iterable[AnyObject]) -> Iterator[tuple[AnyObject, list[AnyObject]]]:
@@ -373,10 +385,16 @@ def _render_ics(objects: list[AnyObject], args: argparse.Namespace) -> str:
 
     items = [ical.CalendarItem("VEVENT" if isinstance(m, Appointment) else "VTODO", m.uid, 0, m, e)  # type: ignore[arg-type]
              for m, e in _series(objects)]
-    return ical.items_to_ical(items)
+    # each item is rendered on its own first: one that cannot be is left out (logged), not the file
+    good = [item for item in items if render_one("export", item, lambda i: ical.items_to_ical([i]),
+                                                 object_id=getattr(item.master, "object_id", None),
+                                                 folder_id=getattr(item.master, "folder_id", None)) is not None]
+    return xml_safe(ical.items_to_ical(good)), len(items) - len(good)
 
 
-RENDERERS: dict[str, Callable[[list[AnyObject], argparse.Namespace], str]] = {"vcf": _render_vcf, "ics": _render_ics}
+RENDERERS: dict[str, Callable[[list[AnyObject], argparse.Namespace], tuple[str, int]]] = {
+    "vcf": _render_vcf, "ics": _render_ics}
+"""Format -> renderer returning (file text, objects left out because they cannot be rendered)."""
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
@@ -387,14 +405,15 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
             raise UsageError(f"folder {args.folder} holds {module.value if module else 'no objects'}: "
                              f"export it as {natural or 'nothing'}")
         objects = session.list_objects(args.folder)
-    text = RENDERERS[natural](objects, args)
+    text, left_out = RENDERERS[natural](objects, args)
     if args.output and str(args.output) != "-":
         with open(args.output, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    err(f"exported {len(objects)} object(s) from folder {args.folder}")
+    err(f"exported {len(objects) - left_out} object(s) from folder {args.folder}"
+        + (f"; {left_out} left out: they cannot be rendered (see the log)" if left_out else ""))
     return EXIT_OK
 
 

@@ -62,7 +62,11 @@ def render_each(dialect: str, objs: Iterable[O], render: Callable[[O], T], *,
 
 
 def note_skipped(dialect: str, exc: BaseException, *, object_id: object = None, folder_id: object = None) -> None:
-    """Log and count one skipped object (for loops that cannot use `render_one` directly)."""
+    """Log and count one skipped object (for loops that cannot use `render_one` directly), called from
+    their `except` block; an exception that fails the whole request (`whole_request`, e.g. the work
+    budget) is raised again instead, so such loops need no second `except` for it."""
+    if getattr(exc, "whole_request", False):
+        raise exc
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
     log.warning("skipped an object that cannot be rendered: dialect=%s folder=%s object=%s error=%s at %s",

@@ -9,6 +9,7 @@ them); after that every read path of every dialect must answer successfully and 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -164,6 +165,296 @@ def test_50_digit_attachment_header_ids_are_invalid_input(env, header: str) -> N
     for method in ("GET", "DELETE") if header == "object_id" else ("PUT", "GET", "DELETE"):
         status, _, _ = alice.request(method, "/servlet/webdav.attachments", b"data" if method == "PUT" else None, headers)
         assert 400 <= status < 500, (method, status)
+
+
+# ------------------------------------------------------------------ the corpus: writes through every dialect
+
+DATA = Path(__file__).parent / "data" / "poison"
+CTL = "\x01\x07\x0b\x0c\x1f"
+GOOD_START = datetime(2026, 3, 10, 9, tzinfo=UTC)
+
+
+def _read(name: str) -> str:
+    with open(DATA / name, encoding="utf-8", newline="") as handle:  # keep CRLF and the raw controls
+        return handle.read()
+
+
+def _events(text: str) -> dict[str, str]:
+    """UID -> one VCALENDAR holding that VEVENT of the corpus."""
+    head, _, rest = text.partition("BEGIN:VEVENT\r\n")
+    out = {}
+    for chunk in ("BEGIN:VEVENT\r\n" + rest).split("BEGIN:VEVENT\r\n")[1:]:
+        body = chunk.split("END:VEVENT\r\n")[0]
+        uid = next(line[4:] for line in body.split("\r\n") if line.startswith("UID:"))
+        out[uid] = f"{head}BEGIN:VEVENT\r\n{body}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    return out
+
+
+def _cards(text: str) -> dict[str, str]:
+    return {next(line[4:] for line in c.split("\r\n") if line.startswith("UID:")): "BEGIN:VCARD" + c
+            for c in text.split("BEGIN:VCARD")[1:]}
+
+
+IN_RANGE_EVENTS = {"poison-good", "poison-ctl", "poison-min", "poison-max", "poison-series"}
+IN_RANGE_CARDS = {"poison-card-good", "poison-card-ctl", "poison-card-min", "poison-card-noyear"}
+
+
+def test_corpus_through_caldav_and_carddav(env) -> None:  # type: ignore[no-untyped-def]
+    """Every corpus item is stored (cleaned) or refused with the DAV precondition; never a 5xx."""
+    _, _, _, dav = env
+    cal, book = dav.calendar(), dav.addressbook()
+    events = _events(_read("corpus.ics"))
+    for uid, body in events.items():
+        reply = dav.put(f"{cal}{uid}.ics", body)
+        assert reply.status < 500, (uid, reply.status, reply.body[:200])
+        assert (reply.status in (201, 204)) == (uid in IN_RANGE_EVENTS), (uid, reply.status, reply.body)
+    for uid, body in _cards(_read("corpus.vcf")).items():
+        reply = dav.put(f"{book}{uid}.vcf", body)
+        assert reply.status < 500, (uid, reply.status, reply.body[:200])
+        assert (reply.status in (201, 204)) == (uid in IN_RANGE_CARDS), (uid, reply.status, reply.body)
+    got = calendar_datas(dav.report(cal, CALENDAR_QUERY))
+    assert {n[:-4] for n in got} == IN_RANGE_EVENTS
+    assert all(not any(c in text for c in CTL) for text in got.values())
+    assert "Pasted\ufffd" in got["poison-ctl.ics"]
+    cards = calendar_datas(dav.report(book, ADDRESSBOOK_QUERY))
+    assert {n[:-4] for n in cards} == IN_RANGE_CARDS
+    assert all(not any(c in text for c in CTL) for text in cards.values())
+
+
+def test_strings_at_the_column_limits_via_caldav(env) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, dav = env
+    cal = dav.calendar()
+    at_limit, over = "u" * 255, "v" * 256
+    assert dav.put(cal + "a.ics", event(at_limit)).status == 201
+    refused = dav.put(cal + "b.ics", event(over))
+    assert refused.status == 403 and b"valid-calendar-data" in refused.body
+    long_name = "n" * 256
+    assert dav.put(cal + long_name + ".ics", event("n")).status == 400  # resource names: 255 at most
+    assert set(calendar_datas(dav.report(cal, CALENDAR_QUERY))) == {"a.ics"}
+
+
+def test_corpus_through_activesync(env) -> None:  # type: ignore[no-untyped-def]
+    running, _, _, _ = env
+    phone = client(running)
+    phone.provision()
+    cal = phone.folder_of_type(8)
+    phone.sync(cal, "0")
+    phone.sync(cal)
+
+    def add(cid: str, start: str, end: str, subject: str = f"Phone{CTL}subject") -> E:
+        return E("AirSync:Add", E("AirSync:ClientId", cid), E("AirSync:ApplicationData",
+                 E("Calendar:StartTime", start), E("Calendar:EndTime", end), E("Calendar:Subject", subject),
+                 E("Calendar:Location", f"Loc{CTL}"), E("Calendar:UID", f"eas-{cid}"),
+                 E("AirSyncBase:Body", E("AirSyncBase:Type", "1"), E("AirSyncBase:Data", f"Body{CTL}text"))))
+
+    cases = {"ok": ("20260313T090000Z", "20260313T100000Z", "1"), "min": ("16010101T000000Z", "16010101T010000Z", "1"),
+             "before": ("16001231T090000Z", "16001231T100000Z", "6"), "after": ("45020101T090000Z", "45020101T100000Z", "6"),
+             "far": ("99991231T090000Z", "99991231T100000Z", "6")}
+    reply = phone.sync(cal, commands=[add(cid, start, end) for cid, (start, end, _) in cases.items()])
+    assert reply.status == 200
+    responses = {a.findtext("AirSync:ClientId"): a.findtext("AirSync:Status")
+                 for a in reply.body.iter("AirSync:Add") if a.find("AirSync:ClientId") is not None}
+    assert responses == {cid: status for cid, (_, _, status) in cases.items()}
+    fresh = client(running, device_id="freshdevice02")
+    fresh.provision()
+    fresh.sync(cal, "0")
+    got = items(fresh.sync(cal))
+    subjects = {e.findtext("Calendar:Subject") for e in got.values()}
+    assert subjects == {"Phone\ufffd\ufffd\ufffd\ufffd\ufffdsubject"} and len(got) == 2
+
+
+def test_corpus_through_the_importer_refuses_per_record(env, store_url, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.cli import main
+
+    _, world, _, _ = env
+    for name, good in (("corpus.ics", IN_RANGE_EVENTS), ("corpus.vcf", IN_RANGE_CARDS)):
+        assert main(["--db", store_url, "import", str(DATA / name), "--user", "alice"]) == 0
+        out = capsys.readouterr().out
+        bad = (len(_events(_read(name))) if name.endswith("ics")
+               else len(_cards(_read(name)))) - len(good)
+        assert f"imported {len(good)}, skipped {bad}" in out, out
+    module = {"ics": Module.CALENDAR, "vcf": Module.CONTACT}
+    for fmt, good in (("ics", IN_RANGE_EVENTS), ("vcf", IN_RANGE_CARDS)):
+        with world.as_user(world.alice) as session:
+            uids = {o.uid for o in session.list_objects(world.default_folder(world.alice, module[fmt]))}
+            texts = [getattr(o, "note", "") + getattr(o, "title", "") for o in
+                     session.list_objects(world.default_folder(world.alice, module[fmt]))]
+        assert uids == good
+        assert not any(c in t for t in texts for c in CTL)
+
+
+# ------------------------------------------------------------------ the corpus: rows written straight into the store
+
+BAD_TEXT = "A\x00B\x0bC\ud800D\ufffeE\x07"
+"""What a version without the text check (or a mapper bug) could have stored: NUL, VT, a lone surrogate..."""
+
+
+def _poison_rows(store, world, folder: int, kind: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Objects of `kind` in `folder` whose rows are then rewritten with hostile values; name -> id."""
+    import json
+
+    from sqlalchemy import text
+
+    from oxsync.model import Contact, Task
+
+    def make(title: str):  # type: ignore[no-untyped-def]
+        if kind == "contact":
+            return Contact(last_name=title, display_name=title)
+        if kind == "task":
+            return Task(title=title)
+        return Appointment(title=title, start_date=GOOD_START, end_date=GOOD_START.replace(hour=10), ignore_conflicts=True)
+
+    edits = {
+        "ctl": lambda d: {k: (BAD_TEXT if isinstance(v, str) else v) for k, v in d.items()},
+        "far": lambda d: {**d, "start_date": {"dt": "9999-12-31T23:00:00+00:00"}, "end_date": {"dt": "9999-12-31T23:59:00+00:00"},
+                          "birthday": {"d": "9999-12-31"}, "anniversary": {"d": "0001-01-01"}},
+        "early": lambda d: {**d, "start_date": {"dt": "0001-01-01T00:00:00+00:00"}, "end_date": {"dt": "0001-01-01T01:00:00+00:00"},
+                            "birthday": {"d": "0001-01-01"}},
+        "huge": lambda d: {**d, "alarm": 10**30, "color_label": 10**30, "percent_completed": 10**30,
+                           "recurrence": {"type": 1, "interval": 10**20}, "number_of_employees": 10**30},
+        "garbage": lambda d: {**d, "start_date": {"dt": "not a date"}, "birthday": {"d": "never"}, "shown_as": 99,
+                              "status": 99, "priority": 99},
+        "notjson": None,
+    }
+    ids = {}
+    for name in edits:
+        with world.as_user(world.alice, write=True) as session:
+            ids[name] = int(session.create_object(folder, make(f"poison {name}")).object_id)
+    with store.engine.begin() as conn:
+        for name, edit in edits.items():
+            row = conn.execute(text("SELECT data FROM objects WHERE id = :i"), {"i": ids[name]}).scalar_one()
+            data = "{not json" if edit is None else json.dumps(edit(json.loads(row)), ensure_ascii=True)
+            title = "T\x0bitle" if name == "ctl" else f"poison {name}"
+            conn.execute(text("UPDATE objects SET data = :d, title = :t WHERE id = :i"),
+                         {"d": data, "t": title, "i": ids[name]})
+        if kind == "appointment":  # a participant row with hostile text too
+            conn.execute(text("UPDATE participants SET message = :m, display_name = :n WHERE object_id = :i"),
+                         {"m": "M\x0bsg\x07", "n": "N\x0bame", "i": ids["ctl"]})
+    return ids
+
+
+def _good(kind: str, i: int):  # type: ignore[no-untyped-def]
+    from oxsync.model import Contact, Task
+
+    if kind == "contact":
+        return Contact(last_name=f"Good{i}", display_name=f"Good {i}", uid=f"good-c{i}")
+    if kind == "task":
+        return Task(title=f"Good task {i}", uid=f"good-t{i}")
+    return Appointment(title=f"Good {i}", uid=f"good-a{i}", start_date=GOOD_START.replace(day=10 + i),
+                       end_date=GOOD_START.replace(day=10 + i, hour=10), ignore_conflicts=True)
+
+
+@pytest.fixture
+def poisoned(env, store):  # type: ignore[no-untyped-def]
+    running, world, alice, dav = env
+    good: dict[str, set[int]] = {}
+    poison: dict[str, dict[str, int]] = {}
+    folders = {}
+    for module, kind in ((Module.CONTACT, "contact"), (Module.CALENDAR, "appointment"), (Module.TASK, "task")):
+        folder = world.default_folder(world.alice, module)
+        folders[kind] = folder
+        good[kind] = set()
+        for i in range(2):
+            good[kind].add(_create(world, world.alice, folder, _good(kind, i)))
+        poison[kind] = _poison_rows(store, world, folder, kind)
+    # a poisoned address book entry of another user (the GAL: EAS Search, OX groupuser, DAV principals)
+    with store.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE objects SET data = :d WHERE user_id = :u"), {"d": "{broken", "u": world.carol})
+    return running, world, alice, dav, folders, good, poison
+
+
+def test_every_read_path_serves_the_good_items_despite_poisoned_rows(poisoned, store_url, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from oxsync import render
+
+    running, world, alice, dav, folders, good, poison = poisoned
+    before = sum(render.skipped_items_total().values())
+    servlet = {"contact": "contacts", "appointment": "calendar", "task": "tasks"}
+
+    # OX: full list, delta, LIST mode, single reads
+    for kind, folder in folders.items():
+        listed = alice.sync(servlet[kind], folder)
+        ids = {int(r.href) for r in listed if r.status == "200"}
+        assert good[kind] | {poison[kind]["ctl"]} <= ids, kind  # old text is cleaned on the way out, not dropped
+        assert all(r.code != 1500 for r in listed)
+        assert alice.sync(servlet[kind], folder, lastsync=1) and all(r.code != 1500 for r in alice.sync(servlet[kind], folder, 1))
+        for object_id in poison[kind].values():
+            [one] = alice.propfind(servlet[kind], {"folder_id": folder, "object_id": object_id})
+            assert one.code != 1500 and one.status != "500", (kind, object_id, one.description)
+        [listing] = alice.sync(servlet[kind], folder, mode="LIST")
+        assert listing.status == "200"
+    assert all(r.code != 1500 for r in alice.propfind("groupuser", {"user": "*", "lastsync": 0}))
+
+    # EAS: initial and delta Sync, Fetch, ItemOperations, GetItemEstimate, GAL Search
+    phone = client(running)
+    phone.provision()
+    types = {"contact": 9, "appointment": 8, "task": 7}
+    for kind, kind_type in types.items():
+        cid = phone.folder_of_type(kind_type)
+        assert phone.sync(cid, "0").status == 200
+        first = phone.sync(cid, window=100)
+        assert first.status == 200 and first.text("AirSync:Collections/AirSync:Collection/AirSync:Status") == "1"
+        assert good[kind] | {poison[kind]["ctl"]} <= {int(i) for i in items(first)}, kind
+        estimate = phone.post("GetItemEstimate", E("GetItemEstimate:GetItemEstimate", E("GetItemEstimate:Collections", E(
+            "GetItemEstimate:Collection", E("AirSync:SyncKey", phone.keys[cid]), E("GetItemEstimate:CollectionId", cid)))))
+        assert estimate.status == 200 and estimate.body.find("GetItemEstimate:Response").findtext("GetItemEstimate:Status") == "1"
+        fetches = [E("ItemOperations:Fetch", E("ItemOperations:Store", "Mailbox"), E("AirSync:CollectionId", cid),
+                     E("AirSync:ServerId", str(i))) for i in [*poison[kind].values(), *good[kind], 10**40]]
+        ops = phone.post("ItemOperations", E("ItemOperations:ItemOperations", *fetches))
+        assert ops.status == 200
+        statuses = [f.findtext("ItemOperations:Status") for f in ops.body.iter("ItemOperations:Fetch")]
+        assert statuses[len(poison[kind]):len(poison[kind]) + len(good[kind])] == ["1"] * len(good[kind])
+        assert set(statuses) <= {"1", "6"}
+        again = phone.sync(cid)
+        assert again.status == 200 and items(again) == {}
+    search = phone.post("Search", E("Search:Search", E("Search:Store", E("Search:Name", "GAL"), E("Search:Query", "a"),
+                                                        E("Search:Options", E("Search:Range", "0-99")))))
+    assert search.status == 200 and search.text("Search:Status") == "1"
+
+    # DAV: PROPFIND, every report, GET
+    collections = {"contact": dav.addressbook(), "appointment": dav.calendar(), "task": dav.tasks()}
+    for kind, path in collections.items():
+        listing = dav.propfind(path, "<D:getetag/><D:getcontenttype/><D:displayname/>", "1")
+        assert listing.status == 207
+        names = {h.rsplit("/", 1)[-1] for h in listing.hrefs() if h != path}
+        assert {f"{i}.{'vcf' if kind == 'contact' else 'ics'}" for i in good[kind]} <= names, kind
+        hrefs = [h for h in listing.hrefs() if h != path]
+        card = kind == "contact"
+        datas = calendar_datas(dav.report(path, multiget(hrefs, card=card)))
+        assert {f"{i}.{'vcf' if card else 'ics'}" for i in good[kind] | {poison[kind]["ctl"]}} <= set(datas)
+        assert "A\ufffdB\ufffdC\ufffdD\ufffdE" in datas[f"{poison[kind]['ctl']}.{'vcf' if card else 'ics'}"]
+        query = ADDRESSBOOK_QUERY if card else CALENDAR_QUERY.replace('name="VEVENT"', f'name="{"VTODO" if kind == "task" else "VEVENT"}"')
+        assert {f"{i}.{'vcf' if card else 'ics'}" for i in good[kind]} <= set(calendar_datas(dav.report(path, query)))
+        sync = dav.report(path, '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+                                '<D:prop><D:getetag/></D:prop></D:sync-collection>')
+        assert sync.status == 207
+        for href in hrefs:
+            assert dav.request("GET", href).status in (200, 404, 409), href
+    fb = dav.report(collections["appointment"],
+                    f'<C:free-busy-query xmlns:C="{NS["C"]}"><C:time-range start="20260301T000000Z" end="20260401T000000Z"/>'
+                    "</C:free-busy-query>")
+    assert fb.status == 200 and b"FREEBUSY" in fb.body
+
+    # the free/busy servlet
+    status, _, body = alice.request("GET", "/servlet/webdav.freebusy?username=alice&server=example.com"
+                                           "&start=20260301&end=20260401", None)
+    assert status == 200 and b"FREEBUSY" in body
+    for hostile in ("start=99991231", "start=00010101&end=99991231", f"contextid={10**50}", f"period={10**50}"):
+        status, _, _ = alice.request("GET", f"/servlet/webdav.freebusy?username=alice&server=example.com&{hostile}", None)
+        assert status in (200, 400, 404), (hostile, status)
+
+    # oxsync export
+    from oxsync.cli import main
+
+    for kind, folder in folders.items():
+        target = tmp_path / f"{kind}.out"
+        assert main(["--db", store_url, "export", "--user", "alice", "--folder", str(folder), "-o", str(target)]) == 0
+        exported = target.read_text(encoding="utf-8")
+        assert all(f"good-{kind[0]}{i}" in exported for i in range(2)), kind
+        assert not any(c in exported for c in "\x00\x0b\x07")
+    capsys.readouterr()
+    assert sum(render.skipped_items_total().values()) > before  # the unrenderable ones were counted
 
 
 # ------------------------------------------------------------------ helpers

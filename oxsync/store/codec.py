@@ -18,6 +18,8 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
+from oxsync.model.text import xml_safe
+
 
 @cache
 def _hints(cls: type) -> dict[str, Any]:
@@ -58,9 +60,23 @@ def encode_value(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def clean(raw: Any) -> Any:
+    """`raw` (decoded JSON) with characters XML cannot carry replaced in every string: rows written
+    before the store checked text on the way in must still render in every dialect."""
+    if isinstance(raw, str):
+        return xml_safe(raw)
+    if isinstance(raw, list):
+        return [clean(v) for v in raw]
+    if isinstance(raw, dict):
+        return {clean(k): clean(v) for k, v in raw.items()}
+    return raw
+
+
 def decode_value(tp: Any, raw: Any) -> Any:
     if raw is None:
         return None
+    if isinstance(raw, str):
+        raw = xml_safe(raw)
     tp = _strip_optional(tp)
     if isinstance(tp, tuple):  # e.g. datetime | date: the tagged form decides
         if isinstance(raw, dict) and "dt" in raw:
@@ -76,7 +92,7 @@ def decode_value(tp: Any, raw: Any) -> Any:
         (item_tp,) = typing.get_args(tp)
         return frozenset(decode_value(item_tp, v) for v in raw)
     if origin is dict:
-        return dict(raw)
+        return clean(raw)  # type: ignore[no-any-return]
     if isinstance(tp, type):
         if issubclass(tp, Enum):
             return tp(raw)

@@ -23,7 +23,7 @@ from oxsync.model.permissions import OWNER_RIGHTS
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
 from oxsync.store.tx import Tx
-from oxsync.store.validate import check_object
+from oxsync.store.validate import FOLDER_TEXT_LENGTHS, check_object
 
 ALL_USERS = 0
 
@@ -56,7 +56,7 @@ def create_system_folders(tx: Tx) -> None:
 
 
 def insert_folder(tx: Tx, folder: Folder, actor: int) -> Folder:
-    check_object(folder, tx.settings.limits)
+    check_object(folder, tx.settings.limits, FOLDER_TEXT_LENGTHS)
     ms = tx.stamp.ms
     folder.id = tx.next_id("folder")
     folder.created_by = folder.modified_by = actor
@@ -178,7 +178,7 @@ def visible_folder_ids(tx: Tx, user_id: int, group_ids: list[int]) -> dict[int, 
 
 
 def update_folder_row(tx: Tx, folder: Folder, actor: int) -> None:
-    check_object(folder, tx.settings.limits)
+    check_object(folder, tx.settings.limits, FOLDER_TEXT_LENGTHS)
     f = s.folders
     tx.conn.execute(
         update(f)

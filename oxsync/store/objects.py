@@ -17,6 +17,7 @@ from oxsync.model import Appointment, Contact, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.common import AttachmentMeta, ObjectKind
 from oxsync.model.contact import DistributionListMember
+from oxsync.model.text import xml_safe
 from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.render import note_skipped
 from oxsync.store import codec, timeranges
@@ -287,8 +288,8 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
         "creation_time": datetime_from_ms(r.creation_ms),
         "last_modified": r.last_ms,
         "private_flag": r.private,
-        "uid": r.uid or "",
-        "resource_name": r.resource_name or "",
+        "uid": xml_safe(r.uid or ""),
+        "resource_name": xml_safe(r.resource_name or ""),
         "attachments": atts.get(r.id, []),
     }
     if cls is Contact:
@@ -321,7 +322,7 @@ def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]
         query = select(*cols).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(chunk))).order_by(a.c.id)
         for row in tx.conn.execute(query):
             out.setdefault(row.object_id, []).append(
-                AttachmentMeta(row.id, row.filename, row.mimetype, row.size,
+                AttachmentMeta(row.id, xml_safe(row.filename), xml_safe(row.mimetype), row.size,
                                datetime.fromtimestamp(row.creation_ms / 1000, tz=UTC), row.rtf_flag)
             )
     return out
@@ -331,14 +332,16 @@ def _participant(row: Any) -> Participant:
     from oxsync.model.appointment import Confirmation
 
     return Participant(
-        kind=ParticipantKind(row.kind), entity=row.entity, email=row.email, display_name=row.display_name,
-        confirmation=Confirmation(row.confirmation), message=row.message, folder_id=row.folder_id, alarm=row.alarm,
+        kind=ParticipantKind(row.kind), entity=row.entity, email=xml_safe(row.email),
+        display_name=xml_safe(row.display_name), confirmation=Confirmation(row.confirmation),
+        message=xml_safe(row.message), folder_id=row.folder_id, alarm=row.alarm,
     )
 
 
 def _member(row: Any) -> DistributionListMember:
     return DistributionListMember(
-        email=row.email, display_name=row.display_name, contact_id=row.contact_id, folder_id=row.folder_id,
+        email=xml_safe(row.email), display_name=xml_safe(row.display_name), contact_id=row.contact_id,
+        folder_id=row.folder_id,
         email_field=row.email_field,
     )
 

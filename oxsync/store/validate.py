@@ -23,17 +23,25 @@ from oxsync.model.text import has_unsafe_chars, xml_safe
 from oxsync.store.errors import InvalidInput
 
 WIDE_NUMBERS = frozenset({
-    "object_id", "folder_id", "created_by", "modified_by", "last_modified", "recurrence_id", "organizer_id",
-    "contact_id", "user_id", "entity", "id", "size", "owner", "parent_id",
+    "object_id", "last_modified", "recurrence_id", "contact_id",
     "participants.alarm",  # a task participant's own reminder is a millisecond stamp
 })
-"""Model fields (by name, or by path for nested ones) holding ids, sizes or millisecond stamps (64-bit);
-every other integer is a small number."""
+"""Model fields (by name, or by path for nested ones) kept in 64-bit columns (object ids, millisecond
+stamps); every other integer (user, group, folder ids: 32-bit columns; counts) is a small number."""
+
+OBJECT_TEXT_LENGTHS = {
+    "uid": 255, "resource_name": 255, "participants.email": 320, "participants.display_name": 255,
+    "distribution_list.email": 320, "distribution_list.display_name": 255,
+}
+"""Object texts stored in bounded columns (store/schema.py): longer ones are refused, not cut (an id
+or address cut short would silently name something else)."""
+FOLDER_TEXT_LENGTHS = {"title": 255, "color": 16}
 
 
-def check_object(obj: Any, limits: LimitSettings) -> None:
-    """Validate (and, under the `replace` policy, clean in place) a model dataclass and what it holds."""
-    _walk(obj, type(obj).__name__.lower(), limits, 0)
+def check_object(obj: Any, limits: LimitSettings, lengths: dict[str, int] | None = None) -> None:
+    """Validate (and, under the `replace` policy, clean in place) a model dataclass and what it holds;
+    `lengths` bounds texts by field path (default: OBJECT_TEXT_LENGTHS)."""
+    _walk(obj, type(obj).__name__.lower(), limits, 0, OBJECT_TEXT_LENGTHS if lengths is None else lengths)
 
 
 def check_text(value: str, field: str, limits: LimitSettings) -> str:
@@ -65,11 +73,14 @@ def check_date(value: date, field: str, limits: LimitSettings) -> None:
         raise InvalidInput(field, f"date out of the supported range (years {limits.min_year}..{limits.max_year})")
 
 
-def _walk(value: Any, field: str, limits: LimitSettings, depth: int) -> Any:
+def _walk(value: Any, field: str, limits: LimitSettings, depth: int, lengths: dict[str, int]) -> Any:
     """The checked (possibly cleaned) value; containers and dataclasses are updated in place."""
     if value is None or isinstance(value, bool | Enum | bytes):
         return value
     if isinstance(value, str):
+        bound = lengths.get(field)
+        if bound is not None and len(value) > bound:
+            raise InvalidInput(field, f"longer than {bound} characters")
         return check_text(value, field, limits)
     if isinstance(value, int):
         wide = field in WIDE_NUMBERS or field.rsplit(".", 1)[-1] in WIDE_NUMBERS
@@ -93,24 +104,24 @@ def _walk(value: Any, field: str, limits: LimitSettings, depth: int) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
             current = getattr(value, f.name)
-            checked = _walk(current, f"{field}.{f.name}" if depth else f.name, limits, depth + 1)
+            checked = _walk(current, f"{field}.{f.name}" if depth else f.name, limits, depth + 1, lengths)
             if checked is not current:
                 setattr(value, f.name, checked)
         return value
     if isinstance(value, list):
         for i, item in enumerate(value):
-            checked = _walk(item, field, limits, depth + 1)
+            checked = _walk(item, field, limits, depth + 1, lengths)
             if checked is not item:
                 value[i] = checked
         return value
     if isinstance(value, tuple | frozenset | set):
-        items = [_walk(item, field, limits, depth + 1) for item in value]
+        items = [_walk(item, field, limits, depth + 1, lengths) for item in value]
         return type(value)(items) if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if isinstance(value, dict):
         for key in list(value):
             clean_key = check_text(key, field, limits) if isinstance(key, str) else key
             item = value.pop(key) if clean_key is not key else value[key]
             value[clean_key] = _walk(item, f"{field}.{clean_key}" if isinstance(clean_key, str) else field,
-                                     limits, depth + 1)
+                                     limits, depth + 1, lengths)
         return value
     return value

@@ -134,7 +134,7 @@ def _fetch(eas: Eas, session: UserSession, req: EasRequest, op: Element) -> Elem
     module, folder_id = target
     try:
         obj = session.get_object(folder_id, int(sid))
-    except NotFound:
+    except (NotFound, InvalidData):  # unknown, unreadable, or an id no object can have
         out.append(E("ItemOperations:Status", "6"))
         return out
     coll = CollectionRequest("", cid)

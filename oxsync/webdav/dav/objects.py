@@ -17,6 +17,7 @@ from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, sou
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
+from oxsync.render import render_one
 from oxsync.store.errors import AppointmentConflict, Conflict, InvalidData, NotFound, PermissionDenied
 from oxsync.webdav.dav.model import (
     Collection,
@@ -83,16 +84,26 @@ def get(ctx: Ctx) -> Response:
         raise DavError(405, text="GET is served for objects only")
     check_conditions(ctx, res)
     if res.collection.module == Module.CONTACT:
-        body = object_text(res, vcard_version(ctx), member_uids(ctx.session))
+        version = vcard_version(ctx)
+        body = _rendered(res, lambda r: object_text(r, version, member_uids(ctx.session)))
         ctype = f"text/vcard; charset=utf-8; version={source_version(body) or '3.0'}"
     else:
-        body, ctype = object_text(res), "text/calendar; charset=utf-8"
+        body, ctype = _rendered(res, object_text), "text/calendar; charset=utf-8"
     headers = {"ETag": res.etag}
     from oxsync.webdav.dav.scheduling import schedule_tag
 
     if res.collection.module == Module.CALENDAR:
         headers["Schedule-Tag"] = schedule_tag(res)
     return Response(200, body.encode("utf-8"), ctype, headers)
+
+
+def _rendered(res: ObjectRes, render: Any) -> str:
+    """The body of one resource; one that cannot be rendered (logged and counted) is a clean 409 for
+    this resource alone, never a 500."""
+    body = render_one("dav", res, render, folder_id=res.collection.folder_id, object_id=res.object_id)
+    if body is None:
+        raise DavError(409, text="this object cannot be rendered (the server logged it)")
+    return str(body)
 
 
 # ------------------------------------------------------------------------------ PUT

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 from oxsync.model import Module
+from oxsync.render import note_skipped
 from oxsync.webdav.dav import filters
 from oxsync.webdav.dav.model import Collection, DavError, ObjectRes, member_uids, object_text
 from oxsync.webdav.dav.propfind import Response, add_status, describe, multistatus, parse_body
@@ -95,7 +96,8 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
             ok = filters.calendar_matches(object_text(res), filter_el)
         except DavError:
             raise
-        except Exception:  # noqa: BLE001 - one unreadable object must not fail the query
+        except Exception as exc:  # noqa: BLE001 - one unreadable object must not fail the query
+            note_skipped("dav", exc, object_id=res.object_id, folder_id=collection.folder_id)
             ok = False
         if ok:
             describe(ctx, ms, res, names, extra=extra)
@@ -148,7 +150,14 @@ def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
     count = 0
     truncated = False
     for res in ctx.members(collection):
-        if filters.card_matches(object_text(res), filter_el):
+        try:
+            matches = filters.card_matches(object_text(res), filter_el)
+        except DavError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one unreadable object must not fail the query
+            note_skipped("dav", exc, object_id=res.object_id, folder_id=collection.folder_id)
+            matches = False
+        if matches:
             if limit is not None and count >= limit:
                 truncated = True
                 break
@@ -174,8 +183,10 @@ def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:
     for res in ctx.members_in_range(collection, *filters.window_ms(start, end)):
         try:
             periods.extend(filters.busy_periods(object_text(res), start, end))
-        except Exception:  # noqa: BLE001
-            continue
+        except DavError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one unreadable object must not fail the report
+            note_skipped("dav", exc, object_id=res.object_id, folder_id=collection.folder_id)
     body = vfreebusy(start, end, periods)
     return Response(200, body.encode("utf-8"), "text/calendar; charset=utf-8")
 

@@ -22,7 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from oxsync.model import ShownAs
 from oxsync.runtime import AsyncStore
 from oxsync.store.api import Store
-from oxsync.store.errors import NotFound
+from oxsync.store.errors import InvalidData, NotFound
 from oxsync.web import send_bytes, send_text
 
 FBTYPES = {
@@ -66,6 +66,13 @@ def _number(value: str, name: str) -> int:
 
 
 def time_range(request: Request, settings: Any, now: datetime) -> tuple[datetime, datetime]:
+    try:
+        return _time_range(request, settings, now)
+    except OverflowError:  # e.g. start=99991231: the range would end after year 9999
+        raise BadParameter("date out of range") from None
+
+
+def _time_range(request: Request, settings: Any, now: datetime) -> tuple[datetime, datetime]:
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     period, start, end = _param(request, "period"), _param(request, "start"), _param(request, "end")
     past, future = _param(request, "past"), _param(request, "future")
@@ -163,5 +170,7 @@ class FreeBusyServlet(Resource):
     def _failed(self, failure: Failure, request: Request) -> None:
         if failure.check(NotFound):
             send_text(request, 404, "Unable to resolve mail address to a user or a resource.\n")
+        elif failure.check(InvalidData):  # e.g. a contextid no tenant can have
+            send_text(request, 400, "invalid parameter\n")
         else:
             send_text(request, 500, "Server Error\n")
