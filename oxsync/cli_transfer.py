@@ -161,6 +161,19 @@ class Record:
 class Outcome:
     imported: int = 0
     skipped: int = 0
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    """(line, UID) of records already in the folder: reported in one summary line, not one each."""
+
+    def duplicate(self, line: int, uid: str) -> None:
+        self.skipped += 1
+        self.duplicates.append((line, uid))
+
+    def summary(self, folder_id: int | None = None) -> None:
+        if self.duplicates:
+            line, uid = self.duplicates[0]
+            where = f" in folder {folder_id}" if folder_id is not None else ""
+            tqdm.write(f"skipped: {len(self.duplicates)} record(s) whose UID is already{where} "
+                       f"(first: line {line}, UID {uid})", file=sys.stderr)
 
     def skip(self, line: int, reason: str) -> None:
         """Report a skipped record; `reason` may already name its line (the parsers' messages do)."""
@@ -268,8 +281,11 @@ def _create(session: UserSession, folder_id: int, record: Record, outcome: Outco
     """Create one record (a series first, then its exceptions linked to it); duplicates are skipped."""
     uid = getattr(record.obj, "uid", "")
     if uid and session.find_by_uid(folder_id, uid) is not None:
-        outcome.skip(record.line, f"UID {uid} is already in folder {folder_id}")
+        outcome.duplicate(record.line, uid)
         return
+    for obj in (record.obj, *record.exceptions):  # an import is not a scheduling request: no conflict
+        if isinstance(obj, Appointment):         # checks (a double-booked resource is still refused)
+            obj.ignore_conflicts = True
     master = session.create_object(folder_id, record.obj)
     for exception in record.exceptions:
         # OX model: a change exception is its own object linked to the series by recurrence_id; it
@@ -352,6 +368,7 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
         err(f"oxsync: {exc}")
         err(f"imported 0, skipped {outcome.skipped}")
         return EXIT_ERROR
+    outcome.summary()
     out(f"imported {outcome.imported}, skipped {outcome.skipped}")
     return EXIT_OK
 

@@ -542,3 +542,27 @@ def test_serve_demo_prints_how_to_connect(run: Run, db_url: str, monkeypatch: py
     assert passwords[1] not in result.err
     again = run("serve", "--demo", "--listen", "tcp:0")
     assert passwords[1] in again.out
+
+
+def _events(count: int, start_hour: int = 9) -> str:
+    body = "".join(f"BEGIN:VEVENT\r\nUID:ov-{i}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260310T{start_hour:02d}0000Z\r\n"
+                   f"DTEND:20260310T{start_hour + 2:02d}0000Z\r\nSUMMARY:Event {i}\r\nEND:VEVENT\r\n" for i in range(count))
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{body}END:VCALENDAR\r\n"
+
+
+def test_ics_import_of_overlapping_events_runs_no_conflict_checks(tenant: Run, store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "busy.ics"
+    source.write_text(_events(3), encoding="utf-8", newline="")  # three events at the same time
+    result = tenant("import", str(source), "--user", "alice")
+    assert result.code == 0, result.err
+    assert "imported 3, skipped 0" in result.out
+
+
+def test_ics_import_reports_duplicates_in_one_line(tenant: Run, store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "many.ics"
+    source.write_text(_events(400), encoding="utf-8", newline="")
+    assert tenant("import", str(source), "--user", "alice").code == 0
+    again = tenant("import", str(source), "--user", "alice")
+    assert again.code == 0 and "imported 0, skipped 400" in again.out
+    lines = [line for line in again.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "400 record(s)" in lines[0] and "line 4" in lines[0]
