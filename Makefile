@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # System tools the tests drive for real: PostgreSQL server binaries (throwaway clusters), Debian's
-# libwbxml2 tools (WBXML cross-checks) and Dovecot with its SQL drivers (throwaway mail servers,
-# the demo's mailboxes). Installed only when missing.
+# libwbxml2 tools (WBXML cross-checks), Dovecot with its SQL drivers (throwaway mail servers,
+# the demo's mailboxes), Chromium and chromedriver (the console's browser tests). Installed only when missing.
 sysdeps:
 	@missing=""; \
 	command -v wbxml2xml >/dev/null || missing="$$missing libwbxml2-utils"; \
@@ -24,13 +24,15 @@ sysdeps:
 	for p in dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite dovecot-pgsql; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 serve: $(STAMP)
-	$(BIN)/oxsync serve --demo --admin-listen tcp:9180:interface=127.0.0.1
+	$(BIN)/oxsync serve --demo --admin-listen tcp:9180:interface=127.0.0.1 --console-listen tcp:8090:interface=127.0.0.1
 
 lint: $(STAMP)
 	$(BIN)/ruff check oxsync tests bench conformance

@@ -23,7 +23,10 @@ def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
              "public_host": args.public_host, "public_scheme": args.public_scheme,
              "admin_endpoint": args.admin_listen}
     server: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    return apply_overrides(settings, {"server": server}) if server else settings
+    sections: dict[str, dict[str, Any]] = {"server": server} if server else {}
+    if args.console_listen:
+        sections["console"] = {"endpoint": args.console_listen}
+    return apply_overrides(settings, sections) if sections else settings
 
 
 def connection_instructions(settings: Settings, logins: dict[str, str | None], http_port: int | None = None,
@@ -38,6 +41,7 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
     ]
     if srv.admin_endpoint:
         lines.append(f"metrics (Prometheus) on the admin listener {srv.admin_endpoint}: /metrics")
+    lines += console_lines(settings, logins)
     lines += [
         "",
         f"Exchange ActiveSync ('Exchange' account on phones, tablets, Outlook): server {host}, "
@@ -55,6 +59,26 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
                      f"{base}/dav/calendars/{login}/", f"{base}/dav/addressbooks/{login}/"))
     lines.append(table(("user name", "password", "CalDAV", "CardDAV"), rows))
     return "\n".join(lines)
+
+
+def console_lines(settings: Settings, logins: dict[str, str | None]) -> list[str]:
+    """The web console's URL, and who signs in there (the demo admin with its password)."""
+    endpoint = settings.console.endpoint
+    if not endpoint:
+        return []
+    from oxsync.config import endpoint_interface
+
+    interface = endpoint_interface(endpoint) or "127.0.0.1"
+    port = endpoint.split(":")[1] if ":" in endpoint else ""
+    scheme = "https" if endpoint.startswith("ssl:") else "http"
+    host = f"[{interface}]" if ":" in interface else interface
+    lines = [f"web console and admin API: {scheme}://{host}:{port}/  (admin API: /admin/api/, OpenAPI: "
+             f"/admin/api/openapi.json)"]
+    from oxsync.demo import DEMO_ADMIN
+
+    if logins.get(DEMO_ADMIN):
+        lines.append(f"  console admin (demo tenant and platform): {DEMO_ADMIN} / {logins[DEMO_ADMIN]}")
+    return lines
 
 
 def _demo_passwords_path(settings: Settings) -> Path:
@@ -136,4 +160,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="[server] admin_endpoint: serve /metrics there, e.g. tcp:9180:interface=127.0.0.1")
     p.add_argument("--migrate", action="store_true",
                    help="bring an older database schema up to date first ([store] migrate_on_start)")
+    p.add_argument("--console-listen", metavar="ENDPOINT",
+                   help="[console] endpoint: the web console and admin API, e.g. tcp:8090:interface=127.0.0.1")
     p.set_defaults(handler=cmd_serve)

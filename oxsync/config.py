@@ -311,6 +311,26 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    endpoint: str = ""
+    """Twisted endpoint of the web console and `/admin/api/` (e.g. `tcp:8090:interface=127.0.0.1`, or
+    `ssl:...` for TLS); empty = no console (docs/console.md)."""
+    session_secret: str = ""
+    """HMAC key of console session cookies; empty = random per process (sessions end at restart). Set the
+    same value on every node behind one load balancer."""
+    session_max_age_seconds: int = 8 * 3600
+    """A console session ends this long after sign-in."""
+    page_size: int = 50
+    """Accounts per page in the accounts table."""
+    max_page_size: int = 500
+    """Largest `per_page` the admin API answers."""
+    max_form_bytes: int = 64 * 1024
+    """Largest console form or API JSON body; larger ones get 413."""
+    audit_page_size: int = 100
+    """Audit log rows per console page."""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -321,6 +341,7 @@ class Settings:
     dav: DavSettings = field(default_factory=DavSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 def endpoint_interface(endpoint: str) -> str:

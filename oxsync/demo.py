@@ -43,6 +43,8 @@ DEMO_USERS = (("alice", "Alice", "Adams"), ("bob", "Bob", "Brown"), ("carol", "C
 DEMO_GROUP = ("team", "Team", ("alice", "bob", "carol"))
 DEMO_ROOM = ("room1", "room1@example.com", "Meeting room 1", "8 seats, projector")
 DEMO_ZONE = "Europe/Berlin"
+DEMO_ADMIN = "alice"
+"""Administers the demo tenant in the web console (also a platform admin, to show those pages)."""
 UID_SUFFIX = "@demo.oxsync"
 
 
@@ -89,10 +91,13 @@ def _ensure_users(tx: Tx, known: dict[str, str]) -> dict[str, str]:
     for login, first, last in DEMO_USERS:
         password = known.get(login) or secrets.token_urlsafe(12)
         user_id = accounts.find_user_id(tx, login)
+        flags = {"tenant_admin": True, "platform_admin": True} if login == DEMO_ADMIN else None
         if user_id is None:
-            accounts.create_user(tx, login, password, first_name=first, last_name=last)
+            accounts.create_user(tx, login, password, first_name=first, last_name=last, flags=flags)
         elif login not in known:
-            accounts.update_user(tx, user_id, password=password)
+            accounts.update_user(tx, user_id, password=password, flags=flags)
+        elif flags:
+            accounts.update_user(tx, user_id, flags=flags)
         passwords[login] = password
     return passwords
 

@@ -78,6 +78,26 @@ def user_actor(store: Store, tenant_id: int, user_id: int, via: str, address: st
                  tenant_admin=bool(row.tenant_admin) or bool(row.platform_admin))
 
 
+def console_login(store: Store, login: str, password: str) -> tuple[int, int]:
+    """(tenant_id, user_id) for a console sign-in: the account's password, active account; no protocol
+    right is needed (every account has its self-service page). Same cost whether the login exists or not."""
+    from oxsync.store import accounts
+
+    found = store.resolve_login(login) if login else None
+    stored = None
+    if found is not None:
+        u = s.users
+        with store.engine.connect() as conn:
+            row = conn.execute(select(u.c.password_hash, u.c.active).where(
+                and_(u.c.tenant_id == found[0], u.c.id == found[1]))).one_or_none()
+        stored = row.password_hash if row is not None else None
+    if not accounts.verify_password(stored, password, store.settings.auth) or found is None or row is None:
+        raise AuthenticationFailed("wrong user name or password")
+    if not row.active:
+        raise AccessRefused("account suspended")
+    return found
+
+
 def check_scope(actor: Actor, tenant_id: int) -> None:
     if not actor.is_admin:
         raise PermissionDenied("administrators only")

@@ -27,7 +27,7 @@ OOF_AUDIENCES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExtern
 """Keys of the stored messages: the ActiveSync element names, as Settings Oof stores them."""
 MIN_PASSWORD_LENGTH = 8
 GAB_FIELDS = ("display_name", "first_name", "last_name", "title", "position", "department", "company",
-              "telephone_business1", "cellular_telephone1", "room_number")
+              "phone_business", "mobile1", "room_number")
 """Fields of one's own address book entry the self-service page edits (OX contact field names)."""
 
 

@@ -1,0 +1,62 @@
+"""Self-service for every account (OXtender manual, chapter 6): password, own address book entry,
+out-of-office, and the account's own set-up instructions."""
+
+from __future__ import annotations
+
+from oxsync.console.pages_accounts import forget_logins, setup_values
+from oxsync.console.web import Ctx, Page, Response, Router
+from oxsync.store import selfservice
+from oxsync.store.errors import AuthenticationFailed, InvalidData
+
+
+def _me(ctx: Ctx, notice: str = "", error: str = "", status: int = 200) -> Response:
+    assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
+    tid, uid = ctx.actor.tenant_id, ctx.actor.user_id
+    with ctx.store.session(tid, uid) as session:
+        user = session.me()
+    return Page("me.html", {"user": user, "gab": selfservice.gab_entry(ctx.store, tid, uid),
+                            "gab_fields": selfservice.GAB_FIELDS, "oof": selfservice.get_oof(ctx.store, tid, uid),
+                            "notice": notice, "error": error, "min_length": selfservice.MIN_PASSWORD_LENGTH,
+                            **setup_values(ctx, user)}, status)
+
+
+def _oof_time(text: str) -> str:
+    """`2026-12-24T09:00` from a datetime-local field -> the stored ActiveSync form (UTC)."""
+    text = text.strip()
+    if not text:
+        return ""
+    if len(text) == 16 and text[10] == "T":
+        return f"{text}:00.000Z"
+    raise InvalidData(f"not a date and time: {text!r}", field="start")
+
+
+def register(r: Router) -> None:
+    @r.add("GET", "/me", "user")
+    def me(ctx: Ctx) -> Response:
+        return _me(ctx)
+
+    @r.add("POST", "/me/password", "user")
+    def password(ctx: Ctx) -> Response:
+        assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
+        try:
+            selfservice.change_password(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id,
+                                        ctx.raw_field("current"), ctx.raw_field("new"), ctx.raw_field("repeat"))
+        except (InvalidData, AuthenticationFailed) as exc:  # mismatch, too short, wrong current password
+            return _me(ctx, error=str(exc), status=400)
+        with ctx.store.session(ctx.actor.tenant_id, ctx.actor.user_id) as session:
+            forget_logins(ctx, session.me())
+        return _me(ctx, notice="password_changed")
+
+    @r.add("POST", "/me/gab", "user")
+    def gab(ctx: Ctx) -> Response:
+        assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
+        values = {name: ctx.field(name) for name in selfservice.GAB_FIELDS if name in ctx.form}
+        selfservice.update_gab_entry(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id, values)
+        return _me(ctx, notice="saved")
+
+    @r.add("POST", "/me/oof", "user")
+    def oof(ctx: Ctx) -> Response:
+        assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
+        selfservice.set_oof(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id, ctx.field("state", "0"),
+                            ctx.raw_field("message"), _oof_time(ctx.field("start")), _oof_time(ctx.field("end")))
+        return _me(ctx, notice="saved")
