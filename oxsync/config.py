@@ -103,6 +103,15 @@ class LimitSettings:
     refused_body_drain_seconds: float = 5.0
     refused_body_drain_bytes: int = 1024 * 1024
     """After a 413, read and discard at most this long / this much so the client sees the answer."""
+    header_read_timeout_seconds: float = 20.0
+    """A request's line and headers must arrive within this long of the connection opening (or of the
+    previous response, on a kept-alive connection): slow senders get 408 and are closed."""
+    max_connections_per_address: int = 256
+    """Open HTTP connections per client IP (an office NAT holds many devices); more get 503 and close."""
+    max_request_line_bytes: int = 8192
+    """Longest request line (method, URI, version); longer answers 414."""
+    max_header_bytes: int = 65536
+    """Largest header block of one request (all lines); larger, or a single longer line, answers 431."""
     invalid_text_policy: str = "replace"
     """What the store does with characters XML 1.0 cannot carry (C0 controls but TAB/LF/CR, U+FFFE/FFFF,
     lone surrogates) in any text it is given: `replace` them with U+FFFD, or `reject` the object as

@@ -30,7 +30,7 @@ from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.health import HealthResource
-from oxsync.web.limits import LimitedHTTPChannel, LimitedRequest
+from oxsync.web.limits import ConnectionCounts, LimitedHTTPChannel, LimitedRequest
 from oxsync.web.metrics_page import AdminRoot
 
 log = logging.getLogger("oxsync.server")
@@ -108,6 +108,7 @@ class OxSite(Site):
         self.context = context
         self.max_request_body_bytes = context.settings.limits.max_request_body_bytes
         self.displayTracebacks = False
+        self.connections = ConnectionCounts()
 
     def protocol(self) -> LimitedHTTPChannel:  # type: ignore[override]
         """HTTP/1.1 only: the body limit lives in this channel class."""
@@ -116,6 +117,11 @@ class OxSite(Site):
         channel.max_request_body_bytes = self.max_request_body_bytes
         channel.drain_seconds = limits.refused_body_drain_seconds
         channel.drain_bytes = limits.refused_body_drain_bytes
+        channel.header_timeout = limits.header_read_timeout_seconds
+        channel.max_request_line = limits.max_request_line_bytes
+        channel.max_header_bytes = limits.max_header_bytes
+        channel.connections = self.connections
+        channel.max_per_address = limits.max_connections_per_address
         return channel
 
     def log(self, request: Request) -> None:

@@ -25,6 +25,9 @@ from oxsync.store.api import Store
 log = logging.getLogger("bench.sim")
 PROFILES = {"sqlite": 1, "pg": 1, "pg2": 2}
 NODE_CONFIG = (
+    "[limits]\n"
+    # every simulated client shares 127.0.0.1: lift the per-address connection cap too
+    "max_connections_per_address = 1000000\n"
     "[ox]\n"
     # every simulated client shares 127.0.0.1: lift the per-source-IP UDP packet limit
     "push_max_packets_per_address_per_minute = 1000000\n"
