@@ -49,6 +49,18 @@ def cmd_mail_drop(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mail_itip_in(ctx: Context, args: argparse.Namespace) -> int:
+    """For the MTA / Sieve pipe: always exit 0 once read (an ignored answer must not bounce the mail)."""
+    import sys
+
+    from oxsync.mail.itip_in import handle
+
+    raw = sys.stdin.buffer.read(ctx.settings.limits.max_request_body_bytes)
+    for outcome in handle(ctx.store, args.recipient, raw):
+        out(outcome)
+    return EXIT_OK
+
+
 def _kinds(args: argparse.Namespace) -> tuple[bool, bool]:
     login, send_as = args.login_alias, args.send_as
     return (True, True) if not (login or send_as) else (login, send_as)
@@ -172,3 +184,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = mail.add_parser("drop", help="give up on a mail that was not sent")
     p.add_argument("ids", type=int, nargs="+", metavar="ID")
     p.set_defaults(handler=cmd_mail_drop)
+    p = mail.add_parser("itip-in", help="apply the iMIP REPLYs of a mail (on stdin) delivered to RECIPIENT")
+    p.add_argument("recipient", help="the address the mail was delivered to (the organiser)")
+    p.set_defaults(handler=cmd_mail_itip_in)

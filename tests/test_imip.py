@@ -201,3 +201,67 @@ def test_caldav_put_invites_the_outside_through_the_running_queue(live_server, s
     method, cal = calendar_of(mail)
     [vevent] = cal.walk("VEVENT")
     assert method == "REQUEST" and str(vevent["UID"]) == "dav-meeting-1" and mail.recipients == ["eve@partner.org"]
+
+
+def _reply_from(request: Received, attendee: str, partstat: str, sender: str | None = None) -> bytes:
+    """What an outside calendar (Gmail, Outlook) answers: the REQUEST's event, METHOD:REPLY, only us."""
+    from email.message import EmailMessage
+
+    _, cal = calendar_of(request)
+    cal["METHOD"] = "REPLY"
+    for vevent in cal.walk("VEVENT"):
+        mine = [a for a in vevent["ATTENDEE"] if str(a).lower() == f"mailto:{attendee}"]
+        del vevent["ATTENDEE"]
+        mine[0].params["PARTSTAT"] = partstat
+        vevent.add("ATTENDEE", mine[0])
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender or attendee, "alice@example.com", f"{partstat}: Budget review"
+    msg.set_content("answer")
+    msg.add_alternative(cal.to_ical().decode(), subtype="calendar", params={"method": "REPLY"})
+    return msg.as_bytes()
+
+
+def test_outside_answer_updates_the_attendee_status(relayed, world, sink, backend, store_url, capsys) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.mail.itip_in import handle
+
+    folder, appt = meeting(world, (EVE, "Eve Partner"))
+    assert drain(relayed) == 1
+    request = sink.messages[0]
+
+    def eve_status() -> Confirmation:
+        with world.as_user(world.bob) as session:  # an internal attendee sees it too
+            bob_folder = world.default_folder(world.bob, Module.CALENDAR)
+            got = session.get_object(bob_folder, appt.object_id)
+        return next(p.confirmation for p in got.participants if p.email == EVE)
+
+    assert eve_status() == Confirmation.NONE
+    forged = _reply_from(request, EVE, "DECLINED", sender="mallory@evil.example")
+    assert handle(relayed, "alice@example.com", forged) == [f"{EVE}: not from the attendee (mallory@evil.example)"]
+    assert eve_status() == Confirmation.NONE
+    with world.as_user(world.alice) as session:
+        before = session.revision()[0]
+    assert handle(relayed, "alice@example.com", _reply_from(request, EVE, "ACCEPTED")) == [f"{EVE}: updated"]
+    assert eve_status() == Confirmation.ACCEPT
+    with world.as_user(world.alice) as session:
+        after = session.revision()[0]
+    assert after > before
+    assert handle(relayed, "alice@example.com", _reply_from(request, EVE, "ACCEPTED")) == [f"{EVE}: unchanged"]
+    with world.as_user(world.alice) as session:
+        assert session.revision()[0] == after  # a repeated REPLY writes nothing
+    assert drain(relayed) == 0  # the organiser's store learning an answer sends no mail
+    if backend == "sqlite":  # the hand-off an MTA or Sieve pipe runs
+        import io
+
+        from oxsync.cli import main
+
+        capsys.readouterr()
+        stdin = io.TextIOWrapper(io.BytesIO(_reply_from(request, EVE, "TENTATIVE")))
+        import sys
+
+        saved, sys.stdin = sys.stdin, stdin
+        try:
+            assert main(["--db", store_url, "mail", "itip-in", "alice@example.com"]) == 0
+        finally:
+            sys.stdin = saved
+        assert capsys.readouterr().out.strip() == f"{EVE}: updated"
+        assert eve_status() == Confirmation.TENTATIVE

@@ -173,3 +173,47 @@ def after_confirm(tx: Tx, obj: Appointment, user_id: int, confirmation: Confirma
     organizer = Participant(ParticipantKind.EXTERNAL_USER, email=address, display_name=name)
     return int(_queue(tx, obj, "REPLY", (user.display_name, user.email), organizer, obj.sequence,
                       (name, address), user_id, key=key))
+
+
+# ------------------------------------------------------------------------------ answers coming back
+
+PARTSTAT_IN = {"ACCEPTED": Confirmation.ACCEPT, "DECLINED": Confirmation.DECLINE,
+               "TENTATIVE": Confirmation.TENTATIVE, "NEEDS-ACTION": Confirmation.NONE}
+
+
+def apply_reply(tx: Tx, organizer_id: int, uid: str, attendee: str, partstat: str, comment: str = "",
+                instance: str = "") -> str:
+    """An external attendee's iTIP REPLY to a meeting `organizer_id` organises: set their status.
+
+    Returns "updated", "unchanged" (a repeated REPLY: nothing written, no revision) or why it was
+    ignored ("unknown meeting", "not an attendee", "unknown status"). Only the attendee's own row
+    changes; internal participants' answers are theirs (meetings.confirm)."""
+    confirmation = PARTSTAT_IN.get(partstat.upper())
+    if confirmation is None:
+        return "unknown status"
+    o, p = s.objects, s.participants
+    rows = tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.uid == uid,
+                                                 o.c.kind == "appointment"))).all()
+    if not rows and uid.startswith("oxsync-") and uid[7:].isdigit():
+        rows = tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == int(uid[7:]),
+                                                     o.c.kind == "appointment"))).all()
+    candidates = [a for a in objects.load_objects(tx, rows) if isinstance(a, Appointment)
+                  and _organizer(tx, a)[0] == organizer_id and _instance(a) == instance]
+    if not candidates:
+        return "unknown meeting"
+    meeting = candidates[0]
+    address = attendee.strip().lower()
+    mine = [x for x in meeting.participants if x.is_external and x.email.lower() == address]
+    if not mine:
+        return "not an attendee"
+    if mine[0].confirmation == confirmation and mine[0].message == comment[:4000]:
+        return "unchanged"
+    tx.conn.execute(p.update().where(and_(
+        p.c.tenant_id == tx.tenant_id, p.c.object_id == meeting.object_id,
+        p.c.kind.in_([int(ParticipantKind.EXTERNAL_USER), int(ParticipantKind.EXTERNAL_GROUP)]),
+        p.c.email == mine[0].email)).values(confirmation=int(confirmation), message=comment[:4000]))
+    from oxsync.store.membership import record_everywhere
+
+    assert meeting.object_id is not None
+    record_everywhere(tx, [meeting.object_id], "confirm", actor=organizer_id)
+    return "updated"

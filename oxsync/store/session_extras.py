@@ -167,3 +167,9 @@ class SessionExtras:
 
         return queue_user_mail(self.tx, self.user_id, key=key, from_address=from_address,
                                recipients=recipients, message=message, subject=subject, names=names)
+
+    def apply_itip_reply(self, uid: str, attendee: str, partstat: str, comment: str = "", instance: str = "") -> str:
+        """An outside attendee answered a meeting this user organises (iMIP REPLY): see store/itip.py."""
+        from oxsync.store.itip import apply_reply
+
+        return apply_reply(self.tx, self.user_id, uid, attendee, partstat, comment, instance)

@@ -1,0 +1,85 @@
+"""iMIP answers coming back: a mail carrying `text/calendar; method=REPLY`, delivered to the organiser,
+updates that outside attendee's status in the store (so Outlook, phones and CalDAV show it).
+
+Taken from a delivery hand-off, not from the mail sync: `oxsync mail itip-in RECIPIENT < message`
+is what the MTA or Dovecot's Sieve `pipe` (sieve_extprograms) runs for mails with a text/calendar
+part (docs/outbound-mail.md). That works when no device is connected and costs no IMAP polling; the
+mail itself is still delivered to the Inbox as usual. Repeated REPLYs (iOS sends them again) change
+nothing. The REPLY must come from the attendee it speaks for (From = ATTENDEE), else it is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parseaddr
+
+from icalendar import Calendar
+
+from oxsync.store.api import Store
+
+log = logging.getLogger("oxsync.mail.itip_in")
+MAX_PARTS = 20
+
+
+@dataclass
+class Reply:
+    uid: str
+    instance: str
+    attendee: str
+    partstat: str
+    comment: str
+
+
+def _address(value: object) -> str:
+    text = str(value)
+    return (text[7:] if text.lower().startswith("mailto:") else text).strip().lower()
+
+
+def replies_in(raw: bytes) -> list[Reply]:
+    """Every (event, attendee, PARTSTAT) a METHOD:REPLY calendar part of the message carries."""
+    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+    found: list[Reply] = []
+    parts = [p for p in msg.walk() if p.get_content_type() in ("text/calendar", "application/ics")][:MAX_PARTS]
+    for part in parts:
+        try:
+            payload = part.get_payload(decode=True) or b""
+            cal = Calendar.from_ical(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+        except ValueError:
+            continue
+        if str(cal.get("METHOD", "")).upper() != "REPLY":
+            continue
+        for event in cal.walk("VEVENT"):
+            recurrence = event.get("RECURRENCE-ID")
+            instance = ""
+            if recurrence is not None:
+                moment = recurrence.dt
+                instance = (moment.date() if hasattr(moment, "date") else moment).isoformat()
+            attendees = event.get("ATTENDEE", [])
+            for attendee in attendees if isinstance(attendees, list) else [attendees]:
+                found.append(Reply(str(event.get("UID", "")), instance, _address(attendee),
+                                   str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")), str(event.get("COMMENT", ""))))
+    return found
+
+
+def handle(store: Store, recipient: str, raw: bytes) -> list[str]:
+    """Apply the REPLYs of a mail delivered to `recipient`; returns one outcome per answer."""
+    found = store.resolve_login(recipient)
+    if found is None:
+        return ["unknown recipient"]
+    msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+    sender = parseaddr(str(msg.get("From", "")))[1].strip().lower()
+    outcomes = []
+    for reply in replies_in(raw):
+        if reply.attendee != sender:
+            outcomes.append(f"{reply.attendee}: not from the attendee ({sender})")
+            continue
+        with store.session(found[0], found[1], write=True) as session:
+            outcome = session.apply_itip_reply(reply.uid, reply.attendee, reply.partstat, reply.comment,
+                                               reply.instance)
+        log.info("iMIP reply: %s", outcome, extra={"event": "imip.reply_in", "uid": reply.uid[:100]})
+        outcomes.append(f"{reply.attendee}: {outcome}")
+    return outcomes or ["no iMIP REPLY in the message"]
