@@ -111,3 +111,33 @@ def test_multiget_by_default_name_and_rights(store, world, dav: Dav) -> None:  #
     assert reply.status == 207
     assert "UID:open" in reply.prop(f"{base}{ids[0]}.ics", "C:calendar-data").text
     assert reply.prop(f"{base}{ids[1]}.ics", "C:calendar-data") is None
+
+
+def _etags(reply) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {h: reply.prop(h, "D:getetag").text for h in reply.hrefs() if not h.endswith("/")}
+
+
+def test_listings_decode_nothing_and_agree_with_full_reads(store, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    """PROPFIND Depth 1 and an initial sync-collection asking for ETags read ids, names and versions
+    only (no object body, no side table), with the same hrefs and ETags a full read gives."""
+    cal = dav.calendar()
+    for i in range(12):
+        body = _series_with_override(f"s{i}") if i % 4 == 0 else event(f"e{i}", f"Event {i}")
+        assert dav.put(f"{cal}ev{i}.ics", body).status == 201
+    for wanted in ("<D:getetag/><D:getcontenttype/><D:resourcetype/><D:getlastmodified/>", None):
+        with counted(store) as seen:
+            if wanted is None:
+                listing = dav.request("PROPFIND", cal, "", Depth="1")  # allprop
+            else:
+                listing = dav.propfind(cal, wanted, "1")
+        assert listing.status == 207
+        assert not [x for x in seen if "objects.data" in x or "list_members" in x or "attachments" in x], seen
+    with counted(store) as seen:
+        synced = dav.report(cal, '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+                                 "<D:prop><D:getetag/></D:prop></D:sync-collection>", depth="0")
+    assert not [x for x in seen if "objects.data" in x], seen
+    full = dav.report(cal, '<D:sync-collection xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:sync-token/>'
+                           "<D:sync-level>1</D:sync-level><D:prop><D:getetag/><C:calendar-data/></D:prop>"
+                           "</D:sync-collection>", depth="0")
+    assert len(_etags(full)) == 12
+    assert _etags(listing) == _etags(full) == _etags(synced)

@@ -8,9 +8,10 @@ meetings; statements grow with the number of 500-id chunks, never with one query
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, union
 
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
@@ -69,6 +70,11 @@ class BulkReads:
                 and_(o.c.tenant_id == self.tx.tenant_id, o.c.series_id.in_(chunk)))))
         return self._visible_objects(folder_id, ids)
 
+    def list_versions(self, folder_id: int) -> list[ObjectVersion]:
+        """Id, DAV resource name, version and series of every readable object of the folder, decoding
+        nothing (PROPFIND Depth 1 and initial sync listings)."""
+        return list_versions(self, folder_id)
+
     def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None) -> list:  # type: ignore[type-arg]
         """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
         chosen by the time-range index: a superset the caller filters exactly, never missing a match.
@@ -77,3 +83,33 @@ class BulkReads:
 
         self._object_folder(folder_id)  # type: ignore[attr-defined]
         return self._visible_objects(folder_id, timeranges.candidate_ids(self.tx, folder_id, start_ms, end_ms))
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """What a listing needs of an object, without decoding it: its DAV name, version and series."""
+
+    object_id: int
+    resource_name: str
+    last_modified: int
+    recurrence_id: int | None
+    """The series an appointment belongs to (its own id for a master), None otherwise."""
+
+
+def list_versions(session: Any, folder_id: int) -> list[ObjectVersion]:
+    """Every readable object of the folder as an `ObjectVersion`, in id order: one query for the
+    folder's rows (home and participant folders), one more only if some are private."""
+    session._object_folder(folder_id)
+    tx: Tx = session.tx
+    o, p = s.objects, s.participants
+    cols = (o.c.id, o.c.private, o.c.created_by, o.c.resource_name, o.c.last_ms, o.c.series_id)
+    home = select(*cols).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
+    guest = select(*cols).select_from(p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
+        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
+    rows = {int(r.id): r for r in tx.conn.execute(union(home, guest))}
+    private = sorted(i for i, r in rows.items() if r.private)
+    participants = session._participant_users(private) if private else {}
+    rights = session.rights(folder_id)
+    return [ObjectVersion(i, r.resource_name or "", int(r.last_ms), None if r.series_id is None else int(r.series_id))
+            for i, r in sorted(rows.items())
+            if session._can_read(r.private, r.created_by, i, rights, participants)]

@@ -26,6 +26,7 @@ from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FolderAccess
 from oxsync.model.text import xml_safe
+from oxsync.store.bulk import ObjectVersion
 
 BASE = "/dav"
 SYNC_PREFIX = "http://oxsync/ns/sync/"
@@ -188,7 +189,10 @@ def id_from_name(name: str) -> int | None:
 
 
 def is_master(obj: Any) -> bool:
-    return not isinstance(obj, Appointment) or obj.recurrence_id in (None, obj.object_id)
+    """A resource of its own: not a change exception (`ObjectVersion`s of listings carry the series too)."""
+    if isinstance(obj, Appointment | ObjectVersion):
+        return obj.recurrence_id in (None, obj.object_id)
+    return True
 
 
 def group_objects(collection: Collection, objects: list[Any], names: NameCache, tenant_id: int) -> list[ObjectRes]:

@@ -12,7 +12,20 @@ from oxsync.store.errors import InvalidData, PermissionDenied
 from oxsync.webdav.dav.model import Collection, DavError, ObjectRes
 from oxsync.webdav.dav.props import ALLPROP, get_prop, privileges
 from oxsync.webdav.dav.tree import Ctx, children, resolve
-from oxsync.webdav.dav.xml import APPLE, DAV, BadXml, element, first, href, new_root, parse_xml, qn, tostring
+from oxsync.webdav.dav.xml import (
+    APPLE,
+    CALDAV,
+    CARDDAV,
+    DAV,
+    BadXml,
+    element,
+    first,
+    href,
+    new_root,
+    parse_xml,
+    qn,
+    tostring,
+)
 
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 403: "Forbidden", 404: "Not Found",
                409: "Conflict", 412: "Precondition Failed", 424: "Failed Dependency", 507: "Insufficient Storage"}
@@ -124,6 +137,15 @@ def _response_of(ctx: Ctx, res: Any, names: list[str] | None, names_only: bool,
     return add_response(None, res.path, found, missing)
 
 
+BODY_PROPS = {qn(CALDAV, "schedule-tag"), qn(CALDAV, "calendar-data"), qn(CARDDAV, "address-data")}
+"""Object properties computed from the object's body; every other one needs only its id and version."""
+
+
+def listing_is_light(names: list[str] | None) -> bool:
+    """Members can be listed without loading their objects (allprop has no body property)."""
+    return names is None or not BODY_PROPS.intersection(names)
+
+
 def propfind(ctx: Ctx) -> Response:
     root = parse_body(ctx)
     if root is not None and root.tag != qn(DAV, "propfind"):
@@ -134,7 +156,7 @@ def propfind(ctx: Ctx) -> Response:
     ms = multistatus()
     describe(ctx, ms, res, names, names_only)
     if depth in ("1", "infinity"):
-        for child in children(ctx, res):
+        for child in children(ctx, res, light=listing_is_light(names)):
             describe(ctx, ms, child, names, names_only)
     return Response(207, tostring(ms), "application/xml; charset=utf-8")
 

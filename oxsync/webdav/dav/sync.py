@@ -25,7 +25,7 @@ from oxsync.webdav.dav.model import (
     ObjectRes,
     default_name,
 )
-from oxsync.webdav.dav.propfind import Response, describe, multistatus
+from oxsync.webdav.dav.propfind import Response, describe, listing_is_light, multistatus
 from oxsync.webdav.dav.reports import XML, _prop_names, data_getters
 from oxsync.webdav.dav.tree import Ctx, resolve
 from oxsync.webdav.dav.xml import DAV, first, qn, tostring
@@ -83,7 +83,8 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
         raise DavError(403, D("valid-sync-token"), "token from the future")
     members: list[tuple[int, ObjectRes | str]] = []  # (id, resource or href of a gone member)
     if base == 0:
-        for member in ctx.members(res):
+        light = data_el is None and listing_is_light(names)
+        for member in (ctx.light_members(res) if light else ctx.members(res)):
             members.append((member.object_id, member))
     else:
         try:

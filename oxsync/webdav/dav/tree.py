@@ -209,6 +209,12 @@ class Ctx:
         return group_objects(collection, self.session.list_objects(collection.folder_id), self.req.names,
                              self.tenant_id)
 
+    def light_members(self, collection: Collection) -> list[ObjectRes]:
+        """Members whose objects are `ObjectVersion`s (href, ETag, last-modified only): for listings
+        that ask for no body-derived property, so nothing is loaded or decoded."""
+        return group_objects(collection, self.session.list_versions(collection.folder_id), self.req.names,
+                             self.tenant_id)
+
     def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None) -> list[ObjectRes]:
         """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset)."""
         objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms)
@@ -325,8 +331,8 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
     raise DavError(404)
 
 
-def children(ctx: Ctx, res: Any) -> list[Any]:
-    """Members listed by a Depth: 1 PROPFIND."""
+def children(ctx: Ctx, res: Any, light: bool = False) -> list[Any]:
+    """Members listed by a Depth: 1 PROPFIND (`light`: object members as `ObjectVersion`s)."""
     if isinstance(res, Root):
         me = ctx.me()
         return [PrincipalCollection(""), Home("calendars", me.login or me.name, ctx.user_id),
@@ -345,7 +351,7 @@ def children(ctx: Ctx, res: Any) -> list[Any]:
             found += [Box(res, "inbox"), Box(res, "outbox")]
         return found
     if isinstance(res, Collection):
-        return ctx.members(res)
+        return ctx.light_members(res) if light else ctx.members(res)
     if isinstance(res, Box) and res.kind == "inbox":
         from oxsync.webdav.dav.scheduling import inbox_items
 
