@@ -243,3 +243,13 @@ def test_versioned_policy_and_user_information(running, version: str) -> None:  
         assert get.find("Settings:Accounts") is not None
     else:
         assert get.find("Settings:EmailAddresses").findtext("Settings:SMTPAddress") == "alice@example.com"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("login", ["EXAMPLE\\alice", "example.com\\alice", "alice@example.com", "Alice"])
+def test_windows_and_address_logins(running, login: str) -> None:  # type: ignore[no-untyped-def]
+    """Outlook and Windows Mail send DOMAIN\\user; phones often the address."""
+    status, _, _ = http_request(running.port, "OPTIONS", EAS, auth=(login, "alice-pw"))
+    assert status == 200
+    status, _, _ = http_request(running.port, "OPTIONS", EAS, auth=("other.example\\alice", "alice-pw"))
+    assert status == 401  # another tenant's domain is not alice's

@@ -157,7 +157,16 @@ def parse_basic(header: bytes | None) -> tuple[str, str] | None:
     login, sep, password = text.partition(":")
     if not sep or not login:
         return None
-    return login, password
+    return windows_login(login), password
+
+
+def windows_login(login: str) -> str:
+    """Outlook and Windows Mail log in as `DOMAIN\\user`: a dotted DOMAIN is the tenant's mail domain
+    (`user@domain`), a NetBIOS-style one says nothing we know and is dropped."""
+    domain, sep, user = login.rpartition("\\")
+    if not sep or not user or not domain:
+        return login
+    return f"{user}@{domain}" if "." in domain else user
 
 
 def challenge(request: Request, message: str = "authentication required") -> None:
