@@ -2,14 +2,23 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | md5sum | cut -c1-12)
+DEPS_HASH := $(shell cat setup.cfg pyproject.toml | md5sum | cut -c1-12)
+RUNTIME := $(VENV)/.runtime-$(DEPS_HASH)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test lint sysdeps bench bench-peers conformance clean
 
-$(STAMP): setup.cfg pyproject.toml
+# `make serve` needs only the runtime dependencies (install_requires); the test, bench and conformance
+# extras are added on top for `make test` and friends.
+$(RUNTIME): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	rm -f $(VENV)/.runtime-*
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[test,bench,conformance]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -31,7 +40,7 @@ sysdeps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(BIN)/oxsync serve --demo --admin-listen tcp:9180:interface=127.0.0.1 --console-listen tcp:8090:interface=127.0.0.1
 
 lint: $(STAMP)
