@@ -210,3 +210,55 @@ def test_a_delta_costs_the_same_imap_commands_whatever_the_folder_size(running, 
         phone.sync(inbox)
         assert pool.commands - before == 1  # nothing moved: EXAMINE only
     assert costs[0] == costs[1] == 2  # EXAMINE + one UID FETCH (CHANGEDSINCE, VANISHED)
+
+
+def ping_body(heartbeat: int, *folders: str) -> E:  # type: ignore[valid-type]
+    return E("Ping:Ping", E("Ping:HeartbeatInterval", str(heartbeat)),
+             E("Ping:Folders", *[E("Ping:Folder", E("Ping:Id", f), E("Ping:Class", "Email")) for f in folders]))
+
+
+def test_new_mail_wakes_a_parked_ping_which_holds_no_imap_connection(running, phone, mail) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_eas_push import in_thread, wait_parked
+
+    inbox = inbox_of(phone)
+    phone.sync(inbox, "0")
+    phone.sync(inbox)
+    pool = running.service.eas.mail.pool
+    thread, result = in_thread(lambda: phone.post("Ping", ping_body(30, inbox), timeout=60))
+    wait_parked(running)
+    import time
+    for _ in range(200):  # the Ping's own STATUS check has returned its connection
+        if running.service.eas.mail_watcher.watched:
+            break
+        time.sleep(0.01)
+    busy = pool.open_connections() - sum(len(c) for c in pool.idle.values())
+    assert busy == 0
+    mail.deliver(make_message("wake up"))
+    thread.join(20)
+    reply = result["value"]
+    assert reply.text("Ping:Status") == "2"
+    assert [f.value_text() for f in reply.body.find("Ping:Folders")] == [inbox]
+    assert not running.service.eas.mail_watcher.watched  # the answered Ping no longer costs a STATUS per round
+    assert [d.findtext("Email:Subject") for d in items(phone.sync(inbox)).values()] == ["wake up"]
+
+
+def test_ping_answers_at_once_when_mail_came_since_the_last_sync(running, phone, mail) -> None:  # type: ignore[no-untyped-def]
+    inbox = inbox_of(phone)
+    phone.sync(inbox, "0")
+    phone.sync(inbox)
+    mail.deliver(make_message("while away"))
+    reply = phone.post("Ping", ping_body(30, inbox), timeout=20)
+    assert reply.text("Ping:Status") == "2"
+
+
+def test_hanging_sync_on_a_mail_folder_wakes_with_the_new_mail(running, phone, mail) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_eas_push import in_thread, wait_parked
+
+    inbox = inbox_of(phone)
+    phone.sync(inbox, "0")
+    phone.sync(inbox)
+    thread, result = in_thread(lambda: phone.sync(inbox, extra=[E("AirSync:Wait", "1")]))
+    wait_parked(running)
+    mail.deliver(make_message("pushed"))
+    thread.join(20)
+    assert [d.findtext("Email:Subject") for d in items(result["value"]).values()] == ["pushed"]

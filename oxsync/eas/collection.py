@@ -77,6 +77,9 @@ class Outcome:
     more: bool = False
     job: Any = None
     """A mail collection still to be run on the IMAP pool (oxsync/eas/mailsync.py)."""
+    mail_watch: tuple[str, tuple[int, int, int]] | None = None
+    """A mail collection's IMAP folder and its (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) when it was synced:
+    what the node's watcher compares with while a hanging Sync waits."""
 
 
 def new_state(key: str) -> dict[str, Any]:

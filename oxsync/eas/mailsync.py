@@ -154,6 +154,7 @@ class Worker:
                 known.discard(uid)
             pending = state.IdSet(listing - known.ids)
             st["uidvalidity"], st["modseq"], st["filter"] = current.uidvalidity, current.modseq, filter_type
+            st["uidnext"] = current.uidnext
         elif get_changes:
             delta = gateway.delta(self.conn, folder.name, int(st.get("modseq") or 0))
             if delta.state.uidvalidity != st["uidvalidity"]:
@@ -175,7 +176,7 @@ class Worker:
                         "AirSync:ApplicationData", *flag_elements(flags, self.version, item_categories))))
                 elif cutoff is None or arrived is None or _aware(arrived) >= cutoff:
                     pending.add(uid)
-            st["modseq"] = delta.state.modseq
+            st["modseq"], st["uidnext"] = delta.state.modseq, delta.state.uidnext
         room = max(0, min(coll.window, budget) - len(commands.children))
         if get_changes and pending and room:
             self.send_new(coll, folder, st, known, pending, commands, room)
@@ -184,8 +185,9 @@ class Worker:
         if not responses.children and not commands.children and not more:
             if coll.filter_type is not None:
                 st["filter"] = coll.filter_type
-            return JobResult(job.index, Outcome(_collection(coll, st["key"], 1), False, bus_id(coll.collection_id)),
-                             job, st)
+            quiet = Outcome(_collection(coll, st["key"], 1), False, bus_id(coll.collection_id))
+            quiet.mail_watch = (folder.name, (int(st["uidvalidity"]), int(st.get("uidnext") or 0), int(st["modseq"])))
+            return JobResult(job.index, quiet, job, st)
         new_key = state.next_sync_key(st["key"])
         answer = _collection(coll, new_key, 1)
         if more:

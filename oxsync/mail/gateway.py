@@ -98,6 +98,10 @@ def examine(conn: IMAPClient, name: str) -> FolderState:
 
 
 def status(conn: IMAPClient, name: str) -> FolderState:
+    """STATUS of a folder; a selected mailbox is unselected first (Dovecot answers STATUS of the selected
+    mailbox from the connection's own, not yet refreshed, view)."""
+    if conn._imap.state == "SELECTED":
+        conn.unselect_folder()
     got = conn.folder_status(name, [b"UIDVALIDITY", b"UIDNEXT", b"HIGHESTMODSEQ", b"MESSAGES"])
     return FolderState(int(got.get(b"UIDVALIDITY", 0)), int(got.get(b"UIDNEXT", 0)),
                        int(got.get(b"HIGHESTMODSEQ", 0)), int(got.get(b"MESSAGES", 0)))

@@ -14,11 +14,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from oxsync.eas import state
+from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.protocol import MAIL_FOLDERS
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E
+from oxsync.mail import MailUnavailable, gateway
 from oxsync.store.errors import NotFound
 from oxsync.store.session import UserSession
 
@@ -41,6 +42,9 @@ def changed_folders(session: UserSession, device_id: str, folders: list[int]) ->
 @command("Ping")
 def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
     cfg = eas.config
+
+    mail_entries: list[tuple[str, int, dict[str, Any] | None]] = []
+    """Mail folders of this Ping: (ServerId, bus id, the device's collection state)."""
 
     def prepare(session: UserSession) -> EasResponse | tuple[int, list[int], list[str]]:
         cached = session.get_state(req.device_id, state.LAST_PING) or {} \
@@ -67,6 +71,13 @@ def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
             return ping_status(6, E("Ping:MaxFolders", str(cfg.max_ping_folders)))
         folder_ids: list[int] = []
         for server_id in ids:
+            if eas.mail is not None and mailfolders.is_mail_id(server_id) and server_id != mailfolders.OUTBOX_ID:
+                if len(server_id) > 64:
+                    return ping_status(7)
+                bus = mailsync.bus_id(server_id)
+                mail_entries.append((server_id, bus, session.get_state(req.device_id, state.collection_key(server_id))))
+                folder_ids.append(bus)
+                continue
             if server_id in MAIL_IDS:
                 continue
             if not server_id.isdigit() or len(server_id) > 18:
@@ -94,9 +105,12 @@ def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
         heartbeat, folder_ids, _ = result
         done: Deferred[EasResponse] = Deferred()
 
+        names = {bus: server_id for server_id, bus, _ in mail_entries}
+
         def changed(folders: frozenset[int] | list[int]) -> None:
             if not done.called:
-                done.callback(ping_status(2, E("Ping:Folders", *[E("Ping:Folder", str(f)) for f in sorted(folders)])))
+                done.callback(ping_status(2, E("Ping:Folders", *[
+                    E("Ping:Folder", names.get(f, str(f))) for f in sorted(folders)])))
 
         def expired() -> None:
             if not done.called:
@@ -117,7 +131,59 @@ def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
             if not done.called:
                 done.errback(failure)
 
-        eas.read(req, lambda session: changed_folders(session, req.device_id, folder_ids)).addCallbacks(checked, failed)
+        pim_ids = [f for f in folder_ids if f >= 0]
+        eas.read(req, lambda session: changed_folders(session, req.device_id, pim_ids)).addCallbacks(checked, failed)
+        if mail_entries and eas.mail is not None:
+            watch_mail(eas, req, entry, mail_entries, done, checked)
         return done
 
     return eas.read(req, prepare).addCallback(remember).addCallback(park)
+
+
+def watch_mail(eas: Eas, req: EasRequest, entry: Any, entries: list[tuple[str, int, dict[str, Any] | None]],
+               done: Deferred[EasResponse], checked: Any) -> None:
+    """One STATUS per mail folder (already changed since the device's last Sync?), then hand the folders
+    to the node's watcher until the Ping is answered; the Ping itself holds no IMAP connection."""
+    mail = eas.mail
+    assert mail is not None
+    account = req.principal.email
+
+    def look(conn: Any) -> list[tuple[int, str | None, tuple[int, int, int], bool]]:
+        folders = mail.cached_folders(account) or mail.list_folders_sync(conn, account)
+        out = []
+        for server_id, bus, st in entries:
+            folder = mailfolders.find(folders, server_id)
+            if folder is None:
+                folders = mail.list_folders_sync(conn, account)
+                folder = mailfolders.find(folders, server_id)
+            if folder is None:
+                out.append((bus, None, (0, 0, 0), True))
+                continue
+            now = gateway.status(conn, folder.name)
+            moved = st is None or st.get("uidvalidity") != now.uidvalidity or bool(st.get("pending")) or \
+                now.modseq > int(st.get("modseq") or 0)
+            out.append((bus, folder.name, (now.uidvalidity, now.uidnext, now.modseq), moved))
+        return out
+
+    def looked(rows: list[tuple[int, str | None, tuple[int, int, int], bool]]) -> None:
+        if entry.done:
+            return
+        if any(name is None for _, name, _, _ in rows):
+            eas.parked.cancel(entry)
+            if not done.called:
+                done.callback(ping_status(7))
+            return
+        watcher = eas.mail_watcher
+        if watcher is not None:
+            keys = [watcher.watch(req.tenant_id, account, name, bus, values) for bus, name, values, _ in rows
+                    if name is not None]
+            done.addBoth(lambda result: ([watcher.unwatch(k) for k in keys], result)[1])
+        checked([bus for bus, _, _, moved in rows if moved])
+
+    def unavailable(failure: Any) -> None:
+        failure.trap(MailUnavailable)
+        eas.parked.cancel(entry)
+        if not done.called:
+            done.callback(ping_status(8))  # server error: the device retries later
+
+    mail.run(account, look).addCallbacks(looked, unavailable)

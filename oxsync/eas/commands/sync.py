@@ -322,6 +322,12 @@ def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> 
                             rerun, empty, empty)
     if req.http is not None:
         req.http.notifyFinish().addBoth(lambda _: eas.parked.cancel(entry))
+    watcher = eas.mail_watcher
+    if watcher is not None:
+        keys = [watcher.watch(req.tenant_id, req.principal.email, o.mail_watch[0], o.folder_id, o.mail_watch[1])
+                for o in outcomes if o.mail_watch is not None and o.folder_id is not None]
+        if keys:
+            done.addBoth(lambda result: ([watcher.unwatch(k) for k in keys], result)[1])
     return done
 
 
