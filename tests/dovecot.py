@@ -212,17 +212,19 @@ class MailWorld:
         self.domain = f"m{MailWorld.counter}.example"
         tenant = store.create_tenant(self.domain)
         self.tenant_id = tenant.id
+        n = MailWorld.counter  # logins are unique across tenants
         with store.transaction(tenant.id, write=True) as tx:
-            self.alice = accounts.create_user(tx, "alice", "alice-pw", first_name="Alice", last_name="Martin").id
-            self.bob = accounts.create_user(tx, "bob", "bob-pw", first_name="Bob", last_name="Durand").id
-        self.alice_address = f"alice@{self.domain}"
-        self.bob_address = f"bob@{self.domain}"
+            alice = accounts.create_user(tx, f"alice.m{n}", "alice-pw", first_name="Alice", last_name="Martin")
+            bob = accounts.create_user(tx, f"bob.m{n}", "bob-pw", first_name="Bob", last_name="Durand")
+        self.alice, self.bob = alice.id, bob.id
+        self.alice_address = alice.email.lower()
+        self.bob_address = bob.email.lower()
 
     def deliver(self, raw: bytes, to: str | None = None) -> None:
         self.dovecot.deliver(to or self.alice_address, raw)
 
     def imap(self, who: str = "alice"):  # type: ignore[no-untyped-def]
-        return self.dovecot.imap(f"{who}@{self.domain}", f"{who}-pw")
+        return self.dovecot.imap(self.alice_address if who == "alice" else self.bob_address, f"{who}-pw")
 
 
 def start_mail_backend(backend: str, pg_url: str | None):  # type: ignore[no-untyped-def]
