@@ -228,6 +228,10 @@ class OxSettings:
     (the HTTP login may have just happened on another node); 0 = no second look."""
     push_max_registrations: int = 100_000
     """UDP push registrations kept at most (docs/ox-push.md)."""
+    freebusy_max_requests_per_address_per_minute: int = 300
+    """/servlet/webdav.freebusy needs no credentials: requests per client IP and minute (then 429)."""
+    freebusy_max_unknown_per_address_per_minute: int = 30
+    """... and of those, lookups of addresses that do not exist (it reveals whether one does)."""
     freebusy_max_range_days: int = 750
     """Longest range /servlet/webdav.freebusy answers (longer requests are cut)."""
     freebusy_default_past_days: int = 31

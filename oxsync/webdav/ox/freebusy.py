@@ -11,7 +11,10 @@ around now), weeksIntoPast/weeksIntoFuture, simple=true (no FBTYPE, no FREE peri
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +26,10 @@ from oxsync.model import ShownAs
 from oxsync.runtime import AsyncStore
 from oxsync.store.api import Store
 from oxsync.store.errors import InvalidData, NotFound
-from oxsync.web import send_bytes, send_text
+from oxsync.web import client_address, send_bytes, send_text
+from oxsync.web.ratelimit import RateLimiter
+
+log = logging.getLogger("oxsync.ox.freebusy")
 
 FBTYPES = {
     "correct": {ShownAs.RESERVED: "BUSY", ShownAs.TEMPORARY: "BUSY-TENTATIVE", ShownAs.ABSENT: "BUSY-UNAVAILABLE",
@@ -125,13 +131,25 @@ def lookup(store: Store, address: str, domain: str, context: int | None, low: da
 class FreeBusyServlet(Resource):
     isLeaf = True
 
-    def __init__(self, async_store: AsyncStore, settings: Any) -> None:
+    def __init__(self, async_store: AsyncStore, settings: Any, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.async_store = async_store
         self.settings = settings
+        self.requests = RateLimiter(settings.freebusy_max_requests_per_address_per_minute, clock=clock)
+        self.unknown = RateLimiter(settings.freebusy_max_unknown_per_address_per_minute, clock=clock)
+        """Unauthenticated by design, and a 404 tells that an address does not exist: both are throttled
+        per client address (a guesser is slowed to `freebusy_max_unknown_per_address_per_minute`)."""
 
     def render_GET(self, request: Request) -> Any:
         now = datetime.now(UTC)
+        client = client_address(request)
+        wait = max(self.requests.retry_after(client), self.unknown.retry_after(client))
+        if wait:
+            log.warning("free/busy throttled", extra={"event": "ox.freebusy_throttled", "address": client,
+                                                      "retry_after": wait})
+            send_text(request, 429, f"too many free/busy requests; retry in {wait} s\n", {b"Retry-After": b"%d" % wait})
+            return NOT_DONE_YET
+        self.requests.hit(client)
         try:
             username, server = _param(request, "username") or "", (_param(request, "server") or "").lower()
             if not username:
@@ -169,6 +187,7 @@ class FreeBusyServlet(Resource):
 
     def _failed(self, failure: Failure, request: Request) -> None:
         if failure.check(NotFound):
+            self.unknown.hit(client_address(request))
             send_text(request, 404, "Unable to resolve mail address to a user or a resource.\n")
         elif failure.check(InvalidData):  # e.g. a contextid no tenant can have
             send_text(request, 400, "invalid parameter\n")
