@@ -154,6 +154,24 @@ def test_400_digit_folder_id_via_ox_is_1100(env) -> None:  # type: ignore[no-unt
     assert status == 207 and b"[1100]" in body and b"[1500]" not in body
 
 
+def test_numbers_beyond_64_bits_anywhere_are_invalid_input(env, store) -> None:  # type: ignore[no-untyped-def]
+    """The store's last line (a guard on every statement's parameters) turns what no explicit check
+    caught into invalid input, on SQLite (OverflowError) as on PostgreSQL."""
+    from oxsync.store.errors import InvalidInput
+
+    _, world, alice, dav = env
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    status, _, body = alice.request("PROPFIND", "/servlet/webdav.contacts",
+                                    f'<D:propfind xmlns:D="DAV:" xmlns:ox="http://www.open-xchange.org"><D:prop>'
+                                    f"<ox:folder_id>{folder}</ox:folder_id><ox:lastsync>{10**30}</ox:lastsync>"
+                                    "<ox:objectmode>NEW_AND_MODIFIED,DELETED</ox:objectmode></D:prop></D:propfind>")
+    assert status == 207 and b"[1500]" not in body and b"[1100]" in body
+    with world.as_user(world.alice) as session, pytest.raises(InvalidInput):
+        session.rev_for_ms(10**30)
+    reply = dav.propfind(f"/dav/calendars/alice/{'9' * 50}/", "<D:getetag/>", "1")
+    assert 400 <= reply.status < 500
+
+
 @pytest.mark.parametrize("header", ["module", "target_folder_id", "target_id", "object_id"])
 def test_50_digit_attachment_header_ids_are_invalid_input(env, header: str) -> None:  # type: ignore[no-untyped-def]
     _, world, alice, _ = env
@@ -219,6 +237,30 @@ def test_corpus_through_caldav_and_carddav(env) -> None:  # type: ignore[no-unty
     cards = calendar_datas(dav.report(book, ADDRESSBOOK_QUERY))
     assert {n[:-4] for n in cards} == IN_RANGE_CARDS
     assert all(not any(c in text for c in CTL) for text in cards.values())
+
+
+def test_reject_policy_refuses_control_characters(live_server, store_url, world) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures import make_store
+
+    strict = make_store(store_url, invalid_text_policy="reject")  # the same database, the other policy
+    running = live_server(strict, setup=install_all, server=OX_SERVER)
+    dav = Dav(running.port, world)
+    cal = dav.calendar()
+    refused = dav.put(cal + "vt.ics", event("vt", "a\x0bb"))
+    assert refused.status == 403 and b"valid-calendar-data" in refused.body
+    assert dav.put(cal + "ok.ics", event("ok", "fine")).status == 201
+    assert set(calendar_datas(dav.report(cal, CALENDAR_QUERY))) == {"ok.ics"}
+    strict.dispose()
+
+
+def test_limit_settings_are_checked(backend: str) -> None:  # (no store: runs once per backend, harmlessly)
+    from oxsync.config import ConfigError, load_settings
+
+    for bad in ({"invalid_text_policy": "ignore"}, {"min_year": 0}, {"max_year": 9999}, {"min_year": 3000, "max_year": 2000},
+                {"max_small_number": 2**63}):
+        with pytest.raises(ConfigError):
+            load_settings(overrides={"limits": bad})
+    assert load_settings(overrides={"limits": {"invalid_text_policy": "reject"}}).limits.invalid_text_policy == "reject"
 
 
 def test_strings_at_the_column_limits_via_caldav(env) -> None:  # type: ignore[no-untyped-def]
