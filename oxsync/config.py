@@ -344,6 +344,21 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """Where and how `oxsync serve` logs (docs/install.md). Secrets are never written, in any format."""
+
+    level: str = "info"
+    """Lowest level written: `debug`, `info`, `warning`, `error` or `critical`."""
+    destination: str = "stderr"
+    """`stderr` (systemd's journal picks it up) or the path of a file, created 0600 and reopened when
+    logrotate moves it away (rotation-safe, no signal needed)."""
+    format: str = "json"
+    """`json` (one object per line, every field) or `text` (one readable line, fields as key=value)."""
+    access_log: bool = True
+    """One line per HTTP request (method, path, status, duration, login); false = none (metrics still count)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -355,6 +370,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 def endpoint_interface(endpoint: str) -> str:
@@ -436,6 +452,10 @@ def apply_overrides(settings: Settings, data: dict[str, dict[str, Any]]) -> Sett
 
 def check_settings(settings: Settings) -> None:
     """Values that have a fixed set of meanings or a hard ceiling."""
+    if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"[log] level: expected debug, info, warning, error or critical, got {settings.log.level!r}")
+    if settings.log.format not in ("json", "text"):
+        raise ConfigError(f"[log] format: expected 'json' or 'text', got {settings.log.format!r}")
     limits = settings.limits
     if limits.invalid_text_policy not in ("replace", "reject"):
         raise ConfigError(f"[limits] invalid_text_policy: expected 'replace' or 'reject', got {limits.invalid_text_policy!r}")

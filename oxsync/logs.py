@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
+from oxsync.config import LogSettings
+
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
-SECRET_FIELDS = frozenset({"password", "passwd", "authorization", "secret", "token", "credentials"})
+SECRET_FIELDS = frozenset({"password", "passwd", "authorization", "secret", "token", "credentials", "cookie"})
 REDACTED = "[redacted]"
 
 
@@ -50,11 +55,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
+class TextFormatter(logging.Formatter):
+    """`ts level logger: msg key=value ...` on one line; the same redaction as the JSON format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        parts = [f"{ts} {record.levelname.lower()} {record.name}: {record.getMessage()}"]
+        for key, value in vars(record).items():
+            if key in _RECORD_FIELDS or key.startswith("_"):
+                continue
+            shown = REDACTED if key.lower() in SECRET_FIELDS else _plain(value)
+            parts.append(f"{key}={json.dumps(shown, ensure_ascii=False) if not isinstance(shown, int) else shown}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class PrivateWatchedFileHandler(logging.handlers.WatchedFileHandler):
+    """A log file that is reopened when logrotate moves it away, and always created 0600."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
+
+
+def log_handler(destination: str = "stderr", fmt: str = "json", stream: IO[str] | None = None) -> logging.Handler:
+    """The handler for a `[log]` destination and format."""
+    handler: logging.Handler
+    if stream is not None or destination == "stderr":
+        handler = logging.StreamHandler(stream or sys.stderr)
+    else:
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        handler = PrivateWatchedFileHandler(destination, encoding="utf-8")
+    handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
+    return handler
+
+
+def configure_from_settings(settings: LogSettings) -> logging.Handler:
+    """`oxsync serve`'s logging from its `[log]` settings."""
+    return configure_logging(settings.level.upper(), handler=log_handler(settings.destination, settings.format))
+
+
 def configure_logging(level: int | str = logging.INFO, stream: IO[str] | None = None,
-                      bridge_twisted: bool = True) -> logging.Handler:
-    """Send all records of the root logger as JSON lines to `stream` (stderr by default)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+                      bridge_twisted: bool = True, handler: logging.Handler | None = None) -> logging.Handler:
+    """Send all records of the root logger to `handler` (default: JSON lines on `stream`, else stderr)."""
+    if handler is None:
+        handler = log_handler(stream=stream or sys.stderr)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -23,7 +23,7 @@ from twisted.web.server import Request, Site
 from oxsync import metrics, systemd
 from oxsync.config import Settings
 from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
-from oxsync.logs import access_log_fields, configure_logging
+from oxsync.logs import access_log_fields, configure_from_settings
 from oxsync.push.bus import ChangeBus
 from oxsync.render import add_skip_listener
 from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
@@ -130,6 +130,8 @@ class OxSite(Site):
         dialect, command = classify(request)
         metrics.observe_request(dialect, command, int(request.code or 0),
                                 None if duration is None else duration / 1000.0)
+        if not self.context.settings.log.access_log:
+            return
         fields = access_log_fields(request, duration)
         access_log.info("%s %s %s", fields["method"], fields["uri"], fields["status"], extra=fields)
 
@@ -246,7 +248,7 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
     from twisted.internet import reactor
 
     if configure_logs:
-        configure_logging()
+        configure_from_settings(settings.log)
     service = make_service(settings, store, reactor)
     if setup is not None:
         setup(service)
