@@ -10,7 +10,10 @@ import json
 from functools import cache
 from typing import Any
 
+from oxsync.model import Protocol
+
 NULL_INT = {"type": ["integer", "null"]}
+PROTOCOLS = {"enum": [p.value for p in Protocol]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -28,7 +31,7 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "integer"}, "login": {"type": "string"}, "display_name": {"type": "string"},
         "first_name": {"type": "string"}, "last_name": {"type": "string"}, "email": {"type": "string"},
         "aliases": {"type": "array", "items": {"type": "string"}}, "active": {"type": "boolean"},
-        "protocols": {"type": "array", "items": {"enum": ["outlook", "mobile", "dav"]}},
+        "protocols": {"type": "array", "items": PROTOCOLS},
         "quota_bytes": NULL_INT, "flags": _ref("Flags"), "usage_bytes": {"type": "integer"},
         "groups": {"type": "array", "items": {"type": "integer"}}, "password": {"type": "string"},
     }, ["id", "login", "display_name", "email", "aliases", "active", "protocols", "quota_bytes", "flags"]),
@@ -37,7 +40,7 @@ SCHEMAS: dict[str, Any] = {
     "AccountInput": _obj({
         "login": {"type": "string"}, "password": {"type": "string", "description": "generated (and returned) if absent"},
         "display_name": {"type": "string"}, "email": {"type": "string"},
-        "protocols": {"type": "array", "items": {"enum": ["outlook", "mobile", "dav"]}},
+        "protocols": {"type": "array", "items": PROTOCOLS},
         "flags": {"type": "object", "additionalProperties": {"type": "boolean"}}, "quota_bytes": NULL_INT,
         "aliases": {"type": "array", "items": {"type": "string"}}, "active": {"type": "boolean"},
         "first_name": {"type": "string"}, "last_name": {"type": "string"}}, []),
