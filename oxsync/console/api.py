@@ -174,7 +174,6 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             user = admin_ops.set_aliases(ctx.store, ctx.actor, ctx.tenant_id, uid,  # type: ignore[arg-type]
                                          add=[a for a in wanted if a not in user.aliases],
                                          remove=[a for a in user.aliases if a not in wanted])
-        ctx.services.forget(user)
         return Json(account_json(user))
 
     @r.add("POST", T + "/accounts/{uid}/password")
@@ -182,16 +181,12 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
         body = json_body(ctx)
         given = _str(body, "password") or None
         password = admin_ops.reset_password(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"), given)  # type: ignore[arg-type]
-        user = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"))[0]  # type: ignore[arg-type]
-        ctx.services.forget(user)
         return Json({} if given else {"password": password})
 
     @r.add("DELETE", T + "/accounts/{uid}")
     def account_delete(ctx: Ctx) -> Json:
         uid = ctx.int_param("uid")
-        user = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, uid)[0]  # type: ignore[arg-type]
         admin_ops.delete_account(ctx.store, ctx.actor, ctx.tenant_id, uid, ctx.query.get("confirm", ""))  # type: ignore[arg-type]
-        ctx.services.forget(user)
         return Json({"deleted": uid})
 
     @r.add("GET", T + "/groups")

@@ -68,15 +68,6 @@ class Console:
         scheme, _, token = header.strip().partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
-    def forget(self, user: Any) -> None:
-        """Drop remembered logins of `user` (from the pool thread): the next request of any client
-        re-checks suspension, password and protocol rights in the store."""
-        domain = user.email.partition("@")[2]
-        from oxsync.store.admin_ops import login_forms
-
-        for name in login_forms(user, domain):
-            self.async_store.reactor.callFromThread(self.authenticator.verified.forget, name)
-
     # ------------------------------------------------------------ on the pool
 
     def run_handler(self, route: Route, ctx: Ctx) -> tuple[int, dict[bytes, bytes], bytes, bytes, list[Any]]:

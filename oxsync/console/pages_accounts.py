@@ -31,12 +31,6 @@ def editable_flags(ctx: Ctx) -> tuple[str, ...]:
     return tuple(f for f in ACCOUNT_FLAGS if f != "platform_admin" or ctx.actor.platform)
 
 
-def forget_logins(ctx: Ctx, user: Any) -> None:
-    """Drop remembered logins of the account, so suspension or a new password applies to the very next
-    request of every client (the dialects' verified-login cache lives on the reactor thread)."""
-    ctx.services.forget(user)
-
-
 def register(r: Router) -> None:
     @r.add("GET", "/t/{tid}/accounts")
     def account_list(ctx: Ctx) -> Response:
@@ -81,10 +75,9 @@ def register(r: Router) -> None:
         assert ctx.actor is not None
         uid = ctx.int_param("uid")
         quota: Any = parse_size(ctx.field("quota")) if "quota" in ctx.form else ...
-        user = admin_ops.update_account(
+        admin_ops.update_account(
             ctx.store, ctx.actor, ctx.tenant_id, uid, display_name=ctx.field("display_name") or None,
             protocols=protocols_of(ctx), flags=flags_of(ctx, editable_flags(ctx)), quota_bytes=quota)
-        forget_logins(ctx, user)
         return _account_page(ctx, uid, notice="saved")
 
     @r.add("POST", "/t/{tid}/accounts/{uid}/status")
@@ -93,7 +86,6 @@ def register(r: Router) -> None:
         assert ctx.actor is not None
         active = ctx.field("active") == "1"
         user = admin_ops.update_account(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"), active=active)
-        forget_logins(ctx, user)
         if ctx.htmx:
             usage = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, user.id)[2]
             return Page("account_row.html", {"u": user, "usage": usage, "tid": ctx.tenant_id,
@@ -106,8 +98,6 @@ def register(r: Router) -> None:
         assert ctx.actor is not None
         uid = ctx.int_param("uid")
         password = admin_ops.reset_password(ctx.store, ctx.actor, ctx.tenant_id, uid, ctx.raw_field("password") or None)
-        user = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, uid)[0]
-        forget_logins(ctx, user)
         return _account_page(ctx, uid, notice="password_set",
                              password=None if ctx.raw_field("password") else password)
 
@@ -123,9 +113,7 @@ def register(r: Router) -> None:
     def account_delete(ctx: Ctx) -> Response:
         assert ctx.actor is not None
         uid = ctx.int_param("uid")
-        user = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, uid)[0]
         admin_ops.delete_account(ctx.store, ctx.actor, ctx.tenant_id, uid, ctx.field("confirm"))
-        forget_logins(ctx, user)
         return Redirect(f"/t/{ctx.tenant_id}/accounts")
 
     # ------------------------------------------------------------ folders and sharing

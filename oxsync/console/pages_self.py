@@ -3,7 +3,7 @@ out-of-office, and the account's own set-up instructions."""
 
 from __future__ import annotations
 
-from oxsync.console.pages_accounts import forget_logins, setup_values
+from oxsync.console.pages_accounts import setup_values
 from oxsync.console.web import Ctx, Page, Response, Router
 from oxsync.store import selfservice
 from oxsync.store.errors import AuthenticationFailed, InvalidData
@@ -43,8 +43,6 @@ def register(r: Router) -> None:
                                         ctx.raw_field("current"), ctx.raw_field("new"), ctx.raw_field("repeat"))
         except (InvalidData, AuthenticationFailed) as exc:  # mismatch, too short, wrong current password
             return _me(ctx, error=str(exc), status=400)
-        with ctx.store.session(ctx.actor.tenant_id, ctx.actor.user_id) as session:
-            forget_logins(ctx, session.me())
         return _me(ctx, notice="password_changed")
 
     @r.add("POST", "/me/gab", "user")

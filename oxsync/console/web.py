@@ -109,7 +109,7 @@ class Ctx:
     csrf: str = ""
     actor: Actor | None = None
     services: Any = None
-    """The Console object (authenticator for logins, language, forget hooks)."""
+    """The Console object (signer, throttle, templates)."""
     cookies: list[tuple[bytes, bytes, dict[str, Any]]] = field(default_factory=list)
     """Cookies the handler sets (name, value, extra addCookie options)."""
     login_outcome: bool | None = None

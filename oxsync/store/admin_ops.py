@@ -212,11 +212,6 @@ def set_aliases(store: Store, actor: Actor, tenant_id: int, user_id: int, add: I
     return user
 
 
-def login_forms(user: User, domain: str) -> list[str]:
-    """Every name a client may log in with (for dropping remembered logins at once)."""
-    return [user.login, f"{user.login}@{domain}", user.email, *user.aliases]
-
-
 # ---------------------------------------------------------------- groups and resources
 
 

@@ -2,7 +2,9 @@
 
 Round trip 1 hands out a random temporary key with a permissive policy document; round trip 2
 exchanges an acknowledged temporary key for the final key the gate checks. A wipe requested by the
-admin (`oxsync device wipe`) is delivered as an empty `RemoteWipe` and confirmed by the device.
+admin (`oxsync device wipe`, the console) is delivered as an empty `RemoteWipe` and confirmed by the device;
+an account-only wipe requested for a 16.1 device is sent as `AccountOnlyRemoteWipe` (older versions
+have no such element: they get the full `RemoteWipe`, as the console says).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def _provision(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
         record = {**record, "info": {**record.get("info", {}), **device_information(info_elem)}}
         out.append(E("Settings:DeviceInformation", E("Settings:Status", "1")))
     wipe = body.find("Provision:RemoteWipe")
+    if wipe is None:
+        wipe = body.find("Provision:AccountOnlyRemoteWipe")  # 16.1: the device erased our account only
     if wipe is not None:
         if wipe.findtext("Provision:Status") == "1" and record.get("wipe") in ("requested", "pending"):
             record.update(wipe="done", wiped_at=int(time.time()), policy_key=None, policy_state="wiped")
@@ -98,7 +102,8 @@ def _provision(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
     if record.get("wipe") in ("requested", "pending"):
         record["wipe"] = "pending"
         state.touch_device(session, req.device_id, record)
-        out.append(E("Provision:RemoteWipe"))
+        account_only = record.get("wipe_kind") == "account" and req.v >= 16.1
+        out.append(E("Provision:AccountOnlyRemoteWipe" if account_only else "Provision:RemoteWipe"))
         return EasResponse(out)
     answer = E("Provision:Policy", E("Provision:PolicyType", policy_type))
     out.append(E("Provision:Policies", answer))
