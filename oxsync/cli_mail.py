@@ -143,7 +143,94 @@ def cmd_mail_options(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _condition(text: str) -> dict[str, str]:
+    fld, _, rest = text.strip().partition(" ")
+    op, _, value = rest.strip().partition(" ")
+    return {"field": fld, "op": op, "value": value.strip()}
+
+
+def _action(text: str) -> dict[str, str]:
+    kind, _, value = text.strip().partition(" ")
+    return {"type": kind.replace("-", "_"), "value": value.strip()}
+
+
+def _install_rules(ctx: Context, login: str) -> str:
+    """Install the user's script on the mail server when one is configured; returns what happened."""
+    from oxsync.mail import sieve
+
+    if not ctx.settings.mail.imap_host:
+        return "stored (no [mail] server configured: not installed)"
+    with ctx.tx() as tx:
+        user_id = user_id_of(tx, login)
+    with ctx.store.session(ctx.tenant.id, user_id) as session:
+        script = sieve.script_for(session)
+        account = session.me().email
+    sieve.install(ctx.settings.mail, account, script)
+    return "installed on the mail server"
+
+
+def cmd_rules(ctx: Context, args: argparse.Namespace) -> int:
+    from oxsync.mail import sieve
+
+    with ctx.tx(write=args.rules_action != "list") as tx:
+        user_id = user_id_of(tx, args.login)
+        stored = accounts.user_settings(tx, user_id)
+        rules: list[dict[str, object]] = list(stored.get(sieve.RULES_KEY) or [])
+        if args.rules_action == "add":
+            rule = {"name": args.name, "match": "allof" if args.all else "anyof",
+                    "conditions": [_condition(c) for c in args.conditions],
+                    "actions": [_action(a) for a in args.actions]}
+            try:
+                checked = sieve.check_rule(rule)
+            except sieve.RuleError as exc:
+                raise UsageError(str(exc)) from exc
+            if len(rules) >= sieve.MAX_RULES:
+                raise UsageError(f"at most {sieve.MAX_RULES} rules")
+            rules = [r for r in rules if r.get("name") != checked["name"]] + [checked]
+        elif args.rules_action == "remove":
+            kept = [r for r in rules if r.get("name") != args.name]
+            if len(kept) == len(rules):
+                raise UsageError(f"{args.login} has no rule named {args.name!r}")
+            rules = kept
+        elif args.rules_action == "clear":
+            rules = []
+        if args.rules_action != "list":
+            stored[sieve.RULES_KEY] = rules
+            accounts.store_user_settings(tx, user_id, stored)
+    if args.rules_action == "list":
+        if args.json:
+            out(json.dumps(rules, indent=2))
+        else:
+            out(table(("rule", "match", "if", "then"), [
+                (r["name"], r["match"], "; ".join(f"{c['field']} {c['op']} {c['value']}" for c in r["conditions"]) or "always",
+                 "; ".join(f"{a['type']} {a['value']}".strip() for a in r["actions"])) for r in rules]))
+        return EXIT_OK
+    out(f"{len(rules)} rule(s) for {args.login}: " + _install_rules(ctx, args.login))
+    return EXIT_OK
+
+
 def register_user_verbs(users: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rules = users.add_parser("rules", help="server-side mail filter rules (Sieve)").add_subparsers(
+        dest="rules_action", required=True, metavar="ACTION")
+    p = rules.add_parser("list", help="the account's rules, in order")
+    p.add_argument("login")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_rules)
+    p = rules.add_parser("add", help="add (or replace) a rule, e.g. --if 'from contains news@' --then 'move Junk'")
+    p.add_argument("login")
+    p.add_argument("name")
+    p.add_argument("--if", dest="conditions", action="append", default=[], metavar="COND",
+                   help="'from|to|cc|subject contains|is|matches TEXT' or 'size over|under 5M' (repeatable)")
+    p.add_argument("--all", action="store_true", help="all conditions must hold (default: any)")
+    p.add_argument("--then", dest="actions", action="append", default=[], metavar="ACTION",
+                   help="'move FOLDER', 'mark-read', 'forward ADDRESS', 'discard' or 'stop' (repeatable)")
+    p.set_defaults(handler=cmd_rules)
+    for verb, text in (("remove", "remove a rule by name"), ("clear", "remove every rule")):
+        p = rules.add_parser(verb, help=text)
+        p.add_argument("login")
+        if verb == "remove":
+            p.add_argument("name")
+        p.set_defaults(handler=cmd_rules)
     p = users.add_parser("mail-options", help="reminder mails, daily task digest, collected addresses")
     p.add_argument("login")
     p.add_argument("--reminder-mails", type=_on_off, default=..., metavar="on|off",

@@ -321,6 +321,8 @@ class MailSettings:
     """Fallback names when the server announces no SPECIAL-USE flags."""
     max_fetch_bytes: int = 32 * 1024 * 1024
     """Largest message or attachment fetched for a device; larger ones are truncated or refused."""
+    managesieve_port: int = 4190
+    """ManageSieve port of the mail server (out-of-office and filter rules; same host and master user)."""
 
 
 @dataclass(frozen=True)

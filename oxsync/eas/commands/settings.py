@@ -29,7 +29,13 @@ APPLIES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExternalUnkn
 
 @command("Settings")
 def settings(eas: Eas, req: EasRequest) -> Any:
-    return eas.write(req, lambda session: _settings(session, req))
+    d = eas.write(req, lambda session: _settings(session, req))
+    oof = req.body.find(f"{S}:Oof") if req.body is not None else None
+    if eas.mail is None or oof is None:
+        return d
+    from oxsync.eas.oof import with_sieve
+
+    return d.addCallback(lambda response: with_sieve(eas, req, response, setting=oof.find(f"{S}:Set") is not None))
 
 
 def _settings(session: UserSession, req: EasRequest) -> EasResponse:
