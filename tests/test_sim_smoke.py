@@ -5,7 +5,6 @@ types, and the JSON/text/PNG outputs must exist and parse."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from bench.sim.base import Options
@@ -24,9 +23,7 @@ def test_simulator_runs_every_client_type(tmp_path: Path) -> None:
                    ox_freebusy_every=2, dav_poll_every=1.5, dav_put_every=2, request_timeout=10)
     cfg = SimConfig(profile="sqlite", users=4, ramp=1, duration=8, contacts=20, appointments=10, out=tmp_path / "out",
                     mix={"iphone": 25, "android": 25, "outlook": 25, "dav": 25}, options=fast, ox_coalesce=0.3)
-    started = time.monotonic()
-    result = run(cfg)
-    assert time.monotonic() - started < 30
+    result = run(cfg)  # bounded by cfg.duration; how fast it runs belongs in bench/, not here
     assert result.sim_errors == []
     assert result.meta["clients"] == {"iphone": 1, "android": 1, "outlook": 1, "dav": 1}
     for kind, names in EXPECTED.items():
