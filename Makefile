@@ -29,6 +29,7 @@ $(STAMP): $(RUNTIME)
 sysdeps:
 	@missing=""; \
 	command -v wbxml2xml >/dev/null || missing="$$missing libwbxml2-utils"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	(command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || missing="$$missing postgresql"; \
 	for p in dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved dovecot-sqlite dovecot-pgsql; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
