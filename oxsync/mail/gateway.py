@@ -262,7 +262,9 @@ def search(conn: IMAPClient, name: str, text: str | None, since: datetime | None
             criteria += ["TEXT", clean]
         else:
             criteria += ["OR", "SUBJECT", clean, "FROM", clean]
-    return [int(u) for u in conn.sort(["REVERSE ARRIVAL"], criteria or ["ALL"], charset="UTF-8")]
+    # newest first by UID: UIDs grow with arrival in a folder, and SORT's tie-break on equal arrival
+    # times (sequence order, not reversed by Dovecot) would put same-second mails oldest first
+    return sorted((int(u) for u in conn.search(criteria or ["ALL"], charset="UTF-8")), reverse=True)
 
 
 def create_folder(conn: IMAPClient, name: str) -> str:

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from oxsync.eas import mailfolders, state
+from oxsync.eas.commands import mailhierarchy
 from oxsync.eas.protocol import MAIL_FOLDERS, FolderKind
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
@@ -162,6 +163,8 @@ def _error_status(exc: StoreError) -> int:
 
 @command("FolderCreate")
 def folder_create(eas: Eas, req: EasRequest) -> Any:
+    if mailhierarchy.wants_mail(eas, req):
+        return mailhierarchy.change_mail_folder(eas, req)
     return eas.write(req, lambda session: _folder_create(eas, session, req))
 
 
@@ -193,6 +196,8 @@ def _folder_create(eas: Eas, session: UserSession, req: EasRequest) -> EasRespon
 
 @command("FolderUpdate")
 def folder_update(eas: Eas, req: EasRequest) -> Any:
+    if mailhierarchy.wants_mail(eas, req):
+        return mailhierarchy.change_mail_folder(eas, req)
     return eas.write(req, lambda session: _folder_update(session, req))
 
 
@@ -223,6 +228,8 @@ def _folder_update(session: UserSession, req: EasRequest) -> EasResponse:
 
 @command("FolderDelete")
 def folder_delete(eas: Eas, req: EasRequest) -> Any:
+    if mailhierarchy.wants_mail(eas, req):
+        return mailhierarchy.change_mail_folder(eas, req)
     return eas.write(req, lambda session: _folder_delete(session, req))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from oxsync.eas import state
 from oxsync.eas.collection import CollectionRequest, CollectionSync, mark_moved
+from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.sync import MAIL_IDS, map_context, resolve_collection
 from oxsync.eas.mapping.registry import BY_MODULE
 from oxsync.eas.request import EasRequest, EasResponse, command
@@ -41,6 +42,15 @@ def _estimate(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
             or coll.findtext("AirSync:FilterType")
         response = E("GetItemEstimate:Response")
         out.append(response)
+        if mailitems.concerns_mail(eas, cid):
+            estimate = mailitems.estimate_mail(session, req.device_id, cid)
+            if estimate is None:
+                response.append(E("GetItemEstimate:Status", "3"))
+            else:
+                response.children += [E("GetItemEstimate:Status", "1"), E(
+                    "GetItemEstimate:Collection", E("GetItemEstimate:CollectionId", cid),
+                    E("GetItemEstimate:Estimate", str(estimate)))]
+            continue
         target = resolve_collection(session, cid)
         if target is None:
             response.append(E("GetItemEstimate:Status", "2"))
@@ -68,12 +78,26 @@ def _estimate(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
 
 @command("MoveItems")
 def move_items(eas: Eas, req: EasRequest) -> Any:
-    return eas.write(req, lambda session: _move(session, req))
+    moves = req.body.findall("Move:Move") if req.body is not None else []
+    mail = [m for m in moves if mailitems.concerns_mail(eas, m.findtext("Move:SrcFldId", ""),
+                                                         m.findtext("Move:DstFldId", ""))]
+    if not mail:
+        return eas.write(req, lambda session: _move(session, req, moves))
+    pim = [m for m in moves if not any(m is x for x in mail)]
+
+    def combine(mail_responses: list[Element]) -> Any:
+        if not pim:
+            return EasResponse(E("Move:MoveItems", *mail_responses))
+        return eas.write(req, lambda session: _move(session, req, pim)).addCallback(
+            lambda r: EasResponse(E("Move:MoveItems", *r.body.children, *mail_responses)))
+
+    return mailitems.move_mail(eas, req, mail).addCallback(combine).addErrback(
+        mailitems.unavailable_response, "Move:MoveItems", "Move:Status", "110")
 
 
-def _move(session: UserSession, req: EasRequest) -> EasResponse:
+def _move(session: UserSession, req: EasRequest, moves: list[Element]) -> EasResponse:
     out = E("Move:MoveItems")
-    for move in req.body.findall("Move:Move") if req.body is not None else []:
+    for move in moves:
         src_id = move.findtext("Move:SrcMsgId", "")
         src, dst = move.findtext("Move:SrcFldId", ""), move.findtext("Move:DstFldId", "")
         response = out.append(E("Move:Response", E("Move:SrcMsgId", src_id)))
@@ -106,7 +130,27 @@ def _move(session: UserSession, req: EasRequest) -> EasResponse:
 
 @command("ItemOperations")
 def item_operations(eas: Eas, req: EasRequest) -> Any:
-    return eas.read(req, lambda session: _item_operations(eas, session, req))
+    ops = list(enumerate(req.body)) if req.body is not None else []
+    mail = [(i, op) for i, op in ops if mailitems.is_mail_operation(eas, op)]
+    if not mail:
+        return eas.read(req, lambda session: _item_operations(eas, session, req))
+    mail_ids = {i for i, _ in mail}
+
+    def combine(mail_results: dict[int, Element]) -> Any:
+        def pim(session: UserSession) -> EasResponse:
+            response = E("ItemOperations:Response")
+            for i, op in ops:
+                if i in mail_ids:
+                    response.append(mail_results[i])
+                elif op.tag == "ItemOperations:Fetch":
+                    response.append(_fetch(eas, session, req, op))
+                else:
+                    response.append(E(op.tag, E("ItemOperations:Status", "156")))
+            return EasResponse(E("ItemOperations:ItemOperations", E("ItemOperations:Status", "1"), response))
+        return eas.read(req, pim)
+
+    return mailitems.item_operations_mail(eas, req, mail).addCallback(combine).addErrback(
+        mailitems.unavailable_response, "ItemOperations:ItemOperations", "ItemOperations:Status", "110")
 
 
 def _item_operations(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:

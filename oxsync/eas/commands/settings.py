@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 
 from oxsync.eas import state
 from oxsync.eas.certs import validate_all
+from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.provision import device_information
 from oxsync.eas.mapping.common import InvalidValue, extended, parse_datetime
 from oxsync.eas.request import EasRequest, EasResponse, command
@@ -139,6 +140,14 @@ GAL_FIELDS = (("DisplayName", "display_name"), ("Phone", "phone_business"), ("Of
 
 @command("Search")
 def search(eas: Eas, req: EasRequest) -> Any:
+    store = req.body.find("Search:Store") if req.body is not None else None
+    if store is not None and store.findtext("Search:Name", "") == "Mailbox" and eas.mail is not None:
+        options = store.find("Search:Options")
+        low, high = _range(options.findtext("Search:Range") if options is not None else None,
+                           eas.config.max_search_results)
+        return mailitems.search_mailbox(eas, req, store, low, high).addCallback(
+            lambda found: EasResponse(E("Search:Search", E("Search:Status", "1"), E("Search:Response", found)))
+        ).addErrback(mailitems.unavailable_response, "Search:Search", "Search:Status", "110")
     return eas.read(req, lambda session: _search(eas, session, req))
 
 

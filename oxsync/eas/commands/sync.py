@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from imapclient.exceptions import IMAPClientError
 from twisted.internet.defer import Deferred, succeed
 
 from oxsync.eas import mailfolders, mailsync, state
@@ -298,7 +299,23 @@ def complete_mail(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outc
             outcomes[job.index] = status_only(job.coll, 16)  # server error: retry later, state untouched
         return outcomes
 
-    return mail.run(account, imap_work).addCallback(save).addErrback(unavailable)
+    def retry(failure: Any) -> Any:
+        """An IMAP error on a pooled connection (e.g. "Mailbox was deleted under us" after a restore):
+        that connection is gone; the unit runs once more on a fresh one (its commands are idempotent)."""
+        failure.trap(IMAPClientError)
+        log.info("IMAP error, retrying on a fresh connection: %s", failure.getErrorMessage(),
+                 extra={"event": "eas.mail_retry"})
+        return mail.run(account, imap_work)
+
+    def failed(failure: Any) -> list[Outcome]:
+        if failure.check(IMAPClientError):
+            log.warning("IMAP error: %s", failure.getErrorMessage(), extra={"event": "eas.mail_error"})
+            for job in jobs:
+                outcomes[job.index] = status_only(job.coll, 16)
+            return outcomes
+        return unavailable(failure)
+
+    return mail.run(account, imap_work).addErrback(retry).addCallback(save).addErrback(failed)
 
 
 def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> Deferred[EasResponse]:
