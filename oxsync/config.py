@@ -281,6 +281,10 @@ class OutboundSettings:
     """How often the daily digests due are looked for (each user gets one a day, at their hour, UTC)."""
     digest_upcoming_days: int = 7
     """The daily task digest lists open tasks due within this many days as upcoming."""
+    relay_files_sent_copy: bool = False
+    """The submission relay files a copy in the sender's Sent folder itself (some do): oxsync then does not."""
+    forward_as_attachment: bool = False
+    """SmartForward carries the original as a message/rfc822 attachment instead of inline text and attachments."""
     reminder_from: str = ""
     """From address of reminder and digest mails; empty = the user's own address."""
 

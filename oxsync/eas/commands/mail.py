@@ -6,6 +6,8 @@ message is queued in one store transaction (From checked against the account's p
 addresses: Status 130 / HTTP 403 otherwise) and sent by the queue workers (oxsync/mail/outbound.py),
 retried until the relay takes it. The ClientId (12.x: the message's digest) is the queue's
 idempotency key: a ClientId already queued gets Status 118 and nothing is sent again.
+With a mail server (`[mail]`), SmartReply/SmartForward complete the message with the original
+(unless ReplaceMime), the original is flagged and one copy is filed in Sent (eas/mailbox_send.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from oxsync.eas import protocol
+from oxsync.eas import mailbox_send, protocol
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E
 from oxsync.mail.compose import NoRecipient, prepare
+from oxsync.mail.compose import with_original as with_original_text
 from oxsync.mail.outbound import relay_of
 from oxsync.store.errors import InvalidData, PermissionDenied
 from oxsync.store.session import UserSession
@@ -54,6 +57,25 @@ def send(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
         return _failure(req, protocol.MAIL_SUBMISSION_FAILED)
     if not raw.strip():
         return _failure(req, protocol.INVALID_CONTENT)
+    source = mailbox_send.source_of(req)
+    if eas.mail is None or source is None or source.replace_mime:
+        return _send(eas, req, client_id, raw, None)
+
+    def with_original(original: mailbox_send.Original | None) -> Any:
+        if original is None:
+            return _failure(req, protocol.ITEM_NOT_FOUND)
+        completed = with_original_text(raw, original.raw, forward=req.cmd == "SmartForward",
+                                       as_attachment=eas.settings.outbound.forward_as_attachment)
+        return _send(eas, req, client_id, completed, original)
+
+    d = mailbox_send.fetch_original(eas, req, source)
+    d.addCallback(with_original)
+    d.addErrback(lambda failure: _failure(req, protocol.MAIL_SUBMISSION_FAILED))
+    return d
+
+
+def _send(eas: Eas, req: EasRequest, client_id: str, raw: bytes,
+          original: mailbox_send.Original | None) -> Deferred[EasResponse] | EasResponse:
     try:
         submission = prepare(raw, req.principal.email, req.principal.display_name)
     except NoRecipient:
@@ -64,12 +86,12 @@ def send(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
         return session.send_mail(key, submission.from_address, submission.recipients, submission.message,
                                  submission.subject, submission.names)
 
-    def queued(fresh: bool) -> EasResponse:
+    def queued(fresh: bool) -> Any:
         if not fresh:
             return _failure(req, protocol.MESSAGE_PREVIOUSLY_SENT)
         log.info("mail queued", extra={"event": "eas.sendmail", "login": req.principal.login,
                                        "recipients": len(submission.recipients), "command": req.cmd})
-        return EasResponse(None)
+        return mailbox_send.after_queued(eas, req, submission, original).addCallback(lambda _: EasResponse(None))
 
     def refused(failure: Any) -> EasResponse:
         if failure.check(PermissionDenied):
