@@ -323,7 +323,7 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_audit, cli_devices, cli_mail, cli_serve, cli_transfer
+    from oxsync import cli_admin, cli_audit, cli_backup, cli_devices, cli_mail, cli_serve, cli_transfer
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--version", action="version", version=f"oxsync {oxsync.version()}")
@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_local(sub)
     cli_serve.register(sub)
+    cli_backup.register(sub)
     cli_admin.register(sub)
     cli_transfer.register(sub)
     cli_devices.register(sub)
