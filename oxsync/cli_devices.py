@@ -12,6 +12,7 @@ import argparse
 import time
 
 from oxsync.cli import EXIT_OK, CliError, Context, out, table, user_id_of
+from oxsync.eas.state import IdSet
 from oxsync.store import accounts
 from oxsync.store.session import UserSession
 
@@ -40,6 +41,32 @@ def cmd_device_list(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_device_show(ctx: Context, args: argparse.Namespace) -> int:
+    """The device record, its collections, and the mails skipped as unconvertible (with their reason)."""
+    with ctx.user_session(args.login) as session:
+        if args.device_id not in session.device_ids():
+            raise CliError(f"user {args.login} has no device {args.device_id}")
+        record = session.get_state(args.device_id, "") or {}
+        rows = [(key, str(value)) for key, value in sorted(record.items()) if key not in ("info", "policy_key")]
+        out(table(("field", "value"), rows))
+        skipped = []
+        collections = []
+        for collection in session.device_collections(args.device_id):
+            if not collection.startswith("c:"):
+                continue
+            st = session.get_state(args.device_id, collection) or {}
+            collections.append((collection[2:], st.get("key", "-"), str(len(IdSet.parse(st.get("known"))))))
+            for uid, reason in sorted((st.get("skipped") or {}).items()):
+                skipped.append((collection[2:], uid, reason))
+    out("")
+    out(table(("collection", "sync key", "items"), collections))
+    out("")
+    out("skipped mails (not convertible, never retried):" if skipped else "skipped mails: none")
+    if skipped:
+        out(table(("collection", "uid", "reason"), skipped))
+    return EXIT_OK
+
+
 def cmd_device_wipe(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.user_session(args.login, write=True) as session:
         if args.device_id not in session.device_ids():
@@ -65,6 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = device.add_parser("list", help="devices with type, model, user agent, last sync and policy state")
     p.add_argument("--user", metavar="LOGIN", help="only this user's devices")
     p.set_defaults(handler=cmd_device_list)
+    p = device.add_parser("show", help="one device: record, collections, mails skipped as unconvertible")
+    p.add_argument("login")
+    p.add_argument("device_id")
+    p.set_defaults(handler=cmd_device_show)
     p = device.add_parser("wipe", help="ask a device to erase itself at its next connection")
     p.add_argument("login")
     p.add_argument("device_id")

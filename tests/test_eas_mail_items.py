@@ -207,7 +207,8 @@ def test_uidvalidity_reset_is_status_3_then_a_clean_resync(phone, mail) -> None:
     assert [d.findtext("Email:Subject") for d in got.values()] == ["before reset"]
 
 
-def test_a_poison_mail_is_skipped_with_a_reason_and_not_retried(running, phone, mail, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_poison_mail_is_skipped_with_a_reason_and_not_retried(running, phone, mail, monkeypatch,
+                                                                capsys) -> None:  # type: ignore[no-untyped-def]
     from oxsync.eas import mailsync
 
     mail.deliver(make_message("good one"))
@@ -223,9 +224,13 @@ def test_a_poison_mail_is_skipped_with_a_reason_and_not_retried(running, phone, 
     inbox = inbox_of(phone)
     got = synced(phone, inbox)
     assert [d.findtext("Email:Subject") for d in got.values()] == ["good one"]
-    with mail.store.session(mail.tenant_id, mail.alice) as session:
-        st = session.get_state(phone.device_id, f"c:{inbox}")
-    assert "cannot render this one" in next(iter(st["skipped"].values()))
+    from oxsync.cli import main
+
+    capsys.readouterr()
+    assert main(["--db", mail.store.settings.store.url, "--tenant", mail.domain, "device", "show",
+                 mail.alice_address, phone.device_id]) == 0
+    shown = capsys.readouterr().out
+    assert "ValueError: cannot render this one" in shown  # visible to support staff
     other = mail.imap()
     other.select_folder("INBOX")
     other.add_flags(other.search(), [b"\\Flagged"])

@@ -29,6 +29,7 @@ from oxsync.eas.protocol import FILTER_DAYS
 from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
 from oxsync.mail import MailService, folder_bus_id, gateway
 from oxsync.mail.message import read_message
+from oxsync.render import render_one
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.eas.mailsync")
@@ -215,16 +216,22 @@ class Worker:
             got = fetched.get(uid)
             if got is None:
                 continue  # expunged meanwhile
-            try:
-                item = read_message(uid, got.raw, got.flags, got.internaldate, got.size)
-                data = to_eas(item, coll.collection_id, rendering)
-                encode(data)  # a mail that cannot be encoded is skipped here, not in the whole response
-            except Exception as exc:  # noqa: BLE001 - one poison mail never breaks the collection
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-                log.warning("mail skipped: %s", reason, extra={"event": "eas.mail_skipped", "device": self.device_id,
-                                                                "collection": coll.collection_id, "uid": uid})
+            reasons: list[str] = []
+
+            def render(fetched: Any, uid: int = uid, reasons: list[str] = reasons) -> Element:
+                try:
+                    item = read_message(uid, fetched.raw, fetched.flags, fetched.internaldate, fetched.size)
+                    element = to_eas(item, coll.collection_id, rendering)
+                    encode(element)  # a mail that cannot be encoded is skipped here, not in the whole response
+                    return element
+                except Exception as exc:
+                    reasons.append(f"{type(exc).__name__}: {exc}"[:200])
+                    raise
+
+            data = render_one("eas", got, render, folder_id=bus_id(coll.collection_id), object_id=uid)
+            if data is None:  # one poison mail never breaks the collection, and is never retried
                 if len(st["skipped"]) < MAX_SKIPPED:
-                    st["skipped"][str(uid)] = reason
+                    st["skipped"][str(uid)] = reasons[0] if reasons else "unconvertible"
                 continue
             commands.append(E("AirSync:Add", E("AirSync:ServerId", str(uid)), data))
             known.add(uid)

@@ -53,6 +53,14 @@ class SessionExtras:
             cond = and_(cond, d.c.collection == collection)
         return int(self.tx.conn.execute(delete(d).where(cond)).rowcount)
 
+    def device_collections(self, device_id: str) -> list[str]:
+        """The state collections one device has ("" = its record, "c:<id>" its sync collections...)."""
+        d = s.device_state
+        rows = self.tx.conn.execute(select(d.c.collection).where(and_(
+            d.c.tenant_id == self.tx.tenant_id, d.c.user_id == self.user_id, d.c.device_id == device_id)
+        ).order_by(d.c.collection))
+        return [r.collection for r in rows]
+
     def device_ids(self) -> list[str]:
         d = s.device_state
         rows = self.tx.conn.execute(select(d.c.device_id).distinct().where(
