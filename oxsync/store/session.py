@@ -491,11 +491,17 @@ class UserSession(SessionExtras, BulkReads):
         return rev, ms
 
     def rev_for_ms(self, ms: int) -> int:
-        """The newest revision committed at or before OX timestamp `ms` (0 if none)."""
+        """The newest revision committed at or before OX timestamp `ms` (0 if none). A timestamp older
+        than the pruned history maps to a revision before the horizon, so that a delta from it is
+        refused (ResyncRequired: the client is re-listed) instead of read as 'from the beginning'."""
         rl = s.revision_log
         found = self.tx.conn.execute(
             select(rl.c.rev).where(and_(rl.c.tenant_id == self.tx.tenant_id, rl.c.ms <= ms)).order_by(rl.c.rev.desc()).limit(1)
         ).scalar_one_or_none()
+        if found is None and ms > 0:
+            self.revision()  # reads the horizon
+            if self._min_valid > 1:
+                return self._min_valid - 1
         return int(found or 0)
 
     def object_delta(self, folder_id: int, since_rev: int) -> ObjectDelta:
