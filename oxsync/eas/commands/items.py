@@ -9,6 +9,7 @@ from oxsync.eas import state
 from oxsync.eas.collection import CollectionRequest, CollectionSync, mark_moved
 from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.sync import MAIL_IDS, map_context, resolve_collection
+from oxsync.eas.mailfolders import is_mail_id
 from oxsync.eas.mapping.registry import BY_MODULE
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
@@ -227,32 +228,43 @@ RESPONSES = {"1": Confirmation.ACCEPT, "2": Confirmation.TENTATIVE, "3": Confirm
 
 @command("MeetingResponse")
 def meeting_response(eas: Eas, req: EasRequest) -> Any:
+    requests = req.body.findall("MeetingResponse:Request") if req.body is not None else []
+    if eas.mail is not None and any(is_mail_id(r.findtext("MeetingResponse:CollectionId", "")) for r in requests):
+        from oxsync.eas.meeting_mail import respond  # an invitation in a mail folder (eas/meeting_mail.py)
+
+        return respond(eas, req, requests, lambda session, request: _answer(session, request))
     return eas.write(req, lambda session: _meeting_response(session, req))
 
 
 def _meeting_response(session: UserSession, req: EasRequest) -> EasResponse:
     out = E("MeetingResponse:MeetingResponse")
     for request in req.body.findall("MeetingResponse:Request") if req.body is not None else []:
-        request_id = request.findtext("MeetingResponse:RequestId", "")
-        cid = request.findtext("MeetingResponse:CollectionId", "")
-        answer = RESPONSES.get(request.findtext("MeetingResponse:UserResponse", ""))
-        result = out.append(E("MeetingResponse:Result", E("MeetingResponse:RequestId", request_id)))
-        target = resolve_collection(session, cid) if cid not in MAIL_IDS else None
-        if answer is None or target is None or target[0] != Module.CALENDAR or not request_id.isdigit():
-            result.append(E("MeetingResponse:Status", "2"))
-            continue
-        try:
-            obj = session.get_object(target[1], int(request_id))  # type: ignore[arg-type]
-            if not isinstance(obj, Appointment):
-                raise NotFound(request_id)
-            session.confirm(target[1], int(request_id), answer, "")
-        except (NotFound, InvalidData):
-            result.append(E("MeetingResponse:Status", "2"))
-            continue
-        except StoreError:
-            result.append(E("MeetingResponse:Status", "3"))
-            continue
-        result.append(E("MeetingResponse:Status", "1"))
-        if answer != Confirmation.DECLINE:
-            result.append(E("MeetingResponse:CalendarId", request_id))
+        out.append(_answer(session, request))
     return EasResponse(out)
+
+
+def _answer(session: UserSession, request: Element) -> Element:
+    """One Request on a calendar item: the caller's own confirmation."""
+    request_id = request.findtext("MeetingResponse:RequestId", "")
+    cid = request.findtext("MeetingResponse:CollectionId", "")
+    answer = RESPONSES.get(request.findtext("MeetingResponse:UserResponse", ""))
+    result = E("MeetingResponse:Result", E("MeetingResponse:RequestId", request_id))
+    target = resolve_collection(session, cid) if cid not in MAIL_IDS else None
+    if answer is None or target is None or target[0] != Module.CALENDAR or not request_id.isdigit():
+        result.append(E("MeetingResponse:Status", "2"))
+        return result
+    try:
+        obj = session.get_object(target[1], int(request_id))  # type: ignore[arg-type]
+        if not isinstance(obj, Appointment):
+            raise NotFound(request_id)
+        session.confirm(target[1], int(request_id), answer, "")
+    except (NotFound, InvalidData):
+        result.append(E("MeetingResponse:Status", "2"))
+        return result
+    except StoreError:
+        result.append(E("MeetingResponse:Status", "3"))
+        return result
+    result.append(E("MeetingResponse:Status", "1"))
+    if answer != Confirmation.DECLINE:
+        result.append(E("MeetingResponse:CalendarId", request_id))
+    return result

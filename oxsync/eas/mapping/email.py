@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from oxsync.eas.mapping import meeting
 from oxsync.eas.wbxml import E, Element
+from oxsync.mail.invitation import find_invitation
 from oxsync.mail.message import FLAG_ANSWERED, FLAG_FLAGGED, FLAG_FORWARDED, FLAG_SEEN, MailItem
 
 
@@ -137,7 +139,14 @@ def to_eas(item: MailItem, collection_id: str, rendering: Rendering) -> Element:
             *([E("AirSyncBase:ContentId", a.content_id)] if a.content_id else []),
             *([E("AirSyncBase:IsInline", "1")] if a.inline else [])) for a in item.attachments]))
     data.append(body_element(item, rendering))
-    data.append(E("Email:MessageClass", "IPM.Note.SMIME" if _is_smime(item) else "IPM.Note"))
+    invitation = find_invitation(item.raw)
+    if invitation is not None:  # an iMIP mail: shown as a meeting request / answer (mapping/meeting.py)
+        data.append(E("Email:MessageClass", meeting.message_class(invitation)))
+        request = meeting.meeting_request(invitation, v)
+        if request is not None:
+            data.append(request)
+    else:
+        data.append(E("Email:MessageClass", "IPM.Note.SMIME" if _is_smime(item) else "IPM.Note"))
     data.append(E("Email:InternetCPID", "65001"))
     data.append(flag_element(item.flags))
     data.append(E("Email:ContentClass", "urn:content-classes:message"))
