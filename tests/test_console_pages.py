@@ -356,3 +356,29 @@ def test_suspension_and_role_changes_apply_at_once(cw: ConsoleWorld) -> None:
 
 
 _ = UserSession
+
+
+def test_home_counts_accounts_storage_devices_and_failed_mails(cw: ConsoleWorld) -> None:
+    import time
+
+    from sqlalchemy import insert
+
+    from oxsync.store import schema as s
+
+    now_ms = int(time.time() * 1000)
+    with cw.store.engine.begin() as conn:
+        for n, state in enumerate(("failed", "sent", "dropped", "queued")):
+            conn.execute(insert(s.outbound_mail).values(
+                tenant_id=cw.tenant, kind="imip", idem_key=f"k{n}", sender="bob@example.com", recipients="[]",
+                state=state, next_try_ms=now_ms, created_ms=now_ms, updated_ms=now_ms))
+    with cw.store.session(cw.tenant, cw.ids["bob"], write=True) as session:
+        session.put_state("P1", "", {"type": "iPhone", "last_seen": int(time.time())})
+        session.put_state("P2", "", {"type": "iPhone", "last_seen": int(time.time()) - 3 * 86400})
+    c = cw.browser()
+    c.login("alice")
+    c.get("/lang/en")
+    home = c.get(f"/t/{cw.tenant}").text
+    assert "4 created" in home and "46 available of 50" in home
+    assert "1 active in the last 24 hours (2 known)" in home
+    assert re.search(r'id="mail-failures">.*?<td>2</td>', home, re.S)
+    assert "500.0 MiB" in home

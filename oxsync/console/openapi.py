@@ -81,7 +81,8 @@ SCHEMAS: dict[str, Any] = {
         "accounts_created": {"type": "integer"}, "accounts_active": {"type": "integer"},
         "accounts_available": NULL_INT, "quota_bytes": NULL_INT, "used_bytes": {"type": "integer"},
         "public_bytes": {"type": "integer"}, "private_bytes": {"type": "integer"}, "available_bytes": NULL_INT,
-        "devices": {"type": "integer"}, "devices_active_day": {"type": "integer"}}),
+        "devices": {"type": "integer"}, "devices_active_day": {"type": "integer"},
+        "mail_failures": {"type": "integer"}}),
     "Tenants": _obj({"tenants": {"type": "array", "items": _obj({
         "id": {"type": "integer"}, "domain": {"type": "string"}, "max_accounts": NULL_INT, "quota_bytes": NULL_INT,
         "used_bytes": {"type": "integer"}, "accounts": {"type": "integer"}})}}),

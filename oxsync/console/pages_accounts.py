@@ -160,8 +160,6 @@ def setup_values(ctx: Ctx, user: Any) -> dict[str, Any]:
         "freebusy": f"{base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
         "caldav": f"{base}/dav/calendars/{user.login}/", "carddav": f"{base}/dav/addressbooks/{user.login}/",
         "wellknown": f"{base}/.well-known/caldav",
-        "autoconfig": f"{base}/mail/config-v1.1.xml?emailaddress={user.email}",
-        "mobileconfig": f"{base}/profile/{user.login}.mobileconfig",
     }
 
 

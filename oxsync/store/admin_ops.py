@@ -53,7 +53,8 @@ def _changes_text(changes: dict[str, Any]) -> str:
 
 
 def tenant_summary(store: Store, actor: Actor, tenant_id: int, now: float | None = None) -> dict[str, Any]:
-    """The FAQ's home page: accounts available/created, storage private/public, devices active in a day."""
+    """The FAQ's home page: accounts available/created, storage private/public, devices active in a day,
+    outbound mails that failed for good (the queue's `failed`/`dropped` rows)."""
     with admin_tx(store, actor, tenant_id) as tx:
         t = tx.conn.execute(select(s.tenants).where(s.tenants.c.id == tenant_id)).one()
         u = s.users
@@ -64,6 +65,9 @@ def tenant_summary(store: Store, actor: Actor, tenant_id: int, now: float | None
             o.join(f, and_(f.c.tenant_id == o.c.tenant_id, f.c.id == o.c.folder_id))).where(
             and_(o.c.tenant_id == tenant_id, f.c.type == "public"))).scalar_one()
         devices = _device_records(tx, None)
+        m = s.outbound_mail
+        mail_failures = tx.conn.execute(select(func.count()).select_from(m).where(
+            and_(m.c.tenant_id == tenant_id, m.c.state.in_(("failed", "dropped"))))).scalar_one()
     since = (now or time.time()) - DAY_SECONDS
     used = int(t.usage_bytes)
     return {
@@ -74,6 +78,7 @@ def tenant_summary(store: Store, actor: Actor, tenant_id: int, now: float | None
         "private_bytes": max(0, used - int(public)),
         "available_bytes": None if t.quota_bytes is None else max(0, t.quota_bytes - used),
         "devices": len(devices), "devices_active_day": sum(1 for d in devices if (d["last_seen"] or 0) >= since),
+        "mail_failures": int(mail_failures),
     }
 
 
