@@ -245,8 +245,11 @@ def _parse_ics(text: str, args: argparse.Namespace, limits: LimitSettings, outco
     for item in ical.parse_calendar(text, limits=limits):
         if isinstance(item, ical.ParseError):
             outcome.skip(item.line, str(item))
-        elif item.master is None:
-            outcome.skip(item.line, f"RECURRENCE-ID override(s) of UID {item.uid} without their series")
+        elif item.master is None:  # occurrences without their series (an invitation to some of them):
+            first, *others = item.exceptions  # the first is a plain appointment listing the others
+            first.recurrence_date_position, first.recurrence_position = None, None
+            first.change_exceptions = sorted(o.recurrence_date_position for o in others)  # type: ignore[misc]
+            records.append(Record(item.line, first, list(others)))
         else:
             records.append(Record(item.line, item.master, list(item.exceptions)))
     return records

@@ -566,3 +566,20 @@ def test_ics_import_reports_duplicates_in_one_line(tenant: Run, store: Store, tm
     assert again.code == 0 and "imported 0, skipped 400" in again.out
     lines = [line for line in again.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "400 record(s)" in lines[0] and "line 4" in lines[0]
+
+
+def test_ics_import_keeps_occurrences_without_their_series(tenant: Run, store: Store, tmp_path: Path) -> None:
+    from tests.test_dav_accept import OCCURRENCE_ONLY
+
+    source = tmp_path / "invite.ics"
+    source.write_text(OCCURRENCE_ONLY, encoding="utf-8", newline="")
+    result = tenant("import", str(source), "--user", "alice")
+    assert result.code == 0 and "imported 1, skipped 0" in result.out, result.err
+    tenant_id, alice = ids(store, "alice")
+    with store.session(tenant_id, alice) as session:
+        events = session.list_objects(default_folder(store, "alice", Module.CALENDAR))
+    assert sorted(e.title for e in events) == ["Steering committee", "Steering committee (moved)"]  # type: ignore[union-attr]
+    out_cal = tmp_path / "out.ics"
+    assert tenant("export", "--user", "alice", "--folder", str(default_folder(store, "alice", Module.CALENDAR)),
+                  "-o", str(out_cal)).code == 0
+    assert out_cal.read_text(encoding="utf-8").count("BEGIN:VEVENT") == 2

@@ -156,3 +156,15 @@ def test_a_change_by_the_store_answers_without_etag(env) -> None:  # type: ignor
     assert put.status == 201 and "etag" not in put.headers
     got = dav.request("GET", dav.calendar() + "meet.ics").text
     assert normalised(got) != normalised(body)
+
+
+def test_text_search_finds_what_the_client_wrote(env) -> None:  # type: ignore[no-untyped-def]
+    _, _, dav = env
+    cal = dav.calendar()
+    assert dav.put(cal + "apple.ics", read("apple.ics")).status == 201
+    query = ('<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="DAV:" '
+             'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>'
+             '<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:prop-filter name="CLASS">'
+             '<C:text-match collation="i;ascii-casemap">CONFIDENTIAL</C:text-match></C:prop-filter>'
+             "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>")
+    assert [h for h in dav.report(cal, query).hrefs() if h != cal] == [cal + "apple.ics"]

@@ -283,6 +283,13 @@ def _patch_unit(source: list[tuple[int, str]], base: list[str], current: list[st
     return out, [position for position, _ in source]
 
 
+def _by_name(lines: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        out.setdefault(prop_name(line), []).append(line)
+    return out
+
+
 def _patch(source: Comp, base: Comp, current: Comp) -> Comp:
     if _same(base, current):
         return source
@@ -292,13 +299,13 @@ def _patch(source: Comp, base: Comp, current: Comp) -> Comp:
     by_name: dict[str, list[tuple[int, str]]] = {}
     for position, line in enumerate(source.props):
         by_name.setdefault(prop_name(line), []).append((position, line))
+    base_by, current_by = _by_name(base.props), _by_name(current.props)
     replaced: dict[int, list[str]] = {}
     dropped: set[int] = set()
     appended: list[str] = []
     claimed: set[int] = set()
     for name in names:
-        b_lines = [line for line in base.props if prop_name(line) == name]
-        c_lines = [line for line in current.props if prop_name(line) == name]
+        b_lines, c_lines = base_by.get(name, []), current_by.get(name, [])
         if name in VOLATILE:
             b_lines = []  # stamps: the current ones once anything else changed
         elif Counter(b_lines) == Counter(c_lines):
@@ -353,6 +360,8 @@ def _patch_children(source: list[Comp], base: list[Comp], current: list[Comp]) -
 
 def patch(source: str, baseline: str, current: str) -> str:
     """`source` updated with every difference between `baseline` and `current` (see the module doc)."""
+    if _STAMP_LINE.sub("", baseline) == _STAMP_LINE.sub("", current):
+        return source  # the common case, without building trees
     base, now = parse(baseline), parse(current)
     if _same(base, now):
         return source
@@ -362,6 +371,9 @@ def patch(source: str, baseline: str, current: str) -> str:
     for calendar in out.children:
         _add_zones(calendar, now, named_before)
     return render(out)
+
+
+_STAMP_LINE = re.compile(r"^(?:DTSTAMP|LAST-MODIFIED|REV|CREATED)[;:].*\r?\n(?:[ \t].*\r?\n)*", re.MULTILINE)
 
 
 _TZID = re.compile(r';TZID=(?:"([^"]*)"|([^;:]*))', re.IGNORECASE)
