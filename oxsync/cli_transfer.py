@@ -295,6 +295,9 @@ def _create(session: UserSession, folder_id: int, record: Record, outcome: Outco
         # carries no UID of its own (the series' UID is unique in the folder, dialects reuse it)
         exception.recurrence_id, exception.uid = master.object_id, ""  # type: ignore[union-attr]
         session.create_object(folder_id, exception)
+    if record.exceptions and isinstance(master, Appointment) and master.recurrence_id is None:
+        master.recurrence_id = master.object_id  # occurrences without their series: the first heads them
+        session.update_object(folder_id, master)
     outcome.imported += 1
 
 

@@ -113,3 +113,12 @@ def test_proppatch_of_a_default_calendar_answers_per_property(env) -> None:  # t
     protected = patch.replace("<D:displayname>Work (vdirsyncer)</D:displayname>", "<D:getetag>x</D:getetag>")
     refused = dav.request("PROPPATCH", cal, protected, Content_Type="application/xml")
     assert refused.status == 207 and b"403" in refused.body and b"424" in refused.body
+
+
+def test_deleting_occurrences_without_a_series_deletes_them_all(env) -> None:  # type: ignore[no-untyped-def]
+    _, world, dav = env
+    href = dav.calendar() + "invite.ics"
+    assert dav.put(href, OCCURRENCE_ONLY).status == 201
+    assert dav.request("DELETE", href).status == 204
+    with world.as_user(world.alice) as session:
+        assert session.list_objects(world.default_folder(world.alice, Module.CALENDAR)) == []

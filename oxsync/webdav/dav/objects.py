@@ -316,6 +316,7 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
             ctx.session.delete_object(collection.folder_id, old.object_id)
         if orphans and item.exceptions:  # the first lists the others, so the resource holds them all
             first = ctx.session.get_object(collection.folder_id, series_id)
+            first.recurrence_id = series_id  # heads its family, as a series master does
             first.change_exceptions = sorted(e.recurrence_date_position for e in item.exceptions)
             first.ignore_conflicts = True
             ctx.session.update_object(collection.folder_id, first)
@@ -364,6 +365,9 @@ def delete(ctx: Ctx) -> Response:
         return Response(204)
     if isinstance(res, ObjectRes):
         check_conditions(ctx, res)
+        if not getattr(res.master, "is_series", True):  # occurrences without a series go with the resource
+            for instance in res.exceptions:
+                ctx.session.delete_object(res.collection.folder_id, instance.object_id)
         ctx.session.delete_object(res.collection.folder_id, res.object_id)
         return Response(204)
     if isinstance(res, Collection):
