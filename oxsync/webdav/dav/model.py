@@ -239,8 +239,8 @@ def resolver(session: Any):  # type: ignore[no-untyped-def]
 
 def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member: Any = None) -> str:
     """The iCalendar or vCard body of a resource: the client's kept text patched with what changed since
-    (formats.kept), or our rendering of an object no DAV client wrote; `vcard_version` None: the version
-    the client wrote (3.0 for objects from other dialects). Characters XML cannot carry are replaced
+    (formats.kept), or our rendering of an object no DAV client wrote; a vCard in `vcard_version`
+    (None: 3.0), verbatim when that is the version the client wrote. Characters XML cannot carry are replaced
     (rows stored before the store checked text may hold them; reports embed this text in XML)."""
     from oxsync.formats import kept
     from oxsync.formats.ical import appointment_to_ical, task_to_ical
@@ -253,7 +253,7 @@ def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member
         return xml_safe(kept.kept_text(obj.extra, task_to_ical(obj)))
     assert isinstance(obj, Contact)
     written = source_version(obj.extra.get(kept.SOURCE, ""))
-    version = vcard_version or written or "3.0"
+    version = vcard_version or "3.0"  # RFC 6352: 3.0 unless asked (a 3.0-only client may read a 4.0 card)
     text = contact_to_vcard(obj, version, uid_for_member=uid_for_member)
     return xml_safe(kept.kept_text(obj.extra, text) if version == written else text)
 

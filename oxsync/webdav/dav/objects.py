@@ -64,7 +64,7 @@ def check_conditions(ctx: Ctx, current: ObjectRes | None) -> None:
 
 
 def vcard_version(ctx: Ctx) -> str | None:
-    """The version the client asks for in Accept, or None (then: the version it wrote, else 3.0)."""
+    """The version the client asks for in Accept, or None (3.0)."""
     accept = ctx.req.header("accept").lower().replace(" ", "")
     return "4.0" if "version=4.0" in accept else "3.0" if "version=3.0" in accept else None
 
@@ -200,7 +200,9 @@ def put(ctx: Ctx) -> Response:
     created = created is not False
     headers: dict[str, str] = {}
     if saved is not None:
-        if kept.equivalent(object_text(saved, None, member_uids(ctx.session)), _text(ctx)):
+        sent = _text(ctx)
+        as_written = source_version(sent) if module == Module.CONTACT else None  # what this client reads
+        if kept.equivalent(object_text(saved, as_written, member_uids(ctx.session)), sent):
             headers["ETag"] = saved.etag  # else the store changed it: no strong ETag (RFC 4791 §5.3.4)
         if module == Module.CALENDAR:
             from oxsync.webdav.dav.scheduling import schedule_tag

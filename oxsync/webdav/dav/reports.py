@@ -40,7 +40,7 @@ def data_getters(ctx: Ctx, data_el: etree._Element | None) -> dict[str, Callable
     """calendar-data / address-data, with expand (RFC 4791 §9.6.5) and vCard version (RFC 6352 §10.4)."""
     expand = first(data_el, C("expand")) if data_el is not None else None
     limit_set = first(data_el, C("limit-recurrence-set")) if data_el is not None else None
-    version: str | None = None  # None: the version the client wrote
+    version: str | None = None  # None: 3.0
     if data_el is not None and data_el.tag == CR("address-data") and data_el.get("version") in ("3.0", "4.0"):
         version = data_el.get("version")
     if data_el is None or data_el.tag == CR("address-data"):
