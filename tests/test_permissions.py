@@ -9,19 +9,22 @@ from oxsync.model.folder import PUBLIC_ROOT
 from oxsync.model.permissions import OUTLOOK_LEVELS, level_for_rights, rights_for_level
 from oxsync.store.errors import NotFound, PermissionDenied
 
-OPERATIONS = ("see", "create", "read_own", "read_other", "edit_own", "edit_other", "delete_own", "delete_other",
-              "subfolder", "permissions")
+OPERATIONS = ("see", "create", "read_own", "read_other", "search_own", "search_other", "edit_own", "edit_other",
+              "delete_own", "delete_other", "subfolder", "permissions", "delete_folder")
 # Expected behaviour per level, written from the OXtender manual chapter 7.5 (not derived from the code).
+# Searching follows reading (a search must not reveal what cannot be read); only the owner level may
+# delete the folder itself.
 EXPECTED = {
     0: "see",
     1: "see create",
-    2: "see read_own read_other",
-    3: "see create read_own read_other delete_own",
-    4: "see create read_own read_other edit_own delete_own",
-    5: "see create read_own read_other edit_own delete_own subfolder",
-    6: "see create read_own read_other edit_own edit_other delete_own delete_other",
-    7: "see create read_own read_other edit_own edit_other delete_own delete_other subfolder",
-    8: "see create read_own read_other edit_own edit_other delete_own delete_other subfolder permissions",
+    2: "see read_own read_other search_own search_other",
+    3: "see create read_own read_other search_own search_other delete_own",
+    4: "see create read_own read_other search_own search_other edit_own delete_own",
+    5: "see create read_own read_other search_own search_other edit_own delete_own subfolder",
+    6: "see create read_own read_other search_own search_other edit_own edit_other delete_own delete_other",
+    7: "see create read_own read_other search_own search_other edit_own edit_other delete_own delete_other subfolder",
+    8: "see create read_own read_other search_own search_other edit_own edit_other delete_own delete_other subfolder "
+       "permissions delete_folder",
 }
 
 
@@ -43,6 +46,11 @@ def _attempt(world, folder: int, op: str, own_id: int, other_id: int) -> bool:  
                 session.create_object(folder, Contact(last_name="by bob"))
             elif op in ("read_own", "read_other"):
                 session.get_object(folder, own_id if op == "read_own" else other_id)
+            elif op in ("search_own", "search_other"):  # "by alice" / "bob's": each found only by itself
+                found = [o.object_id for o in session.search_objects(folder, "alice" if op == "search_other" else "bob's")]
+                raise _Rollback((own_id if op == "search_own" else other_id) in found)
+            elif op == "delete_folder":
+                session.delete_folder(folder)
             elif op in ("edit_own", "edit_other"):
                 target = own_id if op == "edit_own" else other_id
                 session.update_object(folder, Contact(object_id=target, last_name="edited"))
@@ -127,3 +135,34 @@ def test_admin_cannot_drop_last_admin_or_owner_of_default(world) -> None:  # typ
         session.set_permissions(folder, [Permission(world.alice, False, Rights(128, 128, 128, 128, True)),
                                          Permission(world.bob, False, Rights(3, 0, 0, 0))])
     assert set(OUTLOOK_LEVELS) == set(range(9))
+
+
+def test_search_never_finds_another_users_private_object(world) -> None:  # type: ignore[no-untyped-def]
+    """Bob may read everything in alice's contacts, but her private contact is not his to find."""
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        owner = session.get_folder(folder).folder.permissions
+        session.set_permissions(folder, owner + [Permission(world.bob, False, rights_for_level(6))])
+        secret = session.create_object(folder, Contact(last_name="Zanzibar-secret", private_flag=True)).object_id
+        public = session.create_object(folder, Contact(last_name="Zanzibar-public")).object_id
+    with world.as_user(world.alice) as session:
+        assert sorted(o.object_id for o in session.search_objects(folder, "zanzibar")) == sorted([secret, public])
+    with world.as_user(world.bob) as session:
+        assert [o.object_id for o in session.search_objects(folder, "zanzibar")] == [public]
+    with world.as_user(world.carol) as session, pytest.raises((PermissionDenied, NotFound)):
+        session.search_objects(folder, "zanzibar")  # no right at all: no answer, not an empty one
+
+
+def test_deleting_a_folder_without_the_right_changes_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    with world.as_user(world.alice, write=True) as session:
+        folder = session.create_folder(PUBLIC_ROOT, "Keep me", Module.CONTACT).folder.id
+        owner = session.get_folder(folder).folder.permissions
+        session.set_permissions(folder, owner + [Permission(world.bob, False, rights_for_level(7))])
+        item = session.create_object(folder, Contact(last_name="inside")).object_id
+    with pytest.raises(PermissionDenied), world.as_user(world.bob, write=True) as session:
+        session.delete_folder(folder)  # level 7 may create subfolders, not delete the folder
+    with pytest.raises((PermissionDenied, NotFound)), world.as_user(world.carol, write=True) as session:
+        session.delete_folder(folder)
+    with world.as_user(world.alice) as session:
+        assert session.get_folder(folder).folder.title == "Keep me"
+        assert [o.object_id for o in session.list_objects(folder)] == [item]
