@@ -53,10 +53,10 @@ def cmd_mail_itip_in(ctx: Context, args: argparse.Namespace) -> int:
     """For the MTA / Sieve pipe: always exit 0 once read (an ignored answer must not bounce the mail)."""
     import sys
 
-    from oxsync.mail.itip_in import handle
+    from oxsync.mail.itip_in import delivered, handle
 
     raw = sys.stdin.buffer.read(ctx.settings.limits.max_request_body_bytes)
-    for outcome in handle(ctx.store, args.recipient, raw):
+    for outcome in (delivered if args.action == "delivered" else handle)(ctx.store, args.recipient, raw):
         out(outcome)
     return EXIT_OK
 
@@ -273,4 +273,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=cmd_mail_drop)
     p = mail.add_parser("itip-in", help="apply the iMIP REPLYs of a mail (on stdin) delivered to RECIPIENT")
     p.add_argument("recipient", help="the address the mail was delivered to (the organiser)")
+    p.set_defaults(handler=cmd_mail_itip_in)
+    p = mail.add_parser("delivered", help="a mail (on stdin) was delivered to RECIPIENT: iMIP REPLYs, collected sender")
+    p.add_argument("recipient", help="the address the mail was delivered to")
     p.set_defaults(handler=cmd_mail_itip_in)

@@ -169,3 +169,26 @@ def test_cli_mail_options(tmp_path, capsys) -> None:  # type: ignore[no-untyped-
         "reminder_mails": True, "digest_hour": 7, "collect_addresses": True}
     assert "7:00 UTC" in run("user", "mail-options", "bob")[1]
     assert run("user", "mail-options", "bob", "--digest-hour", "25")[0] == 2
+
+
+def test_senders_of_delivered_mail_are_collected_but_not_list_mail(relayed, world) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.mail.itip_in import delivered
+
+    def mail(sender: str, *headers: str) -> bytes:
+        return (f"From: {sender}\r\nTo: alice@example.com\r\nSubject: hi\r\n" + "".join(h + "\r\n" for h in headers)
+                + "\r\nhello\r\n").encode()
+
+    assert delivered(relayed, "alice@example.com", mail("Zoe Client <zoe@client.org>")) == [
+        "sender already known (or collecting is off)"]  # off by default
+    with relayed.transaction(world.tenant_id, write=True) as tx:
+        reminders.set_options(tx, world.alice, collect_addresses=True)
+    assert delivered(relayed, "alice@example.com", mail("Zoe Client <zoe@client.org>")) == ["collected zoe@client.org"]
+    assert delivered(relayed, "alice@example.com", mail("Zoe Client <zoe@client.org>")) == [
+        "sender already known (or collecting is off)"]
+    for headers in (["List-Id: <news.list.org>"], ["Precedence: bulk"], ["Auto-Submitted: auto-replied"]):
+        assert delivered(relayed, "alice@example.com", mail("news@list.org", *headers)) == [
+            "list mail: sender not collected"]
+    assert delivered(relayed, "nobody@nowhere.org", mail("x@y.org")) == ["unknown recipient"]
+    with world.as_user(world.alice) as session:
+        [folder] = [a.folder for a in session.list_folders() if a.folder.title == TITLE]
+        assert [(c.email1, c.display_name) for c in session.list_objects(folder.id)] == [("zoe@client.org", "Zoe Client")]

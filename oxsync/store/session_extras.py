@@ -181,3 +181,9 @@ class SessionExtras:
         from oxsync.store.itip import apply_reply
 
         return apply_reply(self.tx, self.user_id, uid, attendee, partstat, comment, instance)
+
+    def collect_addresses(self, people: list[tuple[str, str]]) -> list[str]:
+        """(name, address) pairs into "Collected addresses" when the account collects; returns those added."""
+        from oxsync.store.collect import collect
+
+        return collect(self.tx, self.user_id, people)
