@@ -50,6 +50,7 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
         f"  free/busy search path: {base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
         f"  UDP push port: {udp}",
         f"CalDAV/CardDAV discovery: {base}/.well-known/caldav and {base}/.well-known/carddav",
+        *mail_lines(settings),
         "User name in every client: the bare login (unique across tenants), login@domain, or an address of the account",
         "",
     ]
@@ -59,6 +60,19 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
                      f"{base}/dav/calendars/{login}/", f"{base}/dav/addressbooks/{login}/"))
     lines.append(table(("user name", "password", "CalDAV", "CardDAV"), rows))
     return "\n".join(lines)
+
+
+def mail_lines(settings: Settings) -> list[str]:
+    """IMAP/SMTP settings for Outlook's mail (OXtender manual: Outlook reaches the mailbox over IMAP/SMTP)."""
+    cfg = settings.mail
+    if not cfg.imap_host:
+        return ["Mail: no IMAP server configured ([mail] imap_host): phones see empty mail folders"]
+    security = {"implicit": "SSL/TLS", "starttls": "STARTTLS"}.get(cfg.imap_tls, "no encryption (loopback only)")
+    relay = settings.outbound.smtp_relay or settings.eas.smtp_smarthost
+    return [f"Mail in Outlook/Thunderbird (IMAP): server {cfg.imap_host}, port {cfg.imap_port}, {security}, "
+            "user name = the account's e-mail address, the account's password (phones get mail over ActiveSync)",
+            "  outgoing (SMTP): " + (f"server {relay}" if relay else "none configured ([outbound] smtp_relay): "
+                                     "the demo delivers no outgoing mail")]
 
 
 def console_lines(settings: Settings, logins: dict[str, str | None]) -> list[str]:
@@ -111,11 +125,14 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     ctx.settings = serve_settings(ctx.settings, args)
     store = ctx.open_store(create=args.demo)
     logins: dict[str, str | None] = {"<login>": None}
+    demo_mail: Any = None
     if args.demo:
         from oxsync.demo import ensure_demo
 
         store.create_schema()
         logins = dict(ensure_demo(store, _demo_passwords_path(ctx.settings)))
+        if not ctx.settings.mail.imap_host:
+            demo_mail = _start_demo_mail(ctx, store)
     else:
         check_schema(store, migrate=args.migrate or ctx.settings.store.migrate_on_start)
     try:
@@ -140,7 +157,25 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
         run_server(ctx.settings, store, on_ready=on_ready, setup=setup)
     except ServerStartError as exc:
         raise CliError(f"cannot start: {exc}") from exc
+    finally:
+        if demo_mail is not None:
+            demo_mail.stop()
     return EXIT_OK
+
+
+def _start_demo_mail(ctx: Context, store: Store) -> Any:
+    """The demo Dovecot (oxsync/mail/demo.py) with the demo users' mailboxes; [mail] points at it."""
+    from oxsync.demo import DEMO_DOMAIN
+    from oxsync.mail.demo import start_demo_dovecot
+    from oxsync.store import accounts
+
+    tenant = store.tenant(DEMO_DOMAIN)
+    with store.transaction(tenant.id) as tx:
+        addresses = [u.email.lower() for u in accounts.list_users(tx)]
+    proc = start_demo_dovecot(_demo_passwords_path(ctx.settings).parent, ctx.settings.store.url, addresses)
+    if proc is not None:
+        ctx.settings = apply_overrides(ctx.settings, {"mail": proc.mail_settings()})
+    return proc
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

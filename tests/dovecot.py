@@ -7,134 +7,34 @@ Free ports per instance; `stop()` waits for the master to exit before anything r
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import shutil
 import smtplib
 import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from oxsync.mail.dovecot import Listeners, dovecot_conf, sql_conf
+from oxsync.mail.dovecot import Listeners
+from oxsync.mail.runner import MASTER_USER, DovecotProcess, DovecotUnavailable, free_port, hand_to
 
-INSTALL_HINT = ("install Dovecot (Debian: apt-get install dovecot-imapd dovecot-lmtpd dovecot-sieve "
-                "dovecot-managesieved dovecot-sqlite dovecot-pgsql, or `make sysdeps`)")
-MASTER_USER = "oxsync-master"
 MASTER_PASSWORD = "master-secret"
+__all__ = ["MASTER_PASSWORD", "MASTER_USER", "Dovecot", "DovecotUnavailable", "MailWorld", "hand_to", "make_message", "start_mail_backend"]
 
 
-class DovecotUnavailable(RuntimeError):
-    pass
+class Dovecot(DovecotProcess):
+    """A DovecotProcess in a fresh temporary directory on free ports, removed by `stop`."""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def find_binary(name: str) -> str:
-    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    raise DovecotUnavailable(f"{name} not found: {INSTALL_HINT}")
-
-
-def hand_to(path: Path, user: str) -> None:
-    """Give a directory tree to `user` (root keeps full access; SQLite gives later -wal/-shm files the db's owner)."""
-    info = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
-        os.chown(root, info.pw_uid, info.pw_gid)
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), info.pw_uid, info.pw_gid)
-
-
-class Dovecot:
     source_counter = 0
 
     def __init__(self, store_url: str) -> None:
-        self.dovecot = find_binary("dovecot")
-        self.doveconf = find_binary("doveconf")
-        for module in ("lib90_sieve_plugin.so",):
-            if not Path("/usr/lib/dovecot/modules", module).exists():
-                raise DovecotUnavailable(f"Dovecot module {module} missing: {INSTALL_HINT}")
-        self.dir = Path(tempfile.mkdtemp(prefix="oxsync-dovecot-"))
-        self.as_root = os.geteuid() == 0
-        self.user = "dovecot" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
-        info = pwd.getpwnam(self.user)
-        self.uid, self.gid = info.pw_uid, info.pw_gid
-        self.listeners = Listeners(_free_port(), _free_port(), _free_port())
-        self.store_url = store_url
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(Path(tempfile.mkdtemp(prefix="oxsync-dovecot-")), store_url,
+                         Listeners(free_port(), free_port(), free_port()), MASTER_PASSWORD,
+                         extra="auth_failure_delay = 0\nlogin_trusted_networks = 127.0.0.0/8\n")
         self.cleanup: list[Path] = [self.dir]
 
-    @property
-    def conf(self) -> Path:
-        return self.dir / "dovecot.conf"
-
-    def start(self) -> None:
-        mail_root = self.dir / "mail"
-        mail_root.mkdir()
-        master = self.dir / "master-users"
-        master.write_text(f"{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n")
-        sql = self.dir / "dovecot-sql.conf.ext"
-        sql.write_text(sql_conf(self.store_url, str(mail_root)))
-        for secret in (master, sql):
-            secret.chmod(0o600)
-        self.conf.write_text(dovecot_conf(
-            self.dir, self.listeners, user=self.user, group=grp.getgrgid(self.gid).gr_name, uid=self.uid,
-            gid=self.gid, mail_root=str(mail_root), master_file=master, sql_file=sql,
-            extra="auth_failure_delay = 0\nlogin_trusted_networks = 127.0.0.0/8\n"))
-        if self.as_root:
-            hand_to(self.dir, self.user)
-        check = self._run([self.doveconf, "-c", str(self.conf), "-n"])
-        if check.returncode != 0:
-            raise DovecotUnavailable(f"doveconf refused the config: {check.stderr.strip()}")
-        cmd = [self.dovecot, "-F", "-c", str(self.conf)]
-        if self.as_root:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DovecotUnavailable(f"dovecot exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
-                                         f" {self.log()}")
-            if all(self._listening(p) for p in (self.listeners.imap, self.listeners.lmtp, self.listeners.sieve)):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise DovecotUnavailable(f"dovecot did not listen within 15 s: {self.log()}")
-
-    def _run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
-        if self.as_root:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-
-    @staticmethod
-    def _listening(port: int) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    def log(self) -> str:
-        try:
-            return (self.dir / "dovecot.log").read_text()[-4000:]
-        except OSError:
-            return ""
-
     def stop(self) -> None:
-        """SIGTERM to our own master only, then wait for it to exit (its ports are free after that)."""
         try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=5)
+            super().stop()
         finally:
             for path in self.cleanup:
                 shutil.rmtree(path, ignore_errors=True)
@@ -172,11 +72,6 @@ class Dovecot:
                     return True
                 if line.startswith(b"a1 "):
                     return not line.startswith(b"a1 OK")
-
-    def mail_settings(self) -> dict[str, object]:
-        """The `[mail]` section pointing a live server at this Dovecot."""
-        return {"imap_host": "127.0.0.1", "imap_port": self.listeners.imap, "master_user": MASTER_USER,
-                "master_password": MASTER_PASSWORD}
 
 
 def make_message(subject: str, body: str = "Hello", *, to: str = "alice@example.com",

@@ -1,0 +1,51 @@
+"""`make serve` (oxsync serve --demo) starts a demo Dovecot with the demo users' mail and prints the IMAP settings."""
+
+from __future__ import annotations
+
+import re
+import socket
+import tempfile
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+from oxsync.eas.wbxml import E
+from tests.eas_client import EasClient, collection, items
+from tests.serveproc import Serve
+
+
+def test_serve_demo_has_real_mail_for_imap_clients_and_phones() -> None:
+    work = Path(tempfile.mkdtemp(prefix="oxsync-demo-"))
+    work.chmod(0o755)  # the demo's Dovecot runs as the dovecot user under root: it must reach ./var
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        http_port = sock.getsockname()[1]
+    serve = Serve("serve", "--demo", "--listen", f"tcp:{http_port}:interface=127.0.0.1", "--udp-port", "0", cwd=work)
+    imap_port = None
+    try:
+        printed = serve.wait_for("User name in every client", timeout=90)
+        match = re.search(r"Mail in Outlook/Thunderbird \(IMAP\): server (\S+), port (\d+)", printed)
+        assert match, printed
+        imap_port = int(match.group(2))
+        passwords = (work / "var" / "demo-passwords.txt").read_text().split()
+        login, password = passwords[0], passwords[1]
+        address = f"{login}@example.com"
+        imap = IMAPClient(match.group(1), port=imap_port, ssl=False, timeout=30)
+        imap.login(address, password)
+        imap.select_folder("INBOX")
+        assert len(imap.search()) == 3
+        imap.logout()
+        phone = EasClient(http_port, address, password)
+        phone.provision()
+        inbox = phone.folder_of_type(2)
+        phone.sync(inbox, "0")
+        got = items(phone.sync(inbox, window=10))
+        assert "Bienvenue sur oxsync" in [d.findtext("Email:Subject") for d in got.values()]
+        assert collection(phone.sync(inbox, commands=[E("AirSync:Change", E("AirSync:ServerId", next(iter(got))),
+                                                        E("AirSync:ApplicationData", E("Email:Read", "1")))])
+                          ).findtext("AirSync:Status") == "1"
+    finally:
+        assert serve.stop() == 0
+        if imap_port is not None:
+            with socket.socket() as sock:  # the demo Dovecot stopped with the server
+                assert sock.connect_ex(("127.0.0.1", imap_port)) != 0
