@@ -8,6 +8,7 @@ Every handler takes a `Context` and the parsed arguments and returns an exit cod
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -87,15 +88,48 @@ def usage_text(used: int, quota: int | None) -> str:
     return f"{format_size(used)} / {format_size(quota)} ({percent:.0f}%)"
 
 
+class JsonText(str):
+    """Output that is already JSON (`--json`): printed on stdout as it is."""
+
+
+_json_output = False
+
+
+def set_json_output(enabled: bool) -> None:
+    """`--json`: tables become JSON arrays of objects on stdout; other messages go to stderr."""
+    global _json_output
+    _json_output = enabled
+
+
+def _json_key(header: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", header.lower()).strip("_")
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A plain left-aligned text table (no borders, two spaces between columns)."""
+    """A plain left-aligned text table (no borders, two spaces between columns); with `--json`, a JSON
+    array with one object per row, keyed by the headers in snake_case."""
+    if _json_output:
+        keys = [_json_key(h) for h in headers]
+        return JsonText(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], ensure_ascii=False,
+                                   default=str, indent=1))
     cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
+def _is_json(text: str) -> bool:
+    if isinstance(text, JsonText):
+        return True
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def out(text: str = "") -> None:
-    print(text, file=sys.stdout)
+    """stdout; with `--json`, only JSON documents go there (other messages to stderr)."""
+    print(text, file=sys.stderr if _json_output and not _is_json(text) else sys.stdout)
 
 
 def err(text: str) -> None:
@@ -331,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML configuration file (default: $OXSYNC_CONFIG, else /etc/oxsync/oxsync.toml if present)")
     parser.add_argument("--db", metavar="URL", help="database URL (overrides [store] url)")
     parser.add_argument("--tenant", metavar="DOMAIN", help="tenant to act on (default: the only one)")
+    parser.add_argument("--json", action="store_true", help="list and show verbs print JSON on stdout")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_local(sub)
     cli_serve.register(sub)
@@ -340,7 +375,28 @@ def build_parser() -> argparse.ArgumentParser:
     cli_devices.register(sub)
     cli_audit.register(sub)
     cli_mail.register(sub)
+    accept_global_options_everywhere(parser)
     return parser
+
+
+GLOBAL_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--config", {"metavar": "PATH"}), ("--db", {"metavar": "URL"}), ("--tenant", {"metavar": "DOMAIN"}),
+    ("--json", {"action": "store_true"}),
+)
+
+
+def accept_global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`oxsync user list --tenant x.org --json` works like `oxsync --tenant x.org --json user list`: every
+    subcommand also accepts the global options (suppressed defaults, so an absent one never overrides
+    what was given before the verb)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub in {id(p): p for p in action.choices.values()}.values():
+            for flag, options in GLOBAL_OPTIONS:
+                if flag not in sub._option_string_actions:
+                    sub.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options)
+            accept_global_options_everywhere(sub)
 
 
 def _run(ctx: Context, handler: Handler, args: argparse.Namespace) -> int:
@@ -365,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    set_json_output(bool(getattr(args, "json", False)))
     try:
         ctx = Context.from_args(args)
     except (ConfigError, OSError) as exc:

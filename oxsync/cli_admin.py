@@ -206,8 +206,7 @@ def _print_members(tx: Tx, group_id: int) -> None:
     group = accounts.get_group(tx, group_id)
     users = {u.id: u for u in accounts.list_users(tx)}
     out(f"group {group.name} ({group.display_name}): {len(group.members)} member(s)")
-    for member in group.members:
-        out(f"  {users[member].login}  {users[member].display_name}")
+    out(table(("login", "display name"), [(users[m].login, users[m].display_name) for m in group.members]))
 
 
 def cmd_group_add(ctx: Context, args: argparse.Namespace) -> int:
