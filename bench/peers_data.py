@@ -1,7 +1,9 @@
 """The data every server of bench_peers.py gets, byte for byte: events and vCards.
 
 Events: spread over one year from 2027-01-04 (about N/365 a day), each with a time zone (TZID with its
-VTIMEZONE), two attendees, an alarm; one in ten recurring (weekly, alternately 10 times and endless).
+VTIMEZONE), an external organizer and two attendees (the calendar's owner and a guest), an alarm; one in
+ten recurring (weekly, alternately 10 times and endless). The organizer is external so that no server
+sends invitations while it is measured (oxsync would queue iMIP REQUESTs for an internal organizer).
 vCards: name, two addresses, phones, organisation, postal address, a note.
 """
 
@@ -47,9 +49,8 @@ def event(i: int, total: int, summary: str = "Bench event", owner: str = "alice@
         f"DTSTART;TZID=Europe/Paris:{start.strftime(fmt)}\r\nDTEND;TZID=Europe/Paris:{end.strftime(fmt)}\r\n"
         f"{rrule}SUMMARY:{summary} {i}\r\nLOCATION:Room {i % 17}\r\n"
         f"DESCRIPTION:Generated event number {i} for the side-by-side bench.\r\n"
-        f"ORGANIZER;CN=Alice:mailto:{owner}\r\n"
-        f"ATTENDEE;CN=Partner {i % 50};PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:"
-        f"mailto:partner{i % 50}@elsewhere.test\r\n"
+        f"ORGANIZER;CN=Partner {i % 50}:mailto:partner{i % 50}@elsewhere.test\r\n"
+        f"ATTENDEE;CN=Alice;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT:mailto:{owner}\r\n"
         f"ATTENDEE;CN=Guest {i % 31};PARTSTAT=ACCEPTED;ROLE=OPT-PARTICIPANT:mailto:guest{i % 31}@elsewhere.test\r\n"
         "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Reminder\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
