@@ -141,3 +141,47 @@ def test_listings_decode_nothing_and_agree_with_full_reads(store, dav: Dav) -> N
                            "</D:sync-collection>", depth="0")
     assert len(_etags(full)) == 12
     assert _etags(listing) == _etags(full) == _etags(synced)
+
+
+def test_served_texts_are_cached_per_version_and_viewer(store, world, dav: Dav, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A second multiget renders nothing (the texts of this version were kept); a change made through
+    another dialect is rendered again and served changed; another viewer gets texts of their own."""
+    from oxsync.webdav.dav import model
+
+    rendered: list[int] = []
+    real = model._render
+
+    def counting(res, *args):  # type: ignore[no-untyped-def]
+        rendered.append(res.object_id)
+        return real(res, *args)
+
+    monkeypatch.setattr(model, "_render", counting)
+    folder = world.default_folder(world.alice, Module.CALENDAR)
+    entries = s_entries = []
+    with world.as_user(world.alice, write=True) as s:
+        entries = s.get_folder(folder).folder.permissions
+        s.set_permissions(folder, entries + [Permission(world.bob, False, rights_for_level(2))])
+        for i in range(5):
+            master = parse_calendar(event(f"t{i}", f"Talk {i}", f"2026031{i}T090000Z", f"2026031{i}T100000Z"))[0].master  # type: ignore[union-attr]
+            master.ignore_conflicts = True
+            s_entries.append(s.create_object(folder, master).object_id)
+    base = f"/dav/calendars/alice/{folder}/"
+    body = MG.format(hrefs="".join(f"<D:href>{base}{i}.ics</D:href>" for i in s_entries))
+    first = dav.report(base, body)
+    assert sorted(rendered) == sorted(s_entries)
+    rendered.clear()
+    again = dav.report(base, body)
+    assert rendered == [] and again.body == first.body
+    with world.as_user(world.alice, write=True) as s:
+        changed = s.get_object(folder, s_entries[2])
+        changed.title = "Talk moved"
+        changed.ignore_conflicts = True
+        s.update_object(folder, changed)
+    third = dav.report(base, body)
+    assert rendered == [s_entries[2]]
+    assert "SUMMARY:Talk moved" in third.prop(f"{base}{s_entries[2]}.ics", "C:calendar-data").text
+    rendered.clear()
+    bob_view = f"/dav/calendars/bob/{folder}/"
+    dav.report(bob_view, MG.format(hrefs="".join(f"<D:href>{bob_view}{i}.ics</D:href>" for i in s_entries)),
+               user="bob")
+    assert sorted(rendered) == sorted(s_entries)

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from oxsync.config import Settings
 from oxsync.model import Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.engine import WRITE, make_engine
+from oxsync.store.engine import WRITE, is_sqlite, make_engine
 from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
 from oxsync.store.session import UserSession
 from oxsync.store.tx import Tx, now_ms
@@ -125,6 +125,27 @@ class Store:
             self._notify(tx)
             if tx.queued_mail:
                 self.mail_queued()
+        if tx.after_commit:
+            self._write_behind(tx.after_commit)
+
+    def _write_behind(self, writes: list[Callable[[Connection], None]]) -> None:
+        """Run a read transaction's best-effort writes in one write transaction that never waits for
+        the database lock (SQLite: busy timeout 0 meanwhile); any failure only skips them."""
+        sqlite = is_sqlite(self.engine)
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection if sqlite else None
+                if raw is not None:
+                    raw.execute("PRAGMA busy_timeout=0")
+                try:
+                    with conn.execution_options(**WRITE).begin():
+                        for write in writes:
+                            write(conn)
+                finally:
+                    if raw is not None:
+                        raw.execute(f"PRAGMA busy_timeout={int(self.settings.store.busy_timeout_ms)}")
+        except Exception as exc:  # noqa: BLE001 - a cache fill must never fail a request
+            log.debug("write-behind skipped: %r", exc)
 
     @contextmanager
     def session(self, tenant_id: int, user_id: int, write: bool = False) -> Iterator[UserSession]:

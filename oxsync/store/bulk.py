@@ -26,6 +26,17 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[k:k + CHUNK]
 
 
+def family_ids(tx: Tx, series_ids: Iterable[int]) -> set[int]:
+    """The ids themselves and the change exceptions that point at them."""
+    o = s.objects
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(series_ids))):
+        found.update(chunk)
+        found.update(int(i) for (i,) in tx.conn.execute(select(o.c.id).where(
+            and_(o.c.tenant_id == tx.tenant_id, o.c.series_id.in_(chunk)))))
+    return found
+
+
 class BulkReads:
     tx: Tx
     user_id: int
@@ -61,14 +72,10 @@ class BulkReads:
         return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids)}
 
     def series_members(self, folder_id: int, series_ids: Iterable[int]) -> list:  # type: ignore[type-arg]
-        """Every visible object of `folder_id` belonging to these series (masters and change exceptions)."""
+        """Every visible object of `folder_id` belonging to these series: each master (the object with
+        that id, a series or the first of master-less overrides) and its change exceptions."""
         self._object_folder(folder_id)  # type: ignore[attr-defined]
-        o = s.objects
-        ids: list[int] = []
-        for chunk in _chunks(sorted(set(series_ids))):
-            ids.extend(int(i) for (i,) in self.tx.conn.execute(select(o.c.id).where(
-                and_(o.c.tenant_id == self.tx.tenant_id, o.c.series_id.in_(chunk)))))
-        return self._visible_objects(folder_id, ids)
+        return self._visible_objects(folder_id, family_ids(self.tx, series_ids))
 
     def list_versions(self, folder_id: int) -> list[ObjectVersion]:
         """Id, DAV resource name, version and series of every readable object of the folder, decoding
@@ -113,3 +120,57 @@ def list_versions(session: Any, folder_id: int) -> list[ObjectVersion]:
     return [ObjectVersion(i, r.resource_name or "", int(r.last_ms), None if r.series_id is None else int(r.series_id))
             for i, r in sorted(rows.items())
             if session._can_read(r.private, r.created_by, i, rights, participants)]
+
+
+# ------------------------------------------------------------------ served-text cache
+
+
+class ServedTexts:
+    """Per viewer cache of served texts (table object_texts), mixed into `UserSession`.
+
+    The caller names a resource's version (its newest change, its members, the renderer's generation):
+    a text is served only while its version is current, so no write path has to invalidate it.
+    Entries can be recorded in a read transaction: they are written after it commits, best effort
+    (a busy database skips them)."""
+
+    tx: Tx
+    user_id: int
+
+    def cached_texts(self, object_ids: Iterable[int]) -> dict[tuple[int, str], tuple[str, str]]:
+        """(object id, variant) -> (version, text) cached for this user."""
+        t = s.object_texts
+        out: dict[tuple[int, str], tuple[str, str]] = {}
+        for chunk in _chunks(sorted(set(object_ids))):
+            for row in self.tx.conn.execute(select(t.c.object_id, t.c.variant, t.c.version, t.c.text).where(and_(
+                    t.c.tenant_id == self.tx.tenant_id, t.c.viewer_id == self.user_id, t.c.object_id.in_(chunk)))):
+                out[(int(row.object_id), row.variant)] = (row.version, row.text)
+        return out
+
+    def remember_texts(self, entries: list[tuple[int, str, str, str]]) -> None:
+        """Cache (object id, variant, version, text) for this user: now in a write transaction, else
+        after this read transaction commits."""
+        if not entries:
+            return
+        if self.tx.writable:
+            write_texts(self.tx.conn, self.tx.tenant_id, self.user_id, entries)
+        else:
+            self.tx.after_commit.append(lambda conn: write_texts(conn, self.tx.tenant_id, self.user_id, entries))
+
+
+def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]]) -> None:
+    from sqlalchemy import delete, insert
+
+    t = s.object_texts
+    latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
+    ids = sorted({k[0] for k in latest})
+    variants = sorted({k[1] for k in latest})
+    existing = set()
+    for chunk in _chunks(ids):
+        existing.update(int(i) for (i,) in conn.execute(select(s.objects.c.id).where(
+            and_(s.objects.c.tenant_id == tenant_id, s.objects.c.id.in_(chunk)))))
+        conn.execute(delete(t).where(and_(t.c.tenant_id == tenant_id, t.c.viewer_id == viewer_id,
+                                          t.c.object_id.in_(chunk), t.c.variant.in_(variants))))
+    rows = [{"tenant_id": tenant_id, "object_id": k[0], "viewer_id": viewer_id, "variant": k[1], "version": v[0],
+             "text": v[1]} for k, v in latest.items() if k[0] in existing]
+    if rows:
+        conn.execute(insert(t), rows)

@@ -235,6 +235,20 @@ object_ranges = Table(
 """Time-range index of events and tasks (store/timeranges.py): spans that cover every instance of the
 object, NULL = open; a calendar-query selects its candidates here."""
 
+object_texts = Table(
+    "object_texts",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("object_id", BigInteger, primary_key=True),
+    Column("viewer_id", Integer, primary_key=True, autoincrement=False),
+    Column("variant", String(16), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+)
+"""Served text (iCalendar, vCard) of a resource as one viewer sees it, valid while `version` (the
+resource's version: newest change of its members, which members, render generation) is current."""
+
 participants = Table(
     "participants",
     metadata,

@@ -19,7 +19,7 @@ from oxsync.store import account_rights as rules
 from oxsync.store import folders as folder_ops
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
-from oxsync.store.bulk import BulkReads
+from oxsync.store.bulk import BulkReads, ServedTexts
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied, ResyncRequired, StaleObject
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject, kind_of
@@ -48,7 +48,7 @@ class FolderDelta:
     gone: list[int] = field(default_factory=list)
 
 
-class UserSession(SessionExtras, BulkReads):
+class UserSession(SessionExtras, BulkReads, ServedTexts):
     """Store operations on behalf of one authenticated user, inside one transaction."""
 
     def __init__(self, tx: Tx, user_id: int) -> None:

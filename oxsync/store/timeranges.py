@@ -133,14 +133,8 @@ def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | No
         p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id)).join(r, joined)
     ).where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, overlap))
     found: set[int] = set()
-    series: set[int] = set()
     for row in tx.conn.execute(union(home, guest)):
-        found.add(int(row.id))
-        if row.series_id is not None:
-            series.add(int(row.series_id))
-    ordered = sorted(series)
-    for k in range(0, len(ordered), 500):
-        chunk = ordered[k:k + 500]
-        found.update(int(i) for (i,) in tx.conn.execute(
-            select(o.c.id).where(and_(o.c.tenant_id == tx.tenant_id, o.c.series_id.in_(chunk)))))
-    return sorted(found)
+        found.add(int(row.id) if row.series_id is None else int(row.series_id))  # the family's master
+    from oxsync.store.bulk import family_ids
+
+    return sorted(family_ids(tx, found))

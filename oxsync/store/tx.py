@@ -9,6 +9,7 @@ uncommitted predecessor: commit order equals revision order and deltas never ski
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, insert, select, update
@@ -40,6 +41,9 @@ class Tx:
         self.settings = settings
         self.writable = writable
         self._stamp: Stamp | None = None
+        self.after_commit: list[Callable[[Connection], None]] = []
+        """Best-effort writes a read transaction asks for (cache fills), run in a write transaction of
+        their own after it commits; skipped when the database is busy."""
         self.touched_folders: set[int] = set()
         """Folders whose content or definition changed; published to the change bus after commit."""
         self.changed_accounts: set[int] = set()

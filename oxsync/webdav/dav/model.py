@@ -132,6 +132,8 @@ class ObjectRes:
     name: str
     master: Any
     exceptions: list[Appointment] = field(default_factory=list)
+    texts: Any = None
+    """The request's `texts.TextCache` (None: always render)."""
 
     @property
     def path(self) -> str:
@@ -241,7 +243,23 @@ def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member
     """The iCalendar or vCard body of a resource: the client's kept text patched with what changed since
     (formats.kept), or our rendering of an object no DAV client wrote; a vCard in `vcard_version`
     (None: 3.0), verbatim when that is the version the client wrote. Characters XML cannot carry are replaced
-    (rows stored before the store checked text may hold them; reports embed this text in XML)."""
+    (rows stored before the store checked text may hold them; reports embed this text in XML).
+    Served from the request's text cache when this version of the resource was rendered before (a
+    distribution list is always rendered: its members' UIDs live in other objects)."""
+    obj = res.master
+    cacheable = res.texts is not None and not (isinstance(obj, Contact) and obj.distribution_list is not None)
+    variant = "ics" if not isinstance(obj, Contact) else f"vcf{vcard_version or ''}"
+    if cacheable:
+        found = res.texts.get(res, variant)
+        if found is not None:
+            return found
+    text = _render(res, vcard_version, uid_for_member)
+    if cacheable:
+        res.texts.put(res, variant, text)
+    return text
+
+
+def _render(res: ObjectRes, vcard_version: str | None, uid_for_member: Any) -> str:
     from oxsync.formats import kept
     from oxsync.formats.ical import appointment_to_ical, task_to_ical
     from oxsync.formats.vcard import contact_to_vcard, source_version

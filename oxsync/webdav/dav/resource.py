@@ -93,7 +93,11 @@ def error_response(exc: Exception) -> Response:
 
 def run_handler(session: Any, req: DavRequest, handler: Handler) -> Response:
     """On the pool, inside the transaction. A DavError/StoreError propagates so the write rolls back."""
-    return handler(Ctx(req, session))
+    ctx = Ctx(req, session)
+    response = handler(ctx)
+    if ctx._texts is not None:
+        ctx.texts.flush()  # texts rendered for this answer, cached for the next one
+    return response
 
 
 class DavResource(Resource):

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from oxsync.config import Settings
-from oxsync.model import Module
+from oxsync.model import Appointment, Module
 from oxsync.model.folder import FolderAccess
 from oxsync.store.api import Principal
 from oxsync.store.errors import InvalidData, NotFound
@@ -33,6 +33,7 @@ from oxsync.webdav.dav.model import (
     id_from_name,
     is_master,
 )
+from oxsync.webdav.dav.texts import TextCache
 
 STATE_PROPS = "props"
 MAX_DEAD_PROPS = 32
@@ -68,6 +69,7 @@ class Ctx:
     _folders: list[FolderAccess] | None = None
     _aliases: dict[str, int] | None = None
     _directory: dict[str, Any] = field(default_factory=dict)
+    _texts: TextCache | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -205,9 +207,22 @@ class Ctx:
 
     # ---------------------------------------------------------------- objects
 
+    @property
+    def texts(self) -> TextCache:
+        if self._texts is None:
+            self._texts = TextCache(self.session)
+        return self._texts
+
+    def _with_texts(self, resources: list[ObjectRes]) -> list[ObjectRes]:
+        """Attach the request's text cache and read the cached texts of all of them at once."""
+        for res in resources:
+            res.texts = self.texts
+        self.texts.prefetch(resources)
+        return resources
+
     def members(self, collection: Collection) -> list[ObjectRes]:
-        return group_objects(collection, self.session.list_objects(collection.folder_id), self.req.names,
-                             self.tenant_id)
+        return self._with_texts(group_objects(collection, self.session.list_objects(collection.folder_id),
+                                              self.req.names, self.tenant_id))
 
     def light_members(self, collection: Collection) -> list[ObjectRes]:
         """Members whose objects are `ObjectVersion`s (href, ETag, last-modified only): for listings
@@ -218,7 +233,7 @@ class Ctx:
     def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None) -> list[ObjectRes]:
         """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset)."""
         objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms)
-        return group_objects(collection, objects, self.req.names, self.tenant_id)
+        return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id))
 
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         return self.find_objects(collection, [name]).get(name)
@@ -242,21 +257,25 @@ class Ctx:
         """object id -> the resource holding it: a series with all its change exceptions (they share the
         master's UID and href), an exception whose master is not visible on its own. One store read for
         all series involved."""
-        series = {o.recurrence_id for o in objects
-                  if getattr(o, "recurrence_id", None) is not None and (not is_master(o) or o.change_exceptions)}
+        def family_of(obj: Any) -> int:  # a master's own id (a series, or master-less overrides' first)
+            return obj.object_id if is_master(obj) else obj.recurrence_id
+
+        series = {family_of(o) for o in objects
+                  if isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions)}
         families: dict[int, list[Any]] = {}
         if series:
             for member in self.session.series_members(collection.folder_id, series):
-                families.setdefault(member.recurrence_id, []).append(member)
+                families.setdefault(family_of(member), []).append(member)
         out: dict[int, ObjectRes] = {}
         for obj in objects:
-            family = families.get(getattr(obj, "recurrence_id", None) or -1)
+            family = families.get(family_of(obj))
             if not family or obj.object_id not in {m.object_id for m in family}:
                 family = [obj]
             for res in group_objects(collection, family, self.req.names, self.tenant_id):
                 for member in (res.master, *res.exceptions):
                     if member.object_id == obj.object_id:
                         out[obj.object_id] = res
+        self._with_texts(list(out.values()))
         return out
 
     def object_res(self, collection: Collection, obj: Any) -> ObjectRes:
