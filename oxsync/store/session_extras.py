@@ -118,6 +118,33 @@ class SessionExtras:
         return [self._personalised(x) for x in  # type: ignore[attr-defined]
                 object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
 
+    def hidden_busy(self, folder_id: int, start: Any, end: Any) -> list[tuple[Any, Any, Any]]:
+        """(start, end, ShownAs) of the appointments in `folder_id` this user may not see (others'
+        private ones): free/busy shows their busy time and never their details, while listings and
+        queries leave them out entirely. Needs the folder to be visible, like a listing."""
+        from oxsync.model import Appointment, ShownAs
+        from oxsync.store import objects as object_ops
+        from oxsync.store.membership import object_ids_in_folder
+        from oxsync.store.scheduling import intervals
+
+        self._object_folder(folder_id)  # type: ignore[attr-defined]
+        rights = self.rights(folder_id)  # type: ignore[attr-defined]
+        o = s.objects
+        ids = object_ids_in_folder(self.tx, folder_id)
+        rows = []
+        for i in range(0, len(ids), 500):
+            rows.extend(self.tx.conn.execute(select(o).where(and_(
+                o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(ids[i:i + 500]), o.c.private.is_(True),
+                o.c.kind == "appointment"))).all())
+        participants = self._participant_users([r.id for r in rows]) if rows else {}  # type: ignore[attr-defined]
+        hidden = [r for r in rows if not self._can_read(  # type: ignore[attr-defined]
+            r.private, r.created_by, r.id, rights, participants)]
+        out = []
+        for appt in object_ops.load_objects(self.tx, hidden):
+            if isinstance(appt, Appointment) and appt.shown_as != ShownAs.FREE:
+                out += [(max(a, start), min(b, end), appt.shown_as) for a, b in intervals(self.tx, appt, start, end)]
+        return out
+
     # ------------------------------------------------------------ directory
 
     def me(self) -> User:

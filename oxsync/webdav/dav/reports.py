@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
-from oxsync.model import Module
+from oxsync.model import Module, ShownAs
 from oxsync.render import note_skipped
 from oxsync.webdav.dav import filters
 from oxsync.webdav.dav.model import Collection, DavError, ObjectRes, member_uids, object_text
@@ -187,8 +187,14 @@ def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:
             raise
         except Exception as exc:  # noqa: BLE001 - one unreadable object must not fail the report
             note_skipped("dav", exc, object_id=res.object_id, folder_id=collection.folder_id)
-    body = vfreebusy(start, end, periods)
+    for begin, finish, shown_as in ctx.session.hidden_busy(collection.folder_id, start, end):  # others' private
+        periods.append((begin, finish, HIDDEN_FBTYPE.get(shown_as, "BUSY")))
+    body = vfreebusy(start, end, sorted(periods))
     return Response(200, body.encode("utf-8"), "text/calendar; charset=utf-8")
+
+
+HIDDEN_FBTYPE = {ShownAs.TEMPORARY: "BUSY-TENTATIVE", ShownAs.ABSENT: "BUSY-UNAVAILABLE"}
+"""FBTYPE of another user's private appointment in a free-busy-query (its time only; BUSY otherwise)."""
 
 
 def _fmt(moment: datetime) -> str:
