@@ -51,3 +51,14 @@ def test_flags_audit_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert "user.show" not in text  # reads are not admin actions
     finally:
         store.dispose()
+
+
+def test_serve_prints_the_console_url_and_the_demo_admin() -> None:
+    from oxsync.cli_serve import console_lines
+    from oxsync.config import Settings, apply_overrides
+
+    assert console_lines(Settings(), {"alice": "pw"}) == []  # off unless configured
+    settings = apply_overrides(Settings(), {"console": {"endpoint": "tcp:8090:interface=127.0.0.1"}})
+    lines = console_lines(settings, {"alice": "s3cret", "bob": "x"})
+    assert lines[0].startswith("web console and admin API: http://127.0.0.1:8090/")
+    assert lines[1].strip() == "console admin (demo tenant and platform): alice / s3cret"
