@@ -19,12 +19,11 @@ from oxsync.store.api import Store
 
 def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     """The [server] settings given on the command line win over the configuration file."""
-    flags = {"http_endpoint": args.listen, "udp_port": args.udp_port, "udp_interface": args.udp_interface,
-             "public_host": args.public_host, "public_scheme": args.public_scheme,
-             "admin_endpoint": args.admin_listen}
-    server: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    flags = {"http_endpoint": "listen", "udp_port": "udp_port", "udp_interface": "udp_interface",
+             "public_host": "public_host", "public_scheme": "public_scheme", "admin_endpoint": "admin_listen"}
+    server: dict[str, Any] = {k: getattr(args, v, None) for k, v in flags.items() if getattr(args, v, None) is not None}
     sections: dict[str, dict[str, Any]] = {"server": server} if server else {}
-    if args.console_listen:
+    if getattr(args, "console_listen", None):
         sections["console"] = {"endpoint": args.console_listen}
     return apply_overrides(settings, sections) if sections else settings
 
@@ -178,6 +177,19 @@ def _start_demo_mail(ctx: Context, store: Store) -> Any:
     return proc
 
 
+def cmd_dns(ctx: Context, args: argparse.Namespace) -> int:
+    """The records to publish for a tenant's domain, in zone-file syntax."""
+    from oxsync.onboarding.dns import dns_records
+
+    ctx.settings = serve_settings(ctx.settings, args)
+    domain = ctx.tenant.domain
+    out(f"; DNS records for {domain}: clients find oxsync from an address @{domain}")
+    out(f"; the TLS certificate must also name autodiscover.{domain} and autoconfig.{domain}")
+    for record in dns_records(ctx.settings, domain):
+        out(record)
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the server")
     p.add_argument("--demo", action="store_true", help="create a demo tenant with users and data if missing")
@@ -198,3 +210,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--console-listen", metavar="ENDPOINT",
                    help="[console] endpoint: the web console and admin API, e.g. tcp:8090:interface=127.0.0.1")
     p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("dns", help="the SRV/TXT/CNAME records to publish for --tenant DOMAIN (RFC 6764, Autodiscover, autoconfig)")
+    p.add_argument("--listen", metavar="ENDPOINT", help="[server] http_endpoint")
+    p.add_argument("--public-host", metavar="NAME[:PORT]", help="[server] public_host")
+    p.add_argument("--public-scheme", choices=("http", "https"), help="[server] public_scheme")
+    p.set_defaults(handler=cmd_dns)

@@ -350,6 +350,18 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class OnboardingSettings:
+    """Autoconfig, Apple profiles and DNS records (docs/install.md)."""
+
+    sign_profiles: bool = True
+    """Sign `/profile` (.mobileconfig) with the server's certificate so iOS shows it as verified."""
+    signing_certificate: str = ""
+    signing_key: str = ""
+    """PEM files to sign profiles with; empty = the `privateKey`/`certKey` of an `ssl:` http_endpoint
+    (no TLS endpoint and none named: profiles go out unsigned)."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Where and how `oxsync serve` logs (docs/install.md). Secrets are never written, in any format."""
 
@@ -377,6 +389,7 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    onboarding: OnboardingSettings = field(default_factory=OnboardingSettings)
 
 
 def endpoint_interface(endpoint: str) -> str:
