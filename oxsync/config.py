@@ -257,6 +257,9 @@ class OutboundSettings:
     """host:port of the SMTP submission relay for all server mail; empty = `[eas] smtp_smarthost`."""
     smtp_timeout_seconds: float = 30.0
     """Time limit of one SMTP submission."""
+    lmtp_local: str = ""
+    """host:port of an LMTP server (Dovecot) taking mail for the accounts here directly, as the `make serve`
+    demo does so that demo users can mail each other; other recipients still go to the relay."""
     workers: int = 2
     """Threads submitting mail on each node (SQLite: always 1). Each holds one database connection."""
     poll_seconds: float = 5.0

@@ -146,3 +146,30 @@ def test_forward_as_attachment_setting(live_server, mail, sink) -> None:  # type
     [attached] = list(msg.iter_attachments())
     assert attached.get_content_type() == "message/rfc822"
     assert attached.get_content()["Message-ID"] == message_id
+
+
+def test_local_recipients_over_lmtp_once_even_when_the_relay_retries(mail, sink) -> None:  # type: ignore[no-untyped-def]
+    """`[outbound] lmtp_local` (the demo's set-up): accounts here get the mail from Dovecot's LMTP directly,
+    the others through the relay; a relay retry does not deliver the local copy again."""
+    from dataclasses import replace
+
+    from oxsync.mail.outbound import process_one
+    from oxsync.store.tx import now_ms
+
+    store = mail.store
+    settings = replace(store.settings, outbound=replace(
+        store.settings.outbound, lmtp_local=f"127.0.0.1:{mail.dovecot.listeners.lmtp}",
+        smtp_relay=f"127.0.0.1:{sink.port}"))
+    message = (f"From: {mail.alice_address}\r\nTo: {mail.bob_address}, out@elsewhere.org\r\n"
+               "Subject: lunch local\r\nMessage-ID: <lmtp-1@x>\r\n\r\nlunch?\r\n").encode()
+    with store.session(mail.tenant_id, mail.alice, write=True) as session:
+        session.send_mail("lmtp-1", mail.alice_address, [mail.bob_address, "out@elsewhere.org"], message, "lunch")
+    sink.refuse.append("451 4.3.0 later")
+    first = process_one(store, "n", settings=settings)
+    assert first is not None and first.state == "queued"
+    assert process_one(store, "n", now=now_ms() + 10**8, settings=settings).state == "sent"
+    imap = mail.imap("bob")
+    imap.select_folder("INBOX", readonly=True)
+    assert len(imap.search(["HEADER", "Message-ID", "<lmtp-1@x>"])) == 1  # once, despite the retry
+    imap.logout()
+    assert [m.recipients for m in sink.messages] == [["out@elsewhere.org"]]

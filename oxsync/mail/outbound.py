@@ -51,7 +51,39 @@ class SubmissionError(Exception):
 
 
 def relay_of(settings: Settings) -> str:
-    return settings.outbound.smtp_relay or settings.eas.smtp_smarthost
+    """Where mail goes: the SMTP relay, else (mail among the tenant's accounts only) the local LMTP server."""
+    return settings.outbound.smtp_relay or settings.eas.smtp_smarthost or settings.outbound.lmtp_local
+
+
+def lmtp_deliver(target: str, timeout: float, sender: str, recipient: str, message: bytes) -> None:
+    """One LMTP transaction for one recipient (LMTP answers per recipient; one at a time keeps it exact)."""
+    host, _, port = target.rpartition(":")
+    try:
+        with smtplib.LMTP(host, int(port), timeout=timeout) as lmtp:
+            lmtp.sendmail(sender, [recipient], message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        raise SubmissionError(f"local delivery refused: {exc.recipients}", all(c >= 500 for c in codes)) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise SubmissionError(f"local delivery answered {exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code >= 500) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SubmissionError(f"local delivery failed: {exc}", False) from exc
+
+
+def _deliver_locally(store: Store, settings: Settings, mail: OutboundMail, message: bytes, node: str) -> list[str]:
+    """With `[outbound] lmtp_local`, deliver to the recipients that are accounts here over LMTP, one by one,
+    recording each done one on the row (a retry never delivers it twice); returns the others."""
+    target = settings.outbound.lmtp_local
+    if not target:
+        return mail.recipients
+    remaining = list(mail.recipients)
+    for recipient in mail.recipients:
+        if store.resolve_login(recipient) is None:
+            continue
+        lmtp_deliver(target, settings.outbound.smtp_timeout_seconds, mail.sender, recipient, message)
+        remaining.remove(recipient)
+        store.outbound.narrow(mail.id, node, remaining)
+    return remaining
 
 
 def submit(relay: str, timeout: float, sender: str, recipients: list[str], message: bytes) -> dict[str, Any]:
@@ -89,10 +121,13 @@ def process_one(store: Store, node: str, now: int | None = None, settings: Setti
     mail = claimed[0]
     try:
         message = render(store, mail)
-        relay = relay_of(settings)
-        if not relay:
-            raise SubmissionError("no SMTP relay configured ([outbound] smtp_relay)", False)
-        refused = submit(relay, settings.outbound.smtp_timeout_seconds, mail.sender, mail.recipients, message)
+        remaining = _deliver_locally(store, settings, mail, message, node)
+        refused: dict[str, Any] = {}
+        if remaining:
+            relay = settings.outbound.smtp_relay or settings.eas.smtp_smarthost
+            if not relay:
+                raise SubmissionError("no SMTP relay configured ([outbound] smtp_relay)", False)
+            refused = submit(relay, settings.outbound.smtp_timeout_seconds, mail.sender, remaining, message)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never lost
         permanent = exc.permanent if isinstance(exc, SubmissionError) else True
         state = store.outbound.mark_failed(mail.id, node, str(exc) or type(exc).__name__, permanent=permanent, now=now,

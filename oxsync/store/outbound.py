@@ -152,6 +152,13 @@ class OutboundQueue:
             log.warning("sent mail %s after its lease was lost", mail_id, extra={"event": "outbound.lease_lost"})
         return bool(done)
 
+    def narrow(self, mail_id: int, node: str, recipients: list[str]) -> None:
+        """Some recipients got the mail (delivered locally): only the others remain to be sent to."""
+        o = s.outbound_mail
+        with self._write() as conn, conn.begin():
+            conn.execute(update(o).where(and_(o.c.id == mail_id, o.c.state == SENDING, o.c.lease_owner == node[:64]))
+                         .values(recipients=json.dumps(sorted(recipients)), updated_ms=now_ms()))
+
     def mark_failed(self, mail_id: int, node: str, error: str, *, permanent: bool, now: int | None = None,
                     settings: OutboundSettings | None = None) -> str:
         """A failed attempt: back to the queue after the backoff, or `failed` for good. Returns the new state."""
