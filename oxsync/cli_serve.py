@@ -173,7 +173,11 @@ def _start_demo_mail(ctx: Context, store: Store) -> Any:
         addresses = [u.email.lower() for u in accounts.list_users(tx)]
     proc = start_demo_dovecot(_demo_passwords_path(ctx.settings).parent, ctx.settings.store.url, addresses)
     if proc is not None:
-        ctx.settings = apply_overrides(ctx.settings, {"mail": proc.mail_settings()})
+        # ManageSieve for out-of-office and rules; mail between demo users straight into their mailboxes
+        lmtp = ctx.settings.outbound.lmtp_local or f"{proc.listeners.address}:{proc.listeners.lmtp}"
+        ctx.settings = apply_overrides(ctx.settings, {
+            "mail": {**proc.mail_settings(), "managesieve_port": proc.listeners.sieve},
+            "outbound": {"lmtp_local": lmtp}})
     return proc
 
 
