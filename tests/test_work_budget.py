@@ -86,3 +86,36 @@ def test_budget_is_per_unit_of_work_and_absent_outside(store) -> None:  # type: 
 def test_ox_answers_a_work_limit_as_invalid_input_not_a_server_error() -> None:
     status, text, _ = outcome_of(WorkLimitExceeded("the request expands more than 5 recurrence instances", "instances"))
     assert text.startswith("[1100]") and status == 409
+
+
+def test_activesync_availability_over_the_budget_is_its_own_status(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from oxsync.eas import install as install_eas
+    from oxsync.eas.wbxml import E
+    from oxsync.model import Appointment, Module, Recurrence
+    from oxsync.model.appointment import RecurrenceType
+    from tests.eas_client import client
+
+    start = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
+    with world.as_user(world.bob, write=True) as session:
+        session.create_object(world.default_folder(world.bob, Module.CALENDAR), Appointment(
+            title="Daily", start_date=start, end_date=start + timedelta(hours=1),
+            recurrence=Recurrence(RecurrenceType.DAILY)))
+    running = live_server(store, setup=install_eas, limits={"max_expanded_instances_per_request": 2})
+    phone = client(running)
+    phone.provision()
+
+    def availability(days: int):  # type: ignore[no-untyped-def]
+        return phone.post("ResolveRecipients", E(
+            "ResolveRecipients:ResolveRecipients", E("ResolveRecipients:To", "bob@example.com"),
+            E("ResolveRecipients:Options", E("ResolveRecipients:Availability",
+                                             E("ResolveRecipients:StartTime", "2030-05-01T00:00:00.000Z"),
+                                             E("ResolveRecipients:EndTime", f"2030-05-{1 + days:02d}T00:00:00.000Z")))))
+
+    def status(reply):  # type: ignore[no-untyped-def]
+        return reply.body.find("ResolveRecipients:Response").find("ResolveRecipients:Recipient") \
+            .find("ResolveRecipients:Availability").findtext("ResolveRecipients:Status")
+
+    assert status(availability(2)) == "1"  # two instances: within the budget
+    assert status(availability(5)) == "163"  # five: free/busy not available for this recipient, no 500
