@@ -114,6 +114,25 @@ class Exporter:
         except NotFound:
             return None
 
+    def preload(self, object_ids: list[int]) -> None:
+        """Read the window's items in one bulk store read (those not already held)."""
+        missing = [i for i in object_ids if i not in self.cache]
+        if missing:
+            self.cache.update(self.session.objects_by_ids(self.folder_id, missing))
+
+
+def _window_ids(sets: dict[str, Any], window: int) -> list[int]:
+    """Ids of the changes and adds the next window will send (deletes need no object)."""
+    used = sum(len(sets[name].ids) for name in ("delete", "soft"))
+    wanted: list[int] = []
+    for name in ("change", "add"):
+        for object_id in sorted(sets[name].ids):
+            if used >= window:
+                return wanted
+            wanted.append(object_id)
+            used += 1
+    return wanted
+
 
 def in_window(obj: Any, filter_type: int, now: datetime) -> bool:
     if filter_type == 8:
@@ -469,6 +488,7 @@ class CollectionSync:
                 exporter.cache = cached
         known = state.IdSet.parse(st.get("known"))
         sets = {name: state.IdSet.parse(pending.get(name)) for name in ("delete", "soft", "change", "add")}
+        exporter.preload(_window_ids(sets, window))
         used = 0
         for name in ("delete", "soft", "change", "add"):
             for object_id in sorted(sets[name].ids):

@@ -165,20 +165,22 @@ def map_context(session: UserSession, req: EasRequest, coll: CollectionRequest, 
                 names[user_id] = ("", "")
         return names[user_id]
 
-    by_folder: dict[int, dict[int, dict[Any, Any]]] = {}
+    by_series: dict[tuple[int, int], dict[Any, Any]] = {}
 
     def exceptions_of(master: Any) -> dict[Any, Any]:
-        """Change exceptions of a series, by original date (one folder listing per request)."""
+        """Change exceptions of a series, by original date (a bulk read of that series, not the folder)."""
         folder_id = master.folder_id
         if folder_id is None:
             return {}
-        if folder_id not in by_folder:
-            found: dict[int, dict[Any, Any]] = {}
-            for obj in session.list_objects(folder_id):
-                if isinstance(obj, Appointment) and obj.is_exception and obj.recurrence_date_position:
-                    found.setdefault(obj.recurrence_id, {})[obj.recurrence_date_position] = obj  # type: ignore[index]
-            by_folder[folder_id] = found
-        return by_folder[folder_id].get(master.object_id, {})
+        key = (folder_id, master.object_id)
+        if key not in by_series:
+            found: dict[Any, Any] = {}
+            for obj in session.series_members(folder_id, [master.object_id]):
+                if isinstance(obj, Appointment) and obj.is_exception and obj.recurrence_date_position \
+                        and obj.recurrence_id == master.object_id:
+                    found[obj.recurrence_date_position] = obj
+            by_series[key] = found
+        return by_series[key]
 
     return MapContext(req.v, req.user_id, body_type=coll.body_type, truncation=coll.truncation,
                       all_or_none=coll.all_or_none, preview=coll.preview, user_address=user_address,

@@ -1,0 +1,48 @@
+"""An ActiveSync Sync window loads its items in one bulk store read (one query per table), not one
+item at a time: the statements that read objects do not grow with the window size (export cache off,
+so every window reads from the store)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from oxsync.eas import install
+from tests.eas_client import client, items
+from tests.test_eas_sync import add_contacts
+
+OBJECT_TABLES = ("objects", "participants", "list_members", "attachments")
+
+
+@pytest.fixture
+def phone(live_server, store, world):  # type: ignore[no-untyped-def]
+    c = client(live_server(store, setup=install, eas={"export_cache_objects": 0}))
+    c.provision()
+    return c
+
+
+def _object_reads(store, fn) -> tuple[int, object]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and any(f" {t}" in statement for t in OBJECT_TABLES):
+            seen.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        result = fn()
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    return len(seen), result
+
+
+def test_window_reads_are_flat_in_the_window_size(phone, store, world) -> None:  # type: ignore[no-untyped-def]
+    add_contacts(world, 60)
+    folder = phone.folder_of_type(9)
+    phone.sync(folder, "0")
+    phone.sync(folder, window=5)  # plans the pass (reads every change once), sends 5
+    small, reply = _object_reads(store, lambda: phone.sync(folder, window=5))
+    assert len(items(reply)) == 5
+    large, reply = _object_reads(store, lambda: phone.sync(folder, window=40))
+    assert len(items(reply)) == 40
+    assert small == large, (small, large)
