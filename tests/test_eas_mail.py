@@ -262,3 +262,16 @@ def test_hanging_sync_on_a_mail_folder_wakes_with_the_new_mail(running, phone, m
     mail.deliver(make_message("pushed"))
     thread.join(20)
     assert [d.findtext("Email:Subject") for d in items(result["value"]).values()] == ["pushed"]
+
+
+def test_mail_responses_read_the_same_through_libwbxml2(phone, mail) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_wbxml import from_lib_xml, libwbxml_view, wbxml2xml
+
+    mail.deliver(make_message("cross-checked", "body", html="<b>x</b>", attachment=("a.txt", b"abc"),
+                              extra={"References": "<root@example.net>"}))
+    inbox = inbox_of(phone)
+    phone.version = "14.1"
+    phone.sync(inbox, "0")
+    reply = phone.sync(inbox, options=body_options((2, 100), (1, None)))
+    assert items(reply)
+    assert from_lib_xml(wbxml2xml(reply.raw)) == libwbxml_view(reply.body)
