@@ -357,7 +357,16 @@ def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oxsync import cli_admin, cli_audit, cli_backup, cli_devices, cli_mail, cli_serve, cli_transfer
+    from oxsync import (
+        cli_admin,
+        cli_audit,
+        cli_backup,
+        cli_devices,
+        cli_mail,
+        cli_people,
+        cli_serve,
+        cli_transfer,
+    )
 
     parser = argparse.ArgumentParser(prog="oxsync", description="oxsync groupware sync server and administration")
     parser.add_argument("--version", action="version", version=f"oxsync {oxsync.version()}")
@@ -375,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_devices.register(sub)
     cli_audit.register(sub)
     cli_mail.register(sub)
+    cli_people.register(sub)
     accept_global_options_everywhere(parser)
     return parser
 

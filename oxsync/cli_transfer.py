@@ -358,6 +358,10 @@ def _write_all(session: UserSession, records: list[Record], targets: dict[type, 
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
+    if args.file.is_dir():
+        from oxsync.cli_people import import_dir
+
+        return import_dir(ctx, args)
     limits = ctx.settings.limits
     text = _read_text(args.file, limits)
     fmt = _input_format(args.file, text, args.format)
@@ -421,6 +425,12 @@ RENDERERS: dict[str, Callable[[list[AnyObject], argparse.Namespace], tuple[str, 
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
+    if args.all is not None:
+        from oxsync.cli_people import export_all
+
+        return export_all(ctx, args)
+    if args.folder is None:
+        raise UsageError("give --folder ID, or --all DIR for every folder of the user")
     with ctx.user_session(args.user) as session:
         module = session.get_folder(args.folder).folder.module
         natural = next((f for f, modules in MODULES_OF_FORMAT.items() if module in modules), None)
@@ -469,7 +479,8 @@ def _register_folders(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_folders(sub)
-    p = sub.add_parser("import", help="import a .vcf or .ics file into a user's folders (all or nothing)")
+    p = sub.add_parser("import", help="import a .vcf or .ics file into a user's folders (all or nothing), "
+                                      "or a directory written by export --all")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--user", required=True, metavar="LOGIN")
     p.add_argument("--folder", type=int, metavar="ID", help="target folder (default: the user's default folders)")
@@ -479,7 +490,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("export", help="export a folder as .vcf (contacts) or .ics (appointments, tasks)")
     p.add_argument("--user", required=True, metavar="LOGIN", help="the user whose view of the folder is exported")
-    p.add_argument("--folder", required=True, type=int, metavar="ID")
+    p.add_argument("--folder", type=int, metavar="ID")
+    p.add_argument("--all", type=Path, metavar="DIR",
+                   help="every folder of the user into DIR: one file per folder and manifest.json (tree, permissions)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     p.add_argument("--format", choices=sorted(MODULES_OF_FORMAT))
     p.add_argument("--vcard-version", choices=list(vcard.VERSIONS), default="3.0")
