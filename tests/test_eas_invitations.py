@@ -89,7 +89,22 @@ def test_invitation_is_a_meeting_request_and_the_answer_goes_back(phone, mail, s
         assert isinstance(stored, Appointment) and stored.organizer == "eve@partner.org"
         mine = next(p for p in stored.participants if p.entity == mail.alice)
         assert mine.confirmation == Confirmation.ACCEPT
-    assert respond("1").findtext("MeetingResponse:Status") == "1"  # iOS answers twice: one REPLY
+    imap = mail.imap()
+    imap.select_folder("INBOX", readonly=True)
+    assert imap.search(["SUBJECT", "Contract review"]) == []  # the answered request went to Deleted Items
+    imap.select_folder("Trash", readonly=True)
+    [trashed] = imap.search(["SUBJECT", "Contract review"])
+    imap.logout()
+    # iOS answers twice: one REPLY (the request now sits in Trash, where the phone answers from)
+    trash = phone.folder_of_type(4)
+
+    def respond_in(folder: str, server_id: str, kind: str):  # type: ignore[no-untyped-def]
+        reply = phone.post("MeetingResponse", E("MeetingResponse:MeetingResponse", E(
+            "MeetingResponse:Request", E("MeetingResponse:UserResponse", kind),
+            E("MeetingResponse:CollectionId", folder), E("MeetingResponse:RequestId", server_id))))
+        return reply.body.find("MeetingResponse:Result")
+
+    assert respond_in(trash, str(trashed), "1").findtext("MeetingResponse:Status") == "1"
     assert len(sink.messages) == 1
-    assert respond("3").findtext("MeetingResponse:CalendarId") is None  # declined later: a second REPLY
+    assert respond_in(trash, str(trashed), "3").findtext("MeetingResponse:CalendarId") is None  # a second REPLY
     assert len(sink.wait_for(2)) == 2

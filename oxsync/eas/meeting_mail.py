@@ -3,7 +3,8 @@
 The invitation is read from the mail (IMAP, BODY.PEEK), put in the user's default calendar if it is
 not there yet (by UID; the outside organiser stays the organiser), and the user's answer is set with
 `UserSession.confirm`: the store then queues the iMIP REPLY to the organiser (store/itip.py), in the
-same transaction. Requests on calendar items are answered as before (`commands/items.py`).
+same transaction. The answered request then moves to Deleted Items, as Exchange does. Requests on
+calendar items are answered as before (`commands/items.py`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,27 @@ def respond(eas: Eas, req: EasRequest, requests: list[Element],
             return EasResponse(out)
         return eas.write(req, work)
 
+    def tidy(response: EasResponse) -> Deferred[EasResponse]:
+        """Answered requests leave the Inbox for Deleted Items, as Exchange does (the phone sees them go)."""
+        answered = [key for key, result in zip(wanted, response.body.findall("MeetingResponse:Result"), strict=True)
+                    if mailfolders.is_mail_id(key[0]) and result.findtext("MeetingResponse:Status") == "1"]
+
+        def move(conn: Any) -> None:
+            folders = mail.list_folders_sync(conn, account)
+            trash = mailfolders.special(folders, "trash")
+            for cid, rid in answered:
+                folder = mailfolders.find(folders, cid)
+                if trash is not None and folder is not None and folder.name != trash.name:
+                    gateway.move(conn, folder.name, [int(rid)], trash.name)
+
+        if not answered:
+            return response  # type: ignore[return-value]
+        moved = mail.run(account, move)
+        moved.addErrback(lambda f: log.warning("answered invitation not moved: %s", f.getErrorMessage(),
+                                               extra={"event": "eas.meeting_mail_move_failed"}))
+        return moved.addCallback(lambda _: response)
+
     d = mail.run(account, fetch)
     d.addCallback(answer_all)
+    d.addCallback(tidy)
     return d
