@@ -93,9 +93,10 @@ class LimitSettings:
     max_expanded_instances_per_request: int = 20_000
     """Recurrence instances one request may expand in total (filters, expand, free/busy, conflict
     checks); beyond it the protocol's limit error (oxsync/store/budget.py)."""
-    max_request_work_seconds: float = 5.0
+    max_request_work_seconds: float = 30.0
     """Longest a request's store work may run where it grows with the input (recurrence expansion,
-    per-object filters): past it, the protocol's limit error; the store thread is free again."""
+    per-object filters, every output loop through oxsync.render): past it, the protocol's limit error
+    and the store thread is free again. Generous: a slow legitimate request on a loaded node must pass."""
     max_multiget_hrefs: int = 5000
     """Most hrefs in one CalDAV/CardDAV multiget (more = 403 number-of-matches-within-limits)."""
     max_import_bytes: int = 256 * 1024 * 1024

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from oxsync.model.text import xml_safe
+from oxsync.store.budget import check_time
 
 __all__ = ["add_skip_listener", "render_each", "render_one", "skipped_items_total", "xml_safe"]
 
@@ -41,6 +42,7 @@ def render_one(dialect: str, obj: O, render: Callable[[O], T], *, folder_id: int
     `object_id`/`folder_id` default to the object's own `object_id`/`folder_id` attributes.
     """
     try:
+        check_time()  # every dialect's output loop passes here: no response renders past its time budget
         return render(obj)
     except Exception as exc:  # noqa: BLE001 - isolating any failure of one object is the point
         if getattr(exc, "whole_request", False):  # e.g. the request's work budget: not this object's fault

@@ -119,3 +119,24 @@ def test_activesync_availability_over_the_budget_is_its_own_status(live_server, 
 
     assert status(availability(2)) == "1"  # two instances: within the budget
     assert status(availability(5)) == "163"  # five: free/busy not available for this recipient, no 500
+
+
+def test_output_loops_stop_at_the_time_budget(store) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from oxsync.render import render_each
+
+    now = [0.0]
+    limits = replace(store.settings.limits, max_request_work_seconds=5.0)
+    with work_budget(limits, clock=lambda: now[0]):
+        assert render_each("dav", [1, 2], lambda x: x) == [1, 2]
+        now[0] = 5.5  # the request has worked too long: the next item stops the whole response
+        with pytest.raises(WorkLimitExceeded) as late:
+            render_each("dav", [3], lambda x: x)
+    assert late.value.kind == "time"
+
+
+def test_a_query_past_its_time_budget_is_refused(dav) -> None:  # type: ignore[no-untyped-def]
+    client = dav(max_request_work_seconds=0.0)  # any work at all is too long
+    reply = client.report(client.path, query("20260301T000000Z", "20260302T000000Z"))
+    assert reply.status == 403 and reply.xml.find("{DAV:}number-of-matches-within-limits") is not None

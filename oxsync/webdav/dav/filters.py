@@ -320,6 +320,7 @@ def _alarm_in_range(cal: Calendar, alarm: Any, start: datetime, end: datetime) -
 
 
 def calendar_matches(text: str, filter_el: etree._Element | None) -> bool:
+    budget.check_time()  # once per object: a query over a huge calendar stops at the request's time budget
     if filter_el is None:
         return True
     top = first(filter_el, C("comp-filter"))
