@@ -20,6 +20,7 @@ from lxml import etree
 
 from oxsync.model import Appointment, Module
 from oxsync.model.appointment import Confirmation, ParticipantKind, ShownAs
+from oxsync.model.text import xml_safe
 from oxsync.webdav.dav.model import Box, DavError, ObjectRes, object_text
 from oxsync.webdav.dav.propfind import Response
 from oxsync.webdav.dav.tree import Ctx, resolve
@@ -70,7 +71,7 @@ def post(ctx: Ctx) -> Response:
         address = str(attendee)
         resp = etree.SubElement(root, C("response"))
         recipient = etree.SubElement(resp, C("recipient"))
-        etree.SubElement(recipient, qn("DAV:", "href")).text = address
+        etree.SubElement(recipient, qn("DAV:", "href")).text = xml_safe(address)
         email = address[7:] if address.lower().startswith("mailto:") else address
         found = ctx.session.find_principal(email.lower())
         if found is None:
@@ -83,7 +84,7 @@ def post(ctx: Ctx) -> Response:
         body = _reply(start, end, [(p.start, p.end, FBTYPE[p.shown_as]) for p in periods
                                    if p.shown_as in FBTYPE], [x for x in lines if x])
         etree.SubElement(resp, C("request-status")).text = "2.0;Success"
-        etree.SubElement(resp, C("calendar-data")).text = body
+        etree.SubElement(resp, C("calendar-data")).text = xml_safe(body)
     return Response(200, tostring(root), "application/xml; charset=utf-8")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from oxsync.config import LimitSettings
+from oxsync.model.text import xml_safe
 from oxsync.webdav import xmlsafe
 
 DAV = "DAV:"
@@ -42,7 +43,7 @@ def parse_xml(data: bytes, limits: LimitSettings) -> etree._Element | None:
 def element(tag: str, text: str | None = None, children: Iterable[etree._Element] = ()) -> etree._Element:
     el = etree.Element(tag, nsmap=None)
     if text is not None:
-        el.text = text
+        el.text = xml_safe(text)  # lxml refuses what XML cannot carry: one stored title must not fail a response
     for child in children:
         el.append(child)
     return el
@@ -67,7 +68,7 @@ def error_body(condition: str, text: str = "") -> bytes:
     if text and condition.endswith("}number-of-matches-within-limits"):
         cond.text = None
     if text:
-        etree.SubElement(root, qn(DAV, "responsedescription")).text = text
+        etree.SubElement(root, qn(DAV, "responsedescription")).text = xml_safe(text)  # may quote the client
     return tostring(root)
 
 
