@@ -237,6 +237,21 @@ def test_corpus_through_caldav_and_carddav(env) -> None:  # type: ignore[no-unty
     cards = calendar_datas(dav.report(book, ADDRESSBOOK_QUERY))
     assert {n[:-4] for n in cards} == IN_RANGE_CARDS
     assert all(not any(c in text for c in CTL) for text in cards.values())
+    # whatever the store accepted, at both ends of the range, every other dialect renders too
+    from oxsync import render
+
+    running, world, alice, _ = env
+    skipped = sum(render.skipped_items_total().values())
+    for servlet, module, wanted in (("calendar", Module.CALENDAR, IN_RANGE_EVENTS), ("contacts", Module.CONTACT, IN_RANGE_CARDS)):
+        listed = alice.sync(servlet, world.default_folder(world.alice, module))
+        assert len([r for r in listed if r.status == "200"]) == len(wanted), servlet
+    phone = client(running)
+    phone.provision()
+    for kind, wanted in ((8, IN_RANGE_EVENTS), (9, IN_RANGE_CARDS)):
+        cid = phone.folder_of_type(kind)
+        phone.sync(cid, "0")
+        assert len(items(phone.sync(cid, window=100))) == len(wanted), kind
+    assert sum(render.skipped_items_total().values()) == skipped  # nothing in range was left out
 
 
 def test_reject_policy_refuses_control_characters(live_server, store_url, world) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from oxsync.config import LimitSettings
@@ -73,21 +74,34 @@ def check_date(value: date, field: str, limits: LimitSettings) -> None:
         raise InvalidInput(field, f"date out of the supported range (years {limits.min_year}..{limits.max_year})")
 
 
+_PLAIN = (bool, Enum, bytes)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _walk(value: Any, field: str, limits: LimitSettings, depth: int, lengths: dict[str, int]) -> Any:
     """The checked (possibly cleaned) value; containers and dataclasses are updated in place."""
-    if value is None or isinstance(value, bool | Enum | bytes):
-        return value
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:  # most fields: the fast path first
+        if not value:
+            return value
         bound = lengths.get(field)
         if bound is not None and len(value) > bound:
             raise InvalidInput(field, f"longer than {bound} characters")
         return check_text(value, field, limits)
+    if value is None or kind is bool or isinstance(value, _PLAIN):
+        return value
     if isinstance(value, int):
         wide = field in WIDE_NUMBERS or field.rsplit(".", 1)[-1] in WIDE_NUMBERS
         bound = limits.max_wide_number if wide else limits.max_small_number
         if not -bound <= value <= bound:
             raise InvalidInput(field, "number out of range")
         return value
+    if isinstance(value, str):  # a str subclass
+        return check_text(value, field, limits)
     if isinstance(value, float):
         if not math.isfinite(value) or abs(value) > limits.max_wide_number:
             raise InvalidInput(field, "number out of range")
@@ -102,11 +116,11 @@ def _walk(value: Any, field: str, limits: LimitSettings, depth: int, lengths: di
     if depth > 8:
         raise InvalidInput(field, "nested too deeply")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            current = getattr(value, f.name)
-            checked = _walk(current, f"{field}.{f.name}" if depth else f.name, limits, depth + 1, lengths)
+        for name in _field_names(kind):
+            current = getattr(value, name)
+            checked = _walk(current, f"{field}.{name}" if depth else name, limits, depth + 1, lengths)
             if checked is not current:
-                setattr(value, f.name, checked)
+                setattr(value, name, checked)
         return value
     if isinstance(value, list):
         for i, item in enumerate(value):
