@@ -52,6 +52,11 @@ class StoreSettings:
     """How often the server prunes old tombstones in every tenant (0 = never; `oxsync prune` by hand)."""
     busy_timeout_ms: int = 10000
     """SQLite: how long a writer waits for the database lock."""
+    sqlite_synchronous: str = "normal"
+    """SQLite (WAL) durability: `normal` syncs the log at checkpoints only, so a commit survives the
+    process being killed (kill -9, a crash) but the last commits may be lost if the machine loses
+    power; `full` syncs the log at every commit (power-safe, each write costs an fsync); `extra` also
+    syncs the directory. docs/store.md."""
     migrate_on_start: bool = False
     """`oxsync serve` brings an older database schema up to date itself (as `oxsync migrate` would)
     instead of refusing to start. Off by default: take a backup first (docs/install.md)."""
@@ -479,6 +484,9 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"[log] level: expected debug, info, warning, error or critical, got {settings.log.level!r}")
     if settings.log.format not in ("json", "text"):
         raise ConfigError(f"[log] format: expected 'json' or 'text', got {settings.log.format!r}")
+    if settings.store.sqlite_synchronous.lower() not in ("normal", "full", "extra"):
+        raise ConfigError(f"[store] sqlite_synchronous: expected 'normal', 'full' or 'extra', "
+                          f"got {settings.store.sqlite_synchronous!r}")
     limits = settings.limits
     if limits.invalid_text_policy not in ("replace", "reject"):
         raise ConfigError(f"[limits] invalid_text_policy: expected 'replace' or 'reject', got {limits.invalid_text_policy!r}")

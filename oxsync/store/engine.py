@@ -17,13 +17,16 @@ WRITE = {"sqlite_begin": "IMMEDIATE"}
 """Execution options for a write transaction: on SQLite it takes the write lock up front."""
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str = "normal") -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is broken)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={SYNCHRONOUS.get(synchronous.lower(), 'NORMAL')}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
@@ -66,7 +69,7 @@ def make_engine(settings: StoreSettings) -> Engine:
             max_overflow=2,
             connect_args={"check_same_thread": False, "timeout": settings.busy_timeout_ms / 1000},
         )
-        _configure_sqlite(engine, settings.busy_timeout_ms)
+        _configure_sqlite(engine, settings.busy_timeout_ms, settings.sqlite_synchronous)
         guard_numbers(engine)
         return engine
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
