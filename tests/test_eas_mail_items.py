@@ -271,3 +271,16 @@ def test_cross_client_flags_both_ways(phone, mail) -> None:  # type: ignore[no-u
     other.logout()
     changed = items(phone.sync(inbox), "Change")
     assert changed[uid].findtext("Email:Read") == "0"
+
+
+def test_get_attachment_for_12x_clients(phone, mail) -> None:  # type: ignore[no-untyped-def]
+    mail.deliver(make_message("old phone", "x", attachment=("old.bin", b"twelve-one")))
+    phone.version = "12.1"
+    inbox = inbox_of(phone)
+    _, data = next(iter(synced(phone, inbox).items()))
+    reference = data.find("AirSyncBase:Attachments").find("AirSyncBase:Attachment").findtext(
+        "AirSyncBase:FileReference")
+    reply = phone.post("GetAttachment", None, params=f"&AttachmentName={reference}")
+    assert reply.status == 200 and reply.raw == b"twelve-one"
+    missing = phone.post("GetAttachment", None, params=f"&AttachmentName={inbox}:999:1")
+    assert missing.status == 500

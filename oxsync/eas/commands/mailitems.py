@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 
 from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.mapping.email import BodyPref, Rendering, parse_file_reference, to_eas
-from oxsync.eas.request import EasRequest, EasResponse
+from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.mail import MailUnavailable, gateway
@@ -272,3 +272,29 @@ def unavailable_response(failure: Any, root: str, status_tag: str, code: str) ->
     log.warning("mail server unavailable: %s", failure.getErrorMessage(), extra={"event": "eas.mail_unavailable"})
     return EasResponse(E(root, E(status_tag, code)))
 
+
+
+@command("GetAttachment")
+def get_attachment(eas: Eas, req: EasRequest) -> Any:
+    """12.x: the attachment named by `AttachmentName` (our FileReference) as the raw response body;
+    HTTP 500 when it cannot be served (MS-ASCMD GetAttachment has no status element)."""
+    parsed = parse_file_reference(req.params.get("AttachmentName", ""))
+    if eas.mail is None or parsed is None or not concerns_mail(eas, parsed[0]):
+        return EasResponse(None, code=500)
+    account = req.principal.email
+    max_bytes = eas.mail.settings.max_fetch_bytes
+    collection_id, uid, index = parsed
+
+    def imap(conn: Any) -> EasResponse:
+        folder = _folder(eas, conn, account, collection_id)
+        got = gateway.fetch_messages(conn, folder.name, [uid], max_bytes) if folder is not None else {}
+        part = attachment_bytes(got[uid].raw, index) if uid in got else None
+        if part is None:
+            return EasResponse(None, code=500)
+        return EasResponse(part[1], content_type=part[0].encode("ascii", "replace"))
+
+    def failed(failure: Any) -> EasResponse:
+        failure.trap(MailUnavailable)
+        return EasResponse(None, code=500)
+
+    return eas.mail.run(account, imap).addErrback(failed)
