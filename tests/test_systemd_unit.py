@@ -25,17 +25,29 @@ def tool(name: str) -> str:
     return path
 
 
-def verify(unit_text: str, tmp_path: Path) -> str:
+def verify(unit_text: str, tmp_path: Path, name: str = "oxsync.service", *others: Path) -> str:
     """Everything systemd-analyze says about the unit (empty = valid); ExecStart points at a real oxsync."""
-    oxsync = Path(sys.executable).parent / "oxsync"
-    unit = tmp_path / "oxsync.service"
-    unit.write_text(unit_text.replace("/opt/oxsync/bin/oxsync", str(oxsync)))
-    result = subprocess.run([tool("systemd-analyze"), "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    oxsync = str(Path(sys.executable).parent / "oxsync")
+    unit = tmp_path / name
+    unit.write_text(unit_text.replace("/opt/oxsync/bin/oxsync", oxsync))
+    extra = []
+    for other in others:
+        (tmp_path / other.name).write_text(other.read_text().replace("/opt/oxsync/bin/oxsync", oxsync))
+        extra.append(str(tmp_path / other.name))
+    result = subprocess.run([tool("systemd-analyze"), "verify", str(unit), *extra], capture_output=True, text=True,
+                            timeout=120)
     return (result.stdout + result.stderr).strip() + ("" if result.returncode == 0 else f"\nexit {result.returncode}")
 
 
 def test_unit_is_valid(tmp_path: Path) -> None:
     assert verify(UNIT.read_text(), tmp_path) == ""
+
+
+def test_backup_timer_and_service_are_valid(tmp_path: Path) -> None:
+    service = ROOT / "packaging" / "oxsync-backup.service"
+    timer = ROOT / "packaging" / "oxsync-backup.timer"
+    assert verify(timer.read_text(), tmp_path, timer.name, service) == ""
+    assert "oxsync backup " in service.read_text()
 
 
 def test_the_check_sees_mistakes(tmp_path: Path) -> None:
