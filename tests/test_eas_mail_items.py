@@ -284,3 +284,32 @@ def test_get_attachment_for_12x_clients(phone, mail) -> None:  # type: ignore[no
     assert reply.status == 200 and reply.raw == b"twelve-one"
     missing = phone.post("GetAttachment", None, params=f"&AttachmentName={inbox}:999:1")
     assert missing.status == 500
+
+
+def test_mail_that_ages_out_of_the_filter_window_is_soft_deleted(phone, mail, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from oxsync.eas import mailsync
+
+    other = mail.imap()
+    other.append("INBOX", make_message("two days old"), msg_time=datetime.now(UTC) - timedelta(days=2))
+    other.append("INBOX", make_message("fresh"))
+    other.logout()
+    inbox = inbox_of(phone)
+    week = [E("AirSync:FilterType", "3")]
+    phone.sync(inbox, "0", options=week)
+    got = items(phone.sync(inbox, options=week))
+    ids = {d.findtext("Email:Subject"): k for k, d in got.items()}
+    assert set(ids) == {"two days old", "fresh"}
+    assert collection(phone.sync(inbox, options=week)).find("AirSync:Commands") is None
+
+    class SixDaysLater(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return datetime.now(tz) + timedelta(days=6)
+
+    monkeypatch.setattr(mailsync, "datetime", SixDaysLater)
+    mail.deliver(make_message("today"))
+    reply = phone.sync(inbox, options=week)
+    assert server_ids(reply, "SoftDelete") == [ids["two days old"]]
+    assert [d.findtext("Email:Subject") for d in items(reply).values()] == ["today"]

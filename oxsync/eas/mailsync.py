@@ -155,7 +155,7 @@ class Worker:
                 known.discard(uid)
             pending = state.IdSet(listing - known.ids)
             st["uidvalidity"], st["modseq"], st["filter"] = current.uidvalidity, current.modseq, filter_type
-            st["uidnext"] = current.uidnext
+            st["uidnext"], st["aged"] = current.uidnext, self.now.date().isoformat()
         elif get_changes:
             delta = gateway.delta(self.conn, folder.name, int(st.get("modseq") or 0))
             if delta.state.uidvalidity != st["uidvalidity"]:
@@ -178,6 +178,13 @@ class Worker:
                 elif cutoff is None or arrived is None or _aware(arrived) >= cutoff:
                     pending.add(uid)
             st["modseq"], st["uidnext"] = delta.state.modseq, delta.state.uidnext
+            today = self.now.date().isoformat()
+            if cutoff is not None and len(known) and st.get("aged") != today:
+                # mails that aged out of the window: one SEARCH a day per collection, not per delta
+                for uid in sorted(gateway.arrived_before(self.conn, known.ids, cutoff)):
+                    commands.append(E("AirSync:SoftDelete", E("AirSync:ServerId", str(uid))))
+                    known.discard(uid)
+                st["aged"] = today
         room = max(0, min(coll.window, budget) - len(commands.children))
         if get_changes and pending and room:
             self.send_new(coll, folder, st, known, pending, commands, room)

@@ -175,6 +175,13 @@ def uids_newest_first(conn: IMAPClient, name: str, since: datetime | None) -> tu
     return state, [int(u) for u in conn.sort(["REVERSE ARRIVAL"], criteria)]
 
 
+def arrived_before(conn: IMAPClient, uids: set[int], cutoff: datetime) -> set[int]:
+    """Which of `uids` (in the selected folder) arrived before `cutoff` (INTERNALDATE, day precision)."""
+    if not uids:
+        return set()
+    return {int(u) for u in conn.search(["UID", uid_set(uids), "BEFORE", cutoff.date()])}
+
+
 def fetch_meta(conn: IMAPClient, uids: list[int]) -> dict[int, tuple[tuple[bytes, ...], datetime | None]]:
     if not uids:
         return {}
