@@ -64,6 +64,9 @@ LOGIN_THROTTLED = Counter(
 ITEMS_SKIPPED = Counter(
     "oxsync_items_skipped", "Objects left out of a response because they could not be rendered.", ("dialect",),
     registry=REGISTRY)
+OUTBOUND_ATTEMPTS = Counter(
+    "oxsync_outbound_mail_attempts", "Attempts to send queued server mail, by kind and outcome (sent, queued, failed).",
+    ("kind", "outcome"), registry=REGISTRY)
 LISTENERS_UP = Gauge(
     "oxsync_listener_up", "1 when the listener is bound, 0 when it is not.", ("listener",), registry=REGISTRY)
 

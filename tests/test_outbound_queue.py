@@ -196,3 +196,17 @@ def test_cli_queue_retry_drop_and_aliases(tmp_path, capsys) -> None:  # type: ig
     assert json.loads(run("mail", "queue", "--state", "queued", "--json")[1])[0]["key"] == "q2"
     assert run("mail", "drop", "999")[0] == 1
     assert outbound.QUEUED == "queued"
+
+
+def test_attempts_are_counted_for_metrics(relayed, world, sink) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.metrics import OUTBOUND_ATTEMPTS
+
+    def count(outcome: str) -> float:
+        return OUTBOUND_ATTEMPTS.labels("sendmail", outcome)._value.get()
+
+    sent, waiting = count("sent"), count("queued")
+    queue(world)
+    sink.refuse.append("451 later")
+    process_one(relayed, "n")
+    process_one(relayed, "n", now=now_ms() + 10**8)
+    assert (count("sent") - sent, count("queued") - waiting) == (1, 1)

@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from oxsync.config import Settings
+from oxsync.metrics import OUTBOUND_ATTEMPTS
 from oxsync.store.api import Store
 from oxsync.store.outbound import OutboundMail
 
@@ -135,8 +136,10 @@ def process_one(store: Store, node: str, now: int | None = None, settings: Setti
         log.warning("outbound mail %s not sent (%s): %s", mail.id, state, exc,
                     extra={"event": "outbound.failed", "kind": mail.kind, "mail_id": mail.id, "state": state})
         mail.state = state
+        OUTBOUND_ATTEMPTS.labels(mail.kind, state or "lost").inc()
         return mail
     store.outbound.mark_sent(mail.id, node)
+    OUTBOUND_ATTEMPTS.labels(mail.kind, "sent").inc()
     log.info("outbound mail sent", extra={"event": "outbound.sent", "kind": mail.kind, "mail_id": mail.id,
                                           "recipients": len(mail.recipients), "refused": len(refused)})
     mail.state = "sent"
