@@ -62,3 +62,34 @@ def test_wipe_from_the_console_reaches_the_phone(cw: ConsoleWorld, version: str,
     assert done.text("Provision:Status") == "1"
     page = c.get(base).text
     assert "effectué" in page or "done" in page
+
+
+def test_public_folders_right_reaches_the_phone_and_dav(cw: ConsoleWorld) -> None:
+    """The right is enforced in the store: a phone's next hierarchy delta drops the public folder, and
+    CalDAV/CardDAV no longer find it."""
+    from oxsync.model import Module, Permission
+    from oxsync.model.folder import PUBLIC_ROOT
+    from oxsync.model.permissions import rights_for_level
+    from tests.live import http_request
+
+    with cw.store.session(cw.tenant, cw.ids["alice"], write=True) as session:
+        folder = session.create_folder(PUBLIC_ROOT, "Company contacts", Module.CONTACT).folder
+        session.set_permissions(folder.id, [*folder.permissions, Permission(0, True, rights_for_level(2))])
+    phone = _phone(cw, "14.1")
+    key, folders = phone.folder_sync("0")
+    server_id = next(k for k, v in folders.items() if v["name"] == "Company contacts")
+    dav_path = f"/dav/addressbooks/bob/{folder.id}/"
+    status, _, _ = http_request(cw.http_port, "PROPFIND", dav_path, auth=("bob", PASSWORDS["bob"]),
+                                headers={"Depth": "0"})
+    found_before = status
+    c = cw.browser()
+    c.login("alice")
+    c.post(f"/t/{cw.tenant}/accounts/{cw.ids['bob']}", {"proto_outlook": "on", "proto_mobile": "on",
+                                                         "proto_dav": "on", "flag_sharing": "on"})
+    reply = phone.post("FolderSync", E("FolderHierarchy:FolderSync", E("FolderHierarchy:SyncKey", key)))
+    deleted = [d.findtext("FolderHierarchy:ServerId") for d in reply.body.find("FolderHierarchy:Changes")
+               .findall("FolderHierarchy:Delete")]
+    assert deleted == [server_id]
+    status, _, _ = http_request(cw.http_port, "PROPFIND", dav_path, auth=("bob", PASSWORDS["bob"]),
+                                headers={"Depth": "0"})
+    assert found_before == 207 and status == 404
