@@ -278,6 +278,33 @@ def test_limit_settings_are_checked(backend: str) -> None:  # (no store: runs on
     assert load_settings(overrides={"limits": {"invalid_text_policy": "reject"}}).limits.invalid_text_policy == "reject"
 
 
+def test_object_size_limit_is_invalid_input_in_every_dialect(live_server, store_url, world) -> None:  # type: ignore[no-untyped-def]
+    """An object one byte under `max_object_bytes` is stored; over it: OX [1100], DAV 403, EAS Status 6."""
+    from tests.fixtures import make_store
+
+    small = make_store(store_url, max_object_bytes=2000)
+    running = live_server(small, setup=install_all, server=OX_SERVER)
+    alice, dav = OxClient(running.port, "alice", "alice-pw"), Dav(running.port, world)
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    [ok] = alice.proppatch("contacts", {"folder_id": folder, "last_name": "Fits", "note": "n" * 1500})
+    assert ok.status == "200"
+    [big] = alice.proppatch("contacts", {"folder_id": folder, "last_name": "Big", "note": "n" * 2500})
+    assert (big.status, big.code) == ("409", 1100), big.description
+    refused = dav.put(dav.calendar() + "big.ics", event("big", extra=f"DESCRIPTION:{'d' * 2500}\r\n"))
+    assert refused.status == 403 and b"valid-calendar-data" in refused.body
+    phone = client(running)
+    phone.provision()
+    cid = phone.folder_of_type(9)
+    phone.sync(cid, "0")
+    phone.sync(cid)
+    reply = phone.sync(cid, commands=[E("AirSync:Add", E("AirSync:ClientId", "big"), E("AirSync:ApplicationData",
+                                        E("Contacts:LastName", "Big"), E("AirSyncBase:Body", E("AirSyncBase:Type", "1"),
+                                                                           E("AirSyncBase:Data", "b" * 2500))))])
+    assert next(reply.body.iter("AirSync:Add")).findtext("AirSync:Status") == "6"
+    assert [r.text("last_name") for r in alice.sync("contacts", folder)] == ["Fits"]
+    small.dispose()
+
+
 def test_strings_at_the_column_limits_via_caldav(env) -> None:  # type: ignore[no-untyped-def]
     _, _, _, dav = env
     cal = dav.calendar()

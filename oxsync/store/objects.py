@@ -22,7 +22,7 @@ from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.render import note_skipped
 from oxsync.store import codec, timeranges
 from oxsync.store import schema as s
-from oxsync.store.errors import InvalidData, QuotaExceeded
+from oxsync.store.errors import InvalidInput, QuotaExceeded
 from oxsync.store.tx import Tx
 from oxsync.store.validate import check_object
 
@@ -205,15 +205,15 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
 def _check_size(tx: Tx, data: str, obj: AnyObject) -> None:
     limit = tx.settings.limits.max_object_bytes
     if len(data) > limit:
-        raise InvalidData(f"object is {len(data)} bytes, over the {limit} byte limit")
+        raise InvalidInput("object", f"{len(data)} bytes, over the {limit} byte limit")
     parts = getattr(obj, "participants", [])
     if len(parts) > tx.settings.limits.max_participants:
-        raise InvalidData(f"{len(parts)} participants, over the limit of {tx.settings.limits.max_participants}")
+        raise InvalidInput("participants", f"{len(parts)}, over the limit of {tx.settings.limits.max_participants}")
     members = getattr(obj, "distribution_list", None) or []
     if len(members) > tx.settings.limits.max_distribution_list_members:
-        raise InvalidData("distribution list has too many members")
+        raise InvalidInput("distribution_list", "too many members")
     if isinstance(obj, Contact) and obj.image1 and len(obj.image1) > tx.settings.limits.max_photo_bytes:
-        raise InvalidData("contact picture is over the size limit", field="image1")
+        raise InvalidInput("image1", "contact picture over the size limit")
 
 
 def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = False) -> None:
