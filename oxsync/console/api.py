@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import unquote
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -273,7 +272,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
     @r.add("GET", T + "/accounts/{uid}/devices/{dev}")
     def device(ctx: Ctx) -> Json:
         return Json(admin_ops.device_detail(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"),  # type: ignore[arg-type]
-                                            unquote(ctx.params["dev"])))
+                                            ctx.params["dev"]))
 
     @r.add("POST", T + "/accounts/{uid}/devices/{dev}/{action}")
     def device_action(ctx: Ctx) -> Json:
@@ -282,7 +281,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
         if action not in ("wipe", "wipe_account", "cancel_wipe", "remove", "resync"):
             raise NotFound(f"no device action {action}")
         touched = admin_ops.device_action(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"),  # type: ignore[arg-type]
-                                          unquote(ctx.params["dev"]), action, _str(body, "target"))
+                                          ctx.params["dev"], action, _str(body, "target"))
         return Json({"action": action, "records": touched})
 
     @r.add("GET", T + "/audit")
