@@ -279,6 +279,7 @@ def test_devices_wipe_cancel_resync_remove(cw: ConsoleWorld) -> None:
     assert "PHONE1" in listing and "iPhone15,2" in listing and "Apple-iPhone/1" in listing
     detail = c.get(f"/t/{t}/accounts/{bob}/devices/PHONE1")
     assert "{abc}3" in detail.text and ">6<" in detail.text  # items known from the ranges
+    assert ">bob</a>" in detail.text
     c.post(f"/t/{t}/accounts/{bob}/devices/PHONE1/wipe_account", {})
     with cw.store.session(t, bob) as session:
         record = session.get_state("PHONE1", "")

@@ -401,7 +401,8 @@ def device_detail(store: Store, actor: Actor, tenant_id: int, user_id: int, devi
                             "sync_key": st.get("key", ""), "filter": st.get("filter", 0),
                             "known": _count_ranges(known), "pending": len(st.get("pending") or []),
                             "skipped": st.get("skipped") or {}, "updated_ms": r.updated_ms})
-    return {**found[0], "folders": folders}
+        login = accounts.get_user(tx, user_id).login
+    return {**found[0], "login": login, "folders": folders}
 
 
 def _count_ranges(text: str) -> int:
