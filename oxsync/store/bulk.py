@@ -41,18 +41,26 @@ class BulkReads:
     tx: Tx
     user_id: int
 
-    def _visible_objects(self, folder_id: int, ids: Iterable[int]) -> list:  # type: ignore[type-arg]
-        """The objects among `ids` that are in `folder_id` and readable there, in id order."""
+    def _visible_objects(self, folder_id: int, ids: Iterable[int], light: bool = False) -> list:  # type: ignore[type-arg]
+        """The objects among `ids` that are in `folder_id` and readable there, in id order
+        (`light`: as `ObjectVersion`s, nothing decoded)."""
         wanted = sorted(set(ids))
         inside: list[int] = []
         for chunk in _chunks(wanted):
             members = folders_of_objects(self.tx, chunk)
             inside.extend(i for i in chunk if folder_id in members[i])
+        if light:
+            o = s.objects
+            rows = {}
+            for chunk in _chunks(inside):
+                rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_VERSION_COLUMNS).where(
+                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))))})
+            return _readable_versions(self, folder_id, rows)
         rows = self._readable_rows(folder_id, inside)  # type: ignore[attr-defined]
         return [self._personalised(x) for x in  # type: ignore[attr-defined]
                 object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
 
-    def objects_by_resource_names(self, folder_id: int, names: Sequence[str]) -> dict[str, Any]:
+    def objects_by_resource_names(self, folder_id: int, names: Sequence[str], light: bool = False) -> dict[str, Any]:
         """name -> the visible object of `folder_id` with that DAV resource name (names not found are absent)."""
         self._object_folder(folder_id)  # type: ignore[attr-defined]
         o = s.objects
@@ -62,34 +70,35 @@ class BulkReads:
                     and_(o.c.tenant_id == self.tx.tenant_id, o.c.resource_name.in_(chunk)))):
                 ids_by_name[int(row.id)] = row.resource_name
         found: dict[str, Any] = {}
-        for obj in self._visible_objects(folder_id, ids_by_name):
+        for obj in self._visible_objects(folder_id, ids_by_name, light):
             found.setdefault(ids_by_name[obj.object_id], obj)
         return found
 
-    def objects_by_ids(self, folder_id: int, ids: Iterable[int]) -> dict[int, Any]:
+    def objects_by_ids(self, folder_id: int, ids: Iterable[int], light: bool = False) -> dict[int, Any]:
         """id -> the visible object of `folder_id` (ids not found or not readable are absent)."""
         self._object_folder(folder_id)  # type: ignore[attr-defined]
-        return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids)}
+        return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids, light)}
 
-    def series_members(self, folder_id: int, series_ids: Iterable[int]) -> list:  # type: ignore[type-arg]
+    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list:  # type: ignore[type-arg]
         """Every visible object of `folder_id` belonging to these series: each master (the object with
         that id, a series or the first of master-less overrides) and its change exceptions."""
         self._object_folder(folder_id)  # type: ignore[attr-defined]
-        return self._visible_objects(folder_id, family_ids(self.tx, series_ids))
+        return self._visible_objects(folder_id, family_ids(self.tx, series_ids), light)
 
     def list_versions(self, folder_id: int) -> list[ObjectVersion]:
         """Id, DAV resource name, version and series of every readable object of the folder, decoding
         nothing (PROPFIND Depth 1 and initial sync listings)."""
         return list_versions(self, folder_id)
 
-    def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None) -> list:  # type: ignore[type-arg]
+    def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None,
+                              light: bool = False) -> list:  # type: ignore[type-arg]
         """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
         chosen by the time-range index: a superset the caller filters exactly, never missing a match.
         A series comes whole (master and change exceptions). Rights and redaction as `list_objects`."""
         from oxsync.store import timeranges
 
         self._object_folder(folder_id)  # type: ignore[attr-defined]
-        return self._visible_objects(folder_id, timeranges.candidate_ids(self.tx, folder_id, start_ms, end_ms))
+        return self._visible_objects(folder_id, timeranges.candidate_ids(self.tx, folder_id, start_ms, end_ms), light)
 
 
 @dataclass(frozen=True)
@@ -103,23 +112,31 @@ class ObjectVersion:
     """The series an appointment belongs to (its own id for a master), None otherwise."""
 
 
-def list_versions(session: Any, folder_id: int) -> list[ObjectVersion]:
-    """Every readable object of the folder as an `ObjectVersion`, in id order: one query for the
-    folder's rows (home and participant folders), one more only if some are private."""
-    session._object_folder(folder_id)
-    tx: Tx = session.tx
-    o, p = s.objects, s.participants
-    cols = (o.c.id, o.c.private, o.c.created_by, o.c.resource_name, o.c.last_ms, o.c.series_id)
-    home = select(*cols).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
-    guest = select(*cols).select_from(p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
-        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
-    rows = {int(r.id): r for r in tx.conn.execute(union(home, guest))}
+_VERSION_COLUMNS = (s.objects.c.id, s.objects.c.private, s.objects.c.created_by, s.objects.c.resource_name,
+                    s.objects.c.last_ms, s.objects.c.series_id)
+
+
+def _readable_versions(session: Any, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
+    """`ObjectVersion`s of the rows (id -> row of _VERSION_COLUMNS) the user may read, in id order."""
     private = sorted(i for i, r in rows.items() if r.private)
     participants = session._participant_users(private) if private else {}
     rights = session.rights(folder_id)
     return [ObjectVersion(i, r.resource_name or "", int(r.last_ms), None if r.series_id is None else int(r.series_id))
             for i, r in sorted(rows.items())
             if session._can_read(r.private, r.created_by, i, rights, participants)]
+
+
+def list_versions(session: Any, folder_id: int) -> list[ObjectVersion]:
+    """Every readable object of the folder as an `ObjectVersion`, in id order: one query for the
+    folder's rows (home and participant folders), one more only if some are private."""
+    session._object_folder(folder_id)
+    tx: Tx = session.tx
+    o, p = s.objects, s.participants
+    home = select(*_VERSION_COLUMNS).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
+    guest = select(*_VERSION_COLUMNS).select_from(
+        p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
+        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
+    return _readable_versions(session, folder_id, {int(r.id): r for r in tx.conn.execute(union(home, guest))})
 
 
 # ------------------------------------------------------------------ served-text cache

@@ -248,11 +248,16 @@ def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member
     distribution list is always rendered: its members' UIDs live in other objects)."""
     obj = res.master
     cacheable = res.texts is not None and not (isinstance(obj, Contact) and obj.distribution_list is not None)
-    variant = "ics" if not isinstance(obj, Contact) else f"vcf{vcard_version or ''}"
+    variant = "ics" if res.collection.module != Module.CONTACT else f"vcf{vcard_version or ''}"
     if cacheable:
         found = res.texts.get(res, variant)
         if found is not None:
             return found
+        if isinstance(obj, ObjectVersion):  # listed light, not cached: load it (with the others missing)
+            res.texts.hydrate(res, variant)
+            obj = res.master
+            if isinstance(obj, Contact) and obj.distribution_list is not None:
+                cacheable = False
     text = _render(res, vcard_version, uid_for_member)
     if cacheable:
         res.texts.put(res, variant, text)

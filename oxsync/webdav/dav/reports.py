@@ -90,7 +90,7 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
     ms = multistatus()
     extra = data_getters(ctx, data_el)
     window = filters.query_window(top)
-    members = ctx.members(collection) if window is None else ctx.members_in_range(collection, *window)
+    members = ctx.members(collection) if window is None else ctx.members_in_range(collection, *window, light=True)
     for res in members:
         try:
             ok = filters.calendar_matches(object_text(res), filter_el)
@@ -122,7 +122,7 @@ def multiget(ctx: Ctx, root: etree._Element) -> Response:
         path = unquote(urlsplit(raw).path)
         inside = path.startswith(collection.path.rstrip("/") + "/") or unquote(collection.path) in path
         wanted.append((raw, path.rstrip("/").rsplit("/", 1)[-1] if inside else None))
-    found = ctx.find_objects(collection, [name for _, name in wanted if name is not None])
+    found = ctx.find_objects(collection, [name for _, name in wanted if name is not None], light=True)
     for raw, name in wanted:
         res = found.get(name) if name is not None else None
         if res is None:

@@ -9,7 +9,10 @@ iCalendar/vCard output of the same object changes, so cached texts from before a
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
+
+from oxsync.store.bulk import ObjectVersion
 
 RENDER_GENERATION = "1"
 
@@ -23,13 +26,17 @@ def version_of(res: Any) -> str:
 class TextCache:
     """Per request; not thread-safe (one request runs on one store thread)."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, hydrate: Callable[[list[Any]], None] | None = None) -> None:
         self.session = session
+        self._hydrate = hydrate
         self._known: dict[tuple[int, str], tuple[str, str]] = {}
         self._asked: set[int] = set()
         self._fresh: list[tuple[int, str, str, str]] = []
+        self._light: list[Any] = []
+        """Resources of this request still made of `ObjectVersion`s."""
 
     def prefetch(self, resources: list[Any]) -> None:
+        self._light.extend(r for r in resources if isinstance(r.master, ObjectVersion))
         wanted = [r.object_id for r in resources if r.object_id not in self._asked]
         if wanted:
             self._asked.update(wanted)
@@ -40,6 +47,15 @@ class TextCache:
             self.prefetch([res])
         found = self._known.get((res.object_id, variant))
         return found[1] if found is not None and found[0] == version_of(res) else None
+
+    def hydrate(self, res: Any, variant: str) -> None:
+        """`res` must be rendered: load the objects of every light resource of this request whose text
+        in `variant` is not cached either (one bulk read), `res` included."""
+        assert self._hydrate is not None, "light resources need a hydrating request"
+        missing = [r for r in self._light if r is res or self.get(r, variant) is None]
+        gone = {id(r) for r in missing}
+        self._light = [r for r in self._light if id(r) not in gone]
+        self._hydrate(missing)
 
     def put(self, res: Any, variant: str, text: str) -> None:
         version = version_of(res)

@@ -210,7 +210,7 @@ class Ctx:
     @property
     def texts(self) -> TextCache:
         if self._texts is None:
-            self._texts = TextCache(self.session)
+            self._texts = TextCache(self.session, self._hydrate)
         return self._texts
 
     def _with_texts(self, resources: list[ObjectRes]) -> list[ObjectRes]:
@@ -219,6 +219,19 @@ class Ctx:
             res.texts = self.texts
         self.texts.prefetch(resources)
         return resources
+
+    def _hydrate(self, resources: list[ObjectRes]) -> None:
+        """Replace the `ObjectVersion`s of light resources by their objects (one bulk read per folder):
+        their text was not cached, so it must be rendered."""
+        by_folder: dict[int, list[ObjectRes]] = {}
+        for res in resources:
+            by_folder.setdefault(res.collection.folder_id, []).append(res)
+        for folder_id, group in by_folder.items():
+            ids = [m.object_id for res in group for m in (res.master, *res.exceptions)]
+            full = self.session.objects_by_ids(folder_id, ids)
+            for res in group:
+                res.master = full.get(res.master.object_id, res.master)  # gone meanwhile: rendering fails, skipped
+                res.exceptions = [full[e.object_id] for e in res.exceptions if e.object_id in full]
 
     def members(self, collection: Collection) -> list[ObjectRes]:
         return self._with_texts(group_objects(collection, self.session.list_objects(collection.folder_id),
@@ -230,41 +243,44 @@ class Ctx:
         return group_objects(collection, self.session.list_versions(collection.folder_id), self.req.names,
                              self.tenant_id)
 
-    def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None) -> list[ObjectRes]:
-        """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset)."""
-        objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms)
+    def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None,
+                         light: bool = False) -> list[ObjectRes]:
+        """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset);
+        `light`: as versions, loaded only if their text is not cached (see `_hydrate`)."""
+        objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms, light)
         return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id))
 
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         return self.find_objects(collection, [name]).get(name)
 
-    def find_objects(self, collection: Collection, names: list[str]) -> dict[str, ObjectRes]:
+    def find_objects(self, collection: Collection, names: list[str], light: bool = False) -> dict[str, ObjectRes]:
         """name -> resource for the names that exist: by the client's resource name, else by our default
-        `<id>.ics|.vcf` name (unless that object carries another name). A fixed number of store reads."""
+        `<id>.ics|.vcf` name (unless that object carries another name). A fixed number of store reads;
+        `light`: resources of versions, loaded only if their text is not cached."""
         session = self.session
-        found: dict[str, Any] = session.objects_by_resource_names(collection.folder_id, names)
+        found: dict[str, Any] = session.objects_by_resource_names(collection.folder_id, names, light)
         by_default = {n: i for n in names if n not in found and (i := id_from_name(n)) is not None}
         if by_default:
-            loaded = session.objects_by_ids(collection.folder_id, by_default.values())
+            loaded = session.objects_by_ids(collection.folder_id, by_default.values(), light)
             for name, object_id in by_default.items():
                 obj = loaded.get(object_id)
                 if obj is not None and not (obj.resource_name and obj.resource_name != name):
                     found[name] = obj
-        resources = self.resources_for(collection, list(found.values()))
+        resources = self.resources_for(collection, list(found.values()), light)
         return {name: resources[obj.object_id] for name, obj in found.items()}
 
-    def resources_for(self, collection: Collection, objects: list[Any]) -> dict[int, ObjectRes]:
+    def resources_for(self, collection: Collection, objects: list[Any], light: bool = False) -> dict[int, ObjectRes]:
         """object id -> the resource holding it: a series with all its change exceptions (they share the
         master's UID and href), an exception whose master is not visible on its own. One store read for
         all series involved."""
         def family_of(obj: Any) -> int:  # a master's own id (a series, or master-less overrides' first)
             return obj.object_id if is_master(obj) else obj.recurrence_id
 
-        series = {family_of(o) for o in objects
-                  if isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions)}
+        series = {family_of(o) for o in objects  # versions do not tell whether a master has exceptions
+                  if light or (isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions))}
         families: dict[int, list[Any]] = {}
         if series:
-            for member in self.session.series_members(collection.folder_id, series):
+            for member in self.session.series_members(collection.folder_id, series, light):
                 families.setdefault(family_of(member), []).append(member)
         out: dict[int, ObjectRes] = {}
         for obj in objects:
