@@ -275,3 +275,37 @@ def test_mail_responses_read_the_same_through_libwbxml2(phone, mail) -> None:  #
     reply = phone.sync(inbox, options=body_options((2, 100), (1, None)))
     assert items(reply)
     assert from_lib_xml(wbxml2xml(reply.raw)) == libwbxml_view(reply.body)
+
+
+def test_only_new_mail_wakes_a_ping_not_flag_changes_elsewhere(running, phone, mail) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.test_eas_push import in_thread, wait_parked
+
+    mail.deliver(make_message("already here"))
+    inbox = inbox_of(phone)
+    phone.sync(inbox, "0")
+    phone.sync(inbox)
+    thread, result = in_thread(lambda: phone.post("Ping", ping_body(60, inbox), timeout=90))
+    wait_parked(running)
+    watcher = running.service.eas.mail_watcher
+    for _ in range(500):
+        if watcher.seen:
+            break
+        time.sleep(0.01)
+    other = mail.imap()
+    other.select_folder("INBOX")
+    other.add_flags(other.search(), [b"\\Seen"])  # read in another client: no push for that
+    other.logout()
+    rounds = watcher.rounds
+    for _ in range(1000):  # two full watcher rounds saw the flag change
+        if watcher.rounds >= rounds + 2 and watcher._running is None:
+            break
+        time.sleep(0.01)
+    assert len(running.service.eas.parked) == 1 and "value" not in result
+    mail.deliver(make_message("new one"))
+    thread.join(20)
+    assert result["value"].text("Ping:Status") == "2"
+    changes = phone.sync(inbox)
+    assert [d.findtext("Email:Subject") for d in items(changes).values()] == ["new one"]
+    assert len(items(changes, "Change")) == 1  # the flag change comes with the next Sync

@@ -6,8 +6,8 @@ per connection; NOTIFY (RFC 5465) covers many mailboxes but still one connection
 as long as the account has a parked request; Dovecot's push_notification plugin needs its Lua driver
 (dovecot-lua has no Debian candidate here) or the OX HTTP driver. A poll of `STATUS (UIDNEXT
 HIGHESTMODSEQ)` every `watch_interval_seconds` (default 1 s) on pooled, borrowed connections wakes
-within about a second, holds no connection between rounds, and its cost is one STATUS per watched
-folder per round. A change is published on the bus under the folder's negative bus id, so every parked
+within about a second of new mail (only new mail wakes: `wakes`), holds no connection between rounds,
+and its cost is one STATUS per watched folder per round. A change is published on the bus under the folder's negative bus id, so every parked
 request of this node wakes the same way as for a store commit; a parked Ping holds no IMAP connection.
 """
 
@@ -26,6 +26,14 @@ log = logging.getLogger("oxsync.eas.mailpush")
 
 WatchKey = tuple[int, str, str]
 """(tenant, account, IMAP folder name)."""
+
+
+def wakes(before: tuple[int, int, int], now: tuple[int, int, int]) -> bool:
+    """Only new mail (UIDNEXT moved) or a reset folder (UIDVALIDITY) wakes a parked request: flag
+    changes and expunges by other clients wait for the device's next Sync (iOS re-notified and
+    re-downloaded when every change woke its Ping: Z-Push-contrib#235). New mail is always inside the
+    device's window, since the window is counted back from now."""
+    return now[0] != before[0] or now[1] > before[1]
 
 
 class MailWatcher:
@@ -102,7 +110,7 @@ class MailWatcher:
                 continue
             before = self.seen.get(key)
             self.seen[key] = values
-            if before is not None and before != values:
+            if before is not None and wakes(before, values):
                 self.eas.bus.publish(tenant, [self.watched[key][0]], 0, origin="mail")
 
 

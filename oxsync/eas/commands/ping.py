@@ -161,7 +161,7 @@ def watch_mail(eas: Eas, req: EasRequest, entry: Any, entries: list[tuple[str, i
                 continue
             now = gateway.status(conn, folder.name)
             moved = st is None or st.get("uidvalidity") != now.uidvalidity or bool(st.get("pending")) or \
-                now.modseq > int(st.get("modseq") or 0)
+                now.uidnext > int(st.get("uidnext") or 0)  # new mail since the last Sync (mailpush.wakes)
             out.append((bus, folder.name, (now.uidvalidity, now.uidnext, now.modseq), moved))
         return out
 
