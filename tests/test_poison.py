@@ -170,6 +170,19 @@ def test_numbers_beyond_64_bits_anywhere_are_invalid_input(env, store) -> None: 
         session.rev_for_ms(10**30)
     reply = dav.propfind(f"/dav/calendars/alice/{'9' * 50}/", "<D:getetag/>", "1")
     assert 400 <= reply.status < 500
+    huge = "9" * 50
+    sync = dav.report(dav.calendar(), f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>http://oxsync/ns/sync/{huge}</D:sync-token>'
+                                      "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>")
+    assert 400 <= sync.status < 500
+    [folder_patch] = alice.proppatch("folders", {"object_id": huge, "folder_id": 1, "title": "x", "last_modified": 1})
+    assert folder_patch.code in (1001, 1100), folder_patch.description
+    running = env[0]
+    phone = client(running)
+    phone.provision()
+    cid = phone.folder_of_type(9)
+    moved = phone.post("MoveItems", E("Move:MoveItems", E("Move:Move", E("Move:SrcMsgId", huge), E("Move:SrcFldId", cid),
+                                                              E("Move:DstFldId", huge))))
+    assert moved.status == 200, moved.raw[:200]
 
 
 @pytest.mark.parametrize("header", ["module", "target_folder_id", "target_id", "object_id"])
