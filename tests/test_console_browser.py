@@ -195,4 +195,5 @@ def test_console_in_chromium(chrome, cw: ConsoleWorld, backend: str) -> None:  #
         assert action in text
     shot("audit-log")
     assert re.search(r"alice@example\.com\s+console\s+127\.0\.0\.1", text)
-    assert not d.get_log("browser") or all("Refused" not in e["message"] for e in d.get_log("browser"))
+    refused = [e["message"] for e in d.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not refused, refused  # htmx and the pages run under the strict CSP without violations
