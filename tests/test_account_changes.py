@@ -166,3 +166,25 @@ def test_logins_hash_once_on_the_hash_pool(live_server, store, world) -> None:  
     assert statuses == [200] * 8
     assert running.service.site.context.authenticator.checks.hashes == 1 and len(threads) == 1
     assert threads[0].startswith("PoolThread-oxsync-hash")  # neither the reactor nor a store thread
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_tenant_rename_reaches_every_node(live_server, store, store_url, world) -> None:  # type: ignore[no-untyped-def]
+    """`oxsync tenant rename` works on a bare connection, not a Tx: it still tells every node."""
+    from oxsync.store import relabel
+    from tests.test_two_nodes import wait_listening
+
+    node = live_server(store, setup=install_all)
+    wait_listening(node)
+    verified = node.service.site.context.authenticator.verified
+    assert ok(dialects(node.port, "alice@example.com", "alice-pw")) and len(verified) == 3
+    generation = verified.generation
+    cli_store = make_store(store_url)  # another process's store
+    relabel.in_write_transaction(cli_store, relabel.rename_tenant, "example.com", "example.org")
+    deadline = time.monotonic() + 10
+    while verified.generation == generation:
+        assert time.monotonic() < deadline, "the node never heard of the rename"
+        time.sleep(0.01)
+    assert all(s == 401 for s in dialects(node.port, "alice@example.com", "alice-pw").values())
+    assert ok(dialects(node.port, "alice@example.org", "alice-pw"))
+    cli_store.dispose()

@@ -153,8 +153,8 @@ class PgBusService(Service):
         """Own notices only advance `known` (they arrive in commit order with the foreign ones)."""
         if isinstance(notice, AccountNotice):
             if notice.node != self.node_id:
-                self.reactor.callFromThread(self.bus.publish_accounts, notice.tenant_id, notice.user_ids,
-                                            origin="remote")
+                self.reactor.callFromThread(self.bus.publish_accounts, notice.tenant_id or None, notice.user_ids,
+                                            origin="remote")  # tenant 0: every tenant
             return
         if notice.revision > known.get(notice.tenant_id, 0):
             known[notice.tenant_id] = notice.revision

@@ -139,6 +139,14 @@ def install_notifier(store: Store, node: str | None = None) -> str:
     return node
 
 
+def notify_all_accounts(store: Store, conn: Any) -> None:
+    """Inside a write transaction that changed accounts outside a `Tx` (tenant rename or delete):
+    tell every node to forget every verified login (`A <node> 0 *`, tenant 0 = every tenant)."""
+    if is_postgresql(store):
+        node = _installed.get(store) or new_node_id()
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"A {node} 0 *"})
+
+
 class NotificationStream:
     """One dedicated LISTEN connection. Not thread-safe: one thread opens, reads and closes it."""
 

@@ -77,8 +77,11 @@ def delete_tenant(conn: Connection, domain: str) -> int:
 def in_write_transaction(store: object, fn, *args):  # type: ignore[no-untyped-def]
     """Run `fn(conn, *args)` in one write transaction of `store` (tenant-level operations)."""
     from oxsync.store.engine import WRITE
+    from oxsync.store.notify import notify_all_accounts
 
     with store.engine.connect() as conn:  # type: ignore[attr-defined]
         conn = conn.execution_options(**WRITE)
         with conn.begin():
-            return fn(conn, *args)
+            result = fn(conn, *args)
+            notify_all_accounts(store, conn)  # other nodes forget verified logins (old names stop at once)
+            return result
