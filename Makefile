@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-$(DEPS_HASH)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint sysdeps bench bench-peers conformance clean
+.PHONY: serve test check lint sysdeps bench bench-peers conformance clean
 
 # `make serve` needs only the runtime dependencies (install_requires); the test, bench and conformance
 # extras are added on top for `make test` and friends.
@@ -46,6 +46,11 @@ serve: $(RUNTIME)
 
 lint: $(STAMP)
 	$(BIN)/ruff check oxsync tests bench conformance
+
+# Seconds, before the long suite: lint, the import directions of docs/architecture.md, and the docs'
+# settings and file references.
+check: lint
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_docs.py
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/pytest -q
