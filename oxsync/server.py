@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.application.service import MultiService
@@ -29,6 +28,7 @@ from oxsync.render import add_skip_listener
 from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
+from oxsync.web.context import ServerContext
 from oxsync.web.health import HealthResource
 from oxsync.web.limits import ConnectionCounts, LimitedHTTPChannel, LimitedRequest
 from oxsync.web.metrics_page import AdminRoot
@@ -42,17 +42,6 @@ def _count_skipped(dialect: str) -> None:
 
 add_skip_listener(_count_skipped)  # once per process: objects left out of a response, per dialect
 access_log = logging.getLogger("oxsync.access")
-
-
-@dataclass
-class ServerContext:
-    """What request handlers of every dialect share."""
-
-    settings: Settings
-    store: Store
-    async_store: AsyncStore
-    bus: ChangeBus
-    authenticator: Authenticator
 
 
 class RootHook(Protocol):

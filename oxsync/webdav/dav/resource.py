@@ -12,7 +12,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.model import Protocol
-from oxsync.server import ServerContext
 from oxsync.store.api import Principal
 from oxsync.store.budget import WorkLimitExceeded
 from oxsync.store.errors import (
@@ -25,6 +24,7 @@ from oxsync.store.errors import (
     StaleObject,
 )
 from oxsync.web import is_gone, send_bytes
+from oxsync.web.context import ServerContext
 from oxsync.webdav.dav import objects, propfind, reports
 from oxsync.webdav.dav.model import DavError, NameCache
 from oxsync.webdav.dav.propfind import Response

@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 
 from oxsync.push.udp import SharedLogins, UdpPush
-from oxsync.server import OxService
+from oxsync.web.context import DialectHost
 from oxsync.webdav.ox.attachments import AttachmentServlet
 from oxsync.webdav.ox.auth import OxAuth, SessionCookies, load_secret
 from oxsync.webdav.ox.freebusy import FreeBusyServlet
@@ -22,7 +22,7 @@ class ServletRoot(Resource):
     """`/servlet`: children `webdav.<name>`."""
 
 
-def install(service: OxService) -> None:
+def install(service: DialectHost) -> None:
     ctx = service.site.context
     settings = ctx.settings
     logins = SharedLogins(settings.ox.push_registration_ttl_seconds, settings.ox.push_max_registrations * 4,
