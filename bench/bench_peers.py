@@ -255,7 +255,7 @@ def make_peers(args: argparse.Namespace, workdir: Path, reasons: dict[str, str])
             print(f"{name}: data loaded in {time.perf_counter() - started:.1f} s", flush=True)
             peers.append(peer)
         except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
-            reasons[name] = f"{type(exc).__name__}: {exc}"
+            reasons[name] = f"setup: {type(exc).__name__}: {exc}"
             print(f"{name}: not available: {reasons[name]}", flush=True)
             if peer is not None:
                 peer.stop()
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(args.runs):
                 shift = run % max(1, len(peers))
                 for peer in peers[shift:] + peers[:shift]:  # interleaved, a different server first each run
-                    if peer.name in reasons:
+                    if reasons.get(peer.name, "").startswith("setup"):
                         continue
                     try:
                         values, counts[peer.name] = measure(peer, args.events, args.cards, run, args.puts)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                               flush=True)
                     except Exception as exc:  # noqa: BLE001
                         peer.stop()
-                        reasons[peer.name] = f"run {run + 1} failed: {type(exc).__name__}: {exc}"
+                        reasons[peer.name] = f"run {run + 1} failed: {type(exc).__name__}: {exc}"[:400]
                         print(f"{peer.name}: {reasons[peer.name]}", flush=True)
         finally:
             for peer in peers:

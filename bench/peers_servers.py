@@ -206,7 +206,10 @@ def serve_oxsync(url: str, port: str) -> None:
     from oxsync.webdav.dav import install
 
     store = Store(Settings(store=StoreSettings(url=url)))
-    settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1"}})
+    # the bench measures time: the per-request work limit (a guard against hostile requests, which
+    # the peers do not have) must not cut a slow run on a loaded machine
+    settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1"},
+                                                "limits": {"max_request_work_seconds": 900.0}})
     run_server(settings, store, configure_logs=False, setup=install)
 
 
