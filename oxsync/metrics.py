@@ -89,15 +89,32 @@ def bounded_label(value: str | None) -> str:
     return value
 
 
+_request_children: dict[tuple[str, str | None, int], tuple[object, object, object]] = {}
+"""(dialect, command, status class) -> its counter, error counter and histogram children: `labels()`
+looks them up under a lock each time; the set is bounded like the labels themselves."""
+
+
+def _children(dialect: str, command: str | None, status_class: int) -> tuple[object, object, object]:
+    key = (dialect, command, status_class)
+    found = _request_children.get(key)
+    if found is None:
+        dialect = dialect if dialect in DIALECTS else "other"
+        label = bounded_label(command)
+        found = (REQUESTS.labels(dialect, label, f"{status_class}xx"), ERRORS.labels(dialect, label),
+                 REQUEST_SECONDS.labels(dialect, label))
+        if len(_request_children) < 4 * _MAX_COMMANDS * len(DIALECTS):
+            _request_children[key] = found
+    return found
+
+
 def observe_request(dialect: str, command: str | None, status: int, seconds: float | None) -> None:
     """Count one answered HTTP request (called by the assembly's access log)."""
-    dialect = dialect if dialect in DIALECTS else "other"
-    label = bounded_label(command)
-    REQUESTS.labels(dialect, label, f"{status // 100}xx").inc()
+    requests, errors, latency = _children(dialect, command, status // 100)
+    requests.inc()  # type: ignore[attr-defined]
     if status >= 500:
-        ERRORS.labels(dialect, label).inc()
+        errors.inc()  # type: ignore[attr-defined]
     if seconds is not None:
-        REQUEST_SECONDS.labels(dialect, label).observe(max(0.0, seconds))
+        latency.observe(max(0.0, seconds))  # type: ignore[attr-defined]
 
 
 def scrape() -> bytes:
