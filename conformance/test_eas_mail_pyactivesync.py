@@ -1,5 +1,5 @@
 """pyactivesync (EAS 16.1, from PyPI) on mail folders kept in a real Dovecot: folders, sync, flags, move,
-fetch, attachment and a Ping woken by an LMTP delivery."""
+fetch, attachment, Find (mailbox and GAL) and a Ping woken by an LMTP delivery."""
 
 from __future__ import annotations
 
@@ -56,8 +56,15 @@ def test_pyactivesync_reads_flags_moves_fetches_and_searches_mail(running, mail)
     assert fetched.body is not None and "hello there" in str(fetched.body)
     assert [a.display_name for a in fetched.attachments] == ["notes.txt"]
     assert client.fetch_attachment(fetched.attachments[0].file_reference) == b"pyactivesync was here"
-    # pyactivesync searches mail with Find (16.1), which oxsync does not implement yet (Search Mailbox is
-    # covered by tests/test_eas_mail_items.py)
+    found = client.find_mailbox("first")  # Find (16.1) over every mail folder
+    assert [(i.server_id, i.collection_id) for i in found.items] == [(subjects["first"], inbox)]
+    assert found.items[0].fields.get("Email.Subject") == "first"
+    assert found.items[0].fields.get("Find.HasAttachments") == "1"
+    assert [i.fields.get("Email.Subject") for i in client.find_mailbox("bob", folder_id=inbox).items] == [
+        "second", "first"]
+    assert client.find_mailbox("nothing-like-this").items == []
+    gal = client.find_gal("Durand")
+    assert [i.fields.get("GAL.LastName") for i in gal.items] == ["Durand"]
     new_id = client.move_item(subjects["second"], inbox, archive)
     other = mail.imap()
     other.select_folder("Archive")

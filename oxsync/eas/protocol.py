@@ -17,7 +17,7 @@ VERSIONS: Final = ("12.0", "12.1", "14.0", "14.1", "16.0", "16.1")
 COMMANDS: Final = (
     "Sync", "SendMail", "SmartForward", "SmartReply", "GetAttachment", "FolderSync", "FolderCreate",
     "FolderDelete", "FolderUpdate", "MoveItems", "GetItemEstimate", "MeetingResponse", "Search", "Settings",
-    "Ping", "ItemOperations", "Provision", "ResolveRecipients", "ValidateCert",
+    "Ping", "ItemOperations", "Provision", "ResolveRecipients", "ValidateCert", "Find",
 )
 """Advertised in `MS-ASProtocolCommands` (AOSP refuses an account when the header is missing)."""
 
@@ -43,7 +43,7 @@ ROOT_TAG: Final = {
     "ItemOperations": "ItemOperations:ItemOperations", "Provision": "Provision:Provision",
     "ResolveRecipients": "ResolveRecipients:ResolveRecipients", "ValidateCert": "ValidateCert:ValidateCert",
     "SendMail": "ComposeMail:SendMail", "SmartReply": "ComposeMail:SmartReply",
-    "SmartForward": "ComposeMail:SmartForward",
+    "SmartForward": "ComposeMail:SmartForward", "Find": "Find:Find",
 }
 """The request/response root element of each WBXML command (also where a 14.0+ gate status goes)."""
 
@@ -55,6 +55,7 @@ STATUS_TAG: Final = {
     "ItemOperations": "ItemOperations:Status", "Provision": "Provision:Status",
     "ResolveRecipients": "ResolveRecipients:Status", "ValidateCert": "ValidateCert:Status",
     "SendMail": "ComposeMail:Status", "SmartReply": "ComposeMail:Status", "SmartForward": "ComposeMail:Status",
+    "Find": "Find:Status",
 }
 
 # Common status codes (MS-ASCMD 2.2.2), the ones we emit.

@@ -1,3 +1,3 @@
 """Command handlers; importing this package registers them all in `oxsync.eas.request.HANDLERS`."""
 
-from oxsync.eas.commands import folders, items, mail, ping, provision, settings, sync  # noqa: F401
+from oxsync.eas.commands import find, folders, items, mail, ping, provision, settings, sync  # noqa: F401
