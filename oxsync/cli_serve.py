@@ -14,6 +14,7 @@ from typing import Any
 
 from oxsync.cli import EXIT_OK, CliError, Context, _sqlite_path, out, table
 from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
+from oxsync.onboarding.mailservers import imap_server, smtp_server
 from oxsync.store.api import Store
 
 
@@ -62,16 +63,16 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
 
 
 def mail_lines(settings: Settings) -> list[str]:
-    """IMAP/SMTP settings for Outlook's mail (OXtender manual: Outlook reaches the mailbox over IMAP/SMTP)."""
-    cfg = settings.mail
-    if not cfg.imap_host:
+    """IMAP/SMTP settings for Outlook's mail (OXtender manual: Outlook reaches the mailbox over IMAP/SMTP),
+    from the same source as Thunderbird autoconfig and the Mac profile (oxsync.onboarding.mailservers)."""
+    imap, smtp = imap_server(settings), smtp_server(settings)
+    if imap is None:
         return ["Mail: no IMAP server configured ([mail] imap_host): phones see empty mail folders"]
-    security = {"implicit": "SSL/TLS", "starttls": "STARTTLS"}.get(cfg.imap_tls, "no encryption (loopback only)")
-    relay = settings.outbound.smtp_relay or settings.eas.smtp_smarthost
-    return [f"Mail in Outlook/Thunderbird (IMAP): server {cfg.imap_host}, port {cfg.imap_port}, {security}, "
+    security = {"SSL": "SSL/TLS", "STARTTLS": "STARTTLS"}.get(imap.socket_type, "no encryption (loopback only)")
+    return [f"Mail in Outlook/Thunderbird (IMAP): server {imap.host}, port {imap.port}, {security}, "
             "user name = the account's e-mail address, the account's password (phones get mail over ActiveSync)",
-            "  outgoing (SMTP): " + (f"server {relay}" if relay else "none configured ([outbound] smtp_relay): "
-                                     "the demo delivers no outgoing mail")]
+            "  outgoing (SMTP): " + (f"server {smtp.host}:{smtp.port}" if smtp else
+                                     "none configured ([outbound] smtp_relay): the demo delivers no outgoing mail")]
 
 
 def console_lines(settings: Settings, logins: dict[str, str | None]) -> list[str]:

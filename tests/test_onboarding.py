@@ -115,3 +115,37 @@ def test_onboarding_imports_no_dialect() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
                 assert not name.startswith(("oxsync.eas", "oxsync.webdav", "oxsync.push", "oxsync.mail")), (path, name)
+
+
+def test_autoconfig_and_mac_profile_name_the_mail_servers_when_mail_exists(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """Mail configured: Thunderbird gets the IMAP and SMTP servers, a Mac (`?mail=imap`) an IMAP/SMTP account
+    in place of the Exchange one; without mail, neither is offered (and `?mail=imap` is a clean 404)."""
+    from oxsync.config import apply_overrides
+    from oxsync.model import Protocol
+    from oxsync.onboarding.autoconfig import config_xml
+    from oxsync.onboarding.profile import profile_plist
+
+    mail = apply_overrides(store.settings, {"mail": {"imap_host": "imap.example.com", "imap_port": 993,
+                                                     "imap_tls": "implicit"},
+                                            "outbound": {"smtp_relay": "smtp.example.com:587"}})
+    doc = etree.fromstring(config_xml(mail, "example.com"))
+    imap = doc.find("emailProvider/incomingServer[@type='imap']")
+    assert (imap.findtext("hostname"), imap.findtext("port"), imap.findtext("socketType")) == (
+        "imap.example.com", "993", "SSL")
+    smtp = doc.find("emailProvider/outgoingServer[@type='smtp']")
+    assert (smtp.findtext("hostname"), smtp.findtext("port"), smtp.findtext("socketType")) == (
+        "smtp.example.com", "587", "STARTTLS")
+    assert etree.fromstring(config_xml(store.settings, "example.com")).find("emailProvider/incomingServer") is None
+
+    alice = store.authenticate("alice", "alice-pw", Protocol.DAV)
+    mac = {p["PayloadType"]: p for p in profile_plist(mail, alice, "imap")["PayloadContent"]}
+    assert "com.apple.eas.account" not in mac
+    account = mac["com.apple.mail.managed"]
+    assert (account["IncomingMailServerHostName"], account["IncomingMailServerPortNumber"],
+            account["IncomingMailServerUseSSL"], account["OutgoingMailServerHostName"]) == (
+        "imap.example.com", 993, True, "smtp.example.com")
+    assert "com.apple.caldav.account" in mac and "com.apple.carddav.account" in mac
+    assert not any("Password" in key and key != "OutgoingPasswordSameAsIncomingPassword" for key in account)
+
+    running = live_server(store, setup=install_all, server=PUBLIC)
+    assert http_request(running.port, "GET", "/profile?mail=imap", auth=("alice", "alice-pw"))[0] == 404

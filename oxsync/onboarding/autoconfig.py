@@ -2,7 +2,8 @@
 and the `autoconfig.<domain>` host form (`/mail/config-v1.1.xml`), with the CalDAV and CardDAV accounts.
 
 Unauthenticated by design (clients ask before they know a password); it answers only for tenants this
-server holds (404 otherwise) and says nothing about accounts. IMAP/SMTP join when mail is configured.
+server holds (404 otherwise) and says nothing about accounts. The IMAP and SMTP servers are listed when
+mail is configured (`[mail] imap_host`, `[outbound] smtp_relay`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.config import Settings, public_host, public_scheme
+from oxsync.onboarding.mailservers import MailServer, imap_server, smtp_server
 from oxsync.web import send_bytes, send_text
 
 CONFIG_FILE = b"config-v1.1.xml"
@@ -41,8 +43,10 @@ def config_xml(settings: Settings, domain: str) -> bytes:
         f"    <domain>{d}</domain>",
         f"    <displayName>{d}</displayName>",
         f"    <displayShortName>{d}</displayShortName>",
-        "  </emailProvider>",
     ]
+    lines += _server_lines("incomingServer", "imap", imap_server(settings))
+    lines += _server_lines("outgoingServer", "smtp", smtp_server(settings))
+    lines.append("  </emailProvider>")
     for element, kind in (("addressBook", "carddav"), ("calendar", "caldav")):
         lines += [
             f'  <{element} type="{kind}">',
@@ -53,6 +57,20 @@ def config_xml(settings: Settings, domain: str) -> bytes:
         ]
     lines.append("</clientConfig>")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _server_lines(element: str, kind: str, server: MailServer | None) -> list[str]:
+    if server is None:
+        return []
+    return [
+        f'    <{element} type="{kind}">',
+        f"      <hostname>{escape(server.host)}</hostname>",
+        f"      <port>{server.port}</port>",
+        f"      <socketType>{server.socket_type}</socketType>",
+        "      <username>%EMAILADDRESS%</username>",
+        "      <authentication>password-cleartext</authentication>",
+        f"    </{element}>",
+    ]
 
 
 class AutoconfigResource(Resource):

@@ -1,5 +1,6 @@
 """`GET /profile`: an Apple configuration profile (.mobileconfig) for the authenticated user, with the
-Exchange ActiveSync, CalDAV and CardDAV accounts (IMAP joins when mail exists).
+Exchange ActiveSync, CalDAV and CardDAV accounts; `?mail=imap` puts an IMAP/SMTP account in place of the
+Exchange one (macOS Mail has no ActiveSync).
 
 The profile names the server as clients must reach it (`public_host`, TLS per `public_scheme`) and
 never contains the password (the device asks for it at installation). Payload UUIDs are derived from
@@ -23,8 +24,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.config import Settings, public_host, public_scheme
 from oxsync.model import Protocol
+from oxsync.onboarding.mailservers import imap_server, smtp_server
 from oxsync.store.api import Principal
-from oxsync.web import send_bytes
+from oxsync.web import send_bytes, send_text
 
 log = logging.getLogger("oxsync.onboarding")
 
@@ -39,7 +41,10 @@ def _host_port(settings: Settings) -> tuple[str, int, bool]:
     return name.strip("[]"), int(port) if port else (443 if ssl else 80), ssl
 
 
-def profile_plist(settings: Settings, principal: Principal) -> dict[str, Any]:
+def profile_plist(settings: Settings, principal: Principal, mail: str = "eas") -> dict[str, Any]:
+    """The profile's plist. `mail`: "eas" (phones: mail, contacts and calendars in one Exchange account,
+    CalDAV and CardDAV beside it) or "imap" (Macs, whose Mail has no ActiveSync: an IMAP/SMTP account in
+    place of the Exchange one; refused with ValueError when this server has no IMAP server)."""
     host, port, ssl = _host_port(settings)
     domain = principal.email.rsplit("@", 1)[-1] if "@" in principal.email else host
     prefix = ".".join(reversed(domain.split("."))) + ".oxsync." + re.sub(r"[^A-Za-z0-9-]", "-", principal.login)
@@ -54,14 +59,18 @@ def profile_plist(settings: Settings, principal: Principal) -> dict[str, Any]:
 
     base_path = "" if (port, ssl) in ((443, True), (80, False)) else f":{port}"
     scheme = "https" if ssl else "http"
+    if mail == "imap":
+        mail_payload = payload("com.apple.mail.managed", "Mail", **_imap_fields(settings, principal.email, login))
+    else:
+        mail_payload = payload("com.apple.eas.account", "Exchange", EmailAddress=principal.email, Host=host, SSL=ssl,
+                               UserName=login, UserDisplayName=label, MailNumberOfPastDaysToSync=30)
     return {
         "PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": prefix,
         "PayloadUUID": str(uuid.uuid5(namespace, "profile")).upper(),
         "PayloadDisplayName": f"{label} at {domain}", "PayloadOrganization": domain,
         "PayloadDescription": "Mail, contacts, calendars and tasks (oxsync)", "PayloadRemovalDisallowed": False,
         "PayloadContent": [
-            payload("com.apple.eas.account", "Exchange", EmailAddress=principal.email, Host=host, SSL=ssl,
-                    UserName=login, UserDisplayName=label, MailNumberOfPastDaysToSync=30),
+            mail_payload,
             payload("com.apple.caldav.account", "CalDAV", CalDAVAccountDescription=f"Calendars ({domain})",
                     CalDAVHostName=host, CalDAVPort=port, CalDAVUseSSL=ssl, CalDAVUsername=login,
                     CalDAVPrincipalURL=f"{scheme}://{host}{base_path}/dav/principals/{principal.login}/"),
@@ -70,6 +79,25 @@ def profile_plist(settings: Settings, principal: Principal) -> dict[str, Any]:
                     CardDAVPrincipalURL=f"{scheme}://{host}{base_path}/dav/principals/{principal.login}/"),
         ],
     }
+
+
+def _imap_fields(settings: Settings, email: str, login: str) -> dict[str, Any]:
+    imap = imap_server(settings)
+    if imap is None:
+        raise ValueError("no IMAP server is configured ([mail] imap_host)")
+    fields: dict[str, Any] = {
+        "EmailAccountType": "EmailTypeIMAP", "EmailAddress": email, "EmailAccountDescription": email,
+        "IncomingMailServerHostName": imap.host, "IncomingMailServerPortNumber": imap.port,
+        "IncomingMailServerUseSSL": imap.socket_type != "plain", "IncomingMailServerUsername": login,
+        "IncomingMailServerAuthentication": "EmailAuthPassword",
+    }
+    smtp = smtp_server(settings)
+    if smtp is not None:
+        fields |= {"OutgoingMailServerHostName": smtp.host, "OutgoingMailServerPortNumber": smtp.port,
+                   "OutgoingMailServerUseSSL": smtp.socket_type != "plain", "OutgoingMailServerUsername": login,
+                   "OutgoingMailServerAuthentication": "EmailAuthPassword",
+                   "OutgoingPasswordSameAsIncomingPassword": True}
+    return fields
 
 
 def endpoint_tls_files(endpoint: str) -> tuple[str, str] | None:
@@ -127,7 +155,12 @@ class ProfileResource(Resource):
     def _send(self, principal: Principal | None, request: Request) -> None:
         if principal is None:
             return  # 401/403/429 already sent
-        body = plistlib.dumps(profile_plist(self.settings, principal))
+        mail = (request.args.get(b"mail") or [b"eas"])[0].decode("ascii", "replace")
+        try:
+            body = plistlib.dumps(profile_plist(self.settings, principal, "imap" if mail == "imap" else "eas"))
+        except ValueError as exc:
+            send_text(request, 404, f"{exc}\n")
+            return
         if self.signer is not None:
             body = sign(body, *self.signer)
         send_bytes(request, 200, body, CONTENT_TYPE, {
