@@ -11,6 +11,7 @@ import pytest
 from oxsync.mail import reminders as reminder_mails  # noqa: F401 - registers the renderers
 from oxsync.mail.outbound import process_one
 from oxsync.model import Appointment, Contact, Module, Task
+from oxsync.model.appointment import Recurrence, RecurrenceType
 from oxsync.model.task import TaskStatus
 from oxsync.model.timeutil import to_ms
 from oxsync.store import reminders
@@ -100,6 +101,31 @@ def test_appointment_email_alarm(relayed, world, sink) -> None:  # type: ignore[
     assert reminders.scan(relayed, now=to_ms(start) - 30 * 60_000) == 1
     assert drain(relayed) == 1
     assert sink.messages[0].parsed()["Subject"] == "Reminder: Dentist @ 2031-05-06 09:00 UTC"
+
+
+def test_series_email_alarm_is_mailed_per_occurrence(relayed, world, sink) -> None:  # type: ignore[no-untyped-def]
+    """A daily series with an e-mail alarm: one mail per occurrence, naming that occurrence, none for a
+    deleted occurrence, never twice for the same one."""
+    folder = world.default_folder(world.alice, Module.CALENDAR)
+    start = DUE + timedelta(hours=1)
+    with world.as_user(world.alice, write=True) as session:
+        appt = session.create_object(folder, Appointment(
+            title="Stand-up", start_date=start, end_date=start + timedelta(minutes=15), alarm=10,
+            recurrence=Recurrence(type=RecurrenceType.DAILY, occurrences=4), extra={"VALARM:ACTION": "ACTION:EMAIL"}))
+        session.delete_occurrence(folder, appt.object_id, (start + timedelta(days=1)).date())
+    day = 86_400_000
+    first = to_ms(start) - 10 * 60_000
+    assert reminders.scan(relayed, now=first - 1) == 0
+    assert reminders.scan(relayed, now=first) == 1
+    assert reminders.scan(relayed, now=first + 60_000) == 0  # not twice
+    assert reminders.scan(relayed, now=first + day) == 0  # the second occurrence was deleted
+    assert reminders.scan(relayed, now=first + 2 * day) == 1
+    assert reminders.scan(relayed, now=first + 3 * day) == 1
+    assert reminders.scan(relayed, now=first + 4 * day) == 0  # four occurrences: the series is over
+    assert drain(relayed) == 3
+    subjects = [m.parsed()["Subject"] for m in sink.messages]
+    assert subjects == ["Reminder: Stand-up @ 2031-05-06 09:00 UTC", "Reminder: Stand-up @ 2031-05-08 09:00 UTC",
+                        "Reminder: Stand-up @ 2031-05-09 09:00 UTC"]
 
 
 def test_daily_digest_of_current_and_upcoming_tasks(relayed, world, sink) -> None:  # type: ignore[no-untyped-def]

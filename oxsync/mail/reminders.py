@@ -61,10 +61,12 @@ def render_reminder(store: Store, mail: OutboundMail) -> bytes:
         note = task.note
     else:
         appt: Appointment = codec.from_dict(Appointment, payload["object"])
-        lines = [f"Appointment: {appt.title or '(no title)'}", f"When: {_moment(appt.start_date)}"]
+        occurrence = payload.get("occurrence_start_ms")  # one occurrence of a series
+        when = _moment(datetime.fromtimestamp(occurrence / 1000, UTC) if occurrence is not None else appt.start_date)
+        lines = [f"Appointment: {appt.title or '(no title)'}", f"When: {when}"]
         if appt.location:
             lines.append(f"Where: {appt.location}")
-        subject = f"Reminder: {appt.title or '(no title)'} @ {_moment(appt.start_date)}"
+        subject = f"Reminder: {appt.title or '(no title)'} @ {when}"
         note = appt.note
     if note:
         lines += ["", note]

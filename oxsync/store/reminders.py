@@ -5,6 +5,8 @@ What must hold:
 - `mail_alarms` holds one row per (object, user) with the absolute time its reminder falls due,
   rewritten whenever the object is saved (task reminders of the owner or of each participant; an
   appointment's reminder only when its alarm asks for e-mail, VALARM ACTION:EMAIL), removed with it;
+  a series has one row for its next occurrence's alarm (delete and change exceptions skipped: a changed
+  occurrence is its own object with its own row), moved on to the following one when it is claimed;
 - `scan` claims due rows (PostgreSQL SKIP LOCKED; any node may scan) and queues one mail per
   (object, user, alarm time) in the same transaction that marks the row done: whichever node claims
   it, the key makes it one mail; a reminder found more than `reminder_max_late_hours` late is skipped;
@@ -20,8 +22,10 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 
+from oxsync.config import LimitSettings
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import ParticipantKind
+from oxsync.model.recurrence import expand
 from oxsync.model.task import TaskStatus
 from oxsync.model.timeutil import to_ms
 from oxsync.store import accounts, codec, objects, outbound
@@ -69,11 +73,33 @@ def _due(obj: Task | Appointment) -> list[tuple[int, int]]:
         if not obj.participants and obj.alarm is not None and obj.created_by is not None:
             users = [(obj.created_by, to_ms(obj.alarm))]
         return [(u, int(ms)) for u, ms in users if ms is not None]
-    if not _email_alarm(obj) or obj.is_series or obj.start_date is None or obj.alarm is None:
+    if not _email_alarm(obj) or obj.start_date is None or obj.alarm is None or obj.created_by is None:
         return []
+    if obj.is_series:
+        due = next_series_alarm(obj, now_ms())
+        return [(obj.created_by, due)] if due is not None else []
     start = to_ms(obj.start_date)
-    owner = obj.created_by
-    return [(owner, start - obj.alarm * 60_000)] if owner is not None and start is not None else []
+    return [(obj.created_by, start - obj.alarm * 60_000)] if start is not None else []
+
+
+def next_series_alarm(obj: Appointment, after_ms: int, limits: Any = None) -> int | None:
+    """The alarm time (ms) of the first occurrence whose alarm falls after `after_ms`, within the
+    recurrence window; None when the series has no such occurrence."""
+    assert obj.recurrence is not None and obj.start_date is not None and obj.alarm is not None
+    lead = timedelta(minutes=obj.alarm)
+    low = datetime.fromtimestamp(after_ms / 1000, UTC) + lead
+    try:
+        found = expand(obj.start_date, obj.end_date, obj.recurrence, obj.timezone or "UTC", window_start=low,
+                       window_end=low + timedelta(days=(limits or LimitSettings()).recurrence_window_future_days),
+                       max_instances=2, delete_exceptions=[*obj.delete_exceptions, *obj.change_exceptions],
+                       limits=limits)
+    except (ValueError, OverflowError):
+        return None
+    for begin, _ in found:
+        due = to_ms(begin) - obj.alarm * 60_000 if to_ms(begin) is not None else None
+        if due is not None and due > after_ms:
+            return due
+    return None
 
 
 def sync_alarms(tx: Tx, obj: Task | Appointment, *, new: bool = False) -> None:
@@ -115,42 +141,53 @@ def scan(store: Any, now: int | None = None, settings: Any = None) -> int:
     while True:
         with store.engine.connect().execution_options(**WRITE) as conn, conn.begin():
             rows = _claim_due(conn, now)
-            for row in rows:
-                tx = Tx(conn, row.tenant_id, settings, writable=True)
-                queued += _one(tx, row, now, late_ms)
             ma = s.mail_alarms
             for row in rows:
+                tx = Tx(conn, row.tenant_id, settings, writable=True)
+                sent, next_due = _one(tx, row, now, late_ms)
+                queued += sent
+                following = {"done": True} if next_due is None else {"due_ms": next_due, "done": False}
                 conn.execute(update(ma).where(and_(ma.c.tenant_id == row.tenant_id, ma.c.object_id == row.object_id,
-                                                   ma.c.user_id == row.user_id)).values(done=True))
+                                                   ma.c.user_id == row.user_id, ma.c.due_ms == row.due_ms))
+                             .values(**following))
         if rows and queued:
             store.mail_queued()
         if len(rows) < SCAN_BATCH:
             return queued
 
 
-def _one(tx: Tx, row: Any, now: int, late_ms: int) -> int:
-    if row.due_ms < now - late_ms:
-        log.info("reminder skipped: found too late", extra={"event": "reminder.late", "object": row.object_id})
-        return 0
-    try:
-        user = accounts.get_user(tx, row.user_id)
-    except NotFound:
-        return 0
-    if not user.active or not options(tx, user.id)["reminder_mails"]:
-        return 0
+def _one(tx: Tx, row: Any, now: int, late_ms: int) -> tuple[int, int | None]:
+    """Queue the reminder of one claimed row: (mails queued, the row's next due time for a series)."""
     o = s.objects
     found = objects.load_objects(tx, tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id,
                                                                            o.c.id == row.object_id))).all())
     if not found:
-        return 0
+        return 0, None
     obj = found[0]
+    next_due = None
+    occurrence_ms = None
+    if isinstance(obj, Appointment) and obj.is_series and obj.alarm is not None:
+        next_due = next_series_alarm(obj, max(row.due_ms, now), tx.settings.limits)
+        occurrence_ms = row.due_ms + obj.alarm * 60_000
+    if row.due_ms < now - late_ms:
+        log.info("reminder skipped: found too late", extra={"event": "reminder.late", "object": row.object_id})
+        return 0, next_due
+    try:
+        user = accounts.get_user(tx, row.user_id)
+    except NotFound:
+        return 0, None
+    if not user.active or not options(tx, user.id)["reminder_mails"]:
+        return 0, next_due
     if isinstance(obj, Task) and obj.status == TaskStatus.DONE:
-        return 0
+        return 0, None
     key = f"reminder:{tx.tenant_id}:{row.object_id}:{row.user_id}:{row.due_ms}"
     sender = tx.settings.outbound.reminder_from or user.email
-    return int(outbound.enqueue(tx, kind=REMINDER, key=key, sender=sender, recipients=[user.email],
-                                subject=f"Reminder: {obj.title}"[:255], payload=_reminder_payload(obj, user, row.due_ms),
-                                user_id=user.id))
+    payload = _reminder_payload(obj, user, row.due_ms)
+    if occurrence_ms is not None:
+        payload["occurrence_start_ms"] = occurrence_ms
+    queued = outbound.enqueue(tx, kind=REMINDER, key=key, sender=sender, recipients=[user.email],
+                              subject=f"Reminder: {obj.title}"[:255], payload=payload, user_id=user.id)
+    return int(queued), next_due
 
 
 # ------------------------------------------------------------------------------ daily digest
