@@ -99,7 +99,17 @@ def test_user_rename_and_tenant_rename_and_delete(store, world) -> None:  # type
     other = store.create_tenant("other.org")
     with store.transaction(other.id, write=True) as tx:
         accounts.create_user(tx, "olga", "olga-pw")
+    with store.transaction(world.tenant_id, write=True) as tx:
+        room = accounts.create_resource(tx, "boardroom", "boardroom@example.com")
+    assert cli(url, "--tenant", "example.com", "user", "alias", "add", "alicia", "sales@example.com", "--send-as") == 0
     assert cli(url, "tenant", "rename", "example.com", "example.net") == 0
+    with store.engine.connect() as conn:  # every address of the tenant follows the domain
+        from sqlalchemy import select
+
+        from oxsync.store import schema
+        assert conn.execute(select(schema.resources.c.email).where(schema.resources.c.id == room.id)).scalar_one() \
+            == "boardroom@example.net"
+        assert set(conn.execute(select(schema.send_as_addresses.c.address)).scalars()) == {"sales@example.net"}
     assert store.authenticate("alicia@example.net", "alice-pw", Protocol.DAV).user_id == world.alice
     with store.transaction(world.tenant_id) as tx:
         assert accounts.get_user(tx, world.alice).email == "alicia@example.net"

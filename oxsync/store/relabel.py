@@ -47,7 +47,8 @@ def _tenant_id(conn: Connection, domain: str) -> int:
 
 
 def rename_tenant(conn: Connection, old: str, new: str) -> None:
-    """Within the caller's write transaction: the domain, and every address and e-mail @old."""
+    """Within the caller's write transaction: the domain, and every address and e-mail @old (accounts'
+    login aliases and e-mail, send-as addresses, resources)."""
     new = new.strip().lower()
     if not new or "." not in new:
         raise InvalidData(f"invalid domain {new!r}", field="domain")
@@ -56,7 +57,8 @@ def rename_tenant(conn: Connection, old: str, new: str) -> None:
         raise Conflict(f"tenant {new} already exists")
     conn.execute(update(s.tenants).where(s.tenants.c.id == tenant_id).values(domain=new))
     suffix, cut = f"@{old}", len(old)
-    for table, column in ((s.addresses, s.addresses.c.address), (s.users, s.users.c.email)):
+    for table, column in ((s.addresses, s.addresses.c.address), (s.users, s.users.c.email),
+                          (s.send_as_addresses, s.send_as_addresses.c.address), (s.resources, s.resources.c.email)):
         conn.execute(update(table).where(and_(table.c.tenant_id == tenant_id, column.like(f"%{suffix}")))
                      .values({column.key: func.substr(column, 1, func.length(column) - cut) + new}))
     # every account of the tenant changed its address: remembered logins must be checked again
