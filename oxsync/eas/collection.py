@@ -435,6 +435,18 @@ class CollectionSync:
 
     # ------------------------------------------------------------------ server -> client
 
+    def _heads_without_series(self, candidates: list[Any]) -> set[int]:
+        """Ids heading change exceptions that are not series (master-less occurrences, docs/dav.md)."""
+        assert self.folder_id is not None
+        heads = {o.recurrence_id for o in candidates if isinstance(o, Appointment) and o.is_exception}
+        if not heads:
+            return set()
+        known = {o.object_id: o for o in candidates if o.object_id in heads}
+        missing = heads - set(known)
+        if missing:
+            known.update(self.session.objects_by_ids(self.folder_id, missing))
+        return {head for head, obj in known.items() if isinstance(obj, Appointment) and not obj.is_series}
+
     def plan(self, st: dict[str, Any], filter_type: int, exporter: Exporter) -> dict[str, Any]:
         """A new pass: classify everything changed since the base revision (and, if the filter
         changed, everything in the folder) into add / change / delete / soft-delete id sets."""
@@ -449,10 +461,13 @@ class CollectionSync:
         if filter_type != st.get("filter", 0):
             seen = {o.object_id for o in candidates}
             candidates += [o for o in self.session.list_objects(self.folder_id) if o.object_id not in seen]
+        standalone = self._heads_without_series(candidates)
         for obj in candidates:
             object_id = obj.object_id
-            if isinstance(obj, Appointment) and obj.is_exception:
-                # change exceptions travel inside their series (Exceptions), never as items of their own
+            if isinstance(obj, Appointment) and obj.is_exception and obj.recurrence_id not in standalone:
+                # change exceptions travel inside their series (Exceptions), never as items of their own;
+                # occurrences stored without their series (an invitation to some instances only) are
+                # items of their own, like the first of them that heads them
                 if echo.get(str(object_id)) != obj.last_modified and obj.recurrence_id in known:
                     changes.add(obj.recurrence_id)
                 continue
