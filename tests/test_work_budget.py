@@ -140,3 +140,59 @@ def test_a_query_past_its_time_budget_is_refused(dav) -> None:  # type: ignore[n
     client = dav(max_request_work_seconds=0.0)  # any work at all is too long
     reply = client.report(client.path, query("20260301T000000Z", "20260302T000000Z"))
     assert reply.status == 403 and reply.xml.find("{DAV:}number-of-matches-within-limits") is not None
+
+
+def test_ox_conflict_check_over_the_budget_is_1100_over_http(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """A live OX request whose conflict check would expand more instances than allowed: [1100], nothing written."""
+    from datetime import UTC, datetime, timedelta
+
+    from oxsync.model import Appointment, Module, Recurrence
+    from oxsync.model.appointment import RecurrenceType
+    from oxsync.model.timeutil import to_ms
+    from oxsync.webdav.ox import install as install_ox
+    from tests.oxclient import OxClient
+
+    start = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
+    with world.as_user(world.bob, write=True) as session:
+        session.create_object(world.default_folder(world.bob, Module.CALENDAR), Appointment(
+            title="Daily", start_date=start, end_date=start + timedelta(hours=1),
+            recurrence=Recurrence(RecurrenceType.DAILY)))
+    running = live_server(store, setup=install_ox, limits={"max_expanded_instances_per_request": 2})
+    alice = OxClient(running.port, "alice", "alice-pw")
+    calendar = world.default_folder(world.alice, Module.CALENDAR)
+    begin = to_ms(start - timedelta(hours=1))
+    [reply] = alice.proppatch("calendar", {
+        "folder_id": calendar, "title": "Week-long workshop", "start_date": begin,
+        "end_date": begin + 5 * 86_400_000, "participants": f"<ox:user>{world.alice}</ox:user><ox:user>{world.bob}</ox:user>"})
+    assert (reply.status, reply.code) == ("409", 1100), reply.description
+    assert alice.sync("calendar", calendar) == []  # nothing written
+    [fits] = alice.proppatch("calendar", {
+        "folder_id": calendar, "title": "Short", "start_date": begin, "end_date": begin + 3_600_000,
+        "participants": f"<ox:user>{world.alice}</ox:user><ox:user>{world.bob}</ox:user>"})
+    assert fits.status in ("200", "409") and fits.code != 1100  # within the budget: an ordinary answer
+
+
+def test_activesync_sync_over_the_time_budget_is_503_never_500(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """A live ActiveSync Sync whose output loop passes the time budget: 503 (retry later), not a 500 and not a
+    half-written window; the same Sync within the budget is served."""
+    from oxsync.eas import install as install_eas
+    from oxsync.model import Contact, Module
+    from tests.eas_client import client, items
+
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        for n in range(5):
+            session.create_object(folder, Contact(display_name=f"Contact {n}", last_name=f"Contact {n}"))
+    tight = live_server(store, setup=install_eas, limits={"max_request_work_seconds": 0.000001})
+    phone = client(tight)
+    phone.provision()
+    phone.folder_sync()
+    phone.sync(str(folder), "0")
+    refused = phone.sync(str(folder))
+    assert refused.status == 503 and "retry-after" in refused.headers, (refused.status, refused.raw)
+    roomy = live_server(store, setup=install_eas)
+    ok = client(roomy)
+    ok.provision()
+    ok.folder_sync()
+    ok.sync(str(folder), "0")
+    assert len(items(ok.sync(str(folder)))) == 5
