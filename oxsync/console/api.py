@@ -17,7 +17,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from oxsync.console.pages_base import parse_size
 from oxsync.console.web import SECURITY_HEADERS, Ctx, Json, Route, Router, error_status, json_body
 from oxsync.model import Protocol
-from oxsync.store import admin, admin_ops
+from oxsync.store import admin, admin_mail, admin_ops
 from oxsync.store.errors import AuthenticationFailed, InvalidData, NotFound, StoreError
 from oxsync.web import client_address, is_gone, send_bytes
 
@@ -174,6 +174,29 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
                                          add=[a for a in wanted if a not in user.aliases],
                                          remove=[a for a in user.aliases if a not in wanted])
         return Json(account_json(user))
+
+    @r.add("GET", T + "/accounts/{uid}/mail")
+    def account_mail(ctx: Ctx) -> Json:
+        return Json(admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid")))  # type: ignore[arg-type]
+
+    @r.add("PATCH", T + "/accounts/{uid}/mail")
+    def account_mail_update(ctx: Ctx) -> Json:
+        """send_as replaces the list (like aliases); collect_addresses flips the switch."""
+        body = json_body(ctx)
+        uid = ctx.int_param("uid")
+        current = admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid)  # type: ignore[arg-type]
+        add: list[str] = []
+        remove: list[str] = []
+        if "send_as" in body:
+            wanted = body["send_as"]
+            if not isinstance(wanted, list) or not all(isinstance(a, str) for a in wanted):
+                raise InvalidData("send_as must be a list of addresses", field="send_as")
+            wanted = [a.strip().lower() for a in wanted]
+            add = [a for a in wanted if a not in current["send_as"]]
+            remove = [a for a in current["send_as"] if a not in wanted]
+        return Json(admin_mail.set_account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid, add_send_as=add,  # type: ignore[arg-type]
+                                                remove_send_as=remove,
+                                                collect_addresses=body.get("collect_addresses")))
 
     @r.add("POST", T + "/accounts/{uid}/password")
     def account_password(ctx: Ctx) -> Json:

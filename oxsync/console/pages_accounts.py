@@ -11,7 +11,7 @@ from oxsync.console.web import Ctx, Page, Redirect, Response, Router
 from oxsync.model import Protocol
 from oxsync.model.account import ACCOUNT_FLAGS
 from oxsync.model.permissions import LEVEL_NAMES
-from oxsync.store import admin_ops
+from oxsync.store import admin_mail, admin_ops
 from oxsync.store.errors import InvalidData
 
 RIGHT_FLAGS = ("public_folders", "sharing")
@@ -109,6 +109,17 @@ def register(r: Router) -> None:
                               remove=ctx.fields("remove"))
         return Redirect(f"/t/{ctx.tenant_id}/accounts/{uid}")
 
+    @r.add("POST", "/t/{tid}/accounts/{uid}/mail")
+    def account_mail(ctx: Ctx) -> Response:
+        """Send-as addresses (the FAQ's "alias d'expédition") and the address collection switch."""
+        assert ctx.actor is not None
+        uid = ctx.int_param("uid")
+        admin_mail.set_account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid,
+                                    add_send_as=[a for a in ctx.field("add_send_as").replace(",", " ").split() if a],
+                                    remove_send_as=ctx.fields("remove_send_as"),
+                                    collect_addresses=ctx.checked("collect_addresses"))
+        return Redirect(f"/t/{ctx.tenant_id}/accounts/{uid}")
+
     @r.add("POST", "/t/{tid}/accounts/{uid}/delete")
     def account_delete(ctx: Ctx) -> Response:
         assert ctx.actor is not None
@@ -170,4 +181,5 @@ def _account_page(ctx: Ctx, uid: int, notice: str = "", password: str | None = N
     devices = admin_ops.list_devices(ctx.store, ctx.actor, ctx.tenant_id, uid)
     return Page("account.html", {"user": user, "groups": groups, "usage": usage, "tid": ctx.tenant_id,
                                  "notice": notice, "password": password, "protocols": list(Protocol),
-                                 "flags": editable_flags(ctx), "devices": devices})
+                                 "flags": editable_flags(ctx), "devices": devices,
+                                 "mail": admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid)})

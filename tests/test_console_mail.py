@@ -1,0 +1,78 @@
+"""The console's and API's mail settings per account: send-as addresses and the contact collection
+switch (hosting FAQ, seed 000), through the same store calls as `oxsync user alias` / `mail-options`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+from oxsync.store import admin, reminders, sending
+from tests.consolehelp import ConsoleWorld, build_console_world
+from tests.test_console_api import Api, _token
+
+
+@pytest.fixture
+def cw(store, live_server) -> ConsoleWorld:  # type: ignore[no-untyped-def]
+    return build_console_world(store, live_server)
+
+
+def _mail(cw: ConsoleWorld, login: str) -> tuple[list[str], bool]:
+    with cw.store.transaction(cw.tenant) as tx:
+        uid = cw.ids[login]
+        return sending.send_as_addresses(tx, uid), reminders.options(tx, uid)["collect_addresses"]
+
+
+def _audit(cw: ConsoleWorld) -> list[tuple[str, str]]:
+    return [(r["action"], r["detail"]) for r in admin.read_audit(cw.store, admin.cli_actor(), cw.tenant)]
+
+
+def test_account_page_edits_send_as_and_collection(cw: ConsoleWorld) -> None:
+    c = cw.browser()
+    c.login("alice")
+    bob = cw.ids["bob"]
+    page = c.get(f"/t/{cw.tenant}/accounts/{bob}")
+    assert "Collecte automatique des contacts" in page.text and "listes de diffusion" in page.text  # the FAQ's warning
+    assert 'id="collect-addresses" checked' not in page.text  # off by default
+    done = c.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"add_send_as": "Sales@example.org nope",
+                                                          "collect_addresses": "on"})
+    assert done.status_code == 400 and _mail(cw, "bob") == ([], False)  # one bad address changes nothing
+    done = c.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"add_send_as": "Sales@example.org, help@example.org",
+                                                          "collect_addresses": "on"})
+    assert done.status_code == 200 and _mail(cw, "bob") == (["help@example.org", "sales@example.org"], True)
+    assert 'id="collect-addresses" checked' in done.text and "sales@example.org" in done.text
+    c.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"remove_send_as": "sales@example.org"})
+    assert _mail(cw, "bob") == (["help@example.org"], False)  # an unticked box turns collection off
+    actions = _audit(cw)
+    assert ("account.send_as", "add=sales@example.org,help@example.org, remove=") in actions
+    assert ("account.collect_addresses", "on=True") in actions and ("account.collect_addresses", "on=False") in actions
+    english = c.get(f"/t/{cw.tenant}/accounts/{bob}", headers={"Accept-Language": "en"}).text
+    assert "Automatic collection of contacts" in english and "mailing lists" in english
+    # refused without CSRF, for a plain user, and for another tenant's admin
+    assert c.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"collect_addresses": "on"}, csrf=False).status_code == 403
+    u = cw.browser()
+    u.login("bob")
+    assert u.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"collect_addresses": "on"}).status_code == 403
+    d = cw.browser()
+    d.login("dave")
+    assert d.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"collect_addresses": "on"}).status_code == 404
+    assert _mail(cw, "bob") == (["help@example.org"], False)
+
+
+def test_api_account_mail(cw: ConsoleWorld) -> None:
+    spec = requests.get(cw.url + "/admin/api/openapi.json", timeout=30).json()
+    validate(spec)
+    api = Api(cw, _token(cw, cw.tenant), spec)
+    path = f"/tenants/{cw.tenant}/accounts/{cw.ids['carol']}/mail"
+    assert api("GET", path).json() == {"send_as": [], "collect_addresses": False}
+    body: dict[str, Any] = api("PATCH", path, {"send_as": ["Info@example.org"], "collect_addresses": True}).json()
+    assert body == {"send_as": ["info@example.org"], "collect_addresses": True} == api("GET", path).json()
+    assert _mail(cw, "carol") == (["info@example.org"], True)
+    assert api("PATCH", path, {"send_as": []}).json() == {"send_as": [], "collect_addresses": True}
+    assert api("PATCH", path, {"collect_addresses": "yes"}).status_code == 400
+    assert api("PATCH", path, {"send_as": "x@example.org"}).status_code == 400
+    other = f"/tenants/{cw.other}/accounts/{cw.ids['dave']}/mail"
+    assert api("GET", other).status_code == 404
+    assert _mail(cw, "carol") == ([], True)
