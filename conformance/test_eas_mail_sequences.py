@@ -5,6 +5,8 @@ one-week window with HTML bodies truncated and MIME for S/MIME, an empty Sync re
 request, then the push loop (Ping on Inbox, LMTP delivery, Ping answers, Sync fetches it).
 Outlook (16.1): FolderSync, all-or-nothing HTML bodies with a preview, a Read change and a move to a
 folder it created, then a hanging Sync woken by new mail.
+Android (AOSP Exchange, 14.1 and 16.0): FolderSync, Sync 0 of Inbox, GetItemEstimate with the one-week
+window, windows of plain-text bodies truncated, the estimate drained to 0, then Ping woken by new mail.
 """
 
 from __future__ import annotations
@@ -123,3 +125,53 @@ def test_outlook_mail_first_contact(running, mail) -> None:  # type: ignore[no-u
     mail.deliver(make_message("for outlook"))
     thread.join(30)
     assert [d.findtext("Email:Subject") for d in items(out["r"]).values()] == ["for outlook"]
+
+
+def estimate(phone, folder: str) -> str:  # type: ignore[no-untyped-def]
+    reply = phone.post("GetItemEstimate", E("GetItemEstimate:GetItemEstimate", E("GetItemEstimate:Collections", E(
+        "GetItemEstimate:Collection", E("AirSync:SyncKey", phone.keys[folder]), E("GetItemEstimate:CollectionId", folder),
+        E("AirSync:Options", E("AirSync:FilterType", "3"))))))
+    response = reply.body.find("GetItemEstimate:Response")
+    assert response.findtext("GetItemEstimate:Status") == "1", reply.body
+    return response.find("GetItemEstimate:Collection").findtext("GetItemEstimate:Estimate")
+
+
+@pytest.mark.parametrize("version", ["14.1", "16.0"])
+def test_android_mail_first_contact(running, mail, version: str) -> None:  # type: ignore[no-untyped-def]
+    phone = EasClient(running.port, mail.alice_address, "alice-pw", device_id=f"androidm{version.replace('.', '')}",
+                      device_type="Android", version=version, user_agent="Android-Mail/2023.01")
+    phone.provision()
+    _, folders = phone.folder_sync("0")
+    assert {"2", "3", "4", "5", "6"} <= {v["type"] for v in folders.values()}
+    inbox = next(k for k, v in folders.items() if v["type"] == "2")
+    assert phone.sync(inbox, "0").status == 200 and phone.keys[inbox] != "0"
+    options = [E("AirSync:FilterType", "3"),
+               E("AirSyncBase:BodyPreference", E("AirSyncBase:Type", "1"), E("AirSyncBase:TruncationSize", "50"))]
+    assert estimate(phone, inbox) == "30"
+    seen: list[str] = []
+    for _ in range(10):
+        reply = phone.sync(inbox, window=10, options=options)
+        got = items(reply)
+        assert len(got) <= 10
+        for data in got.values():
+            body = data.find("AirSyncBase:Body")
+            assert body.findtext("AirSyncBase:Type") == "1" and body.findtext("AirSyncBase:Truncated") == "1"
+            assert len(body.findtext("AirSyncBase:Data")) <= 50
+        seen += [d.findtext("Email:Subject") for d in got.values()]
+        if collection(reply).find("AirSync:MoreAvailable") is None:
+            break
+    assert seen == [f"seed {i:02d}" for i in reversed(range(30))]  # newest first, each once
+    assert estimate(phone, inbox) == "0"
+    ping = E("Ping:Ping", E("Ping:HeartbeatInterval", "470"), E("Ping:Folders", E(
+        "Ping:Folder", E("Ping:Id", inbox), E("Ping:Class", "Email"))))
+    out: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("r", phone.post("Ping", ping, timeout=60)))
+    thread.start()
+    parked(running)
+    mail.deliver(make_message("pushed to android"))
+    thread.join(30)
+    reply = out["r"]
+    assert reply.text("Ping:Status") == "2"
+    assert [f.value_text() for f in reply.body.find("Ping:Folders")] == [inbox]
+    assert [d.findtext("Email:Subject") for d in items(phone.sync(inbox, options=options)).values()] == [
+        "pushed to android"]

@@ -27,10 +27,19 @@ CLASS_OF = {Module.CONTACT: "Contacts", Module.CALENDAR: "Calendar", Module.TASK
 
 @command("GetItemEstimate")
 def get_item_estimate(eas: Eas, req: EasRequest) -> Any:
-    return eas.read(req, lambda session: _estimate(eas, session, req))
+    unlisted: list[tuple[Element, mailitems.Unlisted]] = []
+
+    def counted(response: EasResponse) -> Any:
+        if not unlisted:
+            return response
+        return mailitems.count_unlisted(eas, req, unlisted).addCallback(lambda _: response).addErrback(
+            mailitems.unavailable_response, "GetItemEstimate:GetItemEstimate", "GetItemEstimate:Status", "110")
+
+    return eas.read(req, lambda session: _estimate(eas, session, req, unlisted)).addCallback(counted)
 
 
-def _estimate(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
+def _estimate(eas: Eas, session: UserSession, req: EasRequest,
+              unlisted: list[tuple[Element, mailitems.Unlisted]]) -> EasResponse:
     out = E("GetItemEstimate:GetItemEstimate")
     collections = req.body.find("GetItemEstimate:Collections") if req.body is not None else None
     if collections is None:
@@ -44,8 +53,11 @@ def _estimate(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:
         response = E("GetItemEstimate:Response")
         out.append(response)
         if mailitems.concerns_mail(eas, cid):
-            estimate = mailitems.estimate_mail(session, req.device_id, cid)
-            if estimate is None:
+            estimate = mailitems.estimate_mail(session, req.device_id, cid, int(filter_text)
+                                               if filter_text and filter_text.isdigit() else None)
+            if isinstance(estimate, mailitems.Unlisted):
+                unlisted.append((response, estimate))
+            elif estimate is None:
                 response.append(E("GetItemEstimate:Status", "3"))
             else:
                 response.children += [E("GetItemEstimate:Status", "1"), E(

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -260,11 +261,47 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
     return eas.mail.run(account, imap)
 
 
-def estimate_mail(session: UserSession, device_id: str, cid: str) -> int | None:
+@dataclass(frozen=True)
+class Unlisted:
+    """A mail collection the device has a SyncKey for but whose window was not listed yet (right after
+    Sync 0, or with another FilterType): its estimate needs one IMAP SORT (`count_unlisted`)."""
+
+    collection_id: str
+    filter_type: int
+    known: frozenset[int]
+
+
+def estimate_mail(session: UserSession, device_id: str, cid: str, filter_type: int | None = None) -> int | Unlisted | None:
+    """Mails the device has still to receive: None without a state (Status 3), the pending count once
+    the window is listed, else an `Unlisted` for the IMAP pool."""
     st = session.get_state(device_id, state.collection_key(cid))
     if st is None:
         return None
+    listed_filter = int(st.get("filter") or 0)
+    wanted = filter_type if filter_type is not None else listed_filter
+    if st.get("uidvalidity") is None or wanted != listed_filter:
+        return Unlisted(cid, wanted, frozenset(state.IdSet.parse(st.get("known")).ids))
     return len(state.IdSet.parse(st.get("pending")))
+
+
+def count_unlisted(eas: Eas, req: EasRequest, todo: list[tuple[Element, Unlisted]]) -> Deferred[None]:
+    """Fill each response of `todo` with the size of its folder's window less what the device holds."""
+    assert eas.mail is not None
+    account = req.principal.email
+    now = datetime.now(UTC)
+
+    def imap(conn: Any) -> None:
+        for response, unlisted in todo:
+            folder = _folder(eas, conn, account, unlisted.collection_id)
+            if folder is None:
+                response.append(E("GetItemEstimate:Status", "2"))
+                continue
+            _, uids = gateway.uids_newest_first(conn, folder.name, mailsync.cutoff_of(unlisted.filter_type, now))
+            response.children += [E("GetItemEstimate:Status", "1"), E(
+                "GetItemEstimate:Collection", E("GetItemEstimate:CollectionId", unlisted.collection_id),
+                E("GetItemEstimate:Estimate", str(len(set(uids) - unlisted.known))))]
+
+    return eas.mail.run(account, imap)
 
 
 def unavailable_response(failure: Any, root: str, status_tag: str, code: str) -> EasResponse:
