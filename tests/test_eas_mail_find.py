@@ -48,8 +48,9 @@ def test_find_mailbox_newest_first_across_folders_with_paging(phone, mail) -> No
     other = mail.imap()
     other.create_folder("Archive")
     other.append("Archive", make_message("report from 2020"), msg_time=datetime(2020, 1, 2, 10, 0))
-    other.append("Archive", make_message("report from 2030", sender="Carl <carl@example.net>"),
-                 msg_time=datetime(2030, 1, 2, 10, 0))
+    other.append("Archive", make_message("report from 2025", sender="Carl <carl@example.net>"),
+                 msg_time=datetime(2025, 1, 2, 10, 0))
+    other.append("INBOX", make_message("report from 2022"), msg_time=datetime(2022, 1, 2, 10, 0))
     other.logout()
     mail.deliver(make_message("report today", "the figures", attachment=("q.pdf", b"%PDF-1.4")))
     mail.deliver(make_message("lunch"))
@@ -57,13 +58,14 @@ def test_find_mailbox_newest_first_across_folders_with_paging(phone, mail) -> No
     _, folders = phone.folder_sync("0")
     archive = next(k for k, v in folders.items() if v["name"] == "Archive")
 
-    assert subjects(find_mail(phone, "report")) == ["report from 2030", "report today", "report from 2020"]
-    page = find_mail(phone, "report", rng="1-1").body.find("Find:Response")
+    assert subjects(find_mail(phone, "report")) == [
+        "report today", "report from 2025", "report from 2022", "report from 2020"]  # interleaved folders
+    page = find_mail(phone, "report", rng="1-2").body.find("Find:Response")
     assert [r.find("Find:Properties").findtext("Email:Subject") for r in page.findall("Find:Result")] == [
-        "report today"]
-    assert page.findtext("Find:Range") == "1-1" and page.findtext("Find:Total") == "3"
-    assert subjects(find_mail(phone, "report", folder=archive)) == ["report from 2030", "report from 2020"]
-    assert subjects(find_mail(phone, "carl")) == ["report from 2030"]
+        "report from 2025", "report from 2022"]
+    assert page.findtext("Find:Range") == "1-2" and page.findtext("Find:Total") == "4"
+    assert subjects(find_mail(phone, "report", folder=archive)) == ["report from 2025", "report from 2020"]
+    assert subjects(find_mail(phone, "carl")) == ["report from 2025"]
     assert subjects(find_mail(phone, "nothing-like-this")) == []
 
     result = find_mail(phone, "report today", folder=inbox).body.find("Find:Response").find("Find:Result")
