@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oxsync.eas import mailfolders, state
+from oxsync.eas import maildrafts, mailfolders, state
 from oxsync.eas.collection import CollectionRequest, Outcome, status_only
 from oxsync.eas.mapping.email import BodyPref, Rendering, flag_elements, from_eas_change, to_eas
 from oxsync.eas.protocol import FILTER_DAYS
@@ -248,12 +248,22 @@ class Worker:
     def client_commands(self, coll: CollectionRequest, folder: Any, st: dict[str, Any], known: state.IdSet,
                         pending: state.IdSet, responses: Element) -> None:
         assert coll.commands is not None
+        drafts = self.version >= 16.0 and folder.special == "drafts"
         for cmd in coll.commands:
             server_id = cmd.findtext("AirSync:ServerId", "")
             uid = int(server_id) if server_id.isdigit() and len(server_id) < 11 else None
-            if cmd.tag == "AirSync:Add":
+            uid = (st.get("drafts") or {}).get(server_id, uid)  # a draft replaced since the device learnt it
+            if cmd.tag == "AirSync:Add" and drafts:
+                added, new_uid = maildrafts.add(self.conn, folder, self.account, cmd)
+                responses.append(added)
+                if new_uid is not None:
+                    self.remember(folder, new_uid, st, known)
+            elif cmd.tag == "AirSync:Add":
                 responses.append(E("AirSync:Add", E("AirSync:ClientId", cmd.findtext("AirSync:ClientId", "")[:64]),
                                    E("AirSync:Status", "6")))
+            elif cmd.tag == "AirSync:Change" and drafts and uid is not None and maildrafts.is_content(
+                    cmd.find("AirSync:ApplicationData") or E("AirSync:ApplicationData")):
+                responses.children += self.change_draft(folder, uid, server_id, cmd, st, known)
             elif cmd.tag == "AirSync:Change":
                 result = self.change(folder, uid, server_id, cmd, st)
                 if result is not None:
@@ -265,6 +275,27 @@ class Worker:
                     pending.discard(uid)
             elif cmd.tag == "AirSync:Fetch":
                 responses.append(self.fetch(coll, folder, uid, server_id))
+
+    def remember(self, folder: Any, uid: int, st: dict[str, Any], known: state.IdSet) -> None:
+        """The device already holds `uid` (it wrote it): no Add of it goes back."""
+        self.conn.select_folder(folder.name, readonly=True)
+        known.add(uid)
+        st["echo"][str(uid)] = fingerprint(gateway.fetch_meta(self.conn, [uid]).get(uid, ((), None))[0])
+
+    def change_draft(self, folder: Any, uid: int, server_id: str, cmd: Element, st: dict[str, Any],
+                     known: state.IdSet) -> list[Element]:
+        try:
+            new_uid = maildrafts.replace_draft(self.conn, folder, self.account, uid, cmd.find("AirSync:ApplicationData"),
+                                               self.service.settings.max_fetch_bytes)
+        except ValueError:
+            return [E("AirSync:Change", E("AirSync:ServerId", server_id), E("AirSync:Status", "6"))]
+        if new_uid is None:
+            return [E("AirSync:Change", E("AirSync:ServerId", server_id), E("AirSync:Status", "8"))]
+        known.discard(uid)
+        self.remember(folder, new_uid, st, known)
+        if server_id != str(new_uid):
+            st.setdefault("drafts", {})[server_id] = new_uid
+        return []
 
     def change(self, folder: Any, uid: int | None, server_id: str, cmd: Element, st: dict[str, Any]) -> Element | None:
         data = cmd.find("AirSync:ApplicationData")
