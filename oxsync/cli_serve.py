@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oxsync.advertised import imap_server, smtp_server
 from oxsync.cli import EXIT_OK, CliError, Context, _sqlite_path, out, table
 from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
-from oxsync.onboarding.mailservers import imap_server, smtp_server
 from oxsync.store.api import Store
 
 
@@ -64,7 +64,7 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
 
 def mail_lines(settings: Settings) -> list[str]:
     """IMAP/SMTP settings for Outlook's mail (OXtender manual: Outlook reaches the mailbox over IMAP/SMTP),
-    from the same source as Thunderbird autoconfig and the Mac profile (oxsync.onboarding.mailservers)."""
+    from the same source as Thunderbird autoconfig and the Mac profile (oxsync.advertised)."""
     imap, smtp = imap_server(settings), smtp_server(settings)
     if imap is None:
         return ["Mail: no IMAP server configured ([mail] imap_host): phones see empty mail folders"]

@@ -75,7 +75,8 @@ class ConsoleClient:
         return self.post("/login", {"login": login, "password": password or PASSWORDS[login]})
 
 
-def build_console_world(store: Store, live_server: Any) -> ConsoleWorld:
+def build_console_world(store: Store, live_server: Any, **sections: Any) -> ConsoleWorld:
+    """`sections` override more settings (e.g. `mail`, `server`)."""
     from oxsync.dialects import install_all
 
     tenant = store.create_tenant("example.com", max_accounts=50, quota_bytes=500 * 1024 * 1024)
@@ -92,6 +93,6 @@ def build_console_world(store: Store, live_server: Any) -> ConsoleWorld:
         ids["dave"] = accounts.create_user(tx, "dave", PASSWORDS["dave"], flags={"tenant_admin": True}).id
         ids["erin"] = accounts.create_user(tx, "erin", PASSWORDS["erin"]).id
     running = live_server(store, setup=install_all, console={"endpoint": "tcp:0:interface=127.0.0.1"},
-                          auth={"verified_login_cache_seconds": 60.0})
+                          auth={"verified_login_cache_seconds": 60.0}, **sections)
     port = running.service.console_listener.port.getHost().port
     return ConsoleWorld(store, running, port, tenant.id, other.id, ids, team, room)

@@ -22,7 +22,7 @@ DIALECTS = {"oxsync.eas", "oxsync.webdav", "oxsync.console", "oxsync.onboarding"
 """Client-facing packages: they never import each other or the assembly."""
 BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.formats", "oxsync.store", "oxsync.render",
                   "oxsync.runtime", "oxsync.metrics", "oxsync.listeners", "oxsync.logs", "oxsync.web",
-                  "oxsync.push", "oxsync.mail", "oxsync.maintenance", "oxsync.systemd",
+                  "oxsync.push", "oxsync.mail", "oxsync.maintenance", "oxsync.systemd", "oxsync.advertised",
                   "oxsync.config_example"}
 """Shared by the dialects: they import neither a dialect nor the assembly."""
 ALLOWED_BETWEEN = {("oxsync.eas", "oxsync.mail")}

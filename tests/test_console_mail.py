@@ -76,3 +76,33 @@ def test_api_account_mail(cw: ConsoleWorld) -> None:
     other = f"/tenants/{cw.other}/accounts/{cw.ids['dave']}/mail"
     assert api("GET", other).status_code == 404
     assert _mail(cw, "carol") == ([], True)
+
+
+def test_setup_links_to_profiles_and_autoconfig_from_the_served_settings(store, live_server) -> None:  # type: ignore[no-untyped-def]
+    cw = build_console_world(store, live_server, server={"public_host": "sync.example.com", "public_scheme": "https"},
+                             mail={"imap_host": "imap.example.com", "imap_port": 993, "imap_tls": "implicit"})
+    c = cw.browser()
+    c.login("bob")
+    me = c.get("/me").text
+    base = "https://sync.example.com"
+    autoconfig = "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=bob@example.com"
+    for link in (f"{base}/profile", f"{base}/profile?mail=imap", base + autoconfig):
+        assert f'href="{link}"' in me, link
+    assert "<code>imap.example.com</code>" in me and "<code>993</code>" in me and "<code>bob@example.com</code>" in me
+    a = cw.browser()
+    a.login("alice")
+    admin_page = a.get(f"/t/{cw.tenant}/accounts/{cw.ids['bob']}/setup").text  # the admin's set-up page for bob
+    assert all(f'href="{link}"' in admin_page for link in (f"{base}/profile", base + autoconfig))
+    # the links lead to the real resources on the HTTP listener, answering from the same settings
+    http = f"http://127.0.0.1:{cw.http_port}"
+    profile = requests.get(http + "/profile?mail=imap", auth=("bob", "bob-pw-1"), timeout=30)
+    assert profile.status_code == 200 and b"imap.example.com" in profile.content and b"sync.example.com" in profile.content
+    xml = requests.get(http + autoconfig, timeout=30)
+    assert xml.status_code == 200 and "<hostname>imap.example.com</hostname>" in xml.text and base in xml.text
+
+
+def test_setup_without_mail_says_so(cw: ConsoleWorld) -> None:
+    c = cw.browser()
+    c.login("bob")
+    me = c.get("/me").text
+    assert "Aucun serveur de courrier" in me and "profile?mail=imap" not in me and 'id="profile-link"' in me

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from oxsync.advertised import imap_server, smtp_server
 from oxsync.config import public_host, public_scheme
 from oxsync.console.pages_base import parse_size
 from oxsync.console.web import Ctx, Page, Redirect, Response, Router
@@ -162,11 +163,16 @@ def register(r: Router) -> None:
 
 
 def setup_values(ctx: Ctx, user: Any) -> dict[str, Any]:
-    """Connection settings per client, from the same settings `oxsync serve` prints them from."""
+    """Connection settings per client, from the same settings `oxsync serve` prints them from: the public
+    host and scheme, and the IMAP/SMTP servers of `oxsync.advertised` (as autoconfig and profiles)."""
     server = ctx.settings.server
     scheme, host = public_scheme(server), public_host(server)
     base = f"{scheme}://{host}"
+    imap = imap_server(ctx.settings)
     return {
+        "profile": f"{base}/profile", "profile_mac": f"{base}/profile?mail=imap" if imap else "",
+        "autoconfig": f"{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={quote(user.email, safe='@')}",
+        "imap": imap, "smtp": smtp_server(ctx.settings),
         "eas_server": host, "eas_ssl": scheme == "https", "ox_url": base, "udp_port": server.udp_port,
         "freebusy": f"{base}/servlet/webdav.freebusy?username=%NAME%&server=%SERVER%",
         "caldav": f"{base}/dav/calendars/{user.login}/", "carddav": f"{base}/dav/addressbooks/{user.login}/",

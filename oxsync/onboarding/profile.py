@@ -22,9 +22,9 @@ from typing import Any
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from oxsync.advertised import imap_server, smtp_server
 from oxsync.config import Settings, public_host, public_scheme
 from oxsync.model import Protocol
-from oxsync.onboarding.mailservers import imap_server, smtp_server
 from oxsync.store.api import Principal
 from oxsync.web import send_bytes, send_text
 

@@ -1,5 +1,6 @@
 """The IMAP and SMTP servers a mail client (Outlook over IMAP, Thunderbird, an iPhone's IMAP account) is
-told to use: one source for `serve`'s printed instructions, Thunderbird autoconfig and Apple profiles."""
+told to use: one source for `serve`'s printed instructions, Thunderbird autoconfig, Apple profiles and
+the console's set-up page."""
 
 from __future__ import annotations
 
