@@ -85,3 +85,38 @@ def test_draft_add_outside_drafts_or_before_16_is_refused(phone, mail) -> None: 
         "AirSync:ApplicationData", E("Email:Subject", "nope")))])
     assert collection(reply).find("AirSync:Responses").find("AirSync:Add").findtext("AirSync:Status") == "6"
     assert drafts_in_imap(mail) == {}
+
+
+def test_draft_send_queues_it_files_it_in_sent_and_removes_it(live_server, mail) -> None:  # type: ignore[no-untyped-def]
+    from tests.smtp_sink import SmtpSink
+
+    sink = SmtpSink()
+    try:
+        running = live_server(mail.store, setup=install, mail=mail.dovecot.mail_settings(),
+                              outbound={"smtp_relay": f"127.0.0.1:{sink.port}", "poll_seconds": 3600.0})
+        phone = client(running, user=mail.alice_address, version="16.1")
+        phone.provision()
+        drafts = phone.folder_of_type(3)
+        phone.sync(drafts, "0")
+        phone.sync(drafts)
+        reply = phone.sync(drafts, commands=[E("AirSync:Add", E("AirSync:ClientId", "c-9"), E(
+            "AirSync:ApplicationData", E("Email:To", "bob@example.net"), E("Email:Subject", "draft to go"),
+            body("1", "written on the train")))])
+        server_id = collection(reply).find("AirSync:Responses").find("AirSync:Add").findtext("AirSync:ServerId")
+        assert list(drafts_in_imap(mail)) == [int(server_id)]
+        phone.sync(drafts, commands=[E("AirSync:Change", E("AirSync:ServerId", server_id), E(
+            "AirSync:ApplicationData", E("Email2:Send")))])
+        msg = sink.wait_for(1)[0].parsed()
+        assert msg["Subject"] == "draft to go" and "written on the train" in msg.get_body().get_content()
+        assert drafts_in_imap(mail) == {}
+        other = mail.imap()
+        other.select_folder("Sent", readonly=True)
+        assert other.search(["SUBJECT", "draft to go"])
+        other.logout()
+        assert [c.findtext("AirSync:ServerId") for c in collection(phone.sync(drafts)).find(
+            "AirSync:Commands").findall("AirSync:Delete")] == [server_id]
+        phone.sync(drafts, commands=[E("AirSync:Change", E("AirSync:ServerId", server_id), E(
+            "AirSync:ApplicationData", E("Email2:Send")))])  # gone: nothing sent twice
+        assert len(sink.messages) == 1
+    finally:
+        sink.close()

@@ -7,7 +7,9 @@ What must hold:
 - IMAP cannot edit a message: a Change of a draft's content appends the new version and expunges the
   old one; the device keeps the ServerId it knows (state ``drafts``: its ServerId -> current UID), and the
   old UID's disappearance is no Delete for it;
-- elements the Change leaves out keep their old values (To, Cc, Bcc, Subject, Body).
+- elements the Change leaves out keep their old values (To, Cc, Bcc, Subject, Body);
+- Email2:Send in an Add or Change queues the draft on the outbound queue (eas/draftsend.py) and only then
+  removes it from Drafts and files a copy in Sent: a failed queue loses nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ FIELDS = (("Email:To", "to"), ("Email:Cc", "cc"), ("Email2:Bcc", "bcc"), ("Email
 
 
 @dataclass(frozen=True)
+class DraftSend:
+    """A draft to send: where it is, its MIME, and the queue's idempotency key (ClientId or draft UID)."""
+
+    folder_name: str
+    uid: int
+    raw: bytes
+    key: str
+
+
+@dataclass(frozen=True)
 class Draft:
     to: str = ""
     cc: str = ""
@@ -45,6 +57,11 @@ class Draft:
 def is_content(data: Element) -> bool:
     """Does this ApplicationData change a draft's content (not only Read/Flag/Categories)?"""
     return any(data.find(tag) is not None for tag, _ in FIELDS) or data.find("AirSyncBase:Body") is not None
+
+
+def wants_send(cmd: Element) -> bool:
+    data = cmd.find("AirSync:ApplicationData")
+    return data is not None and data.find("Email2:Send") is not None
 
 
 def from_eas(data: Element, base: Draft) -> Draft:

@@ -50,6 +50,8 @@ class JobResult:
     job: MailJob
     new_state: dict[str, Any] | None = None
     drop_state: bool = False
+    sends: list[maildrafts.DraftSend] = field(default_factory=list)
+    """Drafts the device asked to send (Email2:Send): queued in phase C, then removed from Drafts."""
 
 
 def bus_id(collection_id: str) -> int:
@@ -119,6 +121,7 @@ class Worker:
     device_id: str
     folders: list[Any] | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sends: list[maildrafts.DraftSend] = field(default_factory=list)
 
     def folder(self, collection_id: str) -> Any:
         if self.folders is None:
@@ -258,12 +261,15 @@ class Worker:
                 responses.append(added)
                 if new_uid is not None:
                     self.remember(folder, new_uid, st, known)
+                    self.send_if_asked(folder, new_uid, cmd, "add:" + cmd.findtext("AirSync:ClientId", "")[:64])
             elif cmd.tag == "AirSync:Add":
                 responses.append(E("AirSync:Add", E("AirSync:ClientId", cmd.findtext("AirSync:ClientId", "")[:64]),
                                    E("AirSync:Status", "6")))
             elif cmd.tag == "AirSync:Change" and drafts and uid is not None and maildrafts.is_content(
                     cmd.find("AirSync:ApplicationData") or E("AirSync:ApplicationData")):
                 responses.children += self.change_draft(folder, uid, server_id, cmd, st, known)
+            elif cmd.tag == "AirSync:Change" and drafts and uid is not None and maildrafts.wants_send(cmd):
+                self.send_if_asked(folder, uid, cmd, f"draft:{st.get('uidvalidity')}:{uid}")
             elif cmd.tag == "AirSync:Change":
                 result = self.change(folder, uid, server_id, cmd, st)
                 if result is not None:
@@ -295,7 +301,15 @@ class Worker:
         self.remember(folder, new_uid, st, known)
         if server_id != str(new_uid):
             st.setdefault("drafts", {})[server_id] = new_uid
+        self.send_if_asked(folder, new_uid, cmd, f"draft:{st.get('uidvalidity')}:{new_uid}")
         return []
+
+    def send_if_asked(self, folder: Any, uid: int, cmd: Element, key: str) -> None:
+        if not maildrafts.wants_send(cmd):
+            return
+        got = gateway.fetch_messages(self.conn, folder.name, [uid], self.service.settings.max_fetch_bytes)
+        if uid in got:
+            self.sends.append(maildrafts.DraftSend(folder.name, uid, got[uid].raw, key))
 
     def change(self, folder: Any, uid: int | None, server_id: str, cmd: Element, st: dict[str, Any]) -> Element | None:
         data = cmd.find("AirSync:ApplicationData")
@@ -339,6 +353,7 @@ def work(conn: Any, service: MailService, account: str, version: float, device_i
     out = []
     for job in jobs:
         result = worker.run(job, max(budget, 1))
+        result.sends, worker.sends = worker.sends, []
         sent = result.outcome.element.find("AirSync:Commands") if result.outcome.element is not None else None
         budget -= len(sent.children) if sent is not None else 0
         out.append(result)

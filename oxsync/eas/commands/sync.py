@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.collection import CollectionRequest, CollectionSync, Outcome, status_only
+from oxsync.eas.draftsend import send_drafts
 from oxsync.eas.mapping.common import MapContext
 from oxsync.eas.protocol import MAIL_FOLDERS
 from oxsync.eas.request import EasRequest, EasResponse, command
@@ -292,7 +293,9 @@ def complete_mail(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outc
             for result in mailsync.finish(session, req.device_id, results):
                 outcomes[result.index] = result.outcome
             return outcomes
-        return eas.write(req, store)
+        sends = [send for result in results for send in result.sends]
+        d = eas.write(req, store)
+        return d.addCallback(lambda done: send_drafts(eas, req, sends).addCallback(lambda _: done)) if sends else d
 
     def unavailable(failure: Any) -> list[Outcome]:
         failure.trap(MailUnavailable)
