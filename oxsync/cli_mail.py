@@ -170,33 +170,26 @@ def _install_rules(ctx: Context, login: str) -> str:
 
 
 def cmd_rules(ctx: Context, args: argparse.Namespace) -> int:
+    from oxsync.mail import rules as mail_rules
     from oxsync.mail import sieve
 
-    with ctx.tx(write=args.rules_action != "list") as tx:
+    with ctx.tx() as tx:
         user_id = user_id_of(tx, args.login)
-        stored = accounts.user_settings(tx, user_id)
-        rules: list[dict[str, object]] = list(stored.get(sieve.RULES_KEY) or [])
-        if args.rules_action == "add":
-            rule = {"name": args.name, "match": "allof" if args.all else "anyof",
+    with ctx.store.session(ctx.tenant.id, user_id, write=args.rules_action != "list") as session:
+        try:
+            if args.rules_action == "add":
+                rules = mail_rules.add_rule(session, {
+                    "name": args.name, "match": "allof" if args.all else "anyof",
                     "conditions": [_condition(c) for c in args.conditions],
-                    "actions": [_action(a) for a in args.actions]}
-            try:
-                checked = sieve.check_rule(rule)
-            except sieve.RuleError as exc:
-                raise UsageError(str(exc)) from exc
-            if len(rules) >= sieve.MAX_RULES:
-                raise UsageError(f"at most {sieve.MAX_RULES} rules")
-            rules = [r for r in rules if r.get("name") != checked["name"]] + [checked]
-        elif args.rules_action == "remove":
-            kept = [r for r in rules if r.get("name") != args.name]
-            if len(kept) == len(rules):
-                raise UsageError(f"{args.login} has no rule named {args.name!r}")
-            rules = kept
-        elif args.rules_action == "clear":
-            rules = []
-        if args.rules_action != "list":
-            stored[sieve.RULES_KEY] = rules
-            accounts.store_user_settings(tx, user_id, stored)
+                    "actions": [_action(a) for a in args.actions]})
+            elif args.rules_action == "remove":
+                rules = mail_rules.remove_rule(session, args.name)
+            elif args.rules_action == "clear":
+                rules = mail_rules.clear_rules(session)
+            else:
+                rules = mail_rules.stored_rules(session)
+        except sieve.RuleError as exc:
+            raise UsageError(f"{args.login}: {exc}") from exc
     if args.rules_action == "list":
         if args.json:
             out(json.dumps(rules, indent=2))

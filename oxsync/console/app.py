@@ -54,14 +54,37 @@ class Console:
         self.env = make_environment()
         self.secure = settings.console.endpoint.startswith("ssl:")
         self.router = Router()
-        from oxsync.console import pages_accounts, pages_base, pages_devices, pages_groups, pages_self
+        self._mail_threads: Any = None
+        from oxsync.console import (
+            pages_accounts,
+            pages_base,
+            pages_devices,
+            pages_groups,
+            pages_rules,
+            pages_self,
+        )
 
-        for module in (pages_base, pages_accounts, pages_groups, pages_devices, pages_self):
+        for module in (pages_base, pages_accounts, pages_groups, pages_devices, pages_self, pages_rules):
             module.register(self.router)
         self.api_router = Router()
         from oxsync.console import api
 
         api.register(self.api_router)
+
+    def run_mail(self, work: Any) -> Any:
+        """`work()` (blocking ManageSieve) on the console's own bounded mail pool, never the reactor or
+        the store pool; started on first use, stopped with the reactor."""
+        if self._mail_threads is None:
+            from twisted.python.threadpool import ThreadPool
+
+            reactor = self.async_store.reactor
+            self._mail_threads = ThreadPool(minthreads=0, maxthreads=max(1, self.settings.mail.thread_pool_size),
+                                            name="oxsync-console-mail")
+            self._mail_threads.start()
+            reactor.addSystemEventTrigger("during", "shutdown", self._mail_threads.stop)
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.async_store.reactor, self._mail_threads, work)
 
     def bearer(self, ctx: Ctx) -> str:
         header = getattr(ctx, "authorization", "")

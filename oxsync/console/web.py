@@ -114,6 +114,10 @@ class Ctx:
     """Cookies the handler sets (name, value, extra addCookie options)."""
     login_outcome: bool | None = None
     """Sign-in handlers: True failed credentials, False success, None neither (for the throttle)."""
+    after: Callable[[], Any] | None = None
+    """Blocking mail-server work (ManageSieve) the handler asks for, run on the console's mail pool once
+    the store work is committed; when it fails the answer is a redirect to `after_failed` instead."""
+    after_failed: str = ""
 
     def field(self, name: str, default: str = "") -> str:
         values = self.form.get(name)
@@ -250,9 +254,23 @@ class ConsoleResource(Resource):
                 self.console.throttle.end(login, ctx.address, failed=ctx.login_outcome)
                 return result
             d.addBoth(done)
+        d.addCallback(self._after, ctx)
         d.addCallback(self._respond, request, ctx)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
+
+    def _after(self, result: Any, ctx: Ctx) -> Any:
+        if ctx.after is None:
+            return result
+
+        def failed(failure: Any) -> Any:
+            log.error("console: mail server not reached: %s", failure.getErrorMessage(),
+                      extra={"event": "console.mail_failed", "path": ctx.path})
+            return 303, {b"Location": ctx.after_failed.encode("utf-8")}, b"text/html; charset=utf-8", b"", result[4]
+
+        d = self.console.run_mail(ctx.after)
+        d.addCallbacks(lambda _: result, failed)
+        return d
 
     def _context(self, request: Request, method: str, path: str, params: dict[str, str]) -> Ctx:
         query = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in (request.args or {}).items()}

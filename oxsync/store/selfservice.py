@@ -96,3 +96,9 @@ def set_oof(store: Store, actor: Actor, tenant_id: int, user_id: int, state: str
             oof.update(start=start, end=end)
         session.put_settings({**stored, OOF_KEY: oof})
         audit(session.tx.conn, actor, tenant_id, "self.oof", session.me().email, f"state={state}")
+
+
+def record(session: UserSession, actor: Actor, tenant_id: int, action: str, detail: str = "") -> None:
+    """One audit row for a self-service change made in `session` (by callers outside the store, e.g. the
+    console's mail rules page, whose edit code lives in oxsync.mail)."""
+    audit(session.tx.conn, actor, tenant_id, action, session.me().email, detail)
