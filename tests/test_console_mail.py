@@ -106,3 +106,19 @@ def test_setup_without_mail_says_so(cw: ConsoleWorld) -> None:
     c.login("bob")
     me = c.get("/me").text
     assert "Aucun serveur de courrier" in me and "profile?mail=imap" not in me and 'id="profile-link"' in me
+
+
+def test_self_service_reminder_and_digest_options(cw: ConsoleWorld) -> None:
+    c = cw.browser()
+    c.login("bob")
+    page = c.get("/me").text
+    assert 'id="reminder-mails" checked' in page  # reminder mails are on by default, no digest
+    assert c.post("/me/mail-options", {"digest_hour": "25"}).status_code == 400
+    assert c.post("/me/mail-options", {"digest_hour": "7"}).status_code == 200
+    with cw.store.transaction(cw.tenant) as tx:
+        options = reminders.options(tx, cw.ids["bob"])
+    assert options == {"reminder_mails": False, "digest_hour": 7, "collect_addresses": False}
+    page = c.get("/me").text
+    assert 'id="reminder-mails" checked' not in page and '<option value="7" selected>' in page
+    assert c.post("/me/mail-options", {"reminder_mails": "on"}, csrf=False).status_code == 403
+    assert ("self.mail_options", "reminder_mails=False, digest_hour=7") in _audit(cw)

@@ -16,6 +16,7 @@ def _me(ctx: Ctx, notice: str = "", error: str = "", status: int = 200) -> Respo
         user = session.me()
     return Page("me.html", {"user": user, "gab": selfservice.gab_entry(ctx.store, tid, uid),
                             "gab_fields": selfservice.GAB_FIELDS, "oof": selfservice.get_oof(ctx.store, tid, uid),
+                            "mail_options": selfservice.mail_options(ctx.store, tid, uid), "hours": range(24),
                             "notice": notice, "error": error, "min_length": selfservice.MIN_PASSWORD_LENGTH,
                             **setup_values(ctx, user)}, status)
 
@@ -57,4 +58,15 @@ def register(r: Router) -> None:
         assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
         selfservice.set_oof(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id, ctx.field("state", "0"),
                             ctx.raw_field("message"), _oof_time(ctx.field("start")), _oof_time(ctx.field("end")))
+        return _me(ctx, notice="saved")
+
+    @r.add("POST", "/me/mail-options", "user")
+    def mail_options(ctx: Ctx) -> Response:
+        assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
+        hour = ctx.field("digest_hour")
+        if hour and not hour.isdigit():
+            raise InvalidData("the digest hour is 0-23 (UTC)", field="digest_hour")
+        selfservice.set_mail_options(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id,
+                                     reminder_mails=ctx.checked("reminder_mails"),
+                                     digest_hour=int(hour) if hour else None)
         return _me(ctx, notice="saved")

@@ -14,7 +14,7 @@ from sqlalchemy import and_, select
 
 from oxsync.model import Contact
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
-from oxsync.store import accounts
+from oxsync.store import accounts, reminders
 from oxsync.store import schema as s
 from oxsync.store.admin import Actor, audit
 from oxsync.store.api import Store
@@ -102,3 +102,23 @@ def record(session: UserSession, actor: Actor, tenant_id: int, action: str, deta
     """One audit row for a self-service change made in `session` (by callers outside the store, e.g. the
     console's mail rules page, whose edit code lives in oxsync.mail)."""
     audit(session.tx.conn, actor, tenant_id, action, session.me().email, detail)
+
+
+def mail_options(store: Store, tenant_id: int, user_id: int) -> dict[str, Any]:
+    """Task reminder mails and the daily digest hour (`oxsync user mail-options`'s store record)."""
+    with store.transaction(tenant_id) as tx:
+        return reminders.options(tx, user_id)
+
+
+def set_mail_options(store: Store, actor: Actor, tenant_id: int, user_id: int, *, reminder_mails: bool,
+                     digest_hour: int | None) -> dict[str, Any]:
+    """One's own reminder mails and digest hour (0-23 UTC, None = no digest); the collection switch stays
+    the administrator's (hosting FAQ)."""
+    if digest_hour is not None and not 0 <= digest_hour <= 23:
+        raise InvalidData("the digest hour is 0-23 (UTC)", field="digest_hour")
+    with store.transaction(tenant_id, write=True) as tx:
+        user = accounts.get_user(tx, user_id)
+        merged = reminders.set_options(tx, user_id, reminder_mails=reminder_mails, digest_hour=digest_hour)
+        audit(tx.conn, actor, tenant_id, "self.mail_options", user.email,
+              f"reminder_mails={reminder_mails}, digest_hour={digest_hour}")
+    return merged
