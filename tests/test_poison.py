@@ -577,3 +577,32 @@ def _set_dates(store, object_id: int, start: datetime, end: datetime) -> None:  
 
 
 _ = (E, etree)
+
+
+def test_an_undecodable_folder_row_is_left_out_of_every_folder_listing(env, store) -> None:  # type: ignore[no-untyped-def]
+    """A folder row the model cannot read (an unknown type or module, e.g. written by a newer version or
+    by hand) is skipped with a log line; the user's other folders are still listed in every dialect."""
+    from sqlalchemy import text
+
+    from oxsync import render
+
+    running, world, alice, dav = env
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        broken = session.create_folder(contacts, "Broken", Module.CONTACT).folder.id
+        kept = session.create_folder(contacts, "Kept", Module.CONTACT).folder.id
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE folders SET type = 'bogus', module = 'nonsense' WHERE id = :i"), {"i": broken})
+    before = sum(render.skipped_items_total().values())
+    with world.as_user(world.alice) as session:
+        listed = {access.folder.id for access in session.list_folders()}
+    assert kept in listed and contacts in listed and broken not in listed
+    ox = {r.href for r in alice.sync("folders", None)}
+    assert str(kept) in ox and str(broken) not in ox
+    phone = client(running)
+    phone.provision()
+    _, folders = phone.folder_sync()
+    assert str(kept) in folders and str(broken) not in folders
+    home = dav.propfind("/dav/addressbooks/alice/", "<D:displayname/>", "1")
+    assert home.status == 207 and "Kept" in home.text
+    assert sum(render.skipped_items_total().values()) > before

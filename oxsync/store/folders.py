@@ -20,6 +20,7 @@ from oxsync.model.folder import (
     SYSTEM_ROOT,
 )
 from oxsync.model.permissions import OWNER_RIGHTS
+from oxsync.render import note_skipped
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
 from oxsync.store.tx import Tx
@@ -126,10 +127,17 @@ def load_folders(tx: Tx, folder_ids: Iterable[int]) -> dict[int, Folder]:
         return {}
     rows = tx.conn.execute(select(f).where(and_(f.c.tenant_id == tx.tenant_id, f.c.id.in_(ids)))).all()
     perms = read_permissions(tx, [r.id for r in rows])
-    return {r.id: row_to_folder(r, perms[r.id]) for r in rows}
+    out: dict[int, Folder] = {}
+    for r in rows:
+        try:
+            out[r.id] = row_to_folder(r, perms[r.id])
+        except Exception as exc:  # noqa: BLE001 - one undecodable folder row must not fail a whole listing
+            note_skipped("store", exc, folder_id=r.id)
+    return out
 
 
 def load_folder(tx: Tx, folder_id: int) -> Folder:
+    """The folder, or NotFound (also for a row that cannot be decoded: it was logged and counted)."""
     folder = load_folders(tx, [folder_id]).get(folder_id)
     if folder is None:
         raise NotFound(f"folder {folder_id} does not exist")
