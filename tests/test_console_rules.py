@@ -74,3 +74,7 @@ def test_rules_from_the_console_file_delivered_mail(mail, live_server) -> None: 
     assert "Weekly deals" not in _folder_subjects(mail, "INBOX")
     c.post("/me/rules/remove", {"name": "shop news"})
     assert sieve.active_definitions(settings_of(mail).mail, mail.alice_address)[0] == []
+    # the console's out-of-office is the same script's vacation rule (as a phone's Settings Oof)
+    assert c.post("/me/oof", {"state": "1", "message": "Back on Monday"}).url.endswith("/me?notice=saved")
+    rules, oof = sieve.active_definitions(settings_of(mail).mail, mail.alice_address)
+    assert rules == [] and oof["state"] == "1" and oof["messages"]["AppliesToInternal"]["reply"] == "Back on Monday"

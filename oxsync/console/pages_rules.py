@@ -34,17 +34,23 @@ def _change(ctx: Ctx, edit: Any, detail: str) -> Response:
     """Apply `edit(session)` to one's own rules, audit it, and ask for the script's installation."""
     actor = ctx.actor
     assert actor is not None and actor.tenant_id is not None and actor.user_id is not None
-    mail = ctx.settings.mail
     with ctx.store.session(actor.tenant_id, actor.user_id, write=True) as session:
         try:
             edit(session)
         except sieve.RuleError as exc:
             raise InvalidData(str(exc), field="rule") from None
         selfservice.record(session, actor, actor.tenant_id, "self.mail_rules", detail)
-        if mail.imap_host:
-            ctx.after = partial(sieve.install, mail, session.me().email, sieve.script_for(session))
-            ctx.after_failed = "/me/rules?notice=rules_unreachable"
+        install_script(ctx, session, "/me/rules?notice=rules_unreachable")
     return Redirect("/me/rules?notice=saved")
+
+
+def install_script(ctx: Ctx, session: Any, failed: str) -> None:
+    """Ask for the user's whole Sieve script (rules + out-of-office) to be installed after this request's
+    store work, when a mail server is configured; `failed`: where to send the browser if it cannot be."""
+    mail = ctx.settings.mail
+    if mail.imap_host:
+        ctx.after = partial(sieve.install, mail, session.me().email, sieve.script_for(session))
+        ctx.after_failed = failed
 
 
 def register(r: Router) -> None:

@@ -4,7 +4,8 @@ out-of-office, and the account's own set-up instructions."""
 from __future__ import annotations
 
 from oxsync.console.pages_accounts import setup_values
-from oxsync.console.web import Ctx, Page, Response, Router
+from oxsync.console.pages_rules import install_script
+from oxsync.console.web import Ctx, Page, Redirect, Response, Router
 from oxsync.store import selfservice
 from oxsync.store.errors import AuthenticationFailed, InvalidData
 
@@ -34,7 +35,8 @@ def _oof_time(text: str) -> str:
 def register(r: Router) -> None:
     @r.add("GET", "/me", "user")
     def me(ctx: Ctx) -> Response:
-        return _me(ctx)
+        notice = ctx.query.get("notice", "")
+        return _me(ctx, notice=notice if notice in ("saved", "oof_unreachable") else "")
 
     @r.add("POST", "/me/password", "user")
     def password(ctx: Ctx) -> Response:
@@ -56,9 +58,12 @@ def register(r: Router) -> None:
     @r.add("POST", "/me/oof", "user")
     def oof(ctx: Ctx) -> Response:
         assert ctx.actor is not None and ctx.actor.tenant_id is not None and ctx.actor.user_id is not None
-        selfservice.set_oof(ctx.store, ctx.actor, ctx.actor.tenant_id, ctx.actor.user_id, ctx.field("state", "0"),
+        tid, uid = ctx.actor.tenant_id, ctx.actor.user_id
+        selfservice.set_oof(ctx.store, ctx.actor, tid, uid, ctx.field("state", "0"),
                             ctx.raw_field("message"), _oof_time(ctx.field("start")), _oof_time(ctx.field("end")))
-        return _me(ctx, notice="saved")
+        with ctx.store.session(tid, uid) as session:  # the vacation rule in the mail server, as EAS Oof does
+            install_script(ctx, session, "/me?notice=oof_unreachable")
+        return Redirect("/me?notice=saved")
 
     @r.add("POST", "/me/mail-options", "user")
     def mail_options(ctx: Ctx) -> Response:
