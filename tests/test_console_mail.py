@@ -43,6 +43,11 @@ def test_account_page_edits_send_as_and_collection(cw: ConsoleWorld) -> None:
                                                           "collect_addresses": "on"})
     assert done.status_code == 200 and _mail(cw, "bob") == (["help@example.org", "sales@example.org"], True)
     assert 'id="collect-addresses" checked' in done.text and "sales@example.org" in done.text
+    row = c.get(f"/t/{cw.tenant}/accounts?q=bob").text  # the FAQ's icons in the accounts table
+    assert 'class="right on collect"' in row and ">@2</span>" in row
+    toggled = c.post(f"/t/{cw.tenant}/accounts/{bob}/status", {"active": "0"}, headers={"HX-Request": "true"}).text
+    assert 'class="right on collect"' in toggled and ">@2</span>" in toggled
+    c.post(f"/t/{cw.tenant}/accounts/{bob}/status", {"active": "1"})
     c.post(f"/t/{cw.tenant}/accounts/{bob}/mail", {"remove_send_as": "sales@example.org"})
     assert _mail(cw, "bob") == (["help@example.org"], False)  # an unticked box turns collection off
     actions = _audit(cw)

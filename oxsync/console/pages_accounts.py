@@ -89,8 +89,10 @@ def register(r: Router) -> None:
         user = admin_ops.update_account(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"), active=active)
         if ctx.htmx:
             usage = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, user.id)[2]
+            mail = admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, user.id)
             return Page("account_row.html", {"u": user, "usage": usage, "tid": ctx.tenant_id,
-                                             "protocols": list(Protocol)})
+                                             "protocols": list(Protocol),
+                                             "mail": {**mail, "send_as": len(mail["send_as"])}})
         back = ctx.field("back")
         return Redirect(back if back.startswith(f"/t/{ctx.tenant_id}/") else f"/t/{ctx.tenant_id}/accounts/{user.id}")
 

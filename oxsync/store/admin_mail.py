@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from oxsync.store import accounts, reminders, sending
+from sqlalchemy import and_, func, select
+
+from oxsync.store import accounts, codec, reminders, sending
+from oxsync.store import schema as s
 from oxsync.store.admin import Actor, admin_tx, audit
 from oxsync.store.api import Store
 from oxsync.store.errors import InvalidData
+from oxsync.store.tx import Tx
 
 
 def account_mail(store: Store, actor: Actor, tenant_id: int, user_id: int) -> dict[str, Any]:
@@ -45,3 +49,20 @@ def set_account_mail(store: Store, actor: Actor, tenant_id: int, user_id: int, *
             audit(tx.conn, actor, tenant_id, "account.collect_addresses", user.email, f"on={collect_addresses}")
         return {"send_as": sending.send_as_addresses(tx, user_id),
                 "collect_addresses": bool(reminders.options(tx, user_id)["collect_addresses"])}
+
+
+def mail_summary(tx: Tx, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per account of a page: how many send-as addresses, and whether it collects contacts (the FAQ's
+    icons in the accounts table). Two queries for the whole page."""
+    if not user_ids:
+        return {}
+    sa, u = s.send_as_addresses, s.users
+    counts = dict(tx.conn.execute(select(sa.c.user_id, func.count()).where(
+        and_(sa.c.tenant_id == tx.tenant_id, sa.c.user_id.in_(user_ids))).group_by(sa.c.user_id)).all())
+    out: dict[int, dict[str, Any]] = {}
+    for row in tx.conn.execute(select(u.c.id, u.c.settings).where(and_(u.c.tenant_id == tx.tenant_id,
+                                                                         u.c.id.in_(user_ids)))):
+        options = (codec.loads(row.settings) or {}).get(reminders.OPTIONS_KEY) or {}
+        out[row.id] = {"send_as": counts.get(row.id, 0),
+                       "collect_addresses": bool(options.get("collect_addresses", False))}
+    return out

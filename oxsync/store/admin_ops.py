@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, select
 from oxsync.model import Module, Permission, Protocol, ResourceKind, User
 from oxsync.model.account import ACCOUNT_FLAGS
 from oxsync.model.permissions import level_for_rights, rights_for_level
-from oxsync.store import accounts
+from oxsync.store import accounts, admin_mail
 from oxsync.store import schema as s
 from oxsync.store.admin import Actor, admin_tx, audit, check_platform, platform_conn
 from oxsync.store.api import Store
@@ -129,7 +129,8 @@ def list_accounts(store: Store, actor: Actor, tenant_id: int, text: str = "", so
         users, total = accounts.search_users(tx, text, sort=sort, descending=descending,
                                              offset=(page - 1) * per_page, limit=per_page)
         usage = accounts.usage_of_users(tx, [u.id for u in users])
-    return {"users": users, "usage": usage, "total": total, "page": page, "per_page": per_page,
+        mail = admin_mail.mail_summary(tx, [u.id for u in users])
+    return {"users": users, "usage": usage, "mail": mail, "total": total, "page": page, "per_page": per_page,
             "pages": max(1, -(-total // per_page))}
 
 
