@@ -71,12 +71,18 @@ def test_api_account_mail(cw: ConsoleWorld) -> None:
     validate(spec)
     api = Api(cw, _token(cw, cw.tenant), spec)
     path = f"/tenants/{cw.tenant}/accounts/{cw.ids['carol']}/mail"
-    assert api("GET", path).json() == {"send_as": [], "collect_addresses": False}
+    off = {"reminder_mails": True, "digest_hour": None}
+    assert api("GET", path).json() == {"send_as": [], "collect_addresses": False, **off}
     body: dict[str, Any] = api("PATCH", path, {"send_as": ["Info@example.org"], "collect_addresses": True}).json()
-    assert body == {"send_as": ["info@example.org"], "collect_addresses": True} == api("GET", path).json()
+    assert body == {"send_as": ["info@example.org"], "collect_addresses": True, **off} == api("GET", path).json()
     assert _mail(cw, "carol") == (["info@example.org"], True)
-    assert api("PATCH", path, {"send_as": []}).json() == {"send_as": [], "collect_addresses": True}
+    assert api("PATCH", path, {"send_as": []}).json() == {"send_as": [], "collect_addresses": True, **off}
     assert api("PATCH", path, {"collect_addresses": "yes"}).status_code == 400
+    assert api("PATCH", path, {"digest_hour": 24}).status_code == 400
+    changed = api("PATCH", path, {"reminder_mails": False, "digest_hour": 6}).json()
+    assert changed["reminder_mails"] is False and changed["digest_hour"] == 6
+    with cw.store.transaction(cw.tenant) as tx:
+        assert reminders.options(tx, cw.ids["carol"])["digest_hour"] == 6
     assert api("PATCH", path, {"send_as": "x@example.org"}).status_code == 400
     other = f"/tenants/{cw.other}/accounts/{cw.ids['dave']}/mail"
     assert api("GET", other).status_code == 404

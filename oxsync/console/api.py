@@ -196,7 +196,9 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             remove = [a for a in current["send_as"] if a not in wanted]
         return Json(admin_mail.set_account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid, add_send_as=add,  # type: ignore[arg-type]
                                                 remove_send_as=remove,
-                                                collect_addresses=body.get("collect_addresses")))
+                                                collect_addresses=body.get("collect_addresses"),
+                                                options={k: body[k] for k in ("reminder_mails", "digest_hour")
+                                                         if k in body}))
 
     @r.add("POST", T + "/accounts/{uid}/password")
     def account_password(ctx: Ctx) -> Json:

@@ -20,20 +20,31 @@ from oxsync.store.errors import InvalidData
 from oxsync.store.tx import Tx
 
 
+def _state(tx: Tx, user_id: int) -> dict[str, Any]:
+    return {"send_as": sending.send_as_addresses(tx, user_id), **reminders.options(tx, user_id)}
+
+
 def account_mail(store: Store, actor: Actor, tenant_id: int, user_id: int) -> dict[str, Any]:
-    """{"send_as": [...], "collect_addresses": bool} for one account of the tenant."""
+    """{"send_as": [...], "collect_addresses", "reminder_mails", "digest_hour"} for one account."""
     with admin_tx(store, actor, tenant_id) as tx:
         accounts.get_user(tx, user_id)
-        return {"send_as": sending.send_as_addresses(tx, user_id),
-                "collect_addresses": bool(reminders.options(tx, user_id)["collect_addresses"])}
+        return _state(tx, user_id)
 
 
 def set_account_mail(store: Store, actor: Actor, tenant_id: int, user_id: int, *, add_send_as: Iterable[str] = (),
-                     remove_send_as: Iterable[str] = (), collect_addresses: bool | None = None) -> dict[str, Any]:
-    """Add/remove send-as addresses and flip the collection switch in one transaction, audited."""
+                     remove_send_as: Iterable[str] = (), collect_addresses: bool | None = None,
+                     options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add/remove send-as addresses, flip the collection switch and set the task mail `options`
+    (reminder_mails, digest_hour: as `oxsync user mail-options`) in one transaction, audited."""
     add, remove = [sending.normalise(a) for a in add_send_as], [a.strip().lower() for a in remove_send_as]
     if collect_addresses is not None and not isinstance(collect_addresses, bool):
         raise InvalidData("collect_addresses must be true or false", field="collect_addresses")
+    options = dict(options or {})
+    if set(options) - {"reminder_mails", "digest_hour"} or not isinstance(options.get("reminder_mails", True), bool):
+        raise InvalidData("options are reminder_mails (true/false) and digest_hour", field="options")
+    hour = options.get("digest_hour")
+    if hour is not None and (isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23):
+        raise InvalidData("digest_hour is 0-23 (UTC) or null", field="digest_hour")
     with admin_tx(store, actor, tenant_id, write=True) as tx:
         user = accounts.get_user(tx, user_id)
         for address in remove:
@@ -47,8 +58,11 @@ def set_account_mail(store: Store, actor: Actor, tenant_id: int, user_id: int, *
         if collect_addresses is not None and collect_addresses != before:
             reminders.set_options(tx, user_id, collect_addresses=collect_addresses)
             audit(tx.conn, actor, tenant_id, "account.collect_addresses", user.email, f"on={collect_addresses}")
-        return {"send_as": sending.send_as_addresses(tx, user_id),
-                "collect_addresses": bool(reminders.options(tx, user_id)["collect_addresses"])}
+        if options:
+            reminders.set_options(tx, user_id, **options)
+            audit(tx.conn, actor, tenant_id, "account.mail_options", user.email,
+                  ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+        return _state(tx, user_id)
 
 
 def mail_summary(tx: Tx, user_ids: list[int]) -> dict[int, dict[str, Any]]:
