@@ -309,3 +309,21 @@ def test_only_new_mail_wakes_a_ping_not_flag_changes_elsewhere(running, phone, m
     changes = phone.sync(inbox)
     assert [d.findtext("Email:Subject") for d in items(changes).values()] == ["new one"]
     assert len(items(changes, "Change")) == 1  # the flag change comes with the next Sync
+
+
+def test_mime_truncation_cuts_a_12x_mime_body_to_the_asked_size(running, mail) -> None:  # type: ignore[no-untyped-def]
+    mail.deliver(make_message("big", "long line of words\n" * 600))  # ~11 KB of MIME
+    phone = client(running, user=mail.alice_address, version="12.1")
+    phone.provision()
+    inbox = inbox_of(phone)
+    sizes = {}
+    for level in ("1", "4", "8"):
+        phone.sync(inbox, "0")
+        options = body_options((4, None), mime=2) + [E("AirSync:MIMETruncation", level)]
+        data = next(iter(items(phone.sync(inbox, options=options)).values()))
+        body = data.find("AirSyncBase:Body")
+        assert body.findtext("AirSyncBase:Type") == "4"
+        sizes[level] = (len(body.findtext("AirSyncBase:Data").encode()), body.findtext("AirSyncBase:Truncated"),
+                        int(body.findtext("AirSyncBase:EstimatedDataSize")))
+    assert sizes["1"][:2] == (4096, "1") and sizes["4"][:2] == (10240, "1")
+    assert sizes["8"][1] is None and sizes["8"][0] == sizes["8"][2] > 10240

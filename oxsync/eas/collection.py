@@ -65,6 +65,8 @@ class CollectionRequest:
     body_prefs: list[tuple[int, int | None, bool, int]] = field(default_factory=list)
     """Every BodyPreference in the device's order: (type, TruncationSize, AllOrNone, Preview) (mail uses all)."""
     mime_support: int = 0
+    mime_truncation: int | None = None
+    """AirSync MIMETruncation 0-8 as a byte limit for a MIME body (None: all)."""
     deletes_as_moves: bool = True
 
 

@@ -107,7 +107,7 @@ def cutoff_of(filter_type: int, now: datetime) -> datetime | None:
 
 def rendering_of(coll: CollectionRequest, version: float) -> Rendering:
     prefs = tuple(BodyPref(k, t, a, p) for k, t, a, p in coll.body_prefs) or (BodyPref(1, coll.truncation),)
-    return Rendering(version, prefs, coll.mime_support)
+    return Rendering(version, prefs, coll.mime_support, coll.mime_truncation)
 
 
 @dataclass

@@ -57,6 +57,10 @@ def _int(text: str | None, default: int | None = None) -> int | None:
     return int(text)
 
 
+MIME_TRUNCATION = (0, 4096, 5120, 7168, 10240, 20480, 51200, 102400, None)
+"""AirSync MIMETruncation 0-8 (MS-ASCMD 2.2.3.108): bytes of MIME sent, None for all."""
+
+
 def parse_collection(elem: Element, eas: Eas) -> CollectionRequest:
     key = elem.findtext("AirSync:SyncKey")
     collection_id = elem.findtext("AirSync:CollectionId")
@@ -76,6 +80,11 @@ def parse_collection(elem: Element, eas: Eas) -> CollectionRequest:
             raise SyncError(4)
         req.conflict = _int(options.findtext("AirSync:Conflict"), 1) or 0
         req.mime_support = _int(options.findtext("AirSync:MIMESupport"), 0) or 0
+        mime_cut = _int(options.findtext("AirSync:MIMETruncation"))
+        if mime_cut is not None:
+            if not 0 <= mime_cut <= 8:
+                raise SyncError(4)
+            req.mime_truncation = MIME_TRUNCATION[mime_cut]
         for pref in options.findall("AirSyncBase:BodyPreference"):
             kind = _int(pref.findtext("AirSyncBase:Type"), 1)
             req.body_prefs.append((kind or 1, _int(pref.findtext("AirSyncBase:TruncationSize")),

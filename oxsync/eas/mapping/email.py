@@ -29,6 +29,8 @@ class Rendering:
     version: float
     prefs: tuple[BodyPref, ...] = (BodyPref(1),)
     mime_support: int = 0
+    mime_truncation: int | None = None
+    """AirSync MIMETruncation as bytes: caps a MIME (type 4) body that has no TruncationSize of its own."""
 
 
 def eas_date(value: datetime) -> str:
@@ -73,14 +75,17 @@ def body_element(item: MailItem, rendering: Rendering) -> Element:
             continue
         data = _body_data(item, kind)
         encoded = data.encode("utf-8")
-        truncated = pref.truncation is not None and len(encoded) > pref.truncation
+        limit = pref.truncation
+        if kind == 4 and limit is None:
+            limit = rendering.mime_truncation
+        truncated = limit is not None and len(encoded) > limit
         if truncated and pref.all_or_none:
             if chosen is None:
                 chosen = E("AirSyncBase:Body", E("AirSyncBase:Type", str(kind)),
                            E("AirSyncBase:EstimatedDataSize", str(len(encoded))), E("AirSyncBase:Truncated", "1"))
             continue
         if truncated:
-            data = encoded[:pref.truncation].decode("utf-8", "ignore")
+            data = encoded[:limit].decode("utf-8", "ignore")
         body = E("AirSyncBase:Body", E("AirSyncBase:Type", str(kind)),
                  E("AirSyncBase:EstimatedDataSize", str(len(encoded))))
         if truncated:
