@@ -313,3 +313,55 @@ def test_mail_that_ages_out_of_the_filter_window_is_soft_deleted(phone, mail, mo
     reply = phone.sync(inbox, options=week)
     assert server_ids(reply, "SoftDelete") == [ids["two days old"]]
     assert [d.findtext("Email:Subject") for d in items(reply).values()] == ["today"]
+
+
+def unpack_multipart(raw: bytes) -> list[bytes]:
+    import struct
+
+    (count,) = struct.unpack_from("<i", raw, 0)
+    parts = []
+    for n in range(count):
+        offset, length = struct.unpack_from("<ii", raw, 4 + 8 * n)
+        parts.append(raw[offset:offset + length])
+    assert 4 + 8 * count + sum(len(p) for p in parts) == len(raw)
+    return parts
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+def test_item_operations_multipart_carries_the_same_bytes(phone, mail, how) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.eas.wbxml import decode
+
+    payload = bytes(range(256)) * 9
+    mail.deliver(make_message("parts", "see attached", attachment=("data.bin", payload)))
+    inbox = inbox_of(phone)
+    uid, data = next(iter(synced(phone, inbox).items()))
+    reference = data.find("AirSyncBase:Attachments").find("AirSyncBase:Attachment").findtext(
+        "AirSyncBase:FileReference")
+    request = E("ItemOperations:ItemOperations",
+                E("ItemOperations:Fetch", E("ItemOperations:Store", "Mailbox"),
+                  E("AirSync:CollectionId", inbox), E("AirSync:ServerId", uid),
+                  E("ItemOperations:Options", E("AirSync:MIMESupport", "2"),
+                    E("AirSyncBase:BodyPreference", E("AirSyncBase:Type", "4")))),
+                E("ItemOperations:Fetch", E("ItemOperations:Store", "Mailbox"),
+                  E("AirSyncBase:FileReference", reference)))
+    plain = phone.post("ItemOperations", request)
+    fetched = plain.body.find("ItemOperations:Response").findall("ItemOperations:Fetch")
+    mime = fetched[0].find("ItemOperations:Properties").find("AirSyncBase:Body").findtext("AirSyncBase:Data")
+    attachment = base64.b64decode(fetched[1].find("ItemOperations:Properties").findtext("ItemOperations:Data"))
+    assert attachment == payload and "Subject: parts" in mime
+    if how == "header":
+        reply = phone.post("ItemOperations", request, headers={"MS-ASAcceptMultiPart": "T"})
+    else:
+        reply = phone.post("ItemOperations", request, params="&AcceptMultiPart=T")
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("application/vnd.ms-sync.multipart")
+    parts = unpack_multipart(reply.raw)
+    assert len(parts) == 3
+    body = decode(parts[0])
+    fetched = body.find("ItemOperations:Response").findall("ItemOperations:Fetch")
+    mail_body = fetched[0].find("ItemOperations:Properties").find("AirSyncBase:Body")
+    assert mail_body.find("AirSyncBase:Data") is None
+    assert parts[int(mail_body.findtext("ItemOperations:Part"))] == mime.encode("utf-8")
+    props = fetched[1].find("ItemOperations:Properties")
+    assert props.find("ItemOperations:Data") is None
+    assert parts[int(props.findtext("ItemOperations:Part"))] == attachment

@@ -153,6 +153,7 @@ class ActiveSyncResource(Resource):
         agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")[:256]
         options = query.params.get("Options", "")
         multipart = (request.getHeader(b"ms-asacceptmultipart") or b"").upper() == b"T" or \
+            query.params.get("AcceptMultiPart", "").upper() == "T" or \
             (len(options) == 1 and bool(ord(options) & 2))
         return EasRequest(principal, query.cmd, query.device_id, query.device_type, version, policy_key,
                           query.params, body, raw, content_type, agent, multipart, request)

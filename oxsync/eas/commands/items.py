@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import struct
 from typing import Any
+
+from twisted.internet.defer import maybeDeferred
 
 from oxsync.eas import state
 from oxsync.eas.collection import CollectionRequest, CollectionSync, mark_moved
@@ -13,7 +16,7 @@ from oxsync.eas.mailfolders import is_mail_id
 from oxsync.eas.mapping.registry import BY_MODULE
 from oxsync.eas.request import EasRequest, EasResponse, command
 from oxsync.eas.service import Eas
-from oxsync.eas.wbxml import E, Element
+from oxsync.eas.wbxml import E, Element, encode
 from oxsync.model import Appointment, Confirmation, Module
 from oxsync.render import render_one
 from oxsync.store.errors import InvalidData, NotFound, PermissionDenied, StoreError
@@ -141,8 +144,56 @@ def _move(session: UserSession, req: EasRequest, moves: list[Element]) -> EasRes
 # ------------------------------------------------------------------ ItemOperations
 
 
+MULTIPART_CONTENT_TYPE = b"application/vnd.ms-sync.multipart"
+
+
+def _part_bytes(elem: Element, attachment: bool) -> bytes:
+    if elem.opaque is not None:
+        return elem.opaque
+    text = elem.text or ""
+    return base64.b64decode(text) if attachment else text.encode("utf-8")
+
+
+def multipart(response: EasResponse) -> EasResponse:
+    """MS-ASCMD 2.2.1.10 / MS-ASHTTP: each fetched Data moves to a later part, `ItemOperations:Part` n in its place.
+
+    Body: int32 part count, then int32 offset and int32 length per part (little-endian), then the parts;
+    part 0 is the WBXML response."""
+    if not isinstance(response.body, Element) or response.code != 200:
+        return response
+    parts: list[bytes] = [b""]
+
+    def walk(elem: Element, inside_properties: bool) -> None:
+        for i, child in enumerate(elem.children):
+            if child.tag == "ItemOperations:Data" and inside_properties:
+                parts.append(_part_bytes(child, True))
+            elif child.tag == "AirSyncBase:Data" and inside_properties and elem.tag == "AirSyncBase:Body":
+                parts.append(_part_bytes(child, False))
+            else:
+                walk(child, inside_properties or child.tag == "ItemOperations:Properties")
+                continue
+            elem.children[i] = E("ItemOperations:Part", str(len(parts) - 1))
+
+    walk(response.body, False)
+    parts[0] = encode(response.body)
+    header_size = 4 + 8 * len(parts)
+    out = [struct.pack("<i", len(parts))]
+    offset = header_size
+    for part in parts:
+        out.append(struct.pack("<ii", offset, len(part)))
+        offset += len(part)
+    return EasResponse(b"".join(out + parts), response.code, response.headers, MULTIPART_CONTENT_TYPE)
+
+
 @command("ItemOperations")
 def item_operations(eas: Eas, req: EasRequest) -> Any:
+    d = maybeDeferred(_item_operations_any, eas, req)
+    if req.accept_multipart:
+        d.addCallback(multipart)
+    return d
+
+
+def _item_operations_any(eas: Eas, req: EasRequest) -> Any:
     ops = list(enumerate(req.body)) if req.body is not None else []
     mail = [(i, op) for i, op in ops if mailitems.is_mail_operation(eas, op)]
     if not mail:
