@@ -126,9 +126,14 @@ def live_server(reactor):  # type: ignore[no-untyped-def]
         blockingCallFromThread(reactor, running.service.stopService)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mail_backends():  # type: ignore[no-untyped-def]
-    """Session-wide store + throwaway Dovecot per backend, started on first use (tests/dovecot.py)."""
+    """Store + throwaway Dovecot per backend for one test module, started on first use (tests/dovecot.py).
+
+    Per module, not per session: late in whole-suite runs a session-long SQLite store shared with Dovecot
+    was seen answering Dovecot's user lookups as if new accounts did not exist ("User doesn't exist",
+    ManageSieve logins refused) and a new connection failing with "disk I/O error"; every module alone
+    passed. Not root-caused yet; a fresh mail world per module keeps modules independent meanwhile."""
     started: dict[str, tuple[object, object]] = {}
     yield started
     for store, dovecot in started.values():
