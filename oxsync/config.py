@@ -201,6 +201,9 @@ class EasSettings:
     """ClientId -> ServerId pairs remembered per collection (replayed Adds)."""
     max_search_results: int = 100
     """Most results of one Search (GAL or mailbox)."""
+    search_mail_body: bool = False
+    """Search and Find of the mailbox also match the message text (IMAP TEXT), not only subject and
+    sender: finds more, costs a scan of every message body on the IMAP server."""
     max_picture_bytes: int = 5 * 1024 * 1024
     """Largest contact picture sent to a device (larger ones are left out)."""
     export_cache_objects: int = 50_000

@@ -365,3 +365,23 @@ def test_item_operations_multipart_carries_the_same_bytes(phone, mail, how) -> N
     props = fetched[1].find("ItemOperations:Properties")
     assert props.find("ItemOperations:Data") is None
     assert parts[int(props.findtext("ItemOperations:Part"))] == attachment
+
+
+def test_mailbox_search_matches_the_body_only_when_configured(live_server, mail) -> None:  # type: ignore[no-untyped-def]
+    """Search of the mailbox matches subject and sender by default; `[eas] search_mail_body` adds the text."""
+    mail.deliver(make_message("invoice", body="the secret word is marmalade"))
+
+    def hits(search_mail_body: bool) -> int:
+        running = live_server(mail.store, setup=install, mail=mail.dovecot.mail_settings(),
+                              eas={"search_mail_body": search_mail_body})
+        device = client(running, user=mail.alice_address)
+        device.provision()
+        reply = device.post("Search", E("Search:Search", E("Search:Store", E("Search:Name", "Mailbox"), E(
+            "Search:Query", E("Search:And", E("AirSync:Class", "Email"), E("AirSync:CollectionId", inbox_of(device)),
+                              E("Search:FreeText", "marmalade"))), E("Search:Options", E("Search:Range", "0-9")))))
+        store = reply.body.find("Search:Response").find("Search:Store")
+        assert store.findtext("Search:Status") == "1"
+        return len(store.findall("Search:Result"))
+
+    assert hits(False) == 0
+    assert hits(True) == 1

@@ -146,7 +146,7 @@ def _mailbox(eas: Eas, req: EasRequest, request: FindRequest) -> Deferred[EasRes
         total = 0
         candidates: list[tuple[datetime, int, Any]] = []
         for folder in folders:
-            uids = gateway.search(conn, folder.name, request.text, None, None)
+            uids = gateway.search(conn, folder.name, request.text, None, None, in_body=eas.config.search_mail_body)
             total += len(uids)
             meta = gateway.fetch_meta(conn, uids[:wanted])  # the folder's newest `wanted` (UIDs grow with arrival)
             candidates += [(meta[u][1] or EPOCH, u, folder) for u in uids[:wanted] if u in meta]

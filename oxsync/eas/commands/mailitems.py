@@ -235,7 +235,8 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
         targets = [f for f in folders if cid is None or mailfolders.server_id(f) == cid]
         hits: list[tuple[Any, int]] = []
         for folder in targets if cid else [f for f in targets if f.special in ("inbox", None, "sent")]:
-            hits += [(folder, uid) for uid in gateway.search(conn, folder.name, text, since, before)]
+            hits += [(folder, uid) for uid in gateway.search(conn, folder.name, text, since, before,
+                                                             in_body=eas.config.search_mail_body)]
         page = hits[low:high + 1]
         results = []
         for folder, uid in page:
