@@ -29,7 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oxsync.config import Settings, StoreSettings, apply_overrides  # noqa: E402
+from oxsync.config import LimitSettings, Settings, StoreSettings, apply_overrides  # noqa: E402
 from oxsync.eas import install, state  # noqa: E402
 from oxsync.eas.wbxml import E, encode  # noqa: E402
 from oxsync.mail.dovecot import Listeners  # noqa: E402
@@ -98,7 +98,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="oxsync-mailbench-"))
     work.chmod(0o755)
     url = f"sqlite:///{work}/db/bench.db"
-    settings = Settings(store=StoreSettings(url=url, thread_pool_size=8))
+    # every simulated phone connects from 127.0.0.1: lift the per-address connection cap above the Pings
+    settings = Settings(store=StoreSettings(url=url, thread_pool_size=8),
+                        limits=LimitSettings(max_connections_per_address=pings + 64))
     store = Store(settings)
     store.create_schema()
     tenant = store.create_tenant("bench.example")
