@@ -36,9 +36,8 @@ def _wait(condition, what: str) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # two nodes share a queue on PostgreSQL only
 def test_kill_9_a_node_mid_queue(backend: str, store, store_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if backend != "postgresql":
-        pytest.skip("two nodes share a queue on PostgreSQL only")
     world = build_world(store)
     with world.as_user(world.alice, write=True) as session:
         for i in range(MAILS):
