@@ -155,3 +155,21 @@ def mail(backend: str, mail_backends, request: pytest.FixtureRequest):  # type: 
             pytest.fail(str(exc))
     store, dovecot = started[backend]
     return MailWorld(store, dovecot)
+
+
+@pytest.fixture
+def sink():  # type: ignore[no-untyped-def]
+    """A real SMTP server (aiosmtpd) on a free loopback port, keeping what it receives."""
+    from tests.smtp_sink import SmtpSink
+
+    s = SmtpSink()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def relayed(store, sink):  # type: ignore[no-untyped-def]
+    """The store with its settings pointing at the sink (what the assembly passes to the workers)."""
+    store.settings = replace(store.settings, outbound=replace(store.settings.outbound,
+                                                              smtp_relay=f"127.0.0.1:{sink.port}"))
+    return store

@@ -82,3 +82,14 @@ class SmtpSink:
         if self.hold is not None:
             self.hold.set()
         self.controller.stop()
+
+
+def drain(store) -> int:  # type: ignore[no-untyped-def]
+    """Work the outbound queue until it is empty; every mail must have been sent. Returns how many."""
+    from oxsync.mail.outbound import process_one
+
+    sent = 0
+    while (mail := process_one(store, "test")) is not None:
+        assert mail.state == "sent", mail
+        sent += 1
+    return sent

@@ -12,14 +12,6 @@ from oxsync.eas.wbxml import E
 from oxsync.model import Appointment, Confirmation, Contact, Module, Participant, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
 from tests.eas_client import client, collection, items
-from tests.smtp_sink import SmtpSink
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -13,14 +13,6 @@ from oxsync.eas import install
 from oxsync.eas.wbxml import E
 from oxsync.model import Appointment, Confirmation, Module
 from tests.eas_client import client, items
-from tests.smtp_sink import SmtpSink
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 @pytest.fixture

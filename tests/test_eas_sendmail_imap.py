@@ -13,16 +13,8 @@ from oxsync.eas import install
 from oxsync.eas.wbxml import E
 from tests.dovecot import make_message
 from tests.eas_client import client
-from tests.smtp_sink import SmtpSink
 
 HTML = "<html><head></head><body><p>Numbers <b>attached</b></p></body></html>"
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 def start(live_server, mail, sink, **outbound):  # type: ignore[no-untyped-def]

@@ -4,43 +4,18 @@ oxsync are created, changed, answered and cancelled, parsed with the `email` pac
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from icalendar import Calendar
 
 from oxsync.mail import imip  # noqa: F401 - registers the renderer
-from oxsync.mail.outbound import process_one
 from oxsync.model import Appointment, Confirmation, Module, Participant, ParticipantKind
 from oxsync.model.appointment import Recurrence, RecurrenceType
-from tests.smtp_sink import Received, SmtpSink
+from tests.smtp_sink import Received, drain
 
 START = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)
 EVE = "eve@partner.org"
 BOB = "bob@example.com"
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def relayed(store, sink):  # type: ignore[no-untyped-def]
-    store.settings = replace(store.settings, outbound=replace(store.settings.outbound,
-                                                              smtp_relay=f"127.0.0.1:{sink.port}"))
-    return store
-
-
-def drain(store) -> int:  # type: ignore[no-untyped-def]
-    sent = 0
-    while (mail := process_one(store, "test")) is not None:
-        assert mail.state == "sent", mail
-        sent += 1
-    return sent
 
 
 def calendar_of(received: Received) -> tuple[str, Calendar]:

@@ -14,24 +14,8 @@ from oxsync.store import outbound, sending
 from oxsync.store.errors import PermissionDenied
 from oxsync.store.outbound import backoff_ms
 from oxsync.store.tx import now_ms
-from tests.smtp_sink import SmtpSink
 
 MIME = b"From: alice@example.com\r\nTo: friend@elsewhere.org\r\nSubject: hi\r\nMessage-ID: <m1@example.com>\r\n\r\nHello\r\n"
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def relayed(store, sink):  # type: ignore[no-untyped-def]
-    """The store with its settings pointing at the sink (what the assembly passes to the workers)."""
-    store.settings = replace(store.settings, outbound=replace(store.settings.outbound,
-                                                              smtp_relay=f"127.0.0.1:{sink.port}"))
-    return store
 
 
 def queue(world, key: str = "k1", message: bytes = MIME, sender: str = "alice@example.com") -> bool:  # type: ignore[no-untyped-def]

@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from oxsync.mail import reminders as reminder_mails  # noqa: F401 - registers the renderers
-from oxsync.mail.outbound import process_one
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Recurrence, RecurrenceType
 from oxsync.model.task import TaskStatus
 from oxsync.model.timeutil import to_ms
 from oxsync.store import reminders
 from oxsync.store.collect import TITLE
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import drain
 
 DUE = datetime(2031, 5, 6, 8, 0, tzinfo=UTC)
 T = to_ms(DUE)
-
-
-@pytest.fixture
-def sink():  # type: ignore[no-untyped-def]
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def relayed(store, sink):  # type: ignore[no-untyped-def]
-    store.settings = replace(store.settings, outbound=replace(store.settings.outbound,
-                                                              smtp_relay=f"127.0.0.1:{sink.port}"))
-    return store
-
-
-def drain(store) -> int:  # type: ignore[no-untyped-def]
-    sent = 0
-    while (mail := process_one(store, "test")) is not None:
-        assert mail.state == "sent", mail
-        sent += 1
-    return sent
 
 
 def bob_task(world, **fields):  # type: ignore[no-untyped-def]
