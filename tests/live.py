@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,3 +52,14 @@ def http_request(port: int, method: str, path: str, *, auth: tuple[str, str] | N
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def wait_until(predicate: Callable[[], object], seconds: float = 10.0) -> bool:
+    """Poll `predicate` until it holds or `seconds` pass (a bounded wait for an asynchronous event, such
+    as a NOTIFY from another node); returns whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())

@@ -6,9 +6,8 @@ which makes "B missed a notice" deterministic instead of a race against B's back
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -23,6 +22,7 @@ from oxsync.runtime import AsyncStore
 from oxsync.store import notify
 from oxsync.store.api import Store
 from tests.fixtures import make_store
+from tests.live import wait_until
 from tests.pgcluster import PgCluster
 from tests.world import World, build_world
 
@@ -38,15 +38,6 @@ class Node:
 
     def heard(self, origin: str) -> list[Change]:
         return [e for e in list(self.events) if e.origin == origin]
-
-
-def wait_until(predicate: Callable[[], object], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def admin(cluster: PgCluster, sql: str) -> None:
