@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import Connection, Engine
 
 from oxsync.config import AuthSettings, Settings, StoreSettings
 from oxsync.store.api import Store
+from oxsync.store.engine import WRITE
 from tests.pgcluster import PgCluster
 
 SKIP_PG = os.environ.get("OXSYNC_SKIP_PG") == "1"
@@ -31,6 +34,16 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 FAST_HASHES = AuthSettings(password_hash_time_cost=1, password_hash_memory_kib=1024, password_hash_parallelism=1)
 """Tests create thousands of accounts: cheap Argon2 there (the production default costs ~0.3 s a hash here)."""
+
+
+@contextmanager
+def raw_write(engine: Engine) -> Iterator[Connection]:
+    """A test's own write behind the store's back (to age history, poison rows...). On SQLite it takes
+    the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads first and then writes
+    fails at once with "database is locked" if the live server committed in between (a cache fill, a
+    queue worker), and the busy timeout does not help there."""
+    with engine.connect() as conn, conn.execution_options(**WRITE).begin():
+        yield conn
 
 
 def make_store(url: str, **limits: int) -> Store:

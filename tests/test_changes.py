@@ -10,6 +10,7 @@ from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.permissions import rights_for_level
 from oxsync.store import schema as s
 from oxsync.store.errors import ResyncRequired
+from tests.fixtures import raw_write
 
 
 def _rev(world, user):  # type: ignore[no-untyped-def]
@@ -152,7 +153,7 @@ def test_pruned_tombstones_force_resync(world) -> None:  # type: ignore[no-untyp
     old_token, _ = _rev(world, world.alice)
     with world.as_user(world.alice, write=True) as session:
         session.delete_object(folder, item.object_id)
-    with world.store.engine.begin() as conn:  # age the history so that it falls behind the horizon
+    with raw_write(world.store.engine) as conn:  # age the history so that it falls behind the horizon
         conn.execute(update(s.revision_log).values(ms=s.revision_log.c.ms - 40 * 86_400_000))
     assert world.store.prune_tombstones(world.tenant_id, max_age_days=30) >= 1
     with pytest.raises(ResyncRequired), world.as_user(world.alice) as session:

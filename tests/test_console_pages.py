@@ -14,6 +14,7 @@ from oxsync.store import accounts, admin
 from oxsync.store.folders import default_folder_id
 from oxsync.store.session import UserSession
 from tests.consolehelp import ConsoleWorld, build_console_world
+from tests.fixtures import raw_write
 
 
 @pytest.fixture
@@ -367,7 +368,7 @@ def test_home_counts_accounts_storage_devices_and_failed_mails(cw: ConsoleWorld)
     from oxsync.store import schema as s
 
     now_ms = int(time.time() * 1000)
-    with cw.store.engine.begin() as conn:
+    with raw_write(cw.store.engine) as conn:
         for n, state in enumerate(("failed", "sent", "dropped", "queued")):
             conn.execute(insert(s.outbound_mail).values(
                 tenant_id=cw.tenant, kind="imip", idem_key=f"k{n}", sender="bob@example.com", recipients="[]",

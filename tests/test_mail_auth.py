@@ -7,6 +7,7 @@ import pytest
 from oxsync.model import Protocol
 from oxsync.store import accounts, removal
 from tests.dovecot import MASTER_PASSWORD, MASTER_USER, make_message
+from tests.fixtures import raw_write
 
 
 def _refused(mail, login: str, password: str) -> bool:  # type: ignore[no-untyped-def]
@@ -84,7 +85,7 @@ def test_migration_0007_grants_imap_to_accounts_that_had_rights(tmp_path) -> Non
 
     engine = create_engine(f"sqlite:///{tmp_path}/old.db")
     upgrade(engine, "0012")
-    with engine.begin() as conn:
+    with raw_write(engine) as conn:
         conn.execute(text("INSERT INTO tenants (id, domain, usage_bytes, rev, last_ms, min_valid_rev) VALUES (1, 'old.example', 0, 0, 0, 0)"))
         for uid, rights in ((1, "dav,mobile,outlook"), (2, "")):
             conn.execute(text("INSERT INTO users (tenant_id, id, login, password_hash, display_name, first_name, "

@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from oxsync.model import Contact, Module
 from oxsync.store import schema as s
+from tests.fixtures import raw_write
 from tests.world import build_world
 
 
@@ -18,7 +19,7 @@ def test_server_prunes_tombstones_at_start_and_on_schedule(live_server, store) -
         item = session.create_object(folder, Contact(last_name="old"))
     with world.as_user(world.alice, write=True) as session:
         session.delete_object(folder, item.object_id)
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         conn.execute(update(s.revision_log).values(ms=s.revision_log.c.ms - 60 * 86_400_000))
     live_server(store, store={"prune_interval_seconds": 3600})
     deadline = time.monotonic() + 10

@@ -19,6 +19,7 @@ from oxsync.eas.wbxml import E
 from oxsync.model import Appointment, Module
 from tests.davhelp import NS, Dav, event, vcard
 from tests.eas_client import client, items
+from tests.fixtures import raw_write
 from tests.oxclient import OX_SERVER, OxClient
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -417,7 +418,7 @@ def _poison_rows(store, world, folder: int, kind: str) -> dict[str, int]:  # typ
     for name in edits:
         with world.as_user(world.alice, write=True) as session:
             ids[name] = int(session.create_object(folder, make(f"poison {name}")).object_id)
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         for name, edit in edits.items():
             row = conn.execute(text("SELECT data FROM objects WHERE id = :i"), {"i": ids[name]}).scalar_one()
             data = "{not json" if edit is None else json.dumps(edit(json.loads(row)), ensure_ascii=True)
@@ -455,7 +456,7 @@ def poisoned(env, store):  # type: ignore[no-untyped-def]
             good[kind].add(_create(world, world.alice, folder, _good(kind, i)))
         poison[kind] = _poison_rows(store, world, folder, kind)
     # a poisoned address book entry of another user (the GAL: EAS Search, OX groupuser, DAV principals)
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         from sqlalchemy import text
 
         conn.execute(text("UPDATE objects SET data = :d WHERE user_id = :u"), {"d": "{broken", "u": world.carol})
@@ -568,7 +569,7 @@ def _set_dates(store, object_id: int, start: datetime, end: datetime) -> None:  
 
     from sqlalchemy import text
 
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         data = json.loads(conn.execute(text("SELECT data FROM objects WHERE id = :i"), {"i": object_id}).scalar_one())
         data["start_date"], data["end_date"] = {"dt": start.isoformat()}, {"dt": end.isoformat()}
         conn.execute(text("UPDATE objects SET data = :d, start_ms = :s, end_ms = :e, range_end_ms = :e WHERE id = :i"),
@@ -591,7 +592,7 @@ def test_an_undecodable_folder_row_is_left_out_of_every_folder_listing(env, stor
     with world.as_user(world.alice, write=True) as session:
         broken = session.create_folder(contacts, "Broken", Module.CONTACT).folder.id
         kept = session.create_folder(contacts, "Kept", Module.CONTACT).folder.id
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         conn.execute(text("UPDATE folders SET type = 'bogus', module = 'nonsense' WHERE id = :i"), {"i": broken})
     before = sum(render.skipped_items_total().values())
     with world.as_user(world.alice) as session:

@@ -13,6 +13,7 @@ from oxsync.store import schema as s
 from oxsync.store.errors import ResyncRequired
 from tests.davhelp import Dav, sync_body
 from tests.eas_client import client, collection
+from tests.fixtures import raw_write
 from tests.oxclient import OX_SERVER, OxClient
 
 DAY_MS = 86_400_000
@@ -21,7 +22,7 @@ DAY_MS = 86_400_000
 def age_history(store, up_to_rev: int | None = None, days: int = 40) -> None:  # type: ignore[no-untyped-def]
     rl = s.revision_log
     query = update(rl).values(ms=rl.c.ms - days * DAY_MS)
-    with store.engine.begin() as conn:
+    with raw_write(store.engine) as conn:
         conn.execute(query if up_to_rev is None else query.where(rl.c.rev <= up_to_rev))
 
 

@@ -24,6 +24,7 @@ from oxsync.store.errors import (
     NotFound,
     PermissionDenied,
 )
+from tests.fixtures import raw_write
 
 
 def test_password_is_hashed_with_argon2(world) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +95,7 @@ def test_bare_logins_are_unique_across_tenants(world) -> None:  # type: ignore[n
         accounts.add_alias(tx, world.carol, "olivia@other.org")
     assert world.store.authenticate("bob@example.com", "bob-pw", Protocol.DAV).user_id == world.bob
     # ... and the database refuses a duplicate written behind the store's back (migration 0006)
-    with pytest.raises(IntegrityError), world.store.engine.begin() as conn:
+    with pytest.raises(IntegrityError), raw_write(world.store.engine) as conn:
         conn.execute(insert(s.users).values(
             tenant_id=other.id, id=999, login="alice", password_hash="x", display_name="", first_name="",
             last_name="", email="a@other.org", protocols="dav", active=True, usage_bytes=0, last_ms=0,
