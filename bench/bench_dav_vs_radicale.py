@@ -230,9 +230,9 @@ def measure(server: Oxsync | Radicale, events: int, puts: int) -> dict[str, floa
 
 def serve_oxsync(db: str, port: str) -> None:
     from oxsync.config import Settings, StoreSettings, apply_overrides
+    from oxsync.dav import install
     from oxsync.server import run_server
     from oxsync.store.api import Store
-    from oxsync.webdav.dav import install
 
     store = Store(Settings(store=StoreSettings(url=db)))
     settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1"}})

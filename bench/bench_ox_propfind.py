@@ -24,7 +24,7 @@ import sys
 from oxsync.config import Settings, StoreSettings, apply_overrides
 from oxsync.store.api import Store
 from oxsync.server import run_server
-from oxsync.webdav.ox import install
+from oxsync.ox import install
 url = sys.argv[1]
 data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1", "udp_port": 0}, "ox": {"push_coalesce_seconds": 0.0,
         "push_max_packets_per_address_per_minute": 1_000_000, "push_max_packets_per_socket_per_minute": 1_000_000}}

@@ -27,7 +27,7 @@ from oxsync.config import Settings, StoreSettings  # noqa: E402
 from oxsync.model import Contact, Module  # noqa: E402
 from oxsync.push.bus import Change, ChangeBus  # noqa: E402
 from oxsync.push.pgbus import PgBusService  # noqa: E402
-from oxsync.runtime import AsyncStore  # noqa: E402
+from oxsync.runtime import DeferredStore  # noqa: E402
 from oxsync.store import accounts  # noqa: E402
 from oxsync.store import folders as folder_ops  # noqa: E402
 from oxsync.store.api import Store  # noqa: E402
@@ -57,11 +57,11 @@ class Clock:
             return self.cond.wait_for(lambda: revision in self.arrived, seconds)
 
 
-def start_node(url: str, reactor: Any) -> tuple[Store, ChangeBus, AsyncStore, PgBusService]:
+def start_node(url: str, reactor: Any) -> tuple[Store, ChangeBus, DeferredStore, PgBusService]:
     store = Store(Settings(store=StoreSettings(url=url, thread_pool_size=8)))
     store.create_schema()
     bus = ChangeBus()
-    async_store = AsyncStore(store, reactor, bus=bus)
+    async_store = DeferredStore(store, reactor, bus=bus)
     service = PgBusService(store, bus, reactor)
 
     def go() -> None:

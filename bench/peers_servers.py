@@ -201,9 +201,9 @@ class Oxsync(Peer):
 
 def serve_oxsync(url: str, port: str) -> None:
     from oxsync.config import Settings, StoreSettings, apply_overrides
+    from oxsync.dav import install
     from oxsync.server import run_server
     from oxsync.store.api import Store
-    from oxsync.webdav.dav import install
 
     store = Store(Settings(store=StoreSettings(url=url)))
     # the bench measures time: the per-request work limit (a guard against hostile requests, which

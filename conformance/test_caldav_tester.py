@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from oxsync.webdav.dav import install
+from oxsync.dav import install
 from tests.fixtures import make_store
 from tests.world import build_world
 

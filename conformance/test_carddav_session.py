@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from oxsync.webdav.dav import install
+from oxsync.dav import install
 from tests.davhelp import NS, vcard
 
 try:

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from oxsync.model import Module
+from oxsync.ox import install
 from oxsync.store import accounts
-from oxsync.webdav.ox import install
 from tests.oxclient import OX, OX_SERVER, OxClient, UdpClient, parse_multistatus
 
 DAY = 86_400_000

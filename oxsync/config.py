@@ -231,7 +231,7 @@ class OxSettings:
     """Version the OX servlets report to OXtender (webdav.version)."""
     session_secret: str = ""
     """HMAC key of the OX `sessionid` cookie; empty = generated next to a SQLite DB or derived from the
-    store URL (see oxsync/webdav/ox/auth.py). Set the same value on every node of a cluster."""
+    store URL (see oxsync/ox/auth.py). Set the same value on every node of a cluster."""
     push_login_recheck_seconds: float = 1.0
     """An unverified REGISTER is checked against the shared login records once more after this delay
     (the HTTP login may have just happened on another node); 0 = no second look."""

@@ -10,7 +10,7 @@ import logging
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store.api import Store
 
 log = logging.getLogger("oxsync.maintenance")
@@ -21,7 +21,7 @@ def prune_all(store: Store) -> dict[str, int]:
     return {tenant.domain: store.prune_tombstones(tenant.id) for tenant in store.tenants()}
 
 
-def prune_service(async_store: AsyncStore, interval_seconds: int) -> TimerService:
+def prune_service(async_store: DeferredStore, interval_seconds: int) -> TimerService:
     def run() -> Deferred[dict[str, int]]:
         d = async_store.run(prune_all, async_store.store)
         d.addErrback(lambda failure: log.error("tombstone pruning failed: %s", failure.getErrorMessage()))

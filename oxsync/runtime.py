@@ -1,7 +1,7 @@
 """The reactor-side face of the synchronous store: a dedicated thread pool and the change bus hop.
 
 The store is synchronous SQLAlchemy; calling it on the reactor thread would stall every connection.
-`AsyncStore` runs each unit of work (one function, one transaction) on its own `ThreadPool`, sized
+`DeferredStore` runs each unit of work (one function, one transaction) on its own `ThreadPool`, sized
 like the engine's connection pool, and hands the result back as a Deferred that fires on the reactor
 thread. Store change listeners run on the committing thread, so the listener registered here only
 hops to the reactor (`callFromThread`) and publishes there; the bus never sees another thread.
@@ -46,7 +46,7 @@ def _timed(submitted: float, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     return fn(*args, **kw)
 
 
-class AsyncStore:
+class DeferredStore:
     """Store calls from the reactor thread: every method returns a Deferred and never blocks."""
 
     def __init__(self, store: Store, reactor: Any, pool_size: int | None = None,
@@ -132,12 +132,12 @@ class AsyncStore:
             self.reactor.callFromThread(self.bus.publish_accounts, tenant_id, user_ids)
 
 
-class AsyncStoreService(Service):
+class DeferredStoreService(Service):
     """Starts the pool with the application and stops it after the listeners (MultiService order)."""
 
     name = "store-pool"
 
-    def __init__(self, async_store: AsyncStore) -> None:
+    def __init__(self, async_store: DeferredStore) -> None:
         self.async_store = async_store
 
     def startService(self) -> None:
@@ -156,7 +156,7 @@ class AccountPollService(Service):
 
     name = "account-poll"
 
-    def __init__(self, async_store: AsyncStore, interval: float, wanted: Callable[[], bool]) -> None:
+    def __init__(self, async_store: DeferredStore, interval: float, wanted: Callable[[], bool]) -> None:
         self.async_store = async_store
         self.interval = interval
         self.wanted = wanted

@@ -25,7 +25,7 @@ from oxsync.listeners import HttpListenerService, ServerStartError, describe_fai
 from oxsync.logs import access_log_fields, configure_from_settings
 from oxsync.push.bus import ChangeBus
 from oxsync.render import add_skip_listener
-from oxsync.runtime import AccountPollService, AsyncStore, AsyncStoreService
+from oxsync.runtime import AccountPollService, DeferredStore, DeferredStoreService
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.context import ServerContext
@@ -86,7 +86,7 @@ class RootResource(Resource):
     render_HEAD = render_GET
 
 
-class OxSite(Site):
+class OxsyncSite(Site):
     """Site with the body limit, our request class and a structured access log."""
 
     requestFactory = LimitedRequest
@@ -144,21 +144,21 @@ def classify(request: Request) -> tuple[str, str]:
     return dialect, command or method
 
 
-def build_site(settings: Settings, store: Store, async_store: AsyncStore, bus: ChangeBus) -> OxSite:
+def build_site(settings: Settings, store: Store, async_store: DeferredStore, bus: ChangeBus) -> OxsyncSite:
     """The Site with `/` and `/health`; dialects add theirs via `site.root.register`."""
     throttle = LoginThrottle(settings.auth)
     verified = VerifiedLogins(settings.auth.verified_login_cache_seconds, settings.auth.max_verified_logins)
     context = ServerContext(settings, store, async_store, bus, Authenticator(async_store, throttle, verified))
     root = RootResource()
     root.register("health", HealthResource(async_store))
-    return OxSite(root, context)
+    return OxsyncSite(root, context)
 
 
-class OxService(MultiService):
+class OxsyncService(MultiService):
     """The whole server; `site`, `async_store`, `bus`, `http` and `admin_root` are exposed for wiring and
     tests (admin pages register on `admin_root`, served only when `[server] admin_endpoint` is set)."""
 
-    def __init__(self, site: OxSite, async_store: AsyncStore, bus: ChangeBus, http: HttpListenerService,
+    def __init__(self, site: OxsyncSite, async_store: DeferredStore, bus: ChangeBus, http: HttpListenerService,
                  admin: HttpListenerService | None = None) -> None:
         super().__init__()
         self.site = site
@@ -167,7 +167,7 @@ class OxService(MultiService):
         self.http = http
         self.admin = admin
         self.admin_root: AdminRoot = admin.site.resource if admin is not None else AdminRoot()
-        AsyncStoreService(async_store).setServiceParent(self)
+        DeferredStoreService(async_store).setServiceParent(self)
         http.setServiceParent(self)
         if admin is not None:
             admin.setServiceParent(self)
@@ -198,19 +198,19 @@ class AdminSite(Site):
         return None
 
 
-def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxService:
+def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxsyncService:
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
     bus = ChangeBus()
-    async_store = AsyncStore(store, reactor, settings.store.thread_pool_size, bus=bus, settings=settings)
+    async_store = DeferredStore(store, reactor, settings.store.thread_pool_size, bus=bus, settings=settings)
     site = build_site(settings, store, async_store, bus)
     http = HttpListenerService(reactor, settings.server.http_endpoint, site)
     admin = None
     if settings.server.admin_endpoint:
         admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
-    service = OxService(site, async_store, bus, http, admin)
+    service = OxsyncService(site, async_store, bus, http, admin)
     health = site.root.children[b"health"]
     health.listener_states = service.listener_states  # type: ignore[attr-defined]
     if settings.auth.account_poll_seconds > 0 and store.engine.dialect.name == "sqlite":
@@ -229,7 +229,7 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxSer
 
 def run_server(settings: Settings, store: Store, on_ready: Callable[[int], object] | None = None,
                *, configure_logs: bool = True,
-               setup: Callable[[OxService], object] | None = None) -> None:
+               setup: Callable[[OxsyncService], object] | None = None) -> None:
     """Run until SIGINT/SIGTERM. `setup(service)` may register dialect resources before listening;
     `on_ready(port)` is called once EVERY listener is bound (with the HTTP port), then systemd is told
     READY=1. Raises `ServerStartError` (one line, nothing logged: the caller reports it) at once if any

@@ -18,12 +18,12 @@ from typing import Any
 
 from twisted.internet.threads import blockingCallFromThread
 
-from oxsync.server import OxService
+from oxsync.server import OxsyncService
 
 
 @dataclass
 class Running:
-    service: OxService
+    service: OxsyncService
     port: int
     reactor: Any
 

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "oxsync"
 
 ASSEMBLY = {"oxsync.server", "oxsync.dialects", "oxsync.demo", "oxsync.__main__", "oxsync.cli"}
 """Where the dialects meet; `oxsync.cli*` modules belong to it too (see `_part`)."""
-DIALECTS = {"oxsync.eas", "oxsync.webdav", "oxsync.console", "oxsync.onboarding"}
+DIALECTS = {"oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.console", "oxsync.onboarding"}
 """Client-facing packages: they never import each other or the assembly."""
 BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.formats", "oxsync.store", "oxsync.render",
                   "oxsync.runtime", "oxsync.metrics", "oxsync.listeners", "oxsync.logs", "oxsync.web",
@@ -27,7 +27,7 @@ BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.formats", "oxsync.sto
 """Shared by the dialects: they import neither a dialect nor the assembly."""
 ALLOWED_BETWEEN = {("oxsync.eas", "oxsync.mail")}
 """ActiveSync is the mail gateway's face (`eas` calls `mail`'s public API; `mail` never calls back)."""
-STORE_MAY_NOT = ("twisted.web", "lxml", "oxsync.eas", "oxsync.webdav", "oxsync.web", "oxsync.push",
+STORE_MAY_NOT = ("twisted.web", "lxml", "oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.web", "oxsync.push",
                  "oxsync.console", "oxsync.onboarding", "oxsync.mail", "oxsync.server", "oxsync.cli")
 
 KNOWN: set[tuple[str, str]] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from oxsync.webdav.dav import install
+from oxsync.dav import install
 from tests.davhelp import Dav, event, vcard
 
 

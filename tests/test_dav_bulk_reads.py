@@ -9,10 +9,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event as sa_event
 
+from oxsync.dav import install
 from oxsync.formats.ical import parse_calendar
 from oxsync.model import Module, Permission
 from oxsync.model.permissions import rights_for_level
-from oxsync.webdav.dav import install
 from tests.davhelp import Dav, event, vcard
 
 MG = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
@@ -146,7 +146,7 @@ def test_listings_decode_nothing_and_agree_with_full_reads(store, dav: Dav) -> N
 def test_served_texts_are_cached_per_version_and_viewer(store, world, dav: Dav, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A second multiget renders nothing (the texts of this version were kept); a change made through
     another dialect is rendered again and served changed; another viewer gets texts of their own."""
-    from oxsync.webdav.dav import model
+    from oxsync.dav import model
 
     rendered: list[int] = []
     real = model._render

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from twisted.web.resource import Resource
 
+from oxsync.dav import install
 from oxsync.model import Module
 from oxsync.model.permissions import Permission, Rights
-from oxsync.webdav.dav import install
 from tests.davhelp import NS, Dav, event
 
 

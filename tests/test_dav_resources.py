@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from oxsync.dav import install
 from oxsync.model import Appointment, Module
-from oxsync.webdav.dav import install
 from tests.davhelp import NS, Dav, event, todo, vcard
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from oxsync.webdav.dav import install
+from oxsync.dav import install
 from tests.davhelp import NS, Dav, event
 
 

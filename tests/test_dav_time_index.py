@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 
-from oxsync.webdav.dav import filters, install
+from oxsync.dav import filters, install
 from tests.davhelp import Dav, event, todo
 
 CQ = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>'

@@ -3,8 +3,8 @@ per client address, unknown addresses more tightly (issue 10 §3)."""
 
 from __future__ import annotations
 
+from oxsync.ox import install
 from oxsync.web.ratelimit import RateLimiter
-from oxsync.webdav.ox import install
 from tests.live import http_request
 from tests.oxclient import OX_SERVER
 

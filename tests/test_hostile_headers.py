@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from oxsync.dialects import install_all
-from oxsync.webdav.ox.auth import SessionCookies
+from oxsync.ox.auth import SessionCookies
 
 JUNK = [b"\xff\xfe\x80", "é€".encode(), b"v1.\xd9\xa1.\xd9\xa2.99999999999.AAAA", b"v1.1.2.3.\xff",
         b"v1.1.2.3.4.5", b"\x00\x01", b"=" * 300, b"v1." + b"9" * 400 + b".1.1.x"]

@@ -162,7 +162,7 @@ def test_occurrence_change_names_the_instance(relayed, world, sink) -> None:  # 
 
 def test_caldav_put_invites_the_outside_through_the_running_queue(live_server, store, world, sink) -> None:  # type: ignore[no-untyped-def]
     """A dialect (CalDAV) saves a meeting with an outside attendee; the server's own worker sends the REQUEST."""
-    from oxsync.webdav.dav import install
+    from oxsync.dav import install
     from tests.davhelp import Dav, event
 
     running = live_server(store, setup=install, outbound={"smtp_relay": f"127.0.0.1:{sink.port}",

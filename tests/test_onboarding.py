@@ -114,7 +114,7 @@ def test_onboarding_imports_no_dialect() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
-                assert not name.startswith(("oxsync.eas", "oxsync.webdav", "oxsync.push", "oxsync.mail")), (path, name)
+                assert not name.startswith(("oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.push", "oxsync.mail")), (path, name)
 
 
 def test_autoconfig_and_mac_profile_name_the_mail_servers_when_mail_exists(live_server, store, world) -> None:  # type: ignore[no-untyped-def]

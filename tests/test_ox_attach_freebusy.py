@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 
 from oxsync.model import Module
+from oxsync.ox import install
 from oxsync.store import accounts
-from oxsync.webdav.ox import install
 from tests.oxclient import OX_SERVER, OxClient, parse_multistatus
 
 T0 = 1_893_456_000_000  # 2030-01-01

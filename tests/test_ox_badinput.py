@@ -7,8 +7,8 @@ import pytest
 
 from oxsync.config import LimitSettings
 from oxsync.model import Module
-from oxsync.webdav.ox import install
-from oxsync.webdav.xmlsafe import XmlRejected, parse
+from oxsync.ox import install
+from oxsync.web.xmlsafe import XmlRejected, parse
 from tests.oxclient import NS, OX_SERVER, OxClient, parse_multistatus
 
 PATCH = "/servlet/webdav.contacts"

@@ -9,9 +9,9 @@ import pytest
 
 from oxsync.model import Module
 from oxsync.model.contact import STRING_FIELDS
+from oxsync.ox import install
+from oxsync.ox.fields_contact import XML_NAME
 from oxsync.store import accounts
-from oxsync.webdav.ox import install
-from oxsync.webdav.ox.fields_contact import XML_NAME
 from tests.oxclient import OX_SERVER, OxClient, Resp
 
 DAY = 86_400_000

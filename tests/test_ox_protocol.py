@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from oxsync.model import Module, Protocol
+from oxsync.ox import install
 from oxsync.store import accounts
-from oxsync.webdav.ox import install
 from tests.oxclient import OX, OX_SERVER, OxClient, parse_multistatus
 
 T0 = 1_893_456_000_000

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from oxsync.model import Module
+from oxsync.ox import install
 from oxsync.push.udp import RateLimiter, RecentLogins, parse_register
-from oxsync.webdav.ox import install
 from tests.oxclient import OX_SERVER, OxClient, UdpClient
 
 PUSH = {"push_coalesce_seconds": 0.0}

@@ -18,7 +18,7 @@ from twisted.internet.threads import blockingCallFromThread
 from oxsync.model import Contact, Module
 from oxsync.push.bus import Change, ChangeBus
 from oxsync.push.pgbus import PgBusService, install_pgbus
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store import notify
 from oxsync.store.api import Store
 from tests.fixtures import make_store
@@ -31,7 +31,7 @@ from tests.world import World, build_world
 class Node:
     store: Store
     bus: ChangeBus
-    async_store: AsyncStore
+    async_store: DeferredStore
     service: PgBusService
     events: list[Change] = field(default_factory=list)
     """Everything published on this node's bus, appended on the reactor thread."""
@@ -58,7 +58,7 @@ def two_nodes(pg_cluster: PgCluster, reactor) -> Iterator[tuple[Node, Node, Worl
     nodes = []
     for st in (store_a, store_b):
         bus = ChangeBus()
-        node = Node(st, bus, AsyncStore(st, reactor, bus=bus), PgBusService(st, bus, reactor))
+        node = Node(st, bus, DeferredStore(st, reactor, bus=bus), PgBusService(st, bus, reactor))
         blockingCallFromThread(reactor, _start, node)
         nodes.append(node)
     a, b = nodes

@@ -30,7 +30,7 @@ from oxsync.logs import JsonFormatter
 from oxsync.model import Module, Protocol
 from oxsync.model.folder import PRIVATE_ROOT
 from oxsync.push.bus import Change, ChangeBus
-from oxsync.server import OxService
+from oxsync.server import OxsyncService
 from oxsync.store import accounts
 from oxsync.store.api import Store
 from oxsync.web import send_text
@@ -94,7 +94,7 @@ def serve(live_server: Callable[..., Running], server_store: Accounts) -> Callab
     """Start a server with two demo dialect resources (protected, echo) on the shared store."""
 
     def start(**sections: dict[str, Any]) -> Running:
-        def setup(service: OxService) -> None:
+        def setup(service: OxsyncService) -> None:
             service.site.root.register("protected", Protected(service.site.context.authenticator))
             service.site.root.register("echo", Echo())
 

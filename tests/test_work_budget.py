@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from oxsync.dav import install as install_dav
+from oxsync.ox.errors import outcome_of
 from oxsync.store.budget import WorkBudget, WorkLimitExceeded, charge, work_budget
-from oxsync.webdav.dav import install as install_dav
-from oxsync.webdav.ox.errors import outcome_of
 from tests.davhelp import Dav, event
 
 DAILY = "RRULE:FREQ=DAILY\r\n"
@@ -149,7 +149,7 @@ def test_ox_conflict_check_over_the_budget_is_1100_over_http(live_server, store,
     from oxsync.model import Appointment, Module, Recurrence
     from oxsync.model.appointment import RecurrenceType
     from oxsync.model.timeutil import to_ms
-    from oxsync.webdav.ox import install as install_ox
+    from oxsync.ox import install as install_ox
     from tests.oxclient import OxClient
 
     start = datetime(2030, 5, 1, 9, 0, tzinfo=UTC)

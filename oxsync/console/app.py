@@ -210,7 +210,7 @@ class _Top(Resource):
 
 
 def install(service: Any) -> Console | None:
-    """Attach the console listener to an `OxService` when `[console] endpoint` is set."""
+    """Attach the console listener to an `OxsyncService` when `[console] endpoint` is set."""
     from oxsync.listeners import HttpListenerService
 
     ctx = service.site.context

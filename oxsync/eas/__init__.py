@@ -10,7 +10,7 @@ from typing import Any
 
 
 def install(service: Any) -> Any:
-    """Attach ActiveSync to an `OxService`; returns the `Eas` instance (tests and benches use it)."""
+    """Attach ActiveSync to an `OxsyncService`; returns the `Eas` instance (tests and benches use it)."""
     from oxsync.eas import commands  # noqa: F401 - registers the command handlers
     from oxsync.eas.autodiscover import AutodiscoverRoot
     from oxsync.eas.http import ActiveSyncResource

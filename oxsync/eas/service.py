@@ -13,7 +13,7 @@ from oxsync.eas.park import ParkedRequests
 from oxsync.eas.request import EasRequest
 from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store.session import UserSession
 from oxsync.web.auth import Authenticator
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class Eas:
-    def __init__(self, settings: Settings, async_store: AsyncStore, bus: ChangeBus,
+    def __init__(self, settings: Settings, async_store: DeferredStore, bus: ChangeBus,
                  authenticator: Authenticator, reactor: Any) -> None:
         self.settings = settings
         self.async_store = async_store

@@ -1,6 +1,6 @@
 """Mail: the IMAP gateway (mail lives in Dovecot; oxsync is its ActiveSync face). docs/mail.md.
 
-Public API for the dialects (`eas` imports it; `mail` imports neither `eas` nor `webdav`, and never
+Public API for the dialects (`eas` imports it; `mail` imports neither `eas` nor `dav`/`ox`, and never
 SQLAlchemy): `MailService` (pool + folder listing cache, reactor-side Deferreds), `gateway` functions
 run through `MailService.run`, `message.read_message`, and `folder_bus_id` (the integer a mail folder
 has on the change bus).

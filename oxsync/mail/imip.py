@@ -22,7 +22,7 @@ from icalendar import Calendar, vCalAddress
 from oxsync.formats.ical import appointment_to_ical
 from oxsync.mail.outbound import renderer
 from oxsync.model import Appointment
-from oxsync.store import codec
+from oxsync.store import dataclass_json
 from oxsync.store.api import Store
 from oxsync.store.outbound import OutboundMail
 
@@ -48,13 +48,13 @@ def _address(pair: list[str]) -> vCalAddress:
 
 def calendar_text(payload: dict[str, Any]) -> tuple[str, Appointment, str]:
     """(the VCALENDAR text, the appointment, the PARTSTAT of a REPLY or "")."""
-    obj: Appointment = codec.from_dict(Appointment, payload["object"])
+    obj: Appointment = dataclass_json.from_dict(Appointment, payload["object"])
     method: str = payload["method"]
     obj.sequence = int(payload["sequence"])
     obj.organizer = payload["organizer"][1]
     obj.alarm = None  # the organiser's own reminder is theirs
     obj.uid = payload.get("uid") or obj.uid
-    master = codec.from_dict(Appointment, payload["master"]) if payload.get("master") else None
+    master = dataclass_json.from_dict(Appointment, payload["master"]) if payload.get("master") else None
     if master is not None:  # one occurrence: rendered against its series, then sent alone
         master.uid, master.alarm = obj.uid, None
         cal = Calendar.from_ical(appointment_to_ical(master, [obj]))

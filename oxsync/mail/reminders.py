@@ -12,7 +12,7 @@ from typing import Any
 
 from oxsync.mail.outbound import renderer
 from oxsync.model import Appointment, Task
-from oxsync.store import codec
+from oxsync.store import dataclass_json
 from oxsync.store.api import Store
 from oxsync.store.outbound import OutboundMail
 
@@ -50,7 +50,7 @@ def render_reminder(store: Store, mail: OutboundMail) -> bytes:
     assert mail.payload is not None
     payload = mail.payload
     if payload["type"] == "task":
-        task: Task = codec.from_dict(Task, payload["object"])
+        task: Task = dataclass_json.from_dict(Task, payload["object"])
         lines = [f"Task: {task.title or '(no title)'}"]
         if task.start_date:
             lines.append(f"Start: {_moment(task.start_date)}")
@@ -60,7 +60,7 @@ def render_reminder(store: Store, mail: OutboundMail) -> bytes:
         subject = f"Reminder: {task.title or '(no title)'}" + (f" (due {_moment(task.end_date)})" if task.end_date else "")
         note = task.note
     else:
-        appt: Appointment = codec.from_dict(Appointment, payload["object"])
+        appt: Appointment = dataclass_json.from_dict(Appointment, payload["object"])
         occurrence = payload.get("occurrence_start_ms")  # one occurrence of a series
         when = _moment(datetime.fromtimestamp(occurrence / 1000, UTC) if occurrence is not None else appt.start_date)
         lines = [f"Appointment: {appt.title or '(no title)'}", f"When: {when}"]
@@ -77,8 +77,8 @@ def render_reminder(store: Store, mail: OutboundMail) -> bytes:
 def render_digest(store: Store, mail: OutboundMail) -> bytes:
     assert mail.payload is not None
     payload = mail.payload
-    current = [codec.from_dict(Task, t) for t in payload["current"]]
-    upcoming = [codec.from_dict(Task, t) for t in payload["upcoming"]]
+    current = [dataclass_json.from_dict(Task, t) for t in payload["current"]]
+    upcoming = [dataclass_json.from_dict(Task, t) for t in payload["upcoming"]]
     lines = [f"Your tasks on {payload['day']}", ""]
     if current:
         lines += ["Current:", *(_task_line(t) for t in current), ""]

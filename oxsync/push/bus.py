@@ -1,6 +1,6 @@
 """In-process change bus: who must wake up when a tenant's folders change.
 
-Everything here runs on the reactor thread. Publishers are the store listener of `AsyncStore`
+Everything here runs on the reactor thread. Publishers are the store listener of `DeferredStore`
 (after a local commit, hopped onto the reactor) and, later, a cross-node source such as PostgreSQL
 LISTEN/NOTIFY (`oxsync.push.pgbus`); both call `publish` with the same arguments and only differ in
 `origin`. A change may arrive more than once (e.g. again in a tenant-wide re-check after a lost bus

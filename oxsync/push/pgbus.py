@@ -2,7 +2,7 @@
 
 Every node NOTIFYs inside its write transactions (`oxsync.store.notify`), and one thread per node
 holds a LISTEN connection and republishes foreign notices on the reactor thread with
-`origin="remote"`; the node's own notices are skipped (its `AsyncStore` already published them).
+`origin="remote"`; the node's own notices are skipped (its `DeferredStore` already published them).
 
 What must hold: no waiter on any node misses a committed change. While connected, PostgreSQL delivers
 every committed notice in commit order. When the connection drops, notices sent meanwhile are lost, so

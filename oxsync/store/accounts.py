@@ -28,7 +28,7 @@ from oxsync.model import (
 )
 from oxsync.model.account import ACCOUNT_FLAGS, ALL_PROTOCOLS
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
-from oxsync.store import codec, objects
+from oxsync.store import dataclass_json, objects
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound
@@ -333,11 +333,11 @@ def user_settings(tx: Tx, user_id: int) -> dict:
     row = tx.conn.execute(select(s.users.c.settings).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))).one_or_none()
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
-    return codec.loads(row.settings)
+    return dataclass_json.loads(row.settings)
 
 
 def store_user_settings(tx: Tx, user_id: int, settings: dict) -> None:
-    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(settings=codec.dumps(settings)))
+    tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(settings=dataclass_json.dumps(settings)))
 
 
 # ---------------------------------------------------------------- groups and resources

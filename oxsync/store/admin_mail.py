@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from oxsync.store import accounts, codec, reminders, sending
+from oxsync.store import accounts, dataclass_json, reminders, sending
 from oxsync.store import schema as s
 from oxsync.store.admin import Actor, admin_tx, audit
 from oxsync.store.api import Store
@@ -76,7 +76,7 @@ def mail_summary(tx: Tx, user_ids: list[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for row in tx.conn.execute(select(u.c.id, u.c.settings).where(and_(u.c.tenant_id == tx.tenant_id,
                                                                          u.c.id.in_(user_ids)))):
-        options = (codec.loads(row.settings) or {}).get(reminders.OPTIONS_KEY) or {}
+        options = (dataclass_json.loads(row.settings) or {}).get(reminders.OPTIONS_KEY) or {}
         out[row.id] = {"send_as": counts.get(row.id, 0),
                        "collect_addresses": bool(options.get("collect_addresses", False))}
     return out

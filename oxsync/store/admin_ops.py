@@ -354,7 +354,7 @@ def share_folder(store: Store, actor: Actor, tenant_id: int, user_id: int, folde
 
 
 def _device_records(tx: Tx, user_id: int | None) -> list[dict[str, Any]]:
-    from oxsync.store import codec
+    from oxsync.store import dataclass_json
 
     d = s.device_state
     cond = and_(d.c.tenant_id == tx.tenant_id, d.c.collection == "")
@@ -362,7 +362,7 @@ def _device_records(tx: Tx, user_id: int | None) -> list[dict[str, Any]]:
         cond = and_(cond, d.c.user_id == user_id)
     out = []
     for r in tx.conn.execute(select(d.c.user_id, d.c.device_id, d.c.data).where(cond).order_by(d.c.user_id, d.c.device_id)):
-        rec = codec.loads(r.data)
+        rec = dataclass_json.loads(r.data)
         info = rec.get("info", {}) if isinstance(rec.get("info"), dict) else {}
         out.append({"user_id": r.user_id, "device_id": r.device_id, "type": rec.get("type", ""),
                     "model": info.get("model", ""), "user_agent": rec.get("ua", ""), "version": rec.get("version", ""),
@@ -387,7 +387,7 @@ def device_detail(store: Store, actor: Actor, tenant_id: int, user_id: int, devi
         found = [d for d in _device_records(tx, user_id) if d["device_id"] == device_id]
         if not found:
             raise NotFound(f"device {device_id} does not exist")
-        from oxsync.store import codec
+        from oxsync.store import dataclass_json
 
         d = s.device_state
         folders = []
@@ -395,7 +395,7 @@ def device_detail(store: Store, actor: Actor, tenant_id: int, user_id: int, devi
         for r in tx.conn.execute(select(d.c.collection, d.c.data, d.c.updated_ms).where(and_(
                 d.c.tenant_id == tenant_id, d.c.user_id == user_id, d.c.device_id == device_id,
                 d.c.collection.like("c:%"))).order_by(d.c.collection)):
-            st = codec.loads(r.data)
+            st = dataclass_json.loads(r.data)
             cid = r.collection[2:]
             known = str(st.get("known") or "")
             folders.append({"collection": cid, "title": titles.get(int(cid), cid) if cid.isdigit() else cid,

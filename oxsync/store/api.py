@@ -1,6 +1,6 @@
 """The store's public entry point: transactions, tenants, authentication, pruning, change listeners.
 
-Protocol packages use `Store.session()` (or `AsyncStore` from the reactor thread) and never import
+Protocol packages use `Store.session()` (or `DeferredStore` from the reactor thread) and never import
 SQLAlchemy. One call of `session()` is one database transaction; a write session bumps the tenant
 revision once and tells the change listeners which folders changed, after the commit.
 """

@@ -2,7 +2,7 @@
 may keep a store thread busy (issue 10 §3: a calendar-query expanding 1900..9999 over an endless
 series held four store threads for a minute and slowed every other request).
 
-`AsyncStore` opens a budget around each unit of store work (`work_budget`); the code that does work
+`DeferredStore` opens a budget around each unit of store work (`work_budget`); the code that does work
 growing with the input (recurrence expansion in the store and in DAV filters, per-object loops) calls
 `charge`/`check_time`, which raise `WorkLimitExceeded` beyond it. Each dialect answers that with its
 own limit error. Outside a budget (CLI, import, tests calling the store directly) nothing is charged.

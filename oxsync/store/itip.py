@@ -26,7 +26,7 @@ from sqlalchemy import and_, select
 
 from oxsync.model import Appointment
 from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
-from oxsync.store import accounts, codec, objects, outbound
+from oxsync.store import accounts, dataclass_json, objects, outbound
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
 from oxsync.store.tx import Tx, now_ms
@@ -87,13 +87,13 @@ def _master(tx: Tx, obj: Appointment) -> dict[str, Any] | None:
     o = s.objects
     rows = tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == obj.recurrence_id))).all()
     found = objects.load_objects(tx, rows)
-    return codec.to_dict(found[0]) if found else None
+    return dataclass_json.to_dict(found[0]) if found else None
 
 
 def _queue(tx: Tx, obj: Appointment, method: str, sender: tuple[str, str], to: Participant, sequence: int,
            organizer: tuple[str, str], user_id: int | None, key: str | None = None) -> bool:
     payload: dict[str, Any] = {
-        "method": method, "object": codec.to_dict(obj), "master": _master(tx, obj), "uid": uid_of(obj),
+        "method": method, "object": dataclass_json.to_dict(obj), "master": _master(tx, obj), "uid": uid_of(obj),
         "sequence": sequence, "instance": _instance(obj),
         "organizer": list(organizer), "from": list(sender), "to": [to.display_name, to.email],
         "created_ms": now_ms(),

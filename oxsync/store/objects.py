@@ -20,7 +20,7 @@ from oxsync.model.contact import DistributionListMember
 from oxsync.model.text import xml_safe
 from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.render import note_skipped
-from oxsync.store import codec, timeranges
+from oxsync.store import dataclass_json, timeranges
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidInput, QuotaExceeded
 from oxsync.store.tx import Tx
@@ -87,10 +87,10 @@ def _columns(obj: AnyObject, range_end_ms: int | None) -> dict[str, Any]:
 
 
 def serialize(obj: AnyObject) -> str:
-    data = codec.to_dict(obj, exclude=COLUMN_FIELDS)
+    data = dataclass_json.to_dict(obj, exclude=COLUMN_FIELDS)
     if isinstance(obj, Contact) and obj.distribution_list is not None:
         data["_is_list"] = True  # an empty list is still a list
-    return codec.dumps(data)
+    return dataclass_json.dumps(data)
 
 
 def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
@@ -295,14 +295,14 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
     if cls is Contact:
         overrides["user_id"] = r.user_id
         dl = members.get(r.id)
-        data = codec.loads(r.data)
+        data = dataclass_json.loads(r.data)
         if dl is not None or data.get("_is_list"):
             overrides["distribution_list"] = [_member(m) for m in dl or []]
     else:
         overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
         if cls is Appointment:
             overrides["recurrence_id"] = r.series_id
-    return codec.from_dict(cls, codec.loads(r.data), **overrides)  # type: ignore[no-any-return]
+    return dataclass_json.from_dict(cls, dataclass_json.loads(r.data), **overrides)  # type: ignore[no-any-return]
 
 
 def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from oxsync.model.appointment import ParticipantKind
 from oxsync.model.recurrence import expand
 from oxsync.model.task import TaskStatus
 from oxsync.model.timeutil import to_ms
-from oxsync.store import accounts, codec, objects, outbound
+from oxsync.store import accounts, dataclass_json, objects, outbound
 from oxsync.store import schema as s
 from oxsync.store.engine import WRITE
 from oxsync.store.errors import NotFound
@@ -128,7 +128,7 @@ def _claim_due(conn: Any, now: int) -> list[Any]:
 
 
 def _reminder_payload(obj: Task | Appointment, user: Any, due_ms: int) -> dict[str, Any]:
-    return {"object": codec.to_dict(obj), "type": "task" if isinstance(obj, Task) else "appointment",
+    return {"object": dataclass_json.to_dict(obj), "type": "task" if isinstance(obj, Task) else "appointment",
             "to": [user.display_name, user.email], "due_ms": due_ms}
 
 
@@ -238,8 +238,8 @@ def scan_digests(store: Any, now: int | None = None, settings: Any = None) -> in
                 if not current and not upcoming:
                     continue
                 payload = {"to": [user.display_name, user.email], "day": today.isoformat(),
-                           "current": [codec.to_dict(t) for t in current],
-                           "upcoming": [codec.to_dict(t) for t in upcoming], "created_ms": now}
+                           "current": [dataclass_json.to_dict(t) for t in current],
+                           "upcoming": [dataclass_json.to_dict(t) for t in upcoming], "created_ms": now}
                 queued += outbound.enqueue(
                     tx, kind=DIGEST, key=f"digest:{tenant.id}:{user.id}:{today.isoformat()}",
                     sender=settings.outbound.reminder_from or user.email, recipients=[user.email],

@@ -72,11 +72,11 @@ def exception_ids(tx: Tx, series_id: int) -> dict[date, int]:
     o = s.objects
     rows = tx.conn.execute(select(o.c.id, o.c.data).where(
         and_(o.c.tenant_id == tx.tenant_id, o.c.series_id == series_id, o.c.id != series_id)))
-    from oxsync.store import codec
+    from oxsync.store import dataclass_json
 
     out: dict[date, int] = {}
     for row in rows:
-        raw = codec.loads(row.data).get("recurrence_date_position")
+        raw = dataclass_json.loads(row.data).get("recurrence_date_position")
         if raw:
             out[date.fromisoformat(raw["d"])] = row.id
     return out

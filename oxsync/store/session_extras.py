@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from oxsync.model import Group, Resource, User
-from oxsync.store import accounts, codec
+from oxsync.store import accounts, dataclass_json
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData
 from oxsync.store.tx import Tx, now_ms
@@ -36,12 +36,12 @@ class SessionExtras:
     def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None:
         """Opaque protocol state (e.g. EAS sync keys) of one device and collection ("" = the device)."""
         row = self.tx.conn.execute(select(s.device_state.c.data).where(self._state_key(device_id, collection))).one_or_none()
-        return codec.loads(row.data) if row else None
+        return dataclass_json.loads(row.data) if row else None
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
         """Store state in this transaction, so it commits atomically with the data it describes."""
         key = self._state_key(device_id, collection)
-        values = {"data": codec.dumps(data), "updated_ms": now_ms()}
+        values = {"data": dataclass_json.dumps(data), "updated_ms": now_ms()}
         if self.tx.conn.execute(update(s.device_state).where(key).values(**values)).rowcount == 0:
             self.tx.conn.execute(insert(s.device_state).values(
                 tenant_id=self.tx.tenant_id, user_id=self.user_id, device_id=device_id, collection=collection, **values))

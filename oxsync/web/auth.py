@@ -30,7 +30,7 @@ from oxsync.config import AuthSettings
 from oxsync.metrics import LOGIN_CHECKS, LOGIN_THROTTLED
 from oxsync.model import Protocol
 from oxsync.push.bus import AccountChange
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store.api import LoginRecord, Principal
 from oxsync.store.errors import AccessRefused, AuthenticationFailed
 from oxsync.web import client_address, is_gone, send_text
@@ -270,7 +270,7 @@ class Authenticator:
     The store pool only reads the account (`login_record`); the Argon2 check runs on the hash pool
     through `SingleFlightChecks`; suspension and the protocol right are decided on the reactor."""
 
-    def __init__(self, async_store: AsyncStore, throttle: LoginThrottle,
+    def __init__(self, async_store: DeferredStore, throttle: LoginThrottle,
                  verified: VerifiedLogins | None = None) -> None:
         self.async_store = async_store
         self.throttle = throttle

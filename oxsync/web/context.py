@@ -13,7 +13,7 @@ from twisted.application.service import IService
 
 from oxsync.config import Settings
 from oxsync.push.bus import ChangeBus
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator
 
@@ -24,7 +24,7 @@ class ServerContext:
 
     settings: Settings
     store: Store
-    async_store: AsyncStore
+    async_store: DeferredStore
     bus: ChangeBus
     authenticator: Authenticator
 
@@ -35,7 +35,7 @@ class DialectHost(Protocol):
     the change bus, and a parent for the dialect's own services."""
 
     site: Any
-    async_store: AsyncStore
+    async_store: DeferredStore
     bus: ChangeBus
 
     def addService(self, service: IService) -> None: ...

@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.web import send_json
 
 log = logging.getLogger("oxsync.web.health")
@@ -24,7 +24,7 @@ log = logging.getLogger("oxsync.web.health")
 class HealthResource(Resource):
     isLeaf = True
 
-    def __init__(self, async_store: AsyncStore,
+    def __init__(self, async_store: DeferredStore,
                  listener_states: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
         super().__init__()
         self.async_store = async_store

@@ -1,19 +1,19 @@
 """The Open-Xchange WebDAV/XML dialect (OXtender for Outlook, KDE's OX resource), free/busy and UDP push.
 
 `install(service)` registers `/servlet/webdav.*`, starts the UDP push listener as a child service of
-the OxService (so it stops with it) and subscribes it to the change bus.
+the OxsyncService (so it stops with it) and subscribes it to the change bus.
 """
 
 from __future__ import annotations
 
 from twisted.web.resource import Resource
 
+from oxsync.ox.attachments import AttachmentServlet
+from oxsync.ox.auth import OxAuth, SessionCookies, load_secret
+from oxsync.ox.freebusy import FreeBusyServlet
+from oxsync.ox.servlet import OxContext, VersionServlet, XmlServlet
 from oxsync.push.udp import SharedLogins, UdpPush
 from oxsync.web.context import DialectHost
-from oxsync.webdav.ox.attachments import AttachmentServlet
-from oxsync.webdav.ox.auth import OxAuth, SessionCookies, load_secret
-from oxsync.webdav.ox.freebusy import FreeBusyServlet
-from oxsync.webdav.ox.servlet import OxContext, VersionServlet, XmlServlet
 
 XML_SERVLETS = ("folders", "contacts", "calendar", "tasks", "groupuser")
 

@@ -11,11 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from oxsync.config import Settings
-from oxsync.model import Appointment, Module
-from oxsync.model.folder import FolderAccess
-from oxsync.store.api import Principal
-from oxsync.store.errors import InvalidData, NotFound
-from oxsync.webdav.dav.model import (
+from oxsync.dav.layout import (
     BASE,
     CAL_MODULES,
     STATE_ALIASES,
@@ -33,7 +29,11 @@ from oxsync.webdav.dav.model import (
     id_from_name,
     is_master,
 )
-from oxsync.webdav.dav.texts import TextCache
+from oxsync.dav.texts import TextCache
+from oxsync.model import Appointment, Module
+from oxsync.model.folder import FolderAccess
+from oxsync.store.api import Principal
+from oxsync.store.errors import InvalidData, NotFound
 
 STATE_PROPS = "props"
 MAX_DEAD_PROPS = 32
@@ -342,7 +342,7 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
             box = Box(home, segment)
             if len(rest) == 2:
                 return box
-            from oxsync.webdav.dav.scheduling import find_inbox_item
+            from oxsync.dav.scheduling import find_inbox_item
 
             item = find_inbox_item(ctx, box, rest[2]) if segment == "inbox" and len(rest) == 3 else None
             if item is None:
@@ -388,7 +388,7 @@ def children(ctx: Ctx, res: Any, light: bool = False) -> list[Any]:
     if isinstance(res, Collection):
         return ctx.light_members(res) if light else ctx.members(res)
     if isinstance(res, Box) and res.kind == "inbox":
-        from oxsync.webdav.dav.scheduling import inbox_items
+        from oxsync.dav.scheduling import inbox_items
 
         return inbox_items(ctx, res)
     return []

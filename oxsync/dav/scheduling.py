@@ -18,13 +18,13 @@ from typing import Any
 from icalendar import Calendar
 from lxml import etree
 
+from oxsync.dav.layout import Box, DavError, ObjectRes, object_text
+from oxsync.dav.propfind import Response
+from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.xml import CALDAV, new_root, qn, tostring
 from oxsync.model import Appointment, Module
 from oxsync.model.appointment import Confirmation, ParticipantKind, ShownAs
 from oxsync.model.text import xml_safe
-from oxsync.webdav.dav.model import Box, DavError, ObjectRes, object_text
-from oxsync.webdav.dav.propfind import Response
-from oxsync.webdav.dav.tree import Ctx, resolve
-from oxsync.webdav.dav.xml import CALDAV, new_root, qn, tostring
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 _VOLATILE = re.compile(r"^(DTSTAMP[;:].*|LAST-MODIFIED[;:].*)$|;PARTSTAT=[^;:]*", re.M)
@@ -89,7 +89,7 @@ def post(ctx: Ctx) -> Response:
 
 
 def _reply(start: datetime, end: datetime, periods: list[tuple[datetime, datetime, str]], lines: list[str]) -> str:
-    from oxsync.webdav.dav.reports import vfreebusy
+    from oxsync.dav.reports import vfreebusy
 
     text = vfreebusy(start, end, periods, "REPLY", lines)
     # vfreebusy adds a fresh UID; keep the request's when given

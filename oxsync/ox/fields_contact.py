@@ -13,8 +13,8 @@ from lxml import etree
 
 from oxsync.model import Contact, DistributionListMember
 from oxsync.model.contact import STRING_FIELDS
-from oxsync.webdav.ox.errors import INVALID_INPUT, MISSING_FIELD, OxFailure
-from oxsync.webdav.ox.fields import (
+from oxsync.ox.errors import INVALID_INPUT, MISSING_FIELD, OxFailure
+from oxsync.ox.fields import (
     BOOL,
     DATE,
     INT0,
@@ -24,7 +24,7 @@ from oxsync.webdav.ox.fields import (
     read_fields,
     write_fields,
 )
-from oxsync.webdav.ox.wire import attr, attrs, el, local, text
+from oxsync.ox.wire import attr, attrs, el, local, text
 
 XML_NAME = {"display_name": "displayname", "marital_status": "martital_status", "file_as": "file_as"}
 """Model attribute -> XML element where they differ (`martital_status` sic, as OX writes it)."""

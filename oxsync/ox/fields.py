@@ -17,8 +17,8 @@ from typing import Any
 from lxml import etree
 
 from oxsync.model.timeutil import date_from_ms, datetime_from_ms, to_ms
-from oxsync.webdav.ox.errors import INVALID_INPUT, OxFailure
-from oxsync.webdav.ox.wire import el, text
+from oxsync.ox.errors import INVALID_INPUT, OxFailure
+from oxsync.ox.wire import el, text
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def server_fields(obj: Any, folder_id: int | None) -> str:
 def attachments_xml(obj: Any) -> str:
     from urllib.parse import quote
 
-    from oxsync.webdav.ox.wire import attrs
+    from oxsync.ox.wire import attrs
 
     if not obj.attachments:
         return ""

@@ -11,6 +11,11 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from oxsync.dav import objects, propfind, reports
+from oxsync.dav.layout import DavError, NameCache
+from oxsync.dav.propfind import Response
+from oxsync.dav.tree import Ctx, DavRequest
+from oxsync.dav.xml import CALDAV, DAV, error_body, qn
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
 from oxsync.store.budget import WorkLimitExceeded
@@ -25,11 +30,6 @@ from oxsync.store.errors import (
 )
 from oxsync.web import is_gone, send_bytes
 from oxsync.web.context import ServerContext
-from oxsync.webdav.dav import objects, propfind, reports
-from oxsync.webdav.dav.model import DavError, NameCache
-from oxsync.webdav.dav.propfind import Response
-from oxsync.webdav.dav.tree import Ctx, DavRequest
-from oxsync.webdav.dav.xml import CALDAV, DAV, error_body, qn
 
 log = logging.getLogger("oxsync.dav")
 
@@ -45,7 +45,7 @@ def _options(ctx: Ctx) -> Response:
 
 
 def _post(ctx: Ctx) -> Response:
-    from oxsync.webdav.dav.scheduling import post
+    from oxsync.dav.scheduling import post
 
     return post(ctx)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oxsync.webdav.dav.resource import DavResource, RootHook, WellKnown
+from oxsync.dav.resource import DavResource, RootHook, WellKnown
 
 
 def install(service: Any) -> None:

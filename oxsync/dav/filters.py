@@ -15,10 +15,10 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar
 from lxml import etree
 
+from oxsync.dav.layout import DavError
+from oxsync.dav.xml import CALDAV, CARDDAV, first, qn
 from oxsync.store import budget
 from oxsync.store.budget import WorkLimitExceeded
-from oxsync.webdav.dav.model import DavError
-from oxsync.webdav.dav.xml import CALDAV, CARDDAV, first, qn
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731

@@ -11,15 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from oxsync.formats import kept
-from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
-from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
-from oxsync.model import Appointment, Module, Task
-from oxsync.model.appointment import Confirmation, ParticipantKind
-from oxsync.model.folder import PRIVATE_ROOT
-from oxsync.render import render_one
-from oxsync.store.errors import AppointmentConflict, Conflict, InvalidData, NotFound, PermissionDenied
-from oxsync.webdav.dav.model import (
+from oxsync.dav.layout import (
     Collection,
     DavError,
     Home,
@@ -28,9 +20,17 @@ from oxsync.webdav.dav.model import (
     object_text,
     resolver,
 )
-from oxsync.webdav.dav.propfind import Response, parse_body, set_props_from
-from oxsync.webdav.dav.tree import Ctx, resolve
-from oxsync.webdav.dav.xml import CALDAV, CARDDAV, DAV, qn
+from oxsync.dav.propfind import Response, parse_body, set_props_from
+from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.xml import CALDAV, CARDDAV, DAV, qn
+from oxsync.formats import kept
+from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
+from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
+from oxsync.model import Appointment, Module, Task
+from oxsync.model.appointment import Confirmation, ParticipantKind
+from oxsync.model.folder import PRIVATE_ROOT
+from oxsync.render import render_one
+from oxsync.store.errors import AppointmentConflict, Conflict, InvalidData, NotFound, PermissionDenied
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
@@ -51,7 +51,7 @@ def check_conditions(ctx: Ctx, current: ObjectRes | None) -> None:
             raise DavError(412, text="If-Match failed")
     schedule_match = ctx.req.header("if-schedule-tag-match").strip()
     if schedule_match:  # RFC 6638 §8.3: the organizer's version the client based its change on
-        from oxsync.webdav.dav.scheduling import schedule_tag
+        from oxsync.dav.scheduling import schedule_tag
 
         if current is None or schedule_tag(current) != schedule_match:
             raise DavError(412, text="If-Schedule-Tag-Match failed")
@@ -74,7 +74,7 @@ def vcard_version(ctx: Ctx) -> str | None:
 
 def get(ctx: Ctx) -> Response:
     res = resolve(ctx, ctx.req.path)
-    from oxsync.webdav.dav.scheduling import InboxItem
+    from oxsync.dav.scheduling import InboxItem
 
     if isinstance(res, InboxItem):
         return Response(200, res.text().encode("utf-8"), "text/calendar; charset=utf-8", {"ETag": res.etag})
@@ -90,7 +90,7 @@ def get(ctx: Ctx) -> Response:
     else:
         body, ctype = _rendered(res, object_text), "text/calendar; charset=utf-8"
     headers = {"ETag": res.etag}
-    from oxsync.webdav.dav.scheduling import schedule_tag
+    from oxsync.dav.scheduling import schedule_tag
 
     if res.collection.module == Module.CALENDAR:
         headers["Schedule-Tag"] = schedule_tag(res)
@@ -205,7 +205,7 @@ def put(ctx: Ctx) -> Response:
         if kept.equivalent(object_text(saved, as_written, member_uids(ctx.session)), sent):
             headers["ETag"] = saved.etag  # else the store changed it: no strong ETag (RFC 4791 §5.3.4)
         if module == Module.CALENDAR:
-            from oxsync.webdav.dav.scheduling import schedule_tag
+            from oxsync.dav.scheduling import schedule_tag
 
             headers["Schedule-Tag"] = schedule_tag(saved)
     return Response(201 if created else 204, b"", headers=headers)
@@ -360,7 +360,7 @@ def _attendee_reply(ctx: Ctx, collection: Collection, current: ObjectRes, new: A
 
 def delete(ctx: Ctx) -> Response:
     res = resolve(ctx, ctx.req.path)
-    from oxsync.webdav.dav.scheduling import InboxItem, dismiss
+    from oxsync.dav.scheduling import InboxItem, dismiss
 
     if isinstance(res, InboxItem):
         dismiss(ctx, res)

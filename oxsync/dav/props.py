@@ -14,9 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from oxsync.model import Module
-from oxsync.model.folder import FolderAccess
-from oxsync.webdav.dav.model import (
+from oxsync.dav.layout import (
     BASE,
     SYNC_PREFIX,
     Box,
@@ -28,7 +26,9 @@ from oxsync.webdav.dav.model import (
     Root,
     principal_path,
 )
-from oxsync.webdav.dav.xml import APPLE, CALDAV, CARDDAV, CS, DAV, element, href, qn
+from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, CS, DAV, element, href, qn
+from oxsync.model import Module
+from oxsync.model.folder import FolderAccess
 
 D = lambda name: qn(DAV, name)  # noqa: E731
 C = lambda name: qn(CALDAV, name)  # noqa: E731
@@ -294,7 +294,7 @@ def _last_modified(ctx: Any, res: Any) -> Any:
 
 
 def _schedule_tag(ctx: Any, res: Any) -> Any:
-    from oxsync.webdav.dav.scheduling import schedule_tag
+    from oxsync.dav.scheduling import schedule_tag
 
     return schedule_tag(res) if isinstance(res, ObjectRes) and res.collection.module == Module.CALENDAR else None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from oxsync.webdav.ox.wire import RequestError, parse_int, text
+from oxsync.ox.wire import RequestError, parse_int, text
 
 MODE_TOKENS = {"NEW_AND_MODIFIED": "modified", "MODIFIED": "modified", "DELETED": "deleted", "LIST": "list"}
 

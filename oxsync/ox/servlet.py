@@ -1,7 +1,7 @@
 """The `/servlet/webdav.*` XML resources: auth, body parsing, dispatch, 207 answers.
 
 Each request: authenticate (Basic or cookie) -> parse the body with `xmlsafe` -> run the store work on
-the pool (`AsyncStore`, never on the reactor) -> write the multistatus. Each `D:set` of a PROPPATCH is
+the pool (`DeferredStore`, never on the reactor) -> write the multistatus. Each `D:set` of a PROPPATCH is
 its own write transaction, run in order, so a failing set writes nothing and does not undo the others.
 Anything after the servlet name in the path is ignored (KDE writes to `.../webdav.calendar/file.xml`).
 """
@@ -20,14 +20,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.config import Settings
-from oxsync.runtime import AsyncStore
-from oxsync.store.errors import AccessRefused
-from oxsync.web import is_gone, send_bytes, send_text
-from oxsync.webdav.ox import errors as E
-from oxsync.webdav.ox import folders, groupuser, objects
-from oxsync.webdav.ox.auth import COOKIE, OxAuth, OxUser, check_account
-from oxsync.webdav.ox.query import parse_query
-from oxsync.webdav.ox.wire import (
+from oxsync.ox import errors as E
+from oxsync.ox import folders, groupuser, objects
+from oxsync.ox.auth import COOKIE, OxAuth, OxUser, check_account
+from oxsync.ox.query import parse_query
+from oxsync.ox.wire import (
     DAV,
     RequestError,
     el,
@@ -38,7 +35,10 @@ from oxsync.webdav.ox.wire import (
     response,
     text,
 )
-from oxsync.webdav.xmlsafe import XmlRejected, parse
+from oxsync.runtime import DeferredStore
+from oxsync.store.errors import AccessRefused
+from oxsync.web import is_gone, send_bytes, send_text
+from oxsync.web.xmlsafe import XmlRejected, parse
 
 log = logging.getLogger("oxsync.ox")
 XML_TYPE = b"text/xml; charset=UTF-8"
@@ -47,7 +47,7 @@ XML_TYPE = b"text/xml; charset=UTF-8"
 @dataclass
 class OxContext:
     settings: Settings
-    async_store: AsyncStore
+    async_store: DeferredStore
     auth: OxAuth
 
 

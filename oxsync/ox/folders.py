@@ -12,13 +12,13 @@ from lxml import etree
 
 from oxsync.model import FolderType, Module, Permission, Rights
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK, PRIVATE_ROOT, PUBLIC_ROOT, SHARED_ROOT, FolderAccess
+from oxsync.ox import errors as E
+from oxsync.ox.errors import OxFailure
+from oxsync.ox.fields import bool_in, bool_out
+from oxsync.ox.query import Query
+from oxsync.ox.wire import attr, attrs, el, local, response, text
 from oxsync.store.errors import ResyncRequired
 from oxsync.store.session import UserSession
-from oxsync.webdav.ox import errors as E
-from oxsync.webdav.ox.errors import OxFailure
-from oxsync.webdav.ox.fields import bool_in, bool_out
-from oxsync.webdav.ox.query import Query
-from oxsync.webdav.ox.wire import attr, attrs, el, local, response, text
 
 RIGHT_ATTRS = (("folderpermission", "folder"), ("objectreadpermission", "read"),
                ("objectwritepermission", "write"), ("objectdeletepermission", "delete"))

@@ -17,18 +17,18 @@ from typing import Any
 
 from lxml import etree
 
-from oxsync.store.errors import ResyncRequired
-from oxsync.webdav.dav.model import (
+from oxsync.dav.layout import (
     SYNC_PREFIX,
     Collection,
     DavError,
     ObjectRes,
     default_name,
 )
-from oxsync.webdav.dav.propfind import Response, describe, listing_is_light, multistatus
-from oxsync.webdav.dav.reports import XML, _prop_names, data_getters
-from oxsync.webdav.dav.tree import Ctx, resolve
-from oxsync.webdav.dav.xml import DAV, first, qn, tostring
+from oxsync.dav.propfind import Response, describe, listing_is_light, multistatus
+from oxsync.dav.reports import XML, _prop_names, data_getters
+from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.xml import DAV, first, qn, tostring
+from oxsync.store.errors import ResyncRequired
 
 D = lambda name: qn(DAV, name)  # noqa: E731
 _TOKEN = re.compile(r"^(\d{1,18})(?:\.(\d{1,18})\.(\d{1,18}))?$")

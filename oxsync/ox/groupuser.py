@@ -11,9 +11,9 @@ from lxml import etree
 
 from oxsync.model import Contact
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
+from oxsync.ox.fields_contact import contact_xml
+from oxsync.ox.wire import NS_DECL, el, text
 from oxsync.store.session import UserSession
-from oxsync.webdav.ox.fields_contact import contact_xml
-from oxsync.webdav.ox.wire import NS_DECL, el, text
 
 SEARCH_FIELDS = ("display_name", "first_name", "last_name", "email1", "email2", "email3", "categories")
 

@@ -1,6 +1,6 @@
 """Safe XML input and small helpers for DAV multistatus output.
 
-Input goes through the shared hardened parser `oxsync.webdav.xmlsafe` (no DTD, no entities, no
+Input goes through the shared hardened parser `oxsync.web.xmlsafe` (no DTD, no entities, no
 network, depth and element count bounded by LimitSettings); any violation is a `BadXml` (400).
 """
 
@@ -12,7 +12,7 @@ from lxml import etree
 
 from oxsync.config import LimitSettings
 from oxsync.model.text import xml_safe
-from oxsync.webdav import xmlsafe
+from oxsync.web import xmlsafe
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -31,7 +31,7 @@ def qn(ns: str, local: str) -> str:
 
 
 def parse_xml(data: bytes, limits: LimitSettings) -> etree._Element | None:
-    """Parse a request body with the shared hardened parser (webdav.xmlsafe); None for an empty body."""
+    """Parse a request body with the shared hardened parser (web.xmlsafe); None for an empty body."""
     if not data.strip():
         return None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from oxsync.model.timeutil import to_ms
+from oxsync.ox.wire import attrs
 from oxsync.store.budget import WorkLimitExceeded
 from oxsync.store.errors import (
     AppointmentConflict,
@@ -21,7 +22,6 @@ from oxsync.store.errors import (
     StaleObject,
     StoreError,
 )
-from oxsync.webdav.ox.wire import attrs
 
 log = logging.getLogger("oxsync.ox")
 

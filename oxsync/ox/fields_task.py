@@ -10,8 +10,8 @@ from lxml import etree
 
 from oxsync.model import Task, TaskPriority, TaskStatus
 from oxsync.model.timeutil import to_ms
-from oxsync.webdav.ox.errors import INVALID_INPUT, OxFailure
-from oxsync.webdav.ox.fields import (
+from oxsync.ox.errors import INVALID_INPUT, OxFailure
+from oxsync.ox.fields import (
     BOOL,
     DATE,
     DATETIME,
@@ -24,13 +24,13 @@ from oxsync.webdav.ox.fields import (
     read_fields,
     write_fields,
 )
-from oxsync.webdav.ox.fields_calendar import (
+from oxsync.ox.fields_calendar import (
     participants_xml,
     read_participants,
     read_recurrence,
     recurrence_xml,
 )
-from oxsync.webdav.ox.wire import el, text
+from oxsync.ox.wire import el, text
 
 TABLE: tuple[Field, ...] = (
     Field("title", "title"),

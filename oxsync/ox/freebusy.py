@@ -23,7 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.model import ShownAs
-from oxsync.runtime import AsyncStore
+from oxsync.runtime import DeferredStore
 from oxsync.store.api import Store
 from oxsync.store.errors import InvalidData, NotFound
 from oxsync.web import client_address, send_bytes, send_text
@@ -131,7 +131,7 @@ def lookup(store: Store, address: str, domain: str, context: int | None, low: da
 class FreeBusyServlet(Resource):
     isLeaf = True
 
-    def __init__(self, async_store: AsyncStore, settings: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, async_store: DeferredStore, settings: Any, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.async_store = async_store
         self.settings = settings

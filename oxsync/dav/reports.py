@@ -10,13 +10,13 @@ from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
+from oxsync.dav import filters
+from oxsync.dav.layout import Collection, DavError, ObjectRes, member_uids, object_text
+from oxsync.dav.propfind import Response, add_status, describe, multistatus, parse_body
+from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
 from oxsync.model import Module, ShownAs
 from oxsync.render import note_skipped
-from oxsync.webdav.dav import filters
-from oxsync.webdav.dav.model import Collection, DavError, ObjectRes, member_uids, object_text
-from oxsync.webdav.dav.propfind import Response, add_status, describe, multistatus, parse_body
-from oxsync.webdav.dav.tree import Ctx, resolve
-from oxsync.webdav.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
@@ -220,7 +220,7 @@ def report(ctx: Ctx) -> Response:
     root = parse_body(ctx)
     if root is None:
         raise DavError(400, text="REPORT needs a body")
-    from oxsync.webdav.dav import principals, sync
+    from oxsync.dav import principals, sync
 
     handlers: dict[str, Callable[[Ctx, etree._Element], Response]] = {
         C("calendar-query"): calendar_query,

@@ -18,17 +18,17 @@ from lxml import etree
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.recurrence import occurrence_date
 from oxsync.model.timeutil import date_from_ms
+from oxsync.ox import errors as E
+from oxsync.ox.errors import OxFailure
+from oxsync.ox.fields import attachments_xml, server_fields
+from oxsync.ox.fields_calendar import appointment_xml, parse_confirm, read_appointment
+from oxsync.ox.fields_contact import contact_xml, read_contact
+from oxsync.ox.fields_task import read_task, task_xml
+from oxsync.ox.query import Query
+from oxsync.ox.wire import el, response, text
 from oxsync.render import render_each, render_one
 from oxsync.store.errors import NotFound, ResyncRequired, StaleObject
 from oxsync.store.session import UserSession
-from oxsync.webdav.ox import errors as E
-from oxsync.webdav.ox.errors import OxFailure
-from oxsync.webdav.ox.fields import attachments_xml, server_fields
-from oxsync.webdav.ox.fields_calendar import appointment_xml, parse_confirm, read_appointment
-from oxsync.webdav.ox.fields_contact import contact_xml, read_contact
-from oxsync.webdav.ox.fields_task import read_task, task_xml
-from oxsync.webdav.ox.query import Query
-from oxsync.webdav.ox.wire import el, response, text
 
 CONTROL = frozenset({"method", "object_id", "folder_id", "folder", "last_modified", "client_id", "confirm",
                      "confirm_message", "recurrence_position", "recurrence_date_position", "object_status",

@@ -15,6 +15,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.model.timeutil import to_ms
+from oxsync.ox.auth import OxUser, check_account
+from oxsync.ox.errors import OK
+from oxsync.ox.servlet import XML_TYPE, OxContext
+from oxsync.ox.wire import el, multistatus, response
 from oxsync.store.errors import (
     AccessRefused,
     InvalidData,
@@ -24,10 +28,6 @@ from oxsync.store.errors import (
     StaleObject,
 )
 from oxsync.web import is_gone, send_bytes, send_text
-from oxsync.webdav.ox.auth import OxUser, check_account
-from oxsync.webdav.ox.errors import OK
-from oxsync.webdav.ox.servlet import XML_TYPE, OxContext
-from oxsync.webdav.ox.wire import el, multistatus, response
 
 MODULES = {1: "calendar", 4: "tasks", 7: "contacts"}
 HTTP_OF_ERROR = ((NotFound, 404), (PermissionDenied, 403), (QuotaExceeded, 507), (StaleObject, 409),

@@ -15,8 +15,8 @@ from lxml import etree
 from oxsync.model import Appointment, Participant, ParticipantKind, Recurrence, RecurrenceType, ShownAs
 from oxsync.model.appointment import Confirmation
 from oxsync.model.timeutil import date_from_ms, to_ms
-from oxsync.webdav.ox.errors import INVALID_INPUT, OxFailure
-from oxsync.webdav.ox.fields import (
+from oxsync.ox.errors import INVALID_INPUT, OxFailure
+from oxsync.ox.fields import (
     BOOL,
     DATE,
     INT,
@@ -28,7 +28,7 @@ from oxsync.webdav.ox.fields import (
     read_fields,
     write_fields,
 )
-from oxsync.webdav.ox.wire import attr, attrs, el, local, text
+from oxsync.ox.wire import attr, attrs, el, local, text
 
 TABLE: tuple[Field, ...] = (
     Field("title", "title"),

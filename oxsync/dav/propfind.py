@@ -7,12 +7,10 @@ from typing import Any
 
 from lxml import etree
 
-from oxsync.render import render_one, xml_safe
-from oxsync.store.errors import InvalidData, PermissionDenied
-from oxsync.webdav.dav.model import Collection, DavError, ObjectRes
-from oxsync.webdav.dav.props import ALLPROP, get_prop, privileges
-from oxsync.webdav.dav.tree import Ctx, children, resolve
-from oxsync.webdav.dav.xml import (
+from oxsync.dav.layout import Collection, DavError, ObjectRes
+from oxsync.dav.props import ALLPROP, get_prop, privileges
+from oxsync.dav.tree import Ctx, children, resolve
+from oxsync.dav.xml import (
     APPLE,
     CALDAV,
     CARDDAV,
@@ -26,6 +24,8 @@ from oxsync.webdav.dav.xml import (
     qn,
     tostring,
 )
+from oxsync.render import render_one, xml_safe
+from oxsync.store.errors import InvalidData, PermissionDenied
 
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 403: "Forbidden", 404: "Not Found",
                409: "Conflict", 412: "Precondition Failed", 424: "Failed Dependency", 507: "Insufficient Storage"}
@@ -183,8 +183,8 @@ def proppatch(ctx: Ctx) -> Response:
     if not isinstance(res, Collection) or qn(DAV, "write-properties") not in privileges(res):
         add_response_status(ms, ctx.req.path, [n for n, _ in changes], 403)
         return Response(207, tostring(ms), "application/xml; charset=utf-8")
-    from oxsync.webdav.dav.props import PROPS
-    from oxsync.webdav.dav.tree import MAX_DEAD_VALUE
+    from oxsync.dav.props import PROPS
+    from oxsync.dav.tree import MAX_DEAD_VALUE
 
     refused = [n for n, v in changes if (n in PROPS and n not in STORED) or len(v or "") > MAX_DEAD_VALUE]
     if refused:
