@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oxsync.dialects import install_all
-from oxsync.model import Module
-from oxsync.model.recurrence import RecurrenceType
+from oxsync.model import Module, RecurrenceType
 from tests.davhelp import Dav, event, vcard
 from tests.eas_client import client, items
 from tests.oxclient import OxClient

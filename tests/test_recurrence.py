@@ -18,7 +18,7 @@ from oxsync.model.appointment import (
     Recurrence,
     RecurrenceType,
 )
-from oxsync.model.recurrence import (
+from oxsync.recurrence import (
     InvalidRecurrence,
     UnsupportedRecurrence,
     expand,
@@ -299,7 +299,7 @@ def test_default_window_and_instance_cap_come_from_limits() -> None:
 
 def test_hostile_rules_return_quickly_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bounded work, counted: every date the underlying rrule produces is one step (no wall clock)."""
-    from oxsync.model import recurrence as recurrence_module
+    import oxsync.recurrence as recurrence_module
 
     steps = [0]
     original = recurrence_module._Series.rule

@@ -48,8 +48,8 @@ from oxsync.formats.icalscan import (
 )
 from oxsync.formats.timezones import iana_name, vtimezone
 from oxsync.model.appointment import Appointment
-from oxsync.model.recurrence import occurrence_position
 from oxsync.model.task import Task
+from oxsync.recurrence import occurrence_position
 
 __all__ = [
     "EVENT_FIELDS", "TODO_FIELDS", "CalendarItem", "FieldMap", "ICalLimitError", "ParseError", "Resolver",

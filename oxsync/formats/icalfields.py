@@ -36,8 +36,8 @@ from oxsync.formats.icalcodec import (
 from oxsync.formats.icalscan import content_name, content_value
 from oxsync.formats.timezones import iana_name
 from oxsync.model.appointment import Appointment, Confirmation, Participant, ParticipantKind, ShownAs
-from oxsync.model.recurrence import InvalidRecurrence, UnsupportedRecurrence, from_rrule, to_rrule
 from oxsync.model.task import Task, TaskPriority, TaskStatus
+from oxsync.recurrence import InvalidRecurrence, UnsupportedRecurrence, from_rrule, to_rrule
 
 
 def _dec_start(ctx: Decoding, values: list[Any]) -> Any:

@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time
 from lxml import etree
 
 from oxsync.model import Appointment, Contact, Module, Task
-from oxsync.model.recurrence import occurrence_date
 from oxsync.model.timeutil import date_from_ms
 from oxsync.ox import errors as E
 from oxsync.ox.errors import OxFailure
@@ -26,6 +25,7 @@ from oxsync.ox.fields_contact import contact_xml, read_contact
 from oxsync.ox.fields_task import read_task, task_xml
 from oxsync.ox.query import Query
 from oxsync.ox.wire import el, response, text
+from oxsync.recurrence import occurrence_date
 from oxsync.render import render_each, render_one
 from oxsync.store.errors import NotFound, ResyncRequired, StaleObject
 from oxsync.store.session import UserSession

@@ -25,9 +25,9 @@ from sqlalchemy import and_, delete, insert, select, update
 from oxsync.config import LimitSettings
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import ParticipantKind
-from oxsync.model.recurrence import expand
 from oxsync.model.task import TaskStatus
 from oxsync.model.timeutil import to_ms
+from oxsync.recurrence import expand
 from oxsync.store import accounts, dataclass_json, objects, outbound
 from oxsync.store import schema as s
 from oxsync.store.engine import WRITE

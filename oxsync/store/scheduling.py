@@ -1,6 +1,6 @@
 """Time-based questions over appointments: conflicts on save, and free/busy.
 
-Both expand recurring series with `oxsync.model.recurrence.expand`, bounded by the configured window
+Both expand recurring series with `oxsync.recurrence.expand`, bounded by the configured window
 and instance cap, so a hostile rule cannot stall a save. Declined participations and appointments
 shown as free never block time. Private appointments count, without their title.
 """
@@ -14,8 +14,8 @@ from sqlalchemy import and_, or_, select
 
 from oxsync.model import Appointment, ShownAs
 from oxsync.model.appointment import Confirmation, ParticipantKind
-from oxsync.model.recurrence import expand
 from oxsync.model.timeutil import to_ms
+from oxsync.recurrence import expand
 from oxsync.render import note_skipped
 from oxsync.store import budget, objects
 from oxsync.store import schema as s

@@ -15,8 +15,8 @@ from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, FolderType, Task
 from oxsync.model.appointment import ParticipantKind
-from oxsync.model.recurrence import InvalidRecurrence, series_end, validate_recurrence
 from oxsync.model.timeutil import to_ms
+from oxsync.recurrence import InvalidRecurrence, series_end, validate_recurrence
 from oxsync.store import meetings
 from oxsync.store import schema as s
 from oxsync.store.errors import AppointmentConflict, InvalidData, NotFound

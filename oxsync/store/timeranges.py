@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, delete, insert, or_, select, true, union
 
 from oxsync.config import LimitSettings
-from oxsync.model import Appointment, Contact, Task
-from oxsync.model.recurrence import RecurrenceType, expand, series_end
+from oxsync.model import Appointment, Contact, RecurrenceType, Task
 from oxsync.model.timeutil import to_ms
+from oxsync.recurrence import expand, series_end
 from oxsync.store import schema as s
 from oxsync.store.tx import Tx
 
