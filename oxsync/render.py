@@ -1,38 +1,28 @@
 """Per-item isolation on output: one object that cannot be rendered never fails a whole response.
 
 Every dialect's output loop renders its objects through `render_one` / `render_each`: on any exception
-the object is left out, ONE log line names it (ids, dialect and exception class only: no personal data)
-and a per-dialect counter grows (`skipped_items_total()`, exported by the metrics module through
-`add_skip_listener`). The render function must build the object's output on its own (a string, an
-element not yet attached, a byte string) so that a failure half-way leaves nothing behind.
+the object is left out, ONE log line names it and a per-dialect counter grows (`oxsync.skips`, below both
+this module and the store, which reports the rows it cannot decode there too; its names are re-exported
+here). The render function must build the object's output on its own (a string, an element not yet
+attached, a byte string) so that a failure half-way leaves nothing behind.
 
 This module sits below the dialects and imports none of them.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import traceback
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from oxsync.model.text import xml_safe
+from oxsync.skips import SkipListener, add_skip_listener, note_skipped, skipped_items_total
 from oxsync.store.budget import check_time
 
-__all__ = ["add_skip_listener", "render_each", "render_one", "skipped_items_total", "xml_safe"]
-
-log = logging.getLogger("oxsync.render")
+__all__ = ["SkipListener", "add_skip_listener", "note_skipped", "render_each", "render_one", "skipped_items_total",
+           "xml_safe"]
 
 O = TypeVar("O")  # noqa: E741 - the rendered object
 T = TypeVar("T")
-
-SkipListener = Callable[[str], None]
-"""Called with the dialect name each time an object is skipped (e.g. to increment a Prometheus counter)."""
-
-_lock = threading.Lock()
-_skipped: dict[str, int] = {}
-_listeners: list[SkipListener] = []
 
 
 def render_one(dialect: str, obj: O, render: Callable[[O], T], *, folder_id: int | None = None,
@@ -61,39 +51,6 @@ def render_each(dialect: str, objs: Iterable[O], render: Callable[[O], T], *,
         if rendered is not None:
             out.append(rendered)
     return out
-
-
-def note_skipped(dialect: str, exc: BaseException, *, object_id: object = None, folder_id: object = None) -> None:
-    """Log and count one skipped object (for loops that cannot use `render_one` directly), called from
-    their `except` block; an exception that fails the whole request (`whole_request`, e.g. the work
-    budget) is raised again instead, so such loops need no second `except` for it."""
-    if getattr(exc, "whole_request", False):
-        raise exc
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
-    log.warning("skipped an object that cannot be rendered: dialect=%s folder=%s object=%s error=%s at %s",
-                dialect, folder_id, object_id, type(exc).__name__, where,
-                extra={"event": "render.skipped", "dialect": dialect, "folder": folder_id, "object": object_id,
-                       "error": type(exc).__name__})
-    with _lock:
-        _skipped[dialect] = _skipped.get(dialect, 0) + 1
-        listeners = list(_listeners)
-    for listener in listeners:
-        try:
-            listener(dialect)
-        except Exception:  # noqa: BLE001 - counting must never break serving
-            log.exception("skip listener failed")
-
-
-def skipped_items_total() -> dict[str, int]:
-    """Objects left out of responses since start, by dialect (`eas`, `ox`, `dav`, `freebusy`, `export`...)."""
-    with _lock:
-        return dict(_skipped)
-
-
-def add_skip_listener(listener: SkipListener) -> None:
-    with _lock:
-        _listeners.append(listener)
 
 
 def _ident(obj: object, name: str, given: int | None) -> object:

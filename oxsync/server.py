@@ -24,8 +24,8 @@ from oxsync.config import Settings
 from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
 from oxsync.logs import access_log_fields, configure_from_settings
 from oxsync.push.bus import ChangeBus
-from oxsync.render import add_skip_listener
 from oxsync.runtime import AccountPollService, DeferredStore, DeferredStoreService
+from oxsync.skips import add_skip_listener
 from oxsync.store.api import Store
 from oxsync.web.auth import Authenticator, LoginThrottle, VerifiedLogins
 from oxsync.web.context import ServerContext

@@ -23,12 +23,13 @@ DIALECTS = {"oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.console", "oxsync.o
 BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.recurrence", "oxsync.formats", "oxsync.store", "oxsync.render",
                   "oxsync.runtime", "oxsync.metrics", "oxsync.listeners", "oxsync.logs", "oxsync.web",
                   "oxsync.push", "oxsync.mail", "oxsync.maintenance", "oxsync.systemd", "oxsync.advertised",
-                  "oxsync.config_example"}
+                  "oxsync.config_example", "oxsync.skips"}
 """Shared by the dialects: they import neither a dialect nor the assembly."""
 ALLOWED_BETWEEN = {("oxsync.eas", "oxsync.mail")}
 """ActiveSync is the mail gateway's face (`eas` calls `mail`'s public API; `mail` never calls back)."""
 STORE_MAY_NOT = ("twisted.web", "lxml", "oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.web", "oxsync.push",
-                 "oxsync.console", "oxsync.onboarding", "oxsync.mail", "oxsync.server", "oxsync.cli")
+                 "oxsync.console", "oxsync.onboarding", "oxsync.mail", "oxsync.server", "oxsync.cli", "oxsync.render")
+"""`oxsync.render` imports the store (its work budget): the store reports skipped rows to `oxsync.skips`."""
 
 KNOWN: set[tuple[str, str]] = set()
 """Today's exceptions to the rules (none); a mended exception must leave this list."""
@@ -42,7 +43,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"oxsync.eas.request", "oxsync.eas.service"}),
     frozenset({"oxsync.push", "oxsync.runtime", "oxsync.web"}),
     # issue 12, session
-    frozenset({"oxsync.render", "oxsync.store"}),
     frozenset({"oxsync.store.accounts", "oxsync.store.removal"}),
     # issue 12, session
     frozenset({"oxsync.store.attachments", "oxsync.store.collect", "oxsync.store.reminders", "oxsync.store.sending",
@@ -50,7 +50,7 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"oxsync.store.bulk", "oxsync.store.membership", "oxsync.store.objects", "oxsync.store.timeranges"}),
 }
 """Import cycles between the members of one package (a member is a module or a subpackage taken
-whole, so `oxsync.store` <-> `oxsync.render` is a cycle inside `oxsync`) that exist today. The list
+whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) that exist today. The list
 only shrinks: a new cycle fails, and so does one that was broken but not removed from here."""
 
 

@@ -20,7 +20,7 @@ from oxsync.model.folder import (
     SYSTEM_ROOT,
 )
 from oxsync.model.permissions import OWNER_RIGHTS
-from oxsync.render import note_skipped
+from oxsync.skips import note_skipped
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
 from oxsync.store.tx import Tx

@@ -19,7 +19,7 @@ from oxsync.model.common import AttachmentMeta, ObjectKind
 from oxsync.model.contact import DistributionListMember
 from oxsync.model.text import xml_safe
 from oxsync.model.timeutil import datetime_from_ms, to_ms
-from oxsync.render import note_skipped
+from oxsync.skips import note_skipped
 from oxsync.store import dataclass_json, timeranges
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidInput, QuotaExceeded

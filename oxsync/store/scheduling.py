@@ -16,7 +16,7 @@ from oxsync.model import Appointment, ShownAs
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.timeutil import to_ms
 from oxsync.recurrence import expand
-from oxsync.render import note_skipped
+from oxsync.skips import note_skipped
 from oxsync.store import budget, objects
 from oxsync.store import schema as s
 from oxsync.store.tx import Tx
