@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from oxsync.config import LimitSettings
 from oxsync.model import Appointment, Contact, Participant, ParticipantKind
 from oxsync.model.contact import STRING_FIELDS
-from oxsync.store import codec
+from oxsync.store import dataclass_json
 from oxsync.store.engine import guard_numbers
 from oxsync.store.objects import serialize
 from oxsync.store.validate import check_object
@@ -34,17 +34,17 @@ def per_call(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
 
 
 def load(cls: type, data: str) -> object:
-    return codec.from_dict(cls, codec.loads(data))
+    return dataclass_json.from_dict(cls, dataclass_json.loads(data))
 
 
 def load_uncleaned(cls: type, data: str) -> object:
     """The same decode with the cleaning switched off (what it cost before)."""
-    cleaning = codec.xml_safe
-    codec.xml_safe = lambda value: value  # type: ignore[assignment]
+    cleaning = dataclass_json.xml_safe
+    dataclass_json.xml_safe = lambda value: value  # type: ignore[assignment]
     try:
         return load(cls, data)
     finally:
-        codec.xml_safe = cleaning
+        dataclass_json.xml_safe = cleaning
 
 
 def main() -> None:

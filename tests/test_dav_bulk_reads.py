@@ -146,16 +146,16 @@ def test_listings_decode_nothing_and_agree_with_full_reads(store, dav: Dav) -> N
 def test_served_texts_are_cached_per_version_and_viewer(store, world, dav: Dav, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A second multiget renders nothing (the texts of this version were kept); a change made through
     another dialect is rendered again and served changed; another viewer gets texts of their own."""
-    from oxsync.dav import model
+    from oxsync.dav import layout
 
     rendered: list[int] = []
-    real = model._render
+    real = layout._render
 
     def counting(res, *args):  # type: ignore[no-untyped-def]
         rendered.append(res.object_id)
         return real(res, *args)
 
-    monkeypatch.setattr(model, "_render", counting)
+    monkeypatch.setattr(layout, "_render", counting)
     folder = world.default_folder(world.alice, Module.CALENDAR)
     entries = s_entries = []
     with world.as_user(world.alice, write=True) as s:
