@@ -25,6 +25,9 @@ BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.recurrence", "oxsync.
                   "oxsync.push", "oxsync.mail", "oxsync.maintenance", "oxsync.systemd", "oxsync.advertised",
                   "oxsync.config_example", "oxsync.skips"}
 """Shared by the dialects: they import neither a dialect nor the assembly."""
+ONLY_FROM = {"oxsync.model": ("oxsync.model",), "oxsync.recurrence": ("oxsync.model", "oxsync.recurrence")}
+"""Plain data imports nothing else of oxsync; the recurrence engine only the data (it reads no settings:
+the window and the instance cap are its callers' parameters)."""
 ALLOWED_BETWEEN = {("oxsync.eas", "oxsync.mail")}
 """ActiveSync is the mail gateway's face (`eas` calls `mail`'s public API; `mail` never calls back)."""
 STORE_MAY_NOT = ("twisted.web", "lxml", "oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.web", "oxsync.push",
@@ -107,6 +110,10 @@ def violations() -> set[tuple[str, str]]:
             if target.split(".")[0] in ("sqlalchemy", "alembic") and not _under(module, "oxsync.store"):
                 found.add((module, target))
             if _under(module, "oxsync.store") and any(_under(target, p) for p in STORE_MAY_NOT):
+                found.add((module, target))
+            if own in ONLY_FROM and target.startswith("oxsync") and not any(
+                _under(target, p) for p in ONLY_FROM[own]
+            ):
                 found.add((module, target))
             if not target.startswith("oxsync") or theirs == own or (own, theirs) in ALLOWED_BETWEEN:
                 continue

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from oxsync.config import LimitSettings
 from oxsync.model.appointment import (
     FRIDAY,
     MONDAY,
@@ -175,9 +174,9 @@ def test_invalid_ox_patterns_are_refused(rec: Recurrence) -> None:
         to_rrule(rec, UTC_10AM)
 
 
-def window(a: date, b: date) -> dict:
+def window(a: date, b: date, cap: int = 3000) -> dict:
     return {"window_start": datetime.combine(a, datetime.min.time(), UTC),
-            "window_end": datetime.combine(b, datetime.min.time(), UTC)}
+            "window_end": datetime.combine(b, datetime.min.time(), UTC), "max_instances": cap}
 
 
 def starts(occurrences: list) -> list:
@@ -284,32 +283,32 @@ def test_floating_series_stays_floating() -> None:
                    (datetime(2024, 1, 2, 9), datetime(2024, 1, 2, 10))]
 
 
-def test_default_window_and_instance_cap_come_from_limits() -> None:
-    now = utc(2024, 6, 1)
-    got = expand(utc(2000, 1, 1, 12), None, Recurrence(D), "UTC", now=now)
-    limits = LimitSettings()
-    # now - 366 days = 2023-06-01; now + 1830 days = 2029-06-05 (leap days 2024-02-29, 2028-02-29)
+def test_the_callers_window_and_cap_bound_the_answer() -> None:
+    """The engine reads no settings: the window and the instance cap are parameters (the store passes
+    `[limits]`); a series begun long before the window starts at the window, the cap cuts the rest."""
+    bounds = window(date(2023, 6, 1), date(2029, 6, 5))
+    got = expand(utc(2000, 1, 1, 12), None, Recurrence(D), "UTC", **bounds)
+    # 2023-06-01 .. 2029-06-04 (leap days 2024-02-29, 2028-02-29)
     assert starts(got)[0] == utc(2023, 6, 1, 12)
     assert starts(got)[-1] == utc(2029, 6, 4, 12)
-    assert len(got) == 366 + 1830 <= limits.max_recurrence_instances
-    capped = expand(utc(2000, 1, 1, 12), None, Recurrence(D), "UTC", now=now,
-                    limits=LimitSettings(max_recurrence_instances=50))
+    assert len(got) == 366 + 1830
+    capped = expand(utc(2000, 1, 1, 12), None, Recurrence(D), "UTC", **{**bounds, "max_instances": 50})
     assert len(capped) == 50 and starts(capped)[0] == utc(2023, 6, 1, 12)
 
 
 def test_hostile_rules_return_quickly_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bounded work, counted: every date the underlying rrule produces is one step (no wall clock)."""
-    import oxsync.recurrence as recurrence_module
+    from oxsync.recurrence.series import Series
 
     steps = [0]
-    original = recurrence_module._Series.rule
+    original = Series.rule
 
     def counted(self, dtstart):  # type: ignore[no-untyped-def]
         for moment in original(self, dtstart):
             steps[0] += 1
             yield moment
 
-    monkeypatch.setattr(recurrence_module._Series, "rule", counted)
+    monkeypatch.setattr(Series, "rule", counted)
     forever = expand(utc(1, 1, 1, 9), None, Recurrence(D), "UTC",
                      **window(date(2024, 1, 1), date(2024, 1, 4)))
     assert starts(forever) == [utc(2024, 1, 1, 9), utc(2024, 1, 2, 9), utc(2024, 1, 3, 9)]
@@ -318,8 +317,7 @@ def test_hostile_rules_return_quickly_and_bounded(monkeypatch: pytest.MonkeyPatc
     # Day 3000: years 1-8 hold 2922 days (4 and 8 are leap years), then day 78 of year 9 = 19 March.
     assert len(whole_range) == 3000 and whole_range[-1][0] == utc(9, 3, 19, 9)
     huge_count = Recurrence(M, day_in_month=31, occurrences=10**9)
-    got = expand(date(1, 1, 31), None, huge_count, "UTC", max_instances=2,
-                 **window(date(9000, 1, 1), date(9999, 1, 1)))
+    got = expand(date(1, 1, 31), None, huge_count, "UTC", **window(date(9000, 1, 1), date(9999, 1, 1), cap=2))
     assert starts(got) == [date(9000, 1, 31), date(9000, 3, 31)]
     weekly = expand(utc(1, 1, 1, 9), None, Recurrence(W, interval=3, days=MONDAY | FRIDAY), "Europe/Paris",
                     **window(date(9999, 12, 1), date(9999, 12, 31)))

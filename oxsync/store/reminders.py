@@ -91,8 +91,7 @@ def next_series_alarm(obj: Appointment, after_ms: int, limits: Any = None) -> in
     try:
         found = expand(obj.start_date, obj.end_date, obj.recurrence, obj.timezone or "UTC", window_start=low,
                        window_end=low + timedelta(days=(limits or LimitSettings()).recurrence_window_future_days),
-                       max_instances=2, delete_exceptions=[*obj.delete_exceptions, *obj.change_exceptions],
-                       limits=limits)
+                       max_instances=2, delete_exceptions=[*obj.delete_exceptions, *obj.change_exceptions])
     except (ValueError, OverflowError):
         return None
     for begin, _ in found:

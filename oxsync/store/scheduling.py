@@ -61,7 +61,7 @@ def intervals(tx: Tx, appt: Appointment, low: datetime, high: datetime) -> list[
     limits = tx.settings.limits
     occurrences = expand(appt.start_date, appt.end_date, appt.recurrence, appt.timezone or "UTC",
                          window_start=low, window_end=high, max_instances=limits.max_recurrence_instances,
-                         delete_exceptions=skip, limits=limits)
+                         delete_exceptions=skip)
     budget.charge(len(occurrences))
     return [(_as_datetime(a), _as_datetime(b)) for a, b in occurrences]
 

@@ -76,7 +76,7 @@ def _series_spans(obj: Appointment, first: int, first_end: int, limits: LimitSet
         ending = series_end(obj.start_date, obj.end_date, obj.recurrence, tz)
         last_end = to_ms(ending) if ending is not None else None
         instances = expand(obj.start_date, obj.end_date, obj.recurrence, tz, window_start=low, window_end=high,
-                           max_instances=limits.max_recurrence_instances, limits=limits)
+                           max_instances=limits.max_recurrence_instances)
     except Exception:  # noqa: BLE001 - a rule we cannot expand is indexed as one open span
         return [_pad(first, None)]
     rows: list[Span] = []
