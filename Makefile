@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-$(DEPS_HASH)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test check lint sysdeps bench bench-peers conformance clean
+.PHONY: serve test check lint typecheck typecheck-baseline sysdeps bench bench-peers conformance clean
 
 # `make serve` needs only the runtime dependencies (install_requires); the test, bench and conformance
 # extras are added on top for `make test` and friends.
@@ -47,10 +47,18 @@ serve: $(RUNTIME)
 lint: $(STAMP)
 	$(BIN)/ruff check oxsync tests bench conformance
 
-# Seconds, before the long suite: lint, the import directions of docs/architecture.md, and the docs'
-# settings and file references.
+# Seconds, before the long suite: lint, the import directions of docs/architecture.md, the docs'
+# settings and file references, and mypy's per-file ratchet (docs/types.md; cached in .mypy_cache/).
 check: lint
-	$(BIN)/pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_docs.py
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_docs.py tests/test_types.py
+
+# mypy over oxsync/ against tests/data/mypy_baseline.json, with the errors of the files that went up.
+typecheck: $(STAMP)
+	$(BIN)/python -m tests.typecheck
+
+# Lowers each count of the baseline to today's where today's is lower (never raises one, never adds a file).
+typecheck-baseline: $(STAMP)
+	$(BIN)/python -m tests.typecheck --lower
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/pytest -q
@@ -68,4 +76,4 @@ conformance: $(STAMP) sysdeps
 	$(BIN)/pytest -q conformance
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
