@@ -15,6 +15,7 @@ change exceptions (separate OX objects sharing a UID) are ONE resource named aft
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from oxsync.formats import kept
+from oxsync.formats.ical import appointment_to_ical, task_to_ical
+from oxsync.formats.vcard import contact_to_vcard, source_version
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FolderAccess
@@ -33,8 +37,11 @@ SYNC_PREFIX = "http://oxsync/ns/sync/"
 STATE_DEVICE = "dav"
 STATE_ALIASES = "aliases"
 CAL_MODULES = (Module.CALENDAR, Module.TASK)
+HOME_MODULES = {"calendars": CAL_MODULES, "addressbooks": (Module.CONTACT,)}
+"""Home kind -> the folder modules it lists as collections."""
 SUFFIX = {Module.CALENDAR: ".ics", Module.TASK: ".ics", Module.CONTACT: ".vcf"}
 _ID_NAME = re.compile(r"^(\d{1,18})\.(ics|vcf)$")
+_VOLATILE = re.compile(r"^(DTSTAMP[;:].*|LAST-MODIFIED[;:].*)$|;PARTSTAT=[^;:]*", re.M)
 
 
 class DavError(Exception):
@@ -265,10 +272,6 @@ def object_text(res: ObjectRes, vcard_version: str | None = None, uid_for_member
 
 
 def _render(res: ObjectRes, vcard_version: str | None, uid_for_member: Any) -> str:
-    from oxsync.formats import kept
-    from oxsync.formats.ical import appointment_to_ical, task_to_ical
-    from oxsync.formats.vcard import contact_to_vcard, source_version
-
     obj = res.master
     if isinstance(obj, Appointment):
         return xml_safe(kept.kept_text(obj.extra, appointment_to_ical(obj, res.exceptions)))
@@ -279,6 +282,14 @@ def _render(res: ObjectRes, vcard_version: str | None, uid_for_member: Any) -> s
     version = vcard_version or "3.0"  # RFC 6352: 3.0 unless asked (a 3.0-only client may read a 4.0 card)
     text = contact_to_vcard(obj, version, uid_for_member=uid_for_member)
     return xml_safe(kept.kept_text(obj.extra, text) if version == written else text)
+
+
+def schedule_tag(res: ObjectRes) -> str:
+    """The Schedule-Tag (RFC 6638 §3.2.10): ignores PARTSTAT and DTSTAMP, so an attendee's reply does
+    not change it."""
+    text = object_text(res).replace("\r\n ", "")
+    digest = hashlib.sha1(_VOLATILE.sub("", text).encode("utf-8")).hexdigest()[:16]
+    return f'"{digest}"'
 
 
 def member_uids(session: Any):  # type: ignore[no-untyped-def]

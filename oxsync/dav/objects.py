@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from oxsync.dav.context import Ctx
+from oxsync.dav.inbox import InboxItem, dismiss
 from oxsync.dav.layout import (
     Collection,
     DavError,
@@ -19,9 +21,10 @@ from oxsync.dav.layout import (
     member_uids,
     object_text,
     resolver,
+    schedule_tag,
 )
 from oxsync.dav.propfind import Response, parse_body, set_props_from
-from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, qn
 from oxsync.formats import kept
 from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
@@ -50,11 +53,9 @@ def check_conditions(ctx: Ctx, current: ObjectRes | None) -> None:
         if etag is None or ("*" not in tags and etag not in tags):
             raise DavError(412, text="If-Match failed")
     schedule_match = ctx.req.header("if-schedule-tag-match").strip()
-    if schedule_match:  # RFC 6638 §8.3: the organizer's version the client based its change on
-        from oxsync.dav.scheduling import schedule_tag
-
-        if current is None or schedule_tag(current) != schedule_match:
-            raise DavError(412, text="If-Schedule-Tag-Match failed")
+    # RFC 6638 §8.3: the organizer's version the client based its change on
+    if schedule_match and (current is None or schedule_tag(current) != schedule_match):
+        raise DavError(412, text="If-Schedule-Tag-Match failed")
     if if_none:
         tags = [t.strip() for t in if_none.split(",")]
         if etag is not None and ("*" in tags or etag in tags):
@@ -74,8 +75,6 @@ def vcard_version(ctx: Ctx) -> str | None:
 
 def get(ctx: Ctx) -> Response:
     res = resolve(ctx, ctx.req.path)
-    from oxsync.dav.scheduling import InboxItem
-
     if isinstance(res, InboxItem):
         return Response(200, res.text().encode("utf-8"), "text/calendar; charset=utf-8", {"ETag": res.etag})
     if not isinstance(res, ObjectRes):
@@ -90,8 +89,6 @@ def get(ctx: Ctx) -> Response:
     else:
         body, ctype = _rendered(res, object_text), "text/calendar; charset=utf-8"
     headers = {"ETag": res.etag}
-    from oxsync.dav.scheduling import schedule_tag
-
     if res.collection.module == Module.CALENDAR:
         headers["Schedule-Tag"] = schedule_tag(res)
     return Response(200, body.encode("utf-8"), ctype, headers)
@@ -205,8 +202,6 @@ def put(ctx: Ctx) -> Response:
         if kept.equivalent(object_text(saved, as_written, member_uids(ctx.session)), sent):
             headers["ETag"] = saved.etag  # else the store changed it: no strong ETag (RFC 4791 §5.3.4)
         if module == Module.CALENDAR:
-            from oxsync.dav.scheduling import schedule_tag
-
             headers["Schedule-Tag"] = schedule_tag(saved)
     return Response(201 if created else 204, b"", headers=headers)
 
@@ -360,8 +355,6 @@ def _attendee_reply(ctx: Ctx, collection: Collection, current: ObjectRes, new: A
 
 def delete(ctx: Ctx) -> Response:
     res = resolve(ctx, ctx.req.path)
-    from oxsync.dav.scheduling import InboxItem, dismiss
-
     if isinstance(res, InboxItem):
         dismiss(ctx, res)
         return Response(204)

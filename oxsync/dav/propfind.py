@@ -7,9 +7,10 @@ from typing import Any
 
 from lxml import etree
 
+from oxsync.dav.context import MAX_DEAD_VALUE, Ctx
 from oxsync.dav.layout import Collection, DavError, ObjectRes
-from oxsync.dav.props import ALLPROP, get_prop, privileges
-from oxsync.dav.tree import Ctx, children, resolve
+from oxsync.dav.props import ALLPROP, PROPS, get_prop, privileges
+from oxsync.dav.tree import children, resolve
 from oxsync.dav.xml import (
     APPLE,
     CALDAV,
@@ -183,9 +184,6 @@ def proppatch(ctx: Ctx) -> Response:
     if not isinstance(res, Collection) or qn(DAV, "write-properties") not in privileges(res):
         add_response_status(ms, ctx.req.path, [n for n, _ in changes], 403)
         return Response(207, tostring(ms), "application/xml; charset=utf-8")
-    from oxsync.dav.props import PROPS
-    from oxsync.dav.tree import MAX_DEAD_VALUE
-
     refused = [n for n, v in changes if (n in PROPS and n not in STORED) or len(v or "") > MAX_DEAD_VALUE]
     if refused:
         add_response_status(ms, res.path, refused, 403, [n for n, _ in changes if n not in refused], 424)

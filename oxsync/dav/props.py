@@ -25,6 +25,7 @@ from oxsync.dav.layout import (
     PrincipalRes,
     Root,
     principal_path,
+    schedule_tag,
 )
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, CS, DAV, element, href, qn
 from oxsync.model import Module
@@ -199,16 +200,8 @@ def _reports(ctx: Any, res: Any) -> Any:
 # ------------------------------------------------------------------------------ collections
 
 
-def _ctag_rev(ctx: Any, res: Any) -> int:
-    key = ("rev", res.folder_id)
-    cache = ctx._directory
-    if key not in cache:
-        cache[key] = ctx.session.folder_revision(res.folder_id)[0]
-    return int(cache[key])
-
-
 def _ctag(ctx: Any, res: Any) -> Any:
-    return f"{SYNC_PREFIX}{_ctag_rev(ctx, res)}" if isinstance(res, Collection) else None
+    return f"{SYNC_PREFIX}{ctx.folder_revision(res.folder_id)}" if isinstance(res, Collection) else None
 
 
 def _components(ctx: Any, res: Any) -> Any:
@@ -294,8 +287,6 @@ def _last_modified(ctx: Any, res: Any) -> Any:
 
 
 def _schedule_tag(ctx: Any, res: Any) -> Any:
-    from oxsync.dav.scheduling import schedule_tag
-
     return schedule_tag(res) if isinstance(res, ObjectRes) and res.collection.module == Module.CALENDAR else None
 
 

@@ -11,9 +11,10 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 from oxsync.dav import filters
+from oxsync.dav.context import Ctx
 from oxsync.dav.layout import Collection, DavError, ObjectRes, member_uids, object_text
 from oxsync.dav.propfind import Response, add_status, describe, multistatus, parse_body
-from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
 from oxsync.model import Module, ShownAs
 from oxsync.render import note_skipped

@@ -12,9 +12,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.dav import objects, propfind, reports
+from oxsync.dav.context import Ctx, DavRequest
 from oxsync.dav.layout import DavError, NameCache
 from oxsync.dav.propfind import Response
-from oxsync.dav.tree import Ctx, DavRequest
 from oxsync.dav.xml import CALDAV, DAV, error_body, qn
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
@@ -95,8 +95,7 @@ def run_handler(session: Any, req: DavRequest, handler: Handler) -> Response:
     """On the pool, inside the transaction. A DavError/StoreError propagates so the write rolls back."""
     ctx = Ctx(req, session)
     response = handler(ctx)
-    if ctx._texts is not None:
-        ctx.texts.flush()  # texts rendered for this answer, cached for the next one
+    ctx.flush_texts()
     return response
 
 

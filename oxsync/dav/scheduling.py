@@ -3,38 +3,29 @@
 Invitations need no iTIP delivery: a meeting is ONE store object placed in every internal attendee's
 calendar, so an organizer's PUT is seen by attendees at once, and an attendee's PUT changes only their
 PARTSTAT (objects._attendee_reply -> store.confirm). The outbox answers VFREEBUSY requests from
-store.free_busy (busy time only, no details). The Schedule-Tag ignores PARTSTAT and DTSTAMP, so an
-attendee reply does not change it (RFC 6638 §3.2.10).
+store.free_busy (busy time only, no details). The Schedule-Tag is computed in `layout.schedule_tag`,
+the schedule inbox is `inbox.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from icalendar import Calendar
 from lxml import etree
 
-from oxsync.dav.layout import Box, DavError, ObjectRes, object_text
+from oxsync.dav.context import Ctx
+from oxsync.dav.layout import Box, DavError
 from oxsync.dav.propfind import Response
-from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, new_root, qn, tostring
-from oxsync.model import Appointment, Module
-from oxsync.model.appointment import Confirmation, ParticipantKind, ShownAs
+from oxsync.model.appointment import ShownAs
 from oxsync.model.text import xml_safe
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
-_VOLATILE = re.compile(r"^(DTSTAMP[;:].*|LAST-MODIFIED[;:].*)$|;PARTSTAT=[^;:]*", re.M)
 FBTYPE = {ShownAs.RESERVED: "BUSY", ShownAs.TEMPORARY: "BUSY-TENTATIVE", ShownAs.ABSENT: "BUSY-UNAVAILABLE"}
-
-
-def schedule_tag(res: ObjectRes) -> str:
-    text = object_text(res).replace("\r\n ", "")
-    digest = hashlib.sha1(_VOLATILE.sub("", text).encode("utf-8")).hexdigest()[:16]
-    return f'"{digest}"'
 
 
 def _utc(value: Any) -> datetime:
@@ -96,71 +87,3 @@ def _reply(start: datetime, end: datetime, periods: list[tuple[datetime, datetim
     if any(x.startswith("UID:") for x in lines):
         text = re.sub(r"UID:[0-9a-f-]{36}\r\n", "", text, count=1)
     return text
-
-
-# ------------------------------------------------------------------------------ schedule inbox
-
-STATE_INBOX = "inbox"
-
-
-@dataclass
-class InboxItem:
-    """An invitation the user has not answered yet, shown as an iTIP REQUEST (RFC 6638 §4.1).
-
-    The meeting itself is already in the attendee's calendar (auto-schedule); the inbox item is a
-    view of it that disappears once answered or DELETEd (dismissals kept in the user's state)."""
-
-    box: Box
-    obj: Any
-
-    @property
-    def name(self) -> str:
-        return f"invite-{self.obj.object_id}-{self.obj.last_modified}.ics"
-
-    @property
-    def path(self) -> str:
-        return self.box.path + self.name
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.obj.object_id}-{self.obj.last_modified}"'
-
-    def text(self) -> str:
-        from oxsync.formats.ical import appointment_to_ical
-
-        body = appointment_to_ical(self.obj)
-        return body.replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:REQUEST\r\n", 1)
-
-
-def inbox_items(ctx: Ctx, box: Box) -> list[InboxItem]:
-    dismissed = ctx.session.get_state("dav", STATE_INBOX) or {}
-    items = []
-    for access in ctx.folders():
-        folder = access.folder
-        if folder.module != Module.CALENDAR or access.shared or folder.owner != ctx.user_id:
-            continue
-        for obj in ctx.session.list_objects(folder.id):
-            if not isinstance(obj, Appointment) or obj.is_exception or not obj.participants:
-                continue
-            if obj.created_by == ctx.user_id or obj.organizer_id == ctx.user_id:
-                continue
-            mine = next((p for p in obj.participants
-                         if p.kind == ParticipantKind.USER and p.entity == ctx.user_id), None)
-            if mine is None or mine.confirmation != Confirmation.NONE:
-                continue
-            if dismissed.get(str(obj.object_id)) == obj.last_modified:
-                continue
-            items.append(InboxItem(box, obj))
-    return items
-
-
-def find_inbox_item(ctx: Ctx, box: Box, name: str) -> InboxItem | None:
-    return next((i for i in inbox_items(ctx, box) if i.name == name), None)
-
-
-def dismiss(ctx: Ctx, item: InboxItem) -> None:
-    state = ctx.session.get_state("dav", STATE_INBOX) or {}
-    live = {str(i.obj.object_id) for i in inbox_items(ctx, item.box)}
-    state = {k: v for k, v in state.items() if k in live}
-    state[str(item.obj.object_id)] = item.obj.last_modified
-    ctx.session.put_state("dav", STATE_INBOX, state)

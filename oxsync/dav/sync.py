@@ -17,6 +17,7 @@ from typing import Any
 
 from lxml import etree
 
+from oxsync.dav.context import Ctx
 from oxsync.dav.layout import (
     SYNC_PREFIX,
     Collection,
@@ -26,7 +27,7 @@ from oxsync.dav.layout import (
 )
 from oxsync.dav.propfind import Response, describe, listing_is_light, multistatus
 from oxsync.dav.reports import XML, _prop_names, data_getters
-from oxsync.dav.tree import Ctx, resolve
+from oxsync.dav.tree import resolve
 from oxsync.dav.xml import DAV, first, qn, tostring
 from oxsync.store.errors import ResyncRequired
 
