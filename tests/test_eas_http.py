@@ -20,6 +20,17 @@ EAS = "/Microsoft-Server-ActiveSync"
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 """Protocol-level behaviour that does not depend on the database: run once, on SQLite."""
 
+def test_the_command_table_binds_every_advertised_command() -> None:
+    """One explicit table (oxsync.eas.commands.HANDLERS) binds every command advertised in
+    MS-ASProtocolCommands, and only those: a command cannot exist by an import side effect alone."""
+    from oxsync.eas import protocol
+    from oxsync.eas.commands import HANDLERS
+
+    assert set(HANDLERS) == set(protocol.COMMANDS)
+    assert all(callable(handler) and handler.__module__.startswith("oxsync.eas.commands.")
+               for handler in HANDLERS.values())
+
+
 @pytest.fixture
 def running(live_server, store, world):  # type: ignore[no-untyped-def]
     return live_server(store, setup=install)

@@ -11,7 +11,6 @@ from typing import Any
 
 def install(service: Any) -> Any:
     """Attach ActiveSync to an `OxsyncService`; returns the `Eas` instance (tests and benches use it)."""
-    from oxsync.eas import commands  # noqa: F401 - registers the command handlers
     from oxsync.eas.autodiscover import AutodiscoverRoot
     from oxsync.eas.http import ActiveSyncResource
     from oxsync.eas.service import Eas

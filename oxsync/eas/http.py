@@ -21,8 +21,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.eas import protocol, state
+from oxsync.eas.commands import HANDLERS
 from oxsync.eas.request import (
-    HANDLERS,
     BadRequest,
     EasRequest,
     EasResponse,

@@ -136,12 +136,4 @@ def status_response(cmd: str, status: int) -> EasResponse:
 
 
 Handler = Callable[["Eas", EasRequest], "EasResponse | Deferred[EasResponse]"]
-HANDLERS: dict[str, Handler] = {}
-
-
-def command(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-
-    return register
+"""A command's code; `oxsync.eas.commands.HANDLERS` binds each command name to one."""

@@ -24,7 +24,7 @@ from oxsync.eas import mailfolders
 from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.settings import GAL_FIELDS, _picture
 from oxsync.eas.mapping.email import eas_date
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.mail import gateway
@@ -103,7 +103,6 @@ def _range(text: str | None, limit: int) -> tuple[int, int]:
     return low, min(high, low + limit - 1)
 
 
-@command("Find")
 def find(eas: Eas, req: EasRequest) -> Any:
     try:
         request = parse(req.body, req.v, eas.config.max_search_results)

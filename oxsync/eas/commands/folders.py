@@ -16,7 +16,7 @@ from typing import Any
 from oxsync.eas import mailfolders, state
 from oxsync.eas.commands import mailhierarchy
 from oxsync.eas.protocol import MAIL_FOLDERS, FolderKind
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.mail import MailUnavailable
@@ -76,7 +76,6 @@ def _status(cmd: str, status: int) -> EasResponse:
     return EasResponse(E(f"FolderHierarchy:{cmd}", E("FolderHierarchy:Status", str(status))))
 
 
-@command("FolderSync")
 def folder_sync(eas: Eas, req: EasRequest) -> Any:
     if eas.mail is None:
         return eas.write(req, lambda session: _folder_sync(eas, session, req))
@@ -161,7 +160,6 @@ def _error_status(exc: StoreError) -> int:
     return 6
 
 
-@command("FolderCreate")
 def folder_create(eas: Eas, req: EasRequest) -> Any:
     if mailhierarchy.wants_mail(eas, req):
         return mailhierarchy.change_mail_folder(eas, req)
@@ -194,7 +192,6 @@ def _folder_create(eas: Eas, session: UserSession, req: EasRequest) -> EasRespon
                          E("FolderHierarchy:SyncKey", new_key), E("FolderHierarchy:ServerId", server_id)))
 
 
-@command("FolderUpdate")
 def folder_update(eas: Eas, req: EasRequest) -> Any:
     if mailhierarchy.wants_mail(eas, req):
         return mailhierarchy.change_mail_folder(eas, req)
@@ -226,7 +223,6 @@ def _folder_update(session: UserSession, req: EasRequest) -> EasResponse:
                          E("FolderHierarchy:SyncKey", new_key)))
 
 
-@command("FolderDelete")
 def folder_delete(eas: Eas, req: EasRequest) -> Any:
     if mailhierarchy.wants_mail(eas, req):
         return mailhierarchy.change_mail_folder(eas, req)

@@ -14,7 +14,7 @@ from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.sync import MAIL_IDS, map_context, resolve_collection
 from oxsync.eas.mailfolders import is_mail_id
 from oxsync.eas.mapping.registry import BY_MODULE
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element, encode
 from oxsync.model import Appointment, Confirmation, Module
@@ -28,7 +28,6 @@ CLASS_OF = {Module.CONTACT: "Contacts", Module.CALENDAR: "Calendar", Module.TASK
 # ------------------------------------------------------------------ GetItemEstimate
 
 
-@command("GetItemEstimate")
 def get_item_estimate(eas: Eas, req: EasRequest) -> Any:
     unlisted: list[tuple[Element, mailitems.Unlisted]] = []
 
@@ -92,7 +91,6 @@ def _estimate(eas: Eas, session: UserSession, req: EasRequest,
 # ------------------------------------------------------------------ MoveItems
 
 
-@command("MoveItems")
 def move_items(eas: Eas, req: EasRequest) -> Any:
     moves = req.body.findall("Move:Move") if req.body is not None else []
     mail = [m for m in moves if mailitems.concerns_mail(eas, m.findtext("Move:SrcFldId", ""),
@@ -185,7 +183,6 @@ def multipart(response: EasResponse) -> EasResponse:
     return EasResponse(b"".join(out + parts), response.code, response.headers, MULTIPART_CONTENT_TYPE)
 
 
-@command("ItemOperations")
 def item_operations(eas: Eas, req: EasRequest) -> Any:
     d = maybeDeferred(_item_operations_any, eas, req)
     if req.accept_multipart:
@@ -289,7 +286,6 @@ def _fetch_attachment(session: UserSession, reference: str) -> Element:
 RESPONSES = {"1": Confirmation.ACCEPT, "2": Confirmation.TENTATIVE, "3": Confirmation.DECLINE}
 
 
-@command("MeetingResponse")
 def meeting_response(eas: Eas, req: EasRequest) -> Any:
     requests = req.body.findall("MeetingResponse:Request") if req.body is not None else []
     if eas.mail is not None and any(is_mail_id(r.findtext("MeetingResponse:CollectionId", "")) for r in requests):

@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from oxsync.eas import mailbox_send, protocol
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E
 from oxsync.mail.compose import NoRecipient, prepare
@@ -108,6 +108,3 @@ def _send(eas: Eas, req: EasRequest, client_id: str, raw: bytes,
     d.addCallbacks(queued, refused)
     return d
 
-
-for _name in ("SendMail", "SmartReply", "SmartForward"):
-    command(_name)(send)

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 
 from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.mapping.email import BodyPref, Rendering, parse_file_reference, to_eas
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.mail import MailUnavailable, gateway
@@ -312,7 +312,6 @@ def unavailable_response(failure: Any, root: str, status_tag: str, code: str) ->
 
 
 
-@command("GetAttachment")
 def get_attachment(eas: Eas, req: EasRequest) -> Any:
     """12.x: the attachment named by `AttachmentName` (our FileReference) as the raw response body;
     HTTP 500 when it cannot be served (MS-ASCMD GetAttachment has no status element)."""

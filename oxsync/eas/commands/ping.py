@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 
 from oxsync.eas import mailfolders, mailsync, state
 from oxsync.eas.protocol import MAIL_FOLDERS
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E
 from oxsync.mail import MailUnavailable, gateway
@@ -39,7 +39,6 @@ def changed_folders(session: UserSession, device_id: str, folders: list[int]) ->
     return out
 
 
-@command("Ping")
 def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
     cfg = eas.config
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from oxsync.eas import protocol, state
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.store.session import UserSession
@@ -66,7 +66,6 @@ def policy_document(req: EasRequest, requires_password: bool) -> Element:
     return doc
 
 
-@command("Provision")
 def provision(eas: Eas, req: EasRequest) -> Any:
     return eas.write(req, lambda session: _provision(eas, session, req))
 

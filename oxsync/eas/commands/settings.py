@@ -14,7 +14,7 @@ from oxsync.eas.certs import validate_all
 from oxsync.eas.commands import mailitems
 from oxsync.eas.commands.provision import device_information
 from oxsync.eas.mapping.common import InvalidValue, extended, parse_datetime
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element
 from oxsync.model import Contact, ShownAs
@@ -28,7 +28,6 @@ OOF_KEY = "eas_oof"
 APPLIES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExternalUnknown")
 
 
-@command("Settings")
 def settings(eas: Eas, req: EasRequest) -> Any:
     d = eas.write(req, lambda session: _settings(session, req))
     oof = req.body.find(f"{S}:Oof") if req.body is not None else None
@@ -138,7 +137,6 @@ GAL_FIELDS = (("DisplayName", "display_name"), ("Phone", "phone_business"), ("Of
 """GAL properties <-> contact fields (Alias comes from the account login)."""
 
 
-@command("Search")
 def search(eas: Eas, req: EasRequest) -> Any:
     store = req.body.find("Search:Store") if req.body is not None else None
     if store is not None and store.findtext("Search:Name", "") == "Mailbox" and eas.mail is not None:
@@ -221,7 +219,6 @@ def merged_free_busy(periods: list[Any], start: datetime, end: datetime) -> str:
     return "".join(slots)
 
 
-@command("ResolveRecipients")
 def resolve_recipients(eas: Eas, req: EasRequest) -> Any:
     return eas.read(req, lambda session: _resolve(eas, session, req))
 
@@ -284,7 +281,6 @@ def _availability(session: UserSession, user_id: int | None, window: tuple[datet
 # ------------------------------------------------------------------ ValidateCert
 
 
-@command("ValidateCert")
 def validate_cert(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
     """Check each S/MIME certificate against the sent chain and the trusted roots (oxsync.eas.certs)."""
     body = req.body

@@ -23,7 +23,7 @@ from oxsync.eas.collection import CollectionRequest, CollectionSync, Outcome, st
 from oxsync.eas.draftsend import send_drafts
 from oxsync.eas.mapping.common import MapContext
 from oxsync.eas.protocol import MAIL_FOLDERS
-from oxsync.eas.request import EasRequest, EasResponse, command
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
 from oxsync.mail import MailUnavailable
@@ -256,7 +256,6 @@ def load_cached(session: UserSession, device_id: str) -> Element | None:
         return None
 
 
-@command("Sync")
 def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
     def prepare(session: UserSession) -> tuple[SyncPlan | None, list[Outcome] | EasResponse]:
         cached = load_cached(session, req.device_id)
