@@ -17,7 +17,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, overload
 
 from lxml import etree
 
@@ -112,6 +112,13 @@ class Element:
     def findall(self, tag: str) -> list[Element]:
         """All direct children with this tag."""
         return [c for c in self.children if c.tag == tag]
+
+    @overload
+    def findtext(self, tag: str) -> str | None: ...
+    @overload
+    def findtext(self, tag: str, default: str) -> str: ...
+    @overload
+    def findtext(self, tag: str, default: None) -> str | None: ...
 
     def findtext(self, tag: str, default: str | None = None) -> str | None:
         """Text of the first child with this tag ("" if it is empty), or `default` if absent.
