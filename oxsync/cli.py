@@ -327,7 +327,7 @@ def cmd_config_check(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser and entry point
 
 
-def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_local(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create the schema and the tenant")
     p.add_argument("--domain", help=f"tenant domain (default: --tenant or {DEFAULT_DOMAIN})")
     p.add_argument("--max-accounts", type=parse_limit, help="maximum number of accounts")

@@ -274,7 +274,7 @@ def cmd_resource_delete(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- registration
 
 
-def _register_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_users(sub: argparse._SubParsersAction) -> None:
     users = sub.add_parser("user", help="accounts").add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def names(p: argparse.ArgumentParser) -> None:
@@ -319,7 +319,7 @@ def _register_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     register_user_verbs(users)
 
 
-def _register_groups_resources(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_groups_resources(sub: argparse._SubParsersAction) -> None:
     groups = sub.add_parser("group", help="user groups").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = groups.add_parser("add", help="create a group")
     p.add_argument("group", metavar="NAME")
@@ -352,6 +352,6 @@ def _register_groups_resources(sub: argparse._SubParsersAction) -> None:  # type
     p.set_defaults(handler=cmd_resource_delete)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     _register_users(sub)
     _register_groups_resources(sub)

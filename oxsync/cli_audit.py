@@ -74,7 +74,7 @@ def cmd_token_revoke(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="administrative actions: who, what, when, from where (newest first)")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--all", action="store_true", help="every tenant (and platform actions)")

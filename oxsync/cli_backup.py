@@ -29,7 +29,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backup", help="write a consistent copy of the database to FILE (safe while serving)")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(handler=cmd_backup)

@@ -87,7 +87,7 @@ def cmd_device_remove(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     device = sub.add_parser("device", help="ActiveSync devices").add_subparsers(dest="action", required=True)
     p = device.add_parser("list", help="devices with type, model, user agent, last sync and policy state")
     p.add_argument("--user", metavar="LOGIN", help="only this user's devices")

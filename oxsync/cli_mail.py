@@ -202,7 +202,7 @@ def cmd_rules(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_user_verbs(users: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_user_verbs(users: argparse._SubParsersAction) -> None:
     rules = users.add_parser("rules", help="server-side mail filter rules (Sieve)").add_subparsers(
         dest="rules_action", required=True, metavar="ACTION")
     p = rules.add_parser("list", help="the account's rules, in order")
@@ -250,7 +250,7 @@ def register_user_verbs(users: argparse._SubParsersAction) -> None:  # type: ign
         p.set_defaults(handler=handler)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     mail = sub.add_parser("mail", help="the outbound mail queue").add_subparsers(dest="action", required=True,
                                                                              metavar="ACTION")
     p = mail.add_parser("queue", help="list queued, sent and failed mail, newest first")

@@ -172,11 +172,11 @@ def cmd_user_rename(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _actions(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+def _actions(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Adds to the `tenant` and `user` commands registered before."""
     tenant = _actions(sub.choices["tenant"])
     p = tenant.add_parser("rename", help="change a tenant's domain (its addresses follow)")

@@ -195,7 +195,7 @@ def cmd_dns(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the server")
     p.add_argument("--demo", action="store_true", help="create a demo tenant with users and data if missing")
     p.add_argument("--listen", metavar="ENDPOINT",

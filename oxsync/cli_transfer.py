@@ -189,7 +189,7 @@ class ImportFailed(CliError):
 # ---------------------------------------------------------------- input
 
 
-def _progress(args: argparse.Namespace, total: int, unit: str, desc: str) -> tqdm:  # type: ignore[type-arg]
+def _progress(args: argparse.Namespace, total: int, unit: str, desc: str) -> tqdm:
     """A bar on stderr when asked (--progress) or on a terminal (then only once it takes a while)."""
     enabled = args.progress or sys.stderr.isatty()
     delay = 0 if args.progress else PROGRESS_DELAY_SECONDS
@@ -453,7 +453,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- registration
 
 
-def _register_folders(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_folders(sub: argparse._SubParsersAction) -> None:
     folders = sub.add_parser("folder", help="folders and sharing").add_subparsers(dest="action", required=True,
                                                                                   metavar="ACTION")
     p = folders.add_parser("list", help="folders visible to a user, with their rights")
@@ -477,7 +477,7 @@ def _register_folders(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(handler=cmd_folder_share)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     _register_folders(sub)
     p = sub.add_parser("import", help="import a .vcf or .ics file into a user's folders (all or nothing), "
                                       "or a directory written by export --all")

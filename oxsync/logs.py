@@ -75,7 +75,7 @@ class TextFormatter(logging.Formatter):
 class PrivateWatchedFileHandler(logging.handlers.WatchedFileHandler):
     """A log file that is reopened when logrotate moves it away, and always created 0600."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
 

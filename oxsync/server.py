@@ -212,7 +212,7 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> Oxsyn
         admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
     service = OxsyncService(site, async_store, bus, http, admin)
     health = site.root.children[b"health"]
-    health.listener_states = service.listener_states  # type: ignore[attr-defined]
+    health.listener_states = service.listener_states
     if settings.auth.account_poll_seconds > 0 and store.engine.dialect.name == "sqlite":
         verified = site.context.authenticator.verified
         AccountPollService(async_store, settings.auth.account_poll_seconds, lambda: len(verified) > 0

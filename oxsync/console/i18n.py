@@ -17,7 +17,7 @@ def strings(lang: str) -> dict[str, str]:
     return dict(json.loads(text))
 
 
-def translator(lang: str):  # type: ignore[no-untyped-def]
+def translator(lang: str):
     table, fallback = strings(lang), strings("en")
 
     def t(key: str, **values: object) -> str:

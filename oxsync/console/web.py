@@ -327,7 +327,7 @@ class ConsoleResource(Resource):
         return (message + "\n").encode("utf-8")
 
 
-def ctx_t(ctx: Ctx):  # type: ignore[no-untyped-def]
+def ctx_t(ctx: Ctx):
     return i18n.translator(ctx.lang)
 
 

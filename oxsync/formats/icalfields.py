@@ -65,7 +65,7 @@ def _dec_end(ctx: Decoding, values: list[Any]) -> Any:
         if isinstance(end, datetime) != isinstance(start, datetime):
             raise FieldError("DTEND", "DTEND and DTSTART must both be dates or both date-times")
     elif duration := ctx.values("DURATION"):
-        end = start + duration[0].dt  # type: ignore[operator]
+        end = start + duration[0].dt
         ctx.keep("DURATION", ctx.block.lines_of("DURATION")[0])  # written as given while it still holds
     else:
         end = start if isinstance(start, datetime) else start + timedelta(days=1)  # type: ignore[operator]
@@ -390,7 +390,7 @@ def _kept_time(out: Encoding, prop: str, value: date) -> bool:
         return False
     tzid = re.search(r";TZID=\"?([^\":;]+)", line.split(":", 1)[0] + ":")
     if tzid and (name := iana_name(tzid.group(1))) not in (None, "UTC"):
-        out.zones.add(name)  # type: ignore[arg-type]
+        out.zones.add(name)
     return True
 
 

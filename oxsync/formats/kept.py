@@ -413,7 +413,7 @@ def kept_text(extra: dict[str, str], current: str) -> str:
 
 
 def _canonical(comp: Comp) -> tuple[str, tuple[str, ...], tuple[object, ...]]:
-    return comp.name, tuple(sorted(comp.props)), tuple(sorted(_canonical(c) for c in comp.children))  # type: ignore[type-var]
+    return comp.name, tuple(sorted(comp.props)), tuple(sorted(_canonical(c) for c in comp.children))
 
 
 def equivalent(left: str, right: str) -> bool:

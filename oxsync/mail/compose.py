@@ -34,7 +34,7 @@ class Submission:
 
 
 def prepare(raw: bytes, account_email: str, display_name: str = "") -> Submission:
-    msg: EmailMessage = BytesParser(policy=policy.SMTP).parsebytes(raw)  # type: ignore[assignment]
+    msg: EmailMessage = BytesParser(policy=policy.SMTP).parsebytes(raw)
     pairs = getaddresses([str(v) for name in ("To", "Cc", "Bcc") for v in msg.get_all(name, [])])
     recipients = sorted({addr.strip() for _, addr in pairs if "@" in addr})
     if not recipients:
@@ -56,7 +56,7 @@ def prepare(raw: bytes, account_email: str, display_name: str = "") -> Submissio
 # ------------------------------------------------------------------------------ SmartReply / SmartForward
 
 def _parse(raw: bytes) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[return-value]
+    return BytesParser(policy=policy.default).parsebytes(raw)
 
 
 def _bodies(msg: EmailMessage) -> tuple[str, str]:

@@ -99,7 +99,7 @@ def _subject(method: str, obj: Appointment, sequence: int, partstat: str, instan
 
 
 def _summary(method: str, obj: Appointment, payload: dict[str, Any], partstat: str) -> str:
-    organizer = formataddr(tuple(payload["organizer"]))  # type: ignore[arg-type]
+    organizer = formataddr(tuple(payload["organizer"]))
     lines = [obj.title or "(no title)", ""]
     if _when(obj):
         lines.append(f"When: {_when(obj)}")
@@ -109,7 +109,7 @@ def _summary(method: str, obj: Appointment, payload: dict[str, Any], partstat: s
     if method == "CANCEL":
         lines += ["", "This meeting has been cancelled."]
     elif method == "REPLY":
-        lines += ["", f"{formataddr(tuple(payload['from']))}: {VERB.get(partstat, partstat).lower()}."]  # type: ignore[arg-type]
+        lines += ["", f"{formataddr(tuple(payload['from']))}: {VERB.get(partstat, partstat).lower()}."]
     if obj.note and method != "REPLY":
         lines += ["", obj.note]
     return "\n".join(lines) + "\n"
@@ -120,8 +120,8 @@ def build_message(payload: dict[str, Any], key: str) -> bytes:
     ics, obj, partstat = calendar_text(payload)
     sender = payload["from"]
     msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = formataddr(tuple(sender))  # type: ignore[arg-type]
-    msg["To"] = formataddr(tuple(payload["to"]))  # type: ignore[arg-type]
+    msg["From"] = formataddr(tuple(sender))
+    msg["To"] = formataddr(tuple(payload["to"]))
     msg["Subject"] = _subject(method, obj, int(payload["sequence"]), partstat, payload.get("instance", ""))
     msg["Date"] = formatdate(payload["created_ms"] / 1000, usegmt=True)
     domain = sender[1].rpartition("@")[2] or "oxsync.invalid"

@@ -33,7 +33,7 @@ def find_invitation(raw: bytes, resolve: Any = None) -> Invitation | None:
     """The message's iCalendar invitation, or None (no calendar part, no method, no event)."""
     if not CALENDAR_HINT.search(raw):
         return None
-    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)
     for part in msg.walk():
         if part.get_content_type() not in ("text/calendar", "application/ics"):
             continue

@@ -49,7 +49,7 @@ def _address(value: object) -> str:
 
 def replies_in(raw: bytes) -> list[Reply]:
     """Every (event, attendee, PARTSTAT) a METHOD:REPLY calendar part of the message carries."""
-    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)
     found: list[Reply] = []
     parts = [p for p in msg.walk() if p.get_content_type() in ("text/calendar", "application/ics")][:MAX_PARTS]
     for part in parts:
@@ -114,7 +114,7 @@ def collect_sender(store: Store, recipient: str, raw: bytes) -> str:
     found = store.resolve_login(recipient)
     if found is None:
         return "unknown recipient"
-    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)  # type: ignore[assignment]
+    msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
     if is_list_mail(msg):
         return "list mail: sender not collected"
     name, address = parseaddr(str(msg.get("From", "")))

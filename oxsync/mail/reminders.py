@@ -29,7 +29,7 @@ def _message(mail: OutboundMail, subject: str, body: str, created_ms: int) -> by
     to = mail.payload["to"] if mail.payload else ["", mail.recipients[0]]
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = formataddr(("oxsync reminders", mail.sender))
-    msg["To"] = formataddr(tuple(to))  # type: ignore[arg-type]
+    msg["To"] = formataddr(tuple(to))
     msg["Subject"] = subject
     msg["Date"] = formatdate(created_ms / 1000, usegmt=True)
     domain = mail.sender.rpartition("@")[2] or "oxsync.invalid"

@@ -113,7 +113,7 @@ class WellKnownRouter(Resource):
         if path == b"autoconfig":
             return self.autoconfig
         if self.previous is None:
-            return super().getChild(path, request)  # type: ignore[return-value]
+            return super().getChild(path, request)
         if self.previous.isLeaf:
             return self.previous  # it reads request.path itself (the CalDAV/CardDAV redirects)
-        return self.previous.getChildWithDefault(path, request)  # type: ignore[return-value]
+        return self.previous.getChildWithDefault(path, request)

@@ -69,11 +69,11 @@ class AttachmentServlet(Resource):
         super().__init__()
         self.ctx = ctx
 
-    def _go(self, request: Request, action) -> Any:  # type: ignore[no-untyped-def]
+    def _go(self, request: Request, action) -> Any:
         body = request.content.read() if request.content is not None else b""
         d = self.ctx.auth.authenticate(request)
 
-        def authed(who: OxUser | None):  # type: ignore[no-untyped-def]
+        def authed(who: OxUser | None):
             if who is None or is_gone(request):
                 return None
             module = _header_int(request, "module")
@@ -82,7 +82,7 @@ class AttachmentServlet(Resource):
             folder_id = _header_int(request, "target_folder_id")
             target_id = _header_int(request, "target_id")
 
-            def work(session):  # type: ignore[no-untyped-def]
+            def work(session):
                 check_account(session, who)
                 return action(session, folder_id, target_id, body)
 
@@ -106,10 +106,10 @@ class AttachmentServlet(Resource):
             send_text(request, 413, f"attachment over the {limit} byte limit\n")
             return NOT_DONE_YET
 
-        def action(session, folder_id, target_id, body):  # type: ignore[no-untyped-def]
+        def action(session, folder_id, target_id, body):
             return session.add_attachment(folder_id, target_id, filename, mimetype, body, rtf)
 
-        def done(meta) -> None:  # type: ignore[no-untyped-def]
+        def done(meta) -> None:
             if meta is None:
                 return
             prop = el("object_id", meta.id) + el("last_modified", to_ms(meta.creation_time))
@@ -127,10 +127,10 @@ class AttachmentServlet(Resource):
             send_text(request, 409, f"{exc}\n")
             return NOT_DONE_YET
 
-        def action(session, folder_id, target_id, body):  # type: ignore[no-untyped-def]
+        def action(session, folder_id, target_id, body):
             return session.get_attachment(folder_id, target_id, attachment_id)
 
-        def done(found) -> None:  # type: ignore[no-untyped-def]
+        def done(found) -> None:
             if found is not None:
                 send_bytes(request, 200, found.content, found.meta.mimetype.encode("latin-1", "replace"))
 
@@ -144,11 +144,11 @@ class AttachmentServlet(Resource):
             send_text(request, 409, f"{exc}\n")
             return NOT_DONE_YET
 
-        def action(session, folder_id, target_id, body):  # type: ignore[no-untyped-def]
+        def action(session, folder_id, target_id, body):
             session.delete_attachment(folder_id, target_id, attachment_id)
             return True
 
-        def done(ok) -> None:  # type: ignore[no-untyped-def]
+        def done(ok) -> None:
             if ok:
                 send_text(request, 200, "OK\n")
 

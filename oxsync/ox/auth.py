@@ -107,7 +107,7 @@ def check_account(session: UserSession, who: OxUser) -> None:
 class OxAuth:
     """Basic first (when sent), else a valid cookie, else the 401 challenge."""
 
-    def __init__(self, authenticator: Authenticator, cookies: SessionCookies, on_login=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, authenticator: Authenticator, cookies: SessionCookies, on_login=None) -> None:
         self.authenticator = authenticator
         self.cookies = cookies
         self.on_login = on_login

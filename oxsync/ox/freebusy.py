@@ -104,7 +104,7 @@ def _stamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def lookup(store: Store, address: str, domain: str, context: int | None, low: datetime, high: datetime):  # type: ignore[no-untyped-def]
+def lookup(store: Store, address: str, domain: str, context: int | None, low: datetime, high: datetime):
     """On the pool: (address, busy periods) or NotFound. The tenant is the one owning `server`."""
     tenant_id = context
     if domain:
@@ -168,7 +168,7 @@ class FreeBusyServlet(Resource):
                        errbackArgs=(request,))
         return NOT_DONE_YET
 
-    def _answer(self, periods, request: Request, address: str, low: datetime, high: datetime,  # type: ignore[no-untyped-def]
+    def _answer(self, periods, request: Request, address: str, low: datetime, high: datetime,
                 now: datetime, simple: bool) -> None:
         mapping = FBTYPES.get(self.settings.freebusy_fbtype_mapping, FBTYPES["correct"])
         lines = ["BEGIN:VCALENDAR", "PRODID:-//www.open-xchange.org//", "VERSION:2.0", "METHOD:PUBLISH",

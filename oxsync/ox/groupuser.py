@@ -51,7 +51,7 @@ def propfind(session: UserSession, given: dict[str, etree._Element]) -> str:
             "</D:response>")
 
 
-def _users(session: UserSession, pattern: str, lastsync: int, deleted: list) -> str:  # type: ignore[type-arg]
+def _users(session: UserSession, pattern: str, lastsync: int, deleted: list) -> str:
     contacts = {c.object_id: c for c in session.list_objects(GLOBAL_ADDRESS_BOOK) if isinstance(c, Contact)}
     groups = session.groups()
     member_of: dict[int, list[int]] = {}
@@ -98,7 +98,7 @@ def _esc(value: str) -> str:
     return escape(xml_safe(value or ""))
 
 
-def _groups(session: UserSession, pattern: str, has_lastsync: bool, lastsync: int, deleted: list) -> str:  # type: ignore[type-arg]
+def _groups(session: UserSession, pattern: str, has_lastsync: bool, lastsync: int, deleted: list) -> str:
     out = []
     for g in session.groups():
         if has_lastsync and (g.last_modified or 0) <= lastsync and lastsync:
@@ -113,7 +113,7 @@ def _groups(session: UserSession, pattern: str, has_lastsync: bool, lastsync: in
     return "".join(out)
 
 
-def _resources(session: UserSession, pattern: str, has_lastsync: bool, lastsync: int, deleted: list) -> str:  # type: ignore[type-arg]
+def _resources(session: UserSession, pattern: str, has_lastsync: bool, lastsync: int, deleted: list) -> str:
     out = []
     for r in session.resources():
         if has_lastsync and (r.last_modified or 0) <= lastsync and lastsync:

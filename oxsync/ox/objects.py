@@ -61,7 +61,7 @@ def object_response(spec: ObjectModule, obj: object, folder_id: int) -> str:
     return response(obj.object_id, prop)  # type: ignore[attr-defined]
 
 
-def object_responses(spec: ObjectModule, objs: list, folder_id: int) -> list[str]:  # type: ignore[type-arg]
+def object_responses(spec: ObjectModule, objs: list, folder_id: int) -> list[str]:
     """CREATE responses of `objs`; one that cannot be rendered is left out (logged and counted)."""
     return render_each("ox", objs, lambda o: object_response(spec, o, folder_id), folder_id=folder_id)
 

@@ -109,7 +109,7 @@ class XmlServlet(Resource):
     # -------------------------------------------------------------- helpers
 
     def _store(self, who: OxUser, write: bool, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        def work(session):  # type: ignore[no-untyped-def]
+        def work(session):
             check_account(session, who)
             return fn(session, *args)
 
@@ -179,7 +179,7 @@ class XmlServlet(Resource):
         return self._run_sets(request, who, props)
 
     @inlineCallbacks
-    def _run_sets(self, request: Request, who: OxUser, props: list[etree._Element | None]):  # type: ignore[no-untyped-def]
+    def _run_sets(self, request: Request, who: OxUser, props: list[etree._Element | None]):
         chained: dict[int, tuple[int, int]] = {}
         answers = []
         for prop in props:

@@ -82,7 +82,7 @@ def check_new_participants(actor: int, allowed_users: set[int], before: Iterable
                            after: Iterable[object]) -> None:
     """Without the sharing right, no person (user, group, external address) may be newly invited;
     `allowed_users` are the actor and the owner of the folder the object lives in."""
-    def key(p) -> tuple[int, int, str]:  # type: ignore[no-untyped-def]
+    def key(p) -> tuple[int, int, str]:
         return int(p.kind), int(p.entity or 0), (p.email or "").lower()
 
     known = {key(p) for p in before}

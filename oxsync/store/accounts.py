@@ -77,23 +77,23 @@ def decode_protocols(text: str) -> frozenset[Protocol]:
 # ---------------------------------------------------------------- tenants
 
 
-def row_to_tenant(row) -> Tenant:  # type: ignore[no-untyped-def]
+def row_to_tenant(row) -> Tenant:
     return Tenant(row.id, row.domain, row.max_accounts, row.quota_bytes)
 
 
-def find_tenant(conn, domain: str) -> Tenant | None:  # type: ignore[no-untyped-def]
+def find_tenant(conn, domain: str) -> Tenant | None:
     row = conn.execute(select(s.tenants).where(s.tenants.c.domain == domain.lower())).one_or_none()
     return row_to_tenant(row) if row else None
 
 
-def list_tenants(conn) -> list[Tenant]:  # type: ignore[no-untyped-def]
+def list_tenants(conn) -> list[Tenant]:
     return [row_to_tenant(r) for r in conn.execute(select(s.tenants).order_by(s.tenants.c.id))]
 
 
 # ---------------------------------------------------------------- users
 
 
-def row_to_user(row, aliases: list[str]) -> User:  # type: ignore[no-untyped-def]
+def row_to_user(row, aliases: list[str]) -> User:
     return User(
         id=row.id, tenant_id=row.tenant_id, login=row.login, display_name=row.display_name, email=row.email,
         aliases=aliases, protocols=decode_protocols(row.protocols), active=row.active, quota_bytes=row.quota_bytes,

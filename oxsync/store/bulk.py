@@ -41,7 +41,7 @@ class BulkReads:
     tx: Tx
     user_id: int
 
-    def _visible_objects(self, folder_id: int, ids: Iterable[int], light: bool = False) -> list:  # type: ignore[type-arg]
+    def _visible_objects(self, folder_id: int, ids: Iterable[int], light: bool = False) -> list:
         """The objects among `ids` that are in `folder_id` and readable there, in id order
         (`light`: as `ObjectVersion`s, nothing decoded)."""
         wanted = sorted(set(ids))
@@ -79,7 +79,7 @@ class BulkReads:
         self._object_folder(folder_id)  # type: ignore[attr-defined]
         return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids, light)}
 
-    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list:  # type: ignore[type-arg]
+    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list:
         """Every visible object of `folder_id` belonging to these series: each master (the object with
         that id, a series or the first of master-less overrides) and its change exceptions."""
         self._object_folder(folder_id)  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ class BulkReads:
         return list_versions(self, folder_id)
 
     def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None,
-                              light: bool = False) -> list:  # type: ignore[type-arg]
+                              light: bool = False) -> list:
         """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
         chosen by the time-range index: a superset the caller filters exactly, never missing a match.
         A series comes whole (master and change exceptions). Rights and redaction as `list_objects`."""

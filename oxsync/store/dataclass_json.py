@@ -92,7 +92,7 @@ def decode_value(tp: Any, raw: Any) -> Any:
         (item_tp,) = typing.get_args(tp)
         return frozenset(decode_value(item_tp, v) for v in raw)
     if origin is dict:
-        return clean(raw)  # type: ignore[no-any-return]
+        return clean(raw)
     if isinstance(tp, type):
         if issubclass(tp, Enum):
             return tp(raw)

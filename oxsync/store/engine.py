@@ -22,7 +22,7 @@ SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str = "normal") -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is broken)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -32,7 +32,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str = "
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -94,7 +94,7 @@ def guard_numbers(engine: Engine) -> None:
     PostgreSQL's numeric comparison path, whichever statement carries it."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(_conn, _cursor, _statement, parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def _before(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
         if not parameters:
             return
         for values in (parameters if executemany else (parameters,)):

@@ -82,7 +82,7 @@ class AppointmentConflict(StoreError):
 
     code = "appointment_conflict"
 
-    def __init__(self, items: list, hard: bool) -> None:  # type: ignore[type-arg]
+    def __init__(self, items: list, hard: bool) -> None:
         kind = "resource double-booked" if hard else "overlaps appointments of participants"
         super().__init__(f"{kind}: {len(items)} conflicting appointment(s)")
         self.items = items

@@ -111,7 +111,7 @@ def read_permissions(tx: Tx, folder_ids: Iterable[int]) -> dict[int, list[Permis
     return out
 
 
-def row_to_folder(row, perms: list[Permission]) -> Folder:  # type: ignore[no-untyped-def]
+def row_to_folder(row, perms: list[Permission]) -> Folder:
     return Folder(
         id=row.id, parent_id=row.parent_id, title=row.title, module=Module(row.module) if row.module else None,
         type=FolderType(row.type), owner=row.owner_id, default_folder=row.default_module is not None,
@@ -152,7 +152,7 @@ def group_ids_of(tx: Tx, user_id: int) -> list[int]:
     return [ALL_USERS] + [r.group_id for r in rows]
 
 
-def _entity_filter(user_id: int, group_ids: list[int]):  # type: ignore[no-untyped-def]
+def _entity_filter(user_id: int, group_ids: list[int]):
     p = s.permissions
     return or_(
         and_(p.c.is_group.is_(False), p.c.entity == user_id),

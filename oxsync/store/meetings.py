@@ -137,7 +137,7 @@ def personalise(obj: Scheduled, viewer: int) -> None:
             return
 
 
-def participant_row(tx: Tx, object_id: int, user_id: int):  # type: ignore[no-untyped-def]
+def participant_row(tx: Tx, object_id: int, user_id: int):
     p = s.participants
     return tx.conn.execute(select(p).where(and_(
         p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id, p.c.kind == int(ParticipantKind.USER),

@@ -302,10 +302,10 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
         overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
         if cls is Appointment:
             overrides["recurrence_id"] = r.series_id
-    return dataclass_json.from_dict(cls, dataclass_json.loads(r.data), **overrides)  # type: ignore[no-any-return]
+    return dataclass_json.from_dict(cls, dataclass_json.loads(r.data), **overrides)
 
 
-def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:  # type: ignore[no-untyped-def]
+def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = {}
     for chunk in _chunks(ids):
         query = select(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(chunk))).order_by(order_col)

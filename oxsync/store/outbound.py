@@ -115,7 +115,7 @@ class OutboundQueue:
     def settings(self) -> OutboundSettings:
         return self.store.settings.outbound
 
-    def _write(self):  # type: ignore[no-untyped-def]
+    def _write(self):
         return self.store.engine.connect().execution_options(**WRITE)
 
     def claim(self, node: str, now: int | None = None, limit: int = 1,

@@ -76,7 +76,7 @@ def delete_tenant(conn: Connection, domain: str) -> int:
     return removed + 1
 
 
-def in_write_transaction(store: object, fn, *args):  # type: ignore[no-untyped-def]
+def in_write_transaction(store: object, fn, *args):
     """Run `fn(conn, *args)` in one write transaction of `store` (tenant-level operations)."""
     from oxsync.store.engine import WRITE
     from oxsync.store.notify import notify_all_accounts

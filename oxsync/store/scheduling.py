@@ -194,7 +194,7 @@ def free_busy(tx: Tx, start: datetime, end: datetime, *, user_id: int | None = N
     return _merge(slots)
 
 
-def _free_rows(tx: Tx, users: set[int], resources: set[int], start: datetime, end: datetime) -> list:  # type: ignore[type-arg]
+def _free_rows(tx: Tx, users: set[int], resources: set[int], start: datetime, end: datetime) -> list:
     """Appointments shown as free are reported too (type free), though they never conflict."""
     o, p = s.objects, s.participants
     if not users:

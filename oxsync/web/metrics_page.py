@@ -29,7 +29,7 @@ class AdminRoot(Resource):
         self.putChild(b"metrics", MetricsResource())
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return self if path == b"" else super().getChild(path, request)  # type: ignore[return-value]
+        return self if path == b"" else super().getChild(path, request)
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
