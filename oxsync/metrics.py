@@ -67,6 +67,9 @@ ITEMS_SKIPPED = Counter(
 OUTBOUND_ATTEMPTS = Counter(
     "oxsync_outbound_mail_attempts", "Attempts to send queued server mail, by kind and outcome (sent, queued, failed).",
     ("kind", "outcome"), registry=REGISTRY)
+DAV_QUERY_OBJECTS = Counter(
+    "oxsync_dav_query_objects", "calendar-query candidates by how their match was decided: by the exact "
+    "time-range index (index) or by parsing their text (parsed).", ("decided",), registry=REGISTRY)
 LISTENERS_UP = Gauge(
     "oxsync_listener_up", "1 when the listener is bound, 0 when it is not.", ("listener",), registry=REGISTRY)
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from icalendar import Calendar
 from lxml import etree
 
 from oxsync.dav import filters, install
+from oxsync.metrics import REGISTRY
 from tests.davhelp import Dav, event, todo
 
 CQ = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>'
@@ -20,6 +22,16 @@ LA = ("BEGIN:VTIMEZONE\r\nTZID:America/Los_Angeles\r\nBEGIN:STANDARD\r\nDTSTART:
       "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nTZOFFSETFROM:-0700\r\nTZOFFSETTO:-0800\r\nEND:STANDARD\r\n"
       "BEGIN:DAYLIGHT\r\nDTSTART:19700308T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nTZOFFSETFROM:-0800\r\n"
       "TZOFFSETTO:-0700\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n")
+
+
+PARIS = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"
+         "DTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\n"
+         "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n"
+         "END:STANDARD\r\nEND:VTIMEZONE\r\n")
+BOGUS_PARIS = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+               "TZOFFSETFROM:+0500\r\nTZOFFSETTO:+0500\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+MY_OFFICE = ("BEGIN:VTIMEZONE\r\nTZID:My Office\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+             "TZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
 
 
 def _raw(body: str, zone: str = "") -> str:
@@ -51,6 +63,28 @@ EVENTS = {
     "duration.ics": _raw(_vevent("duration", "DTSTART:20261201T220000Z\r\nDURATION:PT5H\r\n")),
     "old.ics": event("old", start="20100101T090000Z", end="20100101T100000Z"),
     "far.ics": event("far", start="20400101T090000Z", end="20400101T100000Z"),
+    # below: events whose times the exact index rows must read exactly as the served text does
+    "paris.ics": _raw(_vevent("paris", "DTSTART;TZID=Europe/Paris:20261025T023000\r\n"
+                                       "DTEND;TZID=Europe/Paris:20261025T033000\r\n"), PARIS),  # DST overlap
+    "gap.ics": _raw(_vevent("gap", "DTSTART;TZID=America/Los_Angeles:20260308T023000\r\n"
+                                   "DTEND;TZID=America/Los_Angeles:20260308T040000\r\n"), LA),  # DST gap
+    "bogus-zone.ics": _raw(_vevent("bogus-zone", "DTSTART;TZID=Europe/Paris:20260707T100000\r\n"
+                                                 "DTEND;TZID=Europe/Paris:20260707T110000\r\n"), BOGUS_PARIS),
+    "custom-zone.ics": _raw(_vevent("custom-zone", "DTSTART;TZID=My Office:20260708T100000\r\n"
+                                                   "DTEND;TZID=My Office:20260708T110000\r\n"), MY_OFFICE),
+    "windows-zone.ics": _raw(_vevent("windows-zone", "DTSTART;TZID=Pacific Standard Time:20260709T230000\r\n"
+                                                     "DTEND;TZID=Pacific Standard Time:20260709T233000\r\n")),
+    "utc-tzid.ics": _raw(_vevent("utc-tzid", "DTSTART;TZID=UTC:20260710T100000\r\nDTEND;TZID=UTC:20260710T110000\r\n")),
+    "zero.ics": event("zero", start="20260711T100000Z", end="20260711T100000Z"),
+    "second.ics": event("second", start="20260712T100000Z", end="20260712T100001Z"),
+    "long.ics": event("long", start="20260713T100000Z", end="20260910T100000Z"),
+    "alarm.ics": _raw(_vevent("alarm", "DTSTART:20260714T100000Z\r\nDTEND:20260714T110000Z\r\n"
+                                       "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:x\r\nTRIGGER:-PT5M\r\n"
+                                       "DURATION:PT1M\r\nREPEAT:2\r\nEND:VALARM\r\n")),
+    "floating-la.ics": ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nX-WR-TIMEZONE:America/Los_Angeles\r\n"
+                        + _vevent("floating-la", "DTSTART:20260715T233000\r\nDTEND:20260716T003000\r\n")
+                        + "END:VCALENDAR\r\n"),
+    "allday-long.ics": _raw(_vevent("allday-long", "DTSTART;VALUE=DATE:20260716\r\nDTEND;VALUE=DATE:20260720\r\n")),
 }
 TASKS = {
     "due.ics": todo("due", extra="DUE:20260320T170000Z\r\n"),
@@ -87,7 +121,30 @@ def dav(live_server, store, world) -> Dav:  # type: ignore[no-untyped-def]
     return Dav(live_server(store, setup=install).port, world)
 
 
+def _decided(how: str) -> float:
+    return REGISTRY.get_sample_value("oxsync_dav_query_objects_total", {"decided": how}) or 0.0
+
+
+def _edges(served: dict[str, str]) -> list[tuple[str | None, str | None]]:
+    """Windows touching each served event's first start and end (as the filter reads them): just
+    before, just after, one second inside; an exact index row off by a second fails one of them."""
+    fmt = "%Y%m%dT%H%M%SZ"
+    found: list[tuple[str | None, str | None]] = []
+    for text in served.values():
+        for comp in Calendar.from_ical(text).walk("VEVENT"):
+            begin = filters._prop_dt(comp, "DTSTART")
+            finish = filters._prop_dt(comp, "DTEND") or begin
+            if begin is None or finish is None:
+                continue
+            second, hour = timedelta(seconds=1), timedelta(hours=1)
+            for low, high in ((begin - hour, begin), (begin - hour, begin + second), (finish, finish + hour),
+                              (finish - second, finish + hour), (begin, begin + second), (finish - second, finish)):
+                found.append((low.strftime(fmt), high.strftime(fmt)))
+    return found
+
+
 def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
+    index_before = _decided("index")
     for collection, comp, items in ((dav.calendar(), "VEVENT", EVENTS), (dav.tasks(), "VTODO", TASKS)):
         served = {}
         for name, body in items.items():
@@ -95,7 +152,7 @@ def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
             reply = dav.request("GET", collection + name)
             assert reply.status == 200
             served[name] = reply.text
-        for start, end in _windows():
+        for start, end in _windows() + (_edges(served) if comp == "VEVENT" else []):
             body = _query(comp, start, end)
             filter_el = etree.fromstring(body.encode()).find("{urn:ietf:params:xml:ns:caldav}filter")
             expected = {n for n, text in served.items() if filters.calendar_matches(text, filter_el)}
@@ -105,29 +162,33 @@ def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
             assert got == expected, (comp, start, end)
     # the grid must exercise both outcomes for the tricky ones, or it proves little
     assert dav.report(dav.calendar(), _query("VEVENT", "20261119T000000Z", "20261121T000000Z")).hrefs()
+    assert _decided("index") > index_before + 50  # and the exact rows decided many of its answers
 
 
-def test_index_narrows_what_the_store_loads(store, world, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+EXACT = ("plain.ics", "zoned.ics", "gap.ics", "bogus-zone.ics", "utc-tzid.ics", "second.ics", "long.ics", "alarm.ics")
+"""Events of 2026 the index decides alone; every other one of EVENTS is parsed when it is a candidate."""
+
+
+def test_plain_events_are_decided_by_the_index_without_parsing(dav: Dav) -> None:
     cal = dav.calendar()
-    for name in ("plain.ics", "weekly.ics", "override.ics", "far.ics", "old.ics", "yearly.ics"):
-        assert dav.put(cal + name, EVENTS[name]).status == 201
-    tasks = dav.tasks()
-    for name in ("due.ics", "none.ics"):
-        assert dav.put(tasks + name, TASKS[name]).status == 201
-    folder = int(cal.rstrip("/").rsplit("/", 1)[-1])
-    task_folder = int(tasks.rstrip("/").rsplit("/", 1)[-1])
-
-    def uids(folder_id: int, start: str, end: str) -> set[str]:
-        begin, finish = (int(datetime.strptime(t, "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000) for t in (start, end))
-        with world.as_user(world.alice) as s:
-            return {o.uid for o in s.list_objects_in_range(folder_id, begin, finish)}
-
-    # November 2026: the endless weekly series and the override moved there (with its whole series)
-    assert uids(folder, "20261119", "20261121") == {"weekly", "override"}
-    # beyond the expansion window endless series are kept conservatively
-    assert uids(folder, "20400101", "20400102") == {"weekly", "yearly", "far"}
-    assert uids(folder, "20100101", "20100102") == {"old"}
-    assert uids(folder, "20200704", "20200705") == {"yearly"}  # before the expansion window
-    assert uids(folder, "20260704", "20260705") == {"weekly", "yearly"}
-    assert uids(task_folder, "20300101", "20300102") == {"none"}
-    assert uids(task_folder, "20260320", "20260321") == {"none", "due"}
+    served = {}
+    for name, body in EVENTS.items():
+        assert dav.put(cal + name, body).status == 201, name
+        served[name] = dav.request("GET", cal + name).text
+    years = _query("VEVENT", "20260101T000000Z", "20350101T000000Z")  # not old.ics, not far.ics
+    filter_el = etree.fromstring(years.encode()).find("{urn:ietf:params:xml:ns:caldav}filter")
+    expected = {n for n, text in served.items() if filters.calendar_matches(text, filter_el)}
+    assert set(EXACT) < expected and "old.ics" not in expected and "far.ics" not in expected
+    index, parsed = _decided("index"), _decided("parsed")
+    reply = dav.report(cal, years)
+    assert reply.status == 207
+    assert {h.rsplit("/", 1)[-1] for h in reply.hrefs() if not h.endswith("/")} == expected
+    assert _decided("index") - index == len(EXACT)
+    assert _decided("parsed") - parsed == len(expected) - len(EXACT)  # every other candidate matched
+    # a filter the index cannot decide alone (a second test on the component) parses every candidate
+    busy = CQ.format(comp="VEVENT", range='<C:time-range start="20260101T000000Z" end="20350101T000000Z"/>'
+                                           '<C:prop-filter name="SUMMARY"><C:text-match>o</C:text-match>'
+                                           "</C:prop-filter>")
+    index, parsed = _decided("index"), _decided("parsed")
+    assert dav.report(cal, busy).status == 207
+    assert _decided("index") == index and _decided("parsed") - parsed == len(expected)

@@ -257,6 +257,13 @@ class Ctx:
         objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms, light)
         return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id))
 
+    def members_decided(self, collection: Collection, start_ms: int | None, end_ms: int | None,
+                        kind: str) -> tuple[list[ObjectRes], set[int]]:
+        """`members_in_range` (light) and the object ids whose time-range match on `kind` the store's
+        exact index rows decide (they need no parsing)."""
+        objects, decided = self.session.objects_in_range(collection.folder_id, start_ms, end_ms, True, kind)
+        return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id)), decided
+
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         return self.find_objects(collection, [name]).get(name)
 

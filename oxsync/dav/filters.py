@@ -271,6 +271,27 @@ def query_window(top: etree._Element | None) -> tuple[int | None, int | None] | 
     return None
 
 
+def index_decidable(top: etree._Element | None) -> str | None:
+    """"VEVENT" when the filter is nothing but VCALENDAR > VEVENT > time-range: the store's exact index
+    rows then decide the match without the text (store/timeranges.py); None otherwise."""
+    if top is None or (top.get("name") or "").upper() != "VCALENDAR":
+        return None
+    children = [c for c in top if isinstance(c.tag, str)]
+    if len(children) != 1 or children[0].tag != C("comp-filter") or \
+            (children[0].get("name") or "").upper() != "VEVENT":
+        return None
+    tests = [c for c in children[0] if isinstance(c.tag, str)]
+    return "VEVENT" if len(tests) == 1 and tests[0].tag == C("time-range") else None
+
+
+def decided_window(top: etree._Element) -> tuple[int | None, int | None]:
+    """The range an `index_decidable` filter really tests, in index milliseconds: the requested one
+    bounded as the expansion bounds it (MAX_SPAN, see `_window`), so the index answers as the parser."""
+    tr = first(first(top, C("comp-filter")), C("time-range"))
+    assert tr is not None
+    return window_ms(*_window(*time_range(tr)))
+
+
 def _comp_filter(cal: Calendar, comps: list[Any], cf: etree._Element) -> bool:
     name = (cf.get("name") or "").upper()
     matching = [c for c in comps if c.name == name]

@@ -16,8 +16,11 @@ from oxsync.dav.layout import Collection, DavError, ObjectRes, member_uids, obje
 from oxsync.dav.propfind import Response, add_status, describe, multistatus, parse_body
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
+from oxsync.metrics import DAV_QUERY_OBJECTS as QUERY_OBJECTS
 from oxsync.model import Module, ShownAs
+from oxsync.model.common import ObjectKind
 from oxsync.render import note_skipped
+from oxsync.store import budget
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
@@ -91,8 +94,20 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
     ms = multistatus()
     extra = data_getters(ctx, data_el)
     window = filters.query_window(top)
-    members = ctx.members(collection) if window is None else ctx.members_in_range(collection, *window, light=True)
+    decided: set[int] = set()
+    if window is None:
+        members = ctx.members(collection)
+    elif top is not None and filters.index_decidable(top) == "VEVENT":
+        members, decided = ctx.members_decided(collection, *filters.decided_window(top), ObjectKind.APPOINTMENT.value)
+    else:
+        members = ctx.members_in_range(collection, *window, light=True)
     for res in members:
+        if res.object_id in decided and not res.exceptions:
+            budget.check_time()  # as calendar_matches does per object
+            QUERY_OBJECTS.labels("index").inc()
+            describe(ctx, ms, res, names, extra=extra)
+            continue
+        QUERY_OBJECTS.labels("parsed").inc()
         try:
             ok = filters.calendar_matches(object_text(res), filter_el)
         except DavError:

@@ -95,10 +95,18 @@ class BulkReads:
         """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
         chosen by the time-range index: a superset the caller filters exactly, never missing a match.
         A series comes whole (master and change exceptions). Rights and redaction as `list_objects`."""
+        return self.objects_in_range(folder_id, start_ms, end_ms, light)[0]
+
+    def objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None, light: bool = False,
+                         kind: str | None = None) -> tuple[list[Any], set[int]]:
+        """`list_objects_in_range`, and the ids of those whose overlap the index decides: objects of
+        `kind` (e.g. "appointment") with an exact row in the range (store/timeranges.py) match a
+        time-range filter on that component without being parsed."""
         from oxsync.store import timeranges
 
         self._object_folder(folder_id)  # type: ignore[attr-defined]
-        return self._visible_objects(folder_id, timeranges.candidate_ids(self.tx, folder_id, start_ms, end_ms), light)
+        ids, decided = timeranges.candidates(self.tx, folder_id, start_ms, end_ms, kind)
+        return self._visible_objects(folder_id, ids, light), decided
 
 
 @dataclass(frozen=True)

@@ -230,10 +230,12 @@ object_ranges = Table(
     Column("position", Integer, primary_key=True, autoincrement=False),
     Column("start_ms", BigInteger),
     Column("end_ms", BigInteger),
+    Column("exact", Boolean, nullable=False, default=False, server_default=false()),
     ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
 )
 """Time-range index of events and tasks (store/timeranges.py): spans that cover every instance of the
-object, NULL = open; a calendar-query selects its candidates here."""
+object, NULL = open; a calendar-query selects its candidates here. `exact`: the row is the object's
+only instance as served, so overlapping it decides a VEVENT time-range filter without parsing."""
 
 object_texts = Table(
     "object_texts",

@@ -14,15 +14,25 @@ iCalendar (so no object that matches is ever missed); they may cover more (the f
   Instances are never removed for delete or change exceptions (a change exception has rows of its own).
 The window is the one at write time; outside it the rows are conservative, so they stay correct as
 time passes and only lose precision.
+
+Exact rows (`exact` = true): a plain timed event (not recurring, not part of a series, DTSTART before
+DTEND, both in UTC or an IANA zone, as the served text says them) gets one unpadded row [start, end)
+that decides a VEVENT time-range filter by itself: overlapping it IS a match (RFC 4791 §9.9 for an
+event with DTEND: start < DTEND and end > DTSTART), so a calendar-query serves such objects without
+parsing them. Every other row stays conservative (a superset the filter decides on the text).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, insert, or_, select, true, union
 
 from oxsync.config import LimitSettings
+from oxsync.formats.kept import SOURCE
+from oxsync.formats.timezones import iana_name
 from oxsync.model import Appointment, Contact, RecurrenceType, Task
 from oxsync.model.timeutil import to_ms
 from oxsync.recurrence import expand, series_end
@@ -37,6 +47,8 @@ MERGE_GAP_MS = 8 * DAY_MS
 MAX_SERIES_ROWS = 24
 
 Span = tuple[int | None, int | None]
+Row = tuple[int | None, int | None, bool]
+"""(start ms, end ms, exact)."""
 
 
 def spans(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Span]:
@@ -104,6 +116,92 @@ def _series_spans(obj: Appointment, first: int, first_end: int, limits: LimitSet
     return [_pad(b, f) for b, f in rows] or [_pad(first, first_end)]
 
 
+def rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Row]:
+    """The index rows of `obj`: its exact row if it has one, else its conservative spans."""
+    exact = exact_span(obj)
+    if exact is not None:
+        return [(exact[0], exact[1], True)]
+    return [(b, e, False) for b, e in spans(obj, limits, now)]
+
+
+_TIME = re.compile(r"^(DTSTART|DTEND)((?:;[^:]*)?):(\d{8}T\d{6}Z?)$", re.IGNORECASE)
+_TZID = re.compile(r';TZID=("?)([^";:]+)\1(?=;|$)', re.IGNORECASE)
+_UNSURE = ("DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
+
+
+def exact_span(obj: Contact | Appointment | Task) -> tuple[int, int] | None:
+    """[start, end) in ms of an event whose time-range matches the index can decide, else None.
+
+    The served text must read as the model does: our own rendering always does (UTC or the IANA zone of
+    `timezone`); a client's kept text (`kept:source`, served verbatim while the model has not changed)
+    only with DTSTART and DTEND in UTC or a TZID that is an IANA name, no DURATION, no recurrence, one
+    VEVENT. Floating, all-day, zero-length and unparsable cases stay conservative."""
+    if not isinstance(obj, Appointment) or obj.full_time or obj.is_series or obj.recurrence_id is not None \
+            or obj.change_exceptions or obj.delete_exceptions:
+        return None
+    start, end = obj.start_date, obj.end_date
+    if not isinstance(start, datetime) or not isinstance(end, datetime) or start.tzinfo is None \
+            or end.tzinfo is None:
+        return None
+    first, last = to_ms(start), to_ms(end)
+    if first is None or last is None or last <= first:
+        return None
+    zone_name = iana_name(obj.timezone or "UTC")
+    if zone_name is None:
+        return None
+    zone = ZoneInfo(zone_name)
+    if start.astimezone(zone).utcoffset() != end.astimezone(zone).utcoffset():
+        return None  # across a DST change: an expander subtracting wall times gets another length
+    source = obj.extra.get(SOURCE)
+    if source is not None and not _plain_source(str(source), zone_name):
+        return None
+    return first, last
+
+
+def _plain_source(text: str, zone: str) -> bool:
+    """One VEVENT (no VTODO/VJOURNAL) with exactly one DTSTART and one DTEND, both in UTC or both in
+    the IANA-named `zone`, and nothing that moves or repeats it."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", text)
+    stack: list[str] = []
+    events = 0
+    seen: list[str] = []
+    zones: set[str | None] = set()
+    for line in unfolded.splitlines():
+        upper = line.upper()
+        if upper.startswith("BEGIN:"):
+            stack.append(upper[6:].strip())
+            events += stack[-1] in ("VEVENT", "VTODO", "VJOURNAL")
+            continue
+        if upper.startswith("END:"):
+            if stack:
+                stack.pop()
+            continue
+        if not stack or stack[-1] != "VEVENT":
+            continue
+        name = re.split(r"[;:]", upper, maxsplit=1)[0]
+        if name in _UNSURE:
+            return False
+        if name in ("DTSTART", "DTEND"):
+            seen.append(name)
+            zones.add(_zone_of(line))
+    return events == 1 and sorted(seen) == ["DTEND", "DTSTART"] and len(zones) == 1 and zones <= {"UTC", zone}
+
+
+def _zone_of(line: str) -> str | None:
+    """"UTC" for a UTC time, the TZID of a zoned one if it is an IANA name; None otherwise."""
+    found = _TIME.match(line)
+    if found is None:
+        return None
+    params, value = found.group(2), found.group(3)
+    tzid = _TZID.search(params)
+    others = _TZID.sub("", params).strip(";")
+    if others and others.upper() != "VALUE=DATE-TIME":
+        return None
+    if value.upper().endswith("Z"):
+        return "UTC" if tzid is None else None
+    return tzid.group(2) if tzid is not None and iana_name(tzid.group(2)) == tzid.group(2) else None
+
+
 def _pad(begin: int | None, end: int | None) -> Span:
     return (None if begin is None else begin - PAD_MS, None if end is None else end + PAD_MS)
 
@@ -113,28 +211,40 @@ def write(tx: Tx, obj: Contact | Appointment | Task, *, replace: bool) -> None:
     r = s.object_ranges
     if replace:
         tx.conn.execute(delete(r).where(and_(r.c.tenant_id == tx.tenant_id, r.c.object_id == obj.object_id)))
-    rows = spans(obj, tx.settings.limits)
-    if rows:
+    found = rows(obj, tx.settings.limits)
+    if found:
         tx.conn.execute(insert(r), [{"tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": k,
-                                     "start_ms": b, "end_ms": e} for k, (b, e) in enumerate(rows)])
+                                     "start_ms": b, "end_ms": e, "exact": x} for k, (b, e, x) in enumerate(found)])
 
 
 def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None) -> list[int]:
     """Ids of the folder's objects (home or as a participant's folder) that may overlap [start, end),
     with every member of their series (master and change exceptions: one DAV resource), sorted."""
+    return candidates(tx, folder_id, start_ms, end_ms)[0]
+
+
+def candidates(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None,
+               kind: str | None = None) -> tuple[list[int], set[int]]:
+    """(`candidate_ids`, the ids among them whose match is decided by an exact row: objects of `kind`
+    (an ObjectKind value, e.g. "appointment") with an exact row overlapping [start, end))."""
     r, o, p = s.object_ranges, s.objects, s.participants
     overlap = and_(r.c.tenant_id == tx.tenant_id,
                    or_(r.c.start_ms.is_(None), r.c.start_ms < end_ms) if end_ms is not None else true(),
                    or_(r.c.end_ms.is_(None), r.c.end_ms > start_ms) if start_ms is not None else true())
     joined = and_(r.c.tenant_id == o.c.tenant_id, r.c.object_id == o.c.id)
-    home = select(o.c.id, o.c.series_id).join(r, joined).where(
+    columns = (o.c.id, o.c.series_id, o.c.kind, r.c.exact)
+    home = select(*columns).join(r, joined).where(
         and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, overlap))
-    guest = select(o.c.id, o.c.series_id).select_from(
+    guest = select(*columns).select_from(
         p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id)).join(r, joined)
     ).where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, overlap))
     found: set[int] = set()
+    decided: set[int] = set()
     for row in tx.conn.execute(union(home, guest)):
-        found.add(int(row.id) if row.series_id is None else int(row.series_id))  # the family's master
+        family = int(row.id) if row.series_id is None else int(row.series_id)  # the family's master
+        found.add(family)
+        if row.exact and kind is not None and row.kind == kind and row.series_id is None:
+            decided.add(family)
     from oxsync.store.bulk import family_ids
 
-    return sorted(family_ids(tx, found))
+    return sorted(family_ids(tx, found)), decided
