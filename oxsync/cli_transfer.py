@@ -33,7 +33,7 @@ from oxsync.cli import (
 )
 from oxsync.config import LimitSettings
 from oxsync.formats import vcard
-from oxsync.formats.vcard_tables import ResolveUid
+from oxsync.formats.vcard_rows import ResolveUid
 from oxsync.model import Appointment, Contact, Module, Permission, Rights, Task
 from oxsync.model.permissions import (
     LEVEL_NAMES,

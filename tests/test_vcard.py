@@ -13,7 +13,8 @@ import pytest
 
 from oxsync.config import LimitSettings
 from oxsync.formats.vcard import VCardError, contact_to_vcard, contacts_to_vcf, parse_vcards
-from oxsync.formats.vcard_tables import EXTRA_GROUP, EXTRA_LINES, NOT_IN_VCARD, TABLE, MemberInfo
+from oxsync.formats.vcard_rows import EXTRA_GROUP, EXTRA_LINES, MemberInfo
+from oxsync.formats.vcard_tables import NOT_IN_VCARD, TABLE
 from oxsync.model.contact import PHONE_FIELDS, Contact, DistributionListMember
 
 DATA = Path(__file__).parent / "data" / "vcard"

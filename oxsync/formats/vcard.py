@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from vobject.base import ContentLine, VObjectError, dquoteEscape, parseLine
 
 from oxsync.config import LimitSettings
-from oxsync.formats.vcard_tables import (
+from oxsync.formats.vcard_rows import (
     EXTRA_GROUP,
     EXTRA_LINES,
-    TABLE,
     CardError,
     Ctx,
     Entry,
@@ -31,6 +30,7 @@ from oxsync.formats.vcard_tables import (
     ResolveUid,
     UidForMember,
 )
+from oxsync.formats.vcard_tables import TABLE
 from oxsync.model.contact import Contact
 
 __all__ = ["ParsedCard", "VCardError", "contact_to_vcard", "contacts_to_vcf", "parse_vcards", "source_version"]
