@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--dav-poll-every", type=float, default=60.0)
     p.add_argument("--dav-put-every", type=float, default=300.0)
     p.add_argument("--ox-coalesce", type=float, default=None, help="[ox] push_coalesce_seconds (default: server's 3 s)")
+    p.add_argument("--seed-cache", type=Path, default=None,
+                   help="directory keeping seeded stores for later runs with the same sizes (bench/sim/seedcache.py)")
     a = p.parse_args(argv)
     low, _, high = a.heartbeat.partition("-")
     options = Options(heartbeat=(int(low), int(high or low)), android_heartbeat=a.android_heartbeat,
@@ -43,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
                       ox_freebusy_every=a.ox_freebusy_every, dav_poll_every=a.dav_poll_every,
                       dav_put_every=a.dav_put_every)
     return SimConfig(a.profile, a.users, a.ramp, a.duration, parse_mix(a.mix), a.contacts, a.appointments,
-                     a.thresholds, a.out, options, a.ox_coalesce)
+                     a.thresholds, a.out, options, a.ox_coalesce, a.seed_cache)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ from bench.sim import nodes as sim_nodes
 from bench.sim.base import Context, Endpoint, Options
 from bench.sim.clients import assign, make_clients
 from bench.sim.report import plot, text_table, write_json
-from bench.sim.seed import seed
+from bench.sim import seedcache
+from bench.sim.seed import SimUser, seed
 from bench.sim.stats import Recorder, load_thresholds
 from oxsync.config import Settings, StoreSettings
 from oxsync.store.api import Store
@@ -48,6 +49,7 @@ class SimConfig:
     out: Path = Path("bench/results/sim")
     options: Options = field(default_factory=Options)
     ox_coalesce: float | None = None  # [ox] push_coalesce_seconds for the nodes (None: server default, 3 s)
+    seed_cache: Path | None = None  # keep/reuse seeded stores here (bench/sim/seedcache.py)
 
 
 @dataclass
@@ -62,19 +64,31 @@ class SimResult:
         return all(r["pass"] for r in self.results.values())
 
 
-def _store(profile: str, workdir: Path) -> tuple[str, Any]:
-    """A store URL with the schema in place, and the PgCluster to stop (or None)."""
-    if profile == "sqlite":
+def _store(cfg: SimConfig, workdir: Path) -> tuple[str, Any, list[SimUser]]:
+    """A seeded store: its URL, the PgCluster to stop (or None), the users."""
+    cluster = None
+    if cfg.profile == "sqlite":
         url = f"sqlite:///{workdir}/sim.db"
-        store = Store(Settings(store=StoreSettings(url=url)))
-        store.create_schema()
-        store.dispose()
-        return url, None
-    from tests.pgcluster import PgCluster
+    else:
+        from tests.pgcluster import PgCluster
 
-    cluster = PgCluster()
-    cluster.start()
-    return cluster.new_database(), cluster
+        cluster = PgCluster()
+        cluster.start()
+        url = cluster.empty_database()
+    key = seedcache.cache_key("sqlite" if cluster is None else "pg", cfg.users, cfg.contacts, cfg.appointments,
+                              cfg.options.domain)
+    if cfg.seed_cache is not None:
+        users = seedcache.restore(cfg.seed_cache, key, url)
+        if users is not None:
+            log.info("seed restored from %s", cfg.seed_cache / key)
+            return url, cluster, users
+    store = Store(Settings(store=StoreSettings(url=url)))
+    store.create_schema()
+    users = seed(store, cfg.users, cfg.contacts, cfg.appointments, domain=cfg.options.domain)
+    store.dispose()
+    if cfg.seed_cache is not None:
+        seedcache.save(cfg.seed_cache, key, url, users)
+    return url, cluster, users
 
 
 def run(cfg: SimConfig) -> SimResult:
@@ -85,10 +99,9 @@ def run(cfg: SimConfig) -> SimResult:
     cluster = None
     load_before = os.getloadavg()
     try:
-        url, pg = _store(cfg.profile, workdir)
         started = time.perf_counter()
+        url, pg, users = _store(cfg, workdir)
         store = Store(Settings(store=StoreSettings(url=url)))
-        users = seed(store, cfg.users, cfg.contacts, cfg.appointments, domain=cfg.options.domain)
         tenant_id = store.tenants()[0].id
         store.dispose()
         seeded_s = time.perf_counter() - started

@@ -1,0 +1,61 @@
+"""A cache of seeded simulator stores, so that repeated runs (capacity searches, profiles) skip the seed.
+
+Seeding 75 users with the default mailbox sizes takes minutes; a cached copy restores in seconds. The key
+names everything the data depends on: users, contacts and appointments per user, the domain, the schema
+revision and the day (appointments are placed around "now"). SQLite: a copy of the database file;
+PostgreSQL: a `pg_dump -Fc` archive restored with `pg_restore` into an empty database of the run's cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bench.sim.seed import SimUser
+
+
+def cache_key(engine: str, users: int, contacts: int, appointments: int, domain: str) -> str:
+    from oxsync.store.migrate import head_revision
+
+    day = time.strftime("%Y%m%d", time.gmtime())
+    return f"{engine}-{users}u-{contacts}c-{appointments}a-{domain}-{head_revision()}-{day}"
+
+
+def _pg_args(url: str) -> list[str]:
+    parsed = urlparse(url.replace("postgresql+psycopg", "postgresql"))
+    return ["-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres",
+            "-d", parsed.path.lstrip("/")]
+
+
+def restore(cache: Path, key: str, url: str) -> list[SimUser] | None:
+    """The users of a cached seed restored into `url` (SQLite file or empty PostgreSQL database), or None."""
+    users_file, data = cache / f"{key}.users.json", cache / f"{key}.data"
+    if not users_file.exists() or not data.exists():
+        return None
+    if url.startswith("sqlite"):
+        shutil.copyfile(data, url.split("sqlite:///", 1)[1])
+    else:
+        from tests.pgcluster import find_pg_bin
+
+        subprocess.run([find_pg_bin("pg_restore"), "--no-owner", *_pg_args(url), str(data)], check=True,
+                       capture_output=True, timeout=1800)
+    return [SimUser(**row) for row in json.loads(users_file.read_text())]
+
+
+def save(cache: Path, key: str, url: str, users: list[SimUser]) -> None:
+    """Keep a just-seeded store (call with no server running on it)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    data = cache / f"{key}.data"
+    if url.startswith("sqlite"):
+        shutil.copyfile(url.split("sqlite:///", 1)[1], data)
+    else:
+        from tests.pgcluster import find_pg_bin
+
+        subprocess.run([find_pg_bin("pg_dump"), "-Fc", "-f", str(data), *_pg_args(url)], check=True,
+                       capture_output=True, timeout=1800)
+    (cache / f"{key}.users.json").write_text(json.dumps([asdict(u) for u in users]))
