@@ -144,18 +144,25 @@ class AuthSettings:
     """Failures inside the window after which further attempts get 429 until it slides."""
     session_cookie_max_age_seconds: int = 3600
     """Lifetime of the OXtender `sessionid` cookie."""
-    password_hash_time_cost: int = 3
-    password_hash_memory_kib: int = 65536
-    password_hash_parallelism: int = 4
-    """Argon2id cost of new password hashes (argon2-cffi's defaults); existing hashes keep their own."""
+    password_hash_time_cost: int = 2
+    """Argon2id passes of new password hashes (see password_hash_memory_kib)."""
+    password_hash_parallelism: int = 1
+    """Argon2id lanes of new password hashes (see password_hash_memory_kib)."""
+    password_hash_memory_kib: int = 19456
+    """Argon2id cost of new password hashes: OWASP's password storage recommendation for argon2id
+    (19 MiB, 2 passes, 1 lane: ~25 ms of one core here). A server checks a password for every new
+    device and after every restart, so a storm of arrivals pays one check per user: argon2-cffi's
+    default (64 MiB, 3 passes, 4 lanes; RFC 9106's low-memory choice) costs ~9x the CPU and 3x the
+    memory per check. Existing hashes keep their own cost until the password changes (docs/cluster.md)."""
     verified_login_cache_seconds: float = 900.0
     """A successful login is remembered this long (salted digest, per protocol), so the slow password
     hash is not paid on every request; 0 verifies every request. Suspension, resumption, password,
     alias and protocol-right changes and deletion take effect at once all the same: they reach every
     node's cache through the change bus (docs/cluster.md)."""
-    password_hash_threads: int = 2
-    """Threads verifying passwords (Argon2, ~64 MiB each while it runs): their own pool, so first logins
-    never occupy store threads nor the reactor; identical concurrent credentials share one check."""
+    password_hash_threads: int = 0
+    """Threads verifying passwords (Argon2, its memory cost each while it runs): their own pool, so first
+    logins never occupy store threads nor the reactor; identical concurrent credentials share one check.
+    0 = one per CPU core (a one-lane hash keeps one core busy; more threads than cores only add memory)."""
     account_poll_seconds: float = 1.0
     """SQLite only: how often the server looks for account changes made by another process (the
     `oxsync` command); 0 = never. PostgreSQL nodes and the CLI tell each other through NOTIFY instead."""
@@ -163,6 +170,10 @@ class AuthSettings:
     """Verified logins remembered at most (oldest forgotten first)."""
     max_tracked_throttle_keys: int = 100_000
     """Logins and addresses the failure throttle remembers at most (oldest forgotten first)."""
+
+    def hash_pool_size(self) -> int:
+        """Threads of the password-hash pool: the setting, or one per CPU core when it is 0."""
+        return self.password_hash_threads if self.password_hash_threads > 0 else max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ class DeferredStore:
         self.bus = bus if bus is not None else ChangeBus()
         size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
         self.pool = ThreadPool(minthreads=0, maxthreads=max(1, size), name="oxsync-store")
-        self.hash_pool = ThreadPool(minthreads=0, maxthreads=max(1, self.settings.auth.password_hash_threads),
+        self.hash_pool = ThreadPool(minthreads=0, maxthreads=self.settings.auth.hash_pool_size(),
                                     name="oxsync-hash")
         """Argon2 checks only: slow and memory-hungry by design, they must never occupy a store thread."""
         self._running = False

@@ -31,9 +31,21 @@ def test_password_is_hashed_with_argon2(world) -> None:  # type: ignore[no-untyp
     with world.store.engine.connect() as conn:
         stored = conn.execute(select(s.users.c.password_hash).where(s.users.c.login == "alice")).scalar_one()
     assert stored.startswith("$argon2") and "alice-pw" not in stored
-    auth = world.store.settings.auth  # the cost is a setting (cheap in tests, argon2-cffi's default otherwise)
+    auth = world.store.settings.auth  # the cost is a setting (cheap in tests, OWASP's argon2id otherwise)
     assert f"m={auth.password_hash_memory_kib},t={auth.password_hash_time_cost},p={auth.password_hash_parallelism}" in stored
-    assert accounts.hash_password("x", AuthSettings()).split("$")[3] == "m=65536,t=3,p=4"
+    assert accounts.hash_password("x", AuthSettings()).split("$")[1:4] == ["argon2id", "v=19", "m=19456,t=2,p=1"]
+
+
+# OWASP Password Storage Cheat Sheet: argon2id configurations of equal strength (memory KiB, passes)
+OWASP_ARGON2ID = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+
+
+def test_default_password_cost_is_not_below_owasp() -> None:
+    """The default may be cheap enough for a login storm, never cheaper than OWASP's minimum."""
+    auth = AuthSettings()
+    assert any(auth.password_hash_memory_kib >= memory and auth.password_hash_time_cost >= passes
+               for memory, passes in OWASP_ARGON2ID)
+    assert auth.hash_pool_size() >= 1
 
 
 @pytest.mark.parametrize("login", ["alice", "alice@example.com", "ALICE@Example.com"])

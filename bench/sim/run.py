@@ -14,10 +14,10 @@ from typing import Any
 import psutil
 
 from bench.sim import nodes as sim_nodes
+from bench.sim import seedcache
 from bench.sim.base import Context, Endpoint, Options
 from bench.sim.clients import assign, make_clients
 from bench.sim.report import plot, text_table, write_json
-from bench.sim import seedcache
 from bench.sim.seed import SimUser, seed
 from bench.sim.stats import Recorder, load_thresholds
 from oxsync.config import Settings, StoreSettings
