@@ -14,6 +14,7 @@ import logging
 from typing import Any, Protocol
 
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
@@ -72,7 +73,7 @@ class HttpListenerService(Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        bound = port.getHost().port
+        bound = bound_port(port)
         LISTENERS_UP.labels(self.listener_name).set(1)
         log.info("listening", extra={"event": "server.listening", "listener": self.listener_name,
                                      "endpoint": self.description.split(":")[0], "port": bound})
@@ -90,7 +91,7 @@ class HttpListenerService(Service):
     def when_listening(self) -> Deferred[int]:
         """Fires with the bound port number once listening (at once if already listening or failed)."""
         if self.port is not None:
-            return succeed(self.port.getHost().port)
+            return succeed(bound_port(self.port))
         if self.failure is not None:
             return fail(self.failure)
         d: Deferred[int] = Deferred()
@@ -98,7 +99,7 @@ class HttpListenerService(Service):
         return d
 
     def listener_state(self) -> dict[str, Any]:
-        port = self.port.getHost().port if self.port is not None else None
+        port = bound_port(self.port) if self.port is not None else None
         return {"up": port is not None, "port": port, "endpoint": self.description.split(":")[0]}
 
     def stopService(self) -> Deferred[None] | None:  # noqa: N802 - Twisted API
@@ -108,6 +109,12 @@ class HttpListenerService(Service):
             return None
         LISTENERS_UP.labels(self.listener_name).set(0)
         return port.stopListening()
+
+
+def bound_port(port: IListeningPort) -> int:
+    """The port number a TCP, TLS or UDP listener is bound to (0 for a UNIX socket, which has none)."""
+    address = port.getHost()
+    return address.port if isinstance(address, IPv4Address | IPv6Address) else 0
 
 
 def listeners_of(service: Any) -> list[Listener]:
