@@ -24,27 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.eas_server import seed, start  # noqa: E402
 from oxsync.config import Settings, StoreSettings  # noqa: E402
-from oxsync.eas import state  # noqa: E402
 from oxsync.eas.wbxml import E, decode, encode  # noqa: E402
 from oxsync.store.api import Store  # noqa: E402
-from tests.eas_client import EasClient  # noqa: E402
+from tests.eas_client import EasClient, prime_devices  # noqa: E402
 
 AUTH = "Basic " + base64.b64encode(b"bench:bench-pw").decode()
 
 
 def prime(url: str, user_id: int, folder: int, devices: list[str]) -> None:
+    # the Ping parameters a device sent before: an unchanged Ping then writes nothing (otherwise the
+    # first Ping of each device is a write transaction, and 10,000 of them queue for ~15 s on SQLite)
     store = Store(Settings(store=StoreSettings(url=url)))
-    tenant = store.tenants()[0]
-    with store.session(tenant.id, user_id, write=True) as session:
-        rev = session.folder_revision(folder)[0]
-        for device in devices:
-            session.put_state(device, "", {"type": "iPhone", "policy_key": "4242", "policy_state": "provisioned",
-                                           "last_seen": int(time.time()), "ua": "bench", "version": "14.1"})
-            session.put_state(device, f"c:{folder}", {"key": "{bench}1", "prev_key": None, "base": rev, "base_ms": 0,
-                                                      "known": "", "pending": None, "echo": {}, "filter": 0})
-            # the Ping parameters a device sent before: an unchanged Ping then writes nothing (otherwise the
-            # first Ping of each device is a write transaction, and 10,000 of them queue for ~15 s on SQLite)
-            session.put_state(device, state.LAST_PING, {"heartbeat": 900, "folders": [str(folder)]})
+    prime_devices(store, store.tenants()[0].id, user_id, folder, devices)
     store.dispose()
 
 

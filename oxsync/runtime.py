@@ -5,11 +5,17 @@ The store is synchronous SQLAlchemy; calling it on the reactor thread would stal
 like the engine's connection pool, and hands the result back as a Deferred that fires on the reactor
 thread. Store change listeners run on the committing thread, so the listener registered here only
 hops to the reactor (`callFromThread`) and publishes there; the bus never sees another thread.
+
+A write answers before the requests it wakes: the changes committed by a unit of work run through
+`run` are published only after that unit's Deferred has fired (the writer's response is handed to its
+transport) and the reactor has polled its sockets once (the response is on the wire). Publishing at
+commit time instead made a CardDAV PUT wait until every parked Ping it woke had been answered.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,11 +45,24 @@ def ping_store(store: Store) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def _timed(submitted: float, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """Runs on a pool thread: records how long the work waited for it, then does it."""
+Committed = tuple[int, frozenset[int], int]
+"""(tenant id, folder ids, revision) of one commit, as the store's change listener reports it."""
+
+_unit = threading.local()
+"""On a pool thread running a unit of work: `owner` (the DeferredStore) and `changes` (its commits)."""
+
+
+def _timed(owner: DeferredStore, changes: list[Committed], submitted: float, fn: Callable[..., T],
+           *args: Any, **kw: Any) -> T:
+    """Runs on a pool thread: records how long the work waited for it, then does it, collecting the
+    changes it commits into `changes` (published by `DeferredStore.run` once the result is delivered)."""
     STORE_POOL_WAIT_SECONDS.observe(time.perf_counter() - submitted)
     STORE_POOL_QUEUED.dec()
-    return fn(*args, **kw)
+    _unit.owner, _unit.changes = owner, changes
+    try:
+        return fn(*args, **kw)
+    finally:
+        _unit.owner = _unit.changes = None
 
 
 class DeferredStore:
@@ -87,9 +106,26 @@ class DeferredStore:
     # ------------------------------------------------------------ work
 
     def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
-        """Call `fn(*args, **kw)` on the store pool; the Deferred fires on the reactor thread."""
+        """Call `fn(*args, **kw)` on the store pool; the Deferred fires on the reactor thread. What `fn`
+        commits reaches the bus after the Deferred's callbacks ran and one reactor turn later (see above)."""
         STORE_POOL_QUEUED.inc()
-        return deferToThreadPool(self.reactor, self.pool, _timed, time.perf_counter(), fn, *args, **kw)
+        changes: list[Committed] = []
+        done: Deferred[T] = deferToThreadPool(self.reactor, self.pool, _timed, self, changes, time.perf_counter(),
+                                              fn, *args, **kw)
+        result: Deferred[T] = Deferred()
+        done.chainDeferred(result)  # the caller's callbacks (the writer's response) run first...
+        done.addBoth(lambda _: self._publish_after_flush(changes))
+        return result
+
+    def _publish_after_flush(self, changes: list[Committed]) -> None:
+        """...then the bus, after the reactor's next socket poll: a `callLater(0)` made while the reactor
+        runs its thread calls would still run before it polls, one made from a timed call runs after."""
+        if changes:
+            self.reactor.callLater(0, self.reactor.callLater, 0, self._publish, changes)
+
+    def _publish(self, changes: list[Committed]) -> None:
+        for tenant_id, folder_ids, revision in changes:
+            self.bus.publish(tenant_id, folder_ids, revision)
 
     def read(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
         """`fn(session)` inside one read transaction on behalf of the user."""
@@ -121,8 +157,12 @@ class DeferredStore:
     # ------------------------------------------------------------ change notification
 
     def _on_commit(self, tenant_id: int, folder_ids: frozenset[int], revision: int) -> None:
-        """Store listener: runs on the committing thread (pool, CLI or reactor) and only schedules."""
+        """Store listener: runs on the committing thread (pool, CLI or reactor) and only schedules; a
+        commit of a unit run by `run` waits for that unit's result to be delivered."""
         if not self._running:
+            return
+        if getattr(_unit, "owner", None) is self:
+            _unit.changes.append((tenant_id, folder_ids, revision))
             return
         self.reactor.callFromThread(self.bus.publish, tenant_id, folder_ids, revision)
 

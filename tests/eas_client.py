@@ -138,3 +138,22 @@ def server_ids(reply: Reply, kind: str) -> list[str]:
 def client(running: Any, user: str = "alice", password: str = "alice-pw", **kw: Any) -> EasClient:
     return EasClient(running.port, user, password, **kw)
 
+
+
+def prime_devices(store: Any, tenant_id: int, user_id: int, folder: int, devices: list[str],
+                  policy_key: str = "4242") -> None:
+    """Devices already provisioned and synced to `folder`'s current revision, with the Ping parameters
+    they sent before (heartbeat 900, that folder): a Ping of theirs parks at once and writes nothing."""
+    import time
+
+    from oxsync.eas import state
+
+    with store.session(tenant_id, user_id, write=True) as session:
+        rev = session.folder_revision(folder)[0]
+        for device in devices:
+            session.put_state(device, "", {"type": "iPhone", "policy_key": policy_key, "policy_state": "provisioned",
+                                           "last_seen": int(time.time()), "ua": "bench", "version": "14.1"})
+            session.put_state(device, state.collection_key(str(folder)), {
+                "key": "{primed}1", "prev_key": None, "base": rev, "base_ms": 0, "known": "", "pending": None,
+                "echo": {}, "filter": 0})
+            session.put_state(device, state.LAST_PING, {"heartbeat": 900, "folders": [str(folder)]})
