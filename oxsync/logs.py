@@ -14,13 +14,24 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
 
 from oxsync.config import LogSettings
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
 
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
 SECRET_FIELDS = frozenset({"password", "passwd", "authorization", "secret", "token", "credentials", "cookie"})
 REDACTED = "[redacted]"
+
+
+def failure_exc_info(failure: Failure) -> tuple[type[BaseException], BaseException, TracebackType | None]:
+    """`exc_info=` for a Twisted Failure, so the log line carries the failure's own traceback."""
+    value = failure.value
+    assert value is not None, "Failure() is never built without an exception (Twisted types it Optional)"
+    return type(value), value, failure.getTracebackObject()
 
 
 def _plain(value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, FirstError
 from twisted.python.failure import Failure
+from twisted.web.http import Request as HttpRequest
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
@@ -113,7 +114,7 @@ class OxsyncSite(Site):
         channel.max_per_address = limits.max_connections_per_address
         return channel
 
-    def log(self, request: Request) -> None:
+    def log(self, request: HttpRequest) -> None:
         started = getattr(request, "started_at", None)
         duration = None if started is None else (time.monotonic() - started) * 1000.0
         dialect, command = classify(request)
@@ -131,7 +132,7 @@ _DIALECT_OF_SEGMENT = {
 }
 
 
-def classify(request: Request) -> tuple[str, str]:
+def classify(request: HttpRequest) -> tuple[str, str]:
     """(dialect, command) of a request for the metrics: by its first path segment; the command is the
     one a dialect recorded as `request.metrics_command` (EAS `Cmd`), the OX servlet, or the method."""
     segments = (request.path or b"/").lstrip(b"/").split(b"/")
@@ -181,10 +182,12 @@ class OxsyncService(MultiService):
             index = failure.value.index if isinstance(failure.value, FirstError) else 0
             return Failure(ServerStartError(describe_failure(listeners[index], first)))
 
-        d = DeferredList([listener.when_listening() for listener in listeners], fireOnOneErrback=True,
-                         consumeErrors=True)
-        d.addCallbacks(lambda _: self.http.when_listening(), failed)
-        return d
+        def all_up(_: object) -> Deferred[int]:
+            return self.http.when_listening()
+
+        every = DeferredList([listener.when_listening() for listener in listeners], fireOnOneErrback=True,
+                             consumeErrors=True)
+        return every.addErrback(failed).addCallback(all_up)  # failed() sees only the listeners' errors
 
     def listener_states(self) -> dict[str, dict[str, Any]]:
         """name -> {"up", "port", ...} for /health."""
@@ -194,7 +197,7 @@ class OxsyncService(MultiService):
 class AdminSite(Site):
     """The admin listener's Site: no per-request access log (scrapes every few seconds are noise)."""
 
-    def log(self, request: Request) -> None:
+    def log(self, request: HttpRequest) -> None:
         return None
 
 

@@ -16,6 +16,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.console.pages_base import parse_size
 from oxsync.console.web import SECURITY_HEADERS, Ctx, Json, Route, Router, error_status, json_body
+from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol
 from oxsync.store import admin, admin_mail, admin_ops
 from oxsync.store.errors import AuthenticationFailed, InvalidData, NotFound, StoreError
@@ -350,7 +351,7 @@ class ApiResource(Resource):
         from oxsync.console.web import Ctx as Context
 
         method = (request.method or b"GET").decode("ascii", "replace")
-        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath).strip("/")
+        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath or []).strip("/")
         path = path.rstrip("/") or "/"
         if path == "/openapi.json" and method in ("GET", "HEAD"):
             send_bytes(request, 200, openapi.document_bytes(), b"application/json", SECURITY_HEADERS)
@@ -368,8 +369,11 @@ class ApiResource(Resource):
             send_bytes(request, 429, body, b"application/json", {**SECURITY_HEADERS, b"Retry-After": b"%d" % wait})
             return NOT_DONE_YET
         query = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in (request.args or {}).items()}
-        request.content.seek(0)
-        body = request.content.read(self.console.settings.console.max_form_bytes + 1)
+        body = b""
+        content = request.content
+        if content is not None:
+            content.seek(0)
+            body = content.read(self.console.settings.console.max_form_bytes + 1)
         ctx = Context(self.console.store, self.console.settings, method, path, params, query, {}, body, address,
                       "en", False, None, services=self.console)
         ctx.authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")  # type: ignore[attr-defined]
@@ -385,7 +389,7 @@ class ApiResource(Resource):
                 send_bytes(request, status, payload, ctype, {**SECURITY_HEADERS, **headers})
 
         def failed(failure: Any) -> None:
-            log.error("admin API request failed", exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+            log.error("admin API request failed", exc_info=failure_exc_info(failure),
                       extra={"event": "console.api_error"})
             if not is_gone(request):
                 send_bytes(request, 500, b'{"error":"internal error","status":500}', b"application/json")

@@ -26,6 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.console import i18n
 from oxsync.console.session import COOKIE, LANG_COOKIE, SignedIn
+from oxsync.logs import failure_exc_info
 from oxsync.store import admin
 from oxsync.store.admin import Actor
 from oxsync.store.api import Store
@@ -227,7 +228,7 @@ class ConsoleResource(Resource):
 
     def render(self, request: Request) -> Any:
         method = (request.method or b"GET").decode("ascii", "replace")
-        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath).strip("/")
+        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath or []).strip("/")
         path = path.rstrip("/") or "/"
         route, params, other = self.router.find(method, path)
         if route is None:
@@ -277,8 +278,10 @@ class ConsoleResource(Resource):
         body = b""
         form: dict[str, list[str]] = {}
         if method == "POST":
-            request.content.seek(0)
-            body = request.content.read(self.console.settings.console.max_form_bytes + 1)
+            content = request.content
+            if content is not None:
+                content.seek(0)
+                body = content.read(self.console.settings.console.max_form_bytes + 1)
             ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
             if ctype == b"application/x-www-form-urlencoded":
                 form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=2000)
@@ -314,7 +317,7 @@ class ConsoleResource(Resource):
         send_bytes(request, status, body, content_type, {**SECURITY_HEADERS, **headers})
 
     def _failed(self, failure: Any, request: Request) -> None:
-        log.error("console request failed", exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+        log.error("console request failed", exc_info=failure_exc_info(failure),
                   extra={"event": "console.error"})
         if not is_gone(request):
             send_bytes(request, 500, b"internal error\n", b"text/plain; charset=utf-8", SECURITY_HEADERS)

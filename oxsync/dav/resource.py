@@ -16,6 +16,7 @@ from oxsync.dav.context import Ctx, DavRequest
 from oxsync.dav.layout import DavError, NameCache
 from oxsync.dav.propfind import Response
 from oxsync.dav.xml import CALDAV, DAV, error_body, qn
+from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
 from oxsync.store.budget import WorkLimitExceeded
@@ -144,7 +145,7 @@ class DavResource(Resource):
         return d
 
     def _failed(self, failure: Failure, request: Request) -> None:
-        log.error("DAV request failed", exc_info=(failure.type, failure.value, failure.getTracebackObject()))
+        log.error("DAV request failed", exc_info=failure_exc_info(failure))
         if not is_gone(request):
             send_bytes(request, 500, b"internal error\n", b"text/plain")
 

@@ -32,6 +32,7 @@ from oxsync.eas.request import (
 )
 from oxsync.eas.service import Eas
 from oxsync.eas.wbxml import Element, WBXMLError, decode, encode
+from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
 from oxsync.store.budget import WorkLimitExceeded
@@ -201,7 +202,7 @@ class ActiveSyncResource(Resource):
             if not is_gone(request):
                 send_bytes(request, 503, b"", protocol.WBXML_CONTENT_TYPE, {b"Retry-After": b"300"})
             return
-        log.error("ActiveSync %s failed", cmd, exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+        log.error("ActiveSync %s failed", cmd, exc_info=failure_exc_info(failure),
                   extra={"event": "eas.error", "cmd": cmd})
         if not is_gone(request):
             send_bytes(request, 500, b"", protocol.WBXML_CONTENT_TYPE)

@@ -7,7 +7,7 @@ the store (`limits.max_attachment_bytes`, tenant/user quota); errors are plain H
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from twisted.python.failure import Failure
@@ -34,8 +34,8 @@ HTTP_OF_ERROR = ((NotFound, 404), (PermissionDenied, 403), (QuotaExceeded, 507),
                  (AccessRefused, 403), (InvalidData, 409))
 
 
-def _size(request: Request) -> int:
-    content = request.content
+def _size(content: IO[bytes]) -> int:
+    """The length of an uploaded body, read from its file without reading the body."""
     position = content.tell()
     content.seek(0, 2)
     size = content.tell()
@@ -102,7 +102,7 @@ class AttachmentServlet(Resource):
             send_text(request, 409, "missing header filename\n")
             return NOT_DONE_YET
         limit = self.ctx.settings.limits.max_attachment_bytes
-        if request.content is not None and _size(request) > limit:  # before any store work
+        if request.content is not None and _size(request.content) > limit:  # before any store work
             send_text(request, 413, f"attachment over the {limit} byte limit\n")
             return NOT_DONE_YET
 

@@ -20,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.config import Settings
+from oxsync.logs import failure_exc_info
 from oxsync.ox import errors as E
 from oxsync.ox import folders, groupuser, objects
 from oxsync.ox.auth import COOKIE, OxAuth, OxUser, check_account
@@ -93,7 +94,7 @@ class XmlServlet(Resource):
 
     render_PUT = render_PROPPATCH
 
-    def _start(self, request: Request, handler: Callable[[Request, OxUser, bytes], Deferred[None]]) -> Any:
+    def _start(self, request: Request, handler: Callable[[Request, OxUser, bytes], Deferred[None] | None]) -> Any:
         body = request.content.read() if request.content is not None else b""
         d = self.ctx.auth.authenticate(request)
 
@@ -120,13 +121,13 @@ class XmlServlet(Resource):
         send_bytes(request, 207, multistatus(responses, self.ctx.settings.ox.version_string), XML_TYPE)
 
     def _crashed(self, failure: Failure, request: Request) -> None:
-        if failure.check(RequestError):
+        if isinstance(failure.value, RequestError):
             send_text(request, failure.value.status, str(failure.value) + "\n")
         elif failure.check(AccessRefused):
             request.addCookie(COOKIE, b"", max_age=b"0", path=b"/servlet", httpOnly=True)
             send_text(request, 403, f"access refused: {failure.value}\n")
         else:
-            log.error("OX servlet failed", exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+            log.error("OX servlet failed", exc_info=failure_exc_info(failure),
                       extra={"event": "ox.servlet_error", "servlet": self.kind})
             send_text(request, 500, "Server Error\n")
 

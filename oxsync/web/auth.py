@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from oxsync.config import AuthSettings
+from oxsync.logs import failure_exc_info
 from oxsync.metrics import LOGIN_CHECKS, LOGIN_THROTTLED
 from oxsync.model import Protocol
 from oxsync.push.bus import AccountChange
@@ -349,7 +350,7 @@ class Authenticator:
             log.warning("login refused", extra={"event": "auth.refused", "reason": reason, **fields})
             send_text(request, 403, f"access refused: {reason}\n")
         else:
-            log.error("authentication error", exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+            log.error("authentication error", exc_info=failure_exc_info(failure),
                       extra={"event": "auth.error", **fields})
             send_text(request, 503, "authentication temporarily unavailable\n")
         return None

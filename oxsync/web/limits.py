@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
@@ -173,10 +175,11 @@ class LimitedHTTPChannel(HTTPChannel):
 
     def refuse_body(self, size: int) -> None:
         """Answer 413 now and switch the connection to discard-then-close."""
-        if self._refused:
+        transport = self.transport
+        if self._refused or transport is None:  # already refused, or no connection left to answer on
             return
         self._refused = True
-        peer = self.transport.getPeer() if self.transport is not None else None
+        peer = transport.getPeer()
         path = getattr(self, "_path", b"").split(b"?", 1)[0]
         log.warning("request body too large", extra={
             "event": "http.body_too_large", "address": getattr(peer, "host", ""),
@@ -184,7 +187,7 @@ class LimitedHTTPChannel(HTTPChannel):
             "size": size, "limit": self.max_request_body_bytes,
         })
         body = f"request body exceeds the limit of {self.max_request_body_bytes} bytes\n".encode()
-        self.transport.write(
+        transport.write(
             b"HTTP/1.1 413 Content Too Large\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\n"
@@ -214,7 +217,7 @@ class LimitedHTTPChannel(HTTPChannel):
             self._closing = True
             self.loseConnection()
 
-    def connectionLost(self, reason: object) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_header_timer()
         if self.connections is not None and self._address is not None:
             self.connections[self._address] -= 1
