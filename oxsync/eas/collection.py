@@ -152,11 +152,15 @@ def in_window(obj: Any, filter_type: int, now: datetime) -> bool:
 
 
 class CollectionSync:
-    """Processes one Collection element of a Sync request inside the request's write transaction."""
+    """Processes one Collection element of a Sync request: inside the request's write transaction, or,
+    with no client commands, inside a read transaction with its state staged (`state.StagedStates`)."""
 
     def __init__(self, session: UserSession, device_id: str, module: Module | None, folder_id: int | None,
-                 ctx: MapContext, max_client_ids: int, cache: ExportCache | None = None) -> None:
+                 ctx: MapContext, max_client_ids: int, cache: ExportCache | None = None,
+                 states: state.StateStore | None = None) -> None:
         self.session = session
+        self.states: state.StateStore = states if states is not None else session
+        """Where the collection's state is read and written (staged when the Sync runs in a read transaction)."""
         self.cache = cache
         self.device_id = device_id
         self.module = module
@@ -173,7 +177,7 @@ class CollectionSync:
     def run(self, req: CollectionRequest, budget: int) -> tuple[Outcome, int]:
         """Returns the outcome and how many items of the window budget were used."""
         key = self.state_key(req.collection_id)
-        saved = self.session.get_state(self.device_id, key)
+        saved = self.states.get_state(self.device_id, key)
         if req.from_cache:
             if saved is None:
                 return status_only(req, 3), 0
@@ -241,7 +245,7 @@ class CollectionSync:
 
     def _save(self, key: str, st: dict[str, Any]) -> None:
         if self.device_id not in state.NOT_PERSISTED_DEVICES:
-            self.session.put_state(self.device_id, key, st)
+            self.states.put_state(self.device_id, key, st)
 
     # ------------------------------------------------------------------ client -> server
 

@@ -12,11 +12,12 @@ Sync keys look like ``{uuid}N`` (Z-Push's form): the uuid changes on every reset
 
 from __future__ import annotations
 
+import copy
 import secrets
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from oxsync.store.session import UserSession
 
@@ -90,11 +91,55 @@ class IdSet:
         self.ids.discard(item)
 
 
-def load_device(session: UserSession, device_id: str) -> dict[str, Any]:
+class StateStore(Protocol):
+    """Where a command reads and writes device state: the session itself, or `StagedStates`."""
+
+    def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None: ...
+
+    def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None: ...
+
+
+class StagedStates:
+    """Device state read in a read transaction, its writes kept for a short write transaction.
+
+    A Sync that sends server changes only (no client commands) spends nearly all its time loading and
+    rendering items: done inside a write transaction, that held the database's write lock (SQLite has
+    one writer) for the whole window, and every other writer of the node queued behind it. Staged, the
+    export runs in a read transaction and `commit` writes the new state in a write transaction of a few
+    statements, provided every state it read is still as it was (optimistic concurrency: otherwise the
+    caller runs the command again inside one write transaction, as before)."""
+
+    def __init__(self, session: UserSession) -> None:
+        self.session = session
+        self.reads: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.writes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None:
+        key = (device_id, collection)
+        if key in self.writes:
+            return copy.deepcopy(self.writes[key])
+        value = self.session.get_state(device_id, collection)
+        self.reads.setdefault(key, copy.deepcopy(value))
+        return value
+
+    def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
+        self.writes[(device_id, collection)] = copy.deepcopy(data)
+
+    def commit(self, session: UserSession) -> bool:
+        """Write the staged state inside `session`'s write transaction if nothing it read has moved."""
+        for (device_id, collection), seen in self.reads.items():
+            if session.get_state(device_id, collection) != seen:
+                return False
+        for (device_id, collection), data in self.writes.items():
+            session.put_state(device_id, collection, data)
+        return True
+
+
+def load_device(session: StateStore, device_id: str) -> dict[str, Any]:
     return session.get_state(device_id, DEVICE) or {}
 
 
-def touch_device(session: UserSession, device_id: str, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
+def touch_device(session: StateStore, device_id: str, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Update the device record (creating it on first contact); skipped for `validate`."""
     if device_id in NOT_PERSISTED_DEVICES:
         return record

@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from imapclient.exceptions import IMAPClientError
 from twisted.internet.defer import Deferred, succeed
@@ -32,6 +33,7 @@ from oxsync.store.errors import NotFound, StoreError
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.eas.sync")
+T = TypeVar("T")
 MAIL_IDS = frozenset(server_id for server_id, _, _ in MAIL_FOLDERS)
 
 
@@ -212,14 +214,29 @@ def resolve_collection(session: UserSession, collection_id: str) -> tuple[Module
     return access.folder.module, int(collection_id)
 
 
-def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan) -> list[Outcome]:
+class NeedsWriteTransaction(Exception):
+    """A Sync tried in a read transaction must write more than its state: run it in a write transaction."""
+
+
+def needs_write(eas: Eas, plan: SyncPlan) -> bool:
+    """Client commands write objects; mail collections finish on the IMAP pool with a write of their own."""
+    return any(c.commands is not None or (eas.mail is not None and mailfolders.is_mail_id(c.collection_id))
+               for c in plan.collections)
+
+
+def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan,
+             states: state.StateStore | None = None) -> list[Outcome]:
+    """Every collection of the plan; device state goes to `states` (default: the session itself)."""
+    states = states if states is not None else session
+    if states is not session and needs_write(eas, plan):
+        raise NeedsWriteTransaction()
     if plan.cacheable is not None and req.device_id not in state.NOT_PERSISTED_DEVICES:
-        session.put_state(req.device_id, state.LAST_SYNC,
-                          {"request": base64.b64encode(encode(plan.cacheable)).decode("ascii")})
+        states.put_state(req.device_id, state.LAST_SYNC,
+                         {"request": base64.b64encode(encode(plan.cacheable)).decode("ascii")})
     if req.device_id not in state.NOT_PERSISTED_DEVICES:
-        record = state.load_device(session, req.device_id)
+        record = state.load_device(states, req.device_id)
         if int(record.get("last_sync", 0)) + eas.config.device_touch_seconds < time.time():
-            state.touch_device(session, req.device_id, record, last_sync=int(time.time()))
+            state.touch_device(states, req.device_id, record, last_sync=int(time.time()))
     budget = plan.window if plan.window and plan.window > 0 else eas.config.max_window_size * len(plan.collections)
     outcomes = []
     for index, coll in enumerate(plan.collections):
@@ -234,7 +251,7 @@ def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan) ->
             continue
         module, folder_id = target
         engine = CollectionSync(session, req.device_id, module, folder_id, map_context(session, req, coll, eas),
-                                eas.config.max_client_ids, eas.export_cache)
+                                eas.config.max_client_ids, eas.export_cache, states)
         outcome, used = engine.run(coll, max(budget, 0) or 1)
         budget -= used
         outcomes.append(outcome)
@@ -246,7 +263,29 @@ def response_of(outcomes: list[Outcome]) -> EasResponse:
     return EasResponse(E("AirSync:Sync", collections))
 
 
-def load_cached(session: UserSession, device_id: str) -> Element | None:
+def staged(eas: Eas, req: EasRequest, work: Callable[[UserSession, state.StateStore], T]) -> Deferred[T]:
+    """`work` in a read transaction with its device state staged, then the state in a short write
+    transaction; `work` runs again inside one write transaction when it must write more than state
+    (`NeedsWriteTransaction`) or when a state it read moved meanwhile (another request of the device)."""
+    def read(session: UserSession) -> tuple[T, state.StagedStates]:
+        states = state.StagedStates(session)
+        return work(session, states), states
+
+    def in_one_write(failure: Any = None) -> Deferred[T]:
+        if failure is not None:
+            failure.trap(NeedsWriteTransaction)
+        return eas.write(req, lambda session: work(session, session))
+
+    def commit(done: tuple[T, state.StagedStates]) -> Any:
+        result, states = done
+        if not states.writes:
+            return result
+        return eas.write(req, states.commit).addCallback(lambda ok: result if ok else in_one_write())
+
+    return eas.read(req, read).addCallbacks(commit, in_one_write)
+
+
+def load_cached(session: state.StateStore, device_id: str) -> Element | None:
     saved = session.get_state(device_id, state.LAST_SYNC) if device_id not in state.NOT_PERSISTED_DEVICES else None
     if not saved or not saved.get("request"):
         return None
@@ -257,8 +296,8 @@ def load_cached(session: UserSession, device_id: str) -> Element | None:
 
 
 def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
-    def prepare(session: UserSession) -> tuple[SyncPlan | None, list[Outcome] | EasResponse]:
-        cached = load_cached(session, req.device_id)
+    def prepare(session: UserSession, states: state.StateStore) -> tuple[SyncPlan | None, list[Outcome] | EasResponse]:
+        cached = load_cached(states, req.device_id)
         body = req.body if req.body is not None else E("AirSync:Sync")
         try:
             plan = build_plan(eas, req, body, cached)
@@ -267,7 +306,7 @@ def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
             if exc.limit is not None:
                 out.append(E("AirSync:Limit", str(exc.limit)))
             return None, EasResponse(out)
-        return plan, run_plan(session, eas, req, plan)
+        return plan, run_plan(session, eas, req, plan, states)
 
     def answer(result: tuple[SyncPlan | None, list[Outcome] | EasResponse]) -> Any:
         plan, outcomes = result
@@ -281,7 +320,7 @@ def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
             return hang(eas, req, plan, outcomes)
         return response_of(outcomes)
 
-    return eas.write(req, prepare).addCallback(answer)
+    return staged(eas, req, prepare).addCallback(answer)
 
 
 def complete_mail(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> Deferred[list[Outcome]]:
@@ -341,7 +380,7 @@ def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> 
     plan.cacheable = None
 
     def rerun(_: frozenset[int]) -> None:
-        d = eas.write(req, lambda session: run_plan(session, eas, req, plan))
+        d = staged(eas, req, lambda session, states: run_plan(session, eas, req, plan, states))
         d.addCallback(lambda outs: complete_mail(eas, req, plan, outs))
         d.addCallbacks(lambda result: _fire(done, response_of(result)), lambda f: _fail(done, f))
 

@@ -1,0 +1,81 @@
+"""A Sync that only sends server changes exports its window in a read transaction; its write transaction
+holds the database's write lock for the device state alone (a few statements, no object read), however
+large the window. A state that moved between the two transactions makes the Sync run again inside one
+write transaction, so two requests of one device never both advance the same SyncKey."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from oxsync.eas import install, state
+from oxsync.store.engine import WRITE
+from tests.eas_client import client, items
+from tests.test_eas_sync import add_contacts
+from tests.test_eas_window_reads import OBJECT_TABLES
+
+
+@pytest.fixture
+def phone(live_server, store, world):  # type: ignore[no-untyped-def]
+    c = client(live_server(store, setup=install, eas={"export_cache_objects": 0}))
+    c.provision()
+    return c
+
+
+def _in_write_transactions(store, fn) -> tuple[list[str], object]:  # type: ignore[no-untyped-def]
+    """The statements `fn` made the server run inside write transactions (SQLite: BEGIN IMMEDIATE)."""
+    seen: list[str] = []
+    marker = next(iter(WRITE.items()))
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(marker[0]) == marker[1]:
+            seen.append(" ".join(statement.split()))
+
+    sa_event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        result = fn()
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", record)
+    return seen, result
+
+
+def test_export_reads_no_object_inside_a_write_transaction(phone, store, world) -> None:  # type: ignore[no-untyped-def]
+    add_contacts(world, 60)
+    folder = phone.folder_of_type(9)
+    phone.sync(folder, "0")
+    small, reply = _in_write_transactions(store, lambda: phone.sync(folder, window=5))
+    assert len(items(reply)) == 5
+    large, reply = _in_write_transactions(store, lambda: phone.sync(folder, window=40))
+    assert len(items(reply)) == 40
+    for statements in (small, large):
+        assert not [s for s in statements if any(f" {t} " in f"{s} " for t in OBJECT_TABLES)], statements
+        assert all("device_state" in s for s in statements if not s.startswith(("BEGIN", "COMMIT"))), statements
+    assert len(large) == len(small) <= 12, (small, large)
+
+
+def test_staged_state_commits_only_if_unchanged(store, world) -> None:  # type: ignore[no-untyped-def]
+    alice = world.alice
+    with world.as_user(alice, write=True) as session:
+        session.put_state("dev1", "c:1", {"key": "{a}1"})
+    with world.as_user(alice) as session:
+        staged = state.StagedStates(session)
+        st = staged.get_state("dev1", "c:1")
+        assert st == {"key": "{a}1"}
+        staged.put_state("dev1", "c:1", {"key": "{a}2"})
+        assert staged.get_state("dev1", "c:1") == {"key": "{a}2"}  # reads its own staged write
+        staged.put_state("dev1", state.LAST_SYNC, {"request": "x"})
+    with world.as_user(alice, write=True) as session:  # another request of the device got there first
+        session.put_state("dev1", "c:1", {"key": "{a}2", "other": True})
+    with world.as_user(alice, write=True) as session:
+        assert staged.commit(session) is False
+    with world.as_user(alice) as session:
+        assert session.get_state("dev1", "c:1") == {"key": "{a}2", "other": True}
+        assert session.get_state("dev1", state.LAST_SYNC) is None  # nothing of the stale attempt landed
+    with world.as_user(alice) as session:
+        again = state.StagedStates(session)
+        again.get_state("dev1", "c:1")
+        again.put_state("dev1", "c:1", {"key": "{a}3"})
+    with world.as_user(alice, write=True) as session:
+        assert again.commit(session) is True
+    with world.as_user(alice) as session:
+        assert session.get_state("dev1", "c:1") == {"key": "{a}3"}
