@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lxml import etree
+
 from oxsync.dav.context import Ctx
 from oxsync.dav.inbox import InboxItem, dismiss
 from oxsync.dav.layout import (
@@ -23,12 +25,13 @@ from oxsync.dav.layout import (
     resolver,
     schedule_tag,
 )
-from oxsync.dav.propfind import Response, parse_body, set_props_from
+from oxsync.dav.multistatus import Response, parse_body
 from oxsync.dav.tree import resolve
-from oxsync.dav.xml import CALDAV, CARDDAV, DAV, qn
+from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
 from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
 from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
+from oxsync.formats.vcard_tables import MemberInfo, ResolveUid
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
@@ -235,9 +238,9 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     return False
 
 
-def _member_resolver(ctx: Ctx):  # type: ignore[no-untyped-def]
+def _member_resolver(ctx: Ctx) -> ResolveUid:
     """Distribution list member UID -> a contact of a visible address book."""
-    def resolve_uid(uid: str):  # type: ignore[no-untyped-def]
+    def resolve_uid(uid: str) -> MemberInfo | None:
         for access in ctx.folders():
             if access.folder.module == Module.CONTACT:
                 found = ctx.session.find_by_uid(access.folder.id, uid)
@@ -434,3 +437,24 @@ def make_collection(ctx: Ctx, calendar: bool) -> Response:
         raise DavError(403, qn(DAV, "need-privileges"), str(exc)) from exc
     ctx.save_alias(home.kind, segment, created.folder.id)
     return Response(201, b"", headers={"Cache-Control": "no-cache"})
+
+
+def set_props_from(ctx: Ctx, root: etree._Element | None) -> tuple[str | None, str | None, list[str] | None]:
+    """displayname, color and component names from a MKCALENDAR/extended MKCOL body."""
+    title = color = None
+    comps: list[str] | None = None
+    resourcetypes: list[str] = []
+    for s in (root if root is not None else []):
+        prop = first(s, qn(DAV, "prop"))
+        for el in (prop if prop is not None else []):
+            if el.tag == qn(DAV, "displayname"):
+                title = (el.text or "").strip() or None
+            elif el.tag == qn(APPLE, "calendar-color"):
+                color = (el.text or "").strip() or None
+            elif isinstance(el.tag, str) and el.tag.endswith("}supported-calendar-component-set"):
+                comps = [(c.get("name") or "").upper() for c in el if isinstance(c.tag, str)]
+            elif el.tag == qn(DAV, "resourcetype"):
+                resourcetypes = [c.tag for c in el if isinstance(c.tag, str)]
+    if resourcetypes:
+        comps = (comps or []) + ["@" + t for t in resourcetypes]
+    return title, color, comps

@@ -9,11 +9,12 @@ from lxml import etree
 
 from oxsync.dav.context import Ctx
 from oxsync.dav.layout import DavError, PrincipalCollection
-from oxsync.dav.propfind import Response, add_response, describe, multistatus
+from oxsync.dav.multistatus import XML, Response, add_response, describe, multistatus
 from oxsync.dav.props import get_prop
-from oxsync.dav.reports import XML, D
 from oxsync.dav.tree import children, resolve
 from oxsync.dav.xml import CALDAV, CS, DAV, element, first, qn, tostring
+
+D = lambda name: qn(DAV, name)  # noqa: E731
 
 SEARCHABLE = {
     qn(DAV, "displayname"): "display name",

@@ -13,7 +13,7 @@ from lxml import etree
 from oxsync.dav import filters
 from oxsync.dav.context import Ctx
 from oxsync.dav.layout import Collection, DavError, ObjectRes, member_uids, object_text
-from oxsync.dav.propfind import Response, add_status, describe, multistatus, parse_body
+from oxsync.dav.multistatus import XML, Response, add_status, describe, multistatus, parse_body
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
 from oxsync.metrics import DAV_QUERY_OBJECTS as QUERY_OBJECTS
@@ -25,7 +25,6 @@ from oxsync.store import budget
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
 D = lambda name: qn(DAV, name)  # noqa: E731
-XML = "application/xml; charset=utf-8"
 
 
 def _prop_names(root: etree._Element) -> tuple[list[str] | None, etree._Element | None]:

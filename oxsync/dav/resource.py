@@ -14,7 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from oxsync.dav import objects, propfind, reports
 from oxsync.dav.context import Ctx, DavRequest
 from oxsync.dav.layout import DavError, NameCache
-from oxsync.dav.propfind import Response
+from oxsync.dav.multistatus import Response
 from oxsync.dav.xml import CALDAV, DAV, error_body, qn
 from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol

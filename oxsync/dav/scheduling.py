@@ -18,7 +18,7 @@ from lxml import etree
 
 from oxsync.dav.context import Ctx
 from oxsync.dav.layout import Box, DavError
-from oxsync.dav.propfind import Response
+from oxsync.dav.multistatus import Response
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, new_root, qn, tostring
 from oxsync.model.appointment import ShownAs

@@ -25,8 +25,8 @@ from oxsync.dav.layout import (
     ObjectRes,
     default_name,
 )
-from oxsync.dav.propfind import Response, describe, listing_is_light, multistatus
-from oxsync.dav.reports import XML, _prop_names, data_getters
+from oxsync.dav.multistatus import XML, Response, describe, listing_is_light, multistatus
+from oxsync.dav.reports import _prop_names, data_getters
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import DAV, first, qn, tostring
 from oxsync.store.errors import ResyncRequired
