@@ -31,7 +31,7 @@ from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
 from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
 from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
-from oxsync.formats.vcard_tables import MemberInfo, ResolveUid
+from oxsync.formats.vcard_rows import MemberInfo, ResolveUid
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
