@@ -79,3 +79,10 @@ def test_staged_state_commits_only_if_unchanged(store, world) -> None:  # type: 
         assert again.commit(session) is True
     with world.as_user(alice) as session:
         assert session.get_state("dev1", "c:1") == {"key": "{a}3"}
+
+
+def test_folder_sync_writes_only_its_hierarchy_state(phone, store) -> None:  # type: ignore[no-untyped-def]
+    statements, _ = _in_write_transactions(store, lambda: phone.folder_sync("0"))
+    work = [s for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
+    assert work and all("device_state" in s for s in work), statements
+    assert len(work) <= 4, statements

@@ -11,6 +11,7 @@ from oxsync.config import EasSettings, Settings
 from oxsync.eas.exportcache import ExportCache
 from oxsync.eas.park import ParkedRequests
 from oxsync.eas.request import EasRequest
+from oxsync.eas.state import NeedsWriteTransaction, StagedStates, StateStore
 from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
 from oxsync.runtime import DeferredStore
@@ -45,3 +46,24 @@ class Eas:
 
     def write(self, req: EasRequest, fn: Callable[[UserSession], T]) -> Deferred[T]:
         return self.async_store.write(req.tenant_id, req.user_id, fn)
+
+    def staged(self, req: EasRequest, work: Callable[[UserSession, StateStore], T]) -> Deferred[T]:
+        """`work` in a read transaction with its device state staged, then that state in a short write
+        transaction (`state.StagedStates`); `work` runs again inside one write transaction when it must
+        write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile."""
+        def read(session: UserSession) -> tuple[T, StagedStates]:
+            states = StagedStates(session)
+            return work(session, states), states
+
+        def in_one_write(failure: Any = None) -> Deferred[T]:
+            if failure is not None:
+                failure.trap(NeedsWriteTransaction)
+            return self.write(req, lambda session: work(session, session))
+
+        def commit(done: tuple[T, StagedStates]) -> Any:
+            result, states = done
+            if not states.writes:
+                return result
+            return self.write(req, states.commit).addCallback(lambda ok: result if ok else in_one_write())
+
+        return self.read(req, read).addCallbacks(commit, in_one_write)

@@ -91,6 +91,10 @@ class IdSet:
         self.ids.discard(item)
 
 
+class NeedsWriteTransaction(Exception):
+    """A command tried in a read transaction must write more than device state: run it in a write one."""
+
+
 class StateStore(Protocol):
     """Where a command reads and writes device state: the session itself, or `StagedStates`."""
 

@@ -78,11 +78,11 @@ def _status(cmd: str, status: int) -> EasResponse:
 
 def folder_sync(eas: Eas, req: EasRequest) -> Any:
     if eas.mail is None:
-        return eas.write(req, lambda session: _folder_sync(eas, session, req))
+        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, states=states))
 
     def listed(folders: list[Any]) -> Any:
         view = mailfolders.mail_view(folders)
-        return eas.write(req, lambda session: _folder_sync(eas, session, req, view))
+        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, view, states))
 
     def unavailable(failure: Any) -> EasResponse:
         failure.trap(MailUnavailable)
@@ -92,11 +92,14 @@ def folder_sync(eas: Eas, req: EasRequest) -> Any:
     return eas.mail.folders(req.principal.email, fresh=True).addCallbacks(listed, unavailable)
 
 
-def _folder_sync(eas: Eas, session: UserSession, req: EasRequest, mail_view: FolderView | None = None) -> EasResponse:
+def _folder_sync(eas: Eas, session: UserSession, req: EasRequest, mail_view: FolderView | None = None,
+                 states: state.StateStore | None = None) -> EasResponse:
+    """The hierarchy delta; only the hierarchy state is written (to `states`, staged or the session)."""
+    states = states if states is not None else session
     key = req.body.findtext("FolderHierarchy:SyncKey") if req.body is not None else None
     if key is None or len(key) > 64:
         return _status("FolderSync", 10)
-    saved = session.get_state(req.device_id, state.HIERARCHY) or {}
+    saved = states.get_state(req.device_id, state.HIERARCHY) or {}
     current = device_folders(session, eas.config.expose_mail_folders, mail_view)
     replay = False
     if key == "0":
@@ -123,7 +126,7 @@ def _folder_sync(eas: Eas, session: UserSession, req: EasRequest, mail_view: Fol
     elif count or key == "0" or replay:
         new_key = state.next_sync_key(saved["key"]) if saved.get("key") and key != "0" else state.new_sync_key()
         if req.device_id not in state.NOT_PERSISTED_DEVICES:
-            session.put_state(req.device_id, state.HIERARCHY, {
+            states.put_state(req.device_id, state.HIERARCHY, {
                 "key": new_key, "folders": current, "prev_key": key, "prev_folders": base})
     else:
         new_key = key

@@ -12,9 +12,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from imapclient.exceptions import IMAPClientError
 from twisted.internet.defer import Deferred, succeed
@@ -33,7 +32,6 @@ from oxsync.store.errors import NotFound, StoreError
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.eas.sync")
-T = TypeVar("T")
 MAIL_IDS = frozenset(server_id for server_id, _, _ in MAIL_FOLDERS)
 
 
@@ -214,10 +212,6 @@ def resolve_collection(session: UserSession, collection_id: str) -> tuple[Module
     return access.folder.module, int(collection_id)
 
 
-class NeedsWriteTransaction(Exception):
-    """A Sync tried in a read transaction must write more than its state: run it in a write transaction."""
-
-
 def needs_write(eas: Eas, plan: SyncPlan) -> bool:
     """Client commands write objects; mail collections finish on the IMAP pool with a write of their own."""
     return any(c.commands is not None or (eas.mail is not None and mailfolders.is_mail_id(c.collection_id))
@@ -229,7 +223,7 @@ def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan,
     """Every collection of the plan; device state goes to `states` (default: the session itself)."""
     states = states if states is not None else session
     if states is not session and needs_write(eas, plan):
-        raise NeedsWriteTransaction()
+        raise state.NeedsWriteTransaction()
     if plan.cacheable is not None and req.device_id not in state.NOT_PERSISTED_DEVICES:
         states.put_state(req.device_id, state.LAST_SYNC,
                          {"request": base64.b64encode(encode(plan.cacheable)).decode("ascii")})
@@ -261,28 +255,6 @@ def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan,
 def response_of(outcomes: list[Outcome]) -> EasResponse:
     collections = E("AirSync:Collections", *[o.element for o in outcomes if o.element is not None])
     return EasResponse(E("AirSync:Sync", collections))
-
-
-def staged(eas: Eas, req: EasRequest, work: Callable[[UserSession, state.StateStore], T]) -> Deferred[T]:
-    """`work` in a read transaction with its device state staged, then the state in a short write
-    transaction; `work` runs again inside one write transaction when it must write more than state
-    (`NeedsWriteTransaction`) or when a state it read moved meanwhile (another request of the device)."""
-    def read(session: UserSession) -> tuple[T, state.StagedStates]:
-        states = state.StagedStates(session)
-        return work(session, states), states
-
-    def in_one_write(failure: Any = None) -> Deferred[T]:
-        if failure is not None:
-            failure.trap(NeedsWriteTransaction)
-        return eas.write(req, lambda session: work(session, session))
-
-    def commit(done: tuple[T, state.StagedStates]) -> Any:
-        result, states = done
-        if not states.writes:
-            return result
-        return eas.write(req, states.commit).addCallback(lambda ok: result if ok else in_one_write())
-
-    return eas.read(req, read).addCallbacks(commit, in_one_write)
 
 
 def load_cached(session: state.StateStore, device_id: str) -> Element | None:
@@ -320,7 +292,7 @@ def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
             return hang(eas, req, plan, outcomes)
         return response_of(outcomes)
 
-    return staged(eas, req, prepare).addCallback(answer)
+    return eas.staged(req, prepare).addCallback(answer)
 
 
 def complete_mail(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> Deferred[list[Outcome]]:
@@ -380,7 +352,7 @@ def hang(eas: Eas, req: EasRequest, plan: SyncPlan, outcomes: list[Outcome]) -> 
     plan.cacheable = None
 
     def rerun(_: frozenset[int]) -> None:
-        d = staged(eas, req, lambda session, states: run_plan(session, eas, req, plan, states))
+        d = eas.staged(req, lambda session, states: run_plan(session, eas, req, plan, states))
         d.addCallback(lambda outs: complete_mail(eas, req, plan, outs))
         d.addCallbacks(lambda result: _fire(done, response_of(result)), lambda f: _fail(done, f))
 
