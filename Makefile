@@ -48,9 +48,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check oxsync tests bench conformance
 
 # Seconds, before the long suite: lint, the import directions of docs/architecture.md, the docs'
-# settings and file references, and mypy's per-file ratchet (docs/types.md; cached in .mypy_cache/).
+# settings and file references, mypy's per-file ratchet (docs/types.md; cached in .mypy_cache/), and the
+# house rules (docs/tests.md names each module's tests, test files say what they guard, modules <= 600 lines).
 check: lint
-	$(BIN)/pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_docs.py tests/test_types.py
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_docs.py tests/test_types.py tests/test_house.py
 
 # mypy over oxsync/ against tests/data/mypy_baseline.json, with the errors of the files that went up.
 typecheck: $(STAMP)
