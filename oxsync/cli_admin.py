@@ -31,7 +31,7 @@ from oxsync.model import Module, Protocol, ResourceKind
 from oxsync.model.account import ALL_PROTOCOLS
 from oxsync.store import accounts
 from oxsync.store.folders import default_folder_id
-from oxsync.store.removal import delete_user
+from oxsync.store.removal import delete_group, delete_user
 from oxsync.store.tx import Tx
 
 GENERATED_PASSWORD_BYTES = 15  # 20 URL-safe characters, ~120 bits
@@ -241,7 +241,7 @@ def cmd_group_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_group_delete(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.tx(write=True) as tx:
-        accounts.delete_group(tx, group_id_of(tx, args.group))
+        delete_group(tx, group_id_of(tx, args.group))
     out(f"deleted group {args.group}")
     return EXIT_OK
 

@@ -44,12 +44,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"oxsync.dav.reports", "oxsync.dav.sync"}),
     frozenset({"oxsync.eas.request", "oxsync.eas.service"}),
     frozenset({"oxsync.push", "oxsync.runtime", "oxsync.web"}),
-    # issue 12, session
-    frozenset({"oxsync.store.accounts", "oxsync.store.removal"}),
-    # issue 12, session
-    frozenset({"oxsync.store.attachments", "oxsync.store.collect", "oxsync.store.reminders", "oxsync.store.sending",
-               "oxsync.store.series", "oxsync.store.session", "oxsync.store.session_extras"}),
-    frozenset({"oxsync.store.bulk", "oxsync.store.membership", "oxsync.store.objects", "oxsync.store.timeranges"}),
 }
 """Import cycles between the members of one package (a member is a module or a subpackage taken
 whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) that exist today. The list

@@ -14,7 +14,7 @@ from oxsync.model.appointment import Confirmation, Participant, ParticipantKind,
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
 from oxsync.model.permissions import rights_for_level
 from oxsync.model.task import TaskStatus
-from oxsync.store import accounts
+from oxsync.store import accounts, removal
 from oxsync.store.errors import AppointmentConflict, NotFound
 
 U = ParticipantKind.USER
@@ -279,7 +279,7 @@ def test_group_distribution_list_is_visible_to_all_and_follows_membership(world)
         with pytest.raises(PermissionDenied):
             session.update_object(GLOBAL_ADDRESS_BOOK, listed)
     with world.store.transaction(world.tenant_id, write=True) as tx:
-        accounts.delete_group(tx, world.team)
+        removal.delete_group(tx, world.team)
     assert team_list(world.alice) == {}
 
 

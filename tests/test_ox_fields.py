@@ -11,7 +11,7 @@ from oxsync.model import Module
 from oxsync.model.contact import STRING_FIELDS
 from oxsync.ox import install
 from oxsync.ox.fields_contact import XML_NAME
-from oxsync.store import accounts
+from oxsync.store import accounts, removal
 from tests.oxclient import OX_SERVER, OxClient, Resp
 
 DAY = 86_400_000
@@ -206,7 +206,7 @@ def test_groupuser_users_groups_resources_and_deletes(env, store) -> None:  # ty
     assert (res.findtext(f"{{{OX}}}uid"), res.findtext(f"{{{OX}}}email1")) == (str(room), "room1@example.com")
     stamp = max(int(u.findtext(f"{{{OX}}}last_modified")) for u in users.values())
     with store.transaction(world.tenant_id, write=True) as tx:
-        accounts.delete_group(tx, world.team)
+        removal.delete_group(tx, world.team)
         accounts.delete_resource(tx, room)
     [d] = client.propfind("groupuser", {"group": "*", "resource": "*", "lastsync": stamp})
     assert [(g.findtext(f"{{{OX}}}uid"), g.findtext(f"{{{OX}}}object_status")) for g in d.props["groups"]] == [

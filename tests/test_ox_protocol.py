@@ -236,6 +236,26 @@ def test_several_sets_in_order_and_stale_or_missing_last_modified(env) -> None: 
     assert first.code == 1200 and second.code == 1200, second.description
 
 
+def test_stale_requests_that_write_nothing_are_refused(env) -> None:  # type: ignore[no-untyped-def]
+    """A save without changes and a CLEAR carry a version too: a stale one is [1000] and changes nothing."""
+    c = client(env)
+    f = folder(env, "alice", Module.CONTACT)
+    [one] = c.proppatch("contacts", {"folder_id": f, "last_name": "One"})
+    lm = int(one.text("last_modified"))
+    [noop] = c.proppatch("contacts", {"object_id": one.href, "folder_id": f, "last_modified": lm})
+    assert noop.status == "200", noop.description
+    [stale] = c.proppatch("contacts", {"object_id": one.href, "folder_id": f, "last_modified": lm - 1})
+    assert (stale.status, stale.code) == ("409", 1000)
+    [sub] = c.proppatch("folders", {"folder_id": f, "title": "Sub", "module": "contact"})
+    c.proppatch("contacts", {"folder_id": int(sub.href), "last_name": "Kept"})
+    sub_ms = int([x for x in c.sync("folders", None) if x.href == sub.href][0].text("last_modified"))
+    [refused] = c.proppatch("folders", {"object_id": sub.href, "method": "CLEAR", "last_modified": sub_ms - 1})
+    assert (refused.status, refused.code) == ("409", 1000)
+    [same] = c.proppatch("folders", {"object_id": sub.href, "last_modified": sub_ms - 1})  # a save without changes
+    assert (same.status, same.code) == ("409", 1000)
+    assert [x.text("last_name") for x in c.sync("contacts", int(sub.href))] == ["Kept"]
+
+
 def test_move_confirm_and_clear(env) -> None:  # type: ignore[no-untyped-def]
     world = env[1]
     alice, bob = client(env), client(env, "bob")

@@ -138,6 +138,28 @@ def test_stale_update_and_delete_change_nothing(world) -> None:  # type: ignore[
         assert session.get_object(folder, created.object_id).last_name == "Two"
 
 
+def test_require_unchanged_refuses_an_older_version_and_writes_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    """The store's one optimistic-concurrency call, for requests that must be refused when stale although
+    they write nothing (OX: a save without changes, a CLEAR, an occurrence): folders and objects alike."""
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        created = session.create_object(folder, Contact(last_name="One"))
+        folder_ms = session.get_folder(folder).folder.last_modified
+    seen = created.last_modified
+    with world.as_user(world.alice) as session:
+        for expected in (None, seen, seen + 1):  # no version, the current one, a newer one: accepted
+            session.require_unchanged(folder, expected, object_id=created.object_id)
+            session.require_unchanged(folder, None if expected is None else folder_ms + (expected - seen))
+        with pytest.raises(StaleObject) as err:
+            session.require_unchanged(folder, seen - 1, object_id=created.object_id)
+        assert err.value.current_last_modified == seen
+        with pytest.raises(StaleObject) as err:
+            session.require_unchanged(folder, folder_ms - 1)
+        assert err.value.current_last_modified == folder_ms
+    with pytest.raises(NotFound), world.as_user(world.bob) as session:  # rights first: bob cannot see it
+        session.require_unchanged(folder, seen, object_id=created.object_id)
+
+
 def test_attachments_capped_counted_and_bump_last_modified(store_url) -> None:  # type: ignore[no-untyped-def]
     from tests.fixtures import make_store
     from tests.world import build_world

@@ -150,7 +150,7 @@ def proppatch(session: UserSession, given: dict[str, etree._Element], chained: d
         session.delete_folder(object_id, expected)
         return object_id, el("object_id", object_id)
     if method == "CLEAR":
-        session._check_version(current.folder.last_modified, expected, f"folder {object_id}")  # noqa: SLF001
+        session.require_unchanged(object_id, expected)
         for obj in session.list_objects(object_id):
             session.delete_object(object_id, obj.object_id)  # type: ignore[arg-type]
         access = session.get_folder(object_id)
@@ -167,7 +167,7 @@ def proppatch(session: UserSession, given: dict[str, etree._Element], chained: d
     if perms is not None:
         access = session.set_permissions(object_id, perms, expected)
     elif access is current:
-        session._check_version(current.folder.last_modified, expected, f"folder {object_id}")  # noqa: SLF001
+        session.require_unchanged(object_id, expected)
     chained[object_id] = (sent, access.folder.last_modified or 0)
     return object_id, _answer(access)
 

@@ -27,7 +27,7 @@ from oxsync.ox.query import Query
 from oxsync.ox.wire import el, response, text
 from oxsync.recurrence import occurrence_date
 from oxsync.render import render_each, render_one
-from oxsync.store.errors import NotFound, ResyncRequired, StaleObject
+from oxsync.store.errors import NotFound, ResyncRequired
 from oxsync.store.session import UserSession
 
 CONTROL = frozenset({"method", "object_id", "folder_id", "folder", "last_modified", "client_id", "confirm",
@@ -196,8 +196,8 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
         raise OxFailure(E.CONFLICT, f"unknown method {method[:20]}")
     original = _occurrence(session, spec, given, folder_id, object_id, expected)
     if original is not None:
-        saved = _change_occurrence(session, folder_id, object_id, original, given)
-        return saved.object_id, _answer(spec, saved)
+        changed = _change_occurrence(session, folder_id, object_id, original, given)
+        return changed.object_id, _answer(spec, changed)
     target = _int(given, "folder")
     current = session.get_object(folder_id, object_id)
     saved = current
@@ -208,7 +208,7 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
     if target is not None and target != folder_id:
         saved = session.move_object(folder_id, object_id, target, expected)
     elif not has_data:
-        session._check_version(current.last_modified, expected, f"object {object_id}")  # noqa: SLF001
+        session.require_unchanged(folder_id, expected, object_id=object_id)
     chained[object_id] = (sent, saved.last_modified or 0)
     return object_id, _answer(spec, saved)
 
@@ -234,10 +234,9 @@ def _occurrence(session: UserSession, spec: ObjectModule, given: dict[str, etree
     """The original date of the occurrence an operation on a series master addresses, else None."""
     if spec.cls is not Appointment or not ({"recurrence_position", "recurrence_date_position"} & given.keys()):
         return None
+    session.require_unchanged(folder_id, expected, object_id=object_id)
     master = session.get_object(folder_id, object_id)
     assert isinstance(master, Appointment)
-    if expected is not None and master.last_modified is not None and expected < master.last_modified:
-        raise StaleObject(f"object {object_id} was changed since {expected}", master.last_modified)
     ms = _int(given, "recurrence_date_position")
     if ms is not None:
         return date_from_ms(ms)

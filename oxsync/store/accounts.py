@@ -31,6 +31,7 @@ from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
 from oxsync.store import dataclass_json, objects
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
+from oxsync.store.account_rights import touch_public_folders
 from oxsync.store.errors import Conflict, InvalidData, NotFound
 from oxsync.store.membership import record_everywhere
 from oxsync.store.tx import Tx
@@ -288,8 +289,6 @@ def update_user(
     if any(k in values for k in ("display_name", "first_name", "last_name")):
         _sync_gab_entry(tx, get_user(tx, user_id))
     if "public_folders" in values and values["public_folders"] != user.public_folders:
-        from oxsync.store.account_rights import touch_public_folders
-
         touch_public_folders(tx)  # every client's next hierarchy delta shows them appear or go
     return get_user(tx, user.id)
 
@@ -442,21 +441,6 @@ def rename_group(tx: Tx, group_id: int, display_name: str) -> Group:
                     .values(display_name=display_name, last_ms=tx.stamp.ms))
     sync_group_list(tx, group_id)
     return get_group(tx, group_id)
-
-
-def delete_group(tx: Tx, group_id: int) -> None:
-    get_group(tx, group_id)
-    set_group_members(tx, group_id, [])
-    g = s.user_groups
-    list_id = tx.conn.execute(select(g.c.list_contact_id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).scalar_one()
-    if list_id is not None:
-        from oxsync.store.removal import remove_objects
-
-        remove_objects(tx, [list_id])
-    p = s.permissions
-    tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id)))
-    tx.conn.execute(delete(s.user_groups).where(and_(s.user_groups.c.tenant_id == tx.tenant_id, s.user_groups.c.id == group_id)))
-    tx.conn.execute(insert(s.deleted_principals).values(tenant_id=tx.tenant_id, kind="group", id=group_id, last_ms=tx.stamp.ms))
 
 
 def create_resource(tx: Tx, name: str, email: str, *, display_name: str = "", kind: ResourceKind = ResourceKind.ROOM,

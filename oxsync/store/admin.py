@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
+from oxsync.store import accounts
 from oxsync.store import schema as s
 from oxsync.store.api import Store
 from oxsync.store.engine import WRITE
@@ -81,8 +82,6 @@ def user_actor(store: Store, tenant_id: int, user_id: int, via: str, address: st
 def console_login(store: Store, login: str, password: str) -> tuple[int, int]:
     """(tenant_id, user_id) for a console sign-in: the account's password, active account; no protocol
     right is needed (every account has its self-service page). Same cost whether the login exists or not."""
-    from oxsync.store import accounts
-
     found = store.resolve_login(login) if login else None
     stored = None
     if found is not None:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, select
 from oxsync.model import Module, Permission, Protocol, ResourceKind, User
 from oxsync.model.account import ACCOUNT_FLAGS
 from oxsync.model.permissions import level_for_rights, rights_for_level
-from oxsync.store import accounts, admin_mail
+from oxsync.store import accounts, admin_mail, dataclass_json, removal
 from oxsync.store import schema as s
 from oxsync.store.admin import Actor, admin_tx, audit, check_platform, platform_conn
 from oxsync.store.api import Store
@@ -256,7 +256,7 @@ def set_group_member(store: Store, actor: Actor, tenant_id: int, group_id: int, 
 def delete_group(store: Store, actor: Actor, tenant_id: int, group_id: int) -> None:
     with admin_tx(store, actor, tenant_id, write=True) as tx:
         group = accounts.get_group(tx, group_id)
-        accounts.delete_group(tx, group_id)
+        removal.delete_group(tx, group_id)
         audit(tx.conn, actor, tenant_id, "group.delete", group.name)
 
 
@@ -354,8 +354,6 @@ def share_folder(store: Store, actor: Actor, tenant_id: int, user_id: int, folde
 
 
 def _device_records(tx: Tx, user_id: int | None) -> list[dict[str, Any]]:
-    from oxsync.store import dataclass_json
-
     d = s.device_state
     cond = and_(d.c.tenant_id == tx.tenant_id, d.c.collection == "")
     if user_id is not None:
@@ -387,8 +385,6 @@ def device_detail(store: Store, actor: Actor, tenant_id: int, user_id: int, devi
         found = [d for d in _device_records(tx, user_id) if d["device_id"] == device_id]
         if not found:
             raise NotFound(f"device {device_id} does not exist")
-        from oxsync.store import dataclass_json
-
         d = s.device_state
         folders = []
         titles = dict(tx.conn.execute(select(s.folders.c.id, s.folders.c.title).where(s.folders.c.tenant_id == tenant_id)).all())

@@ -1,8 +1,9 @@
-"""Bulk reads for the report paths: many objects of one folder in a fixed number of statements.
+"""Bulk reads for the report paths: many objects of one folder in a fixed number of statements, and
+the per-viewer cache of served texts.
 
-Mixed into `UserSession`. Every method checks folder visibility, membership (home folder or a
-participant's folder) and the object read rights exactly as `get_object` does, and personalises
-meetings; statements grow with the number of 500-id chunks, never with one query per object.
+`BulkReads` checks folder visibility, membership (home folder or a participant's folder) and the object
+read rights exactly as `get_object` does, through the session's `Viewer`, and personalises meetings;
+statements grow with the number of 500-id chunks, never with one query per object.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, union
+from sqlalchemy import and_, delete, insert, select, union
 
-from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.membership import folders_of_objects
+from oxsync.store.timeranges import candidates, family_ids
 from oxsync.store.tx import Tx
-
-CHUNK = 500
+from oxsync.store.viewer import CHUNK, Viewer
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -26,22 +26,14 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[k:k + CHUNK]
 
 
-def family_ids(tx: Tx, series_ids: Iterable[int]) -> set[int]:
-    """The ids themselves and the change exceptions that point at them."""
-    o = s.objects
-    found: set[int] = set()
-    for chunk in _chunks(sorted(set(series_ids))):
-        found.update(chunk)
-        found.update(int(i) for (i,) in tx.conn.execute(select(o.c.id).where(
-            and_(o.c.tenant_id == tx.tenant_id, o.c.series_id.in_(chunk)))))
-    return found
-
-
 class BulkReads:
-    tx: Tx
-    user_id: int
+    """Reads of many objects of one folder by the viewer's user, in the viewer's transaction."""
 
-    def _visible_objects(self, folder_id: int, ids: Iterable[int], light: bool = False) -> list:
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.tx = viewer.tx
+
+    def _visible_objects(self, folder_id: int, ids: Iterable[int], light: bool = False) -> list[Any]:
         """The objects among `ids` that are in `folder_id` and readable there, in id order
         (`light`: as `ObjectVersion`s, nothing decoded)."""
         wanted = sorted(set(ids))
@@ -55,14 +47,12 @@ class BulkReads:
             for chunk in _chunks(inside):
                 rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_VERSION_COLUMNS).where(
                     and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))))})
-            return _readable_versions(self, folder_id, rows)
-        rows = self._readable_rows(folder_id, inside)  # type: ignore[attr-defined]
-        return [self._personalised(x) for x in  # type: ignore[attr-defined]
-                object_ops.load_objects(self.tx, rows, {r.id: folder_id for r in rows})]
+            return _readable_versions(self.viewer, folder_id, rows)
+        return self.viewer.loaded(folder_id, self.viewer.readable_rows(folder_id, inside))
 
     def objects_by_resource_names(self, folder_id: int, names: Sequence[str], light: bool = False) -> dict[str, Any]:
         """name -> the visible object of `folder_id` with that DAV resource name (names not found are absent)."""
-        self._object_folder(folder_id)  # type: ignore[attr-defined]
+        self.viewer.object_folder(folder_id)
         o = s.objects
         ids_by_name: dict[int, str] = {}
         for chunk in _chunks(sorted(set(names))):
@@ -76,22 +66,22 @@ class BulkReads:
 
     def objects_by_ids(self, folder_id: int, ids: Iterable[int], light: bool = False) -> dict[int, Any]:
         """id -> the visible object of `folder_id` (ids not found or not readable are absent)."""
-        self._object_folder(folder_id)  # type: ignore[attr-defined]
+        self.viewer.object_folder(folder_id)
         return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids, light)}
 
-    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list:
+    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list[Any]:
         """Every visible object of `folder_id` belonging to these series: each master (the object with
         that id, a series or the first of master-less overrides) and its change exceptions."""
-        self._object_folder(folder_id)  # type: ignore[attr-defined]
+        self.viewer.object_folder(folder_id)
         return self._visible_objects(folder_id, family_ids(self.tx, series_ids), light)
 
     def list_versions(self, folder_id: int) -> list[ObjectVersion]:
         """Id, DAV resource name, version and series of every readable object of the folder, decoding
         nothing (PROPFIND Depth 1 and initial sync listings)."""
-        return list_versions(self, folder_id)
+        return list_versions(self.viewer, folder_id)
 
     def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None,
-                              light: bool = False) -> list:
+                              light: bool = False) -> list[Any]:
         """The folder's visible objects that may have an instance in [start_ms, end_ms) (None = open),
         chosen by the time-range index: a superset the caller filters exactly, never missing a match.
         A series comes whole (master and change exceptions). Rights and redaction as `list_objects`."""
@@ -102,10 +92,8 @@ class BulkReads:
         """`list_objects_in_range`, and the ids of those whose overlap the index decides: objects of
         `kind` (e.g. "appointment") with an exact row in the range (store/timeranges.py) match a
         time-range filter on that component without being parsed."""
-        from oxsync.store import timeranges
-
-        self._object_folder(folder_id)  # type: ignore[attr-defined]
-        ids, decided = timeranges.candidates(self.tx, folder_id, start_ms, end_ms, kind)
+        self.viewer.object_folder(folder_id)
+        ids, decided = candidates(self.tx, folder_id, start_ms, end_ms, kind)
         return self._visible_objects(folder_id, ids, light), decided
 
 
@@ -124,42 +112,43 @@ _VERSION_COLUMNS = (s.objects.c.id, s.objects.c.private, s.objects.c.created_by,
                     s.objects.c.last_ms, s.objects.c.series_id)
 
 
-def _readable_versions(session: Any, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
+def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
     """`ObjectVersion`s of the rows (id -> row of _VERSION_COLUMNS) the user may read, in id order."""
     private = sorted(i for i, r in rows.items() if r.private)
-    participants = session._participant_users(private) if private else {}
-    rights = session.rights(folder_id)
+    participants = viewer.participant_users(private) if private else {}
+    rights = viewer.rights(folder_id)
     return [ObjectVersion(i, r.resource_name or "", int(r.last_ms), None if r.series_id is None else int(r.series_id))
             for i, r in sorted(rows.items())
-            if session._can_read(r.private, r.created_by, i, rights, participants)]
+            if viewer.can_read(r.private, r.created_by, i, rights, participants)]
 
 
-def list_versions(session: Any, folder_id: int) -> list[ObjectVersion]:
+def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:
     """Every readable object of the folder as an `ObjectVersion`, in id order: one query for the
     folder's rows (home and participant folders), one more only if some are private."""
-    session._object_folder(folder_id)
-    tx: Tx = session.tx
+    viewer.object_folder(folder_id)
+    tx = viewer.tx
     o, p = s.objects, s.participants
     home = select(*_VERSION_COLUMNS).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
     guest = select(*_VERSION_COLUMNS).select_from(
         p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
         and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
-    return _readable_versions(session, folder_id, {int(r.id): r for r in tx.conn.execute(union(home, guest))})
+    return _readable_versions(viewer, folder_id, {int(r.id): r for r in tx.conn.execute(union(home, guest))})
 
 
 # ------------------------------------------------------------------ served-text cache
 
 
 class ServedTexts:
-    """Per viewer cache of served texts (table object_texts), mixed into `UserSession`.
+    """Per viewer cache of served texts (table object_texts).
 
     The caller names a resource's version (its newest change, its members, the renderer's generation):
     a text is served only while its version is current, so no write path has to invalidate it.
     Entries can be recorded in a read transaction: they are written after it commits, best effort
     (a busy database skips them)."""
 
-    tx: Tx
-    user_id: int
+    def __init__(self, tx: Tx, user_id: int) -> None:
+        self.tx = tx
+        self.user_id = user_id
 
     def cached_texts(self, object_ids: Iterable[int]) -> dict[tuple[int, str], tuple[str, str]]:
         """(object id, variant) -> (version, text) cached for this user."""
@@ -183,8 +172,6 @@ class ServedTexts:
 
 
 def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]]) -> None:
-    from sqlalchemy import delete, insert
-
     t = s.object_texts
     latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
     ids = sorted({k[0] for k in latest})

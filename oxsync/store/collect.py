@@ -13,8 +13,11 @@ from oxsync.model import Contact, Module
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK, PRIVATE_ROOT
 from oxsync.store import accounts, objects
 from oxsync.store import schema as s
+from oxsync.store.folder_edits import FolderEdits
+from oxsync.store.object_edits import ObjectEdits
 from oxsync.store.reminders import options
 from oxsync.store.tx import Tx
+from oxsync.store.viewer import Viewer
 
 TITLE = "Collected addresses"
 FOLDER_KEY = "collected_folder_id"
@@ -44,13 +47,11 @@ def known_addresses(tx: Tx, user_id: int, wanted: set[str]) -> set[str]:
 
 
 def _folder(tx: Tx, user_id: int) -> int:
-    from oxsync.store.session import UserSession
-
     settings = accounts.user_settings(tx, user_id)
     folder_id = settings.get(FOLDER_KEY)
     if folder_id in _own_contact_folders(tx, user_id):
         return int(folder_id)
-    folder = UserSession(tx, user_id).create_folder(PRIVATE_ROOT, TITLE, Module.CONTACT)
+    folder = FolderEdits(Viewer(tx, user_id)).create_folder(PRIVATE_ROOT, TITLE, Module.CONTACT)
     assert folder.folder.id is not None
     settings[FOLDER_KEY] = folder.folder.id
     accounts.store_user_settings(tx, user_id, settings)
@@ -70,13 +71,11 @@ def collect(tx: Tx, user_id: int, people: Iterable[tuple[str, str]]) -> list[str
     new = sorted(set(wanted) - known_addresses(tx, user_id, set(wanted)))
     if not new:
         return []
-    from oxsync.store.session import UserSession
-
-    session = UserSession(tx, user_id)
+    edits = ObjectEdits(Viewer(tx, user_id))
     folder_id = _folder(tx, user_id)
     for address in new:
         name = wanted[address]
         first, _, last = name.partition(" ") if name else ("", "", "")
-        session.create_object(folder_id, Contact(display_name=name or address, first_name=first, last_name=last,
+        edits.create_object(folder_id, Contact(display_name=name or address, first_name=first, last_name=last,
                                                  email1=address))
     return new

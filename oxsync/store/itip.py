@@ -29,6 +29,7 @@ from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
 from oxsync.store import accounts, dataclass_json, objects, outbound
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
+from oxsync.store.membership import record_everywhere
 from oxsync.store.tx import Tx, now_ms
 
 IMIP = "imip"
@@ -212,8 +213,6 @@ def apply_reply(tx: Tx, organizer_id: int, uid: str, attendee: str, partstat: st
         p.c.tenant_id == tx.tenant_id, p.c.object_id == meeting.object_id,
         p.c.kind.in_([int(ParticipantKind.EXTERNAL_USER), int(ParticipantKind.EXTERNAL_GROUP)]),
         p.c.email == mine[0].email)).values(confirmation=int(confirmation), message=comment[:4000]))
-    from oxsync.store.membership import record_everywhere
-
     assert meeting.object_id is not None
     record_everywhere(tx, [meeting.object_id], "confirm", actor=organizer_id)
     return "updated"

@@ -33,6 +33,7 @@ from oxsync.store import schema as s
 from oxsync.store.engine import WRITE
 from oxsync.store.errors import NotFound
 from oxsync.store.tx import Tx, now_ms
+from oxsync.store.viewer import Viewer
 
 log = logging.getLogger("oxsync.store.reminders")
 
@@ -201,14 +202,12 @@ def _task_folders(tx: Tx, user_id: int) -> list[int]:
 def digest_tasks(tx: Tx, user_id: int, today: date, upcoming_days: int) -> tuple[list[Task], list[Task]]:
     """(current, upcoming) open tasks in the user's own task folders: current = started or overdue,
     upcoming = due within `upcoming_days`."""
-    from oxsync.store.session import UserSession
-
-    session = UserSession(tx, user_id)
+    viewer = Viewer(tx, user_id)
     current: list[Task] = []
     upcoming: list[Task] = []
     horizon = today + timedelta(days=upcoming_days)
     for folder_id in _task_folders(tx, user_id):
-        for task in session.list_objects(folder_id):
+        for task in viewer.list_objects(folder_id):
             if not isinstance(task, Task) or task.status == TaskStatus.DONE:
                 continue
             if (task.start_date and task.start_date <= today) or (task.end_date and task.end_date <= today):

@@ -111,3 +111,17 @@ def delete_user(tx: Tx, user_id: int) -> None:
     tx.conn.execute(insert(s.deleted_principals).values(
         tenant_id=tx.tenant_id, kind="user", id=user_id, contact_id=user.contact_id, last_ms=tx.stamp.ms
     ))
+
+
+def delete_group(tx: Tx, group_id: int) -> None:
+    """Remove a group, its distribution list in the global address book and the permissions naming it."""
+    accounts.get_group(tx, group_id)
+    accounts.set_group_members(tx, group_id, [])
+    g = s.user_groups
+    list_id = tx.conn.execute(select(g.c.list_contact_id).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))).scalar_one()
+    if list_id is not None:
+        remove_objects(tx, [list_id])
+    p = s.permissions
+    tx.conn.execute(delete(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.is_group.is_(True), p.c.entity == group_id)))
+    tx.conn.execute(delete(s.user_groups).where(and_(s.user_groups.c.tenant_id == tx.tenant_id, s.user_groups.c.id == group_id)))
+    tx.conn.execute(insert(s.deleted_principals).values(tenant_id=tx.tenant_id, kind="group", id=group_id, last_ms=tx.stamp.ms))

@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, select
 
 from oxsync.store import accounts, outbound
 from oxsync.store import schema as s
+from oxsync.store.collect import collect
 from oxsync.store.errors import Conflict, InvalidData, NotFound, PermissionDenied
 from oxsync.store.tx import Tx
 
@@ -72,7 +73,5 @@ def queue_user_mail(tx: Tx, user_id: int, *, key: str, from_address: str, recipi
     fresh = outbound.enqueue(tx, kind=SENDMAIL, key=key, sender=sender, recipients=wanted, subject=subject,
                              message=message, user_id=user_id)
     if fresh:
-        from oxsync.store.collect import collect
-
         collect(tx, user_id, [((names or {}).get(r.lower(), ""), r) for r in wanted])
     return fresh

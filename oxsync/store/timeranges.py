@@ -25,6 +25,7 @@ parsing them. Every other row stays conservative (a superset the filter decides 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -245,6 +246,16 @@ def candidates(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None,
         found.add(family)
         if row.exact and kind is not None and row.kind == kind and row.series_id is None:
             decided.add(family)
-    from oxsync.store.bulk import family_ids
-
     return sorted(family_ids(tx, found)), decided
+
+
+def family_ids(tx: Tx, series_ids: Iterable[int]) -> set[int]:
+    """The ids themselves and the change exceptions that point at them."""
+    o = s.objects
+    found: set[int] = set()
+    ids = sorted(set(series_ids))
+    for chunk in (ids[k:k + 500] for k in range(0, len(ids), 500)):
+        found.update(chunk)
+        found.update(int(i) for (i,) in tx.conn.execute(select(o.c.id).where(
+            and_(o.c.tenant_id == tx.tenant_id, o.c.series_id.in_(chunk)))))
+    return found

@@ -1,0 +1,135 @@
+"""What changed since a sync token, as one user sees it now: the tenant revision, object and folder
+deltas, and the revision of one collection (a CTag).
+
+Revision order is commit order (one revision per tenant, taken in the write transaction), so a delta
+is a range scan over change rows, filtered through the session's `Viewer`: an object that became
+invisible comes back as gone. A token from the future or older than the pruning horizon is refused
+(`ResyncRequired`: the client lists the collection again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, select
+
+from oxsync.model.folder import FolderAccess
+from oxsync.store import folders as folder_ops
+from oxsync.store import schema as s
+from oxsync.store.errors import ResyncRequired
+from oxsync.store.membership import folders_of_objects
+from oxsync.store.objects import AnyObject
+from oxsync.store.viewer import Viewer
+
+
+@dataclass
+class ObjectDelta:
+    """Changes in one folder since a revision, as seen by one user now."""
+
+    revision: int
+    last_modified: int
+    changed: list[AnyObject] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    gone_names: dict[int, str] = field(default_factory=dict)
+    """DAV resource names of gone objects where known ("" = the object had none: its default href)."""
+
+
+@dataclass
+class FolderDelta:
+    revision: int
+    last_modified: int
+    changed: list[FolderAccess] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+
+
+class Deltas:
+    """Change tracking for the viewer's user, in the viewer's transaction."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.tx = viewer.tx
+        self._min_valid = 0
+        """The pruning horizon (oldest revision a delta may start from), read with the revision."""
+
+    def revision(self) -> tuple[int, int]:
+        """(revision, last_modified ms) of the newest committed change in this tenant."""
+        row = self.tx.conn.execute(select(s.tenants.c.rev, s.tenants.c.last_ms, s.tenants.c.min_valid_rev)
+                                   .where(s.tenants.c.id == self.tx.tenant_id)).one()
+        self._min_valid = int(row.min_valid_rev)
+        return int(row.rev), int(row.last_ms)
+
+    def _check_token(self, since_rev: int) -> tuple[int, int]:
+        rev, ms = self.revision()
+        if since_rev > rev:
+            raise ResyncRequired(f"sync token {since_rev} is from the future (now {rev})")
+        if 0 < since_rev < self._min_valid:
+            raise ResyncRequired(f"sync token {since_rev} predates the pruning horizon {self._min_valid}")
+        return rev, ms
+
+    def rev_for_ms(self, ms: int) -> int:
+        """The newest revision committed at or before OX timestamp `ms` (0 if none). A timestamp older
+        than the pruned history maps to a revision before the horizon, so that a delta from it is
+        refused (ResyncRequired: the client is re-listed) instead of read as 'from the beginning'."""
+        rl = s.revision_log
+        found = self.tx.conn.execute(
+            select(rl.c.rev).where(and_(rl.c.tenant_id == self.tx.tenant_id, rl.c.ms <= ms)).order_by(rl.c.rev.desc()).limit(1)
+        ).scalar_one_or_none()
+        if found is None and ms > 0:
+            self.revision()  # reads the horizon
+            if self._min_valid > 1:
+                return self._min_valid - 1
+        return int(found or 0)
+
+    def object_delta(self, folder_id: int, since_rev: int) -> ObjectDelta:
+        """What changed in `folder_id` after `since_rev`, filtered by what this user may see now."""
+        rev, ms = self._check_token(since_rev)
+        self.viewer.object_folder(folder_id)
+        c = s.changes
+        rows = self.tx.conn.execute(
+            select(c.c.object_id, c.c.gone, c.c.resource_name).where(
+                and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id, c.c.rev > since_rev, c.c.rev <= rev)
+            )
+        ).all()
+        delta = ObjectDelta(rev, ms)
+        delta.gone_names = {r.object_id: r.resource_name for r in rows if r.gone and r.resource_name is not None}
+        present = [r.object_id for r in rows if not r.gone]
+        delta.gone = sorted(r.object_id for r in rows if r.gone)
+        members = folders_of_objects(self.tx, present)
+        still_here = [i for i in present if folder_id in members[i]]
+        readable = self.viewer.readable_rows(folder_id, still_here)
+        readable_ids = {r.id for r in readable}
+        delta.changed = self.viewer.loaded(folder_id, readable)
+        hidden = sorted(set(present) - readable_ids)
+        delta.gone = sorted(set(delta.gone) | set(hidden))
+        if hidden:  # still stored, only no longer visible here: their names are on the rows
+            o = s.objects
+            for r in self.tx.conn.execute(select(o.c.id, o.c.resource_name).where(
+                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(hidden)))):
+                delta.gone_names[r.id] = r.resource_name or ""
+        return delta
+
+    def folder_delta(self, since_rev: int) -> FolderDelta:
+        rev, ms = self._check_token(since_rev)
+        fc = s.folder_changes
+        rows = self.tx.conn.execute(
+            select(fc.c.folder_id, fc.c.gone).where(and_(fc.c.tenant_id == self.tx.tenant_id, fc.c.rev > since_rev, fc.c.rev <= rev))
+        ).all()
+        visible = self.viewer.visible_folder_rights()
+        delta = FolderDelta(rev, ms)
+        changed_ids = [r.folder_id for r in rows if not r.gone and r.folder_id in visible]
+        loaded = folder_ops.load_folders(self.tx, changed_ids)
+        delta.changed = [self.viewer.access(loaded[i], visible[i]) for i in sorted(loaded)]
+        delta.gone = sorted(r.folder_id for r in rows if r.folder_id not in loaded)
+        return delta
+
+    def folder_revision(self, folder_id: int) -> tuple[int, int]:
+        """(revision, ms) of the newest change in or to the folder: a CTag that moves on every change."""
+        c, fc = s.changes, s.folder_changes
+        objects_row = self.tx.conn.execute(select(func.max(c.c.rev), func.max(c.c.ms)).where(
+            and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id))).one()
+        folder_row = self.tx.conn.execute(select(fc.c.rev, fc.c.ms).where(
+            and_(fc.c.tenant_id == self.tx.tenant_id, fc.c.folder_id == folder_id))).one_or_none()
+        revs = [(int(objects_row[0]), int(objects_row[1]))] if objects_row[0] is not None else []
+        if folder_row is not None:
+            revs.append((int(folder_row.rev), int(folder_row.ms)))
+        return max(revs) if revs else (0, 0)
