@@ -1,23 +1,24 @@
-"""REPORTs: calendar-query, calendar-multiget, addressbook-query, addressbook-multiget,
-free-busy-query, sync-collection (see sync.py) and the principal reports (see principals.py)."""
+"""REPORTs on one collection: calendar-query, calendar-multiget, addressbook-query, addressbook-multiget
+and free-busy-query. sync-collection is sync.py, the principal reports principals.py; `resource.REPORTS`
+dispatches them all by the body's root element."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from oxsync.dav import filters
 from oxsync.dav.context import Ctx
-from oxsync.dav.layout import Collection, DavError, ObjectRes, member_uids, object_text
-from oxsync.dav.multistatus import XML, Response, add_status, describe, multistatus, parse_body
+from oxsync.dav.freebusy import HIDDEN_FBTYPE, vfreebusy
+from oxsync.dav.layout import Collection, DavError, object_text
+from oxsync.dav.multistatus import XML, Response, add_status, describe, multistatus
+from oxsync.dav.reportdata import data_getters, report_props
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
 from oxsync.metrics import DAV_QUERY_OBJECTS as QUERY_OBJECTS
-from oxsync.model import Module, ShownAs
+from oxsync.model import Module
 from oxsync.model.common import ObjectKind
 from oxsync.render import note_skipped
 from oxsync.store import budget
@@ -25,51 +26,6 @@ from oxsync.store import budget
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
 D = lambda name: qn(DAV, name)  # noqa: E731
-
-
-def _prop_names(root: etree._Element) -> tuple[list[str] | None, etree._Element | None]:
-    """Requested property names and the calendar-data / address-data request element."""
-    prop = first(root, D("prop"))
-    if prop is None:
-        return None, None
-    names = [c.tag for c in prop if isinstance(c.tag, str)]
-    data = first(prop, C("calendar-data"))
-    if data is None:
-        data = first(prop, CR("address-data"))
-    return names, data
-
-
-def data_getters(ctx: Ctx, data_el: etree._Element | None) -> dict[str, Callable[[ObjectRes], Any]]:
-    """calendar-data / address-data, with expand (RFC 4791 §9.6.5) and vCard version (RFC 6352 §10.4)."""
-    expand = first(data_el, C("expand")) if data_el is not None else None
-    limit_set = first(data_el, C("limit-recurrence-set")) if data_el is not None else None
-    version: str | None = None  # None: 3.0
-    if data_el is not None and data_el.tag == CR("address-data") and data_el.get("version") in ("3.0", "4.0"):
-        version = data_el.get("version")
-    if data_el is None or data_el.tag == CR("address-data"):
-        accept = ctx.req.header("accept")
-        if "version=4.0" in accept.replace(" ", ""):
-            version = "4.0"
-
-    def calendar_data(res: ObjectRes) -> str | None:
-        if res.collection.module == Module.CONTACT:
-            return None
-        text = object_text(res)
-        if expand is not None:
-            start, end = filters.time_range(expand)
-            text = filters.expand_text(text, res.collection.component, start, end,
-                                       ctx.req.settings.limits.max_recurrence_instances)
-        elif limit_set is not None:
-            start, end = filters.time_range(limit_set)
-            text = filters.limit_text(text, res.collection.component, start, end)
-        return text
-
-    def address_data(res: ObjectRes) -> str | None:
-        if res.collection.module != Module.CONTACT:
-            return None
-        return object_text(res, version, member_uids(ctx.session))
-
-    return {C("calendar-data"): calendar_data, CR("address-data"): address_data}
 
 
 def _collection(ctx: Ctx) -> Collection:
@@ -83,7 +39,7 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
     collection = _collection(ctx)
     if collection.module == Module.CONTACT:
         raise DavError(403, D("supported-report"))
-    names, data_el = _prop_names(root)
+    names, data_el = report_props(root)
     filter_el = first(root, C("filter"))
     if filter_el is None:
         raise DavError(403, C("valid-filter"), "calendar-query needs a filter")
@@ -129,7 +85,7 @@ def _hrefs(root: etree._Element, ctx: Ctx) -> list[str]:
 
 def multiget(ctx: Ctx, root: etree._Element) -> Response:
     collection = _collection(ctx)
-    names, data_el = _prop_names(root)
+    names, data_el = report_props(root)
     extra = data_getters(ctx, data_el)
     ms = multistatus()
     wanted: list[tuple[str, str | None]] = []  # (href as sent, resource name or None if outside)
@@ -151,7 +107,7 @@ def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
     collection = _collection(ctx)
     if collection.module != Module.CONTACT:
         raise DavError(403, D("supported-report"))
-    names, data_el = _prop_names(root)
+    names, data_el = report_props(root)
     filter_el = first(root, CR("filter"))
     limit_el = first(first(root, CR("limit")), CR("nresults"))
     limit = None
@@ -206,49 +162,3 @@ def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:
         periods.append((begin, finish, HIDDEN_FBTYPE.get(shown_as, "BUSY")))
     body = vfreebusy(start, end, sorted(periods))
     return Response(200, body.encode("utf-8"), "text/calendar; charset=utf-8")
-
-
-HIDDEN_FBTYPE = {ShownAs.TEMPORARY: "BUSY-TENTATIVE", ShownAs.ABSENT: "BUSY-UNAVAILABLE"}
-"""FBTYPE of another user's private appointment in a free-busy-query (its time only; BUSY otherwise)."""
-
-
-def _fmt(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def vfreebusy(start: datetime, end: datetime, periods: list[tuple[datetime, datetime, str]],
-              method: str = "", extra_lines: list[str] | None = None) -> str:
-    import uuid
-
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//oxsync//oxsync//EN"]
-    if method:
-        lines.append(f"METHOD:{method}")
-    lines += ["BEGIN:VFREEBUSY", f"UID:{uuid.uuid4()}", f"DTSTAMP:{_fmt(datetime.now(UTC))}",
-              f"DTSTART:{_fmt(start)}", f"DTEND:{_fmt(end)}", *(extra_lines or [])]
-    for begin, finish, fbtype in periods:
-        lines.append(f"FREEBUSY;FBTYPE={fbtype}:{_fmt(begin)}/{_fmt(finish)}")
-    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
-    return "\r\n".join(lines) + "\r\n"
-
-
-def report(ctx: Ctx) -> Response:
-    root = parse_body(ctx)
-    if root is None:
-        raise DavError(400, text="REPORT needs a body")
-    from oxsync.dav import principals, sync
-
-    handlers: dict[str, Callable[[Ctx, etree._Element], Response]] = {
-        C("calendar-query"): calendar_query,
-        C("calendar-multiget"): multiget,
-        CR("addressbook-query"): addressbook_query,
-        CR("addressbook-multiget"): multiget,
-        C("free-busy-query"): free_busy_query,
-        D("sync-collection"): sync.sync_collection,
-        D("principal-property-search"): principals.property_search,
-        D("principal-search-property-set"): principals.search_property_set,
-        D("expand-property"): principals.expand_property,
-    }
-    handler = handlers.get(root.tag)
-    if handler is None:
-        raise DavError(403, D("supported-report"), f"unsupported report {root.tag}")
-    return handler(ctx, root)

@@ -7,15 +7,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from lxml import etree
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from oxsync.dav import objects, propfind, reports
+from oxsync.dav import objects, principals, propfind, reports, scheduling, sync
 from oxsync.dav.context import Ctx, DavRequest
 from oxsync.dav.layout import DavError, NameCache
-from oxsync.dav.multistatus import Response
-from oxsync.dav.xml import CALDAV, DAV, error_body, qn
+from oxsync.dav.multistatus import Response, parse_body
+from oxsync.dav.xml import CALDAV, CARDDAV, DAV, error_body, qn
 from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
@@ -39,16 +40,35 @@ DAV_HEADER = "1, 3, access-control, calendar-access, addressbook, extended-mkcol
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MOVE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR, POST"
 
 Handler = Callable[[Ctx], Response]
+ReportHandler = Callable[[Ctx, etree._Element], Response]
+
+REPORTS: dict[str, ReportHandler] = {
+    # the body's root element -> the report answering it
+    qn(CALDAV, "calendar-query"): reports.calendar_query,
+    qn(CALDAV, "calendar-multiget"): reports.multiget,
+    qn(CARDDAV, "addressbook-query"): reports.addressbook_query,
+    qn(CARDDAV, "addressbook-multiget"): reports.multiget,
+    qn(CALDAV, "free-busy-query"): reports.free_busy_query,
+    qn(DAV, "sync-collection"): sync.sync_collection,
+    qn(DAV, "principal-property-search"): principals.property_search,
+    qn(DAV, "principal-search-property-set"): principals.search_property_set,
+    qn(DAV, "expand-property"): principals.expand_property,
+}
 
 
-def _options(ctx: Ctx) -> Response:
+def _options(ctx: Ctx | None) -> Response:
     return Response(200, b"", headers={"DAV": DAV_HEADER, "Allow": ALLOW})
 
 
-def _post(ctx: Ctx) -> Response:
-    from oxsync.dav.scheduling import post
-
-    return post(ctx)
+def _report(ctx: Ctx) -> Response:
+    root = parse_body(ctx)
+    if root is None:
+        raise DavError(400, text="REPORT needs a body")
+    tag = root.tag if isinstance(root.tag, str) else ""
+    handler = REPORTS.get(tag)
+    if handler is None:
+        raise DavError(403, qn(DAV, "supported-report"), f"unsupported report {tag}")
+    return handler(ctx, root)
 
 
 HANDLERS: dict[str, tuple[Handler, bool]] = {
@@ -63,8 +83,8 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     "MOVE": (objects.move, True),
     "MKCALENDAR": (lambda ctx: objects.make_collection(ctx, True), True),
     "MKCOL": (lambda ctx: objects.make_collection(ctx, False), True),
-    "REPORT": (reports.report, False),
-    "POST": (_post, False),
+    "REPORT": (_report, False),
+    "POST": (scheduling.post, False),
 }
 
 STORE_ERRORS: list[tuple[type[Exception], int]] = [
@@ -113,7 +133,7 @@ class DavResource(Resource):
     def render(self, request: Request) -> Any:
         method = request.method.decode("ascii", "replace").upper()
         if method == "OPTIONS" and request.getHeader(b"authorization") is None:
-            self._send(request, _options(None))  # type: ignore[arg-type]
+            self._send(request, _options(None))
             return NOT_DONE_YET
         d = self.context.authenticator.authenticate(request, Protocol.DAV)  # remembers verified logins
         d.addCallback(self._authenticated, request, method)

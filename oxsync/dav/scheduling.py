@@ -17,15 +17,14 @@ from icalendar import Calendar
 from lxml import etree
 
 from oxsync.dav.context import Ctx
+from oxsync.dav.freebusy import FBTYPE, vfreebusy
 from oxsync.dav.layout import Box, DavError
 from oxsync.dav.multistatus import Response
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import CALDAV, new_root, qn, tostring
-from oxsync.model.appointment import ShownAs
 from oxsync.model.text import xml_safe
 
 C = lambda name: qn(CALDAV, name)  # noqa: E731
-FBTYPE = {ShownAs.RESERVED: "BUSY", ShownAs.TEMPORARY: "BUSY-TENTATIVE", ShownAs.ABSENT: "BUSY-UNAVAILABLE"}
 
 
 def _utc(value: Any) -> datetime:
@@ -80,8 +79,6 @@ def post(ctx: Ctx) -> Response:
 
 
 def _reply(start: datetime, end: datetime, periods: list[tuple[datetime, datetime, str]], lines: list[str]) -> str:
-    from oxsync.dav.reports import vfreebusy
-
     text = vfreebusy(start, end, periods, "REPLY", lines)
     # vfreebusy adds a fresh UID; keep the request's when given
     if any(x.startswith("UID:") for x in lines):

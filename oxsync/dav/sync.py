@@ -26,7 +26,7 @@ from oxsync.dav.layout import (
     default_name,
 )
 from oxsync.dav.multistatus import XML, Response, describe, listing_is_light, multistatus
-from oxsync.dav.reports import _prop_names, data_getters
+from oxsync.dav.reportdata import data_getters, report_props
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import DAV, first, qn, tostring
 from oxsync.store.errors import ResyncRequired
@@ -75,7 +75,7 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
     token_el = first(root, D("sync-token"))
     base, rev0, after = parse_token(token_el.text or "" if token_el is not None else "")
     limit = _limit(root, ctx)
-    names, data_el = _prop_names(root)
+    names, data_el = report_props(root)
     extra = data_getters(ctx, data_el)
     current_rev = ctx.session.folder_revision(res.folder_id)[0]
     if rev0 is None:
