@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-$(DEPS_HASH)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test check lint typecheck typecheck-baseline sysdeps bench bench-peers conformance clean
+.PHONY: serve test check lint typecheck typecheck-baseline sysdeps bench bench-peers bench-eas-peers conformance clean
 
 # `make serve` needs only the runtime dependencies (install_requires); the test, bench and conformance
 # extras are added on top for `make test` and friends.
@@ -65,12 +65,17 @@ test: $(STAMP) sysdeps lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do [ -e "$$b" ] && [ "$$b" != bench/bench_peers.py ] && $(BIN)/python $$b; done; true
+	@for b in bench/bench_*.py; do [ -e "$$b" ] && [ "$$b" != bench/bench_peers.py ] && [ "$$b" != bench/bench_eas_peers.py ] && $(BIN)/python $$b; done; true
 
 # oxsync next to Radicale, Xandikos and SOGo (Debian packages sogo, sogo-activesync, memcached; the
 # bench says why when a peer cannot start). PEERS_ARGS e.g. "--events 1000 --cards 1000 --runs 1 --pg".
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.bench_peers $(PEERS_ARGS)
+
+# oxsync's ActiveSync next to SOGo's (Debian sogo-activesync; SOGo logs in to a throwaway Dovecot).
+# EAS_PEERS_ARGS e.g. "--cards 1000 --events 500 --runs 1 --oxsync-pings 200".
+bench-eas-peers: $(STAMP)
+	$(BIN)/python -m bench.bench_eas_peers $(EAS_PEERS_ARGS)
 
 # The real third-party clients (pyactivesync, caldav-server-tester, ...) also run in `make test`.
 conformance: $(STAMP) sysdeps

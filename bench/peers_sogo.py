@@ -4,6 +4,11 @@ SOGo needs PostgreSQL (a throwaway cluster as tests/pgcluster.py builds), memcac
 pointing at both (the file is replaced for the run and restored afterwards) and an SQL user source.
 sogod runs as the `sogo` user; it ignores SIGTERM, SIGINT stops it. Data are loaded by PUT (8 clients)
 once the user's calendar exists (one PROPFIND creates it).
+
+ActiveSync (bench_eas_peers.py) additionally needs `SOGoIMAPServer` to answer logins (SOGo logs in to
+IMAP with the user's password): `imap_port` points it at a throwaway Dovecot (bench/peers_dovecot.py);
+`extra_conf` adds settings (Ping intervals) and `workers` sets WOWorkersCount per start (each parked
+Ping holds one worker process).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ WORKERS = 4
 class Sogo(Peer):
     name = "sogo"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, imap_port: int = 1, extra_conf: dict[str, str] | None = None) -> None:
         for needed in (SOGOD, shutil.which("memcached") or "/usr/bin/memcached"):
             if not Path(needed).exists():
                 raise Unavailable(f"{needed} missing: apt-get install sogo sogo-activesync memcached")
@@ -55,6 +60,7 @@ class Sogo(Peer):
         self.cluster = None
         self.memcached: subprocess.Popen | None = None  # type: ignore[type-arg]
         self.saved_conf = CONF.read_bytes() if CONF.exists() else None
+        self.imap_port, self.extra_conf, self.workers = imap_port, extra_conf or {}, WORKERS
 
     def _sql(self, statements: list[str]) -> None:
         import psycopg
@@ -89,10 +95,10 @@ class Sogo(Peer):
             "SOGoProfileURL": f"{db}/sogo_user_profile", "OCSFolderInfoURL": f"{db}/sogo_folder_info",
             "OCSSessionsFolderURL": f"{db}/sogo_sessions_folder", "OCSEMailAlarmsFolderURL": f"{db}/sogo_alarms_folder",
             "OCSStoreURL": f"{db}/sogo_store", "OCSAclURL": f"{db}/sogo_acl", "OCSCacheFolderURL": f"{db}/sogo_cache_folder",
-            "SOGoMemcachedHost": f"127.0.0.1:{mport}", "SOGoIMAPServer": "imap://127.0.0.1:1",
+            "SOGoMemcachedHost": f"127.0.0.1:{mport}", "SOGoIMAPServer": f"imap://127.0.0.1:{self.imap_port}",
             "SOGoMailDomain": "example.com", "SOGoTimeZone": "Europe/Paris", "SOGoLanguage": "English",
             "SOGoMailingMechanism": "smtp", "SOGoSMTPServer": "smtp://127.0.0.1:1",
-            "SOGoAppointmentSendEMailNotifications": "NO", "SOGoEnableEMailAlarms": "NO",
+            "SOGoAppointmentSendEMailNotifications": "NO", "SOGoEnableEMailAlarms": "NO", **self.extra_conf,
         }.items()) + "  SOGoUserSources = ({ type = sql; id = users; viewURL = \"" + db + "/sogo_users\"; "
             "canAuthenticate = YES; isAddressBook = NO; userPasswordAlgorithm = plain; });\n}\n")
         self.start()
@@ -122,7 +128,7 @@ class Sogo(Peer):
         self.port = free_port()
         log = self.dir / "sogo.log"
         self.procs = [subprocess.Popen(
-            [SOGOD, "-WOPort", f"127.0.0.1:{self.port}", "-WONoDetach", "YES", "-WOWorkersCount", str(WORKERS),
+            [SOGOD, "-WOPort", f"127.0.0.1:{self.port}", "-WONoDetach", "YES", "-WOWorkersCount", str(self.workers),
              "-WOLogFile", str(log), "-WOPidFile", str(self.dir / "sogo.pid")],
             user="sogo", group="sogo", cwd=self.dir, env={"HOME": "/var/lib/sogo", "PATH": os.environ["PATH"]},
             stdout=subprocess.DEVNULL, stderr=(self.dir / "sogod.err").open("ab"))]

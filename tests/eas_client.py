@@ -37,11 +37,13 @@ class EasClient:
     user_agent: str = "Apple-iPhone9C1/1402.100"
     policy_key: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    prefix: str = ""
+    """Before /Microsoft-Server-ActiveSync (SOGo serves it under /SOGo)."""
 
     def post(self, cmd: str, body: Element | bytes | None = None, *, params: str = "",
              headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
              timeout: float = 30) -> Reply:
-        path = (f"/Microsoft-Server-ActiveSync?Cmd={cmd}&User={self.user}&DeviceId={self.device_id}"
+        path = (f"{self.prefix}/Microsoft-Server-ActiveSync?Cmd={cmd}&User={self.user}&DeviceId={self.device_id}"
                 f"&DeviceType={self.device_type}{params}")
         all_headers = {"MS-ASProtocolVersion": self.version, "User-Agent": self.user_agent,
                        "Content-Type": "application/vnd.ms-sync.wbxml"}
