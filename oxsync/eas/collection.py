@@ -317,7 +317,7 @@ class CollectionSync:
             out.append(E("AirSync:Status", "9"))
             return out
         server_id = str(saved.object_id)
-        known.add(saved.object_id)
+        known.add(saved.stored_id)
         echo[server_id] = saved.last_modified or 0
         if client_id:
             cids[client_id] = server_id
@@ -444,7 +444,8 @@ class CollectionSync:
     def _heads_without_series(self, candidates: list[Any]) -> set[int]:
         """Ids heading change exceptions that are not series (master-less occurrences, docs/dav.md)."""
         assert self.folder_id is not None
-        heads = {o.recurrence_id for o in candidates if isinstance(o, Appointment) and o.is_exception}
+        heads = {o.recurrence_id for o in candidates
+                 if isinstance(o, Appointment) and o.is_exception and o.recurrence_id is not None}
         if not heads:
             return set()
         known = {o.object_id: o for o in candidates if o.object_id in heads}
@@ -469,8 +470,9 @@ class CollectionSync:
             candidates += [o for o in self.session.list_objects(self.folder_id) if o.object_id not in seen]
         standalone = self._heads_without_series(candidates)
         for obj in candidates:
-            object_id = obj.object_id
-            if isinstance(obj, Appointment) and obj.is_exception and obj.recurrence_id not in standalone:
+            object_id = obj.stored_id
+            if (isinstance(obj, Appointment) and obj.recurrence_id is not None and obj.is_exception
+                    and obj.recurrence_id not in standalone):
                 # change exceptions travel inside their series (Exceptions), never as items of their own;
                 # occurrences stored without their series (an invitation to some instances only) are
                 # items of their own, like the first of them that heads them

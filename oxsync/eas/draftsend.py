@@ -62,6 +62,5 @@ def send_drafts(eas: Eas, req: EasRequest, sends: list[DraftSend]) -> Deferred[N
         log.error("draft not sent: %s", failure.getErrorMessage(),
                   extra={"event": "eas.draft_send_failed", "login": req.principal.login})
 
-    d = eas.write(req, queue)
-    d.addCallback(lambda done: mail.run(account, lambda conn: file_and_remove(conn, done)))
-    return d.addErrback(failed)
+    queued = eas.write(req, queue)
+    return queued.addCallback(lambda done: mail.run(account, lambda conn: file_and_remove(conn, done))).addErrback(failed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -118,10 +118,8 @@ class ActiveSyncResource(Resource):
             code = 413 if str(exc).startswith("body exceeds") else 400
             self._bad(request, query, str(exc), code, principal)
             return None
-        d = self._gate(req)
-        d.addCallback(self._dispatch, req)
-        d.addCallback(self._send, request, req)
-        return d
+        answered: Deferred[EasResponse] = self._gate(req).addCallback(self._dispatch, req)
+        return answered.addCallback(self._send, request, req)
 
     def _build(self, principal: Principal, request: Request, query: Query) -> EasRequest:
         if query.cmd not in HANDLERS:
@@ -186,7 +184,7 @@ class ActiveSyncResource(Resource):
     def _dispatch(self, refused: EasResponse | None, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
         if refused is not None:
             return refused
-        return maybeDeferred(HANDLERS[req.cmd], self.eas, req)
+        return HANDLERS[req.cmd](self.eas, req)  # inside a callback: what it raises becomes the chain's failure
 
     def _send(self, response: EasResponse, request: Request, req: EasRequest) -> None:
         if is_gone(request):

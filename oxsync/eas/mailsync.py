@@ -290,8 +290,11 @@ class Worker:
 
     def change_draft(self, folder: Any, uid: int, server_id: str, cmd: Element, st: dict[str, Any],
                      known: state.IdSet) -> list[Element]:
+        data = cmd.find("AirSync:ApplicationData")
         try:
-            new_uid = maildrafts.replace_draft(self.conn, folder, self.account, uid, cmd.find("AirSync:ApplicationData"),
+            if data is None:
+                raise ValueError("a Change without ApplicationData")
+            new_uid = maildrafts.replace_draft(self.conn, folder, self.account, uid, data,
                                                self.service.settings.max_fetch_bytes)
         except ValueError:
             return [E("AirSync:Change", E("AirSync:ServerId", server_id), E("AirSync:Status", "6"))]

@@ -110,9 +110,10 @@ def respond(eas: Eas, req: EasRequest, requests: list[Element],
             return EasResponse(out)
         return eas.write(req, work)
 
-    def tidy(response: EasResponse) -> Deferred[EasResponse]:
+    def tidy(response: EasResponse) -> Deferred[EasResponse] | EasResponse:
         """Answered requests leave the Inbox for Deleted Items, as Exchange does (the phone sees them go)."""
-        answered = [key for key, result in zip(wanted, response.body.findall("MeetingResponse:Result"), strict=True)
+        results = response.body.findall("MeetingResponse:Result") if isinstance(response.body, Element) else []
+        answered = [key for key, result in zip(wanted, results, strict=True)
                     if mailfolders.is_mail_id(key[0]) and result.findtext("MeetingResponse:Status") == "1"]
 
         def move(conn: Any) -> None:
@@ -124,13 +125,10 @@ def respond(eas: Eas, req: EasRequest, requests: list[Element],
                     gateway.move(conn, folder.name, [int(rid)], trash.name)
 
         if not answered:
-            return response  # type: ignore[return-value]
+            return response
         moved = mail.run(account, move)
         moved.addErrback(lambda f: log.warning("answered invitation not moved: %s", f.getErrorMessage(),
                                                extra={"event": "eas.meeting_mail_move_failed"}))
         return moved.addCallback(lambda _: response)
 
-    d = mail.run(account, fetch)
-    d.addCallback(answer_all)
-    d.addCallback(tidy)
-    return d
+    return mail.run(account, fetch).addCallback(answer_all).addCallback(tidy)

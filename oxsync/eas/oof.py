@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.service import Eas
-from oxsync.eas.wbxml import E
+from oxsync.eas.wbxml import E, Element
 from oxsync.mail import sieve
 
 log = logging.getLogger("oxsync.eas.oof")
@@ -25,8 +25,8 @@ S = "Settings"
 APPLIES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExternalUnknown")
 
 
-def _oof_element(response: EasResponse) -> Any:
-    return response.body.find(f"{S}:Oof") if response.body is not None else None
+def _oof_element(response: EasResponse) -> Element | None:
+    return response.body.find(f"{S}:Oof") if isinstance(response.body, Element) else None
 
 
 def _get(oof: dict[str, Any]) -> Any:
@@ -56,17 +56,15 @@ def with_sieve(eas: Eas, req: EasRequest, response: EasResponse, setting: bool) 
         return response
 
     if setting:
-        d = eas.read(req, sieve.script_for)
-        d.addCallback(lambda script: deferToThreadPool(eas.reactor, mail.pool.threads, sieve.install,
-                                                        mail.settings, account, script))
-        d.addCallback(lambda _: response)
-        d.addErrback(failed)
-        return d
+        def install(script: str) -> Deferred[None]:
+            return deferToThreadPool(eas.reactor, mail.pool.threads, sieve.install, mail.settings, account, script)
+
+        installed = eas.read(req, sieve.script_for).addCallback(install)
+        return installed.addCallback(lambda _: response).addErrback(failed)
 
     def show(found: tuple[list[Any], dict[str, Any]]) -> EasResponse:
         element.children = [c for c in element.children if c.tag != f"{S}:Get"] + [_get(found[1] or {"state": "0"})]
         return response
 
-    d = deferToThreadPool(eas.reactor, mail.pool.threads, sieve.active_definitions, mail.settings, account)
-    d.addCallbacks(show, failed)
-    return d
+    found = deferToThreadPool(eas.reactor, mail.pool.threads, sieve.active_definitions, mail.settings, account)
+    return found.addCallbacks(show, failed)

@@ -70,3 +70,10 @@ class ObjectBase:
     """The name a DAV client gave this object's resource (kept so its href stays stable)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Properties a dialect could not map (e.g. unknown iCalendar/vCard lines), kept for round trips."""
+
+    @property
+    def stored_id(self) -> int:
+        """`object_id` of an object the store returned (always set there); refuses one never stored."""
+        if self.object_id is None:
+            raise ValueError(f"this {type(self).__name__} has no object_id: it was never stored")
+        return self.object_id

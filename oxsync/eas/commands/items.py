@@ -102,8 +102,11 @@ def move_items(eas: Eas, req: EasRequest) -> Any:
     def combine(mail_responses: list[Element]) -> Any:
         if not pim:
             return EasResponse(E("Move:MoveItems", *mail_responses))
-        return eas.write(req, lambda session: _move(session, req, pim)).addCallback(
-            lambda r: EasResponse(E("Move:MoveItems", *r.body.children, *mail_responses)))
+        def merged(moved: EasResponse) -> EasResponse:
+            pim_responses = moved.body.children if isinstance(moved.body, Element) else []
+            return EasResponse(E("Move:MoveItems", *pim_responses, *mail_responses))
+
+        return eas.write(req, lambda session: _move(session, req, pim)).addCallback(merged)
 
     return mailitems.move_mail(eas, req, mail).addCallback(combine).addErrback(
         mailitems.unavailable_response, "Move:MoveItems", "Move:Status", "110")
@@ -232,11 +235,10 @@ def _fetch(eas: Eas, session: UserSession, req: EasRequest, op: Element) -> Elem
         return _fetch_attachment(session, reference)
     cid, sid = op.findtext("AirSync:CollectionId", ""), op.findtext("AirSync:ServerId", "")
     out = E("ItemOperations:Fetch")
-    target = resolve_collection(session, cid)
-    if target is None or target[0] is None or target[1] is None or not sid.isdigit():
+    module, folder_id = resolve_collection(session, cid) or (None, None)
+    if module is None or folder_id is None or not sid.isdigit():
         out.append(E("ItemOperations:Status", "6"))
         return out
-    module, folder_id = target
     try:
         obj = session.get_object(folder_id, int(sid))
     except (NotFound, InvalidData):  # unknown, unreadable, or an id no object can have
@@ -308,15 +310,15 @@ def _answer(session: UserSession, request: Element) -> Element:
     cid = request.findtext("MeetingResponse:CollectionId", "")
     answer = RESPONSES.get(request.findtext("MeetingResponse:UserResponse", ""))
     result = E("MeetingResponse:Result", E("MeetingResponse:RequestId", request_id))
-    target = resolve_collection(session, cid) if cid not in MAIL_IDS else None
-    if answer is None or target is None or target[0] != Module.CALENDAR or not request_id.isdigit():
+    module, folder_id = (resolve_collection(session, cid) if cid not in MAIL_IDS else None) or (None, None)
+    if answer is None or module != Module.CALENDAR or folder_id is None or not request_id.isdigit():
         result.append(E("MeetingResponse:Status", "2"))
         return result
     try:
-        obj = session.get_object(target[1], int(request_id))  # type: ignore[arg-type]
+        obj = session.get_object(folder_id, int(request_id))
         if not isinstance(obj, Appointment):
             raise NotFound(request_id)
-        session.confirm(target[1], int(request_id), answer, "")
+        session.confirm(folder_id, int(request_id), answer, "")
     except (NotFound, InvalidData):
         result.append(E("MeetingResponse:Status", "2"))
         return result

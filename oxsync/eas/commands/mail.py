@@ -68,10 +68,8 @@ def send(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
                                        as_attachment=eas.settings.outbound.forward_as_attachment)
         return _send(eas, req, client_id, completed, original)
 
-    d = mailbox_send.fetch_original(eas, req, source)
-    d.addCallback(with_original)
-    d.addErrback(lambda failure: _failure(req, protocol.MAIL_SUBMISSION_FAILED))
-    return d
+    fetched = mailbox_send.fetch_original(eas, req, source)
+    return fetched.addCallback(with_original).addErrback(lambda failure: _failure(req, protocol.MAIL_SUBMISSION_FAILED))
 
 
 def _send(eas: Eas, req: EasRequest, client_id: str, raw: bytes,
@@ -104,7 +102,5 @@ def _send(eas: Eas, req: EasRequest, client_id: str, raw: bytes,
                                                                          "login": req.principal.login})
         return _failure(req, protocol.SERVER_ERROR if req.v >= 14.0 else protocol.MAIL_SUBMISSION_FAILED)
 
-    d = eas.write(req, queue)
-    d.addCallbacks(queued, refused)
-    return d
+    return eas.write(req, queue).addCallbacks(queued, refused)
 

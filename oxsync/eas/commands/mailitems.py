@@ -220,10 +220,10 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
     conditions = conditions if conditions is not None else query
     cid = conditions.findtext("AirSync:CollectionId") if conditions is not None else None
     text = conditions.findtext("Search:FreeText") if conditions is not None else None
-    since = _date(conditions.find("Search:GreaterThan").findtext("Search:Value")) \
-        if conditions is not None and conditions.find("Search:GreaterThan") is not None else None
-    before = _date(conditions.find("Search:LessThan").findtext("Search:Value")) \
-        if conditions is not None and conditions.find("Search:LessThan") is not None else None
+    greater = conditions.find("Search:GreaterThan") if conditions is not None else None
+    less = conditions.find("Search:LessThan") if conditions is not None else None
+    since = _date(greater.findtext("Search:Value")) if greater is not None else None
+    before = _date(less.findtext("Search:Value")) if less is not None else None
     options = store.find("Search:Options")
     rendering = Rendering(req.v, (BodyPref(1, 512),), 0)
     if options is not None:

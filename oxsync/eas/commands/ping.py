@@ -149,7 +149,7 @@ def watch_mail(eas: Eas, req: EasRequest, entry: Any, entries: list[tuple[str, i
 
     def look(conn: Any) -> list[tuple[int, str | None, tuple[int, int, int], bool]]:
         folders = mail.cached_folders(account) or mail.list_folders_sync(conn, account)
-        out = []
+        out: list[tuple[int, str | None, tuple[int, int, int], bool]] = []
         for server_id, bus, st in entries:
             folder = mailfolders.find(folders, server_id)
             if folder is None:

@@ -206,7 +206,7 @@ MAX_SLOTS = 7 * 48
 
 
 def merged_free_busy(periods: list[Any], start: datetime, end: datetime) -> str:
-    slots = []
+    slots: list[str] = []
     cursor = start
     while cursor < end and len(slots) < MAX_SLOTS:
         slot_end = cursor + SLOT
@@ -285,7 +285,7 @@ def validate_cert(eas: Eas, req: EasRequest) -> Deferred[EasResponse] | EasRespo
     """Check each S/MIME certificate against the sent chain and the trusted roots (oxsync.eas.certs)."""
     body = req.body
     certificates = body.find("ValidateCert:Certificates") if body is not None else None
-    if certificates is None:
+    if body is None or certificates is None:
         return EasResponse(E("ValidateCert:ValidateCert", E("ValidateCert:Status", "2")))
     blobs = [c.value_text() or "" for c in certificates.findall("ValidateCert:Certificate")]
     chain_node = body.find("ValidateCert:CertificateChain")
