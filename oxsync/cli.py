@@ -274,7 +274,7 @@ def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_tenant_list(ctx: Context, args: argparse.Namespace) -> int:
     rows = []
     for tenant in ctx.store.tenants():
-        usage: dict[str, Any] = ctx.store.usage(tenant.id)
+        usage = ctx.store.usage(tenant.id)
         count = f"{len(usage['users'])} / {limit_text(tenant.max_accounts)}"
         rows.append((tenant.id, tenant.domain, count, usage_text(usage["tenant"]["usage_bytes"], tenant.quota_bytes)))
     out(table(("id", "domain", "accounts", "storage"), rows))
@@ -293,7 +293,7 @@ def cmd_tenant_set(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_quota(ctx: Context, args: argparse.Namespace) -> int:
-    usage: dict[str, Any] = ctx.store.usage(ctx.tenant.id)
+    usage = ctx.store.usage(ctx.tenant.id)
     users = usage["users"]
     if args.user:
         with ctx.tx() as tx:

@@ -99,7 +99,7 @@ def _password(args: argparse.Namespace, generate_by_default: bool) -> tuple[str 
 
 
 def _usage_by_user(ctx: Context) -> dict[int, int]:
-    return {u["id"]: u["usage_bytes"] for u in ctx.store.usage(ctx.tenant.id)["users"]}  # type: ignore[index, union-attr]
+    return {u["id"]: u["usage_bytes"] for u in ctx.store.usage(ctx.tenant.id)["users"]}
 
 
 def cmd_user_add(ctx: Context, args: argparse.Namespace) -> int:

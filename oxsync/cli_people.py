@@ -15,7 +15,6 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from oxsync.cli import EXIT_OK, CliError, Context, UsageError, err, out, principal_names
@@ -59,7 +58,7 @@ def export_all(ctx: Context, args: argparse.Namespace) -> int:
         for folder in _own_folders(session):
             fmt = FORMAT_OF_MODULE[folder.module]
             objects = session.list_objects(folder.id)
-            text, left_out = RENDERERS[fmt](objects, SimpleNamespace(vcard_version="4.0"))
+            text, left_out = RENDERERS[fmt](objects, argparse.Namespace(vcard_version="4.0"))
             name = f"{folder.id}-{_slug(folder.title)}.{fmt}"
             _private_file(target / name, text)
             total, left_total = total + len(objects) - left_out, left_total + left_out
@@ -106,7 +105,7 @@ def import_dir(ctx: Context, args: argparse.Namespace) -> int:
     if manifest.get("format") != FORMAT:
         raise CliError(f"{source}: not an oxsync export directory (format {manifest.get('format')!r})")
     outcome, skipped_entries = Outcome(), []
-    options = SimpleNamespace(progress=False)
+    options = argparse.Namespace(progress=False)
     with ctx.user_session(args.user, write=True) as session:
         logins, group_names = principal_names(session.tx)
         users = {login: uid for uid, login in logins.items()}
@@ -118,6 +117,8 @@ def import_dir(ctx: Context, args: argparse.Namespace) -> int:
             parent = mapped.get(entry["parent"], PRIVATE_ROOT)
             if entry["default"]:
                 folder_id = default_folder_id(session.tx, session.user_id, module)
+                if folder_id is None:
+                    raise UsageError(f"{args.user} has no default {module.value} folder to import into")
             else:
                 folder_id = existing.get((parent, entry["title"], module))
                 if folder_id is None:
@@ -126,7 +127,7 @@ def import_dir(ctx: Context, args: argparse.Namespace) -> int:
             fmt = FORMAT_OF_MODULE[module]
             text = (source / entry["file"]).read_text(encoding="utf-8")
             records = PARSERS[fmt](text, options, ctx.settings.limits, outcome)
-            targets = {Contact: folder_id} if fmt == "vcf" else {cls: folder_id for cls in _ics_classes()}
+            targets: dict[type, int] = {Contact: folder_id} if fmt == "vcf" else {cls: folder_id for cls in _ics_classes()}
             _write_all(session, records, targets, options, outcome, text)
             wanted = [_resolve(p, session, manifest.get("user", ""), args.user, users, groups) for p in entry["permissions"]]
             skipped_entries += [p["name"] for p, w in zip(entry["permissions"], wanted, strict=True) if w is None]

@@ -271,12 +271,11 @@ def _targets(session: UserSession, fmt: str, folder_id: int | None) -> dict[type
         if found is not None:
             targets[CLASS_OF_MODULE[module]] = found
     if folder_id is not None:
-        module = session.get_folder(folder_id).folder.module
-        if module not in MODULES_OF_FORMAT[fmt]:
-            held = module.value if module else "no objects"
-            raise UsageError(f"folder {folder_id} holds {held}; a .{fmt} file goes into a "
-                             + " or ".join(m.value for m in MODULES_OF_FORMAT[fmt]) + " folder")
-        targets[CLASS_OF_MODULE[module]] = folder_id
+        held = session.get_folder(folder_id).folder.module
+        if held is None or held not in MODULES_OF_FORMAT[fmt]:
+            raise UsageError(f"folder {folder_id} holds {held.value if held else 'no objects'}; a .{fmt} file goes "
+                             "into a " + " or ".join(m.value for m in MODULES_OF_FORMAT[fmt]) + " folder")
+        targets[CLASS_OF_MODULE[held]] = folder_id
     return targets
 
 
@@ -407,7 +406,7 @@ def _series(objects: Iterable[AnyObject]) -> Iterator[tuple[AnyObject, list[AnyO
             yield o, exceptions.get(o.object_id, [])  # type: ignore[arg-type]
 
 
-def _render_ics(objects: list[AnyObject], args: argparse.Namespace) -> str:
+def _render_ics(objects: list[AnyObject], args: argparse.Namespace) -> tuple[str, int]:
     from oxsync.formats import ical
 
     items = [ical.CalendarItem("VEVENT" if isinstance(m, Appointment) else "VTODO", m.uid, 0, m, e)  # type: ignore[arg-type]

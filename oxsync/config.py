@@ -481,7 +481,7 @@ def apply_overrides(settings: Settings, data: dict[str, dict[str, Any]]) -> Sett
         if not isinstance(values, dict):
             raise ConfigError(f"[{section}] must be a table of settings, got {values!r}")
         current = getattr(settings, section)
-        assert is_dataclass(current)
+        assert is_dataclass(current) and not isinstance(current, type)
         known = {f.name for f in fields(current)}
         updates = {}
         for key, value in values.items():

@@ -154,7 +154,8 @@ def _build(kind: str, uid: str, blocks: list[Block], zones: Zones, resolve: Reso
                     master.start_date, master.recurrence, master.timezone, exception.recurrence_date_position)
         item.exceptions.append(exception)
     if isinstance(master, Appointment):
-        master.change_exceptions = sorted({e.recurrence_date_position for e in item.exceptions})
+        master.change_exceptions = sorted({e.recurrence_date_position for e in item.exceptions
+                                           if e.recurrence_date_position is not None})
     if master is not None or item.exceptions:
         results.append(item)
     return results
@@ -232,6 +233,7 @@ def items_to_ical(items: Iterable[CalendarItem | Appointment | Task]) -> str:
     bodies: list[str] = []
     zones: dict[str, int] = {}
     for item in items:
+        pairs: list[tuple[Appointment | Task, Appointment | Task | None]]
         if isinstance(item, CalendarItem):
             pairs = [(item.master, None)] if item.master is not None else []
             pairs += [(exception, item.master) for exception in item.exceptions]

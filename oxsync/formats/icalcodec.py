@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Component, vBroken, vText
+from icalendar import Component, Timezone, vBroken, vText
 
 from oxsync.formats.icalscan import Block, content_value, unescape
 from oxsync.formats.timezones import guess_iana, iana_name
@@ -36,7 +36,10 @@ class Zones:
             block = self.blocks.get(tzid)
             if found is None and block is not None and block.error is None:
                 try:
-                    zone = Component.from_ical(block.text()).to_tz(lookup_tzid=False)
+                    parsed = Component.from_ical(block.text())
+                    if not isinstance(parsed, Timezone):
+                        raise ValueError(f"{tzid} is not a VTIMEZONE")
+                    zone = parsed.to_tz(lookup_tzid=False)
                     found = (zone, guess_iana(zone, year) or "UTC")
                 except (ValueError, TypeError, KeyError, AttributeError):
                     found = None
@@ -116,7 +119,7 @@ class Encoding:
         self.zones: set[str] = set()
 
     def add(self, name: str, value: Any, params: dict[str, str] | None = None) -> None:
-        self.comp.add(name, value, parameters=params)
+        self.comp.add(name, value, parameters=params or {})
         self.emitted.add(name)
 
     def local(self, moment: datetime, obj: Appointment | Task | None = None) -> datetime:

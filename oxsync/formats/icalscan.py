@@ -44,7 +44,8 @@ def content_value(line: str) -> str:
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Unfolded content lines with the physical line number each starts on."""
-    start, parts = 0, []
+    start = 0
+    parts: list[str] = []
     for number, physical in enumerate(_BREAK.split(text), 1):
         if physical[:1] in (" ", "\t") and parts:
             parts.append(physical[1:])

@@ -78,9 +78,10 @@ def list_folders(conn: IMAPClient, fallback: dict[str, str]) -> list[MailFolder]
         if special:
             seen_uses.add(special)
     for row in rows:
-        if row[2] is None and by_name_use.get(row[0].lower()) not in (None, *seen_uses):
-            row[2] = by_name_use[row[0].lower()]
-            seen_uses.add(row[2])
+        use = by_name_use.get(row[0].lower())
+        if row[2] is None and use is not None and use not in seen_uses:
+            row[2] = use
+            seen_uses.add(use)
     out = []
     names = {row[0] for row in rows}
     for name, delimiter, special in rows:

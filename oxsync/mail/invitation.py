@@ -37,7 +37,9 @@ def find_invitation(raw: bytes, resolve: Any = None) -> Invitation | None:
     for part in msg.walk():
         if part.get_content_type() not in ("text/calendar", "application/ics"):
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # None for a multipart
+            payload = b""
         text = payload.decode(part.get_content_charset() or "utf-8", "replace")
         declared = re.search(r"(?im)^METHOD:([A-Z-]+)\s*$", text)
         method = str(part.get_param("method") or (declared.group(1) if declared else "")).upper()

@@ -54,7 +54,9 @@ def replies_in(raw: bytes) -> list[Reply]:
     parts = [p for p in msg.walk() if p.get_content_type() in ("text/calendar", "application/ics")][:MAX_PARTS]
     for part in parts:
         try:
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):  # None for a multipart
+                payload = b""
             cal = Calendar.from_ical(payload.decode(part.get_content_charset() or "utf-8", "replace"))
         except ValueError:
             continue

@@ -157,11 +157,11 @@ def read_message(uid: int, raw: bytes, flags: tuple[bytes, ...], received: datet
     importance = 2 if priority in ("high", "1", "2") else 0 if priority in ("low", "4", "5") else 1
     to = _addresses(msg, "To")
     display = ", ".join(name or addr for name, addr in getaddresses([to])) if to else ""
-    conv, index = conversation_ids(msg, message_id, sent)
+    conv, conv_index = conversation_ids(msg, message_id, sent)
     return MailItem(uid, _header(msg, "Subject"), _addresses(msg, "From"), to, _addresses(msg, "Cc"),
                     _addresses(msg, "Reply-To"), display, sent.astimezone(UTC), when.astimezone(UTC), message_id,
                     importance, text_body, html_body, size if size is not None else len(raw), raw, attachments,
-                    conv, index, flags)
+                    conv, conv_index, flags)
 
 
 def attachment_bytes(raw: bytes, index: int) -> tuple[str, bytes] | None:

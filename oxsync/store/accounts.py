@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cache
+from types import EllipsisType
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -248,7 +249,7 @@ def create_user(
     user = get_user(tx, user_id)
     contact = _gab_contact(user)
     objects.insert_object(tx, contact, GLOBAL_ADDRESS_BOOK, user_id)
-    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="create")
+    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.stored_id, gone=False, kind="create")
     tx.conn.execute(
         update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))
         .values(contact_id=contact.object_id)
@@ -260,7 +261,7 @@ def create_user(
 def update_user(
     tx: Tx, user_id: int, *, display_name: str | None = None, first_name: str | None = None,
     last_name: str | None = None, password: str | None = None, protocols: Iterable[Protocol] | None = None,
-    active: bool | None = None, quota_bytes: int | None | type[...] = ...,
+    active: bool | None = None, quota_bytes: int | None | EllipsisType = ...,
     flags: dict[str, bool] | None = None,
 ) -> User:
     """`flags`: any of ACCOUNT_FLAGS (admin roles and the per-account rights) to set."""
@@ -304,7 +305,7 @@ def _sync_gab_entry(tx: Tx, user: User) -> None:
     contact.display_name, contact.first_name, contact.last_name = user.display_name, user.first_name, user.last_name
     contact.email1 = user.email
     objects.update_object_row(tx, contact, user.id)
-    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="update")
+    tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.stored_id, gone=False, kind="update")
     for group_id in groups_of_user(tx, user.id):
         sync_group_list(tx, group_id)
 
@@ -375,7 +376,7 @@ def sync_group_list(tx: Tx, group_id: int) -> None:
         objects.insert_object(tx, contact, GLOBAL_ADDRESS_BOOK, SYSTEM_ACTOR)
         tx.conn.execute(update(g).where(and_(g.c.tenant_id == tx.tenant_id, g.c.id == group_id))
                         .values(list_contact_id=contact.object_id))
-        tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.object_id, gone=False, kind="create")
+        tx.record_object_change(GLOBAL_ADDRESS_BOOK, contact.stored_id, gone=False, kind="create")
     else:
         contact.object_id = list_id
         objects.update_object_row(tx, contact, SYSTEM_ACTOR)

@@ -71,7 +71,7 @@ def mail_summary(tx: Tx, user_ids: list[int]) -> dict[int, dict[str, Any]]:
     if not user_ids:
         return {}
     sa, u = s.send_as_addresses, s.users
-    counts = dict(tx.conn.execute(select(sa.c.user_id, func.count()).where(
+    counts: dict[int, int] = dict(tx.conn.execute(select(sa.c.user_id, func.count()).where(
         and_(sa.c.tenant_id == tx.tenant_id, sa.c.user_id.in_(user_ids))).group_by(sa.c.user_id)).all())
     out: dict[int, dict[str, Any]] = {}
     for row in tx.conn.execute(select(u.c.id, u.c.settings).where(and_(u.c.tenant_id == tx.tenant_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -85,7 +86,7 @@ def tenant_summary(store: Store, actor: Actor, tenant_id: int, now: float | None
 def list_tenants(store: Store, actor: Actor) -> list[dict[str, Any]]:
     with platform_conn(store, actor) as conn:
         t, u = s.tenants, s.users
-        counts = dict(conn.execute(select(u.c.tenant_id, func.count()).group_by(u.c.tenant_id)).all())
+        counts: dict[int, int] = dict(conn.execute(select(u.c.tenant_id, func.count()).group_by(u.c.tenant_id)).all())
         return [{"id": r.id, "domain": r.domain, "max_accounts": r.max_accounts, "quota_bytes": r.quota_bytes,
                  "used_bytes": int(r.usage_bytes), "accounts": int(counts.get(r.id, 0))}
                 for r in conn.execute(select(t).order_by(t.c.id))]
@@ -162,7 +163,7 @@ def create_account(store: Store, actor: Actor, tenant_id: int, login: str, *, pa
 def update_account(store: Store, actor: Actor, tenant_id: int, user_id: int, *,
                    display_name: str | None = None, first_name: str | None = None, last_name: str | None = None,
                    protocols: Iterable[Protocol] | None = None, flags: dict[str, bool] | None = None,
-                   quota_bytes: int | None | type[...] = ..., active: bool | None = None) -> User:
+                   quota_bytes: int | None | EllipsisType = ..., active: bool | None = None) -> User:
     flags = _flags_allowed(actor, dict(flags or {}))
     with admin_tx(store, actor, tenant_id, write=True) as tx:
         before = accounts.get_user(tx, user_id)

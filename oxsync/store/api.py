@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import EllipsisType
+from typing import TypedDict
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
@@ -36,6 +38,26 @@ existence changed), on the committing thread."""
 CommitHook = Callable[[Tx], None]
 """Called inside a write transaction that changed folders, just before COMMIT, on the committing thread.
 What it executes on `tx.conn` commits or rolls back with the writes; if it raises, the writes roll back."""
+
+
+class TenantUsage(TypedDict):
+    domain: str
+    usage_bytes: int
+    quota_bytes: int | None
+
+
+class AccountUsage(TypedDict):
+    id: int
+    login: str
+    usage_bytes: int
+    quota_bytes: int | None
+
+
+class Usage(TypedDict):
+    """`Store.usage`: the tenant's storage and each account's (quota None: unlimited)."""
+
+    tenant: TenantUsage
+    users: list[AccountUsage]
 
 
 @dataclass(frozen=True)
@@ -199,8 +221,8 @@ class Store:
             raise NotFound(f"tenant {domain} does not exist")
         return found
 
-    def update_tenant(self, tenant_id: int, *, max_accounts: int | None | type[...] = ...,
-                      quota_bytes: int | None | type[...] = ...) -> None:
+    def update_tenant(self, tenant_id: int, *, max_accounts: int | None | EllipsisType = ...,
+                      quota_bytes: int | None | EllipsisType = ...) -> None:
         values = {}
         if max_accounts is not ...:
             values["max_accounts"] = max_accounts
@@ -209,7 +231,7 @@ class Store:
         with self.transaction(tenant_id, write=True) as tx:
             tx.conn.execute(update(s.tenants).where(s.tenants.c.id == tenant_id).values(**values))
 
-    def usage(self, tenant_id: int) -> dict[str, object]:
+    def usage(self, tenant_id: int) -> Usage:
         """Storage usage and quotas of the tenant and of each account."""
         with self.transaction(tenant_id) as tx:
             t = tx.conn.execute(select(s.tenants).where(s.tenants.c.id == tenant_id)).one()

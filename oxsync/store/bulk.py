@@ -176,7 +176,7 @@ def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[i
     latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
     ids = sorted({k[0] for k in latest})
     variants = sorted({k[1] for k in latest})
-    existing = set()
+    existing: set[int] = set()
     for chunk in _chunks(ids):
         existing.update(int(i) for (i,) in conn.execute(select(s.objects.c.id).where(
             and_(s.objects.c.tenant_id == tenant_id, s.objects.c.id.in_(chunk)))))

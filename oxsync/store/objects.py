@@ -138,7 +138,7 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
     )
     obj.modified_by = actor
     obj.last_modified = stamp.ms
-    _clear_side_tables(tx, [obj.object_id])
+    _clear_side_tables(tx, [obj.stored_id])
     _write_side_tables(tx, obj)
     if not isinstance(obj, Contact):
         timeranges.write(tx, obj, replace=True)

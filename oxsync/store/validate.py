@@ -84,7 +84,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def _walk(value: Any, field: str, limits: LimitSettings, depth: int, lengths: dict[str, int]) -> Any:
     """The checked (possibly cleaned) value; containers and dataclasses are updated in place."""
-    kind = type(value)
+    kind: type = type(value)
     if kind is str:  # most fields: the fast path first
         if not value:
             return value
