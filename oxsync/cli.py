@@ -8,6 +8,7 @@ Every handler takes a `Context` and the parsed arguments and returns an exit cod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -187,6 +188,13 @@ class Context:
         if self._tenant is None:
             self._tenant = self._resolve_tenant()
         return self._tenant
+
+    def use_tenant(self, tenant: Tenant | None, domain: str | None = None) -> None:
+        """From now on act for `tenant` (None: resolve it again, from `domain` when given), e.g. after
+        a command renamed or deleted the tenant, so that its audit row names the right one."""
+        if domain is not None:
+            self.tenant_domain = domain
+        self._tenant = tenant
 
     def _resolve_tenant(self) -> Tenant:
         if self.tenant_domain:
@@ -399,14 +407,19 @@ def accept_global_options_everywhere(parser: argparse.ArgumentParser) -> None:
     """`oxsync user list --tenant x.org --json` works like `oxsync --tenant x.org --json user list`: every
     subcommand also accepts the global options (suppressed defaults, so an absent one never overrides
     what was given before the verb)."""
-    for action in parser._actions:
-        if not isinstance(action, argparse._SubParsersAction):
-            continue
+    for action in subcommand_actions(parser):
         for sub in {id(p): p for p in action.choices.values()}.values():
             for flag, options in GLOBAL_OPTIONS:
-                if flag not in sub._option_string_actions:
+                with contextlib.suppress(argparse.ArgumentError):  # the subcommand has this option already
                     sub.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options)
             accept_global_options_everywhere(sub)
+
+
+def subcommand_actions(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction]:
+    """The subcommand groups of `parser`. argparse keeps them only in private attributes (no public way
+    to walk a parser's subcommands), read here and nowhere else."""
+    return [a for a in parser._actions  # noqa: SLF001 - argparse: no public list of a parser's actions
+            if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001 - argparse: the subcommands' class
 
 
 def _run(ctx: Context, handler: Handler, args: argparse.Namespace) -> int:

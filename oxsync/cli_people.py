@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from oxsync.cli import EXIT_OK, CliError, Context, UsageError, err, out, principal_names
+from oxsync.cli import EXIT_OK, CliError, Context, UsageError, err, out, principal_names, subcommand_actions
 from oxsync.model import Module
 from oxsync.model.folder import PRIVATE_ROOT
 from oxsync.model.permissions import Permission, Rights
@@ -149,7 +149,7 @@ def _ics_classes() -> tuple[type, ...]:
 
 def cmd_tenant_rename(ctx: Context, args: argparse.Namespace) -> int:
     relabel.in_write_transaction(ctx.store, relabel.rename_tenant, args.old, args.new)
-    ctx.tenant_domain, ctx._tenant = args.new.strip().lower(), None  # the audit row goes to the renamed tenant
+    ctx.use_tenant(None, args.new.strip().lower())  # the audit row goes to the renamed tenant
     out(f"tenant {args.old} is now {args.new} (addresses @{args.old} moved to @{args.new})")
     return EXIT_OK
 
@@ -159,7 +159,7 @@ def cmd_tenant_delete(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError(f"deleting a tenant removes all its data: repeat its name with --confirm {args.domain}")
     tenant = ctx.store.tenant(args.domain)
     removed = relabel.in_write_transaction(ctx.store, relabel.delete_tenant, args.domain)
-    ctx._tenant = replace(tenant, id=None)  # type: ignore[arg-type]  # audited as a platform action
+    ctx.use_tenant(replace(tenant, id=None))  # type: ignore[arg-type]  # audited as a platform action
     out(f"tenant {args.domain} deleted ({removed} rows)")
     return EXIT_OK
 
@@ -173,13 +173,9 @@ def cmd_user_rename(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _actions(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds to the `tenant` and `user` commands registered before."""
-    tenant = _actions(sub.choices["tenant"])
+    tenant = subcommand_actions(sub.choices["tenant"])[0]
     p = tenant.add_parser("rename", help="change a tenant's domain (its addresses follow)")
     p.add_argument("old", metavar="OLD_DOMAIN")
     p.add_argument("new", metavar="NEW_DOMAIN")
@@ -188,7 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("domain", metavar="DOMAIN")
     p.add_argument("--confirm", metavar="DOMAIN", help="the same domain again")
     p.set_defaults(handler=cmd_tenant_delete)
-    user = _actions(sub.choices["user"])
+    user = subcommand_actions(sub.choices["user"])[0]
     p = user.add_parser("rename", help="change an account's login (and its address login@domain)")
     p.add_argument("login", metavar="LOGIN")
     p.add_argument("new_login", metavar="NEW_LOGIN")

@@ -18,7 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 from imapclient.response_parser import parse_fetch_response
+
+from oxsync.mail.pool import imaplib_of
 
 SPECIAL_USE = {b"\\Drafts": "drafts", b"\\Sent": "sent", b"\\Trash": "trash", b"\\Junk": "junk"}
 UID_MAX = 4294967295
@@ -101,7 +104,7 @@ def examine(conn: IMAPClient, name: str) -> FolderState:
 def status(conn: IMAPClient, name: str) -> FolderState:
     """STATUS of a folder; a selected mailbox is unselected first (Dovecot answers STATUS of the selected
     mailbox from the connection's own, not yet refreshed, view)."""
-    if conn._imap.state == "SELECTED":
+    if imaplib_of(conn).state == "SELECTED":
         conn.unselect_folder()
     got = conn.folder_status(name, [b"UIDVALIDITY", b"UIDNEXT", b"HIGHESTMODSEQ", b"MESSAGES"])
     return FolderState(int(got.get(b"UIDVALIDITY", 0)), int(got.get(b"UIDNEXT", 0)),
@@ -113,17 +116,15 @@ def uid_fetch(conn: IMAPClient, spec: str, items: list[str], modifiers: list[str
     args = ["UID", "FETCH", spec, "(" + " ".join(items) + ")"]
     if modifiers:
         args.append("(" + " ".join(modifiers) + ")")
-    imap = conn._imap
-    tag = imap._command(*args)
-    typ, data = imap._command_complete("FETCH", tag)
-    conn._checkok("fetch", typ, data)
-    typ, data = imap._untagged_response(typ, data, "FETCH")
+    typ, data = imaplib_of(conn).uid(*args[1:])  # imaplib's own UID command: its untagged FETCH responses
+    if typ != "OK":
+        raise IMAPClientError(f"fetch failed: {data!r}")
     return parse_fetch_response(data, conn.normalise_times, True)
 
 
 def _pop_vanished(conn: IMAPClient) -> set[int]:
     out: set[int] = set()
-    for line in conn._imap.untagged_responses.pop("VANISHED", []):
+    for line in imaplib_of(conn).untagged_responses.pop("VANISHED", []):
         text = _text(line).replace("(EARLIER)", "").strip()
         out |= parse_uid_set(text)
     return out
@@ -156,7 +157,7 @@ def uid_set(uids: list[int] | set[int]) -> str:
 
 def delta(conn: IMAPClient, name: str, modseq: int) -> Delta:
     """What changed in `name` since `modseq` (new mail included): one EXAMINE, plus one FETCH if anything did."""
-    conn._imap.untagged_responses.pop("VANISHED", None)
+    imaplib_of(conn).untagged_responses.pop("VANISHED", None)
     state = examine(conn, name)
     out = Delta(state, vanished=_pop_vanished(conn))
     if state.modseq <= modseq:
@@ -225,10 +226,10 @@ def move(conn: IMAPClient, name: str, uids: list[int], target: str) -> dict[int,
     present = [u for u in conn.search(["UID", uid_set(uids)])] if uids else []
     if not present:
         return {}
-    conn._imap.untagged_responses.pop("COPYUID", None)
+    imaplib_of(conn).untagged_responses.pop("COPYUID", None)
     conn.move(present, target)
     mapping: dict[int, int] = {}
-    for line in conn._imap.untagged_responses.pop("COPYUID", []):
+    for line in imaplib_of(conn).untagged_responses.pop("COPYUID", []):
         parts = _text(line).split()
         if len(parts) >= 3:
             src, dst = sorted(parse_uid_set(parts[1])), sorted(parse_uid_set(parts[2]))

@@ -141,7 +141,7 @@ class Store:
             with conn.begin():
                 tx = Tx(conn, tenant_id, self.settings, writable=write)
                 yield tx
-                if (tx._stamp is not None and tx.touched_folders) or tx.changed_accounts:
+                if (tx.stamped is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)
             self._notify(tx)
@@ -182,12 +182,13 @@ class Store:
                     account_listener(tx.tenant_id, users)
                 except Exception:
                     log.exception("account listener failed")
-        if tx._stamp is None or not tx.touched_folders:
+        stamp = tx.stamped
+        if stamp is None or not tx.touched_folders:
             return
         folders = frozenset(tx.touched_folders)
         for listener in self._listeners:
             try:
-                listener(tx.tenant_id, folders, tx._stamp.rev)
+                listener(tx.tenant_id, folders, stamp.rev)
             except Exception:  # a listener must never undo or hide a committed write
                 log.exception("change listener failed")
 

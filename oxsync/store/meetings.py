@@ -79,7 +79,7 @@ def _stored_participants(tx: Tx, object_id: int) -> list[Participant]:
     rows = tx.conn.execute(
         select(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id)).order_by(p.c.position)
     ).all()
-    return [objects._participant(r) for r in rows]
+    return [objects.participant_of_row(r) for r in rows]
 
 
 def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id: int | None) -> None:

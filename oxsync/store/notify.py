@@ -128,7 +128,7 @@ def install_notifier(store: Store, node: str | None = None) -> str:
         statement = text("SELECT pg_notify(:channel, :payload)")
 
         def notify(tx: Tx) -> None:
-            if tx._stamp is not None and tx.touched_folders:
+            if tx.stamped is not None and tx.touched_folders:
                 payload = encode(node, tx.tenant_id, tx.stamp.rev, frozenset(tx.touched_folders))
                 tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})
             if tx.changed_accounts:

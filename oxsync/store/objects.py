@@ -299,7 +299,7 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
         if dl is not None or data.get("_is_list"):
             overrides["distribution_list"] = [_member(m) for m in dl or []]
     else:
-        overrides["participants"] = [_participant(p) for p in parts.get(r.id, [])]
+        overrides["participants"] = [participant_of_row(p) for p in parts.get(r.id, [])]
         if cls is Appointment:
             overrides["recurrence_id"] = r.series_id
     return dataclass_json.from_dict(cls, dataclass_json.loads(r.data), **overrides)
@@ -328,7 +328,8 @@ def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]
     return out
 
 
-def _participant(row: Any) -> Participant:
+def participant_of_row(row: Any) -> Participant:
+    """A `Participant` from its row of the participants table."""
     from oxsync.model.appointment import Confirmation
 
     return Participant(

@@ -71,6 +71,12 @@ class Tx:
             self.conn.execute(insert(s.revision_log).values(tenant_id=self.tenant_id, rev=row.rev, ms=row.last_ms))
         return self._stamp
 
+    @property
+    def stamped(self) -> Stamp | None:
+        """The stamp this transaction took, None while it has written nothing (reading it takes none):
+        the commit path tells the change listeners about a write only."""
+        return self._stamp
+
     def next_id(self, sequence: str) -> int:
         """Allocate the next id of `sequence` in this tenant (needs the write lock held via `stamp`)."""
         self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock

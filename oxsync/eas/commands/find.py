@@ -135,9 +135,9 @@ def _mailbox(eas: Eas, req: EasRequest, request: FindRequest) -> Deferred[EasRes
     account = req.principal.email
 
     def imap(conn: Any) -> EasResponse:
-        folders = mailitems._folders(eas, conn, account)
+        folders = mailitems.mail_folders(eas, conn, account)
         if request.collection_id is not None:
-            folder = mailitems._folder(eas, conn, account, request.collection_id)
+            folder = mailitems.mail_folder(eas, conn, account, request.collection_id)
             if folder is None:
                 return _status("3")
             folders = [folder]

@@ -36,14 +36,16 @@ def concerns_mail(eas: Eas, *ids: str) -> bool:
     return eas.mail is not None and any(mailfolders.is_mail_id(i) and i != mailfolders.OUTBOX_ID for i in ids)
 
 
-def _folders(eas: Eas, conn: Any, account: str) -> list[Any]:
+def mail_folders(eas: Eas, conn: Any, account: str) -> list[Any]:
+    """The account's mail folders (the gateway's cache, else listed on `conn`)."""
     assert eas.mail is not None
     return eas.mail.cached_folders(account) or eas.mail.list_folders_sync(conn, account)
 
 
-def _folder(eas: Eas, conn: Any, account: str, collection_id: str) -> Any:
+def mail_folder(eas: Eas, conn: Any, account: str, collection_id: str) -> Any:
+    """The mail folder of a collection id, listed again when the cache does not know it; None if none."""
     assert eas.mail is not None
-    found = mailfolders.find(_folders(eas, conn, account), collection_id)
+    found = mailfolders.find(mail_folders(eas, conn, account), collection_id)
     if found is None:
         found = mailfolders.find(eas.mail.list_folders_sync(conn, account), collection_id)
     return found
@@ -68,8 +70,8 @@ def move_mail(eas: Eas, req: EasRequest, moves: list[Element]) -> Deferred[list[
             response = E("Move:Response", E("Move:SrcMsgId", src_id))
             responses.append(response)
             uid = _uid(src_id)
-            source = _folder(eas, conn, account, src) if mailfolders.is_mail_id(src) else None
-            target = _folder(eas, conn, account, dst) if mailfolders.is_mail_id(dst) else None
+            source = mail_folder(eas, conn, account, src) if mailfolders.is_mail_id(src) else None
+            target = mail_folder(eas, conn, account, dst) if mailfolders.is_mail_id(dst) else None
             if src == dst:
                 response.append(E("Move:Status", "4"))
             elif source is None or uid is None:
@@ -143,7 +145,7 @@ def item_operations_mail(eas: Eas, req: EasRequest, ops: list[tuple[int, Element
         reference = op.findtext("AirSyncBase:FileReference")
         if reference is not None:
             parsed = parse_file_reference(reference)
-            folder = _folder(eas, conn, account, parsed[0]) if parsed else None
+            folder = mail_folder(eas, conn, account, parsed[0]) if parsed else None
             got = gateway.fetch_messages(conn, folder.name, [parsed[1]], max_bytes) if folder and parsed else {}
             part = attachment_bytes(got[parsed[1]].raw, parsed[2]) if parsed and parsed[1] in got else None
             if part is None:
@@ -157,7 +159,7 @@ def item_operations_mail(eas: Eas, req: EasRequest, ops: list[tuple[int, Element
                                E("ItemOperations:Data", base64.b64encode(content).decode("ascii")))]
             return out
         cid, sid = op.findtext("AirSync:CollectionId", ""), op.findtext("AirSync:ServerId", "")
-        folder, uid = _folder(eas, conn, account, cid), _uid(sid)
+        folder, uid = mail_folder(eas, conn, account, cid), _uid(sid)
         got = gateway.fetch_messages(conn, folder.name, [uid], max_bytes) if folder and uid is not None else {}
         if uid is None or uid not in got:
             out.append(E("ItemOperations:Status", "6"))
@@ -170,7 +172,7 @@ def item_operations_mail(eas: Eas, req: EasRequest, ops: list[tuple[int, Element
 
     def empty(conn: Any, op: Element) -> Element:
         cid = op.findtext("AirSync:CollectionId", "")
-        folder = _folder(eas, conn, account, cid)
+        folder = mail_folder(eas, conn, account, cid)
         if folder is None:
             return E("ItemOperations:EmptyFolderContents", E("ItemOperations:Status", "6"),
                      E("AirSync:CollectionId", cid))
@@ -231,7 +233,7 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
         rendering = _rendering(fake, req.v)
 
     def imap(conn: Any) -> Element:
-        folders = _folders(eas, conn, account)
+        folders = mail_folders(eas, conn, account)
         targets = [f for f in folders if cid is None or mailfolders.server_id(f) == cid]
         hits: list[tuple[Any, int]] = []
         for folder in targets if cid else [f for f in targets if f.special in ("inbox", None, "sent")]:
@@ -293,7 +295,7 @@ def count_unlisted(eas: Eas, req: EasRequest, todo: list[tuple[Element, Unlisted
 
     def imap(conn: Any) -> None:
         for response, unlisted in todo:
-            folder = _folder(eas, conn, account, unlisted.collection_id)
+            folder = mail_folder(eas, conn, account, unlisted.collection_id)
             if folder is None:
                 response.append(E("GetItemEstimate:Status", "2"))
                 continue
@@ -323,7 +325,7 @@ def get_attachment(eas: Eas, req: EasRequest) -> Any:
     collection_id, uid, index = parsed
 
     def imap(conn: Any) -> EasResponse:
-        folder = _folder(eas, conn, account, collection_id)
+        folder = mail_folder(eas, conn, account, collection_id)
         got = gateway.fetch_messages(conn, folder.name, [uid], max_bytes) if folder is not None else {}
         part = attachment_bytes(got[uid].raw, index) if uid in got else None
         if part is None:
