@@ -1,13 +1,14 @@
 """Issue 10 §1: one bad item never takes a collection offline.
 
 First the findings of the issue, reproduced over real HTTP on a server running every dialect; then the
-poison corpus (tests/data/poison/): hostile values written through every dialect and the importer, and
-rows written straight into the store's tables (as an older version or a mapper bug would have left
-them); after that every read path of every dialect must answer successfully and serve the good items.
+poison corpus (the `poison = true` cases of tests/data/regressions/): hostile values written through
+every dialect and the importer, and rows written straight into the store's tables (as an older version
+or a mapper bug would have left them); after that every read path of every dialect must answer successfully and serve the good items.
 """
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,30 +202,45 @@ def test_50_digit_attachment_header_ids_are_invalid_input(env, header: str) -> N
 
 # ------------------------------------------------------------------ the corpus: writes through every dialect
 
-DATA = Path(__file__).parent / "data" / "poison"
+DATA = Path(__file__).parent / "data" / "regressions"
+"""The poison cases live in the regression corpus (`poison = true` in its MANIFEST.toml)."""
 CTL = "\x01\x07\x0b\x0c\x1f"
 GOOD_START = datetime(2026, 3, 10, 9, tzinfo=UTC)
+GOOD = {
+    ".ics": ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//oxsync poison corpus//EN\r\nBEGIN:VEVENT\r\n"
+             "UID:poison-good\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260310T090000Z\r\n"
+             "DTEND:20260310T100000Z\r\nSUMMARY:Good event\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    ".vcf": ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:poison-card-good\r\nFN:Good Card\r\nN:Card;Good;;;\r\n"
+             "EMAIL;TYPE=INTERNET:good@example.org\r\nEND:VCARD\r\n"),
+}
+"""The control item written beside the poison ones: it must come back untouched."""
 
 
-def _read(name: str) -> str:
-    with open(DATA / name, encoding="utf-8", newline="") as handle:  # keep CRLF and the raw controls
-        return handle.read()
+def _uid(text: str) -> str:
+    return next(line[4:] for line in text.split("\r\n") if line.startswith("UID:"))
 
 
-def _events(text: str) -> dict[str, str]:
-    """UID -> one VCALENDAR holding that VEVENT of the corpus."""
-    head, _, rest = text.partition("BEGIN:VEVENT\r\n")
-    out = {}
-    for chunk in ("BEGIN:VEVENT\r\n" + rest).split("BEGIN:VEVENT\r\n")[1:]:
-        body = chunk.split("END:VEVENT\r\n")[0]
-        uid = next(line[4:] for line in body.split("\r\n") if line.startswith("UID:"))
-        out[uid] = f"{head}BEGIN:VEVENT\r\n{body}END:VEVENT\r\nEND:VCALENDAR\r\n"
+def _poison(suffix: str) -> dict[str, str]:
+    """UID -> the text of each poison case of that kind (one VCALENDAR or VCARD each), the control first."""
+    manifest = tomllib.loads((DATA / "MANIFEST.toml").read_text(encoding="utf-8"))
+    out = {_uid(GOOD[suffix]): GOOD[suffix]}
+    for name, entry in sorted(manifest.items()):
+        if entry.get("poison") and name.endswith(suffix):
+            with open(DATA / name, encoding="utf-8", newline="") as handle:  # keep CRLF and the raw controls
+                text = handle.read()
+            out[_uid(text)] = text
     return out
 
 
-def _cards(text: str) -> dict[str, str]:
-    return {next(line[4:] for line in c.split("\r\n") if line.startswith("UID:")): "BEGIN:VCARD" + c
-            for c in text.split("BEGIN:VCARD")[1:]}
+def _joined(suffix: str) -> str:
+    """All poison cases of a kind in one file, as an export holds them (one VCALENDAR, or VCARDs in a row)."""
+    texts = list(_poison(suffix).values())
+    if suffix == ".vcf":
+        return "".join(texts)
+    head = texts[0].partition("BEGIN:VEVENT\r\n")[0]
+    events = ["BEGIN:VEVENT\r\n" + t.partition("BEGIN:VEVENT\r\n")[2].rpartition("END:VCALENDAR\r\n")[0]
+              for t in texts]
+    return head + "".join(events) + "END:VCALENDAR\r\n"
 
 
 IN_RANGE_EVENTS = {"poison-good", "poison-ctl", "poison-min", "poison-max", "poison-series"}
@@ -235,12 +251,12 @@ def test_corpus_through_caldav_and_carddav(env) -> None:  # type: ignore[no-unty
     """Every corpus item is stored (cleaned) or refused with the DAV precondition; never a 5xx."""
     _, _, _, dav = env
     cal, book = dav.calendar(), dav.addressbook()
-    events = _events(_read("corpus.ics"))
+    events = _poison(".ics")
     for uid, body in events.items():
         reply = dav.put(f"{cal}{uid}.ics", body)
         assert reply.status < 500, (uid, reply.status, reply.body[:200])
         assert (reply.status in (201, 204)) == (uid in IN_RANGE_EVENTS), (uid, reply.status, reply.body)
-    for uid, body in _cards(_read("corpus.vcf")).items():
+    for uid, body in _poison(".vcf").items():
         reply = dav.put(f"{book}{uid}.vcf", body)
         assert reply.status < 500, (uid, reply.status, reply.body[:200])
         assert (reply.status in (201, 204)) == (uid in IN_RANGE_CARDS), (uid, reply.status, reply.body)
@@ -365,11 +381,12 @@ def test_corpus_through_the_importer_refuses_per_record(env, store_url, tmp_path
     from oxsync.cli import main
 
     _, world, _, _ = env
-    for name, good in (("corpus.ics", IN_RANGE_EVENTS), ("corpus.vcf", IN_RANGE_CARDS)):
-        assert main(["--db", store_url, "import", str(DATA / name), "--user", "alice"]) == 0
+    for suffix, good in ((".ics", IN_RANGE_EVENTS), (".vcf", IN_RANGE_CARDS)):
+        export = tmp_path / f"corpus{suffix}"
+        export.write_bytes(_joined(suffix).encode())
+        assert main(["--db", store_url, "import", str(export), "--user", "alice"]) == 0
         out = capsys.readouterr().out
-        bad = (len(_events(_read(name))) if name.endswith("ics")
-               else len(_cards(_read(name)))) - len(good)
+        bad = len(_poison(suffix)) - len(good)
         assert f"imported {len(good)}, skipped {bad}" in out, out
     module = {"ics": Module.CALENDAR, "vcf": Module.CONTACT}
     for fmt, good in (("ics", IN_RANGE_EVENTS), ("vcf", IN_RANGE_CARDS)):
