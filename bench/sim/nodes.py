@@ -27,6 +27,8 @@ class Node:
     http_port: int
     udp_port: int
     process: subprocess.Popen  # type: ignore[type-arg]
+    admin_port: int = 0
+    """The node's admin listener (Prometheus `/metrics`), read at the end of a run (bench/sim/server_side.py)."""
 
     @property
     def base_url(self) -> str:
@@ -51,16 +53,17 @@ class Cluster:
 def start_nodes(store_url: str, count: int, workdir: Path, extra_config: str = "") -> Cluster:
     cluster = Cluster(store_url)
     for index in range(count):
-        http_port, udp_port = free_port(), free_port()
+        http_port, udp_port, admin_port = free_port(), free_port(), free_port()
         config = workdir / f"node{index}.toml"
         config.write_text(
             f'[server]\nhttp_endpoint = "tcp:{http_port}:interface=127.0.0.1"\npublic_host = "127.0.0.1:{http_port}"\n'
+            f'admin_endpoint = "tcp:{admin_port}:interface=127.0.0.1"\n'
             f'udp_port = {udp_port}\n[store]\nurl = "{store_url}"\n{extra_config}'
         )
         log = open(workdir / f"node{index}.log", "w")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen([str(Path(sys.executable).parent / "oxsync"), "--config", str(config), "serve"],
                                    stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        cluster.nodes.append(Node(http_port, udp_port, process))
+        cluster.nodes.append(Node(http_port, udp_port, process, admin_port))
     for node in cluster.nodes:
         _wait_healthy(node)
     return cluster

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 from bench.sim import nodes as sim_nodes
-from bench.sim import seedcache
+from bench.sim import seedcache, server_side
 from bench.sim.base import Context, Endpoint, Options
 from bench.sim.clients import assign, make_clients
 from bench.sim.report import plot, text_table, write_json
@@ -128,6 +128,7 @@ def run(cfg: SimConfig) -> SimResult:
         node_cpu = [proc.cpu_percent(None) for proc in node_procs]
         node_rss = [proc.memory_info().rss / 2**20 for proc in node_procs]
         sim_cpu = me.cpu_percent(None)
+        server = server_side.summarize(server_side.scrape([n.admin_port for n in cluster.nodes]))
         ctx.stop.set()
         for client in clients:
             client.abort()
@@ -154,7 +155,7 @@ def run(cfg: SimConfig) -> SimResult:
         "simulator_lag": ctx.lag.summary(), "simulator_cpu_pct": sim_cpu, "node_cpu_pct": node_cpu,
         "node_rss_mib": [round(r) for r in node_rss], "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "simulator_errors": ctx.sim_errors, "slow_push_samples": ctx.slow_pushes, "pass": all(r["pass"] for r in results.values()),
+        "server_side": server, "simulator_errors": ctx.sim_errors, "slow_push_samples": ctx.slow_pushes, "pass": all(r["pass"] for r in results.values()),
     }
     lag = meta["simulator_lag"]
     table = text_table(results) + (
@@ -162,6 +163,7 @@ def run(cfg: SimConfig) -> SimResult:
         f"over {lag['count']} scheduled actions; simulator CPU {sim_cpu:.0f}%, node CPU "
         f"{', '.join(f'{c:.0f}%' for c in node_cpu)}, node RSS {', '.join(f'{r:.0f} MiB' for r in node_rss)}; "
         f"load {load_before[0]:.2f} -> {meta['loadavg_after'][0]:.2f} on {os.cpu_count()} CPUs")
+    table += "\n" + server_side.text(server)
     if ctx.sim_errors:
         table += f"\nSIMULATOR ERRORS: {len(ctx.sim_errors)} (see JSON)"
     cfg.out.mkdir(parents=True, exist_ok=True)
