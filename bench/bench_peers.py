@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.peers_data import MONTH, event, event_name  # noqa: E402
 from bench.peers_servers import (  # noqa: E402
     LOGIN_USERS,
+    SOLO_USER,
     Client,
     Oxsync,
     Peer,
@@ -141,9 +142,10 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
     check("sync_delta10", status, body)
     out["put_1"] = put_rate(peer, run, 1, puts, events)
     out["put_8"] = put_rate(peer, run, 8, puts, events)
-    logins = login_rate(peer)
-    if logins is not None:
-        out["logins_20"] = logins
+    solo = login_rate(peer, [SOLO_USER])  # first: neither account has logged in on this server run
+    logins = login_rate(peer, LOGIN_USERS)
+    if logins is not None and solo is not None:
+        out["logins_1"], out["logins_20"], out["logins_ratio"] = solo, logins, logins / solo
     c.close()
     out["rss_mb"] = peak_rss_mb(peer.pids())
     peer.stop()
@@ -168,12 +170,15 @@ def put_rate(peer: Peer, run: int, clients: int, total: int, events: int) -> flo
     return total / (time.perf_counter() - started)
 
 
-def login_rate(peer: Peer, per_user: int = 3) -> float | None:
-    """20 distinct users arrive at once, each with `per_user` requests on a new connection: requests/s."""
-    if not peer.login_path(LOGIN_USERS[0][0]):
+def login_rate(peer: Peer, accounts: list[tuple[str, str]], per_user: int = 3) -> float | None:
+    """20 clients arrive at once, client k logging in as `accounts[k % len(accounts)]`, each with
+    `per_user` requests on a new connection: requests/s. One account (20 devices of one user, the
+    first check shared) against 20 accounts (20 first password checks) says what distinct logins cost."""
+    if not peer.login_path(accounts[0][0]):
         return None
     errors: list[str] = []
     lock = threading.Lock()
+    clients = [accounts[k % len(accounts)] for k in range(len(LOGIN_USERS))]
 
     def user(pair: tuple[str, str]) -> None:
         login, password = pair
@@ -185,12 +190,12 @@ def login_rate(peer: Peer, per_user: int = 3) -> float | None:
                 with lock:
                     errors.append(f"{login}: {status}")
     started = time.perf_counter()
-    with ThreadPoolExecutor(len(LOGIN_USERS)) as pool:
-        list(pool.map(user, LOGIN_USERS))
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(user, clients))
     elapsed = time.perf_counter() - started
     if errors:
         raise Unavailable("logins failed: " + ", ".join(errors[:3]))
-    return len(LOGIN_USERS) * per_user / elapsed
+    return len(clients) * per_user / elapsed
 
 
 ROWS = [
@@ -199,7 +204,8 @@ ROWS = [
     ("sync_initial", "initial sync-collection (s)"), ("sync_delta10", "sync-collection, 10 changes (s)"),
     ("card_sync", "CardDAV initial sync (s)"), ("card_multiget_1000", "CardDAV multiget 1,000 (s)"),
     ("put_1", "PUT/s, 1 client"), ("put_8", "PUT/s, 8 clients"),
-    ("logins_20", "requests/s, 20 users logging in"), ("rss_mb", "peak RSS (MB)"),
+    ("logins_1", "requests/s, 1 user logging in (20 clients)"), ("logins_20", "requests/s, 20 users logging in"),
+    ("logins_ratio", "20 users / 1 user (logins)"), ("rss_mb", "peak RSS (MB)"),
 ]
 
 

@@ -24,6 +24,11 @@ from bench.peers_data import card, card_name, event, event_name
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "alice", "alice-pw"
 LOGIN_USERS = [(f"u{n:02d}", f"pw-u{n:02d}") for n in range(1, 21)]
+SOLO_USER = ("solo", "pw-solo")
+"""One more account for the single-user login line (20 clients, same credentials): never logged in before it."""
+ACCOUNTS = [(USER, PASSWORD), *LOGIN_USERS, SOLO_USER]
+HASH_COST = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
+"""The argon2id cost every peer that can hash with argon2id uses: oxsync's default (OWASP's recommendation)."""
 
 
 class Unavailable(RuntimeError):
@@ -155,7 +160,7 @@ class Oxsync(Peer):
         tenant = store.create_tenant("example.com")
         with store.transaction(tenant.id, write=True) as tx:
             accounts.create_user(tx, USER, PASSWORD, first_name="Alice", last_name="Bench")
-            for login, password in LOGIN_USERS:
+            for login, password in [*LOGIN_USERS, SOLO_USER]:
                 accounts.create_user(tx, login, password, first_name=login, last_name="Bench")
         with store.session(tenant.id, 1) as s:
             folders = {f.folder.module: f.folder.id for f in s.list_folders()
@@ -227,9 +232,11 @@ class Radicale(Peer):
             raise Unavailable("radicale is not installed (pip install radicale)")
 
     def setup(self, events: int, cards: int) -> None:
-        users = [(USER, PASSWORD), *LOGIN_USERS]
+        from argon2 import PasswordHasher
+
+        hasher = PasswordHasher(**HASH_COST)
         (self.dir / "storage").mkdir(parents=True)
-        (self.dir / "users").write_text("".join(f"{u}:{p}\n" for u, p in users))
+        (self.dir / "users").write_text("".join(f"{u}:{hasher.hash(p)}\n" for u, p in ACCOUNTS))
         home = self.dir / "storage" / "collection-root" / USER
         for name, tag in (("cal", "VCALENDAR"), ("card", "VADDRESSBOOK"), ("puts", "VCALENDAR")):
             (home / name).mkdir(parents=True)
@@ -248,7 +255,9 @@ class Radicale(Peer):
         self.port = free_port()
         (self.dir / "config").write_text(
             f"[server]\nhosts = 127.0.0.1:{self.port}\n[auth]\ntype = htpasswd\nhtpasswd_filename = {self.dir}/users\n"
-            f"htpasswd_encryption = plain\n[storage]\nfilesystem_folder = {self.dir}/storage\n"
+            # the same argon2id cost as oxsync, and successful logins remembered as long (900 s)
+            "htpasswd_encryption = argon2\ncache_logins = true\ncache_successful_logins_expiry = 900\n"
+            f"[storage]\nfilesystem_folder = {self.dir}/storage\n"
             "[rights]\ntype = owner_only\n[logging]\nlevel = warning\n")
         self.procs = [subprocess.Popen([self.exe, "--config", str(self.dir / "config")],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]

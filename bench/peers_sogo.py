@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.peers_data import card, card_name, event, event_name
 from bench.peers_servers import (
-    LOGIN_USERS,
+    ACCOUNTS,
     PASSWORD,
     USER,
     Client,
@@ -81,7 +81,7 @@ class Sogo(Peer):
         with psycopg.connect(f"host=127.0.0.1 port={self.cluster.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute("CREATE DATABASE sogo")
-        users = [(USER, PASSWORD), *LOGIN_USERS]
+        users = ACCOUNTS
         self._sql(["CREATE TABLE sogo_users (c_uid varchar(64) PRIMARY KEY, c_name varchar(64), "
                    "c_password varchar(128), c_cn varchar(128), mail varchar(128))"] +
                   [f"INSERT INTO sogo_users VALUES ('{u}', '{u}', '{p}', '{u} Bench', '{u}@example.com')"
