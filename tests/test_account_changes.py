@@ -165,6 +165,46 @@ def test_logins_hash_once_on_the_hash_pool(live_server, store, world) -> None:  
     assert threads[0].startswith("PoolThread-oxsync-hash")  # neither the reactor nor a store thread
 
 
+def test_devices_arriving_with_one_login_are_one_attempt_for_the_throttle(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """30 devices of one user behind one address arrive together with new credentials: more than the
+    per-user and per-address pending limits, yet one login attempt (one hash), so none is throttled;
+    a burst of different wrong passwords is still held back."""
+    gate = threading.Event()
+    original = store.verify_password
+
+    def held(stored_hash: str | None, password: str) -> bool:
+        gate.wait(30)  # keep the first check in flight until every device has arrived
+        return original(stored_hash, password)
+
+    store.verify_password = held  # type: ignore[method-assign]
+    running = live_server(store, setup=install_all, auth={"max_failures_per_user": 3, "max_failures_per_address": 5})
+    authenticator = running.service.site.context.authenticator
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def device(password: str) -> None:
+        status = http_request(running.port, "OPTIONS", "/Microsoft-Server-ActiveSync", auth=("carol", password))[0]
+        with lock:
+            statuses.append(status)
+
+    devices = [threading.Thread(target=device, args=("carol-pw",)) for _ in range(30)]
+    for t in devices:
+        t.start()
+    assert wait_until(lambda: sum(len(w) for w in authenticator._attempts.values()) == 29, 30)  # noqa: SLF001
+    gate.set()
+    for t in devices:
+        t.join(30)
+    assert statuses == [200] * 30 and authenticator.checks.hashes == 1
+
+    statuses.clear()
+    guesses = [threading.Thread(target=device, args=(f"guess-{n}",)) for n in range(8)]
+    for t in guesses:
+        t.start()
+    for t in guesses:
+        t.join(30)
+    assert statuses.count(429) >= 4, statuses  # at most 3 distinct guesses of one login in flight
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_tenant_rename_reaches_every_node(live_server, store, store_url, world) -> None:  # type: ignore[no-untyped-def]
     """`oxsync tenant rename` works on a bare connection, not a Tx: it still tells every node."""

@@ -235,12 +235,12 @@ def test_throttle_counts_attempts_in_flight(serve: Callable[..., Running]) -> No
     statuses: list[int] = []
     lock = threading.Lock()
 
-    def guess() -> None:
-        status = request(srv.port, "GET", "/protected", auth=("alice", WRONG))[0]
+    def guess(password: str) -> None:
+        status = request(srv.port, "GET", "/protected", auth=("alice", password))[0]
         with lock:
             statuses.append(status)
 
-    threads = [threading.Thread(target=guess) for _ in range(12)]
+    threads = [threading.Thread(target=guess, args=(f"{WRONG}{n}",)) for n in range(12)]
     for t in threads:
         t.start()
     for t in threads:

@@ -265,11 +265,19 @@ class SingleFlightChecks:
                 waiter.callback(result)
 
 
+LoginKey = tuple[str, Protocol, bytes]
+"""(normalized login, protocol, salted digest of the password): requests that are the same login attempt."""
+
+
 class Authenticator:
     """Authenticates one request for one protocol; shared by every dialect.
 
     The store pool only reads the account (`login_record`); the Argon2 check runs on the hash pool
-    through `SingleFlightChecks`; suspension and the protocol right are decided on the reactor."""
+    through `SingleFlightChecks`; suspension and the protocol right are decided on the reactor.
+    Requests carrying the same credentials while a check of them is in flight join that attempt: they
+    are one guess, so they neither pass through the throttle again nor count as more pending failures
+    (20 devices of one user arriving together, or many users behind one address, must not be throttled
+    by their own first login)."""
 
     def __init__(self, async_store: DeferredStore, throttle: LoginThrottle,
                  verified: VerifiedLogins | None = None) -> None:
@@ -277,7 +285,13 @@ class Authenticator:
         self.throttle = throttle
         self.verified = verified if verified is not None else VerifiedLogins(0, 1)
         self.checks = SingleFlightChecks(async_store.verify_password)
+        self._attempts: dict[LoginKey, list[Deferred[Principal]]] = {}
+        self._salt = os.urandom(16)
         async_store.bus.subscribe_accounts(self.verified.forget_accounts)
+
+    def _attempt_key(self, login: str, password: str, protocol: Protocol) -> LoginKey:
+        digest = hashlib.sha256(self._salt + password.encode("utf-8", "surrogatepass")).digest()
+        return self.throttle.normalize(login), protocol, digest
 
     def authenticate(self, request: Request, protocol: Protocol) -> Deferred[Principal | None]:
         """Fires with the Principal, or with None after the error response (401/403/429/503) was sent.
@@ -292,6 +306,13 @@ class Authenticator:
                 request.principal = known  # type: ignore[attr-defined]
                 LOGIN_CHECKS.labels("cached").inc()
                 return succeed(known)
+        if credentials is not None:
+            attempt = self._attempts.get(self._attempt_key(credentials[0], credentials[1], protocol))
+            if attempt is not None:  # the same credentials are being checked: share that attempt's outcome
+                joined: Deferred[Principal] = Deferred()
+                attempt.append(joined)
+                return joined.addCallbacks(self._answer, self._refuse, callbackArgs=(request,),
+                                           errbackArgs=(request, credentials[0], address, protocol))
         login = credentials[0] if credentials else None
         wait = self.throttle.retry_after(login, address)
         if wait > 0:
@@ -308,11 +329,30 @@ class Authenticator:
         login, password = credentials
         self.throttle.begin(login, address)
         generation = self.verified.generation
+        key = self._attempt_key(login, password, protocol)
+        self._attempts[key] = []
         d = self.async_store.login_record(login)
         d.addCallback(self._check_password, login, password, protocol)
-        return d.addCallbacks(self._succeeded, self._failed,
-                              callbackArgs=(request, login, address, password, protocol, generation),
+        d.addBoth(self._settled, key, login, address, password, protocol, generation)
+        return d.addCallbacks(self._answer, self._refuse, callbackArgs=(request,),
                               errbackArgs=(request, login, address, protocol))
+
+    def _settled(self, result: Principal | Failure, key: LoginKey, login: str, address: str, password: str,
+                 protocol: Protocol, generation: int) -> Principal | Failure:
+        """The attempt's outcome, once for the throttle and the memory, then for every request that joined."""
+        waiters = self._attempts.pop(key, [])
+        if isinstance(result, Failure):
+            self.throttle.end(login, address, failed=True if result.check(AuthenticationFailed) else None)
+        else:
+            self.throttle.end(login, address, failed=False)
+            if generation == self.verified.generation:  # no account changed while we checked
+                self.verified.put(login, password, protocol, result)
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+        return result
 
     def _check_password(self, record: LoginRecord | None, login: str, password: str,
                         protocol: Protocol) -> Deferred[Principal] | Principal:
@@ -327,19 +367,14 @@ class Authenticator:
 
         return self.checks.check(record.password_hash if record else None, password).addCallback(decided)
 
-    def _succeeded(self, principal: Principal, request: Request, login: str, address: str, password: str,
-                   protocol: Protocol, generation: int) -> Principal | None:
-        self.throttle.end(login, address, failed=False)
+    def _answer(self, principal: Principal, request: Request) -> Principal | None:
         LOGIN_CHECKS.labels("ok").inc()
-        if generation == self.verified.generation:  # no account changed while we checked
-            self.verified.put(login, password, protocol, principal)
         request.principal = principal  # type: ignore[attr-defined]
         return None if is_gone(request) else principal
 
-    def _failed(self, failure: Failure, request: Request, login: str, address: str,
+    def _refuse(self, failure: Failure, request: Request, login: str, address: str,
                 protocol: Protocol) -> None:
         fields = {"login": login, "address": address, "protocol": protocol.value}
-        self.throttle.end(login, address, failed=True if failure.check(AuthenticationFailed) else None)
         LOGIN_CHECKS.labels("failed" if failure.check(AuthenticationFailed)
                             else "refused" if failure.check(AccessRefused) else "error").inc()
         if failure.check(AuthenticationFailed):
