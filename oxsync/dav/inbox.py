@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxsync.dav.context import Ctx
-from oxsync.dav.layout import Box
+from oxsync.dav.layout import Box, Collection, Home, ObjectRes, PrincipalCollection, PrincipalRes, Root
 from oxsync.formats.ical import appointment_to_ical
 from oxsync.model import Appointment, Module
 from oxsync.model.appointment import Confirmation, ParticipantKind
@@ -43,6 +43,10 @@ class InboxItem:
     def text(self) -> str:
         body = appointment_to_ical(self.obj)
         return body.replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:REQUEST\r\n", 1)
+
+
+Resource = Root | PrincipalCollection | PrincipalRes | Home | Collection | Box | ObjectRes | InboxItem
+"""Everything a DAV path can name (see `tree.resolve`)."""
 
 
 def inbox_items(ctx: Ctx, box: Box) -> list[InboxItem]:

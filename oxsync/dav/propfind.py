@@ -15,9 +15,9 @@ from oxsync.dav.multistatus import (
     multistatus,
     parse_body,
 )
-from oxsync.dav.props import ALLPROP, PROPS, privileges
+from oxsync.dav.props import ALLPROP, PROPS, FolderChange, privileges
 from oxsync.dav.tree import children, resolve
-from oxsync.dav.xml import APPLE, DAV, first, qn, tostring
+from oxsync.dav.xml import DAV, first, qn, tostring
 from oxsync.store.errors import InvalidData, PermissionDenied
 
 
@@ -53,17 +53,8 @@ def propfind(ctx: Ctx) -> Response:
     return Response(207, tostring(ms), XML)
 
 
-STORED = {qn(DAV, "displayname"), qn(APPLE, "calendar-color")}
-"""Properties kept on the folder itself (visible to every dialect); other non-live properties are
-dead properties kept per user."""
-
-
-def proppatch(ctx: Ctx) -> Response:
-    root = parse_body(ctx)
-    if root is None or root.tag != qn(DAV, "propertyupdate"):
-        raise DavError(400, text="expected DAV:propertyupdate")
-    res = resolve(ctx, ctx.req.path)
-    ms = multistatus()
+def _changes(root: etree._Element) -> list[tuple[str, str | None]]:
+    """(property, value) in document order; None removes it (DAV:remove)."""
     changes: list[tuple[str, str | None]] = []
     for op in root:
         prop = first(op, qn(DAV, "prop"))
@@ -72,32 +63,46 @@ def proppatch(ctx: Ctx) -> Response:
                 continue
             value = (el.text or "").strip() if op.tag == qn(DAV, "set") else None
             changes.append((el.tag, value))
-    if not isinstance(res, Collection) or qn(DAV, "write-properties") not in privileges(res):
-        add_response_status(ms, ctx.req.path, [n for n, _ in changes], 403)
-        return Response(207, tostring(ms), XML)
-    refused = [n for n, v in changes if (n in PROPS and n not in STORED) or len(v or "") > MAX_DEAD_VALUE]
-    if refused:
-        add_response_status(ms, res.path, refused, 403, [n for n, _ in changes if n not in refused], 424)
-        return Response(207, tostring(ms), XML)
-    title = color = None
-    dead: dict[str, str | None] = {}
-    default = res.access.folder.default_folder
+    return changes
+
+
+def _folder_change(res: Collection, changes: list[tuple[str, str | None]]) -> FolderChange:
+    """Settable live properties through their setters, every other one a dead property."""
+    change = FolderChange()
     for name, value in changes:
-        if name == qn(DAV, "displayname") and not default:
-            title = value or None
-        elif name == qn(APPLE, "calendar-color"):
-            color = value or ""
-        else:  # a default folder keeps its name: the user's own display name is a dead property
-            dead[name] = value
-    if title is not None or color is not None:
+        prop = PROPS.get(name)
+        if prop is not None and prop.set is not None:
+            prop.set(change, res, value)
+        else:
+            change.dead[name] = value
+    return change
+
+
+def proppatch(ctx: Ctx) -> Response:
+    root = parse_body(ctx)
+    if root is None or root.tag != qn(DAV, "propertyupdate"):
+        raise DavError(400, text="expected DAV:propertyupdate")
+    res = resolve(ctx, ctx.req.path)
+    ms = multistatus()
+    changes = _changes(root)
+    names = [n for n, _ in changes]
+    if not isinstance(res, Collection) or qn(DAV, "write-properties") not in privileges(res):
+        add_response_status(ms, ctx.req.path, names, 403)
+        return Response(207, tostring(ms), XML)
+    refused = [n for n, v in changes if (n in PROPS and PROPS[n].protected) or len(v or "") > MAX_DEAD_VALUE]
+    if refused:
+        add_response_status(ms, res.path, refused, 403, [n for n in names if n not in refused], 424)
+        return Response(207, tostring(ms), XML)
+    change = _folder_change(res, changes)
+    if change.title is not None or change.color is not None:
         try:
-            ctx.session.update_folder(res.folder_id, title=title, color=color)
+            ctx.session.update_folder(res.folder_id, title=change.title, color=change.color)
         except (PermissionDenied, InvalidData) as exc:  # RFC 4918 §9.2: atomic, a status per property
-            failed = [n for n, _ in changes if n in STORED]
-            add_response_status(ms, res.path, failed, 403, [n for n, _ in changes if n not in STORED], 424,
+            live = [n for n in names if n in PROPS]  # the settable ones: the protected were refused above
+            add_response_status(ms, res.path, live, 403, [n for n in names if n not in PROPS], 424,
                                 description=str(exc))
             return Response(207, tostring(ms), XML)
-    if dead:
-        ctx.save_dead_props(res.folder_id, dead)
-    add_response_status(ms, res.path, [n for n, _ in changes], 200)
+    if change.dead:
+        ctx.save_dead_props(res.folder_id, change.dead)
+    add_response_status(ms, res.path, names, 200)
     return Response(207, tostring(ms), XML)

@@ -1,19 +1,24 @@
-"""Live properties, as data: (resource class, property name) -> getter.
+"""The live properties, declared as data: one `Property` per qualified name says whether DAV:allprop
+lists it, how to read it and, for the two clients may change, how to set it (after Xandikos' `Property`).
 
-A getter returns None when the resource has no such property (reported 404 in the propstat), a
-string (element text), or a list of child elements. Rights are mapped from the folder's effective
-OX permissions (see `privileges`); the ACL view is read-only.
+Live properties are computed by the server (RFC 4918 §15); every other property a client PROPPATCHes is a
+dead property, kept per user (`Ctx.dead_props`). A getter receives the request's `Ctx` (the session, the
+request and its settings, the directory read once) and the resource, and returns None when the resource
+has no such property (reported 404 in the propstat), a string (element text), or a list of child elements.
+Rights are mapped from the folder's effective OX permissions (see `privileges`); the ACL view is read-only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
 
 from lxml import etree
 
+from oxsync.dav.context import Ctx
+from oxsync.dav.inbox import InboxItem, Resource
 from oxsync.dav.layout import (
     BASE,
     SYNC_PREFIX,
@@ -35,7 +40,39 @@ D = lambda name: qn(DAV, name)  # noqa: E731
 C = lambda name: qn(CALDAV, name)  # noqa: E731
 CR = lambda name: qn(CARDDAV, name)  # noqa: E731
 
-Getter = Callable[[Any, Any], Any]
+Value = str | list[etree._Element] | None
+"""A property's value: None (the resource has none), element text, or child elements."""
+Getter = Callable[[Ctx, Resource], Value]
+
+
+@dataclass
+class FolderChange:
+    """What one PROPPATCH asks of a collection, collected by the setters and applied at once (RFC 4918
+    §9.2: all or nothing): the folder's own title and color (every dialect sees them), and the user's
+    dead properties."""
+
+    title: str | None = None
+    color: str | None = None
+    dead: dict[str, str | None] = field(default_factory=dict)
+
+
+Setter = Callable[[FolderChange, Collection, str | None], None]
+
+
+@dataclass(frozen=True)
+class Property:
+    """One live property: its qualified name (Clark notation), whether DAV:allprop lists it (RFC 4918
+    lets computed, expensive ones be left out), how to read it, and how to set it (None: protected,
+    PROPPATCH answers 403)."""
+
+    name: str
+    get: Getter
+    allprop: bool = False
+    set: Setter | None = None
+
+    @property
+    def protected(self) -> bool:
+        return self.set is None
 
 
 def _el(tag: str, *kids: etree._Element) -> etree._Element:
@@ -45,7 +82,7 @@ def _el(tag: str, *kids: etree._Element) -> etree._Element:
 # ------------------------------------------------------------------------------ rights
 
 
-def privileges(res: Any) -> list[str]:
+def privileges(res: Resource) -> list[str]:
     """DAV privileges of the current user on `res`, from the folder's effective OX rights."""
     if isinstance(res, ObjectRes):
         res = res.collection
@@ -88,11 +125,11 @@ def _privilege_elements(names: list[str]) -> list[etree._Element]:
     return [_el(D("privilege"), element(name)) for name in names]
 
 
-def _cups(ctx: Any, res: Any) -> Any:
+def _cups(ctx: Ctx, res: Resource) -> Value:
     return _privilege_elements(privileges(res))
 
 
-def _acl(ctx: Any, res: Any) -> Any:
+def _acl(ctx: Ctx, res: Resource) -> Value:
     """Read-only view of the folder's permission entries (user, group, group 0 = all users)."""
     me = _el(D("ace"), _el(D("principal"), href(ctx.me().path)),
              _el(D("grant"), *_privilege_elements(privileges(res))), element(D("protected")))
@@ -122,16 +159,16 @@ def _acl(ctx: Any, res: Any) -> Any:
 # ------------------------------------------------------------------------------ common
 
 
-def _me(ctx: Any, res: Any) -> Any:
+def _me(ctx: Ctx, res: Resource) -> Value:
     return [href(ctx.me().path)]
 
 
-def _principal_collections(ctx: Any, res: Any) -> Any:
+def _principal_collections(ctx: Ctx, res: Resource) -> Value:
     return [href(f"{BASE}/principals/")]
 
 
 def _home_set(kind: str) -> Getter:
-    def get(ctx: Any, res: Any) -> Any:
+    def get(ctx: Ctx, res: Resource) -> Value:
         if isinstance(res, PrincipalRes) and res.kind != "users":
             return None
         login = res.login if isinstance(res, PrincipalRes) else ctx.me().login
@@ -139,8 +176,8 @@ def _home_set(kind: str) -> Getter:
     return get
 
 
-def _resourcetype(ctx: Any, res: Any) -> Any:
-    if hasattr(res, "etag"):
+def _resourcetype(ctx: Ctx, res: Resource) -> Value:
+    if isinstance(res, ObjectRes | InboxItem):  # not a collection
         return []
     kinds = [element(D("collection"))]
     if isinstance(res, PrincipalRes):
@@ -154,7 +191,7 @@ def _resourcetype(ctx: Any, res: Any) -> Any:
     return kinds
 
 
-def _displayname(ctx: Any, res: Any) -> Any:
+def _displayname(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, PrincipalRes):
         return res.display_name
     if isinstance(res, Collection):  # a default folder's own name for this user (PROPPATCH), else its title
@@ -168,7 +205,7 @@ def _displayname(ctx: Any, res: Any) -> Any:
     return None
 
 
-def _owner(ctx: Any, res: Any) -> Any:
+def _owner(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, Collection):
         owner = res.access.folder.owner
         p = ctx.user_principal(owner) if owner is not None else None
@@ -189,7 +226,7 @@ REPORTS = {
 }
 
 
-def _reports(ctx: Any, res: Any) -> Any:
+def _reports(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, Collection):
         names = REPORTS["addressbook" if res.module == Module.CONTACT else "calendar"]
     else:
@@ -200,11 +237,11 @@ def _reports(ctx: Any, res: Any) -> Any:
 # ------------------------------------------------------------------------------ collections
 
 
-def _ctag(ctx: Any, res: Any) -> Any:
+def _ctag(ctx: Ctx, res: Resource) -> Value:
     return f"{SYNC_PREFIX}{ctx.folder_revision(res.folder_id)}" if isinstance(res, Collection) else None
 
 
-def _components(ctx: Any, res: Any) -> Any:
+def _components(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, Collection) and res.module != Module.CONTACT:
         comp = element(C("comp"))
         comp.set("name", res.component)
@@ -219,35 +256,38 @@ def _components(ctx: Any, res: Any) -> Any:
     return None
 
 
-def _calendar_only(getter: Getter) -> Getter:
-    def get(ctx: Any, res: Any) -> Any:
+CollectionGetter = Callable[[Ctx, Collection], Value]
+
+
+def _calendar_only(getter: CollectionGetter) -> Getter:
+    def get(ctx: Ctx, res: Resource) -> Value:
         if isinstance(res, Collection) and res.module != Module.CONTACT:
             return getter(ctx, res)
         return None
     return get
 
 
-def _card_only(getter: Getter) -> Getter:
-    def get(ctx: Any, res: Any) -> Any:
+def _card_only(getter: CollectionGetter) -> Getter:
+    def get(ctx: Ctx, res: Resource) -> Value:
         if isinstance(res, Collection) and res.module == Module.CONTACT:
             return getter(ctx, res)
         return None
     return get
 
 
-def _color(ctx: Any, res: Any) -> Any:
+def _color(ctx: Ctx, res: Collection) -> Value:
     color = res.access.folder.color
     return color or None
 
 
-def _calendar_data_types(ctx: Any, res: Any) -> Any:
+def _calendar_data_types(ctx: Ctx, res: Collection) -> Value:
     kind = element(C("calendar-data"))
     kind.set("content-type", "text/calendar")
     kind.set("version", "2.0")
     return [kind]
 
 
-def _address_data_types(ctx: Any, res: Any) -> Any:
+def _address_data_types(ctx: Ctx, res: Collection) -> Value:
     out = []
     for version in ("3.0", "4.0"):
         kind = element(CR("address-data-type"))
@@ -257,63 +297,63 @@ def _address_data_types(ctx: Any, res: Any) -> Any:
     return out
 
 
-def _max_size(ctx: Any, res: Any) -> Any:
+def _max_size(ctx: Ctx, res: Collection) -> Value:
     return str(ctx.req.settings.dav.max_resource_bytes)
 
 
-def _transp(ctx: Any, res: Any) -> Any:
+def _transp(ctx: Ctx, res: Collection) -> Value:
     return [element(C("opaque"))]
 
 
 # ------------------------------------------------------------------------------ objects
 
 
-def _etag(ctx: Any, res: Any) -> Any:
-    return getattr(res, "etag", None)
+def _etag(ctx: Ctx, res: Resource) -> Value:
+    return res.etag if isinstance(res, ObjectRes | InboxItem) else None
 
 
-def _content_type(ctx: Any, res: Any) -> Any:
+def _content_type(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, ObjectRes):
         if res.collection.module == Module.CONTACT:
             return "text/vcard; charset=utf-8"
         return f"text/calendar; charset=utf-8; component={res.collection.component.lower()}"
-    return "text/calendar; charset=utf-8" if hasattr(res, "etag") else None
+    return "text/calendar; charset=utf-8" if isinstance(res, InboxItem) else None
 
 
-def _last_modified(ctx: Any, res: Any) -> Any:
+def _last_modified(ctx: Ctx, res: Resource) -> Value:
     if isinstance(res, ObjectRes):
         return format_datetime(datetime.fromtimestamp(res.last_modified / 1000, UTC), usegmt=True)
     return None
 
 
-def _schedule_tag(ctx: Any, res: Any) -> Any:
+def _schedule_tag(ctx: Ctx, res: Resource) -> Value:
     return schedule_tag(res) if isinstance(res, ObjectRes) and res.collection.module == Module.CALENDAR else None
 
 
 # ------------------------------------------------------------------------------ principals
 
 
-def _addresses(ctx: Any, res: Any) -> Any:
+def _addresses(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, PrincipalRes):
         return None
     return [href(f"mailto:{e}") for e in res.emails] + [href(res.path)]
 
 
-def _cutype(ctx: Any, res: Any) -> Any:
+def _cutype(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, PrincipalRes):
         return None
     return {"users": "INDIVIDUAL", "groups": "GROUP", "resources": "ROOM"}[res.kind]
 
 
 def _box_url(kind: str) -> Getter:
-    def get(ctx: Any, res: Any) -> Any:
+    def get(ctx: Ctx, res: Resource) -> Value:
         if isinstance(res, PrincipalRes) and res.kind == "users" and res.id == ctx.user_id:
             return [href(f"{ctx.home('calendars').path}{kind}/")]
         return None
     return get
 
 
-def _default_calendar(ctx: Any, res: Any) -> Any:
+def _default_calendar(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, Box) or res.kind != "inbox":
         return None
     for c in ctx.collections(res.home):
@@ -322,11 +362,11 @@ def _default_calendar(ctx: Any, res: Any) -> Any:
     return None
 
 
-def _principal_url(ctx: Any, res: Any) -> Any:
+def _principal_url(ctx: Ctx, res: Resource) -> Value:
     return [href(res.path)] if isinstance(res, PrincipalRes) else None
 
 
-def _group_members(ctx: Any, res: Any) -> Any:
+def _group_members(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, PrincipalRes) or res.kind != "groups":
         return None if not isinstance(res, PrincipalRes) else []
     group = next((g for g in ctx.groups() if g.id == res.id), None)
@@ -334,7 +374,7 @@ def _group_members(ctx: Any, res: Any) -> Any:
     return [href(principal_path("users", logins[m])) for m in (group.members if group else []) if m in logins]
 
 
-def _group_membership(ctx: Any, res: Any) -> Any:
+def _group_membership(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, PrincipalRes):
         return None
     if res.kind != "users":
@@ -342,56 +382,71 @@ def _group_membership(ctx: Any, res: Any) -> Any:
     return [href(principal_path("groups", g.name)) for g in ctx.groups() if res.id in g.members]
 
 
-def _email_set(ctx: Any, res: Any) -> Any:
+def _email_set(ctx: Ctx, res: Resource) -> Value:
     if not isinstance(res, PrincipalRes):
         return None
     return [element(qn(CS, "email-address"), e) for e in res.emails]
 
 
-PROPS: dict[str, Getter] = {
-    D("resourcetype"): _resourcetype,
-    D("displayname"): _displayname,
-    D("current-user-principal"): _me,
-    D("principal-collection-set"): _principal_collections,
-    D("owner"): _owner,
-    D("current-user-privilege-set"): _cups,
-    D("acl"): _acl,
-    D("supported-report-set"): _reports,
-    D("getetag"): _etag,
-    D("getcontenttype"): _content_type,
-    D("getlastmodified"): _last_modified,
-    D("sync-token"): _ctag,
-    qn(CS, "getctag"): _ctag,
-    D("principal-URL"): _principal_url,
-    D("group-member-set"): _group_members,
-    D("group-membership"): _group_membership,
-    C("calendar-home-set"): _home_set("calendars"),
-    CR("addressbook-home-set"): _home_set("addressbooks"),
-    C("calendar-user-address-set"): _addresses,
-    C("calendar-user-type"): _cutype,
-    C("schedule-inbox-URL"): _box_url("inbox"),
-    C("schedule-outbox-URL"): _box_url("outbox"),
-    C("schedule-default-calendar-URL"): _default_calendar,
-    qn(CS, "email-address-set"): _email_set,
-    C("supported-calendar-component-set"): _components,
-    C("supported-calendar-data"): _calendar_only(_calendar_data_types),
-    C("max-resource-size"): _calendar_only(_max_size),
-    C("schedule-calendar-transp"): _calendar_only(_transp),
-    C("schedule-tag"): _schedule_tag,
-    qn(APPLE, "calendar-color"): _calendar_only(_color),
-    CR("supported-address-data"): _card_only(_address_data_types),
-    CR("max-resource-size"): _card_only(_max_size),
-}
+# ------------------------------------------------------------------------------ setters
 
-ALLPROP = [D("resourcetype"), D("displayname"), D("getetag"), D("getcontenttype"), D("getlastmodified"),
-           D("owner"), D("current-user-principal"), D("sync-token"), qn(CS, "getctag"),
-           C("supported-calendar-component-set"), qn(APPLE, "calendar-color"), C("calendar-home-set"),
-           CR("addressbook-home-set"), C("calendar-user-address-set"), D("principal-URL")]
+
+def _set_displayname(change: FolderChange, res: Collection, value: str | None) -> None:
+    if res.access.folder.default_folder:  # a default folder keeps its name: the user's own is a dead property
+        change.dead[D("displayname")] = value
+    else:
+        change.title = value or None
+
+
+def _set_color(change: FolderChange, res: Collection, value: str | None) -> None:
+    change.color = value or ""
+
+
+# ------------------------------------------------------------------------------ the table
+
+TABLE = (
+    # DAV:allprop lists these, in this order
+    Property(D("resourcetype"), _resourcetype, allprop=True),
+    Property(D("displayname"), _displayname, allprop=True, set=_set_displayname),
+    Property(D("getetag"), _etag, allprop=True),
+    Property(D("getcontenttype"), _content_type, allprop=True),
+    Property(D("getlastmodified"), _last_modified, allprop=True),
+    Property(D("owner"), _owner, allprop=True),
+    Property(D("current-user-principal"), _me, allprop=True),
+    Property(D("sync-token"), _ctag, allprop=True),
+    Property(qn(CS, "getctag"), _ctag, allprop=True),
+    Property(C("supported-calendar-component-set"), _components, allprop=True),
+    Property(qn(APPLE, "calendar-color"), _calendar_only(_color), allprop=True, set=_set_color),
+    Property(C("calendar-home-set"), _home_set("calendars"), allprop=True),
+    Property(CR("addressbook-home-set"), _home_set("addressbooks"), allprop=True),
+    Property(C("calendar-user-address-set"), _addresses, allprop=True),
+    Property(D("principal-URL"), _principal_url, allprop=True),
+    # asked for by name only
+    Property(D("principal-collection-set"), _principal_collections),
+    Property(D("current-user-privilege-set"), _cups),
+    Property(D("acl"), _acl),
+    Property(D("supported-report-set"), _reports),
+    Property(D("group-member-set"), _group_members),
+    Property(D("group-membership"), _group_membership),
+    Property(C("calendar-user-type"), _cutype),
+    Property(C("schedule-inbox-URL"), _box_url("inbox")),
+    Property(C("schedule-outbox-URL"), _box_url("outbox")),
+    Property(C("schedule-default-calendar-URL"), _default_calendar),
+    Property(qn(CS, "email-address-set"), _email_set),
+    Property(C("supported-calendar-data"), _calendar_only(_calendar_data_types)),
+    Property(C("max-resource-size"), _calendar_only(_max_size)),
+    Property(C("schedule-calendar-transp"), _calendar_only(_transp)),
+    Property(C("schedule-tag"), _schedule_tag),
+    Property(CR("supported-address-data"), _card_only(_address_data_types)),
+    Property(CR("max-resource-size"), _card_only(_max_size)),
+)
+
+PROPS: dict[str, Property] = {prop.name: prop for prop in TABLE}
+ALLPROP = [prop.name for prop in TABLE if prop.allprop]
 """DAV:allprop answers these (RFC 4918 lets computed, expensive properties be left out)."""
 
 
-def get_prop(ctx: Any, res: Any, name: str) -> Any:
-    getter = PROPS.get(name)
-    if getter is None:
-        return None
-    return getter(ctx, res)
+def get_prop(ctx: Ctx, res: Resource, name: str) -> Value:
+    """The live property `name` of `res` (None: not a live property, or `res` has none)."""
+    prop = PROPS.get(name)
+    return None if prop is None else prop.get(ctx, res)
