@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             peer.close()
         if dovecot is not None:
             dovecot.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
