@@ -188,6 +188,9 @@ class EasSettings:
     """Items per Sync window when the client names none."""
     max_ping_folders: int = 300
     """Most folders one Ping may watch (Status 6 above)."""
+    ping_wake_batch: int = 100
+    """Most parked Pings answered in one reactor turn when a change wakes many: the rest follow in the
+    next turns, so other connections are served in between (the write that woke them already was)."""
     policy_requires_password: bool = False
     """The Provision policy asks devices for a device password."""
     trusted_ca_file: str = "/etc/ssl/certs/ca-certificates.crt"

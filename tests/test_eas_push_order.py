@@ -24,8 +24,6 @@ from tests.test_eas_push import wait_parked
 
 PINGS = 200
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
 
 def open_ping(port: int, device: str, folder: str) -> socket.socket:
     """One Ping sent on its own socket, its answer left unread (the test reads it later)."""
@@ -51,6 +49,7 @@ def ping_status(sock: socket.socket) -> str | None:
         return decode(reader.read(length)).findtext("Ping:Status")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("writer", ["carddav", "eas"])
 def test_write_answers_before_the_pings_it_wakes(live_server, store, world, monkeypatch, writer: str) -> None:
     running = live_server(store, setup=install_all, eas={"min_heartbeat_seconds": 1},
@@ -116,3 +115,52 @@ def test_write_answers_before_the_pings_it_wakes(live_server, store, world, monk
     assert len(built) == PINGS
     assert sent, order[:5]
     assert sent[0] < built[0], f"writer's response written after {sum(1 for i in built if i < sent[0])} Ping answers"
+
+
+class Turns:
+    """A reactor stand-in that runs, per `turn()`, the calls scheduled before that turn (as a real
+    reactor runs a `callLater(0)` made from a timed call only after its next socket poll)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def callLater(self, delay: float, fn: Any, *args: Any) -> Any:  # noqa: N802 - the reactor's name
+        self.pending.append((fn, args))
+        return _Timer()
+
+    def turn(self) -> None:
+        now, self.pending = self.pending, []
+        for fn, args in now:
+            fn(*args)
+
+
+class _Timer:
+    def active(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_many_woken_pings_are_answered_in_batches_one_reactor_turn_apart() -> None:
+    """250 Pings woken by one change: 100 answered at once, then 100 per reactor turn; each exactly
+    once, and none is still parked (a second change meanwhile wakes nobody twice)."""
+    from oxsync.eas.park import ParkedRequests
+    from oxsync.push.bus import Change
+
+    reactor = Turns()
+    parked = ParkedRequests(reactor, batch=100)
+    answered: list[int] = []
+    for n in range(250):
+        parked.park((1, 1, f"dev{n}"), frozenset({7}), 600, lambda folders, n=n: answered.append(n),
+                    lambda: None, lambda: None)
+    reactor.pending.clear()  # the heartbeat timers
+    parked.on_change(Change(1, frozenset({7}), 2))
+    assert len(parked) == 0 and len(answered) == 100
+    parked.on_change(Change(1, frozenset({7}), 3))
+    assert len(answered) == 100 and len(reactor.pending) == 1
+    reactor.turn()
+    assert len(answered) == 200
+    reactor.turn()
+    assert sorted(answered) == list(range(250))
+    assert not reactor.pending

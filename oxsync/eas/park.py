@@ -4,13 +4,17 @@ A parked request holds no thread and no database connection: only a Deferred, a 
 folder set. What must hold:
 - only the newest parked request per (tenant, user, device) lives: parking a new one answers the
   older one at once with "no changes" (Gmail fires duplicate Pings);
-- a commit touching one of the folders wakes the request on the reactor thread right away;
+- a commit touching one of the folders wakes the request on the reactor thread right away; when it
+  wakes many, at most `batch` are answered per reactor turn (the rest in the following turns, in
+  order), so the reactor polls its sockets between batches; a woken request leaves the tables at
+  once, before its answer is built, so it is never woken twice;
 - a client that disconnects is forgotten (its timer cancelled).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +40,14 @@ class Parked:
 
 
 class ParkedRequests:
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, batch: int = 100) -> None:
         self.reactor = reactor
+        self.batch = max(1, batch)
         self.by_device: dict[DeviceKey, Parked] = {}
         self.by_folder: dict[tuple[int, int], set[Parked]] = {}
+        self.waking: deque[tuple[Parked, frozenset[int], Change]] = deque()
+        """Woken (finished) requests whose answers are not built yet, oldest first."""
+        self._draining = False
 
     def __len__(self) -> int:
         return len(self.by_device)
@@ -100,8 +108,20 @@ class ParkedRequests:
             if entry.done:
                 continue
             self._finish(entry)
+            self.waking.append((entry, frozenset(folders), change))
+        if not self._draining:
+            self._answer_batch()
+
+    def _answer_batch(self) -> None:
+        """Answer up to `batch` woken requests; schedule the next batch for the next reactor turn (a
+        `callLater(0)` made from a timed call runs only after the reactor polled its sockets)."""
+        for _ in range(min(self.batch, len(self.waking))):
+            entry, folders, change = self.waking.popleft()
             PUSH_SECONDS.labels("eas").observe(change.age())
             try:
-                entry.on_change(frozenset(folders))
+                entry.on_change(folders)
             except Exception:
                 log.exception("parked request failed to answer", extra={"event": "eas.park_failed"})
+        self._draining = bool(self.waking)
+        if self._draining:
+            self.reactor.callLater(0, self._answer_batch)

@@ -29,7 +29,7 @@ class Eas:
         self.bus = bus
         self.authenticator = authenticator  # remembers verified logins for every dialect
         self.reactor = reactor
-        self.parked = ParkedRequests(reactor)
+        self.parked = ParkedRequests(reactor, settings.eas.ping_wake_batch)
         self.export_cache = ExportCache(settings.eas.export_cache_objects)
         self.unsubscribe = bus.subscribe(self.parked.on_change)
         self.mail: MailService | None = MailService(settings.mail, reactor) if settings.mail.imap_host else None
