@@ -122,7 +122,8 @@ def import_dir(ctx: Context, args: argparse.Namespace) -> int:
             else:
                 folder_id = existing.get((parent, entry["title"], module))
                 if folder_id is None:
-                    folder_id = session.create_folder(parent, entry["title"], module, color=entry.get("color")).folder.id
+                    folder_id = session.create_folder(parent, entry["title"], module,
+                                                      color=entry.get("color")).folder.stored_id
             mapped[entry["id"]] = folder_id
             fmt = FORMAT_OF_MODULE[module]
             text = (source / entry["file"]).read_text(encoding="utf-8")

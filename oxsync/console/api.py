@@ -102,29 +102,29 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
 
     @r.add("GET", "/tenants", "platform")
     def tenants(ctx: Ctx) -> Json:
-        return Json({"tenants": admin_ops.list_tenants(ctx.store, ctx.actor)})  # type: ignore[arg-type]
+        return Json({"tenants": admin_ops.list_tenants(ctx.store, ctx.resolved_actor)})
 
     @r.add("POST", "/tenants", "platform")
     def tenant_create(ctx: Ctx) -> Json:
         body = json_body(ctx)
-        tid = admin_ops.create_tenant(ctx.store, ctx.actor, _str(body, "domain"), body.get("max_accounts"),  # type: ignore[arg-type]
+        tid = admin_ops.create_tenant(ctx.store, ctx.resolved_actor, _str(body, "domain"), body.get("max_accounts"),
                                       body.get("quota_bytes"))
-        return Json(admin_ops.tenant_summary(ctx.store, ctx.actor, tid), 201)  # type: ignore[arg-type]
+        return Json(admin_ops.tenant_summary(ctx.store, ctx.resolved_actor, tid), 201)
 
     @r.add("PATCH", T, "platform")
     def tenant_limits(ctx: Ctx) -> Json:
         body = json_body(ctx)
         limits = {k: body[k] for k in ("max_accounts", "quota_bytes") if k in body}
-        admin_ops.set_tenant_limits(ctx.store, ctx.actor, ctx.tenant_id, **limits)  # type: ignore[arg-type]
-        return Json(admin_ops.tenant_summary(ctx.store, ctx.actor, ctx.tenant_id))  # type: ignore[arg-type]
+        admin_ops.set_tenant_limits(ctx.store, ctx.resolved_actor, ctx.tenant_id, **limits)
+        return Json(admin_ops.tenant_summary(ctx.store, ctx.resolved_actor, ctx.tenant_id))
 
     @r.add("GET", T)
     def tenant(ctx: Ctx) -> Json:
-        return Json(admin_ops.tenant_summary(ctx.store, ctx.actor, ctx.tenant_id))  # type: ignore[arg-type]
+        return Json(admin_ops.tenant_summary(ctx.store, ctx.resolved_actor, ctx.tenant_id))
 
     @r.add("GET", T + "/accounts")
     def accounts(ctx: Ctx) -> Json:
-        page = admin_ops.list_accounts(ctx.store, ctx.actor, ctx.tenant_id, ctx.query.get("q", ""),  # type: ignore[arg-type]
+        page = admin_ops.list_accounts(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.query.get("q", ""),
                                        ctx.query.get("sort", "login"), ctx.query.get("dir") == "desc",
                                        _int_query(ctx, "page", 1),
                                        min(_int_query(ctx, "per_page", 50), ctx.settings.console.max_page_size))
@@ -140,7 +140,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             raise InvalidData("aliases must be a list", field="aliases")
         quota = _quota(body)
         user, generated = admin_ops.create_account(
-            ctx.store, ctx.actor, ctx.tenant_id, _str(body, "login"), password=_str(body, "password") or None,  # type: ignore[arg-type]
+            ctx.store, ctx.resolved_actor, ctx.tenant_id, _str(body, "login"), password=_str(body, "password") or None,
             display_name=_str(body, "display_name"), email=_str(body, "email") or None,
             protocols=_protocols(body.get("protocols", [p.value for p in Protocol])) or [],
             flags=_flags(body.get("flags")), quota_bytes=None if quota is ... else quota, aliases=aliases)
@@ -151,7 +151,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
 
     @r.add("GET", T + "/accounts/{uid}")
     def account(ctx: Ctx) -> Json:
-        user, groups, usage = admin_ops.get_account(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"))  # type: ignore[arg-type]
+        user, groups, usage = admin_ops.get_account(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid"))
         return Json({**account_json(user, usage), "groups": groups})
 
     @r.add("PATCH", T + "/accounts/{uid}")
@@ -162,7 +162,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             raise InvalidData("active must be true or false", field="active")
         uid = ctx.int_param("uid")
         user = admin_ops.update_account(
-            ctx.store, ctx.actor, ctx.tenant_id, uid, display_name=body.get("display_name"),  # type: ignore[arg-type]
+            ctx.store, ctx.resolved_actor, ctx.tenant_id, uid, display_name=body.get("display_name"),
             first_name=body.get("first_name"), last_name=body.get("last_name"),
             protocols=_protocols(body.get("protocols")), flags=_flags(body.get("flags")), quota_bytes=_quota(body),
             active=active)
@@ -171,21 +171,21 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             if not isinstance(wanted, list):
                 raise InvalidData("aliases must be a list", field="aliases")
             wanted = [str(a).lower() for a in wanted]
-            user = admin_ops.set_aliases(ctx.store, ctx.actor, ctx.tenant_id, uid,  # type: ignore[arg-type]
+            user = admin_ops.set_aliases(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid,
                                          add=[a for a in wanted if a not in user.aliases],
                                          remove=[a for a in user.aliases if a not in wanted])
         return Json(account_json(user))
 
     @r.add("GET", T + "/accounts/{uid}/mail")
     def account_mail(ctx: Ctx) -> Json:
-        return Json(admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid")))  # type: ignore[arg-type]
+        return Json(admin_mail.account_mail(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid")))
 
     @r.add("PATCH", T + "/accounts/{uid}/mail")
     def account_mail_update(ctx: Ctx) -> Json:
         """send_as replaces the list (like aliases); collect_addresses flips the switch."""
         body = json_body(ctx)
         uid = ctx.int_param("uid")
-        current = admin_mail.account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid)  # type: ignore[arg-type]
+        current = admin_mail.account_mail(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid)
         add: list[str] = []
         remove: list[str] = []
         if "send_as" in body:
@@ -195,7 +195,7 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
             wanted = [a.strip().lower() for a in wanted]
             add = [a for a in wanted if a not in current["send_as"]]
             remove = [a for a in current["send_as"] if a not in wanted]
-        return Json(admin_mail.set_account_mail(ctx.store, ctx.actor, ctx.tenant_id, uid, add_send_as=add,  # type: ignore[arg-type]
+        return Json(admin_mail.set_account_mail(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid, add_send_as=add,
                                                 remove_send_as=remove,
                                                 collect_addresses=body.get("collect_addresses"),
                                                 options={k: body[k] for k in ("reminder_mails", "digest_hour")
@@ -205,18 +205,18 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
     def account_password(ctx: Ctx) -> Json:
         body = json_body(ctx)
         given = _str(body, "password") or None
-        password = admin_ops.reset_password(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"), given)  # type: ignore[arg-type]
+        password = admin_ops.reset_password(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid"), given)
         return Json({} if given else {"password": password})
 
     @r.add("DELETE", T + "/accounts/{uid}")
     def account_delete(ctx: Ctx) -> Json:
         uid = ctx.int_param("uid")
-        admin_ops.delete_account(ctx.store, ctx.actor, ctx.tenant_id, uid, ctx.query.get("confirm", ""))  # type: ignore[arg-type]
+        admin_ops.delete_account(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid, ctx.query.get("confirm", ""))
         return Json({"deleted": uid})
 
     @r.add("GET", T + "/groups")
     def groups(ctx: Ctx) -> Json:
-        return Json({"groups": [group_json(g) for g in admin_ops.list_groups(ctx.store, ctx.actor, ctx.tenant_id)]})  # type: ignore[arg-type]
+        return Json({"groups": [group_json(g) for g in admin_ops.list_groups(ctx.store, ctx.resolved_actor, ctx.tenant_id)]})
 
     @r.add("POST", T + "/groups")
     def group_create(ctx: Ctx) -> Json:
@@ -224,58 +224,58 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
         members = body.get("members") or []
         if not isinstance(members, list) or not all(isinstance(m, int) for m in members):
             raise InvalidData("members must be a list of account ids", field="members")
-        group = admin_ops.create_group(ctx.store, ctx.actor, ctx.tenant_id, _str(body, "name"),  # type: ignore[arg-type]
+        group = admin_ops.create_group(ctx.store, ctx.resolved_actor, ctx.tenant_id, _str(body, "name"),
                                        _str(body, "display_name"), members)
         return Json(group_json(group), 201)
 
     @r.add("PATCH", T + "/groups/{gid}")
     def group_rename(ctx: Ctx) -> Json:
         body = json_body(ctx)
-        group = admin_ops.rename_group(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("gid"),  # type: ignore[arg-type]
+        group = admin_ops.rename_group(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("gid"),
                                        _str(body, "display_name"))
         return Json(group_json(group))
 
     @r.add("PUT", T + "/groups/{gid}/members/{uid}")
     def member_on(ctx: Ctx) -> Json:
-        return Json(group_json(admin_ops.set_group_member(ctx.store, ctx.actor, ctx.tenant_id,  # type: ignore[arg-type]
+        return Json(group_json(admin_ops.set_group_member(ctx.store, ctx.resolved_actor, ctx.tenant_id,
                                                           ctx.int_param("gid"), ctx.int_param("uid"), True)))
 
     @r.add("DELETE", T + "/groups/{gid}/members/{uid}")
     def member_off(ctx: Ctx) -> Json:
-        return Json(group_json(admin_ops.set_group_member(ctx.store, ctx.actor, ctx.tenant_id,  # type: ignore[arg-type]
+        return Json(group_json(admin_ops.set_group_member(ctx.store, ctx.resolved_actor, ctx.tenant_id,
                                                           ctx.int_param("gid"), ctx.int_param("uid"), False)))
 
     @r.add("DELETE", T + "/groups/{gid}")
     def group_delete(ctx: Ctx) -> Json:
-        admin_ops.delete_group(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("gid"))  # type: ignore[arg-type]
+        admin_ops.delete_group(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("gid"))
         return Json({"deleted": ctx.int_param("gid")})
 
     @r.add("GET", T + "/resources")
     def resources(ctx: Ctx) -> Json:
-        items = admin_ops.list_resources(ctx.store, ctx.actor, ctx.tenant_id)  # type: ignore[arg-type]
+        items = admin_ops.list_resources(ctx.store, ctx.resolved_actor, ctx.tenant_id)
         return Json({"resources": [resource_json(x) for x in items]})
 
     @r.add("POST", T + "/resources")
     def resource_create(ctx: Ctx) -> Json:
         body = json_body(ctx)
-        res = admin_ops.create_resource(ctx.store, ctx.actor, ctx.tenant_id, _str(body, "name"), _str(body, "email"),  # type: ignore[arg-type]
+        res = admin_ops.create_resource(ctx.store, ctx.resolved_actor, ctx.tenant_id, _str(body, "name"), _str(body, "email"),
                                         _str(body, "display_name"), _str(body, "kind", "room"),
                                         _str(body, "description"))
         return Json(resource_json(res), 201)
 
     @r.add("DELETE", T + "/resources/{rid}")
     def resource_delete(ctx: Ctx) -> Json:
-        admin_ops.delete_resource(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("rid"))  # type: ignore[arg-type]
+        admin_ops.delete_resource(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("rid"))
         return Json({"deleted": ctx.int_param("rid")})
 
     @r.add("GET", T + "/resources/{rid}/bookings")
     def bookings(ctx: Ctx) -> Json:
-        return Json({"bookings": admin_ops.resource_bookings(ctx.store, ctx.actor, ctx.tenant_id,  # type: ignore[arg-type]
+        return Json({"bookings": admin_ops.resource_bookings(ctx.store, ctx.resolved_actor, ctx.tenant_id,
                                                              ctx.int_param("rid"))})
 
     @r.add("GET", T + "/accounts/{uid}/folders")
     def folders(ctx: Ctx) -> Json:
-        return Json({"folders": admin_ops.user_folders(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"))})  # type: ignore[arg-type]
+        return Json({"folders": admin_ops.user_folders(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid"))})
 
     @r.add("PUT", T + "/accounts/{uid}/folders/{fid}/permissions")
     def share(ctx: Ctx) -> Json:
@@ -287,17 +287,17 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
         if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
             raise InvalidData("level is 0-8 or null", field="level")
         uid, fid = ctx.int_param("uid"), ctx.int_param("fid")
-        admin_ops.share_folder(ctx.store, ctx.actor, ctx.tenant_id, uid, fid, int(number), kind == "group", level)  # type: ignore[arg-type]
-        found = [f for f in admin_ops.user_folders(ctx.store, ctx.actor, ctx.tenant_id, uid) if f["id"] == fid]  # type: ignore[arg-type]
+        admin_ops.share_folder(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid, fid, int(number), kind == "group", level)
+        found = [f for f in admin_ops.user_folders(ctx.store, ctx.resolved_actor, ctx.tenant_id, uid) if f["id"] == fid]
         return Json(found[0] if found else {})
 
     @r.add("GET", T + "/devices")
     def devices(ctx: Ctx) -> Json:
-        return Json({"devices": admin_ops.list_devices(ctx.store, ctx.actor, ctx.tenant_id)})  # type: ignore[arg-type]
+        return Json({"devices": admin_ops.list_devices(ctx.store, ctx.resolved_actor, ctx.tenant_id)})
 
     @r.add("GET", T + "/accounts/{uid}/devices/{dev}")
     def device(ctx: Ctx) -> Json:
-        return Json(admin_ops.device_detail(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"),  # type: ignore[arg-type]
+        return Json(admin_ops.device_detail(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid"),
                                             ctx.params["dev"]))
 
     @r.add("POST", T + "/accounts/{uid}/devices/{dev}/{action}")
@@ -306,14 +306,14 @@ def register(r: Router) -> None:  # noqa: C901 - one flat table of small handler
         action = ctx.params["action"]
         if action not in ("wipe", "wipe_account", "cancel_wipe", "remove", "resync"):
             raise NotFound(f"no device action {action}")
-        touched = admin_ops.device_action(ctx.store, ctx.actor, ctx.tenant_id, ctx.int_param("uid"),  # type: ignore[arg-type]
+        touched = admin_ops.device_action(ctx.store, ctx.resolved_actor, ctx.tenant_id, ctx.int_param("uid"),
                                           ctx.params["dev"], action, _str(body, "target"))
         return Json({"action": action, "records": touched})
 
     @r.add("GET", T + "/audit")
     def audit(ctx: Ctx) -> Json:
         before = ctx.query.get("before")
-        rows = admin.read_audit(ctx.store, ctx.actor, ctx.tenant_id, limit=_int_query(ctx, "limit", 100),  # type: ignore[arg-type]
+        rows = admin.read_audit(ctx.store, ctx.resolved_actor, ctx.tenant_id, limit=_int_query(ctx, "limit", 100),
                                 before_id=int(before) if before and before.isdigit() else None)
         return Json({"entries": rows})
 
@@ -376,7 +376,7 @@ class ApiResource(Resource):
             body = content.read(self.console.settings.console.max_form_bytes + 1)
         ctx = Context(self.console.store, self.console.settings, method, path, params, query, {}, body, address,
                       "en", False, None, services=self.console)
-        ctx.authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")  # type: ignore[attr-defined]
+        ctx.authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
         d = self.console.async_store.run(run_api, self.console, route, ctx)
 
         def respond(result: tuple[int, dict[bytes, bytes], bytes, bytes, list[Any]]) -> None:

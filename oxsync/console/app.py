@@ -87,7 +87,7 @@ class Console:
         return deferToThreadPool(self.async_store.reactor, self._mail_threads, work)
 
     def bearer(self, ctx: Ctx) -> str:
-        header = getattr(ctx, "authorization", "")
+        header = ctx.authorization
         scheme, _, token = header.strip().partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
@@ -98,13 +98,15 @@ class Console:
         t = i18n.translator(ctx.lang)
         ctx.actor = resolve_actor(ctx)
         try:
-            if route.need != "public" and ctx.actor is None:
-                if ctx.signed is not None:
-                    ctx.cookies.append((b"oxconsole", b"", {"max_age": b"0"}))
-                return self._render(ctx, Redirect("/login"))
-            if route.need == "admin" and not ctx.actor.is_admin:  # type: ignore[union-attr]
+            actor = ctx.actor
+            if actor is None:
+                if route.need != "public":
+                    if ctx.signed is not None:
+                        ctx.cookies.append((b"oxconsole", b"", {"max_age": b"0"}))
+                    return self._render(ctx, Redirect("/login"))
+            elif route.need == "admin" and not actor.is_admin:
                 return self._render(ctx, Page("error.html", {"message": t("admins_only")}, 403))
-            if route.need == "platform" and not ctx.actor.platform:  # type: ignore[union-attr]
+            elif route.need == "platform" and not actor.platform:
                 return self._render(ctx, Page("error.html", {"message": t("platform_only")}, 403))
             response = route.handler(ctx)
         except StoreError as exc:

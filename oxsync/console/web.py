@@ -119,6 +119,8 @@ class Ctx:
     """Blocking mail-server work (ManageSieve) the handler asks for, run on the console's mail pool once
     the store work is committed; when it fails the answer is a redirect to `after_failed` instead."""
     after_failed: str = ""
+    authorization: str = ""
+    """The admin API's Authorization header (a bearer token), read on the reactor."""
 
     def field(self, name: str, default: str = "") -> str:
         values = self.form.get(name)
@@ -139,6 +141,13 @@ class Ctx:
             return int(self.params[name])
         except (KeyError, ValueError):
             raise NotFound(f"no such {name}") from None
+
+    @property
+    def resolved_actor(self) -> Actor:
+        """`actor` in a handler whose route needs one: the gate refused the request if none was found."""
+        if self.actor is None:
+            raise AuthenticationFailed("not signed in")
+        return self.actor
 
     @property
     def tenant_id(self) -> int:

@@ -227,7 +227,7 @@ def group_objects(collection: Collection, objects: list[Any], names: NameCache, 
     return result
 
 
-def resolver(session: Any):  # type: ignore[no-untyped-def]
+def resolver(session: Any):
     """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None."""
     cache: dict[str, Participant | None] = {}
 
@@ -292,7 +292,7 @@ def schedule_tag(res: ObjectRes) -> str:
     return f'"{digest}"'
 
 
-def member_uids(session: Any):  # type: ignore[no-untyped-def]
+def member_uids(session: Any):
     """Distribution list member -> its contact's UID (written as urn:uuid:), or None (mailto:)."""
     def uid_for_member(member: Any) -> str | None:
         if member.contact_id is None or member.folder_id is None:

@@ -69,9 +69,9 @@ def property_search(ctx: Ctx, root: etree._Element) -> Response:
     for res in _candidates(ctx, root):
         results = []
         for test in tests:
-            match = (first(test, D("match")).text or "") if first(test, D("match")) is not None else ""
-            match_type = first(test, D("match")).get("match-type", "contains") if first(test, D("match")) is not None \
-                else "contains"
+            match_element = first(test, D("match"))
+            match = (match_element.text or "") if match_element is not None else ""
+            match_type = match_element.get("match-type", "contains") if match_element is not None else "contains"
             props = first(test, D("prop"))
             wanted = [c.tag for c in props if isinstance(c.tag, str)] if props is not None else []
             needle = match.casefold()

@@ -159,10 +159,13 @@ class DavResource(Resource):
         def work(session: Any) -> Response:
             return run_handler(session, req, handler)
 
-        d = run(principal.tenant_id, principal.user_id, work)
-        d.addErrback(lambda f: error_response(f.value))
-        d.addCallback(lambda resp: self._send(request, resp))
-        return d
+        def failed(failure: Failure) -> Response:
+            if not isinstance(failure.value, Exception):
+                failure.raiseException()  # not ours to answer (e.g. a BaseException): it propagates
+            return error_response(failure.value)
+
+        return run(principal.tenant_id, principal.user_id, work).addErrback(failed).addCallback(
+            lambda resp: self._send(request, resp))
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.error("DAV request failed", exc_info=failure_exc_info(failure))

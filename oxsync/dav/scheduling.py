@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from icalendar import Calendar
+from icalendar import Calendar, vDDDTypes
 from lxml import etree
 
 from oxsync.dav.context import Ctx
@@ -46,8 +46,11 @@ def post(ctx: Ctx) -> Response:
         raise DavError(403, C("valid-scheduling-message"), "only VFREEBUSY requests are posted here; "
                        "invitations are delivered by PUT")
     fb = fbs[0]
+    given_start, given_end = fb.get("DTSTART"), fb.get("DTEND")
     try:
-        start, end = _utc(fb["DTSTART"].dt), _utc(fb["DTEND"].dt)
+        if not isinstance(given_start, vDDDTypes) or not isinstance(given_end, vDDDTypes):
+            raise KeyError("DTSTART and DTEND")
+        start, end = _utc(given_start.dt), _utc(given_end.dt)
     except (KeyError, AttributeError) as exc:
         raise DavError(403, C("valid-scheduling-message"), "DTSTART and DTEND required") from exc
     if end <= start or (end - start).days > ctx.req.settings.limits.recurrence_window_future_days:

@@ -69,7 +69,8 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
     res = resolve(ctx, ctx.req.path)
     if not isinstance(res, Collection):
         raise DavError(403, D("supported-report"), "sync-collection needs a collection")
-    level = (first(root, D("sync-level")).text or "1").strip() if first(root, D("sync-level")) is not None else "1"
+    level_element = first(root, D("sync-level"))
+    level = (level_element.text or "1").strip() if level_element is not None else "1"
     if level not in ("1", "infinite"):
         raise DavError(400, text="bad sync-level")
     token_el = first(root, D("sync-token"))
@@ -85,16 +86,16 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
     members: list[tuple[int, ObjectRes | str]] = []  # (id, resource or href of a gone member)
     if base == 0:
         light = data_el is None and listing_is_light(names)
-        for member in (ctx.light_members(res) if light else ctx.members(res)):
-            members.append((member.object_id, member))
+        for listed in (ctx.light_members(res) if light else ctx.members(res)):
+            members.append((listed.object_id, listed))
     else:
         try:
             delta = ctx.session.object_delta(res.folder_id, base)
         except ResyncRequired as exc:
             raise DavError(403, D("valid-sync-token"), str(exc)) from exc
         changed = _resources(ctx, res, delta.changed)
-        for member in changed:
-            members.append((member.object_id, member))
+        for changed_member in changed:
+            members.append((changed_member.object_id, changed_member))
         present = {m.object_id for m in changed}
         for object_id in delta.gone:
             if object_id in present:

@@ -75,12 +75,12 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
             return collection
         if len(rest) > 3:
             raise DavError(404)
-        found = ctx.find_object(collection, rest[2])
-        if found is None:
+        member = ctx.find_object(collection, rest[2])
+        if member is None:
             if allow_missing:
                 return ("missing", collection, rest[2])
             raise DavError(404)
-        return found
+        return member
     raise DavError(404)
 
 

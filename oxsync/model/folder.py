@@ -37,6 +37,13 @@ class Folder:
     def is_system(self) -> bool:
         return self.id is not None and self.id < FIRST_REAL_FOLDER
 
+    @property
+    def stored_id(self) -> int:
+        """`id` of a folder the store returned (always set there); refuses one never stored."""
+        if self.id is None:
+            raise ValueError(f"folder {self.title!r} has no id: it was never stored")
+        return self.id
+
 
 @dataclass
 class FolderAccess:

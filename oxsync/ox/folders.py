@@ -82,7 +82,7 @@ def propfind(session: UserSession, q: Query) -> list[str]:
         access = session.get_folder(q.object_id)
         if not _transferred(access):
             raise OxFailure(E.NOT_FOUND)
-        return [response(access.folder.id, folder_xml(access, {a.folder.id for a in session.list_folders()}))]
+        return [response(access.folder.id, folder_xml(access, {a.folder.stored_id for a in session.list_folders()}))]
     all_folders = [a for a in session.list_folders() if _transferred(a)]
     visible = {a.folder.id for a in all_folders if a.folder.id is not None}
     deletes: list[str] = []

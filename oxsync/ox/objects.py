@@ -167,7 +167,7 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
         _read(spec.read, obj, given, True)
         obj.uid = obj.uid or str(uuid.uuid4())  # every dialect needs a stable UID (OX 2011+ made one too)
         created = session.create_object(folder_id, obj)
-        return created.object_id, _answer(spec, created)
+        return created.stored_id, _answer(spec, created)
     if object_id is None:
         raise OxFailure(E.MISSING_FIELD, "object_id")
     if method == "CONFIRM":
@@ -197,7 +197,7 @@ def proppatch(session: UserSession, spec: ObjectModule, given: dict[str, etree._
     original = _occurrence(session, spec, given, folder_id, object_id, expected)
     if original is not None:
         changed = _change_occurrence(session, folder_id, object_id, original, given)
-        return changed.object_id, _answer(spec, changed)
+        return changed.stored_id, _answer(spec, changed)
     target = _int(given, "folder")
     current = session.get_object(folder_id, object_id)
     saved = current

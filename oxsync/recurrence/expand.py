@@ -53,7 +53,7 @@ def _instance(local: datetime, start: datetime | date, duration: timedelta, zone
 def _duration(start: datetime | date, end: datetime | date | None) -> timedelta:
     if end is None:
         return timedelta() if isinstance(start, datetime) else timedelta(days=1)
-    return max(end - start, timedelta())  # type: ignore[operator]
+    return max(end - start, timedelta())
 
 
 def expand(

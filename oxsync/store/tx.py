@@ -135,7 +135,7 @@ class Tx:
         self.touched_folders.add(folder_id)
 
 
-def _next_ms_expression(now: int):  # type: ignore[no-untyped-def]
+def _next_ms_expression(now: int):
     """max(now, last_ms + 1): strictly increasing per tenant even if the clock steps back."""
     from sqlalchemy import case
 
