@@ -47,6 +47,16 @@ KNOWN_CYCLES: set[frozenset[str]] = {
 whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) that exist today. The list
 only shrinks: a new cycle fails, and so does one that was broken but not removed from here."""
 
+DAV_LAYERS: list[dict[str, set[str]]] = [
+    {"core": {"xml", "layout", "texts", "filters", "freebusy", "context", "inbox", "tree", "props", "multistatus",
+              "reportdata"}},
+    {"methods": {"propfind", "objects", "scheduling"}, "reports": {"reports", "sync", "principals"}},
+    {"dispatch": {"resource", "__init__"}},
+]
+"""Inside `oxsync/dav/` (docs/architecture.md, "Inside dav/"): bottom to top; a module imports modules of
+lower layers and of its own group only (methods and reports do not import each other)."""
+
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -224,6 +234,43 @@ def test_a_planted_cycle_is_found() -> None:
     graph["oxsync.dav.xml"] = graph["oxsync.dav.xml"] | {"oxsync.dav.resource"}
     assert any({"oxsync.dav.xml", "oxsync.dav.resource"} <= c for c in package_cycles(graph))
     assert "oxsync.dav.filters" in graph["oxsync.dav.reports"]  # written `from oxsync.dav import filters`
+
+
+def _dav_group(module: str) -> tuple[int, str] | None:
+    name = module.removeprefix("oxsync.dav").lstrip(".") or "__init__"
+    for level, groups in enumerate(DAV_LAYERS):
+        for group, members in groups.items():
+            if name in members:
+                return level, group
+    return None
+
+
+def dav_violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(module, target) pairs inside oxsync/dav/ that point up or sideways between the layers."""
+    found: set[tuple[str, str]] = set()
+    for module, targets in graph.items():
+        if not _under(module, "oxsync.dav"):
+            continue
+        mine = _dav_group(module)
+        for target in targets:
+            theirs = _dav_group(target) if _under(target, "oxsync.dav") else None
+            if mine is None or theirs is None:
+                continue
+            if theirs[0] > mine[0] or (theirs[0] == mine[0] and theirs[1] != mine[1]):
+                found.add((module, target))
+    return found
+
+
+def test_dav_is_layered() -> None:
+    graph = import_graph()
+    unplaced = {m for m in graph if _under(m, "oxsync.dav") and _dav_group(m) is None}
+    assert not unplaced, f"place these in DAV_LAYERS (and docs/architecture.md): {sorted(unplaced)}"
+    wrong = dav_violations(graph)
+    assert not wrong, "imports against dav/'s layers: " + ", ".join(f"{a} -> {b}" for a, b in sorted(wrong))
+    planted = {**graph, "oxsync.dav.props": graph["oxsync.dav.props"] | {"oxsync.dav.reports"},
+               "oxsync.dav.sync": graph["oxsync.dav.sync"] | {"oxsync.dav.objects"}}
+    assert dav_violations(planted) == {("oxsync.dav.props", "oxsync.dav.reports"),
+                                       ("oxsync.dav.sync", "oxsync.dav.objects")}
 
 
 def test_every_package_is_placed() -> None:
