@@ -241,8 +241,9 @@ class Ctx:
                 res.exceptions = [full[e.object_id] for e in res.exceptions if e.object_id in full]
 
     def members(self, collection: Collection) -> list[ObjectRes]:
-        return self._with_texts(group_objects(collection, self.session.list_objects(collection.folder_id),
-                                              self.req.names, self.tenant_id))
+        """Every member, listed light and loaded window by window as their texts are needed (see
+        texts.TextCache): a report over the folder never holds all its objects at once."""
+        return self._with_texts(self.light_members(collection))
 
     def light_members(self, collection: Collection) -> list[ObjectRes]:
         """Members whose objects are `ObjectVersion`s (href, ETag, last-modified only): for listings

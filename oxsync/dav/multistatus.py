@@ -5,14 +5,16 @@ resource, an object that cannot be rendered left out). PROPFIND, the REPORTs and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 
 from oxsync.dav.context import Ctx
 from oxsync.dav.layout import Collection, DavError, ObjectRes
 from oxsync.dav.props import ALLPROP, get_prop
+from oxsync.dav.stream import Multistatus
 from oxsync.dav.xml import CALDAV, CARDDAV, DAV, BadXml, href, new_root, parse_xml, qn
 from oxsync.render import render_one, xml_safe
 
@@ -28,6 +30,22 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: IO[bytes] | None = None
+    """A large body spooled to a file (see stream.Multistatus): sent in chunks instead of `body`."""
+
+
+def multistatus_response(out: Multistatus, content_type: str = XML) -> Response:
+    """The 207 answer of a multistatus written with `stream.Multistatus`."""
+    body, spooled = out.finish()
+    return Response(207, body, content_type, stream=spooled)
+
+
+def drain(items: list[Any]) -> Iterator[Any]:
+    """Yield and let go of the list's items in order: a resource described (its object loaded, its
+    text rendered) is no longer held by the listing, so memory does not grow with the folder."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def status_line(code: int) -> str:

@@ -11,11 +11,14 @@ from oxsync.dav.multistatus import (
     Response,
     add_response_status,
     describe,
+    drain,
     listing_is_light,
     multistatus,
+    multistatus_response,
     parse_body,
 )
 from oxsync.dav.props import ALLPROP, PROPS, FolderChange, privileges
+from oxsync.dav.stream import Multistatus
 from oxsync.dav.tree import children, resolve
 from oxsync.dav.xml import DAV, first, qn, tostring
 from oxsync.store.errors import InvalidData, PermissionDenied
@@ -45,12 +48,13 @@ def propfind(ctx: Ctx) -> Response:
     names, names_only = requested_props(root)
     res = resolve(ctx, ctx.req.path)
     depth = ctx.req.depth
-    ms = multistatus()
-    describe(ctx, ms, res, names, names_only)
+    out = Multistatus()
+    describe(ctx, out.root, res, names, names_only)
     if depth in ("1", "infinity"):
-        for child in children(ctx, res, light=listing_is_light(names)):
-            describe(ctx, ms, child, names, names_only)
-    return Response(207, tostring(ms), XML)
+        for child in drain(children(ctx, res, light=listing_is_light(names))):
+            describe(ctx, out.root, child, names, names_only)
+            out.step()
+    return multistatus_response(out)
 
 
 def _changes(root: etree._Element) -> list[tuple[str, str | None]]:

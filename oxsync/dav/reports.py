@@ -13,10 +13,11 @@ from oxsync.dav import filters
 from oxsync.dav.context import Ctx
 from oxsync.dav.freebusy import HIDDEN_FBTYPE, vfreebusy
 from oxsync.dav.layout import Collection, DavError, object_text
-from oxsync.dav.multistatus import XML, Response, add_status, describe, multistatus
+from oxsync.dav.multistatus import Response, add_status, describe, drain, multistatus_response
 from oxsync.dav.reportdata import data_getters, report_props
+from oxsync.dav.stream import Multistatus
 from oxsync.dav.tree import resolve
-from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn, tostring
+from oxsync.dav.xml import CALDAV, CARDDAV, DAV, first, qn
 from oxsync.metrics import DAV_QUERY_OBJECTS as QUERY_OBJECTS
 from oxsync.model import Module
 from oxsync.model.common import ObjectKind
@@ -46,7 +47,7 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
     top = first(filter_el, C("comp-filter"))
     if top is not None and (top.get("name") or "").upper() != "VCALENDAR":
         raise DavError(403, C("valid-filter"), "the outer comp-filter must be VCALENDAR")
-    ms = multistatus()
+    out = Multistatus()
     extra = data_getters(ctx, data_el)
     window = filters.query_window(top)
     decided: set[int] = set()
@@ -56,11 +57,12 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
         members, decided = ctx.members_decided(collection, *filters.decided_window(top), ObjectKind.APPOINTMENT.value)
     else:
         members = ctx.members_in_range(collection, *window, light=True)
-    for res in members:
+    for res in drain(members):
         if res.object_id in decided and not res.exceptions:
             budget.check_time()  # as calendar_matches does per object
             QUERY_OBJECTS.labels("index").inc()
-            describe(ctx, ms, res, names, extra=extra)
+            describe(ctx, out.root, res, names, extra=extra)
+            out.step()
             continue
         QUERY_OBJECTS.labels("parsed").inc()
         try:
@@ -71,8 +73,9 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
             note_skipped("dav", exc, object_id=res.object_id, folder_id=collection.folder_id)
             ok = False
         if ok:
-            describe(ctx, ms, res, names, extra=extra)
-    return Response(207, tostring(ms), XML)
+            describe(ctx, out.root, res, names, extra=extra)
+            out.step()
+    return multistatus_response(out)
 
 
 def _hrefs(root: etree._Element, ctx: Ctx) -> list[str]:
@@ -87,7 +90,7 @@ def multiget(ctx: Ctx, root: etree._Element) -> Response:
     collection = _collection(ctx)
     names, data_el = report_props(root)
     extra = data_getters(ctx, data_el)
-    ms = multistatus()
+    out = Multistatus()
     wanted: list[tuple[str, str | None]] = []  # (href as sent, resource name or None if outside)
     for raw in _hrefs(root, ctx):
         path = unquote(urlsplit(raw).path)
@@ -95,12 +98,13 @@ def multiget(ctx: Ctx, root: etree._Element) -> Response:
         wanted.append((raw, path.rstrip("/").rsplit("/", 1)[-1] if inside else None))
     found = ctx.find_objects(collection, [name for _, name in wanted if name is not None], light=True)
     for raw, name in wanted:
-        res = found.get(name) if name is not None else None
+        res = found.pop(name, None) if name is not None else None  # popped: described, then let go
         if res is None:
-            add_status(ms, raw, 404)
-            continue
-        describe(ctx, ms, res, names, extra=extra)
-    return Response(207, tostring(ms), XML)
+            add_status(out.root, raw, 404)
+        else:
+            describe(ctx, out.root, res, names, extra=extra)
+        out.step()
+    return multistatus_response(out)
 
 
 def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
@@ -117,10 +121,11 @@ def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
         except ValueError as exc:
             raise DavError(400, text="bad nresults") from exc
     extra = data_getters(ctx, data_el)
-    ms = multistatus()
+    out = Multistatus()
+    ms = out.root
     count = 0
     truncated = False
-    for res in ctx.members(collection):
+    for res in drain(ctx.members(collection)):
         try:
             matches = filters.card_matches(object_text(res), filter_el)
         except DavError:
@@ -133,13 +138,14 @@ def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
                 truncated = True
                 break
             describe(ctx, ms, res, names, extra=extra)
+            out.step()
             count += 1
     if truncated:
         resp = etree.SubElement(ms, D("response"))
         etree.SubElement(resp, D("href")).text = collection.path
         etree.SubElement(resp, D("status")).text = "HTTP/1.1 507 Insufficient Storage"
         etree.SubElement(etree.SubElement(resp, D("error")), D("number-of-matches-within-limits"))
-    return Response(207, tostring(ms), XML)
+    return multistatus_response(out)
 
 
 def free_busy_query(ctx: Ctx, root: etree._Element) -> Response:

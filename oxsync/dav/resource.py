@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
+from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -183,7 +184,30 @@ class DavResource(Resource):
                 request.setHeader(k, v)
             request.finish()
             return
+        if resp.stream is not None:
+            send_stream(request, resp.status, resp.stream, resp.content_type.encode(), headers)
+            return
         send_bytes(request, resp.status, resp.body, resp.content_type.encode(), headers)
+
+
+def send_stream(request: Request, code: int, stream: IO[bytes], content_type: bytes,
+                headers: dict[bytes, bytes]) -> None:
+    """Send a spooled body in chunks as the client reads them (FileSender follows the transport's
+    flow control), then close the spool."""
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", b"%d" % size)
+    for name, value in headers.items():
+        request.setHeader(name, value)
+
+    def done(result: object) -> None:
+        stream.close()
+        if not is_gone(request):
+            request.finish()
+
+    FileSender().beginFileTransfer(stream, request).addBoth(done)
 
 
 class WellKnown(Resource):

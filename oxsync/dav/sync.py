@@ -25,10 +25,11 @@ from oxsync.dav.layout import (
     ObjectRes,
     default_name,
 )
-from oxsync.dav.multistatus import XML, Response, describe, listing_is_light, multistatus
+from oxsync.dav.multistatus import Response, describe, drain, listing_is_light, multistatus_response
 from oxsync.dav.reportdata import data_getters, report_props
+from oxsync.dav.stream import Multistatus
 from oxsync.dav.tree import resolve
-from oxsync.dav.xml import DAV, first, qn, tostring
+from oxsync.dav.xml import DAV, first, qn
 from oxsync.store.errors import ResyncRequired
 
 D = lambda name: qn(DAV, name)  # noqa: E731
@@ -110,17 +111,20 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
                 name = recorded or default_name(object_id, res.module)
             members.append((object_id, res.path + name))
     members = sorted((m for m in members if m[0] > after), key=lambda m: m[0])
-    ms = multistatus()
+    out = Multistatus()
+    ms = out.root
     truncated = len(members) > limit
-    for _, member in members[:limit]:
+    last = members[limit - 1][0] if truncated else 0
+    del members[limit:]
+    for _, member in drain(members):
         if isinstance(member, ObjectRes):
             describe(ctx, ms, member, names, extra=extra)
         else:
             resp = etree.SubElement(ms, D("response"))
             etree.SubElement(resp, D("href")).text = member
             etree.SubElement(resp, D("status")).text = "HTTP/1.1 404 Not Found"
+        out.step()
     if truncated:
-        last = members[limit - 1][0]
         resp = etree.SubElement(ms, D("response"))
         etree.SubElement(resp, D("href")).text = res.path
         etree.SubElement(resp, D("status")).text = "HTTP/1.1 507 Insufficient Storage"
@@ -129,7 +133,7 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
     else:
         token = f"{SYNC_PREFIX}{rev0}"
     etree.SubElement(ms, D("sync-token")).text = token
-    return Response(207, tostring(ms), XML)
+    return multistatus_response(out)
 
 
 def _resources(ctx: Ctx, res: Collection, changed: list[Any]) -> list[ObjectRes]:

@@ -9,6 +9,7 @@ iCalendar/vCard output of the same object changes, so cached texts from before a
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,43 +24,84 @@ def version_of(res: Any) -> str:
     return f"{RENDER_GENERATION}:{res.last_modified}:{len(members)}:{digest:08x}"
 
 
+WINDOW = 500
+"""Resources whose cached texts (and, if not cached, objects) are read at a time."""
+KEEP = 2000
+"""Resources whose texts are held at most: beyond, the earliest read are let go. A report over a large
+folder holds a few windows of texts and objects, not the folder's; a multiget (at most
+`max_multiget_hrefs`) keeps all of its own whatever order it asks them in."""
+
+
 class TextCache:
-    """Per request; not thread-safe (one request runs on one store thread)."""
+    """Per request; not thread-safe (one request runs on one store thread).
+
+    `prefetch` only registers resources, in the order the request will describe them; the first `get`
+    of a resource not yet read reads the cached texts of it and of the next registered ones, WINDOW at
+    a time (one statement), and lets the earliest go once more than KEEP are held. Reading far out of
+    order stays correct (a text let go is read again), it only costs statements."""
 
     def __init__(self, session: Any, hydrate: Callable[[list[Any]], None] | None = None) -> None:
         self.session = session
         self._hydrate = hydrate
         self._known: dict[tuple[int, str], tuple[str, str]] = {}
-        self._asked: set[int] = set()
+        self._held: dict[int, list[tuple[int, str]]] = {}
+        """Object ids read (in reading order) -> their keys in `_known`."""
+        self._batch: list[int] = []
+        """The ids of the last window read."""
+        self._pending: deque[int] = deque()
         self._fresh: list[tuple[int, str, str, str]] = []
-        self._light: list[Any] = []
-        """Resources of this request still made of `ObjectVersion`s."""
+        self._light: dict[int, Any] = {}
+        """Registered resources still made of `ObjectVersion`s, by object id."""
 
     def prefetch(self, resources: list[Any]) -> None:
-        self._light.extend(r for r in resources if isinstance(r.master, ObjectVersion))
-        wanted = [r.object_id for r in resources if r.object_id not in self._asked]
-        if wanted:
-            self._asked.update(wanted)
-            self._known.update(self.session.cached_texts(wanted))
+        for res in resources:
+            if isinstance(res.master, ObjectVersion):
+                self._light[res.object_id] = res
+            if res.object_id not in self._held:
+                self._pending.append(res.object_id)
+
+    def _read_window(self, first: int) -> None:
+        ids = [first]
+        while self._pending and len(ids) < WINDOW:
+            candidate = self._pending.popleft()
+            if candidate != first and candidate not in self._held:
+                ids.append(candidate)
+        found = self.session.cached_texts(ids)
+        for object_id in ids:
+            self._held[object_id] = []
+        for key, value in found.items():
+            self._known.setdefault(key, value)
+            self._held[key[0]].append(key)
+        self._batch = ids
+        while len(self._held) > max(KEEP, WINDOW):  # let the earliest read go
+            oldest = next(iter(self._held))
+            for key in self._held.pop(oldest):
+                self._known.pop(key, None)
 
     def get(self, res: Any, variant: str) -> str | None:
-        if res.object_id not in self._asked:
-            self.prefetch([res])
+        if res.object_id not in self._held:
+            self._read_window(res.object_id)
         found = self._known.get((res.object_id, variant))
         return found[1] if found is not None and found[0] == version_of(res) else None
 
     def hydrate(self, res: Any, variant: str) -> None:
-        """`res` must be rendered: load the objects of every light resource of this request whose text
-        in `variant` is not cached either (one bulk read), `res` included."""
+        """`res` must be rendered: load the objects of the light resources of the last window read whose
+        text in `variant` is not cached either (one bulk read), `res` included."""
         assert self._hydrate is not None, "light resources need a hydrating request"
-        missing = [r for r in self._light if r is res or self.get(r, variant) is None]
-        gone = {id(r) for r in missing}
-        self._light = [r for r in self._light if id(r) not in gone]
+        if res.object_id not in self._held:
+            self._read_window(res.object_id)
+        batch = self._batch if res.object_id in self._batch else [res.object_id]
+        missing = [res] + [r for i in batch if (r := self._light.get(i)) is not None
+                           and r is not res and self.get(r, variant) is None]
+        for r in missing:
+            self._light.pop(r.object_id, None)
         self._hydrate(missing)
 
     def put(self, res: Any, variant: str, text: str) -> None:
         version = version_of(res)
-        self._known[(res.object_id, variant)] = (version, text)
+        key = (res.object_id, variant)
+        self._known[key] = (version, text)
+        self._held.setdefault(res.object_id, []).append(key)
         self._fresh.append((res.object_id, variant, version, text))
 
     def flush(self) -> None:
