@@ -60,10 +60,13 @@ def hash_password(password: str, auth: AuthSettings) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str, auth: AuthSettings) -> bool:
-    """Constant work whether or not the account exists (a dummy hash of the same cost stands in)."""
-    dummy = _dummy_hash(auth.password_hash_time_cost, auth.password_hash_memory_kib, auth.password_hash_parallelism)
+    """Constant work whether or not the account exists (a dummy hash of the same cost stands in; it is
+    made once, by the first check of a missing account: a real account's first login pays one hash,
+    not two)."""
+    checked = stored_hash or _dummy_hash(auth.password_hash_time_cost, auth.password_hash_memory_kib,
+                                         auth.password_hash_parallelism)
     try:
-        return _hasher(auth).verify(stored_hash or dummy, password) and stored_hash is not None
+        return _hasher(auth).verify(checked, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

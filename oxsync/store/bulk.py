@@ -9,8 +9,7 @@ statements grow with the number of 500-id chunks, never with one query per objec
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, insert, select, union
 
@@ -97,9 +96,10 @@ class BulkReads:
         return self._visible_objects(folder_id, ids, light), decided
 
 
-@dataclass(frozen=True)
-class ObjectVersion:
-    """What a listing needs of an object, without decoding it: its DAV name, version and series."""
+class ObjectVersion(NamedTuple):
+    """What a listing needs of an object, without decoding it: its DAV name, version and series (a
+    named tuple: a listing makes one per member, and a tuple is made several times faster than a
+    frozen dataclass)."""
 
     object_id: int
     resource_name: str
@@ -114,12 +114,18 @@ _VERSION_COLUMNS = (s.objects.c.id, s.objects.c.private, s.objects.c.created_by,
 
 def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
     """`ObjectVersion`s of the rows (id -> row of _VERSION_COLUMNS) the user may read, in id order."""
-    private = sorted(i for i, r in rows.items() if r.private)
+    private = sorted(i for i, r in rows.items() if r[1])
     participants = viewer.participant_users(private) if private else {}
     rights = viewer.rights(folder_id)
-    return [ObjectVersion(i, r.resource_name or "", int(r.last_ms), None if r.series_id is None else int(r.series_id))
-            for i, r in sorted(rows.items())
-            if viewer.can_read(r.private, r.created_by, i, rights, participants)]
+    me = viewer.user_id
+    readable = {True: rights.can_read(True), False: rights.can_read(False)}  # by "created by me"
+    out = []
+    for i, (_, is_private, created_by, name, last_ms, series_id) in sorted(rows.items()):
+        if is_private and created_by != me and me not in participants.get(i, ()):
+            continue  # as Viewer.can_read, with the rights looked up once per ownership
+        if readable[created_by == me]:
+            out.append(ObjectVersion(i, name or "", int(last_ms), None if series_id is None else int(series_id)))
+    return out
 
 
 def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:
