@@ -49,7 +49,7 @@ only shrinks: a new cycle fails, and so does one that was broken but not removed
 
 DAV_LAYERS: list[dict[str, set[str]]] = [
     {"core": {"xml", "layout", "texts", "filters", "freebusy", "context", "inbox", "tree", "props", "multistatus",
-              "reportdata"}},
+              "reportdata", "stream"}},
     {"methods": {"propfind", "objects", "scheduling"}, "reports": {"reports", "sync", "principals"}},
     {"dispatch": {"resource", "__init__"}},
 ]
