@@ -248,7 +248,8 @@ def _parse_ics(text: str, args: argparse.Namespace, limits: LimitSettings, outco
         elif item.master is None:  # occurrences without their series (an invitation to some of them):
             first, *others = item.exceptions  # the first is a plain appointment listing the others
             first.recurrence_date_position, first.recurrence_position = None, None
-            first.change_exceptions = sorted(o.recurrence_date_position for o in others)  # type: ignore[misc]
+            first.change_exceptions = sorted(o.recurrence_date_position for o in others
+                                             if o.recurrence_date_position is not None)
             records.append(Record(item.line, first, list(others)))
         else:
             records.append(Record(item.line, item.master, list(item.exceptions)))
@@ -399,11 +400,11 @@ def _series(objects: Iterable[AnyObject]) -> Iterator[tuple[AnyObject, list[AnyO
     ids = {o.object_id for o in objs}
     exceptions: dict[int, list[AnyObject]] = {}
     for o in objs:
-        if isinstance(o, Appointment) and o.is_exception and o.recurrence_id in ids:
-            exceptions.setdefault(o.recurrence_id, []).append(o)  # type: ignore[arg-type]
+        if isinstance(o, Appointment) and o.recurrence_id is not None and o.is_exception and o.recurrence_id in ids:
+            exceptions.setdefault(o.recurrence_id, []).append(o)
     for o in objs:
         if not (isinstance(o, Appointment) and o.is_exception and o.recurrence_id in ids):
-            yield o, exceptions.get(o.object_id, [])  # type: ignore[arg-type]
+            yield o, exceptions.get(o.stored_id, [])
 
 
 def _render_ics(objects: list[AnyObject], args: argparse.Namespace) -> tuple[str, int]:

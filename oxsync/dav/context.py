@@ -185,7 +185,7 @@ class Ctx:
 
     def collections(self, home: Home) -> list[Collection]:
         modules = HOME_MODULES[home.kind]
-        return [Collection(home, f, self.segment_of(f.folder.id)) for f in self.folders()  # type: ignore[arg-type]
+        return [Collection(home, f, self.segment_of(f.folder.stored_id)) for f in self.folders()
                 if f.folder.module in modules]
 
     def collection(self, home: Home, segment: str) -> Collection | None:

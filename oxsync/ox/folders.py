@@ -136,8 +136,8 @@ def proppatch(session: UserSession, given: dict[str, etree._Element], chained: d
         assert parent is not None
         access = session.create_folder(parent, title, MODULES[module_name])
         if perms is not None:
-            access = session.set_permissions(access.folder.id, perms)  # type: ignore[arg-type]
-        return access.folder.id, _answer(access)  # type: ignore[return-value]
+            access = session.set_permissions(access.folder.stored_id, perms)
+        return access.folder.stored_id, _answer(access)
     if object_id is None:
         raise OxFailure(E.MISSING_FIELD, "object_id")
     expected = _int(given, "last_modified", required=True)
@@ -152,7 +152,7 @@ def proppatch(session: UserSession, given: dict[str, etree._Element], chained: d
     if method == "CLEAR":
         session.require_unchanged(object_id, expected)
         for obj in session.list_objects(object_id):
-            session.delete_object(object_id, obj.object_id)  # type: ignore[arg-type]
+            session.delete_object(object_id, obj.stored_id)
         access = session.get_folder(object_id)
         return object_id, _answer(access)
     if method != "SAVE":

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from lxml import etree
 
 from oxsync.model import Appointment, Contact, Module, Task
+from oxsync.model.common import ObjectBase
 from oxsync.model.timeutil import date_from_ms
 from oxsync.ox import errors as E
 from oxsync.ox.errors import OxFailure
@@ -56,21 +57,21 @@ MODULES = {
 # ------------------------------------------------------------------ PROPFIND
 
 
-def object_response(spec: ObjectModule, obj: object, folder_id: int) -> str:
+def object_response(spec: ObjectModule, obj: ObjectBase, folder_id: int) -> str:
     prop = el("object_status", "CREATE") + spec.write(obj) + server_fields(obj, folder_id) + attachments_xml(obj)
-    return response(obj.object_id, prop)  # type: ignore[attr-defined]
+    return response(obj.object_id, prop)
 
 
-def object_responses(spec: ObjectModule, objs: list, folder_id: int) -> list[str]:
+def object_responses(spec: ObjectModule, objs: Sequence[ObjectBase], folder_id: int) -> list[str]:
     """CREATE responses of `objs`; one that cannot be rendered is left out (logged and counted)."""
     return render_each("ox", objs, lambda o: object_response(spec, o, folder_id), folder_id=folder_id)
 
 
-def single_response(spec: ObjectModule, obj: object, folder_id: int) -> str:
+def single_response(spec: ObjectModule, obj: ObjectBase, folder_id: int) -> str:
     """The response of one object read by id; one that cannot be rendered is a clean per-object error."""
     rendered = render_one("ox", obj, lambda o: object_response(spec, o, folder_id), folder_id=folder_id)
     if rendered is None:
-        raise OxFailure(E.CONFLICT, f"object {getattr(obj, 'object_id', '?')} cannot be served")
+        raise OxFailure(E.CONFLICT, f"object {obj.object_id} cannot be served")
     return rendered
 
 
@@ -222,8 +223,8 @@ def _read(read: Callable[..., None], obj: object, given: dict[str, etree._Elemen
         raise OxFailure(E.INVALID_INPUT, f"value out of range ({type(exc).__name__})") from None
 
 
-def _answer(spec: ObjectModule, obj: object) -> str:
-    prop = el("object_id", obj.object_id) + el("last_modified", obj.last_modified)  # type: ignore[attr-defined]
+def _answer(spec: ObjectModule, obj: ObjectBase) -> str:
+    prop = el("object_id", obj.object_id) + el("last_modified", obj.last_modified)
     if spec.scheduled:
         prop += el("recurrence_id", getattr(obj, "recurrence_id", None) or 0)
     return prop

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select
 
 from oxsync.model import FolderType, Permission, Rights
-from oxsync.model.appointment import ParticipantKind
+from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FIRST_REAL_FOLDER, PUBLIC_ROOT
 from oxsync.store import schema as s
 from oxsync.store.errors import PermissionDenied
@@ -78,18 +78,18 @@ def check_new_grants(actor: int, before: Iterable[Permission], after: Iterable[P
             raise PermissionDenied(SHARING_REFUSED)
 
 
-def check_new_participants(actor: int, allowed_users: set[int], before: Iterable[object],
-                           after: Iterable[object]) -> None:
+def check_new_participants(actor: int, allowed_users: set[int], before: Iterable[Participant],
+                           after: Iterable[Participant]) -> None:
     """Without the sharing right, no person (user, group, external address) may be newly invited;
     `allowed_users` are the actor and the owner of the folder the object lives in."""
-    def key(p) -> tuple[int, int, str]:
+    def key(p: Participant) -> tuple[int, int, str]:
         return int(p.kind), int(p.entity or 0), (p.email or "").lower()
 
     known = {key(p) for p in before}
     for p in after:
-        kind = ParticipantKind(p.kind)  # type: ignore[attr-defined]
+        kind = ParticipantKind(p.kind)
         if kind in NOT_INVITATIONS or key(p) in known:
             continue
-        if kind == ParticipantKind.USER and p.entity in allowed_users:  # type: ignore[attr-defined]
+        if kind == ParticipantKind.USER and p.entity in allowed_users:
             continue
         raise PermissionDenied(SHARING_REFUSED)

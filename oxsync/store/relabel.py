@@ -9,12 +9,20 @@ removes every row that carries its id, children before parents, in one transacti
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 from sqlalchemy import Connection, and_, delete, func, select, update
 
 from oxsync.store import accounts
 from oxsync.store import schema as s
 from oxsync.store.errors import Conflict, InvalidData, NotFound
 from oxsync.store.tx import Tx
+
+if TYPE_CHECKING:
+    from oxsync.store.api import Store
+
+T = TypeVar("T")
 
 
 def rename_user(tx: Tx, user_id: int, new_login: str) -> None:
@@ -76,12 +84,12 @@ def delete_tenant(conn: Connection, domain: str) -> int:
     return removed + 1
 
 
-def in_write_transaction(store: object, fn, *args):
+def in_write_transaction(store: Store, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(conn, *args)` in one write transaction of `store` (tenant-level operations)."""
     from oxsync.store.engine import WRITE
     from oxsync.store.notify import notify_all_accounts
 
-    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
         conn = conn.execution_options(**WRITE)
         with conn.begin():
             result = fn(conn, *args)
