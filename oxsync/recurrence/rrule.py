@@ -120,8 +120,8 @@ def _until_date(until: date | datetime, start: datetime | date, tz: str | tzinfo
     if not isinstance(until, datetime):
         return until
     if not isinstance(start, datetime):
-        zone = zone_of(tz) or UTC
-        return until.astimezone(zone).date() if until.tzinfo else until.date()
+        day_zone = zone_of(tz) or UTC
+        return until.astimezone(day_zone).date() if until.tzinfo else until.date()
     zone = zone_of(tz) or start.tzinfo
     local_until = until.astimezone(zone) if until.tzinfo and zone else until
     local_start = start.astimezone(zone) if start.tzinfo and zone else start

@@ -136,6 +136,7 @@ class Series:
         """(1-based position, naive local start) from period k on, honouring COUNT and UNTIL."""
         if self.per_period() == 0:
             return
+        begin: datetime | None
         if k <= 0:
             position, begin = 0, self.dtstart
         else:

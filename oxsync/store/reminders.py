@@ -70,7 +70,8 @@ def _email_alarm(obj: Appointment) -> bool:
 def _due(obj: Task | Appointment) -> list[tuple[int, int]]:
     """(user, due ms) of every reminder of this object that is to be mailed."""
     if isinstance(obj, Task):
-        users = [(p.entity, p.alarm) for p in obj.participants if p.kind == ParticipantKind.USER and p.alarm]
+        users: list[tuple[int, int | None]] = [
+            (p.entity, p.alarm) for p in obj.participants if p.kind == ParticipantKind.USER and p.alarm]
         if not obj.participants and obj.alarm is not None and obj.created_by is not None:
             users = [(obj.created_by, to_ms(obj.alarm))]
         return [(u, int(ms)) for u, ms in users if ms is not None]
@@ -96,7 +97,8 @@ def next_series_alarm(obj: Appointment, after_ms: int, limits: Any = None) -> in
     except (ValueError, OverflowError):
         return None
     for begin, _ in found:
-        due = to_ms(begin) - obj.alarm * 60_000 if to_ms(begin) is not None else None
+        begin_ms = to_ms(begin)
+        due = begin_ms - obj.alarm * 60_000 if begin_ms is not None else None
         if due is not None and due > after_ms:
             return due
     return None
@@ -161,9 +163,9 @@ def _one(tx: Tx, row: Any, now: int, late_ms: int) -> tuple[int, int | None]:
     o = s.objects
     found = objects.load_objects(tx, tx.conn.execute(select(o).where(and_(o.c.tenant_id == tx.tenant_id,
                                                                            o.c.id == row.object_id))).all())
-    if not found:
+    obj = found[0] if found else None
+    if not isinstance(obj, Appointment | Task):  # gone, or (never written so) a contact
         return 0, None
-    obj = found[0]
     next_due = None
     occurrence_ms = None
     if isinstance(obj, Appointment) and obj.is_series and obj.alarm is not None:

@@ -149,7 +149,7 @@ def find_conflicts(tx: Tx, viewer: int, appt: Appointment, owner_of_home: int | 
     owners = _home_owners(tx, {r.folder_id for r in rows})
     found: list[ConflictItem] = []
     for other in objects.load_objects(tx, rows):
-        assert isinstance(other, Appointment) and other.object_id is not None
+        assert isinstance(other, Appointment) and other.object_id is not None and other.folder_id is not None
         blocked_users, blocked_resources = _blockers(other, users, resources, owners.get(other.folder_id))
         if not blocked_users and not blocked_resources:
             continue
@@ -179,7 +179,7 @@ def free_busy(tx: Tx, start: datetime, end: datetime, *, user_id: int | None = N
     owners = _home_owners(tx, {r.folder_id for r in rows})
     slots: list[BusyPeriod] = []
     for appt in objects.load_objects(tx, rows):
-        assert isinstance(appt, Appointment)
+        assert isinstance(appt, Appointment) and appt.folder_id is not None
         blocked_users, blocked_resources = _blockers(appt, users, resources, owners.get(appt.folder_id))
         if appt.shown_as == ShownAs.FREE:
             blocked_users = users & ({p.entity for p in appt.participants} | {owners.get(appt.folder_id)})
