@@ -13,6 +13,7 @@ Usage: python -m bench.bench_peers [--events 10000] [--cards 10000] [--runs 3] [
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -98,6 +99,18 @@ def step_peak_mb(pids: list[int]) -> float:
     return peak
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (children included): work, whatever the machine's load."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def timed(fn: Callable[[], tuple[int, bytes]]) -> tuple[float, int, bytes]:
     started = time.perf_counter()
     status, body = fn()
@@ -157,10 +170,15 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
     check("sync_delta10", status, body)
     out["put_1"] = put_rate(peer, run, 1, puts, events)
     out["put_8"] = put_rate(peer, run, 8, puts, events)
+    before = cpu_seconds(peer.pids())
     solo = login_rate(peer, [SOLO_USER])  # first: neither account has logged in on this server run
+    middle = cpu_seconds(peer.pids())
     logins = login_rate(peer, LOGIN_USERS)
+    after = cpu_seconds(peer.pids())
     if logins is not None and solo is not None:
         out["logins_1"], out["logins_20"], out["logins_ratio"] = solo, logins, logins / solo
+        per_login = 1000 / (len(LOGIN_USERS) * LOGIN_REQUESTS)
+        out["logins_1_cpu_ms"], out["logins_20_cpu_ms"] = (middle - before) * per_login, (after - middle) * per_login
     c.close()
     peaks["rss_puts_logins"] = step_peak_mb(peer.pids())
     out["rss_mb"] = max(peaks.values())
@@ -187,7 +205,11 @@ def put_rate(peer: Peer, run: int, clients: int, total: int, events: int) -> flo
     return total / (time.perf_counter() - started)
 
 
-def login_rate(peer: Peer, accounts: list[tuple[str, str]], per_user: int = 3) -> float | None:
+LOGIN_REQUESTS = 3
+"""Requests per client in the login lines (each on a new connection)."""
+
+
+def login_rate(peer: Peer, accounts: list[tuple[str, str]], per_user: int = LOGIN_REQUESTS) -> float | None:
     """20 clients arrive at once, client k logging in as `accounts[k % len(accounts)]`, each with
     `per_user` requests on a new connection: requests/s. One account (20 devices of one user, the
     first check shared) against 20 accounts (20 first password checks) says what distinct logins cost."""
@@ -222,7 +244,9 @@ ROWS = [
     ("card_sync", "CardDAV initial sync (s)"), ("card_multiget_1000", "CardDAV multiget 1,000 (s)"),
     ("put_1", "PUT/s, 1 client"), ("put_8", "PUT/s, 8 clients"),
     ("logins_1", "requests/s, 1 user logging in (20 clients)"), ("logins_20", "requests/s, 20 users logging in"),
-    ("logins_ratio", "20 users / 1 user (logins)"), ("rss_mb", "peak RSS (MB)"),
+    ("logins_ratio", "20 users / 1 user (logins)"),
+    ("logins_1_cpu_ms", "server CPU ms per request, 1 user logging in"),
+    ("logins_20_cpu_ms", "server CPU ms per request, 20 users logging in"), ("rss_mb", "peak RSS (MB)"),
 ]
 
 

@@ -78,7 +78,7 @@ def _store(cfg: SimConfig, workdir: Path) -> tuple[str, Any, list[SimUser]]:
     key = seedcache.cache_key("sqlite" if cluster is None else "pg", cfg.users, cfg.contacts, cfg.appointments,
                               cfg.options.domain)
     if cfg.seed_cache is not None:
-        users = seedcache.restore(cfg.seed_cache, key, url)
+        users = seedcache.restore(cfg.seed_cache, key, url, cfg.users)
         if users is not None:
             log.info("seed restored from %s", cfg.seed_cache / key)
             return url, cluster, users

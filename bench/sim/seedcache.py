@@ -32,11 +32,29 @@ def _pg_args(url: str) -> list[str]:
             "-d", parsed.path.lstrip("/")]
 
 
-def restore(cache: Path, key: str, url: str) -> list[SimUser] | None:
-    """The users of a cached seed restored into `url` (SQLite file or empty PostgreSQL database), or None."""
+def _larger(cache: Path, key: str) -> str | None:
+    """The key of the smallest cached seed with more users and otherwise the same sizes, or None."""
+    engine, users, rest = key.split("-", 2)
+    wanted = int(users.rstrip("u"))
+    found = []
+    for path in cache.glob(f"{engine}-*u-{rest}.users.json"):
+        count = path.name.split("-", 2)[1].rstrip("u")
+        if count.isdigit() and int(count) > wanted and (cache / path.name.replace(".users.json", ".data")).exists():
+            found.append((int(count), path.name.removesuffix(".users.json")))
+    return min(found)[1] if found else None
+
+
+def restore(cache: Path, key: str, url: str, users: int | None = None) -> list[SimUser] | None:
+    """The users of a cached seed restored into `url` (SQLite file or empty PostgreSQL database), or None.
+
+    Without a seed of exactly this size, a larger one serves: its first `users` users get clients, the
+    others stay idle accounts (teams are consecutive tens, so the simulated teams are the same)."""
     users_file, data = cache / f"{key}.users.json", cache / f"{key}.data"
     if not users_file.exists() or not data.exists():
-        return None
+        larger = _larger(cache, key) if users is not None else None
+        if larger is None:
+            return None
+        users_file, data = cache / f"{larger}.users.json", cache / f"{larger}.data"
     if url.startswith("sqlite"):
         shutil.copyfile(data, url.split("sqlite:///", 1)[1])
     else:
@@ -44,7 +62,7 @@ def restore(cache: Path, key: str, url: str) -> list[SimUser] | None:
 
         subprocess.run([find_pg_bin("pg_restore"), "--no-owner", *_pg_args(url), str(data)], check=True,
                        capture_output=True, timeout=1800)
-    return [SimUser(**row) for row in json.loads(users_file.read_text())]
+    return [SimUser(**row) for row in json.loads(users_file.read_text())][:users]
 
 
 def save(cache: Path, key: str, url: str, users: list[SimUser]) -> None:
