@@ -12,6 +12,7 @@ from typing import IO, Any
 from lxml import etree
 
 from oxsync.dav.context import Ctx
+from oxsync.dav.inbox import Resource
 from oxsync.dav.layout import Collection, DavError, ObjectRes
 from oxsync.dav.props import ALLPROP, get_prop
 from oxsync.dav.stream import Multistatus
@@ -98,7 +99,7 @@ def add_status(ms: etree._Element, path: str, code: int) -> None:
     etree.SubElement(resp, qn(DAV, "status")).text = status_line(code)
 
 
-def describe(ctx: Ctx, ms: etree._Element, res: Any, names: list[str] | None, names_only: bool = False,
+def describe(ctx: Ctx, ms: etree._Element, res: Resource, names: list[str] | None, names_only: bool = False,
              extra: dict[str, Any] | None = None) -> None:
     """Append the response for `res`; `extra` supplies report-only properties (calendar-data...).
 
@@ -112,7 +113,7 @@ def describe(ctx: Ctx, ms: etree._Element, res: Any, names: list[str] | None, na
         ms.append(rendered)
 
 
-def _response_of(ctx: Ctx, res: Any, names: list[str] | None, names_only: bool,
+def _response_of(ctx: Ctx, res: Resource, names: list[str] | None, names_only: bool,
                  extra: dict[str, Any] | None) -> etree._Element:
     wanted = names if names is not None else ALLPROP
     found: list[tuple[str, Any]] = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from oxsync.dav.context import Ctx
-from oxsync.dav.inbox import find_inbox_item, inbox_items
+from oxsync.dav.inbox import Resource, find_inbox_item, inbox_items
 from oxsync.dav.layout import (
     BASE,
     HOME_MODULES,
@@ -84,7 +85,7 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
     raise DavError(404)
 
 
-def children(ctx: Ctx, res: Any, light: bool = False) -> list[Any]:
+def children(ctx: Ctx, res: Resource, light: bool = False) -> Sequence[Resource]:
     """Members listed by a Depth: 1 PROPFIND (`light`: object members as `ObjectVersion`s)."""
     if isinstance(res, Root):
         me = ctx.me()
@@ -99,7 +100,7 @@ def children(ctx: Ctx, res: Any, light: bool = False) -> list[Any]:
             return [p for g in ctx.groups() if (p := ctx.principal("groups", g.name)) is not None]
         return [p for r in ctx.resources() if (p := ctx.principal("resources", r.name)) is not None]
     if isinstance(res, Home):
-        found: list[Any] = list(ctx.collections(res))
+        found: list[Resource] = list(ctx.collections(res))
         if res.kind == "calendars":
             found += [Box(res, "inbox"), Box(res, "outbox")]
         return found
