@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -85,7 +84,7 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
     raise DavError(404)
 
 
-def children(ctx: Ctx, res: Resource, light: bool = False) -> Sequence[Resource]:
+def children(ctx: Ctx, res: Resource, light: bool = False) -> list[Resource]:
     """Members listed by a Depth: 1 PROPFIND (`light`: object members as `ObjectVersion`s)."""
     if isinstance(res, Root):
         me = ctx.me()
@@ -105,7 +104,7 @@ def children(ctx: Ctx, res: Resource, light: bool = False) -> Sequence[Resource]
             found += [Box(res, "inbox"), Box(res, "outbox")]
         return found
     if isinstance(res, Collection):
-        return ctx.light_members(res) if light else ctx.members(res)
+        return list[Resource](ctx.light_members(res) if light else ctx.members(res))
     if isinstance(res, Box) and res.kind == "inbox":
-        return inbox_items(ctx, res)
+        return list[Resource](inbox_items(ctx, res))
     return []
