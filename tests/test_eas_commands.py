@@ -12,6 +12,7 @@ from oxsync.eas.wbxml import E
 from oxsync.model import Appointment, Confirmation, Contact, Module, Participant, ParticipantKind
 from oxsync.model.folder import PRIVATE_ROOT
 from tests.eas_client import client, collection, items
+from tests.live import wait_until
 
 
 @pytest.fixture
@@ -197,7 +198,8 @@ def test_sendmail_relay_idempotent_and_unconfigured(phone, sink, live_server, st
                                       E("ComposeMail:Mime", b"Subject: x\r\n\r\nbody\r\n")))
     assert nobody.text("ComposeMail:Status") == "119"
     assert len(sink.messages) == 2  # the replayed m1 was never sent a second time
-    assert [m.state for m in store.outbound.list()] == ["sent", "sent"]
+    # the relay has the mail before the worker records it as sent: wait (bounded) for the record
+    assert wait_until(lambda: [m.state for m in store.outbound.list()] == ["sent", "sent"]), store.outbound.list()
     bare = live_server(store, setup=install)
     other = client(bare, version="14.1", device_id="other")
     other.provision()
