@@ -14,7 +14,7 @@ from types import EllipsisType
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, union_all, update
 
 from oxsync.config import AuthSettings
 from oxsync.model import (
@@ -120,26 +120,25 @@ def _aliases(tx: Tx, user_ids: list[int]) -> dict[int, list[str]]:
 
 
 def get_user(tx: Tx, user_id: int) -> User:
-    row = tx.conn.execute(
-        select(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id))
-    ).one_or_none()
-    if row is None:
+    """One statement: the user's row joined with its secondary addresses."""
+    u, a = s.users, s.addresses
+    joined = u.outerjoin(a, and_(a.c.tenant_id == u.c.tenant_id, a.c.user_id == u.c.id, a.c.is_primary.is_(False)))
+    rows = tx.conn.execute(select(u, a.c.address.label("alias")).select_from(joined).where(
+        and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id)).order_by(a.c.address)).all()
+    if not rows:
         raise NotFound(f"user {user_id} does not exist")
-    return row_to_user(row, _aliases(tx, [user_id])[user_id])
+    return row_to_user(rows[0], [r.alias for r in rows if r.alias is not None])
 
 
 def find_user_id(tx: Tx, login_or_address: str) -> int | None:
+    """The user whose login is `login_or_address`, else whose address it is (one statement)."""
     key = login_or_address.strip().lower()
-    u = s.users
-    user_id = tx.conn.execute(
-        select(u.c.id).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key))
-    ).scalar_one_or_none()
-    if user_id is None:
-        a = s.addresses
-        user_id = tx.conn.execute(
-            select(a.c.user_id).where(and_(a.c.tenant_id == tx.tenant_id, a.c.address == key))
-        ).scalar_one_or_none()
-    return user_id
+    u, a = s.users, s.addresses
+    by_login = select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key))
+    by_address = select(a.c.user_id.label("id"), literal(1).label("rank")).where(
+        and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.user_id.is_not(None)))
+    found = sorted(tx.conn.execute(union_all(by_login, by_address)).all(), key=lambda r: r.rank)
+    return int(found[0].id) if found else None
 
 
 def list_users(tx: Tx) -> list[User]:
@@ -476,13 +475,14 @@ def list_resources(tx: Tx) -> list[Resource]:
 
 
 def find_resource_id(tx: Tx, name_or_address: str) -> int | None:
+    """The resource whose name is `name_or_address`, else whose address it is (one statement)."""
     key = name_or_address.strip().lower()
-    r = s.resources
-    found = tx.conn.execute(select(r.c.id).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == key))).scalar_one_or_none()
-    if found is None:
-        a = s.addresses
-        found = tx.conn.execute(select(a.c.resource_id).where(and_(a.c.tenant_id == tx.tenant_id, a.c.address == key))).scalar_one_or_none()
-    return found
+    r, a = s.resources, s.addresses
+    by_name = select(r.c.id.label("id"), literal(0).label("rank")).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == key))
+    by_address = select(a.c.resource_id.label("id"), literal(1).label("rank")).where(
+        and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.resource_id.is_not(None)))
+    found = sorted(tx.conn.execute(union_all(by_name, by_address)).all(), key=lambda row: row.rank)
+    return int(found[0].id) if found else None
 
 
 def delete_resource(tx: Tx, resource_id: int) -> None:

@@ -23,6 +23,7 @@ from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
 from oxsync.store.engine import WRITE, is_sqlite, make_engine
 from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
+from oxsync.store.ids import IdBlocks
 from oxsync.store.session import UserSession
 from oxsync.store.tx import Tx, now_ms
 
@@ -96,6 +97,9 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._commit_hooks: list[CommitHook] = []
         self._account_listeners: list[AccountListener] = []
+        self.ids: IdBlocks | None = None
+        if self.engine.dialect.name == "postgresql":
+            self.ids = IdBlocks(self.engine)
         self._mail_listeners: list[Callable[[], None]] = []
         from oxsync.store.outbound import OutboundQueue
 
@@ -111,6 +115,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.ids is not None:
+            self.ids.dispose()
 
     # ------------------------------------------------------------ transactions
 
@@ -139,8 +145,9 @@ class Store:
             if write:
                 conn = conn.execution_options(**WRITE)
             with conn.begin():
-                tx = Tx(conn, tenant_id, self.settings, writable=write)
+                tx = Tx(conn, tenant_id, self.settings, writable=write, ids=self.ids)
                 yield tx
+                tx.finish()
                 if (tx.stamped is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)

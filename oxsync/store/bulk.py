@@ -8,11 +8,14 @@ statements grow with the number of 500-id chunks, never with one query per objec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, insert, select, union
+from sqlalchemy import and_, select, union
+from sqlalchemy.dialects import postgresql, sqlite
 
+from oxsync.model.appointment import ParticipantKind
+from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.membership import folders_of_objects
 from oxsync.store.timeranges import candidates, family_ids
@@ -36,18 +39,39 @@ class BulkReads:
         """The objects among `ids` that are in `folder_id` and readable there, in id order
         (`light`: as `ObjectVersion`s, nothing decoded)."""
         wanted = sorted(set(ids))
+        if not light:
+            return self._visible_loaded(folder_id, wanted)
         inside: list[int] = []
         for chunk in _chunks(wanted):
             members = folders_of_objects(self.tx, chunk)
             inside.extend(i for i in chunk if folder_id in members[i])
-        if light:
-            o = s.objects
-            rows = {}
-            for chunk in _chunks(inside):
-                rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_VERSION_COLUMNS).where(
-                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))))})
-            return _readable_versions(self.viewer, folder_id, rows)
-        return self.viewer.loaded(folder_id, self.viewer.readable_rows(folder_id, inside))
+        o = s.objects
+        rows = {}
+        for chunk in _chunks(inside):
+            rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_VERSION_COLUMNS).where(
+                and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))))})
+        return _readable_versions(self.viewer, folder_id, rows)
+
+    def _visible_loaded(self, folder_id: int, wanted: list[int]) -> list[Any]:
+        """`_visible_objects` of whole objects: their rows and side tables are read once, and the
+        participants loaded with them tell the folders an object is in and who may read a private one."""
+        o = s.objects
+        rows: list[Any] = []
+        for chunk in _chunks(wanted):
+            rows.extend(self.tx.conn.execute(select(o).where(
+                and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))).order_by(o.c.id)))
+        by_id = {int(r.id): r for r in rows}
+        rights = self.viewer.rights(folder_id)
+        out = []
+        for obj in object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id}):
+            row = by_id[obj.stored_id]
+            parts = getattr(obj, "participants", [])
+            if row.folder_id != folder_id and not any(p.folder_id == folder_id for p in parts):
+                continue
+            readers = {row.id: {p.entity for p in parts if p.kind == ParticipantKind.USER}}
+            if self.viewer.can_read(row.private, row.created_by, row.id, rights, readers):
+                out.append(self.viewer.personalised(obj))
+        return out
 
     def objects_by_resource_names(self, folder_id: int, names: Sequence[str], light: bool = False) -> dict[str, Any]:
         """name -> the visible object of `folder_id` with that DAV resource name (names not found are absent)."""
@@ -160,7 +184,8 @@ class ServedTexts:
         """(object id, variant) -> (version, text) cached for this user."""
         t = s.object_texts
         out: dict[tuple[int, str], tuple[str, str]] = {}
-        for chunk in _chunks(sorted(set(object_ids))):
+        # an object written by this transaction has a version no cached text can carry yet
+        for chunk in _chunks(sorted(set(object_ids) - self.tx.written_objects)):
             for row in self.tx.conn.execute(select(t.c.object_id, t.c.variant, t.c.version, t.c.text).where(and_(
                     t.c.tenant_id == self.tx.tenant_id, t.c.viewer_id == self.user_id, t.c.object_id.in_(chunk)))):
                 out[(int(row.object_id), row.variant)] = (row.version, row.text)
@@ -172,23 +197,26 @@ class ServedTexts:
         if not entries:
             return
         if self.tx.writable:
-            write_texts(self.tx.conn, self.tx.tenant_id, self.user_id, entries)
+            write_texts(self.tx.conn, self.tx.tenant_id, self.user_id, entries, exist=self.tx.written_objects)
         else:
             self.tx.after_commit.append(lambda conn: write_texts(conn, self.tx.tenant_id, self.user_id, entries))
 
 
-def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]]) -> None:
+def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]],
+                exist: Collection[int] = ()) -> None:
+    """Upsert the entries whose object still exists (`exist`: ids known to, e.g. written by this
+    transaction; the others are checked): one statement, two when some existence is unknown."""
     t = s.object_texts
     latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
-    ids = sorted({k[0] for k in latest})
-    variants = sorted({k[1] for k in latest})
-    existing: set[int] = set()
-    for chunk in _chunks(ids):
+    unknown = sorted({k[0] for k in latest} - set(exist))
+    existing = set(exist)
+    for chunk in _chunks(unknown):
         existing.update(int(i) for (i,) in conn.execute(select(s.objects.c.id).where(
             and_(s.objects.c.tenant_id == tenant_id, s.objects.c.id.in_(chunk)))))
-        conn.execute(delete(t).where(and_(t.c.tenant_id == tenant_id, t.c.viewer_id == viewer_id,
-                                          t.c.object_id.in_(chunk), t.c.variant.in_(variants))))
     rows = [{"tenant_id": tenant_id, "object_id": k[0], "viewer_id": viewer_id, "variant": k[1], "version": v[0],
              "text": v[1]} for k, v in latest.items() if k[0] in existing]
     if rows:
-        conn.execute(insert(t), rows)
+        upsert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(t)
+        conn.execute(upsert.on_conflict_do_update(
+            index_elements=[t.c.tenant_id, t.c.object_id, t.c.viewer_id, t.c.variant],
+            set_={"version": upsert.excluded.version, "text": upsert.excluded.text}), rows)

@@ -15,7 +15,6 @@ from sqlalchemy import and_, select
 from oxsync.model import Appointment, ShownAs
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
-from oxsync.store.errors import NotFound
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject
 from oxsync.store.scheduling import intervals
@@ -30,14 +29,13 @@ class Lookups:
         self.tx = viewer.tx
 
     def find_by_uid(self, folder_id: int, uid: str) -> AnyObject | None:
-        o = s.objects
-        ids = [r.id for r in self.tx.conn.execute(select(o.c.id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))]
+        ids = [object_id for object_id, _ in self.viewer.uid_rows(uid)]
+        if ids:
+            self.viewer.object_folder(folder_id)
         for object_id in ids:
-            if folder_id in folders_of_objects(self.tx, [object_id])[object_id]:
-                try:
-                    return self.viewer.get_object(folder_id, object_id)
-                except NotFound:
-                    return None
+            inside, obj = self.viewer.fetch(folder_id, object_id)
+            if inside:
+                return None if obj is None else self.viewer.personalised(obj)
         return None
 
     def find_by_resource_name(self, folder_id: int, name: str) -> AnyObject | None:

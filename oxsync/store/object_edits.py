@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, update
 
 from oxsync.model import Appointment, Contact, Folder, Task
 from oxsync.model.appointment import Confirmation
@@ -52,6 +52,7 @@ class ObjectEdits:
         else:
             range_end = before_save(self.tx, self.user_id, obj, folder_id, None)
         object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
+        self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final
         assert obj.object_id is not None  # given by insert_object
         placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
         for fid in placed:  # a new object: its folders are known and no change row exists yet
@@ -64,9 +65,8 @@ class ObjectEdits:
 
     def _uid_taken(self, uid: str, folder_id: int, except_id: int | None, series_id: int | None = None) -> bool:
         """Another object of the folder has this UID (a series and its exceptions share one)."""
-        o = s.objects
-        rows = self.tx.conn.execute(select(o.c.id, o.c.series_id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))
-        ids = [r.id for r in rows if r.id != except_id and (series_id is None or series_id not in (r.id, r.series_id))]
+        ids = [i for i, series in self.viewer.uid_rows(uid)
+               if i != except_id and (series_id is None or series_id not in (i, series))]
         return any(folder_id in f for f in folders_of_objects(self.tx, ids).values())
 
     def update_object(self, folder_id: int, obj: AnyObject, expected_last_modified: int | None = None) -> AnyObject:
@@ -82,22 +82,23 @@ class ObjectEdits:
         obj.folder_id = current.folder_id
         if isinstance(obj, Contact) and isinstance(current, Contact):
             obj.user_id = current.user_id
-        before = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
+        home, before = self.viewer.placed.pop(obj.object_id)  # read by `writable` just now
         range_end = None
         if isinstance(obj, Appointment | Task):
             if isinstance(obj, Appointment) and isinstance(current, Appointment):
                 obj.recurrence_id = obj.recurrence_id or current.recurrence_id
                 obj.recurrence_date_position = obj.recurrence_date_position or current.recurrence_date_position
-            range_end = before_save(self.tx, self.user_id, obj, self._home_folder(obj.object_id), obj.object_id)
+            range_end = before_save(self.tx, self.user_id, obj, home, obj.object_id)
         meeting = _meeting(current, obj)
         if meeting is not None:
             itip.before_update(self.tx, *meeting)
         object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end)
+        self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final (iTIP, alarms)
         if meeting is not None:
             itip.after_save(self.tx, meeting[1], meeting[0])
         if isinstance(obj, Appointment | Task):
             sync_alarms(self.tx, obj)
-        after = folders_of_objects(self.tx, [obj.object_id])[obj.object_id]
+        after = {home} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}  # as written
         for fid in before - after:
             self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
         for fid in after:  # the folders were just read: no need to look them up again
@@ -111,11 +112,6 @@ class ObjectEdits:
             return
         allowed = {self.user_id} | ({folder.owner} if folder.owner is not None else set())
         rules.check_new_participants(self.user_id, allowed, before, obj.participants)
-
-    def _home_folder(self, object_id: int) -> int:
-        o = s.objects
-        return int(self.tx.conn.execute(select(o.c.folder_id).where(
-            and_(o.c.tenant_id == self.tx.tenant_id, o.c.id == object_id))).scalar_one())
 
     def delete_object(self, folder_id: int, object_id: int, expected_last_modified: int | None = None) -> None:
         current = self.viewer.writable(folder_id, object_id, "delete", expected_last_modified)

@@ -23,7 +23,7 @@ from oxsync.skips import note_skipped
 from oxsync.store import dataclass_json, timeranges
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidInput, QuotaExceeded
-from oxsync.store.tx import Tx
+from oxsync.store.tx import Stamp, Tx
 from oxsync.store.validate import check_object
 
 AnyObject = Contact | Appointment | Task
@@ -94,9 +94,11 @@ def serialize(obj: AnyObject) -> str:
 
 
 def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
-    """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`."""
+    """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`.
+
+    On PostgreSQL the row is written before the transaction's stamp (no tenant lock for the object
+    work) and gets its creation and modification time when the stamp is taken (`Tx.at_stamp`)."""
     check_object(obj, tx.settings.limits)
-    stamp = tx.stamp
     obj.object_id = tx.next_id("object")
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
         obj.recurrence_id = obj.object_id
@@ -105,44 +107,75 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
     obj.folder_id = folder_id
     obj.created_by = obj.created_by if obj.created_by is not None else actor
     obj.modified_by = actor
-    obj.creation_time = datetime_from_ms(stamp.ms)
-    obj.last_modified = stamp.ms
     charge(tx, obj.created_by, len(data))
+    draft = tx.drafting
+    ms = 0 if draft else tx.stamp.ms
     tx.conn.execute(
         insert(s.objects).values(
             tenant_id=tx.tenant_id, id=obj.object_id, kind=kind_of(obj).value, folder_id=folder_id,
-            created_by=obj.created_by, modified_by=actor, creation_ms=stamp.ms, last_ms=stamp.ms,
+            created_by=obj.created_by, modified_by=actor, creation_ms=ms, last_ms=ms,
             size=len(data), data=data, **_columns(obj, range_end_ms),
         )
     )
+    tx.object_writes += 1
+    tx.written_objects.add(obj.object_id)
     _write_side_tables(tx, obj)
     timeranges.write(tx, obj, replace=False)
+    if draft:
+        object_id = obj.object_id
+        o = s.objects
+
+        def stamped(stamp: Stamp) -> None:
+            tx.conn.execute(update(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
+                            .values(creation_ms=stamp.ms, last_ms=stamp.ms))
+            _stamp_model(obj, stamp, created=True)
+        tx.at_stamp.append(stamped)
+    else:
+        _stamp_model(obj, tx.stamp, created=True)
 
 
-def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None) -> int:
-    """Rewrite the stored object from `obj`; returns the size difference in bytes."""
+def _stamp_model(obj: AnyObject, stamp: Stamp, created: bool) -> None:
+    if created:
+        obj.creation_time = datetime_from_ms(stamp.ms)
+    obj.last_modified = stamp.ms
+
+
+def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None,
+                      old_size: int | None = None, created_by: int | None = None) -> int:
+    """Rewrite the stored object from `obj`; returns the size difference in bytes. `old_size` and
+    `created_by`: the stored row's, when the caller has read them (saves reading them again).
+
+    On PostgreSQL the side tables and time ranges are rewritten before the transaction's stamp and
+    the object row itself when the stamp is taken (`Tx.at_stamp`)."""
     check_object(obj, tx.settings.limits)
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
         obj.recurrence_id = obj.object_id
     data = serialize(obj)
     _check_size(tx, data, obj)
-    stamp = tx.stamp
     o = s.objects
     key = and_(o.c.tenant_id == tx.tenant_id, o.c.id == obj.object_id)
-    old = tx.conn.execute(select(o.c.size, o.c.created_by).where(key)).one()
-    charge(tx, old.created_by, len(data) - int(old.size))
-    tx.conn.execute(
-        update(o).where(key).values(
-            modified_by=actor, last_ms=stamp.ms, size=len(data), data=data, **_columns(obj, range_end_ms)
-        )
-    )
+    if old_size is None:
+        old = tx.conn.execute(select(o.c.size, o.c.created_by).where(key)).one()
+        old_size, created_by = int(old.size), old.created_by
+    charge(tx, created_by, len(data) - old_size)
     obj.modified_by = actor
-    obj.last_modified = stamp.ms
-    _clear_side_tables(tx, [obj.stored_id])
+    values = {"modified_by": actor, "size": len(data), "data": data, **_columns(obj, range_end_ms)}
+    object_id = obj.stored_id
+    tx.object_writes += 1
+    tx.written_objects.add(object_id)
+    _clear_side_tables(tx, [object_id], kind=kind_of(obj))
     _write_side_tables(tx, obj)
     if not isinstance(obj, Contact):
         timeranges.write(tx, obj, replace=True)
-    return len(data) - int(old.size)
+
+    def stamped(stamp: Stamp) -> None:
+        tx.conn.execute(update(o).where(key).values(last_ms=stamp.ms, **values))
+        _stamp_model(obj, stamp, created=False)
+    if tx.drafting:
+        tx.at_stamp.append(stamped)
+    else:
+        stamped(tx.stamp)
+    return len(data) - old_size
 
 
 def set_object_folder(tx: Tx, object_id: int, folder_id: int, actor: int) -> None:
@@ -175,6 +208,8 @@ def delete_object_rows(tx: Tx, object_ids: Sequence[int]) -> None:
         for row in tx.conn.execute(select(a.c.created_by, a.c.size).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(chunk)))):
             charge(tx, row.created_by, -int(row.size))
     _clear_side_tables(tx, object_ids, attachments=True)
+    tx.object_writes += 1
+    tx.written_objects.difference_update(object_ids)
     tx.conn.execute(delete(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(object_ids))))
 
 
@@ -194,6 +229,9 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
             exists = tx.conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).first()
             if exists is not None:
                 raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
+    if tx.stamped is None:  # added with the revision bump: the tenant row is locked only from there
+        tx.tenant_bytes += delta
+        return
     guard = t.c.id == tx.tenant_id
     if delta > 0:
         guard = and_(guard, or_(t.c.quota_bytes.is_(None), t.c.usage_bytes + delta <= t.c.quota_bytes))
@@ -216,8 +254,12 @@ def _check_size(tx: Tx, data: str, obj: AnyObject) -> None:
         raise InvalidInput("image1", "contact picture over the size limit")
 
 
-def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = False) -> None:
+def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = False,
+                       kind: ObjectKind | None = None) -> None:
+    """Delete the objects' participants and list members (`kind` known: only the table it uses)."""
     tables = [s.participants, s.list_members]
+    if kind is not None:
+        tables = [s.list_members] if kind == ObjectKind.CONTACT else [s.participants]
     for table in tables:
         id_col = table.c.object_id if table is s.participants else table.c.list_id
         tx.conn.execute(delete(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(object_ids))))
@@ -265,8 +307,10 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
     if not rows:
         return []
     ids = [r.id for r in rows]
-    parts = _group(tx, s.participants, s.participants.c.object_id, ids, s.participants.c.position)
-    members = _group(tx, s.list_members, s.list_members.c.list_id, ids, s.list_members.c.position)
+    contacts = [r.id for r in rows if r.kind == ObjectKind.CONTACT.value]
+    others = [r.id for r in rows if r.kind != ObjectKind.CONTACT.value]  # only they have participants
+    parts = _group(tx, s.participants, s.participants.c.object_id, others, s.participants.c.position)
+    members = _group(tx, s.list_members, s.list_members.c.list_id, contacts, s.list_members.c.position)
     atts = _attachment_metas(tx, ids)
     out: list[AnyObject] = []
     for r in rows:

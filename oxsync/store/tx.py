@@ -1,9 +1,15 @@
 """One transaction against one tenant: revision stamping, id allocation, change rows.
 
-Every write transaction bumps the tenant's revision exactly once, before its first change, by
-updating the tenant row. That row stays locked until commit (PostgreSQL row lock; SQLite takes the
-database write lock at BEGIN IMMEDIATE), so a revision that a reader can see as committed has no
-uncommitted predecessor: commit order equals revision order and deltas never skip a change.
+Every write transaction bumps the tenant's revision exactly once by updating the tenant row. That
+row stays locked until commit (PostgreSQL row lock; SQLite takes the database write lock at BEGIN
+IMMEDIATE), so a revision that a reader can see as committed has no uncommitted predecessor: commit
+order equals revision order and deltas never skip a change.
+
+On PostgreSQL the object work of a write (object id, the object's side tables and time ranges, the
+owner's usage) is done before that lock (`late_stamp`): rows that must carry the revision's stamp are
+written or fixed up by `at_stamp` callbacks the moment the stamp is taken, so writers of different
+users overlap in their object work and queue only for the short stamped tail of the transaction
+(docs/store.md, "Revision lock").
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from oxsync.config import Settings
 from oxsync.store import schema as s
-from oxsync.store.errors import NotFound
+from oxsync.store.errors import NotFound, QuotaExceeded
 
 FIRST_IDS = {"folder": 20, "object": 1, "user": 1, "group": 1, "resource": 1, "attachment": 1}
 """First id handed out per sequence; folders 0-19 are OX system folders, group 0 is "all users"."""
@@ -32,15 +38,31 @@ class Stamp:
     ms: int
 
 
+IdSource = Callable[[int, str], int]
+"""(tenant id, sequence name) -> a new id, allocated outside the caller's transaction."""
+
+
 class Tx:
     """A live transaction bound to a tenant. Not thread-safe: one thread, one request."""
 
-    def __init__(self, conn: Connection, tenant_id: int, settings: Settings, writable: bool) -> None:
+    def __init__(self, conn: Connection, tenant_id: int, settings: Settings, writable: bool, *,
+                 ids: IdSource | None = None) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self.settings = settings
         self.writable = writable
         self._stamp: Stamp | None = None
+        self.late_stamp = conn.dialect.name == "postgresql"
+        """Take the tenant lock as late as possible (PostgreSQL); SQLite holds its write lock from BEGIN."""
+        self._ids = ids
+        self.at_stamp: list[Callable[[Stamp], None]] = []
+        """Writes waiting for this transaction's stamp (object rows written before it); run when it is taken."""
+        self.tenant_bytes = 0
+        """Growth of the tenant's usage not yet applied: added (quota-guarded) with the revision bump."""
+        self.written_objects: set[int] = set()
+        """Objects this transaction inserted or rewrote and did not delete (they exist, with a new version)."""
+        self.object_writes = 0
+        """Object rows inserted, rewritten or deleted so far: a reader's memo of them is valid while it stays."""
         self.after_commit: list[Callable[[Connection], None]] = []
         """Best-effort writes a read transaction asks for (cache fills), run in a write transaction of
         their own after it commits; skipped when the database is busy."""
@@ -54,21 +76,30 @@ class Tx:
 
     @property
     def stamp(self) -> Stamp:
-        """The revision and OX millisecond stamp of this write transaction (allocated on first use)."""
+        """The revision and OX millisecond stamp of this write transaction (allocated on first use:
+        from here to commit, this transaction holds the tenant's revision lock)."""
         if self._stamp is None:
             if not self.writable:
                 raise RuntimeError("write attempted in a read-only store transaction")
             t = s.tenants
-            row = self.conn.execute(
-                update(t)
-                .where(t.c.id == self.tenant_id)
-                .values(rev=t.c.rev + 1, last_ms=_next_ms_expression(now_ms()))
-                .returning(t.c.rev, t.c.last_ms)
-            ).one_or_none()
+            values: dict[str, object] = {"rev": t.c.rev + 1, "last_ms": _next_ms_expression(now_ms())}
+            guard = t.c.id == self.tenant_id
+            grow, self.tenant_bytes = self.tenant_bytes, 0
+            if grow:
+                values["usage_bytes"] = t.c.usage_bytes + grow
+                if grow > 0:
+                    guard = and_(guard, or_(t.c.quota_bytes.is_(None), t.c.usage_bytes + grow <= t.c.quota_bytes))
+            row = self.conn.execute(update(t).where(guard).values(**values).returning(t.c.rev, t.c.last_ms)).one_or_none()
             if row is None:
-                raise NotFound(f"tenant {self.tenant_id} does not exist")
+                quota = self.conn.execute(select(t.c.quota_bytes).where(t.c.id == self.tenant_id)).one_or_none()
+                if quota is None:
+                    raise NotFound(f"tenant {self.tenant_id} does not exist")
+                raise QuotaExceeded(f"tenant quota of {quota.quota_bytes} bytes exceeded")
             self._stamp = Stamp(int(row.rev), int(row.last_ms))
             self.conn.execute(insert(s.revision_log).values(tenant_id=self.tenant_id, rev=row.rev, ms=row.last_ms))
+            pending, self.at_stamp = self.at_stamp, []
+            for write in pending:
+                write(self._stamp)
         return self._stamp
 
     @property
@@ -77,9 +108,27 @@ class Tx:
         the commit path tells the change listeners about a write only."""
         return self._stamp
 
+    @property
+    def drafting(self) -> bool:
+        """Object work may run before the stamp: its rows get the stamp later, through `at_stamp`."""
+        return self.late_stamp and self._stamp is None
+
+    def finish(self) -> None:
+        """Before commit: a transaction that wrote rows waiting for the stamp takes it now."""
+        if self.at_stamp or self.tenant_bytes:
+            self.stamp  # noqa: B018
+
     def next_id(self, sequence: str) -> int:
-        """Allocate the next id of `sequence` in this tenant (needs the write lock held via `stamp`)."""
-        self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
+        """Allocate the next id of `sequence` in this tenant: object ids on PostgreSQL from the
+        store's id source (outside this transaction, so that no lock is held for it), every other id
+        in this transaction behind the tenant row lock."""
+        if not self.writable:
+            raise RuntimeError("write attempted in a read-only store transaction")
+        if self.late_stamp:
+            if sequence == "object" and self._ids is not None:
+                return self._ids(self.tenant_id, sequence)
+            self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
+        # SQLite: this transaction holds the database write lock since BEGIN IMMEDIATE
         seq = s.sequences
         cond = and_(seq.c.tenant_id == self.tenant_id, seq.c.name == sequence)
         allocated = self.conn.execute(

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, Folder, FolderType, Module, Rights, Task
+from oxsync.model.appointment import ParticipantKind
 from oxsync.model.folder import FolderAccess
 from oxsync.store import account_rights as rules
 from oxsync.store import folders as folder_ops
@@ -48,6 +49,9 @@ class Viewer:
         """Folders loaded in this transaction; dropped whenever this session changes a folder."""
         self._account: rules.AccountRights | None = None
         self._hidden: frozenset[int] | None = None
+        self.placed: dict[int, tuple[int, frozenset[int]]] = {}
+        """object id -> (home folder, every folder it is in) as last read by `fetch` in this transaction."""
+        self._uids: dict[tuple[str, int], list[tuple[int, int | None]]] = {}
 
     # ------------------------------------------------------------ rights
 
@@ -184,15 +188,42 @@ class Viewer:
     def get_object(self, folder_id: int, object_id: int) -> AnyObject:
         check_id(object_id, "object_id")
         self.object_folder(folder_id)
-        if folder_id not in folders_of_objects(self.tx, [object_id])[object_id]:
-            raise NotFound(f"object {object_id} is not in folder {folder_id}")
-        rows = self.readable_rows(folder_id, [object_id])
-        if not rows:
-            raise NotFound(f"object {object_id} is not in folder {folder_id}")
-        loaded = object_ops.load_objects(self.tx, rows, {object_id: folder_id})
-        if not loaded:  # its row cannot be decoded (logged and counted by load_objects)
-            raise NotFound(f"object {object_id} cannot be read")
-        return self.personalised(loaded[0])
+        inside, obj = self.fetch(folder_id, object_id)
+        if obj is None:
+            raise NotFound(f"object {object_id} is not in folder {folder_id}" if not inside else
+                           f"object {object_id} cannot be read")
+        return self.personalised(obj)
+
+    def fetch(self, folder_id: int, object_id: int) -> tuple[bool, AnyObject | None]:
+        """(is the object in `folder_id`, the object if this user may read it there, not personalised).
+        Three reads: its row, its participants (which also say its other folders and private readers),
+        its attachments. Remembers its home folder and folders for a write that follows (`placed`)."""
+        o = s.objects
+        row = self.tx.conn.execute(select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.id == object_id))).first()
+        if row is None:
+            return False, None
+        loaded = object_ops.load_objects(self.tx, [row], {object_id: folder_id})
+        if not loaded:  # undecodable (logged and counted by load_objects): its folders from the tables
+            return folder_id in folders_of_objects(self.tx, [object_id])[object_id], None
+        obj = loaded[0]
+        parts = getattr(obj, "participants", [])
+        folders = {int(row.folder_id)} | {p.folder_id for p in parts if p.folder_id is not None}
+        self.placed[object_id] = (int(row.folder_id), frozenset(folders))
+        readers = {object_id: {p.entity for p in parts if p.kind == ParticipantKind.USER}}
+        if folder_id not in folders or not self.can_read(row.private, row.created_by, object_id, self.rights(folder_id),
+                                                         readers):
+            return folder_id in folders, None
+        return True, obj
+
+    def uid_rows(self, uid: str) -> list[tuple[int, int | None]]:
+        """(id, series id) of the tenant's objects with this UID: read once until this transaction
+        writes an object (a PUT's UID conflict check and its create ask the same question)."""
+        key = (uid, self.tx.object_writes)
+        if key not in self._uids:
+            o = s.objects
+            self._uids = {key: [(int(r.id), r.series_id) for r in self.tx.conn.execute(
+                select(o.c.id, o.c.series_id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))]}
+        return self._uids[key]
 
     def writable(self, folder_id: int, object_id: int, need: str, expected_last_modified: int | None) -> AnyObject:
         """The object, once this user may `need` ("write" or "delete") it and the client's version is current."""
