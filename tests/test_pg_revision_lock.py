@@ -18,12 +18,16 @@ BOUND_S = 60
 """Bounds every wait, so that a broken lock order fails the test instead of hanging it."""
 
 
-@pytest.mark.parametrize("write, pause_after", [("create", "INSERT INTO objects"),
-                                                ("update", "DELETE FROM list_members")])
-def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, write: str,
-                                                                    pause_after: str) -> None:
+@pytest.mark.parametrize("write, pause_after, second", [("create", "INSERT INTO objects", "bob"),
+                                                        ("update", "DELETE FROM list_members", "bob"),
+                                                        ("create", "INSERT INTO objects", "alice")])
+def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, write: str, pause_after: str,
+                                                                    second: str) -> None:
+    """Alice's write pauses right after its object work; the second writer (another user, or alice
+    herself on another connection: her usage row is also taken only at the stamp) must complete."""
     store = make_store(pg_cluster.new_database())
     world = build_world(store)
+    other = getattr(world, second)
     folders = {u: world.default_folder(u, Module.CONTACT) for u in (world.alice, world.bob)}
     existing = {}
     for user in folders:
@@ -45,7 +49,7 @@ def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, w
 
     def save(user: int, name: str, out: dict[str, Any]) -> None:
         with world.as_user(user, write=True) as session:
-            if user == world.bob:  # a lock wait behind alice fails at once instead of hanging
+            if threading.current_thread() is not alice_thread[0]:  # a lock wait behind alice fails, not hangs
                 session.tx.conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
             if write == "create":
                 obj = session.create_object(folders[user], Contact(last_name=name))
@@ -64,11 +68,11 @@ def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, w
         alice_thread[0].start()
         assert alice_holds.wait(BOUND_S), "alice never reached the end of her object work"
         try:
-            save(world.bob, "Bob's", bob)
+            save(other, "Bob's", bob)
         except BaseException as exc:  # noqa: BLE001 - a lock timeout: bob waited for alice
             bob_error.append(exc)
-        with world.as_user(world.bob) as session:
-            between = session.object_delta(folders[world.bob], start)
+        with world.as_user(other) as session:
+            between = session.object_delta(folders[other], start)
             alice_between = session.revision()[0]
         bob_done.set()
         alice_thread[0].join(BOUND_S)

@@ -220,15 +220,12 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
     """
     if delta == 0:
         return
-    t, u = s.tenants, s.users
+    t = s.tenants
     if user_id is not None:
-        guard = and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id)
-        if delta > 0:
-            guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
-        if tx.conn.execute(update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta)).rowcount == 0:
-            exists = tx.conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).first()
-            if exists is not None:
-                raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
+        if tx.drafting:  # PostgreSQL: the user's row is locked only from the stamp on (writers of one user overlap)
+            tx.at_stamp.append(lambda _stamp: _charge_user(tx, user_id, delta))
+        else:
+            _charge_user(tx, user_id, delta)
     if tx.stamped is None:  # added with the revision bump: the tenant row is locked only from there
         tx.tenant_bytes += delta
         return
@@ -238,6 +235,17 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
     if tx.conn.execute(update(t).where(guard).values(usage_bytes=t.c.usage_bytes + delta)).rowcount == 0:
         quota = tx.conn.execute(select(t.c.quota_bytes).where(t.c.id == tx.tenant_id)).scalar_one()
         raise QuotaExceeded(f"tenant quota of {quota} bytes exceeded")
+
+
+def _charge_user(tx: Tx, user_id: int, delta: int) -> None:
+    u = s.users
+    guard = and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id)
+    if delta > 0:
+        guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
+    if tx.conn.execute(update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta)).rowcount == 0:
+        exists = tx.conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).first()
+        if exists is not None:
+            raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
 
 
 def _check_size(tx: Tx, data: str, obj: AnyObject) -> None:
