@@ -25,6 +25,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.eas_peers_work import EasServer, delta_sync, folder_ids, initial_sync, login_rss, parked_put  # noqa: E402
 from bench.peers_servers import (  # noqa: E402
+    ACCOUNTS,
     LOGIN_USERS,
     PASSWORD,
     ROOT,
@@ -248,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="*", default=["oxsync", "sogo"])
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
-    LOGIN_USERS.extend(u for u in EXTRA_USERS if u not in LOGIN_USERS)  # both peers create these users
+    # started in the background (`cmd &` ignores SIGINT), Ctrl-C / kill -INT must still run the clean-up
+    # below (stop sogod, Dovecot, memcached, PostgreSQL; restore /etc/sogo/sogo.conf)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for users in (LOGIN_USERS, ACCOUNTS):  # oxsync creates LOGIN_USERS, SOGo and its Dovecot ACCOUNTS
+        users.extend(u for u in EXTRA_USERS if u not in users)
     raise_file_limit(max([0, *args.oxsync_pings, *args.sogo_pings]) * 2 + 2048)
     print(f"bench_eas_peers: {args.cards} vCards, {args.events} events, {args.runs} runs; {load()}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-eas-peers-"))
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     from bench.peers_dovecot import PasswdDovecot
                     from bench.peers_sogo import Sogo
 
-                    dovecot = PasswdDovecot([(USER, PASSWORD), *LOGIN_USERS])
+                    dovecot = PasswdDovecot(ACCOUNTS)
                     dovecot.start()
                     peer = Sogo(workdir, imap_port=dovecot.listeners.imap, extra_conf=SOGO_CONF)
                     peer.workers = 8  # type: ignore[attr-defined]
