@@ -92,8 +92,9 @@ class Decoding:
             found = self.zones.resolve(str(tzid), moment.year)
             if found:
                 return moment.replace(tzinfo=None).replace(tzinfo=found[0]), found[1]
-            if getattr(moment.tzinfo, "key", None):
-                return moment, moment.tzinfo.key  # type: ignore[union-attr]
+            key = getattr(moment.tzinfo, "key", None)  # a ZoneInfo's IANA name
+            if key:
+                return moment, key
         elif moment.tzinfo is not None:
             return moment.astimezone(UTC), "UTC"
         return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(self.zones.floating)), self.zones.floating

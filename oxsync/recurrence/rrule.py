@@ -48,7 +48,7 @@ def to_rrule(rec: Recurrence, start: datetime | date, tz: str | tzinfo | None = 
     Every BY-part is written out, so the text does not depend on DTSTART.
     """
     aware = isinstance(start, datetime) and start.tzinfo is not None and tz is not None
-    pattern = pattern_of(rec, start.astimezone(zone_of(tz)) if aware else start)  # type: ignore[union-attr]
+    pattern = pattern_of(rec, start.astimezone(zone_of(tz)) if aware and isinstance(start, datetime) else start)
     parts = [f"FREQ={FREQUENCIES[pattern.rtype][0]}"]
     if rec.until is not None:
         parts.append(f"UNTIL={_format_until(rec.until, start, tz)}")

@@ -231,6 +231,7 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
     if options is not None:
         fake = E("ItemOperations:Fetch", E("ItemOperations:Options", *options.children))
         rendering = _rendering(fake, req.v)
+    max_fetch_bytes = eas.mail.settings.max_fetch_bytes
 
     def imap(conn: Any) -> Element:
         folders = mail_folders(eas, conn, account)
@@ -242,7 +243,7 @@ def search_mailbox(eas: Eas, req: EasRequest, store: Element, low: int, high: in
         page = hits[low:high + 1]
         results = []
         for folder, uid in page:
-            got = gateway.fetch_messages(conn, folder.name, [uid], eas.mail.settings.max_fetch_bytes)  # type: ignore[union-attr]
+            got = gateway.fetch_messages(conn, folder.name, [uid], max_fetch_bytes)
             if uid not in got:
                 continue
             sid = mailfolders.server_id(folder)
