@@ -85,6 +85,20 @@ EVENTS = {
                         + _vevent("floating-la", "DTSTART:20260715T233000\r\nDTEND:20260716T003000\r\n")
                         + "END:VCALENDAR\r\n"),
     "allday-long.ics": _raw(_vevent("allday-long", "DTSTART;VALUE=DATE:20260716\r\nDTEND;VALUE=DATE:20260720\r\n")),
+    # short counted series: the index keeps one exact row per instance
+    "count-daily.ics": event("count-daily", start="20260720T220000Z", end="20260720T233000Z",
+                             extra="RRULE:FREQ=DAILY;COUNT=5\r\n"),
+    "count-dst.ics": _raw(_vevent("count-dst", "DTSTART;TZID=Europe/Paris:20260316T083000\r\n"
+                                               "DTEND;TZID=Europe/Paris:20260316T093000\r\n"
+                                               "RRULE:FREQ=WEEKLY;COUNT=4\r\n"), PARIS),  # across Mar 29
+    "count-interval.ics": _raw(_vevent("count-interval", "DTSTART;TZID=America/Los_Angeles:20261019T230000\r\n"
+                                                         "DTEND;TZID=America/Los_Angeles:20261019T233000\r\n"
+                                                         "RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3\r\n"), LA),
+    "count-night.ics": _raw(_vevent("count-night", "DTSTART;TZID=Europe/Paris:20261024T013000\r\n"
+                                                   "DTEND;TZID=Europe/Paris:20261024T033000\r\n"
+                                                   "RRULE:FREQ=DAILY;COUNT=3\r\n"), PARIS),  # 2nd one across DST
+    "count-otherday.ics": event("count-otherday", start="20260803T100000Z", end="20260803T110000Z",
+                                extra="RRULE:FREQ=WEEKLY;BYDAY=WE;COUNT=3\r\n"),
 }
 TASKS = {
     "due.ics": todo("due", extra="DUE:20260320T170000Z\r\n"),
@@ -131,7 +145,11 @@ def _edges(served: dict[str, str]) -> list[tuple[str | None, str | None]]:
     fmt = "%Y%m%dT%H%M%SZ"
     found: list[tuple[str | None, str | None]] = []
     for text in served.values():
-        for comp in Calendar.from_ical(text).walk("VEVENT"):
+        cal = Calendar.from_ical(text)
+        comps = cal.walk("VEVENT")
+        if any("COUNT=" in str(c.get("RRULE", "").to_ical() if c.get("RRULE") else b"") for c in comps):
+            comps = filters.occurrences(cal, "VEVENT", datetime(2025, 1, 1, tzinfo=UTC), datetime(2034, 1, 1, tzinfo=UTC))
+        for comp in comps:
             begin = filters._prop_dt(comp, "DTSTART")
             finish = filters._prop_dt(comp, "DTEND") or begin
             if begin is None or finish is None:
@@ -165,7 +183,8 @@ def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
     assert _decided("index") > index_before + 50  # and the exact rows decided many of its answers
 
 
-EXACT = ("plain.ics", "zoned.ics", "gap.ics", "bogus-zone.ics", "utc-tzid.ics", "second.ics", "long.ics", "alarm.ics")
+EXACT = ("plain.ics", "zoned.ics", "gap.ics", "bogus-zone.ics", "utc-tzid.ics", "second.ics", "long.ics", "alarm.ics",
+         "count-daily.ics", "count-dst.ics", "count-interval.ics")
 """Events of 2026 the index decides alone; every other one of EVENTS is parsed when it is a candidate."""
 
 

@@ -112,17 +112,73 @@ def _series_spans(obj: Appointment, first: int, first_end: int, limits: LimitSet
         merged[gap][1] = max(merged[gap][1], merged[gap + 1][1])
         del merged[gap + 1]
     rows.extend((b, f) for b, f in merged)
+    if first >= low_ms and not any(b <= first and first_end <= f for b, f in merged):
+        rows.append((first, first_end))  # DTSTART is an instance even off the rule's pattern (RFC 5545)
     if last_end is None or last_end > tail_from:
         rows.append((max(first, tail_from - duration), last_end))
     return [_pad(b, f) for b, f in rows] or [_pad(first, first_end)]
 
 
 def rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Row]:
-    """The index rows of `obj`: its exact row if it has one, else its conservative spans."""
+    """The index rows of `obj`: its exact rows if it has them, else its conservative spans."""
     exact = exact_span(obj)
     if exact is not None:
         return [(exact[0], exact[1], True)]
+    instances = exact_instances(obj, limits, now or datetime.now(UTC))
+    if instances is not None:
+        return [(b, e, True) for b, e in instances]
     return [(b, e, False) for b, e in spans(obj, limits, now)]
+
+
+_WEEKDAY_BITS = (2, 4, 8, 16, 32, 64, 1)
+"""OX weekday bit of date.weekday() (Monday 0 ... Sunday 6)."""
+_RRULE_PART = re.compile(r"^(FREQ=(DAILY|WEEKLY)|COUNT=\d+|INTERVAL=\d+|BYDAY=(MO|TU|WE|TH|FR|SA|SU)|WKST=[A-Z]{2})$")
+
+
+def exact_instances(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime) -> list[tuple[int, int]] | None:
+    """[start, end) of every instance of a short counted series, when the index can decide it alone:
+    DAILY, or WEEKLY on its start's weekday, with COUNT (no UNTIL: the model keeps only its day), no
+    exceptions, at most MAX_SERIES_ROWS instances, all inside the expansion window, each at one UTC
+    offset; a client's kept text must say the same in a rule of those parts only."""
+    if not isinstance(obj, Appointment) or obj.full_time or not obj.is_series or obj.change_exceptions \
+            or obj.delete_exceptions or obj.recurrence_id not in (None, obj.object_id):
+        return None
+    rec, start, end = obj.recurrence, obj.start_date, obj.end_date
+    assert rec is not None
+    if rec.occurrences is None or rec.until is not None or rec.occurrences > MAX_SERIES_ROWS \
+            or rec.type not in (RecurrenceType.DAILY, RecurrenceType.WEEKLY):
+        return None
+    if not isinstance(start, datetime) or not isinstance(end, datetime) or start.tzinfo is None \
+            or end.tzinfo is None or end <= start:
+        return None
+    zone_name = iana_name(obj.timezone or "UTC")
+    if zone_name is None:
+        return None
+    zone = ZoneInfo(zone_name)
+    if rec.type == RecurrenceType.WEEKLY and rec.days not in (None, _WEEKDAY_BITS[start.astimezone(zone).weekday()]):
+        return None
+    source = obj.extra.get(SOURCE)
+    if source is not None and not _plain_source(str(source), zone_name, rule=True):
+        return None
+    low, high = now - timedelta(days=limits.recurrence_window_past_days), \
+        now + timedelta(days=limits.recurrence_window_future_days)
+    try:
+        found = expand(start, end, rec, zone_name, window_start=low, window_end=high,
+                       max_instances=MAX_SERIES_ROWS + 1)
+    except Exception:  # noqa: BLE001 - not exact, the conservative rows will say it
+        return None
+    if len(found) != rec.occurrences or not found or found[0][0] != start or found[0][0] < low \
+            or found[-1][1] > high:
+        return None
+    out: list[tuple[int, int]] = []
+    for begin, finish in found:
+        if not isinstance(begin, datetime) or not isinstance(finish, datetime) or finish <= begin \
+                or begin.astimezone(zone).utcoffset() != finish.astimezone(zone).utcoffset():
+            return None
+        b, f = to_ms(begin), to_ms(finish)
+        assert b is not None and f is not None
+        out.append((b, f))
+    return out
 
 
 _TIME = re.compile(r"^(DTSTART|DTEND)((?:;[^:]*)?):(\d{8}T\d{6}Z?)$", re.IGNORECASE)
@@ -159,9 +215,10 @@ def exact_span(obj: Contact | Appointment | Task) -> tuple[int, int] | None:
     return first, last
 
 
-def _plain_source(text: str, zone: str) -> bool:
+def _plain_source(text: str, zone: str, rule: bool = False) -> bool:
     """One VEVENT (no VTODO/VJOURNAL) with exactly one DTSTART and one DTEND, both in UTC or both in
-    the IANA-named `zone`, and nothing that moves or repeats it."""
+    the IANA-named `zone`, and nothing that moves or repeats it (`rule`: but exactly one RRULE made of
+    FREQ=DAILY|WEEKLY, COUNT, INTERVAL, one BYDAY and WKST only)."""
     unfolded = re.sub(r"\r?\n[ \t]", "", text)
     stack: list[str] = []
     events = 0
@@ -180,12 +237,20 @@ def _plain_source(text: str, zone: str) -> bool:
         if not stack or stack[-1] != "VEVENT":
             continue
         name = re.split(r"[;:]", upper, maxsplit=1)[0]
+        if rule and name == "RRULE":
+            parts = upper.partition(":")[2].split(";")
+            if upper[5:6] != ":" or not all(_RRULE_PART.match(part) for part in parts) \
+                    or not any(part.startswith("COUNT=") for part in parts):
+                return False
+            seen.append(name)
+            continue
         if name in _UNSURE:
             return False
         if name in ("DTSTART", "DTEND"):
             seen.append(name)
             zones.add(_zone_of(line))
-    return events == 1 and sorted(seen) == ["DTEND", "DTSTART"] and len(zones) == 1 and zones <= {"UTC", zone}
+    wanted = ["DTEND", "DTSTART", "RRULE"] if rule else ["DTEND", "DTSTART"]
+    return events == 1 and sorted(seen) == wanted and len(zones) == 1 and zones <= {"UTC", zone}
 
 
 def _zone_of(line: str) -> str | None:
@@ -244,7 +309,7 @@ def candidates(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None,
     for row in tx.conn.execute(union(home, guest)):
         family = int(row.id) if row.series_id is None else int(row.series_id)  # the family's master
         found.add(family)
-        if row.exact and kind is not None and row.kind == kind and row.series_id is None:
+        if row.exact and kind is not None and row.kind == kind and row.series_id in (None, row.id):
             decided.add(family)
     return sorted(family_ids(tx, found)), decided
 
