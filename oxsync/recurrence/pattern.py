@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, tzinfo
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY
@@ -32,7 +33,9 @@ WEEKDAYS: tuple[tuple[int, str], ...] = (
 _CODE_INDEX = {code: index for index, (_, code) in enumerate(WEEKDAYS)}
 
 # OX type <-> (RRULE FREQ, dateutil constant, relativedelta unit of one period)
-FREQUENCIES: dict[RecurrenceType, tuple[str, int, str]] = {
+Frequency = Literal[0, 1, 2, 3, 4, 5, 6]
+"""dateutil's frequency constants, YEARLY (0) to SECONDLY (6)."""
+FREQUENCIES: dict[RecurrenceType, tuple[str, Frequency, str]] = {
     RecurrenceType.DAILY: ("DAILY", DAILY, "days"),
     RecurrenceType.WEEKLY: ("WEEKLY", WEEKLY, "weeks"),
     RecurrenceType.MONTHLY: ("MONTHLY", MONTHLY, "months"),

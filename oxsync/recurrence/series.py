@@ -9,7 +9,7 @@ arithmetic inside the few periods actually walked. Times are naive local wall-cl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -24,6 +24,11 @@ _MONTH_DAYS_MIN = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MONTH_DAYS_MAX = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # The Gregorian calendar repeats (weekdays included) every 400 years = 4800 months.
 _CYCLE = {"months": 4800, "years": 400}
+_STEP: dict[str, Callable[[int], relativedelta]] = {
+    "days": lambda n: relativedelta(days=n), "weeks": lambda n: relativedelta(weeks=n),
+    "months": lambda n: relativedelta(months=n), "years": lambda n: relativedelta(years=n),
+}
+"""n periods of each unit, as a relativedelta."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class Series:
             "years": day.replace(month=1, day=1),
         }[self.unit]
         try:
-            return datetime.combine(base, time()) + relativedelta(**{self.unit: k * self.pattern.interval})
+            return datetime.combine(base, time()) + _STEP[self.unit](k * self.pattern.interval)
         except (OverflowError, ValueError):
             return None
 
