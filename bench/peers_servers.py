@@ -59,6 +59,13 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+RETRIES = 5
+"""Attempts per request when the connection is closed before an answer: a kept-alive connection the
+server closed, or SOGo's watchdog closing a new one while all its workers are busy ("No child available
+to handle incoming request", 20 clients logging in against 4 workers); a client retries, and the time
+spent retrying counts."""
+
+
 class Client:
     """One keep-alive HTTP/1.1 connection."""
 
@@ -70,7 +77,7 @@ class Client:
         sent = {k.replace("_", "-"): v for k, v in headers.items()}
         if self.auth:
             sent["Authorization"] = self.auth
-        for attempt in (1, 2):
+        for attempt in range(1, RETRIES + 1):
             try:
                 self.conn.request(method, path, body=body, headers=sent)
                 response = self.conn.getresponse()
@@ -78,8 +85,9 @@ class Client:
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                if attempt == 2:
+                if attempt == RETRIES:
                     raise
+                time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
