@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         values, counts[peer.name] = measure(peer, args.events, args.cards, run, args.puts)
                         results[peer.name].append(values)
-                        print(f"run {run + 1} {peer.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in values.items()),
-                              flush=True)
+                        print(f"run {run + 1} {peer.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in values.items())
+                              + "; answers " + ", ".join(f"{k}={v}" for k, v in counts[peer.name].items()), flush=True)
                     except Exception as exc:  # noqa: BLE001
                         peer.stop()
                         reasons[peer.name] = f"run {run + 1} failed: {type(exc).__name__}: {exc}"[:400]
