@@ -36,6 +36,10 @@ D = lambda name: qn(DAV, name)  # noqa: E731
 _TOKEN = re.compile(r"^(\d{1,18})(?:\.(\d{1,18})\.(\d{1,18}))?$")
 
 
+Member = tuple[int, ObjectRes | str]
+"""(object id, its resource, or the href of a removed member)."""
+
+
 def parse_token(text: str) -> tuple[int, int | None, int]:
     """(base revision, paging rev0 or None, last id delivered)."""
     text = text.strip()
@@ -84,32 +88,11 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
         rev0 = current_rev
     if base > current_rev or rev0 > current_rev:
         raise DavError(403, D("valid-sync-token"), "token from the future")
-    members: list[tuple[int, ObjectRes | str]] = []  # (id, resource or href of a gone member)
     if base == 0:
         light = data_el is None and listing_is_light(names)
-        for listed in (ctx.light_members(res) if light else ctx.members(res)):
-            members.append((listed.object_id, listed))
+        members: list[Member] = [(m.object_id, m) for m in (ctx.light_members(res) if light else ctx.members(res))]
     else:
-        try:
-            delta = ctx.session.object_delta(res.folder_id, base)
-        except ResyncRequired as exc:
-            raise DavError(403, D("valid-sync-token"), str(exc)) from exc
-        changed = _resources(ctx, res, delta.changed)
-        for changed_member in changed:
-            members.append((changed_member.object_id, changed_member))
-        present = {m.object_id for m in changed}
-        for object_id in delta.gone:
-            if object_id in present:
-                continue
-            name = ctx.req.names.get(ctx.tenant_id, object_id)
-            if name is None:
-                recorded = delta.gone_names.get(object_id)  # the store's tombstone keeps it (any node)
-                if recorded is None:
-                    # a tombstone from before names were kept: the client must resync fully rather
-                    # than keep a stale resource
-                    raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
-                name = recorded or default_name(object_id, res.module)
-            members.append((object_id, res.path + name))
+        members = _changes_since(ctx, res, base)
     members = sorted((m for m in members if m[0] > after), key=lambda m: m[0])
     out = Multistatus()
     ms = out.root
@@ -134,6 +117,30 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
         token = f"{SYNC_PREFIX}{rev0}"
     etree.SubElement(ms, D("sync-token")).text = token
     return multistatus_response(out)
+
+
+def _changes_since(ctx: Ctx, res: Collection, base: int) -> list[Member]:
+    """Members changed since revision `base` as resources, removed ones by the href they had."""
+    try:
+        delta = ctx.session.object_delta(res.folder_id, base)
+    except ResyncRequired as exc:
+        raise DavError(403, D("valid-sync-token"), str(exc)) from exc
+    changed = _resources(ctx, res, delta.changed)
+    members: list[Member] = [(m.object_id, m) for m in changed]
+    present = {m.object_id for m in changed}
+    for object_id in delta.gone:
+        if object_id in present:
+            continue
+        name = ctx.req.names.get(ctx.tenant_id, object_id)
+        if name is None:
+            recorded = delta.gone_names.get(object_id)  # the store's tombstone keeps it (any node)
+            if recorded is None:
+                # a tombstone from before names were kept: the client must resync fully rather
+                # than keep a stale resource
+                raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
+            name = recorded or default_name(object_id, res.module)
+        members.append((object_id, res.path + name))
+    return members
 
 
 def _resources(ctx: Ctx, res: Collection, changed: list[Any]) -> list[ObjectRes]:
