@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 from lxml import etree
 
-from oxsync.model import Appointment, Participant, ParticipantKind, Recurrence, RecurrenceType, ShownAs
+from oxsync.model import Appointment, Participant, ParticipantKind, Recurrence, RecurrenceType, ShownAs, Task
 from oxsync.model.appointment import Confirmation
 from oxsync.model.timeutil import date_from_ms, to_ms
 from oxsync.ox.errors import INVALID_INPUT, OxFailure
@@ -90,7 +90,7 @@ def recurrence_xml(obj: Appointment | object) -> str:
     return "".join(parts)
 
 
-def read_recurrence(obj: object, given: dict[str, etree._Element], creating: bool, has_data: bool) -> None:
+def read_recurrence(obj: Appointment | Task, given: dict[str, etree._Element], creating: bool, has_data: bool) -> None:
     if "recurrence_type" in given:
         name = text(given["recurrence_type"]).strip().lower()
         try:
@@ -98,16 +98,16 @@ def read_recurrence(obj: object, given: dict[str, etree._Element], creating: boo
         except ValueError:
             raise OxFailure(INVALID_INPUT, f"unknown recurrence_type {name[:20]!r}") from None
         if rtype == RecurrenceType.NONE:
-            obj.recurrence = None  # type: ignore[attr-defined]
+            obj.recurrence = None
         else:
             rec = Recurrence(type=rtype)
             read_fields(rec, RECURRENCE_FIELDS, given)
             rec.interval = rec.interval or 1
-            obj.recurrence = rec  # type: ignore[attr-defined]
+            obj.recurrence = rec
     elif not creating and has_data and getattr(obj, "recurrence_id", None) in (None, getattr(obj, "object_id", None)):
-        obj.recurrence = None  # type: ignore[attr-defined]  # OX: an update without the block ends the series
+        obj.recurrence = None  # OX: an update without the block ends the series
     if "deleteexceptions" in given:
-        obj.delete_exceptions = _dates_in(text(given["deleteexceptions"]))  # type: ignore[attr-defined]
+        obj.delete_exceptions = _dates_in(text(given["deleteexceptions"]))
 
 
 # ------------------------------------------------------------------ participants
