@@ -15,6 +15,7 @@ from sqlalchemy import and_, select
 from oxsync.model import Appointment, ShownAs
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
+from oxsync.store.errors import NotFound
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject
 from oxsync.store.scheduling import intervals
@@ -29,12 +30,13 @@ class Lookups:
         self.tx = viewer.tx
 
     def find_by_uid(self, folder_id: int, uid: str) -> AnyObject | None:
-        ids = [object_id for object_id, _ in self.viewer.uid_rows(uid)]
-        if ids:
-            self.viewer.object_folder(folder_id)
-        for object_id in ids:
+        for object_id, _ in self.viewer.uid_rows(uid):
             inside, obj = self.viewer.fetch(folder_id, object_id)
             if inside:
+                try:
+                    self.viewer.object_folder(folder_id)  # as get_object: the folder must be visible
+                except NotFound:
+                    return None
                 return None if obj is None else self.viewer.personalised(obj)
         return None
 
