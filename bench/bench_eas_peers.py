@@ -68,7 +68,7 @@ class OxsyncEas(Oxsync):
         self.port = free_port()
         self.procs = [subprocess.Popen([sys.executable, "-m", "bench.bench_eas_peers", "--serve-oxsync", self.url,
                                         str(self.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)]
+                                       stderr=(self.dir / "server.err").open("ab"))]
         wait_port(self.port, self.procs)
         return self.port
 
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     # started in the background (`cmd &` ignores SIGINT), Ctrl-C / kill -INT must still run the clean-up
-    # below (stop sogod, Dovecot, memcached, PostgreSQL; restore /etc/sogo/sogo.conf)
+    # below (stop sogod, Dovecot, memcached, PostgreSQL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for users in (LOGIN_USERS, ACCOUNTS):  # oxsync creates LOGIN_USERS, SOGo and its Dovecot ACCOUNTS
         users.extend(u for u in EXTRA_USERS if u not in users)
@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                     dovecot.start()
                     peer = Sogo(workdir, imap_port=dovecot.listeners.imap, extra_conf=SOGO_CONF)
                     peer.workers = 8  # type: ignore[attr-defined]
+                    peer.max_workers = max([8, *args.sogo_pings]) + 8  # type: ignore[attr-defined]
                 peers.append(peer)
                 peer.setup(args.events, args.cards)  # type: ignore[attr-defined]
                 if name == "sogo":  # the Ping user's address book exists once its DAV home was visited

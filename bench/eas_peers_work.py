@@ -176,6 +176,7 @@ def parked_put(server: EasServer, user: str, password: str, count: int, run: int
             contacts = folder_ids(phone)[9]
             phone.sync(contacts, "0")
             server.devices[key] = phone
+        phone.port = server.port  # kept from an earlier run: the server restarted on another port
         contacts = next(k for k in phone.keys if k != "hierarchy")
         while True:
             reply = phone.sync(contacts, window=WINDOW)

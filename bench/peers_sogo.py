@@ -72,6 +72,8 @@ class Sogo(Peer):
         self.memcached: subprocess.Popen | None = None  # type: ignore[type-arg]
         self.imap_port, self.extra_conf, self.workers = imap_port, extra_conf or {}, WORKERS
         self.settings: dict[str, str] = {}
+        self.max_workers = WORKERS
+        """The most workers any start will ask for (PostgreSQL's max_connections follows)."""
 
     def _sql(self, statements: list[str]) -> None:
         import psycopg
@@ -86,6 +88,7 @@ class Sogo(Peer):
         from tests.pgcluster import PgCluster
 
         self.cluster = PgCluster()
+        self.cluster.max_connections = max(200, 5 * self.max_workers + 100)  # each sogod worker has its own
         self.cluster.start()
         import psycopg
 

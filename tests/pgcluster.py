@@ -56,13 +56,16 @@ class PgCluster:
         if result.returncode != 0:
             raise PostgresUnavailable(f"{' '.join(args[:2])} failed: {result.stderr.strip() or result.stdout.strip()}")
 
+    max_connections = 200
+    """Raised by bench_eas_peers for SOGo (every sogod worker holds its own connections)."""
+
     def start(self) -> None:
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={self.max_connections}"
         )
         self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
 
