@@ -1,4 +1,4 @@
-"""One parsed ActiveSync request and its response, plus the command registry.
+"""One parsed ActiveSync request and its response (the command table is `oxsync.eas.commands`).
 
 The HTTP layer (`oxsync.eas.http`) builds an `EasRequest`, the handler registered for its command
 returns an `EasResponse` (or a Deferred of one). Handlers never touch the twisted Request directly,
@@ -10,19 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote
-
-from twisted.internet.defer import Deferred
 
 from oxsync.eas import protocol
 from oxsync.eas.wbxml import E, Element
 from oxsync.store.api import Principal
-
-if TYPE_CHECKING:
-    from oxsync.eas.service import Eas
 
 
 class BadRequest(ValueError):
@@ -133,7 +127,3 @@ def status_response(cmd: str, status: int) -> EasResponse:
     """`<Root><Status>n</Status></Root>` for the command (14.0+ common status codes)."""
     root = protocol.ROOT_TAG.get(cmd, "AirSync:Sync")
     return EasResponse(E(root, E(protocol.STATUS_TAG.get(cmd, "AirSync:Status"), str(status))))
-
-
-Handler = Callable[["Eas", EasRequest], "EasResponse | Deferred[EasResponse]"]
-"""A command's code; `oxsync.eas.commands.HANDLERS` binds each command name to one."""

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from oxsync.config import EasSettings, Settings
 from oxsync.eas.exportcache import ExportCache
 from oxsync.eas.park import ParkedRequests
-from oxsync.eas.request import EasRequest
+from oxsync.eas.request import EasRequest, EasResponse
 from oxsync.eas.state import NeedsWriteTransaction, StagedStates, StateStore
 from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
@@ -67,3 +67,7 @@ class Eas:
             return self.write(req, states.commit).addCallback(lambda ok: result if ok else in_one_write())
 
         return self.read(req, read).addCallbacks(commit, in_one_write)
+
+
+Handler = Callable[[Eas, EasRequest], "EasResponse | Deferred[EasResponse]"]
+"""A command's code; `oxsync.eas.commands.HANDLERS` binds each command name to one."""

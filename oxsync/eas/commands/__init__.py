@@ -8,7 +8,7 @@ one). Its keys are exactly the commands advertised in `MS-ASProtocolCommands` (`
 from __future__ import annotations
 
 from oxsync.eas.commands import find, folders, items, mail, mailitems, ping, provision, settings, sync
-from oxsync.eas.request import Handler
+from oxsync.eas.service import Handler
 
 HANDLERS: dict[str, Handler] = {
     "Sync": sync.sync,
