@@ -40,7 +40,6 @@ KNOWN: set[tuple[str, str]] = set()
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"oxsync.cli", "oxsync.cli_admin", "oxsync.cli_audit", "oxsync.cli_backup", "oxsync.cli_devices",
                "oxsync.cli_mail", "oxsync.cli_people", "oxsync.cli_serve", "oxsync.cli_transfer"}),
-    frozenset({"oxsync.push", "oxsync.runtime", "oxsync.web"}),
 }
 """Import cycles between the members of one package (a member is a module or a subpackage taken
 whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) that exist today. The list

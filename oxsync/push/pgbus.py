@@ -33,7 +33,7 @@ from oxsync.store.notify import (
 )
 
 if TYPE_CHECKING:
-    from oxsync.web.context import DialectHost
+    from oxsync.push.host import PushHost
 
 log = logging.getLogger("oxsync.push.pgbus")
 
@@ -173,7 +173,7 @@ class PgBusService(Service):
             self.reactor.callFromThread(self.bus.publish, tenant_id, frozenset(), revision, origin="recheck")
 
 
-def install_pgbus(service: DialectHost) -> None:
+def install_pgbus(service: PushHost) -> None:
     """Add a `PgBusService` to the server's service when the store is PostgreSQL (no-op on SQLite)."""
     store: Store = service.async_store.store
     if not is_postgresql(store):

@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 from oxsync.config import Settings, udp_bind_interface
 from oxsync.metrics import LISTENERS_UP, PUSH_SECONDS, UDP_PACKETS, UDP_REGISTRATIONS
 from oxsync.push.bus import Change, ChangeBus
-from oxsync.runtime import DeferredStore
+from oxsync.push.host import StorePool
 from oxsync.store.api import Store
 from oxsync.store.session import UserSession
 
@@ -74,7 +74,7 @@ class SharedLogins(RecentLogins):
     """RecentLogins that every node can consult: logins are also written to the store (at most once per
     `write_every` seconds per key, on the pool) so a REGISTER reaching another node still counts."""
 
-    def __init__(self, ttl: float, max_entries: int, async_store: DeferredStore,
+    def __init__(self, ttl: float, max_entries: int, async_store: StorePool,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(ttl, max_entries, clock)
         self.async_store = async_store
@@ -189,7 +189,7 @@ class UdpPush(Service):
 
     name = "ox-udp-push"
 
-    def __init__(self, settings: Settings, async_store: DeferredStore, bus: ChangeBus, reactor: Any,
+    def __init__(self, settings: Settings, async_store: StorePool, bus: ChangeBus, reactor: Any,
                  logins: RecentLogins) -> None:
         self.settings = settings
         self.ox = settings.ox
