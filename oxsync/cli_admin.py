@@ -12,7 +12,7 @@ import secrets
 import sys
 from collections.abc import Callable
 
-from oxsync.cli import (
+from oxsync.cli_common import (
     EXIT_ERROR,
     EXIT_OK,
     CliError,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from oxsync.cli import EXIT_OK, Context, out, table
+from oxsync.cli_common import EXIT_OK, Context, out, table
 from oxsync.store import admin
 
 READ_ONLY_ACTIONS = frozenset({"list", "show", None})

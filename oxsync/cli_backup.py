@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from oxsync.cli import EXIT_OK, CliError, Context, out
+from oxsync.cli_common import EXIT_OK, CliError, Context, out
 from oxsync.store.backup import BackupError
 from oxsync.store.backup import backup as make_backup
 from oxsync.store.backup import restore as apply_restore

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from oxsync.cli import EXIT_OK, CliError, Context, out, table, user_id_of
+from oxsync.cli_common import EXIT_OK, CliError, Context, out, table, user_id_of
 from oxsync.eas.state import IdSet
 from oxsync.store import accounts
 from oxsync.store.session import UserSession

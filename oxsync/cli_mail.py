@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from oxsync.cli import EXIT_OK, Context, UsageError, out, table, user_id_of
+from oxsync.cli_common import EXIT_OK, Context, UsageError, out, table, user_id_of
 from oxsync.store import accounts, reminders, sending
 from oxsync.store.outbound import STATES
 

@@ -17,7 +17,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from oxsync.cli import EXIT_OK, CliError, Context, UsageError, err, out, principal_names, subcommand_actions
+from oxsync import cli_transfer
+from oxsync.cli_common import (
+    EXIT_OK,
+    CliError,
+    Context,
+    UsageError,
+    err,
+    out,
+    principal_names,
+    subcommand_actions,
+    user_id_of,
+)
+from oxsync.cli_transfer import PARSERS, RENDERERS, Outcome, _write_all
 from oxsync.model import Module
 from oxsync.model.folder import PRIVATE_ROOT
 from oxsync.model.permissions import Permission, Rights
@@ -47,8 +59,6 @@ def _own_folders(session: UserSession) -> list[Any]:
 
 
 def export_all(ctx: Context, args: argparse.Namespace) -> int:
-    from oxsync.cli_transfer import RENDERERS
-
     target = Path(args.all)
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(target, 0o700)
@@ -94,7 +104,6 @@ def _resolve(entry: dict[str, Any], session: UserSession, owner_login: str, new_
 
 
 def import_dir(ctx: Context, args: argparse.Namespace) -> int:
-    from oxsync.cli_transfer import PARSERS, Outcome, _write_all
     from oxsync.model import Contact
 
     source = Path(args.file)
@@ -166,16 +175,28 @@ def cmd_tenant_delete(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_user_rename(ctx: Context, args: argparse.Namespace) -> int:
-    from oxsync.cli import user_id_of
-
     with ctx.tx(write=True) as tx:
         relabel.rename_user(tx, user_id_of(tx, args.login), args.new_login)
     out(f"user {args.login} is now {args.new_login}")
     return EXIT_OK
 
 
+def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
+    """A directory written by `export --all`, or one file (`cli_transfer.cmd_import`)."""
+    return import_dir(ctx, args) if args.file.is_dir() else cli_transfer.cmd_import(ctx, args)
+
+
+def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
+    """Every folder of the user (`--all DIR`), or one folder (`cli_transfer.cmd_export`)."""
+    return export_all(ctx, args) if args.all is not None else cli_transfer.cmd_export(ctx, args)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds to the `tenant` and `user` commands registered before."""
+    """Adds to the `tenant`, `user`, `import` and `export` commands registered before (`cli_transfer`
+    registers import and export of one file or folder; the whole-account directory forms are here, so
+    `cli_people` imports `cli_transfer` and not the reverse)."""
+    sub.choices["import"].set_defaults(handler=cmd_import)
+    sub.choices["export"].set_defaults(handler=cmd_export)
     tenant = subcommand_actions(sub.choices["tenant"])[0]
     p = tenant.add_parser("rename", help="change a tenant's domain (its addresses follow)")
     p.add_argument("old", metavar="OLD_DOMAIN")

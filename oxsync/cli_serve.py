@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from oxsync.advertised import imap_server, smtp_server
-from oxsync.cli import EXIT_OK, CliError, Context, _sqlite_path, out, table
+from oxsync.cli_common import EXIT_OK, CliError, Context, _sqlite_path, out, table
 from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
 from oxsync.store.api import Store
 

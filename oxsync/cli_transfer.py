@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from oxsync.cli import (
+from oxsync.cli_common import (
     EXIT_ERROR,
     EXIT_OK,
     CliError,
@@ -358,10 +358,7 @@ def _write_all(session: UserSession, records: list[Record], targets: dict[type, 
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
-    if args.file.is_dir():
-        from oxsync.cli_people import import_dir
-
-        return import_dir(ctx, args)
+    """One file (a directory written by `export --all` goes to `cli_people.import_dir`, which wraps this)."""
     limits = ctx.settings.limits
     text = _read_text(args.file, limits)
     fmt = _input_format(args.file, text, args.format)
@@ -425,10 +422,7 @@ RENDERERS: dict[str, Callable[[list[AnyObject], argparse.Namespace], tuple[str, 
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
-    if args.all is not None:
-        from oxsync.cli_people import export_all
-
-        return export_all(ctx, args)
+    """One folder (`--all` goes to `cli_people.export_all`, which wraps this)."""
     if args.folder is None:
         raise UsageError("give --folder ID, or --all DIR for every folder of the user")
     with ctx.user_session(args.user) as session:
