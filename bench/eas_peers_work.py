@@ -172,7 +172,7 @@ def parked_put(server: EasServer, user: str, password: str, count: int, run: int
         key = f"{user}-{n}"
         phone = server.devices.get(key)
         if phone is None:
-            phone = server.device(user, password, f"pingdev{n:05d}")
+            phone = server.device(user, password, f"ping{count}dev{n:05d}")  # sets of N must not share devices
             contacts = folder_ids(phone)[9]
             phone.sync(contacts, "0")
             server.devices[key] = phone
