@@ -9,13 +9,11 @@ directory and free port, stopped by its own pid.
 from __future__ import annotations
 
 import grp
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
-from oxsync.mail.runner import DovecotProcess, DovecotUnavailable, free_port, hand_to
+from oxsync.mail.runner import DovecotProcess, free_port
 
 CONF = """\
 instance_name = bench-sogo-{port}
@@ -83,7 +81,9 @@ class PasswdDovecot(DovecotProcess):
         super().__init__(Path(tempfile.mkdtemp(prefix="bench-dovecot-")), "", Listeners(port, 0, 0), "")
         self.users = users
 
-    def start(self, timeout: float = 15.0) -> None:
+    def write_config(self) -> None:
+        """A passwd-file IMAP server (SOGo logs in with the devices' credentials); the runner's
+        `launch` checks the file, starts Dovecot and waits for the IMAP listener."""
         self.dir.chmod(0o755)
         (self.dir / "home").mkdir()
         passwd = self.dir / "passwd"
@@ -92,24 +92,6 @@ class PasswdDovecot(DovecotProcess):
         passwd.chmod(0o600)
         self.conf.write_text(CONF.format(port=self.listeners.imap, base=self.dir, user=self.user, uid=self.uid,
                                          group=grp.getgrgid(self.gid).gr_name))
-        if self.as_root:
-            hand_to(self.dir, self.user)
-        check = self._run([self.doveconf, "-c", str(self.conf), "-n"])
-        if check.returncode != 0:
-            raise DovecotUnavailable(f"doveconf refused the config: {check.stderr.strip()}")
-        cmd = [self.dovecot, "-F", "-c", str(self.conf)]
-        if self.as_root:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DovecotUnavailable(f"dovecot exited: {self.log()}")
-            if self._listening(self.listeners.imap):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise DovecotUnavailable(f"dovecot did not listen within {timeout:.0f} s: {self.log()}")
 
     def stop(self) -> None:
         import shutil

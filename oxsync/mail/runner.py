@@ -77,6 +77,12 @@ class DovecotProcess:
         return self.dir / "mail"
 
     def start(self, timeout: float = 15.0) -> None:
+        """Write the configuration, check it with doveconf, start Dovecot and wait until every
+        configured listener (port not 0) accepts connections."""
+        self.write_config()
+        self.launch(timeout)
+
+    def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.mail_root.mkdir(exist_ok=True)
         master = self.dir / "master-users"
@@ -88,6 +94,8 @@ class DovecotProcess:
         self.conf.write_text(dovecot_conf(
             self.dir, self.listeners, user=self.user, group=grp.getgrgid(self.gid).gr_name, uid=self.uid,
             gid=self.gid, mail_root=str(self.mail_root), master_file=master, sql_file=sql, extra=self.extra))
+
+    def launch(self, timeout: float = 15.0) -> None:
         if self.as_root:
             hand_to(self.dir, self.user)
         check = self._run([self.doveconf, "-c", str(self.conf), "-n"])
@@ -98,7 +106,7 @@ class DovecotProcess:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
-        ports = (self.listeners.imap, self.listeners.lmtp, self.listeners.sieve)
+        ports = [p for p in (self.listeners.imap, self.listeners.lmtp, self.listeners.sieve) if p]
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
