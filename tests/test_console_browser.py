@@ -74,7 +74,11 @@ class Shots:
 
 def _wait(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     """Poll a condition (the browser works asynchronously); bounded, no fixed sleeps in assertions."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -83,6 +87,9 @@ def _wait(condition, what: str) -> None:  # type: ignore[no-untyped-def]
                 return
         except (StaleElementReferenceException, NoSuchElementException):
             pass  # the element is being swapped or not there yet
+        except WebDriverException as exc:  # chromedriver's own words for an element htmx just swapped out
+            if "does not belong to the document" not in str(exc):
+                raise
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 

@@ -23,20 +23,28 @@ def phone(live_server, store, world):  # type: ignore[no-untyped-def]
 
 
 def _in_write_transactions(store, fn) -> tuple[list[str], object]:  # type: ignore[no-untyped-def]
-    """The statements `fn` made the server run inside write transactions (SQLite: BEGIN IMMEDIATE)."""
-    seen: list[str] = []
+    """The statements of the write transactions (SQLite: BEGIN IMMEDIATE) that wrote device state while
+    `fn` ran: the request's own. The live server's background workers (outbound queue, reminder scan)
+    write in transactions of their own at any moment; they touch no device state and are left out."""
+    transactions: dict[int, list[list[str]]] = {}
     marker = next(iter(WRITE.items()))
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if conn.get_execution_options().get(marker[0]) == marker[1]:
-            seen.append(" ".join(statement.split()))
+        if conn.get_execution_options().get(marker[0]) != marker[1]:
+            return
+        statement = " ".join(statement.split())
+        mine = transactions.setdefault(id(conn), [])
+        if statement.startswith("BEGIN") or not mine:
+            mine.append([])
+        mine[-1].append(statement)
 
     sa_event.listen(store.engine, "before_cursor_execute", record)
     try:
         result = fn()
     finally:
         sa_event.remove(store.engine, "before_cursor_execute", record)
-    return seen, result
+    ours = [t for per_conn in transactions.values() for t in per_conn if any("device_state" in s for s in t)]
+    return [s for t in ours for s in t], result
 
 
 def test_export_reads_no_object_inside_a_write_transaction(phone, store, world) -> None:  # type: ignore[no-untyped-def]
