@@ -35,7 +35,7 @@ from oxsync.store import schema as s
 from oxsync.store.account_rights import touch_public_folders
 from oxsync.store.errors import Conflict, InvalidData, NotFound
 from oxsync.store.membership import record_everywhere
-from oxsync.store.tx import Tx
+from oxsync.store.tx import Tx, read_once
 
 
 @cache
@@ -119,6 +119,7 @@ def _aliases(tx: Tx, user_ids: list[int]) -> dict[int, list[str]]:
     return out
 
 
+@read_once
 def get_user(tx: Tx, user_id: int) -> User:
     """One statement: the user's row joined with its secondary addresses."""
     u, a = s.users, s.addresses
@@ -130,6 +131,7 @@ def get_user(tx: Tx, user_id: int) -> User:
     return row_to_user(rows[0], [r.alias for r in rows if r.alias is not None])
 
 
+@read_once
 def find_user_id(tx: Tx, login_or_address: str) -> int | None:
     """The user whose login is `login_or_address`, else whose address it is (one statement)."""
     key = login_or_address.strip().lower()

@@ -23,7 +23,7 @@ from oxsync.model.permissions import OWNER_RIGHTS
 from oxsync.skips import note_skipped
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
-from oxsync.store.tx import Tx
+from oxsync.store.tx import Tx, read_once
 from oxsync.store.validate import FOLDER_TEXT_LENGTHS, check_object
 
 ALL_USERS = 0
@@ -136,6 +136,7 @@ def load_folders(tx: Tx, folder_ids: Iterable[int]) -> dict[int, Folder]:
     return out
 
 
+@read_once
 def load_folder(tx: Tx, folder_id: int) -> Folder:
     """The folder, or NotFound (also for a row that cannot be decoded: it was logged and counted)."""
     folder = load_folders(tx, [folder_id]).get(folder_id)

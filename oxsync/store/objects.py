@@ -277,33 +277,33 @@ def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = Fa
 
 
 def _write_side_tables(tx: Tx, obj: AnyObject) -> None:
-    parts: list[Participant] = getattr(obj, "participants", [])
+    parts, members = side_rows(tx, obj)
     if parts:
-        tx.conn.execute(
-            insert(s.participants),
-            [
-                {
-                    "tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": i, "kind": int(p.kind),
-                    "entity": p.entity, "email": p.email, "display_name": p.display_name,
-                    "confirmation": int(p.confirmation), "message": p.message, "folder_id": p.folder_id,
-                    "alarm": p.alarm, "data": None,
-                }
-                for i, p in enumerate(parts)
-            ],
-        )
-    members = obj.distribution_list if isinstance(obj, Contact) else None
+        tx.conn.execute(insert(s.participants), parts)
     if members:
-        tx.conn.execute(
-            insert(s.list_members),
-            [
-                {
-                    "tenant_id": tx.tenant_id, "list_id": obj.object_id, "position": i, "contact_id": m.contact_id,
-                    "folder_id": m.folder_id, "email_field": m.email_field, "email": m.email,
-                    "display_name": m.display_name,
-                }
-                for i, m in enumerate(members)
-            ],
-        )
+        tx.conn.execute(insert(s.list_members), members)
+
+
+def side_rows(tx: Tx, obj: AnyObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The object's `participants` and `list_members` rows (one insert each, or one per batch in a bulk load)."""
+    parts: list[Participant] = getattr(obj, "participants", [])
+    members = (obj.distribution_list if isinstance(obj, Contact) else None) or []
+    return [
+        {
+            "tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": i, "kind": int(p.kind),
+            "entity": p.entity, "email": p.email, "display_name": p.display_name,
+            "confirmation": int(p.confirmation), "message": p.message, "folder_id": p.folder_id,
+            "alarm": p.alarm, "data": None,
+        }
+        for i, p in enumerate(parts)
+    ], [
+        {
+            "tenant_id": tx.tenant_id, "list_id": obj.object_id, "position": i, "contact_id": m.contact_id,
+            "folder_id": m.folder_id, "email_field": m.email_field, "email": m.email,
+            "display_name": m.display_name,
+        }
+        for i, m in enumerate(members)
+    ]
 
 
 def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None = None) -> list[AnyObject]:

@@ -12,6 +12,7 @@ object access to it:
 | `Viewer` | `viewer.py` | rights, folder and object reads, optimistic concurrency (`require_unchanged`) |
 | `FolderEdits` | `folder_edits.py` | creating, changing, re-permissioning, deleting folders |
 | `ObjectEdits` | `object_edits.py` | creating, changing, deleting, moving objects; confirming meetings |
+| `create_objects` | `bulk_load.py` | many new objects of one folder in one write per table (imports, loads) |
 | `Occurrences` | `occurrences.py` | one occurrence of a series: change, delete, end the series before it |
 | `Attachments` | `attachments.py` | attachments of an object |
 | `Deltas` | `deltas.py` | revisions, object and folder deltas, collection revisions (CTags) |
@@ -29,9 +30,11 @@ public call to the collaborator that answers it, so the dialects' API stays one 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from oxsync.store.attachments import Attachments
 from oxsync.store.bulk import BulkReads, ServedTexts
+from oxsync.store.bulk_load import create_objects
 from oxsync.store.deltas import Deltas
 from oxsync.store.directory import Directory
 from oxsync.store.folder_edits import FolderEdits
@@ -78,6 +81,8 @@ class UserSession:
         self.delete_folder = folders.delete_folder
         # object writes, meetings and series
         self.create_object = edits.create_object
+        self.create_objects = partial(create_objects, edits)
+        """(folder id, objects) -> created: as many `create_object` calls, in one write per table (store/bulk_load.py)."""
         self.update_object = edits.update_object
         self.delete_object = edits.delete_object
         self.move_object = edits.move_object

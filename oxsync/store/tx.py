@@ -14,9 +14,11 @@ users overlap in their object work and queue only for the short stamped tail of 
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
@@ -30,6 +32,24 @@ FIRST_IDS = {"folder": 20, "object": 1, "user": 1, "group": 1, "resource": 1, "a
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+R = TypeVar("R")
+
+
+def read_once(read: Callable[..., R]) -> Callable[..., R]:
+    """A lookup `read(tx, key...)` answered from `tx.repeated_reads` while that is set (a bulk load),
+    else read as before; a failed read (NotFound) is not remembered."""
+    @functools.wraps(read)
+    def lookup(tx: Tx, *args: Any) -> R:
+        memo = tx.repeated_reads
+        if memo is None:
+            return read(tx, *args)
+        key = (read.__qualname__, *args)
+        if key not in memo:
+            memo[key] = read(tx, *args)
+        return cast(R, memo[key])
+    return lookup
 
 
 @dataclass
@@ -73,6 +93,9 @@ class Tx:
         verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
         self.queued_mail = False
         """Mail was enqueued (store/outbound.py): the workers are woken after commit."""
+        self.repeated_reads: dict[tuple[object, ...], object] | None = None
+        """While a bulk load runs (store/bulk_load.py): answers of the `@read_once` lookups it repeats for
+        every object (users, folders), which none of its writes changes. None: every call reads."""
 
     @property
     def stamp(self) -> Stamp:
@@ -139,6 +162,30 @@ class Tx:
         first = FIRST_IDS[sequence]
         self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=first + 1))
         return first
+
+    def next_ids(self, sequence: str, count: int) -> Sequence[int]:
+        """`count` consecutive new ids of `sequence` in one statement (a bulk load), allocated as
+        `next_id` does: object ids on PostgreSQL from the id source, the others behind the tenant lock."""
+        if not self.writable:
+            raise RuntimeError("write attempted in a read-only store transaction")
+        take = getattr(self._ids, "take", None)
+        if self.late_stamp and sequence == "object" and take is not None:
+            taken: list[int] = take(self.tenant_id, sequence, count)
+            return taken
+        if count <= 0:
+            return range(0)
+        if self.late_stamp:
+            self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
+        seq = s.sequences
+        cond = and_(seq.c.tenant_id == self.tenant_id, seq.c.name == sequence)
+        after = self.conn.execute(
+            update(seq).where(cond).values(next_value=seq.c.next_value + count).returning(seq.c.next_value)
+        ).scalar_one_or_none()
+        if after is not None:
+            return range(int(after) - count, int(after))
+        first = FIRST_IDS[sequence]
+        self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=first + count))
+        return range(first, first + count)
 
     def record_object_change(self, folder_id: int, object_id: int, gone: bool, kind: str, *, new: bool = False,
                              name: str | None = None) -> None:
