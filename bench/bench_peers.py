@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -125,12 +126,15 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
     c = Client(peer.port, peer.auth)
 
     peaks: dict[str, float] = {"rss_idle": step_peak_mb(peer.pids())}
+    cpu_mark = [cpu_seconds(peer.pids())]
 
     def check(label: str, status: int, body: bytes, expect: int = 207) -> None:
         if status != expect:
             raise Unavailable(f"{label}: HTTP {status} {body[:300]!r}")
         counts[label] = responses(body)
         peaks[f"rss_{label}"] = step_peak_mb(peer.pids())
+        now = cpu_seconds(peer.pids())
+        out[f"cpu_{label}"], cpu_mark[0] = now - cpu_mark[0], now  # the server's CPU seconds for this report
 
     for label in ("propfind_cold", "propfind_warm"):
         out[label], status, body = timed(lambda: c.request("PROPFIND", peer.cal, PROPFIND, Depth="1",
@@ -165,9 +169,16 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
                                  Content_Type="text/calendar; charset=utf-8")
         if status not in (200, 201, 204):
             raise Unavailable(f"PUT change: HTTP {status} {text[:200]!r}")
+    cpu_mark[0] = cpu_seconds(peer.pids())
     out["sync_delta10"], status, body = timed(lambda: c.request("REPORT", peer.cal, sync_body(token), Depth="0",
                                                                 Content_Type=XML))
     check("sync_delta10", status, body)
+    if not puts:  # the reports only (--sizes)
+        c.close()
+        out["rss_mb"] = max(peaks.values())
+        out.update(peaks)
+        peer.stop()
+        return out, counts
     out["put_1"] = put_rate(peer, run, 1, puts, events)
     out["put_8"] = put_rate(peer, run, 8, puts, events)
     before = cpu_seconds(peer.pids())
@@ -310,6 +321,77 @@ def make_peers(args: argparse.Namespace, workdir: Path, reasons: dict[str, str])
     return peers
 
 
+SIZE_ROWS = ["propfind_cold", "propfind_warm", "sync_initial", "sync_delta10", "multiget_1000", "query_month",
+             "card_sync", "card_multiget_1000"]
+
+
+def run_sizes(args: argparse.Namespace) -> int:
+    """oxsync alone (SQLite, and PostgreSQL with --pg) at each of --sizes events + as many vCards: every
+    report's time, server CPU and peak RSS per size, to see what grows with the folder."""
+    sizes = [int(x) for x in args.sizes.split(",")]
+    labels = (["oxsync"] if "oxsync" in args.peers else []) + (["oxsync-pg"] if args.pg else [])
+    found: dict[str, dict[int, dict[str, float]]] = {label: {} for label in labels}
+    answers: dict[str, dict[int, dict[str, int]]] = {label: {} for label in labels}
+    cluster = None
+    with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
+        try:
+            if args.pg:
+                from tests.pgcluster import PgCluster
+
+                cluster = PgCluster()
+                cluster.start()
+            for size in sizes:
+                for label in labels:
+                    workdir = Path(tmp) / f"{label}-{size}"
+                    workdir.mkdir()
+                    url = cluster.empty_database() if label == "oxsync-pg" and cluster is not None else None
+                    peer = Oxsync(workdir, url, label)
+                    started, cpu = time.perf_counter(), time.process_time()
+                    try:
+                        peer.setup(size, size)
+                        load = {"load_s": time.perf_counter() - started, "load_cpu_s": time.process_time() - cpu}
+                        print(f"{label} {size}: loaded {size} + {size} in {load['load_s']:.1f} s "
+                              f"({load['load_cpu_s']:.1f} s CPU), load {os.getloadavg()[0]:.1f}", flush=True)
+                        runs = [measure(peer, size, size, run, 0) for run in range(args.runs)]
+                    except Exception as exc:  # noqa: BLE001 - a size that fails is reported with why
+                        print(f"{label} {size}: FAILED {type(exc).__name__}: {exc}"[:500], flush=True)
+                        found[label][size] = {"failed": 1.0}
+                        continue
+                    finally:
+                        peer.stop()
+                        peer.close()
+                        shutil.rmtree(workdir, ignore_errors=True)
+                    found[label][size] = {**load, **{k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}}
+                    answers[label][size] = runs[-1][1]
+                    print(f"{label} {size}: " + ", ".join(f"{k}={v:.3f}" for k, v in found[label][size].items())
+                          + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    lines: list[str] = []
+    for label in labels:
+        cols = sizes
+        lines += ["", f"{label}: time (s) / server CPU (s) / peak RSS (MB) per report, median of {args.runs}",
+                  "", "| report | " + " | ".join(f"{n:,}" for n in cols) + " |", "|---" * (1 + len(cols)) + "|"]
+        for key in SIZE_ROWS:
+            cells = []
+            for n in cols:
+                v = found[label].get(n, {})
+                cells.append("failed" if "failed" in v else "-" if key not in v else
+                             f"{v[key]:.3f} / {v.get('cpu_' + key, 0):.3f} / {v.get('rss_' + key, 0):.0f}")
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append("| load (s wall / s CPU) | " + " | ".join(
+            f"{found[label].get(n, {}).get('load_s', 0):.0f} / {found[label].get(n, {}).get('load_cpu_s', 0):.0f}"
+            for n in cols) + " |")
+        for n in cols:
+            lines.append(f"answers {label} {n}: " + ", ".join(f"{k}={v}" for k, v in answers[label].get(n, {}).items()))
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 3 and argv[0] == "--serve-oxsync":
@@ -323,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="*", default=["oxsync", "radicale", "xandikos", "sogo"])
     parser.add_argument("--pg", action="store_true", help="also oxsync on a throwaway PostgreSQL cluster")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--sizes", help="oxsync alone at these sizes (e.g. 1000,10000,100000 events and as many "
+                        "vCards): every report's time, server CPU and peak RSS per size; no PUTs or logins")
     args = parser.parse_args(argv)
+    if args.sizes:
+        return run_sizes(args)
     reasons: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         peers = make_peers(args, Path(tmp), reasons)

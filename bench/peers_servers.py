@@ -174,21 +174,26 @@ class Oxsync(Peer):
             folders = {f.folder.module: f.folder.id for f in s.list_folders()
                        if f.folder.default_folder and f.folder.owner == 1}
         cal_id, card_id = folders[Module.CALENDAR], folders[Module.CONTACT]
-        for low in range(0, events, 500):
+        batch = 1000  # one transaction and one multi-row INSERT per table per batch (session.create_objects)
+        for low in range(0, events, batch):
+            masters = []
+            for i in range(low, min(low + batch, events)):
+                item = parse_calendar(event(i, events))[0]
+                assert isinstance(item, CalendarItem) and item.master is not None
+                item.master.resource_name = event_name(i)
+                item.master.ignore_conflicts = True
+                masters.append(item.master)
             with store.session(tenant.id, 1, write=True) as s:
-                for i in range(low, min(low + 500, events)):
-                    item = parse_calendar(event(i, events))[0]
-                    assert isinstance(item, CalendarItem) and item.master is not None
-                    item.master.resource_name = event_name(i)
-                    item.master.ignore_conflicts = True
-                    s.create_object(cal_id, item.master)
-        for low in range(0, cards, 500):
+                s.create_objects(cal_id, masters)
+        for low in range(0, cards, batch):
+            contacts = []
+            for i in range(low, min(low + batch, cards)):
+                contact = next(parse_vcards(card(i))).contact
+                assert contact is not None
+                contact.resource_name = card_name(i)
+                contacts.append(contact)
             with store.session(tenant.id, 1, write=True) as s:
-                for i in range(low, min(low + 500, cards)):
-                    contact = next(parse_vcards(card(i))).contact
-                    assert contact is not None
-                    contact.resource_name = card_name(i)
-                    s.create_object(card_id, contact)
+                s.create_objects(card_id, contacts)
         store.dispose()
         self.cal = f"/dav/calendars/{USER}/{cal_id}/"
         self.card_path = f"/dav/addressbooks/{USER}/{card_id}/"
