@@ -10,6 +10,7 @@ import back and nothing is half-written.
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -330,16 +331,71 @@ def _reparse_lists(session: UserSession, folder_id: int, text: str, lists: list[
     return out
 
 
+IMPORT_BATCH = 500
+"""Records without change exceptions are created this many at a time (`session.create_objects`)."""
+
+
+class _Pending:
+    """Plain records waiting to be created together in their folder (one write per table per batch)."""
+
+    def __init__(self, session: UserSession, outcome: Outcome) -> None:
+        self.session, self.outcome = session, outcome
+        self.folder_id: int | None = None
+        self.records: list[Record] = []
+        self.uids: set[str] = set()
+
+    def add(self, folder_id: int, record: Record) -> None:
+        """Queue `record` (a duplicate UID, already in the folder or queued, is skipped as `_create` does)."""
+        if folder_id != self.folder_id or len(self.records) >= IMPORT_BATCH:
+            self.flush()
+        self.folder_id = folder_id
+        uid = getattr(record.obj, "uid", "")
+        if uid and (uid in self.uids or self.session.find_by_uid(folder_id, uid) is not None):
+            self.outcome.duplicate(record.line, uid)
+            return
+        if isinstance(record.obj, Appointment):  # an import is not a scheduling request (see `_create`)
+            record.obj.ignore_conflicts = True
+        self.uids.add(uid)
+        self.records.append(record)
+
+    def flush(self) -> None:
+        if not self.records:
+            return
+        assert self.folder_id is not None
+        records, self.records, self.uids = self.records, [], set()
+        originals = [copy.deepcopy(r.obj) for r in records]  # a failed batch has stamped them
+        tx = self.session.tx
+        tx.stamp  # noqa: B018 - taken outside the savepoint: a failed batch does not undo it
+        savepoint = tx.conn.begin_nested()
+        try:
+            self.session.create_objects(self.folder_id, [r.obj for r in records])
+        except (StoreError, ValueError):
+            savepoint.rollback()  # again one by one, so that the record that fails is named by its line
+            for record, obj in zip(records, originals, strict=True):
+                record.obj = obj
+                try:
+                    _create(self.session, self.folder_id, record, self.outcome)
+                except (StoreError, ValueError) as exc:
+                    raise ImportFailed(f"line {record.line}: {exc}; the import was rolled back, nothing was "
+                                       "imported") from exc
+            return
+        savepoint.commit()
+        self.outcome.imported += len(records)
+
+
 def _write_all(session: UserSession, records: list[Record], targets: dict[type, int], args: argparse.Namespace,
                outcome: Outcome, text: str) -> None:
-    """Create every record; distribution lists last. A store error aborts (and rolls back) everything."""
+    """Create every record; distribution lists last. A store error aborts (and rolls back) everything.
+    Records without change exceptions go in batches (`_Pending`), a series with exceptions on its own."""
     plain: list[Record] = []
     lists: list[Record] = []
     for record in records:
         (lists if isinstance(record.obj, Contact) and record.obj.is_distribution_list else plain).append(record)
+    pending = _Pending(session, outcome)
     with _progress(args, len(records), "records", "importing") as bar:
         for batch in (plain, lists):
             if batch is lists and lists:
+                pending.flush()  # the lists' members resolve to the contacts created so far
                 batch = _reparse_lists(session, targets[Contact], text, lists)
             for record in batch:
                 try:
@@ -349,12 +405,18 @@ def _write_all(session: UserSession, records: list[Record], targets: dict[type, 
                     outcome.skip(record.line, str(exc))
                     bar.update(1)
                     continue
+                if not record.exceptions:
+                    pending.add(targets[type(record.obj)], record)
+                    bar.update(1)
+                    continue
+                pending.flush()
                 try:
                     _create(session, targets[type(record.obj)], record, outcome)
                 except (StoreError, ValueError) as exc:
                     raise ImportFailed(f"line {record.line}: {exc}; the import was rolled back, nothing was "
                                        "imported") from exc
                 bar.update(1)
+        pending.flush()
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:

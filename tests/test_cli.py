@@ -378,6 +378,31 @@ def test_vcf_import_skips_bad_cards_and_round_trips(tenant: Run, store: Store, t
     assert object_count(store, "alice", contacts) == 3
 
 
+@pytest.mark.parametrize("cards", [20, 300])
+def test_import_writes_objects_in_batches(tenant: Run, store: Store, tmp_path: Path, cards: int) -> None:
+    """The records of a file go in through session.create_objects: one INSERT of object rows per batch
+    of 500 records, however many cards the file holds (and every card is there)."""
+    from sqlalchemy import Engine, event
+
+    from bench.peers_data import card
+
+    source = tmp_path / "many.vcf"
+    source.write_text("".join(card(i) for i in range(cards)), encoding="utf-8", newline="")
+    inserts: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO objects"):
+            inserts.append(statement)
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        result = tenant("import", str(source), "--user", "alice")
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert result.code == 0 and f"imported {cards}, skipped 0" in result.out
+    assert len(inserts) == 1
+    assert object_count(store, "alice", default_folder(store, "alice", Module.CONTACT)) == cards
+
+
 def test_import_over_quota_writes_nothing(tenant: Run, store: Store, tmp_path: Path) -> None:
     source = tmp_path / "in.vcf"
     source.write_text(VCF, encoding="utf-8", newline="")
