@@ -234,3 +234,47 @@ def test_a_refused_object_refuses_the_batch(store: Store) -> None:
         assert sorted(c.uid for c in session.list_objects(folders[Module.CONTACT])
                       if isinstance(c, Contact) and c.uid.startswith("card-")) == ["card-0@example.com",
                                                                                    "card-1@example.com"]
+
+
+def test_a_delta_reads_by_index_whatever_the_folder_size(tmp_path) -> None:
+    """sync-collection after 10 changes stays flat from 1,000 to 100,000 items (bench/README, issue 11):
+    the statements of a delta (`object_delta`: the folders of the changed objects; `folder_revision`:
+    the CTag) are searched by key on SQLite, never by scanning the folder's rows or placed participants."""
+    store = make_store(f"sqlite:///{tmp_path}/plan.db")
+    tenant, folders, _bob = _world(store)
+    events = []
+    for i in range(40):
+        item = parse_calendar(bench_event(i, 40))[0]
+        assert isinstance(item, CalendarItem) and item.master is not None
+        item.master.ignore_conflicts = True
+        events.append(item.master)
+    with store.session(tenant, 1, write=True) as session:
+        session.create_objects(folders[Module.CALENDAR], events)
+        base = session.revision()[0]
+    with store.session(tenant, 1, write=True) as session:
+        for obj in session.list_objects(folders[Module.CALENDAR])[:3]:
+            assert isinstance(obj, Appointment)
+            obj.ignore_conflicts = True
+            session.update_object(folders[Module.CALENDAR], obj)
+    seen: list[tuple[str, Any]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+    event.listen(store.engine, "before_cursor_execute", note)
+    with store.session(tenant, 1) as session:
+        session.folder_revision(folders[Module.CALENDAR])
+        assert len(session.object_delta(folders[Module.CALENDAR], base).changed) == 3
+    event.remove(store.engine, "before_cursor_execute", note)
+    with store.engine.connect() as conn:
+        plans = {statement: [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+                 for statement, parameters in seen
+                 if "FROM participants" in statement or "FROM changes" in statement}
+    store.dispose()
+    assert plans
+    for statement, plan in plans.items():
+        steps = " / ".join(plan)
+        assert "ix_participants_folder" not in steps and "SCAN" not in steps.replace("SCAN CONSTANT ROW", ""), \
+            f"{statement} -> {steps}"
+        if "max(changes.ms)" in statement:
+            assert "ix_changes_ms" in steps, steps

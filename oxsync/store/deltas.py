@@ -125,8 +125,11 @@ class Deltas:
     def folder_revision(self, folder_id: int) -> tuple[int, int]:
         """(revision, ms) of the newest change in or to the folder: a CTag that moves on every change."""
         c, fc = s.changes, s.folder_changes
-        objects_row = self.tx.conn.execute(select(func.max(c.c.rev), func.max(c.c.ms)).where(
-            and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id))).one()
+        here = and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id)
+        # one subquery per maximum, so each reads the end of its own index (ix_changes_rev, ix_changes_ms)
+        # instead of every change row of the folder
+        objects_row = self.tx.conn.execute(select(select(func.max(c.c.rev)).where(here).scalar_subquery(),
+                                                  select(func.max(c.c.ms)).where(here).scalar_subquery())).one()
         folder_row = self.tx.conn.execute(select(fc.c.rev, fc.c.ms).where(
             and_(fc.c.tenant_id == self.tx.tenant_id, fc.c.folder_id == folder_id))).one_or_none()
         revs = [(int(objects_row[0]), int(objects_row[1]))] if objects_row[0] is not None else []

@@ -19,11 +19,12 @@ def folders_of_objects(tx: Tx, object_ids: Iterable[int]) -> dict[int, set[int]]
     o, p = s.objects, s.participants
     for row in tx.conn.execute(select(o.c.id, o.c.folder_id).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(ids)))):
         out[row.id].add(row.folder_id)
-    query = select(p.c.object_id, p.c.folder_id).where(
-        and_(p.c.tenant_id == tx.tenant_id, p.c.object_id.in_(ids), p.c.folder_id.is_not(None))
-    )
+    # by object id only (the primary key): a `folder_id IS NOT NULL` term lets SQLite's planner pick the
+    # folder index and scan every placed participant of the tenant (36 ms at 100,000 events, not 0.1 ms)
+    query = select(p.c.object_id, p.c.folder_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.object_id.in_(ids)))
     for row in tx.conn.execute(query):
-        out[row.object_id].add(row.folder_id)
+        if row.folder_id is not None:
+            out[row.object_id].add(row.folder_id)
     return out
 
 
