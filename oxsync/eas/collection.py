@@ -21,7 +21,7 @@ import base64
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from oxsync.eas import state
@@ -29,10 +29,11 @@ from oxsync.eas.exportcache import ExportCache
 from oxsync.eas.mapping.calendar import exception_changes, occurrence_date
 from oxsync.eas.mapping.common import ClassMapping, InvalidValue, MapContext
 from oxsync.eas.mapping.registry import BY_MODULE, FILL_DEFAULTS
-from oxsync.eas.protocol import FILTER_DAYS
+from oxsync.eas.passfilter import filter_reads_data, in_window, is_exception
 from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
-from oxsync.model import Appointment, Module, Task, TaskStatus
+from oxsync.model import Appointment, Module
 from oxsync.render import render_one
+from oxsync.store.bulk import ObjectVersion
 from oxsync.store.errors import (
     AppointmentConflict,
     Conflict,
@@ -134,21 +135,6 @@ def _window_ids(sets: dict[str, Any], window: int) -> list[int]:
             wanted.append(object_id)
             used += 1
     return wanted
-
-
-def in_window(obj: Any, filter_type: int, now: datetime) -> bool:
-    if filter_type == 8:
-        return not isinstance(obj, Task) or obj.status != TaskStatus.DONE
-    days = FILTER_DAYS.get(filter_type)
-    if days is None or not isinstance(obj, Appointment):
-        return True
-    if obj.is_series:
-        return True  # a series may still have occurrences in the window (bounded check would cost an expansion)
-    end = obj.end_date or obj.start_date
-    if end is None:
-        return True
-    end_dt = end if isinstance(end, datetime) else datetime.combine(end, datetime.min.time(), UTC)
-    return end_dt >= now - timedelta(days=days)
 
 
 class CollectionSync:
@@ -442,23 +428,29 @@ class CollectionSync:
     # ------------------------------------------------------------------ server -> client
 
     def _heads_without_series(self, candidates: list[Any]) -> set[int]:
-        """Ids heading change exceptions that are not series (master-less occurrences, docs/dav.md)."""
+        """Ids heading change exceptions that are not series (master-less occurrences, docs/dav.md);
+        heads listed only as `ObjectVersion`s are loaded (whether they are series is in their data)."""
         assert self.folder_id is not None
-        heads = {o.recurrence_id for o in candidates
-                 if isinstance(o, Appointment) and o.is_exception and o.recurrence_id is not None}
+        heads = {o.recurrence_id for o in candidates if is_exception(o)}
         if not heads:
             return set()
-        known = {o.object_id: o for o in candidates if o.object_id in heads}
+        known: dict[int, Any] = {o.stored_id: o for o in candidates if o.object_id in heads and isinstance(o, Appointment)}
         missing = heads - set(known)
         if missing:
             known.update(self.session.objects_by_ids(self.folder_id, missing))
         return {head for head, obj in known.items() if isinstance(obj, Appointment) and not obj.is_series}
 
-    def plan(self, st: dict[str, Any], filter_type: int, exporter: Exporter) -> dict[str, Any]:
+    def plan(self, st: dict[str, Any], filter_type: int, exporter: Exporter, window: int = 0) -> dict[str, Any]:
         """A new pass: classify everything changed since the base revision (and, if the filter
-        changed, everything in the folder) into add / change / delete / soft-delete id sets."""
+        changed, everything in the folder) into add / change / delete / soft-delete id sets.
+
+        Where the filter decides nothing from the objects' data (`filter_reads_data`), a pass larger
+        than one `window` is classified from `ObjectVersion`s (id, version, series: nothing decoded), and
+        each window decodes only the items it sends; a smaller pass is decoded here, once, for its window."""
         assert self.folder_id is not None
-        delta = self.session.object_delta(self.folder_id, int(st.get("base", 0)))
+        light = not filter_reads_data(self.module, filter_type)
+        delta = self.session.object_delta(self.folder_id, int(st.get("base", 0)),
+                                          decode_up_to=window if light else None)
         known = state.IdSet.parse(st.get("known"))
         echo: dict[str, int] = st.get("echo") or {}
         now = datetime.now(UTC)
@@ -467,20 +459,21 @@ class CollectionSync:
         really_changed = {o.object_id for o in candidates}
         if filter_type != st.get("filter", 0):
             seen = {o.object_id for o in candidates}
-            candidates += [o for o in self.session.list_objects(self.folder_id) if o.object_id not in seen]
+            everything = self.session.list_versions(self.folder_id) if light else self.session.list_objects(self.folder_id)
+            candidates += [o for o in everything if o.object_id not in seen]
         standalone = self._heads_without_series(candidates)
         for obj in candidates:
-            object_id = obj.stored_id
-            if (isinstance(obj, Appointment) and obj.recurrence_id is not None and obj.is_exception
-                    and obj.recurrence_id not in standalone):
+            object_id = obj.object_id
+            if is_exception(obj) and obj.recurrence_id not in standalone:
                 # change exceptions travel inside their series (Exceptions), never as items of their own;
                 # occurrences stored without their series (an invitation to some instances only) are
                 # items of their own, like the first of them that heads them
                 if echo.get(str(object_id)) != obj.last_modified and obj.recurrence_id in known:
                     changes.add(obj.recurrence_id)
                 continue
-            exporter.cache[object_id] = obj
-            visible = in_window(obj, filter_type, now)
+            if not isinstance(obj, ObjectVersion):
+                exporter.cache[object_id] = obj
+            visible = light or in_window(obj, filter_type, now)
             if object_id in known:
                 if not visible:
                     soft.add(object_id)
@@ -493,7 +486,7 @@ class CollectionSync:
                 deletes.add(object_id)
         st["echo"] = {}
         st["filter"] = filter_type
-        if self.cache is not None:
+        if self.cache is not None and exporter.cache:
             self.cache.put(self._cache_key(), delta.revision, dict(exporter.cache))
         return {"rev": delta.revision, "ms": delta.last_modified, "add": adds.dump(), "change": changes.dump(),
                 "delete": deletes.dump(), "soft": soft.dump()}
@@ -504,7 +497,7 @@ class CollectionSync:
         filter_type = req.filter_type if req.filter_type is not None else st.get("filter", 0)
         pending = st.get("pending")
         if pending is None or filter_type != st.get("filter", 0):
-            pending = self.plan(st, filter_type, exporter)
+            pending = self.plan(st, filter_type, exporter, window)
         elif self.cache is not None:
             cached = self.cache.get(self._cache_key(), pending["rev"])
             if cached is not None and self.session.folder_revision(self.folder_id)[0] <= pending["rev"]:

@@ -1,7 +1,9 @@
 """Objects loaded when a sync pass was planned, kept for the pass's later windows.
 
-Planning a pass loads every changed object once (the store's delta); without this cache every
-later window reloads its items one by one (about six queries each). An entry is used only while
+A pass whose filter reads the objects' data (FilterType 8 on tasks, a date filter on events) loads
+every changed object once when it is planned; this cache keeps them for the later windows, which
+otherwise reload their items in one bulk read each. Other passes larger than a window are planned
+from versions (nothing decoded) and put nothing here. An entry is used only while
 nothing changed in the folder since the pass's revision (checked with `folder_revision`, two
 queries), so a later edit, a private flag or a permission change always wins: the window then
 loads from the store. Bounded in objects overall (least recently used passes go first); shared by

@@ -41,16 +41,7 @@ class BulkReads:
         wanted = sorted(set(ids))
         if not light:
             return self._visible_loaded(folder_id, wanted)
-        inside: list[int] = []
-        for chunk in _chunks(wanted):
-            members = folders_of_objects(self.tx, chunk)
-            inside.extend(i for i in chunk if folder_id in members[i])
-        o = s.objects
-        rows = {}
-        for chunk in _chunks(inside):
-            rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_VERSION_COLUMNS).where(
-                and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))))})
-        return _readable_versions(self.viewer, folder_id, rows)
+        return visible_versions(self.viewer, folder_id, wanted)
 
     def _visible_loaded(self, folder_id: int, wanted: list[int]) -> list[Any]:
         """`_visible_objects` of whole objects: their rows and side tables are read once, and the
@@ -150,6 +141,22 @@ def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> 
         if readable[created_by == me]:
             out.append(ObjectVersion(i, name or "", int(last_ms), None if series_id is None else int(series_id)))
     return out
+
+
+def visible_versions(viewer: Viewer, folder_id: int, ids: Iterable[int]) -> list[ObjectVersion]:
+    """`ObjectVersion`s of the objects among `ids` that are in `folder_id` and readable there, in id order
+    (statements per 500-id chunk: their folders, their rows; and participants if some are private)."""
+    tx = viewer.tx
+    inside: list[int] = []
+    for chunk in _chunks(sorted(set(ids))):
+        members = folders_of_objects(tx, chunk)
+        inside.extend(i for i in chunk if folder_id in members[i])
+    o = s.objects
+    rows = {}
+    for chunk in _chunks(inside):
+        rows.update({int(r.id): r for r in tx.conn.execute(select(*_VERSION_COLUMNS).where(
+            and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(chunk))))})
+    return _readable_versions(viewer, folder_id, rows)
 
 
 def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:

@@ -10,15 +10,16 @@ invisible comes back as gone. A token from the future or older than the pruning 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, func, select
 
 from oxsync.model.folder import FolderAccess
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
+from oxsync.store.bulk import visible_versions
 from oxsync.store.errors import ResyncRequired
 from oxsync.store.membership import folders_of_objects
-from oxsync.store.objects import AnyObject
 from oxsync.store.viewer import Viewer
 
 
@@ -28,7 +29,8 @@ class ObjectDelta:
 
     revision: int
     last_modified: int
-    changed: list[AnyObject] = field(default_factory=list)
+    changed: list[Any] = field(default_factory=list)
+    """The changed objects, or their `ObjectVersion`s (nothing decoded) past `object_delta`'s `decode_up_to`."""
     gone: list[int] = field(default_factory=list)
     gone_names: dict[int, str] = field(default_factory=dict)
     """DAV resource names of gone objects where known ("" = the object had none: its default href)."""
@@ -80,8 +82,11 @@ class Deltas:
                 return self._min_valid - 1
         return int(found or 0)
 
-    def object_delta(self, folder_id: int, since_rev: int) -> ObjectDelta:
-        """What changed in `folder_id` after `since_rev`, filtered by what this user may see now."""
+    def object_delta(self, folder_id: int, since_rev: int, decode_up_to: int | None = None) -> ObjectDelta:
+        """What changed in `folder_id` after `since_rev`, filtered by what this user may see now.
+
+        With `decode_up_to`, more changes than that come back as `ObjectVersion`s (id, version, series;
+        nothing decoded): a caller that sends them in windows decodes each window's items only."""
         rev, ms = self._check_token(since_rev)
         self.viewer.object_folder(folder_id)
         c = s.changes
@@ -94,11 +99,16 @@ class Deltas:
         delta.gone_names = {r.object_id: r.resource_name for r in rows if r.gone and r.resource_name is not None}
         present = [r.object_id for r in rows if not r.gone]
         delta.gone = sorted(r.object_id for r in rows if r.gone)
-        members = folders_of_objects(self.tx, present)
-        still_here = [i for i in present if folder_id in members[i]]
-        readable = self.viewer.readable_rows(folder_id, still_here)
-        readable_ids = {r.id for r in readable}
-        delta.changed = self.viewer.loaded(folder_id, readable)
+        if decode_up_to is not None and len(present) > decode_up_to:
+            versions = visible_versions(self.viewer, folder_id, present)
+            readable_ids = {v.object_id for v in versions}
+            delta.changed = versions
+        else:
+            members = folders_of_objects(self.tx, present)
+            still_here = [i for i in present if folder_id in members[i]]
+            readable = self.viewer.readable_rows(folder_id, still_here)
+            readable_ids = {r.id for r in readable}
+            delta.changed = self.viewer.loaded(folder_id, readable)
         hidden = sorted(set(present) - readable_ids)
         delta.gone = sorted(set(delta.gone) | set(hidden))
         if hidden:  # still stored, only no longer visible here: their names are on the rows

@@ -1,0 +1,102 @@
+"""An ActiveSync pass larger than one window is planned from object versions (nothing decoded): each item
+is decoded once, by the window that sends it, and the items sent are those one large window sends
+(series with change exceptions and occurrences stored without their series included)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from oxsync.dialects import install_all
+from oxsync.eas.wbxml import encode
+from oxsync.model import Appointment, Module
+from oxsync.store import objects as object_ops
+from tests.davhelp import Dav
+from tests.eas_client import EasClient, client, collection, items
+from tests.test_dav_accept import OCCURRENCE_ONLY
+from tests.test_eas_calendar import weekly_series
+from tests.test_eas_sync import add_contacts
+
+
+@pytest.fixture
+def running(live_server, store, world):  # type: ignore[no-untyped-def]
+    return live_server(store, setup=install_all, eas={"export_cache_objects": 0})
+
+
+def _phone(running, device_id: str) -> EasClient:  # type: ignore[no-untyped-def]
+    phone = client(running, device_id=device_id)
+    phone.provision()
+    return phone
+
+
+def _whole_pass(phone: EasClient, folder: str, window: int) -> dict[str, bytes]:
+    """ServerId -> encoded ApplicationData of every item of an initial pass in windows of `window`."""
+    phone.sync(folder, "0")
+    sent: dict[str, bytes] = {}
+    for _ in range(200):
+        reply = phone.sync(folder, window=window)
+        for server_id, data in items(reply).items():
+            assert server_id not in sent, server_id
+            sent[server_id] = encode(data)
+        if collection(reply).find("AirSync:MoreAvailable") is None:
+            return sent
+    raise AssertionError("the pass did not end")
+
+
+def _counting_decodes(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """Ids of the object rows decoded into model objects from now on (the store's one decode point)."""
+    decoded: list[int] = []
+    real = object_ops._load_one
+
+    def counted(r, *args, **kwargs):  # type: ignore[no-untyped-def]
+        decoded.append(int(r.id))
+        return real(r, *args, **kwargs)
+    monkeypatch.setattr(object_ops, "_load_one", counted)
+    return decoded
+
+
+def test_initial_pass_decodes_each_item_once(running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = add_contacts(world, 60)
+    phone = _phone(running, "lightdecodes")
+    folder = phone.folder_of_type(9)
+    decoded = _counting_decodes(monkeypatch)
+    sent = _whole_pass(phone, folder, 10)
+    assert sorted(int(i) for i in sent) == sorted(ids)
+    assert sorted(decoded) == sorted(ids)  # planning the pass decoded none of them
+
+
+def test_small_delta_is_decoded_once_by_the_plan(running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = add_contacts(world, 30)
+    phone = _phone(running, "lightdelta")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        for object_id in ids[:3]:
+            contact = session.get_object(contacts, object_id)
+            contact.first_name += " changed"
+            session.update_object(contacts, contact)
+    decoded = _counting_decodes(monkeypatch)
+    reply = phone.sync(folder, window=100)
+    assert sorted(int(i) for i in items(reply, "Change")) == ids[:3]
+    assert sorted(decoded) == ids[:3]
+
+
+def test_windowed_calendar_pass_sends_what_one_window_sends(running, world) -> None:  # type: ignore[no-untyped-def]
+    series = weekly_series(world)
+    calendar = world.default_folder(world.alice, Module.CALENDAR)
+    with world.as_user(world.alice, write=True) as session:
+        moved = Appointment(title="Standup (moved)", start_date=datetime(2026, 3, 16, 13, 0, tzinfo=UTC),
+                            end_date=datetime(2026, 3, 16, 13, 30, tzinfo=UTC))
+        session.change_occurrence(calendar, series, date(2026, 3, 16), moved)
+        for day in range(1, 6):
+            session.create_object(calendar, Appointment(
+                title=f"Single {day}", start_date=datetime(2026, 4, day, 9, 0, tzinfo=UTC),
+                end_date=datetime(2026, 4, day, 10, 0, tzinfo=UTC)))
+    dav = Dav(running.port, world)
+    assert dav.put(dav.calendar() + "invite.ics", OCCURRENCE_ONLY).status == 201  # two occurrences, no series
+    one_window = _whole_pass(_phone(running, "onewindow"), str(calendar), 100)
+    windowed = _whole_pass(_phone(running, "windowed"), str(calendar), 1)
+    assert len(one_window) == 8  # the series (its exception inside), 5 singles, 2 occurrences without series
+    assert windowed == one_window
