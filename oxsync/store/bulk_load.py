@@ -6,9 +6,12 @@ the same checks (folder kind, rights, UID uniqueness, invitations, `series.befor
 and the size limits), the same rows (objects, participants, list members, time ranges, change rows,
 mailed reminders, queued iMIP mail) and the same usage charged. What differs is the work: object ids
 come in one reservation, the transaction's stamp is taken once before the rows are written, and each
-table gets one multi-row INSERT per batch instead of one statement per object, so a batch of N objects
-costs a number of write statements that does not grow with N (reads per object remain: participant
-placement and iMIP's organiser lookup, as `create_object` does them).
+table gets one multi-row INSERT per batch instead of one statement per object, and the lookups that
+participant placement and iMIP repeat for every object (users, the home folder, the organiser) are
+read once per batch (`Tx.repeated_reads`), so a batch of N objects costs a number of statements that
+does not grow with N. Reads that remain per object: conflict checks (appointments without
+`ignore_conflicts`, which first write the batch's earlier rows so that they see them), group
+expansion, and the default folder of each other internal participant.
 
 All or nothing per call: an object that is refused raises before any row of the batch is written.
 """
