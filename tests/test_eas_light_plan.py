@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from oxsync.dialects import install_all
+from oxsync.eas.state import IdSet
 from oxsync.eas.wbxml import encode
 from oxsync.model import Appointment, Module
 from oxsync.store import objects as object_ops
@@ -100,3 +102,71 @@ def test_windowed_calendar_pass_sends_what_one_window_sends(running, world) -> N
     windowed = _whole_pass(_phone(running, "windowed"), str(calendar), 1)
     assert len(one_window) == 8  # the series (its exception inside), 5 singles, 2 occurrences without series
     assert windowed == one_window
+
+
+def test_known_ids_unchanged_are_not_encoded_again() -> None:
+    text = "1-5000,5002,5010-6000"
+    parsed = IdSet.parse(text)
+    parsed.add(17)  # already known (a Change): nothing to rewrite
+    parsed.discard(5001)  # not known
+    assert parsed.dump() is text
+    parsed.add(5001)
+    assert parsed.dump() == "1-5002,5010-6000"
+    parsed.discard(5001)
+    assert parsed.dump() == "1-5000,5002,5010-6000"
+
+
+def _statements(store, fn) -> tuple[int, object]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "device_state" in statement or any(f" {t}" in statement for t in ("objects", "changes", "participants")):
+            seen.append(statement)
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        result = fn()
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    return len(seen), result
+
+
+@pytest.mark.parametrize("size", [20, 200])
+def test_delta_statements_do_not_grow_with_the_folder(running, store, world, size: int) -> None:  # type: ignore[no-untyped-def]
+    ids = add_contacts(world, size)
+    phone = _phone(running, f"deltastatements{size}")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        for object_id in ids[:3]:
+            contact = session.get_object(contacts, object_id)
+            contact.first_name += " changed"
+            session.update_object(contacts, contact)
+    count, reply = _statements(store, lambda: phone.sync(folder, window=100))
+    assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
+    assert count == DELTA_STATEMENTS, count
+
+
+DELTA_STATEMENTS = 11
+"""Device state: 3 reads, then 1 read checking them and 2 writes; the changes, their rows, folders and
+participants: whatever the folder size (13 before the check read all states in one statement)."""
+
+
+def test_a_sync_that_finds_nothing_writes_nothing(running, store, world) -> None:  # type: ignore[no-untyped-def]
+    add_contacts(world, 5)
+    phone = _phone(running, "nothingnew")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    phone.sync(folder, window=100)  # the cached request now carries the current key
+    writes: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) and "device_state" in statement:
+            writes.append(statement)
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        reply = phone.sync(folder, window=100)
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    assert reply.status == 200 and not items(reply)
+    assert writes == []  # state written back as read is no write (2 UPDATEs before)

@@ -55,6 +55,8 @@ class IdSet:
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
         self.ids: set[int] = set(ids)
+        self._text: str | None = None
+        """What `dump` returns while the set is as parsed (a delta of changes only rewrites nothing)."""
 
     @classmethod
     def parse(cls, text: str | None) -> IdSet:
@@ -64,9 +66,13 @@ class IdSet:
                 continue
             low, _, high = part.partition("-")
             out.update(range(int(low), int(high or low) + 1))
-        return cls(out)
+        parsed = cls(out)
+        parsed._text = text or ""
+        return parsed
 
     def dump(self) -> str:
+        if self._text is not None:
+            return self._text
         parts: list[str] = []
         ordered = sorted(self.ids)
         i = 0
@@ -85,10 +91,14 @@ class IdSet:
         return len(self.ids)
 
     def add(self, item: int) -> None:
-        self.ids.add(item)
+        if item not in self.ids:
+            self.ids.add(item)
+            self._text = None
 
     def discard(self, item: int) -> None:
-        self.ids.discard(item)
+        if item in self.ids:
+            self.ids.discard(item)
+            self._text = None
 
 
 class NeedsWriteTransaction(Exception):
@@ -122,17 +132,30 @@ class StagedStates:
         key = (device_id, collection)
         if key in self.writes:
             return copy.deepcopy(self.writes[key])
+        if key in self.reads:
+            return copy.deepcopy(self.reads[key])
         value = self.session.get_state(device_id, collection)
-        self.reads.setdefault(key, copy.deepcopy(value))
+        self.reads[key] = copy.deepcopy(value)
         return value
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
-        self.writes[(device_id, collection)] = copy.deepcopy(data)
+        """Stage `data`; a state written back as it was read is no write at all (a Sync that sends
+        nothing new, the same cached request again, needs no write transaction for it)."""
+        key = (device_id, collection)
+        if key in self.reads and self.reads[key] == data:
+            self.writes.pop(key, None)
+            return
+        self.writes[key] = copy.deepcopy(data)
 
     def commit(self, session: UserSession) -> bool:
-        """Write the staged state inside `session`'s write transaction if nothing it read has moved."""
-        for (device_id, collection), seen in self.reads.items():
-            if session.get_state(device_id, collection) != seen:
+        """Write the staged state inside `session`'s write transaction if nothing it read has moved
+        (checked with one read per device)."""
+        by_device: dict[str, list[str]] = {}
+        for device_id, collection in self.reads:
+            by_device.setdefault(device_id, []).append(collection)
+        for device_id, collections in by_device.items():
+            now = session.get_states(device_id, collections)
+            if any(now[collection] != self.reads[(device_id, collection)] for collection in collections):
                 return False
         for (device_id, collection), data in self.writes.items():
             session.put_state(device_id, collection, data)

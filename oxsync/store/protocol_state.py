@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from oxsync.store import accounts, dataclass_json
 from oxsync.store import schema as s
@@ -19,6 +19,15 @@ MAX_DEVICE_ID = 64
 MAX_COLLECTION = 64
 
 
+_d = s.device_state
+_BY_KEY = and_(_d.c.tenant_id == bindparam("k_tenant"), _d.c.user_id == bindparam("k_user"),
+               _d.c.device_id == bindparam("k_device"), _d.c.collection == bindparam("k_collection"))
+_GET_STATE = select(_d.c.data).where(_BY_KEY)
+_PUT_STATE = update(_d).where(_BY_KEY).values(data=bindparam("v_data"), updated_ms=bindparam("v_updated_ms"))
+"""Built once: every EAS command reads and writes device state a few times, and building the
+statement cost more than running it."""
+
+
 class ProtocolState:
     """The protocol state of `user_id` inside `tx`."""
 
@@ -26,23 +35,33 @@ class ProtocolState:
         self.tx = tx
         self.user_id = user_id
 
-    def _state_key(self, device_id: str, collection: str) -> ColumnElement[bool]:
+    def _state_key(self, device_id: str, collection: str) -> dict[str, Any]:
+        """The parameters of `_BY_KEY` for one device and collection (checked)."""
         if not device_id or len(device_id) > MAX_DEVICE_ID or len(collection) > MAX_COLLECTION:
             raise InvalidData("device id or collection name is empty or too long", field="device_id")
-        d = s.device_state
-        return and_(d.c.tenant_id == self.tx.tenant_id, d.c.user_id == self.user_id, d.c.device_id == device_id,
-                    d.c.collection == collection)
+        return {"k_tenant": self.tx.tenant_id, "k_user": self.user_id, "k_device": device_id, "k_collection": collection}
 
     def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None:
         """Opaque protocol state (e.g. EAS sync keys) of one device and collection ("" = the device)."""
-        row = self.tx.conn.execute(select(s.device_state.c.data).where(self._state_key(device_id, collection))).one_or_none()
+        row = self.tx.conn.execute(_GET_STATE, self._state_key(device_id, collection)).one_or_none()
         return dataclass_json.loads(row.data) if row else None
+
+    def get_states(self, device_id: str, collections: list[str]) -> dict[str, dict[str, Any] | None]:
+        """`get_state` of several collections of one device, in one statement (None where absent)."""
+        for collection in collections:
+            self._state_key(device_id, collection)
+        d = s.device_state
+        rows = self.tx.conn.execute(select(d.c.collection, d.c.data).where(and_(
+            d.c.tenant_id == self.tx.tenant_id, d.c.user_id == self.user_id, d.c.device_id == device_id,
+            d.c.collection.in_(collections)))).all()
+        found = {r.collection: dataclass_json.loads(r.data) for r in rows}
+        return {collection: found.get(collection) for collection in collections}
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
         """Store state in this transaction, so it commits atomically with the data it describes."""
         key = self._state_key(device_id, collection)
         values = {"data": dataclass_json.dumps(data), "updated_ms": now_ms()}
-        if self.tx.conn.execute(update(s.device_state).where(key).values(**values)).rowcount == 0:
+        if self.tx.conn.execute(_PUT_STATE, {**key, "v_data": values["data"], "v_updated_ms": values["updated_ms"]}).rowcount == 0:
             self.tx.conn.execute(insert(s.device_state).values(
                 tenant_id=self.tx.tenant_id, user_id=self.user_id, device_id=device_id, collection=collection, **values))
 

@@ -116,6 +116,7 @@ class UserSession:
         self.remember_texts = texts.remember_texts
         # protocol state and settings
         self.get_state = state.get_state
+        self.get_states = state.get_states
         self.put_state = state.put_state
         self.delete_state = state.delete_state
         self.device_collections = state.device_collections
