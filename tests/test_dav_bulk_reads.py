@@ -187,3 +187,41 @@ def test_served_texts_are_cached_per_version_and_viewer(store, world, dav: Dav, 
     dav.report(bob_view, MG.format(hrefs="".join(f"<D:href>{bob_view}{i}.ics</D:href>" for i in s_entries)),
                user="bob")
     assert sorted(rendered) == sorted(s_entries)
+
+
+def test_warm_multiget_reads_only_rows_texts_and_what_membership_needs(store, world, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    """Once the texts are kept, a multiget reads the objects' rows by name, the series' members and the
+    texts: the participants only of objects not at home in the folder (an invitation in the guest's
+    calendar, which must still resolve), and no series lookup at all in an address book."""
+    from datetime import UTC, datetime, timedelta
+
+    from oxsync.model import Appointment, Participant
+    from oxsync.model.appointment import ParticipantKind
+
+    cal, book = dav.calendar(), dav.addressbook()
+    for i in range(6):
+        assert dav.put(f"{cal}ev{i}.ics", _series_with_override(f"s{i}") if i % 3 == 0 else event(f"e{i}")).status == 201
+        assert dav.put(f"{book}c{i}.vcf", vcard(f"c{i}", f"Person{i} Doe")).status == 201
+    cal_body = MG.format(hrefs="".join(f"<D:href>{cal}ev{i}.ics</D:href>" for i in range(6)))
+    book_body = AMG.format(hrefs="".join(f"<D:href>{book}c{i}.vcf</D:href>" for i in range(6)))
+    for path, body in ((cal, cal_body), (book, book_body)):
+        first = dav.report(path, body)
+        with counted(store) as seen:
+            again = dav.report(path, body)
+        assert again.status == 207 and again.body == first.body and len(again.hrefs()) == 6
+        assert not [x for x in seen if "FROM participants" in x], seen  # all at home, none private
+        if path == book:
+            assert not [x for x in seen if "series_id IN" in x], seen
+
+    start = datetime(2027, 1, 4, 9, tzinfo=UTC)  # alice invites bob: the object lives in alice's calendar
+    with world.as_user(world.alice, write=True) as s:
+        meeting = s.create_object(world.default_folder(world.alice, Module.CALENDAR), Appointment(
+            title="Review", start_date=start, end_date=start + timedelta(hours=1), ignore_conflicts=True,
+            participants=[Participant(ParticipantKind.USER, world.alice), Participant(ParticipantKind.USER, world.bob)]))
+    bob_cal = dav.calendar("bob")
+    href = f"{bob_cal}{meeting.object_id}.ics"
+    for _ in range(2):  # rendered, then served from the kept text
+        with counted(store) as seen:
+            reply = dav.report(bob_cal, MG.format(hrefs=f"<D:href>{href}</D:href>"), user="bob")
+        assert "SUMMARY:Review" in reply.prop(href, "C:calendar-data").text
+        assert [x for x in seen if "FROM participants" in x]  # bob's copy is placed by his participation

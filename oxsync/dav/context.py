@@ -26,7 +26,7 @@ from oxsync.dav.layout import (
     is_master,
 )
 from oxsync.dav.texts import TextCache
-from oxsync.model import Appointment
+from oxsync.model import Appointment, Module
 from oxsync.model.folder import FolderAccess
 from oxsync.store.api import Principal
 from oxsync.store.errors import InvalidData, NotFound
@@ -292,7 +292,8 @@ class Ctx:
             return obj.object_id if is_master(obj) else obj.recurrence_id
 
         series = {family_of(o) for o in objects  # versions do not tell whether a master has exceptions
-                  if light or (isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions))}
+                  if collection.module != Module.CONTACT  # an address book holds no series
+                  and (light or (isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions)))}
         families: dict[int, list[Any]] = {}
         if series:
             for member in self.session.series_members(collection.folder_id, series, light):

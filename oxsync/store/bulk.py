@@ -17,7 +17,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from oxsync.model.appointment import ParticipantKind
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
-from oxsync.store.membership import folders_of_objects
 from oxsync.store.timeranges import candidates, family_ids
 from oxsync.store.tx import Tx
 from oxsync.store.viewer import CHUNK, Viewer
@@ -68,6 +67,13 @@ class BulkReads:
         """name -> the visible object of `folder_id` with that DAV resource name (names not found are absent)."""
         self.viewer.object_folder(folder_id)
         o = s.objects
+        if light:  # the rows carry name, version and home folder: one statement per chunk of names
+            rows: dict[int, Any] = {}
+            for chunk in _chunks(sorted(set(names))):
+                rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_MEMBER_COLUMNS).where(
+                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.resource_name.in_(chunk))))})
+            versions = _readable_versions(self.viewer, folder_id, _in_folder(self.tx, folder_id, rows))
+            return {v.resource_name: v for v in reversed(versions)}  # the lowest id of a name, as below
         ids_by_name: dict[int, str] = {}
         for chunk in _chunks(sorted(set(names))):
             for row in self.tx.conn.execute(select(o.c.id, o.c.resource_name).where(
@@ -125,6 +131,8 @@ class ObjectVersion(NamedTuple):
 
 _VERSION_COLUMNS = (s.objects.c.id, s.objects.c.private, s.objects.c.created_by, s.objects.c.resource_name,
                     s.objects.c.last_ms, s.objects.c.series_id)
+_MEMBER_COLUMNS = (*_VERSION_COLUMNS, s.objects.c.folder_id)
+"""`_VERSION_COLUMNS` and the home folder, which decides membership without the participants of most rows."""
 
 
 def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
@@ -135,7 +143,7 @@ def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> 
     me = viewer.user_id
     readable = {True: rights.can_read(True), False: rights.can_read(False)}  # by "created by me"
     out = []
-    for i, (_, is_private, created_by, name, last_ms, series_id) in sorted(rows.items()):
+    for i, (_, is_private, created_by, name, last_ms, series_id, *_) in sorted(rows.items()):
         if is_private and created_by != me and me not in participants.get(i, ()):
             continue  # as Viewer.can_read, with the rights looked up once per ownership
         if readable[created_by == me]:
@@ -145,18 +153,29 @@ def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> 
 
 def visible_versions(viewer: Viewer, folder_id: int, ids: Iterable[int]) -> list[ObjectVersion]:
     """`ObjectVersion`s of the objects among `ids` that are in `folder_id` and readable there, in id order
-    (statements per 500-id chunk: their folders, their rows; and participants if some are private)."""
+    (statements per 500-id chunk: their rows; the participants of those not at home in the folder and of
+    private ones, only if there are such)."""
     tx = viewer.tx
-    inside: list[int] = []
-    for chunk in _chunks(sorted(set(ids))):
-        members = folders_of_objects(tx, chunk)
-        inside.extend(i for i in chunk if folder_id in members[i])
     o = s.objects
-    rows = {}
-    for chunk in _chunks(inside):
-        rows.update({int(r.id): r for r in tx.conn.execute(select(*_VERSION_COLUMNS).where(
+    rows: dict[int, Any] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        rows.update({int(r.id): r for r in tx.conn.execute(select(*_MEMBER_COLUMNS).where(
             and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(chunk))))})
-    return _readable_versions(viewer, folder_id, rows)
+    return _readable_versions(viewer, folder_id, _in_folder(tx, folder_id, rows))
+
+
+def _in_folder(tx: Tx, folder_id: int, rows: dict[int, Any]) -> dict[int, Any]:
+    """The rows (of `_MEMBER_COLUMNS`) of objects in `folder_id`: at home there, or placed there for a
+    participant (as `folders_of_objects` decides; participants are read only for the rows not at home)."""
+    inside = {i: r for i, r in rows.items() if r.folder_id == folder_id}
+    p = s.participants
+    for chunk in _chunks(sorted(set(rows) - set(inside))):
+        # by object id only (the primary key), as folders_of_objects does, for the same reason
+        for row in tx.conn.execute(select(p.c.object_id, p.c.folder_id).where(
+                and_(p.c.tenant_id == tx.tenant_id, p.c.object_id.in_(chunk)))):
+            if row.folder_id == folder_id:
+                inside[int(row.object_id)] = rows[int(row.object_id)]
+    return inside
 
 
 def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:
