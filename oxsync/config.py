@@ -46,6 +46,11 @@ class StoreSettings:
     PostgreSQL: `postgresql://user@host/dbname`."""
     thread_pool_size: int = 8
     """Threads running store transactions; the engine's connection pool is sized to match."""
+    light_reserved_threads: int = 2
+    """Of `thread_pool_size`, threads that heavy units of store work (initial sync windows, listings,
+    reports) may never take: cheap units (device state, Provision, ctag, deltas, login bookkeeping) run
+    on them, and take any free thread first, so they never queue behind heavy ones (docs/store.md).
+    0 = one FIFO queue for all; heavy units always keep at least one thread."""
     tombstone_max_age_days: int = 30
     """Tombstones older than this are pruned; older sync tokens must resync."""
     prune_interval_seconds: int = 6 * 3600

@@ -10,6 +10,11 @@ A write answers before the requests it wakes: the changes committed by a unit of
 `run` are published only after that unit's Deferred has fired (the writer's response is handed to its
 transport) and the reactor has polled its sockets once (the response is on the wire). Publishing at
 commit time instead made a CardDAV PUT wait until every parked Ping it woke had been answered.
+
+Two lanes share the pool (`LanedPool`): a cheap unit (device state, Provision, a ctag, a delta, login
+bookkeeping; the caller says `light=True`) takes any free thread before every queued heavy unit, and
+heavy units never hold the last `[store] light_reserved_threads` threads, so a storm of initial sync
+windows cannot make a 10 ms unit wait a second in one FIFO queue (docs/store.md, "The store pool").
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from oxsync.config import Settings
@@ -52,11 +59,68 @@ _unit = threading.local()
 """On a pool thread running a unit of work: `owner` (the DeferredStore) and `changes` (its commits)."""
 
 
-def _timed(owner: DeferredStore, changes: list[Committed], submitted: float, fn: Callable[..., T],
+class LanedPool:
+    """A thread pool with two FIFO queues. A free thread takes the oldest light unit first, else the
+    oldest heavy one, but at most `size - reserved_light` threads run heavy units at once (at least
+    one), so a light unit waits only for other light units or for a thread to finish its unit, never
+    for the heavy queue. The threads are a Twisted `ThreadPool`'s (`threads`); each one runs units
+    until nothing it may take is queued."""
+
+    def __init__(self, size: int, reserved_light: int, name: str) -> None:
+        self.size = max(1, size)
+        self.heavy_limit = max(1, self.size - max(0, reserved_light))
+        self.threads = ThreadPool(minthreads=0, maxthreads=self.size, name=name)
+        self._lock = threading.Lock()
+        self._light: deque[Callable[[], None]] = deque()
+        self._heavy: deque[Callable[[], None]] = deque()
+        self._workers = 0
+        self._heavy_running = 0
+
+    def start(self) -> None:
+        self.threads.start()
+
+    def stop(self) -> None:
+        self.threads.stop()
+
+    def submit(self, work: Callable[[], None], light: bool = False) -> None:
+        """Queue `work` (it must not raise) in its lane; start a worker if one may take it."""
+        with self._lock:
+            (self._light if light else self._heavy).append(work)
+            if self._workers >= self.size or not self._may_take():
+                return
+            self._workers += 1
+        self.threads.callInThread(self._work)
+
+    def queued(self) -> tuple[int, int]:
+        """(light, heavy) units waiting for a thread."""
+        with self._lock:
+            return len(self._light), len(self._heavy)
+
+    def _may_take(self) -> bool:
+        return bool(self._light) or (bool(self._heavy) and self._heavy_running < self.heavy_limit)
+
+    def _work(self) -> None:
+        heavy = False
+        while True:
+            with self._lock:
+                if heavy:
+                    self._heavy_running -= 1
+                if self._light:
+                    work, heavy = self._light.popleft(), False
+                elif self._heavy and self._heavy_running < self.heavy_limit:
+                    work, heavy = self._heavy.popleft(), True
+                    self._heavy_running += 1
+                else:
+                    self._workers -= 1
+                    return
+            work()
+
+
+def _timed(owner: DeferredStore, changes: list[Committed], submitted: float, lane: str, fn: Callable[..., T],
            *args: Any, **kw: Any) -> T:
     """Runs on a pool thread: records how long the work waited for it, then does it, collecting the
     changes it commits into `changes` (published by `DeferredStore.run` once the result is delivered)."""
-    STORE_POOL_WAIT_SECONDS.observe(time.perf_counter() - submitted)
+    STORE_POOL_WAIT_SECONDS.labels(lane).observe(time.perf_counter() - submitted)
     STORE_POOL_QUEUED.dec()
     _unit.owner, _unit.changes = owner, changes
     try:
@@ -76,7 +140,7 @@ class DeferredStore:
         self.reactor = reactor
         self.bus = bus if bus is not None else ChangeBus()
         size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
-        self.pool = ThreadPool(minthreads=0, maxthreads=max(1, size), name="oxsync-store")
+        self.pool = LanedPool(size, self.settings.store.light_reserved_threads, "oxsync-store")
         self.hash_pool = ThreadPool(minthreads=0, maxthreads=self.settings.auth.hash_pool_size(),
                                     name="oxsync-hash")
         """Argon2 checks only: slow and memory-hungry by design, they must never occupy a store thread."""
@@ -108,10 +172,28 @@ class DeferredStore:
     def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
         """Call `fn(*args, **kw)` on the store pool; the Deferred fires on the reactor thread. What `fn`
         commits reaches the bus after the Deferred's callbacks ran and one reactor turn later (see above)."""
+        return self._submit(False, fn, *args, **kw)
+
+    def run_light(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
+        """`run` in the light lane: only for units known to be cheap (a few indexed statements, no
+        rendering of many objects), which must not queue behind heavy ones."""
+        return self._submit(True, fn, *args, **kw)
+
+    def _submit(self, light: bool, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
         STORE_POOL_QUEUED.inc()
         changes: list[Committed] = []
-        done: Deferred[T] = deferToThreadPool(self.reactor, self.pool, _timed, self, changes, time.perf_counter(),
-                                              fn, *args, **kw)
+        done: Deferred[T] = Deferred()
+        submitted, lane = time.perf_counter(), "light" if light else "heavy"
+
+        def work() -> None:
+            try:
+                value: Any = _timed(self, changes, submitted, lane, fn, *args, **kw)
+            except BaseException:
+                self.reactor.callFromThread(done.errback, Failure())
+            else:
+                self.reactor.callFromThread(done.callback, value)
+
+        self.pool.submit(work, light)
         result: Deferred[T] = Deferred()
         done.chainDeferred(result)  # the caller's callbacks (the writer's response) run first...
         done.addBoth(lambda _: self._publish_after_flush(changes))
@@ -127,28 +209,28 @@ class DeferredStore:
         for tenant_id, folder_ids, revision in changes:
             self.bus.publish(tenant_id, folder_ids, revision)
 
-    def read(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
-        """`fn(session)` inside one read transaction on behalf of the user."""
-        return self.run(self._in_session, tenant_id, user_id, False, fn)
+    def read(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
+        """`fn(session)` inside one read transaction on behalf of the user (`light`: see `run_light`)."""
+        return self._submit(light, self._in_session, tenant_id, user_id, False, fn)
 
-    def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T]) -> Deferred[T]:
+    def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
         """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises."""
-        return self.run(self._in_session, tenant_id, user_id, True, fn)
+        return self._submit(light, self._in_session, tenant_id, user_id, True, fn)
 
     def login_record(self, login: str) -> Deferred[LoginRecord | None]:
         """The account a login names, with its hash (a quick read on the store pool, no hashing)."""
-        return self.run(self.store.login_record, login)
+        return self.run_light(self.store.login_record, login)
 
     def verify_password(self, stored_hash: str | None, password: str) -> Deferred[bool]:
         """The Argon2 check on the hash pool: never on the reactor, never on a store thread."""
         return deferToThreadPool(self.reactor, self.hash_pool, self.store.verify_password, stored_hash, password)
 
     def account_stamps(self) -> Deferred[dict[int, tuple[int, int]]]:
-        return self.run(self.store.account_stamps)
+        return self.run_light(self.store.account_stamps)
 
     def ping(self) -> Deferred[float]:
         """Milliseconds a trivial query took on the pool (used by /health)."""
-        return self.run(ping_store, self.store)
+        return self.run_light(ping_store, self.store)
 
     def _in_session(self, tenant_id: int, user_id: int, write: bool, fn: Callable[[UserSession], T]) -> T:
         with work_budget(self.settings.limits), self.store.session(tenant_id, user_id, write=write) as session:

@@ -44,6 +44,7 @@ def summarize(texts: list[str]) -> dict[str, Any]:
     """Request time per (dialect, command), store pool wait, login checks: summed over the nodes."""
     requests: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     pool: dict[float, float] = defaultdict(float)
+    lanes: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     logins: dict[str, float] = defaultdict(float)
     for text in texts:
         for family in text_string_to_metric_families(text):
@@ -53,6 +54,7 @@ def summarize(texts: list[str]) -> dict[str, Any]:
                     requests[key][float(sample.labels["le"])] += sample.value
                 elif sample.name == "oxsync_store_pool_wait_seconds_bucket":
                     pool[float(sample.labels["le"])] += sample.value
+                    lanes[sample.labels.get("lane", "all")][float(sample.labels["le"])] += sample.value
                 elif sample.name == "oxsync_login_checks_total":
                     logins[sample.labels["result"]] += sample.value
     out: dict[str, Any] = {"requests": {}, "login_checks": dict(logins)}
@@ -62,9 +64,14 @@ def summarize(texts: list[str]) -> dict[str, Any]:
             out["requests"][key] = {"count": int(count), "p50_s": _quantile(buckets, 0.5),
                                     "p90_s": _quantile(buckets, 0.9), "p99_s": _quantile(buckets, 0.99)}
     if pool:
-        out["store_pool_wait"] = {"count": int(pool.get(float("inf"), 0)), "p50_s": _quantile(pool, 0.5),
-                                  "p90_s": _quantile(pool, 0.9), "p99_s": _quantile(pool, 0.99)}
+        out["store_pool_wait"] = _wait(pool)
+        out["store_pool_wait_by_lane"] = {lane: _wait(buckets) for lane, buckets in sorted(lanes.items())}
     return out
+
+
+def _wait(buckets: dict[float, float]) -> dict[str, Any]:
+    return {"count": int(buckets.get(float("inf"), 0)), "p50_s": _quantile(buckets, 0.5),
+            "p90_s": _quantile(buckets, 0.9), "p99_s": _quantile(buckets, 0.99)}
 
 
 def text(summary: dict[str, Any]) -> str:
@@ -81,6 +88,9 @@ def text(summary: dict[str, Any]) -> str:
     if wait:
         lines.append(f"  store pool wait: p50 {fmt(wait['p50_s'])} / p90 {fmt(wait['p90_s'])} / "
                      f"p99 {fmt(wait['p99_s'])} ({wait['count']} units)")
+    for lane, row in summary.get("store_pool_wait_by_lane", {}).items():
+        lines.append(f"    {lane} lane: p50 {fmt(row['p50_s'])} / p90 {fmt(row['p90_s'])} / "
+                     f"p99 {fmt(row['p99_s'])} ({row['count']} units)")
     if summary.get("login_checks"):
         lines.append("  login checks: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(summary["login_checks"].items())))
     return "\n".join(lines)

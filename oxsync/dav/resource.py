@@ -165,8 +165,8 @@ class DavResource(Resource):
                 failure.raiseException()  # not ours to answer (e.g. a BaseException): it propagates
             return error_response(failure.value)
 
-        return run(principal.tenant_id, principal.user_id, work).addErrback(failed).addCallback(
-            lambda resp: self._send(request, resp))
+        return run(principal.tenant_id, principal.user_id, work, is_light(method, headers)).addErrback(
+            failed).addCallback(lambda resp: self._send(request, resp))
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.error("DAV request failed", exc_info=failure_exc_info(failure))
@@ -188,6 +188,16 @@ class DavResource(Resource):
             send_stream(request, resp.status, resp.stream, resp.content_type.encode(), headers)
             return
         send_bytes(request, resp.status, resp.body, resp.content_type.encode(), headers)
+
+
+LIGHT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods whose unit of store work is cheap (one resource), served before heavy units (docs/store.md)."""
+
+
+def is_light(method: str, headers: dict[str, str]) -> bool:
+    """One resource's work: a GET, or a PROPFIND of Depth 0 (a ctag or sync-token poll); listings,
+    reports and writes stay in the heavy lane."""
+    return method in LIGHT_METHODS or (method == "PROPFIND" and headers.get("depth", "").strip() == "0")
 
 
 def send_stream(request: Request, code: int, stream: IO[bytes], content_type: bytes,

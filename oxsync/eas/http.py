@@ -177,9 +177,9 @@ class ActiveSyncResource(Resource):
                 return refused
             return eas.write(req, lambda session: state.touch_device(
                 session, req.device_id, state.load_device(session, req.device_id), type=req.device_type,
-                ua=req.user_agent, version=req.version, last_cmd=req.cmd)).addCallback(lambda _: refused)
+                ua=req.user_agent, version=req.version, last_cmd=req.cmd), light=True).addCallback(lambda _: refused)
 
-        return eas.read(req, check).addCallback(touch)
+        return eas.read(req, check, light=True).addCallback(touch)
 
     def _dispatch(self, refused: EasResponse | None, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
         if refused is not None:

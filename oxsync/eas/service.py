@@ -41,16 +41,20 @@ class Eas:
     def config(self) -> EasSettings:
         return self.settings.eas
 
-    def read(self, req: EasRequest, fn: Callable[[UserSession], T]) -> Deferred[T]:
-        return self.async_store.read(req.tenant_id, req.user_id, fn)
+    def read(self, req: EasRequest, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
+        """`light`: a cheap unit (device state, Provision, Ping checks) served before heavy ones
+        (`DeferredStore.run_light`); Sync windows and searches stay heavy."""
+        return self.async_store.read(req.tenant_id, req.user_id, fn, light)
 
-    def write(self, req: EasRequest, fn: Callable[[UserSession], T]) -> Deferred[T]:
-        return self.async_store.write(req.tenant_id, req.user_id, fn)
+    def write(self, req: EasRequest, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
+        return self.async_store.write(req.tenant_id, req.user_id, fn, light)
 
-    def staged(self, req: EasRequest, work: Callable[[UserSession, StateStore], T]) -> Deferred[T]:
+    def staged(self, req: EasRequest, work: Callable[[UserSession, StateStore], T],
+               light: bool = False) -> Deferred[T]:
         """`work` in a read transaction with its device state staged, then that state in a short write
         transaction (`state.StagedStates`); `work` runs again inside one write transaction when it must
-        write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile."""
+        write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile.
+        The state write is always a light unit; `light` says whether `work` is one too."""
         def read(session: UserSession) -> tuple[T, StagedStates]:
             states = StagedStates(session)
             return work(session, states), states
@@ -58,15 +62,15 @@ class Eas:
         def in_one_write(failure: Any = None) -> Deferred[T]:
             if failure is not None:
                 failure.trap(NeedsWriteTransaction)
-            return self.write(req, lambda session: work(session, session))
+            return self.write(req, lambda session: work(session, session), light)
 
         def commit(done: tuple[T, StagedStates]) -> Any:
             result, states = done
             if not states.writes:
                 return result
-            return self.write(req, states.commit).addCallback(lambda ok: result if ok else in_one_write())
+            return self.write(req, states.commit, True).addCallback(lambda ok: result if ok else in_one_write())
 
-        return self.read(req, read).addCallbacks(commit, in_one_write)
+        return self.read(req, read, light).addCallbacks(commit, in_one_write)
 
 
 Handler = Callable[[Eas, EasRequest], "EasResponse | Deferred[EasResponse]"]

@@ -85,6 +85,11 @@ def _check_folder(session: UserSession, spec: ObjectModule, folder_id: int) -> N
         raise OxFailure(E.CONFLICT, f"folder {folder_id} does not hold {spec.servlet}")
 
 
+def is_light(q: Query) -> bool:
+    """A cheap PROPFIND (one object, or a delta since a sync): not the first listing of a folder."""
+    return (q.object_id is not None and not q.modes) or q.lastsync > 0
+
+
 def propfind(session: UserSession, spec: ObjectModule, q: Query) -> list[str]:
     try:
         if q.object_id is not None and not q.modes:

@@ -109,13 +109,15 @@ class XmlServlet(Resource):
 
     # -------------------------------------------------------------- helpers
 
-    def _store(self, who: OxUser, write: bool, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    def _store(self, who: OxUser, write: bool, fn: Callable[..., Any], *args: Any, light: bool = False) -> Deferred[Any]:
+        """`fn(session, *args)` for `who`; `light`: a cheap unit served before heavy ones (folder
+        listings, deltas, single objects, users), see `DeferredStore.run_light`."""
         def work(session):
             check_account(session, who)
             return fn(session, *args)
 
         run = self.ctx.async_store.write if write else self.ctx.async_store.read
-        return run(who.tenant_id, who.user_id, work)
+        return run(who.tenant_id, who.user_id, work, light)
 
     def _send(self, request: Request, responses: list[str]) -> None:
         send_bytes(request, 207, multistatus(responses, self.ctx.settings.ox.version_string), XML_TYPE)
@@ -149,13 +151,14 @@ class XmlServlet(Resource):
         if self.kind == "groupuser":
             if not {"user", "group", "resource"} & given.keys():
                 raise RequestError(400, "expected element: user, group or resource")
-            d = self._store(who, False, groupuser.propfind, given)
+            d = self._store(who, False, groupuser.propfind, given, light=True)
             return d.addCallback(lambda xml: self._send(request, [xml]))
         query = parse_query(given)
         if self.kind == "folders":
-            d = self._store(who, False, _safe(folders.propfind), query)
+            d = self._store(who, False, _safe(folders.propfind), query, light=True)
         else:
-            d = self._store(who, False, objects.propfind, objects.MODULES[self.kind], query)
+            d = self._store(who, False, objects.propfind, objects.MODULES[self.kind], query,
+                            light=objects.is_light(query))
         return d.addCallback(lambda responses: self._send(request, responses))
 
     # -------------------------------------------------------------- PROPPATCH

@@ -78,11 +78,11 @@ def _status(cmd: str, status: int) -> EasResponse:
 
 def folder_sync(eas: Eas, req: EasRequest) -> Any:
     if eas.mail is None:
-        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, states=states))
+        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, states=states), light=True)
 
     def listed(folders: list[Any]) -> Any:
         view = mailfolders.mail_view(folders)
-        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, view, states))
+        return eas.staged(req, lambda session, states: _folder_sync(eas, session, req, view, states), light=True)
 
     def unavailable(failure: Any) -> EasResponse:
         failure.trap(MailUnavailable)

@@ -95,7 +95,8 @@ def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
         if isinstance(result, EasResponse) or not result[2]:
             return result
         params = {"heartbeat": result[0], "folders": result[2]}
-        return eas.write(req, lambda session: session.put_state(req.device_id, state.LAST_PING, params)).addCallback(
+        return eas.write(req, lambda session: session.put_state(req.device_id, state.LAST_PING, params),
+                         light=True).addCallback(
             lambda _: result)
 
     def park(result: EasResponse | tuple[int, list[int], list[str]]) -> Any:
@@ -131,12 +132,13 @@ def ping(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
                 done.errback(failure)
 
         pim_ids = [f for f in folder_ids if f >= 0]
-        eas.read(req, lambda session: changed_folders(session, req.device_id, pim_ids)).addCallbacks(checked, failed)
+        eas.read(req, lambda session: changed_folders(session, req.device_id, pim_ids),
+                 light=True).addCallbacks(checked, failed)
         if mail_entries and eas.mail is not None:
             watch_mail(eas, req, entry, mail_entries, done, checked)
         return done
 
-    return eas.read(req, prepare).addCallback(remember).addCallback(park)
+    return eas.read(req, prepare, light=True).addCallback(remember).addCallback(park)
 
 
 def watch_mail(eas: Eas, req: EasRequest, entry: Any, entries: list[tuple[str, int, dict[str, Any] | None]],

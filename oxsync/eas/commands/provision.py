@@ -67,7 +67,7 @@ def policy_document(req: EasRequest, requires_password: bool) -> Element:
 
 
 def provision(eas: Eas, req: EasRequest) -> Any:
-    return eas.write(req, lambda session: _provision(eas, session, req))
+    return eas.write(req, lambda session: _provision(eas, session, req), light=True)
 
 
 def _provision(eas: Eas, session: UserSession, req: EasRequest) -> EasResponse:

@@ -29,7 +29,7 @@ APPLIES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExternalUnkn
 
 
 def settings(eas: Eas, req: EasRequest) -> Any:
-    d = eas.write(req, lambda session: _settings(session, req))
+    d = eas.write(req, lambda session: _settings(session, req), light=True)
     oof = req.body.find(f"{S}:Oof") if req.body is not None else None
     if eas.mail is None or oof is None:
         return d

@@ -1,0 +1,146 @@
+"""The store pool's two lanes (`runtime.LanedPool`, docs/store.md "The store pool"): a light unit of
+store work (device state, Provision, a ctag, a delta) never queues behind heavy ones. Real store, real
+threads; the order of execution is counted, threads are held by Events, nothing compares times."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from oxsync.model import Module
+from oxsync.runtime import DeferredStore, LanedPool
+from oxsync.store.api import Store
+from tests.world import World
+
+WAIT = 30  # seconds an Event may take to be set on a loaded machine; never compared
+
+
+def _pool(store: Store, reactor: Any, size: int, reserved: int) -> DeferredStore:
+    settings = replace(store.settings, store=replace(store.settings.store, light_reserved_threads=reserved))
+    pool = DeferredStore(store, reactor, pool_size=size, settings=settings)
+    pool.start()
+    return pool
+
+
+class Units:
+    """Units of real store work that record the order they ran in; `blocker`s hold a thread until released."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.folder = world.default_folder(world.alice, Module.CONTACT)
+        self.order: list[str] = []
+        """Names in the order their units finished."""
+        self.begun: list[str] = []
+        """Names in the order their units started."""
+        self.started = threading.Semaphore(0)
+        self.done = {name: threading.Event() for name in ("light",)}
+
+    def read(self, pool: DeferredStore, name: str, light: bool = False, hold: threading.Event | None = None) -> None:
+        finished = self.done.setdefault(name, threading.Event())
+
+        def work(session: Any) -> None:
+            self.begun.append(name)
+            if hold is not None:
+                self.started.release()
+                assert hold.wait(WAIT)
+            session.get_folder(self.folder)  # a real read in the unit's transaction
+            self.order.append(name)
+            finished.set()
+
+        pool.read(self.world.tenant_id, self.world.alice, work, light)
+
+    def wait(self, *names: str) -> None:
+        for name in names:
+            assert self.done[name].wait(WAIT), name
+
+
+def test_light_unit_runs_on_a_reserved_thread_while_heavy_ones_queue(store: Store, world: World, reactor) -> None:  # type: ignore[no-untyped-def]
+    pool = _pool(store, reactor, size=3, reserved=1)
+    units, release = Units(world), threading.Event()
+    try:
+        for i in range(2):  # the two threads heavy units may use, held
+            units.read(pool, f"blocker{i}", hold=release)
+        for _ in range(2):
+            assert units.started.acquire(timeout=WAIT)
+        heavy = [f"heavy{i}" for i in range(5)]
+        for name in heavy:  # held too: one that took the reserved thread would keep the light unit out
+            units.read(pool, name, hold=release)
+        units.read(pool, "light", light=True)
+        units.wait("light")
+        assert units.order == ["light"]  # ran while 5 heavy units submitted before it still wait
+        assert pool.pool.queued() == (0, 5)
+        release.set()
+        units.wait("blocker0", "blocker1", *heavy)
+        assert [n for n in units.begun if n.startswith("heavy")] == heavy  # each lane stays FIFO
+    finally:
+        release.set()
+        pool.stop()
+
+
+def test_a_freed_thread_takes_the_light_unit_before_older_heavy_ones(store: Store, world: World, reactor) -> None:  # type: ignore[no-untyped-def]
+    pool = _pool(store, reactor, size=2, reserved=0)  # no reserved thread: priority alone
+    units = Units(world)
+    holds = [threading.Event(), threading.Event()]
+    try:
+        for i, hold in enumerate(holds):
+            units.read(pool, f"blocker{i}", hold=hold)
+        for _ in holds:
+            assert units.started.acquire(timeout=WAIT)
+        heavy = [f"heavy{i}" for i in range(4)]
+        for name in heavy:
+            units.read(pool, name)
+        units.read(pool, "light", light=True)
+        assert pool.pool.queued() == (1, 4)
+        holds[0].set()  # one thread comes free
+        units.wait("light", *heavy)
+        assert units.order[:2] == ["blocker0", "light"]
+        holds[1].set()
+    finally:
+        for hold in holds:
+            hold.set()
+        pool.stop()
+
+
+def test_heavy_units_keep_one_thread_and_the_pool_never_exceeds_its_size() -> None:
+    """Bounds of the settings: reserving every thread still leaves heavy work one; no more threads
+    than `size` run units at once (counted with a barrier of held units)."""
+    assert LanedPool(1, 1, "t").heavy_limit == 1
+    assert LanedPool(8, 2, "t").heavy_limit == 6
+    assert LanedPool(4, 0, "t").heavy_limit == 4
+    lanes = LanedPool(3, 1, "t")
+    lanes.start()
+    running, peak, lock, release = [0], [0], threading.Lock(), threading.Event()
+    finished = threading.Semaphore(0)
+
+    def unit() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        release.wait(WAIT)
+        with lock:
+            running[0] -= 1
+        finished.release()
+
+    try:
+        for i in range(10):
+            lanes.submit(unit, light=i % 2 == 0)
+        release.set()
+        for _ in range(10):
+            assert finished.acquire(timeout=WAIT)
+        assert 1 <= peak[0] <= 3 and lanes.queued() == (0, 0)
+    finally:
+        release.set()
+        lanes.stop()
+
+
+@pytest.mark.parametrize("method,depth,light", [
+    ("PROPFIND", "0", True), ("PROPFIND", "1", False), ("PROPFIND", "", False), ("GET", "", True),
+    ("REPORT", "0", False), ("PUT", "", False),
+])
+def test_dav_requests_classified(method: str, depth: str, light: bool) -> None:
+    from oxsync.dav.resource import is_light
+
+    assert is_light(method, {"depth": depth} if depth else {}) is light
