@@ -28,6 +28,7 @@ from oxsync.eas.wbxml import (
     WBXMLError,
     decode,
     encode,
+    encode_sealed,
     from_xml,
     to_xml,
 )
@@ -948,3 +949,35 @@ def test_xml_errors() -> None:
     assert from_xml("<Sync xmlns='AirSync'><Class>C</Class></Sync>") == E(A + "Sync", E(A + "Class", "C"))
     with pytest.raises(WBXMLError, match="deeper"):
         from_xml(b"<Sync xmlns='AirSync:'>" * 70 + b"</Sync>" * 70)
+
+
+def _sync_response(items: int) -> tuple[Element, Element]:
+    commands = E("AirSync:Commands", *[
+        E("AirSync:Add", E("AirSync:ServerId", str(n)), E("AirSync:ApplicationData",
+          E("Contacts:FirstName", f"F{n}"), E("Contacts:Email1Address", f"p{n}@example.org"),
+          E("AirSyncBase:Body", E("AirSyncBase:Type", "1"), E("AirSyncBase:Data", "note")),
+          E("Contacts:Picture", b"\x00\x01"))) for n in range(items)])
+    collection = E("AirSync:Collection", E("AirSync:SyncKey", "{k}2"), E("AirSync:CollectionId", "7"),
+                   E("AirSync:Status", "1"), E("AirSync:MoreAvailable"), commands)
+    other = E("AirSync:Collection", E("AirSync:SyncKey", "{j}1"), E("AirSync:CollectionId", "8"),
+              E("AirSync:Status", "1"))
+    return collection, E("AirSync:Sync", E("AirSync:Collections", collection, other))
+
+
+def test_a_sealed_collection_is_copied_into_the_response_byte_for_byte(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    collection, response = _sync_response(20)
+    plain = encode(response)
+    alone = encode(collection)
+    assert encode_sealed(collection) == alone
+    looked_up: list[str] = []
+    real = codepages.token_for_tag
+
+    def counted(tag: str, **kwargs: bool) -> tuple[int, int] | None:
+        looked_up.append(tag)
+        return real(tag, **kwargs)
+    monkeypatch.setattr(codepages, "token_for_tag", counted)
+    assert encode(response) == plain  # the page after it (Contacts, AirSyncBase) switches back as before
+    assert "AirSync:Add" not in looked_up and len(looked_up) == 6  # Sync, Collections, the other collection (4)
+    tagged = E("AirSync:Sync", E("AirSync:Collections", E("Contacts:FirstName", "x"), collection))
+    unsealed, _ = _sync_response(20)
+    assert encode(tagged) == encode(E("AirSync:Sync", E("AirSync:Collections", E("Contacts:FirstName", "x"), unsealed)))

@@ -30,7 +30,7 @@ from oxsync.eas.mapping.calendar import exception_changes, occurrence_date
 from oxsync.eas.mapping.common import ClassMapping, InvalidValue, MapContext
 from oxsync.eas.mapping.registry import BY_MODULE, FILL_DEFAULTS
 from oxsync.eas.passfilter import filter_reads_data, in_window, is_exception
-from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
+from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode_sealed
 from oxsync.model import Appointment, Module
 from oxsync.render import render_one
 from oxsync.store.bulk import ObjectVersion
@@ -225,7 +225,7 @@ class CollectionSync:
         if responses.children:
             answer.append(responses)
         st["prev_key"], st["key"] = st["key"], new_key
-        st["answer"] = base64.b64encode(encode(answer)).decode("ascii")
+        st["answer"] = base64.b64encode(encode_sealed(answer)).decode("ascii")
         self._save(key, st)
         return Outcome(answer, True, self.folder_id, more), used
 

@@ -79,6 +79,9 @@ class Element:
     text: str | None = None
     opaque: bytes | None = None
     children: list[Element] = field(default_factory=list)
+    sealed: tuple[int, bytes, int] | None = field(default=None, compare=False, repr=False)
+    """Set by `encode_sealed`: (page of the tag, the element's bytes encoded from that page, the page
+    they end on), so that a document holding it copies them instead of encoding it again."""
 
     @property
     def namespace(self) -> str:
@@ -377,7 +380,26 @@ def encode(root: Element, *, allow_decode_only: bool = False) -> bytes:
     `allow_decode_only` is set. Raises `WBXMLError` for anything that cannot be encoded.
     """
     out = bytearray(_HEADER)
-    page = 0
+    _encode_into(out, root, 0, allow_decode_only)
+    return bytes(out)
+
+
+def encode_sealed(root: Element) -> bytes:
+    """`encode(root)`, remembering root's bytes in `root.sealed`: a Sync keeps each collection's answer
+    for replay and sends it inside the response, encoded once for both (the same bytes either way:
+    what follows a sealed element starts from the page it ended on, as in one pass)."""
+    found = codepages.token_for_tag(root.tag)
+    if found is None or root.sealed is not None:
+        return encode(root)
+    out = bytearray()
+    end_page = _encode_into(out, root, found[0], False)
+    root.sealed = (found[0], bytes(out), end_page)
+    prefix = _HEADER if found[0] == 0 else _HEADER + bytes((SWITCH_PAGE, found[0]))
+    return prefix + root.sealed[1]
+
+
+def _encode_into(out: bytearray, root: Element, page: int, allow_decode_only: bool) -> int:
+    """Append `root`'s tokens to `out`, the current code page being `page`; returns the page at the end."""
     # Work list of elements to open, or None meaning "emit END".
     todo: list[Element | None] = [root]
     while todo:
@@ -387,6 +409,13 @@ def encode(root: Element, *, allow_decode_only: bool = False) -> bytes:
             continue
         if not isinstance(elem, Element):
             raise WBXMLError(f"cannot encode {type(elem).__name__} as an element")
+        if elem.sealed is not None:
+            tag_page, body, end_page = elem.sealed
+            if tag_page != page:
+                out += bytes((SWITCH_PAGE, tag_page))
+            out += body
+            page = end_page
+            continue
         found = codepages.token_for_tag(elem.tag, allow_decode_only=allow_decode_only)
         if found is None:
             reason = "legacy decode-only" if codepages.token_for_tag(elem.tag, allow_decode_only=True) else "unknown"
@@ -416,7 +445,7 @@ def encode(root: Element, *, allow_decode_only: bool = False) -> bytes:
             todo.extend(reversed(elem.children))
         else:
             out.append(token)
-    return bytes(out)
+    return page
 
 
 # --------------------------------------------------------------------------- XML form
