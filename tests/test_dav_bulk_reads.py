@@ -225,3 +225,26 @@ def test_warm_multiget_reads_only_rows_texts_and_what_membership_needs(store, wo
             reply = dav.report(bob_cal, MG.format(hrefs=f"<D:href>{href}</D:href>"), user="bob")
         assert "SUMMARY:Review" in reply.prop(href, "C:calendar-data").text
         assert [x for x in seen if "FROM participants" in x]  # bob's copy is placed by his participation
+
+
+def test_multiget_reads_each_row_once(store, dav: Dav) -> None:  # type: ignore[no-untyped-def]
+    """The rows a multiget found by name are not read again when it looks for their series' exceptions:
+    only the exceptions (not asked by name) are read by id."""
+    cal = dav.calendar()
+    for i in range(6):
+        assert dav.put(f"{cal}ev{i}.ics", _series_with_override(f"s{i}") if i % 3 == 0 else event(f"e{i}")).status == 201
+    body = MG.format(hrefs="".join(f"<D:href>{cal}ev{i}.ics</D:href>" for i in range(6)))
+    by_id: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM objects" in statement and "objects.id IN" in statement:
+            by_id.append(len(parameters) - 1)  # the tenant, then the ids
+
+    first = dav.report(cal, body)
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        again = dav.report(cal, body)
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    assert again.body == first.body and first.body.count(b"Moved") == 2
+    assert by_id == [2], by_id  # the two overrides, not the six masters again

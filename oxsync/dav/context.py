@@ -296,7 +296,7 @@ class Ctx:
                   and (light or (isinstance(o, Appointment) and (not is_master(o) or o.change_exceptions)))}
         families: dict[int, list[Any]] = {}
         if series:
-            for member in self.session.series_members(collection.folder_id, series, light):
+            for member in self.session.series_members(collection.folder_id, series, light, objects if light else ()):
                 families.setdefault(family_of(member), []).append(member)
         out: dict[int, ObjectRes] = {}
         for obj in objects:

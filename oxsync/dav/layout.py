@@ -199,7 +199,7 @@ def id_from_name(name: str) -> int | None:
 
 def is_master(obj: Any) -> bool:
     """A resource of its own: not a change exception (`ObjectVersion`s of listings carry the series too)."""
-    if isinstance(obj, Appointment | ObjectVersion):
+    if isinstance(obj, (Appointment, ObjectVersion)):  # a tuple: no union built per call
         return obj.recurrence_id in (None, obj.object_id)
     return True
 

@@ -89,11 +89,19 @@ class BulkReads:
         self.viewer.object_folder(folder_id)
         return {obj.object_id: obj for obj in self._visible_objects(folder_id, ids, light)}
 
-    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False) -> list[Any]:
+    def series_members(self, folder_id: int, series_ids: Iterable[int], light: bool = False,
+                       known: Iterable[ObjectVersion] = ()) -> list[Any]:
         """Every visible object of `folder_id` belonging to these series: each master (the object with
-        that id, a series or the first of master-less overrides) and its change exceptions."""
+        that id, a series or the first of master-less overrides) and its change exceptions, in id order.
+        `known` (light only): versions this viewer already read visible in this folder in this transaction,
+        returned as they are instead of being read again (a multiget's masters)."""
         self.viewer.object_folder(folder_id)
-        return self._visible_objects(folder_id, family_ids(self.tx, series_ids), light)
+        ids = family_ids(self.tx, series_ids)
+        if not light:
+            return self._visible_objects(folder_id, ids, light)
+        have = {v.object_id: v for v in known if v.object_id in ids}
+        found = [*have.values(), *visible_versions(self.viewer, folder_id, ids - have.keys())]
+        return sorted(found, key=lambda v: v.object_id)
 
     def list_versions(self, folder_id: int) -> list[ObjectVersion]:
         """Id, DAV resource name, version and series of every readable object of the folder, decoding
