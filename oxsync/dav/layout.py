@@ -133,7 +133,7 @@ class Box:
         return self.home.path + self.kind + "/"
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectRes:
     collection: Collection
     name: str
@@ -182,6 +182,17 @@ class NameCache:
             while len(self._names) > self.size:
                 self._names.popitem(last=False)
 
+    def remember_many(self, tenant_id: int, named: list[tuple[int, str]]) -> None:
+        """`remember` each (object id, name), taking the lock once (a listing names every member)."""
+        names = self._names
+        with self._lock:
+            for object_id, name in named:
+                key = (tenant_id, object_id)
+                names[key] = name
+                names.move_to_end(key)
+            while len(names) > self.size:
+                names.popitem(last=False)
+
     def get(self, tenant_id: int, object_id: int) -> str | None:
         return self._names.get((tenant_id, object_id))
 
@@ -207,19 +218,24 @@ def is_master(obj: Any) -> bool:
 def group_objects(collection: Collection, objects: list[Any], names: NameCache, tenant_id: int) -> list[ObjectRes]:
     """One resource per master (with its exceptions); orphan exceptions are resources of their own."""
     masters: dict[int, ObjectRes] = {}
-    orphans: list[Any] = []
+    exceptions: list[Any] = []
+    named: list[tuple[int, str]] = []
+    suffix = SUFFIX[collection.module]
     for obj in objects:
         if is_master(obj):
-            name = obj.resource_name or default_name(obj.object_id, collection.module)
-            names.remember(tenant_id, obj.object_id, name)
+            name = obj.resource_name or f"{obj.object_id}{suffix}"  # default_name
+            named.append((obj.object_id, name))
             masters[obj.object_id] = ObjectRes(collection, name, obj)
-    for obj in objects:
-        if not is_master(obj):
-            owner = masters.get(obj.recurrence_id)
-            if owner is not None:
-                owner.exceptions.append(obj)
-            else:
-                orphans.append(obj)
+        else:
+            exceptions.append(obj)
+    names.remember_many(tenant_id, named)
+    orphans: list[Any] = []
+    for obj in exceptions:
+        owner = masters.get(obj.recurrence_id)
+        if owner is not None:
+            owner.exceptions.append(obj)
+        else:
+            orphans.append(obj)
     result = list(masters.values())
     for obj in orphans:
         name = obj.resource_name or default_name(obj.object_id, collection.module)

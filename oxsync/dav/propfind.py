@@ -6,6 +6,7 @@ from lxml import etree
 
 from oxsync.dav.context import MAX_DEAD_VALUE, Ctx
 from oxsync.dav.layout import Collection, DavError
+from oxsync.dav.members import template_for, write_members
 from oxsync.dav.multistatus import (
     XML,
     Response,
@@ -51,9 +52,9 @@ def propfind(ctx: Ctx) -> Response:
     out = Multistatus()
     describe(ctx, out.root, res, names, names_only)
     if depth in ("1", "infinity"):
-        for child in drain(children(ctx, res, light=listing_is_light(names))):
-            describe(ctx, out.root, child, names, names_only)
-            out.step()
+        members = children(ctx, res, light=listing_is_light(names))
+        template = template_for(ctx, res, names, names_only) if isinstance(res, Collection) else None
+        write_members(ctx, out, drain(members), template, names, names_only)
     return multistatus_response(out)
 
 

@@ -69,6 +69,10 @@ class Property:
     get: Getter
     allprop: bool = False
     set: Setter | None = None
+    per_member: bool = False
+    """Its value differs between the object members of one collection (ETag, last-modified, what the
+    body says). Every other getter must give all object members of a collection the same value:
+    listings compute those once per collection (`dav/members.py`)."""
 
     @property
     def protected(self) -> bool:
@@ -408,9 +412,9 @@ TABLE = (
     # DAV:allprop lists these, in this order
     Property(D("resourcetype"), _resourcetype, allprop=True),
     Property(D("displayname"), _displayname, allprop=True, set=_set_displayname),
-    Property(D("getetag"), _etag, allprop=True),
+    Property(D("getetag"), _etag, allprop=True, per_member=True),
     Property(D("getcontenttype"), _content_type, allprop=True),
-    Property(D("getlastmodified"), _last_modified, allprop=True),
+    Property(D("getlastmodified"), _last_modified, allprop=True, per_member=True),
     Property(D("owner"), _owner, allprop=True),
     Property(D("current-user-principal"), _me, allprop=True),
     Property(D("sync-token"), _ctag, allprop=True),
@@ -436,7 +440,7 @@ TABLE = (
     Property(C("supported-calendar-data"), _calendar_only(_calendar_data_types)),
     Property(C("max-resource-size"), _calendar_only(_max_size)),
     Property(C("schedule-calendar-transp"), _calendar_only(_transp)),
-    Property(C("schedule-tag"), _schedule_tag),
+    Property(C("schedule-tag"), _schedule_tag, per_member=True),
     Property(CR("supported-address-data"), _card_only(_address_data_types)),
     Property(CR("max-resource-size"), _card_only(_max_size)),
 )

