@@ -45,12 +45,13 @@ class StoreSettings:
     directory is created 0700); `oxsync serve --demo` without a configuration uses `./var/oxsync.db`.
     PostgreSQL: `postgresql://user@host/dbname`."""
     thread_pool_size: int = 8
-    """Threads running store transactions; the engine's connection pool is sized to match."""
-    light_reserved_threads: int = 2
-    """Of `thread_pool_size`, threads that heavy units of store work (initial sync windows, listings,
-    reports) may never take: cheap units (device state, Provision, ctag, deltas, login bookkeeping) run
-    on them, and take any free thread first, so they never queue behind heavy ones (docs/store.md).
-    0 = one FIFO queue for all; heavy units always keep at least one thread."""
+    """Threads running heavy store transactions (sync windows, listings, reports, writes); the engine's
+    connection pool is sized to match (plus `light_threads`)."""
+    light_threads: int = 2
+    """Threads added to the store pool that only cheap units take (device state, Provision, ctag,
+    deltas, login bookkeeping); a cheap unit also takes any free thread before every queued heavy one,
+    so it never queues behind heavy ones (docs/store.md, "The store pool"). 0 = no added thread (cheap
+    units still go first)."""
     tombstone_max_age_days: int = 30
     """Tombstones older than this are pruned; older sync tokens must resync."""
     prune_interval_seconds: int = 6 * 3600

@@ -13,7 +13,7 @@ commit time instead made a CardDAV PUT wait until every parked Ping it woke had 
 
 Two lanes share the pool (`LanedPool`): a cheap unit (device state, Provision, a ctag, a delta, login
 bookkeeping; the caller says `light=True`) takes any free thread before every queued heavy unit, and
-heavy units never hold the last `[store] light_reserved_threads` threads, so a storm of initial sync
+heavy units never hold the `[store] light_threads` added for them, so a storm of initial sync
 windows cannot make a 10 ms unit wait a second in one FIFO queue (docs/store.md, "The store pool").
 """
 
@@ -140,7 +140,9 @@ class DeferredStore:
         self.reactor = reactor
         self.bus = bus if bus is not None else ChangeBus()
         size = pool_size if pool_size is not None else store.settings.store.thread_pool_size
-        self.pool = LanedPool(size, self.settings.store.light_reserved_threads, "oxsync-store")
+        light = max(0, self.settings.store.light_threads)
+        self.pool = LanedPool(max(1, size) + light, light, "oxsync-store")
+        """`size` threads for heavy units plus `light_threads` that only light units take."""
         self.hash_pool = ThreadPool(minthreads=0, maxthreads=self.settings.auth.hash_pool_size(),
                                     name="oxsync-hash")
         """Argon2 checks only: slow and memory-hungry by design, they must never occupy a store thread."""

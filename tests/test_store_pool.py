@@ -18,9 +18,10 @@ from tests.world import World
 WAIT = 30  # seconds an Event may take to be set on a loaded machine; never compared
 
 
-def _pool(store: Store, reactor: Any, size: int, reserved: int) -> DeferredStore:
-    settings = replace(store.settings, store=replace(store.settings.store, light_reserved_threads=reserved))
-    pool = DeferredStore(store, reactor, pool_size=size, settings=settings)
+def _pool(store: Store, reactor: Any, heavy: int, light: int) -> DeferredStore:
+    """`heavy` threads (`thread_pool_size`) plus `light` ones only light units take."""
+    settings = replace(store.settings, store=replace(store.settings.store, light_threads=light))
+    pool = DeferredStore(store, reactor, pool_size=heavy, settings=settings)
     pool.start()
     return pool
 
@@ -57,8 +58,8 @@ class Units:
             assert self.done[name].wait(WAIT), name
 
 
-def test_light_unit_runs_on_a_reserved_thread_while_heavy_ones_queue(store: Store, world: World, reactor) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(store, reactor, size=3, reserved=1)
+def test_light_unit_runs_on_its_own_thread_while_heavy_ones_queue(store: Store, world: World, reactor) -> None:  # type: ignore[no-untyped-def]
+    pool = _pool(store, reactor, heavy=2, light=1)
     units, release = Units(world), threading.Event()
     try:
         for i in range(2):  # the two threads heavy units may use, held
@@ -66,7 +67,7 @@ def test_light_unit_runs_on_a_reserved_thread_while_heavy_ones_queue(store: Stor
         for _ in range(2):
             assert units.started.acquire(timeout=WAIT)
         heavy = [f"heavy{i}" for i in range(5)]
-        for name in heavy:  # held too: one that took the reserved thread would keep the light unit out
+        for name in heavy:  # held too: one that took the light thread would keep the light unit out
             units.read(pool, name, hold=release)
         units.read(pool, "light", light=True)
         units.wait("light")
@@ -81,7 +82,7 @@ def test_light_unit_runs_on_a_reserved_thread_while_heavy_ones_queue(store: Stor
 
 
 def test_a_freed_thread_takes_the_light_unit_before_older_heavy_ones(store: Store, world: World, reactor) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(store, reactor, size=2, reserved=0)  # no reserved thread: priority alone
+    pool = _pool(store, reactor, heavy=2, light=0)  # no added thread: priority alone
     units = Units(world)
     holds = [threading.Event(), threading.Event()]
     try:
@@ -105,10 +106,10 @@ def test_a_freed_thread_takes_the_light_unit_before_older_heavy_ones(store: Stor
 
 
 def test_heavy_units_keep_one_thread_and_the_pool_never_exceeds_its_size() -> None:
-    """Bounds of the settings: reserving every thread still leaves heavy work one; no more threads
-    than `size` run units at once (counted with a barrier of held units)."""
+    """Bounds of the settings: heavy units keep at least one thread; no more threads than `size` run
+    units at once (counted with a barrier of held units)."""
     assert LanedPool(1, 1, "t").heavy_limit == 1
-    assert LanedPool(8, 2, "t").heavy_limit == 6
+    assert LanedPool(10, 2, "t").heavy_limit == 8
     assert LanedPool(4, 0, "t").heavy_limit == 4
     lanes = LanedPool(3, 1, "t")
     lanes.start()
@@ -144,3 +145,17 @@ def test_dav_requests_classified(method: str, depth: str, light: bool) -> None:
     from oxsync.dav.resource import is_light
 
     assert is_light(method, {"depth": depth} if depth else {}) is light
+
+
+def test_light_threads_are_added_to_the_heavy_ones_and_to_the_connection_pool(store: Store, reactor) -> None:  # type: ignore[no-untyped-def]
+    """`thread_pool_size` heavy threads as before the lanes, `light_threads` more; the engine holds a
+    connection for each thread."""
+    pool = _pool(store, reactor, heavy=8, light=2)
+    assert (pool.pool.size, pool.pool.heavy_limit) == (10, 8)
+    from oxsync.store.engine import make_engine
+
+    engine = make_engine(replace(store.settings.store, thread_pool_size=8, light_threads=2))
+    try:
+        assert engine.pool.size() == 10  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()

@@ -65,7 +65,7 @@ def make_engine(settings: StoreSettings) -> Engine:
             secure_sqlite_files(url.database)
         engine = create_engine(
             url,
-            pool_size=settings.thread_pool_size,
+            pool_size=settings.thread_pool_size + max(0, settings.light_threads),
             max_overflow=2,
             connect_args={"check_same_thread": False, "timeout": settings.busy_timeout_ms / 1000},
         )
@@ -74,7 +74,8 @@ def make_engine(settings: StoreSettings) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url, pool_size=settings.thread_pool_size, max_overflow=2, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=settings.thread_pool_size + max(0, settings.light_threads), max_overflow=2,
+                           pool_pre_ping=True)
     guard_numbers(engine)
     return engine
 
