@@ -193,8 +193,10 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
         out.update(peaks)
         peer.stop()
         return out, counts
-    out["put_1"] = put_rate(peer, run, 1, puts, events)
-    out["put_8"] = put_rate(peer, run, 8, puts, events)
+    for clients in (1, 8):
+        before = cpu_seconds(peer.pids())
+        out[f"put_{clients}"] = put_rate(peer, run, clients, puts, events)
+        out[f"put_{clients}_cpu_ms"] = (cpu_seconds(peer.pids()) - before) * 1000 / puts  # server CPU per PUT
     before = cpu_seconds(peer.pids())
     solo = login_rate(peer, [SOLO_USER])  # first: neither account has logged in on this server run
     middle = cpu_seconds(peer.pids())

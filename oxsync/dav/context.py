@@ -57,6 +57,11 @@ class DavRequest:
         return self.header("depth", "infinity").strip().lower()
 
 
+def _user_principal(u: Any) -> PrincipalRes:
+    return PrincipalRes("users", u.id, u.login, u.display_name or u.login,
+                        [u.email, *u.aliases] if u.email else list(u.aliases), u.login)
+
+
 @dataclass
 class Ctx:
     req: DavRequest
@@ -96,8 +101,7 @@ class Ctx:
         if kind == "users":
             for u in self.users():
                 if u.login.lower() == name and u.active:
-                    return PrincipalRes("users", u.id, u.login, u.display_name or u.login,
-                                        [u.email, *u.aliases] if u.email else list(u.aliases), u.login)
+                    return _user_principal(u)
         elif kind == "groups":
             for g in self.groups():
                 if g.name.lower() == name:
@@ -109,6 +113,12 @@ class Ctx:
         return None
 
     def user_principal(self, user_id: int) -> PrincipalRes | None:
+        if "users" not in self._directory:  # one account's row, not the whole directory (every request asks for me())
+            try:
+                u = self.session.user(user_id)
+            except NotFound:
+                return None
+            return _user_principal(u) if u.active else None
         for u in self.users():
             if u.id == user_id:
                 return self.principal("users", u.login)

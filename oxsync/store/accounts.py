@@ -487,6 +487,25 @@ def find_resource_id(tx: Tx, name_or_address: str) -> int | None:
     return int(found[0].id) if found else None
 
 
+def find_principal(tx: Tx, login_or_address: str) -> tuple[str, int] | None:
+    """("user", id) for a user's login, else a user's address, else ("resource", id) for a resource's
+    name, else its address: what `find_user_id` then `find_resource_id` answer, in one statement."""
+    key = login_or_address.strip().lower()
+    u, r, a = s.users, s.resources, s.addresses
+    ranked = union_all(
+        select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key)),
+        select(a.c.user_id.label("id"), literal(1).label("rank")).where(
+            and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.user_id.is_not(None))),
+        select(r.c.id.label("id"), literal(2).label("rank")).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == key)),
+        select(a.c.resource_id.label("id"), literal(3).label("rank")).where(
+            and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.resource_id.is_not(None))),
+    )
+    found = sorted(tx.conn.execute(ranked).all(), key=lambda row: row.rank)
+    if not found:
+        return None
+    return ("user" if found[0].rank < 2 else "resource"), int(found[0].id)
+
+
 def delete_resource(tx: Tx, resource_id: int) -> None:
     get_resource(tx, resource_id)
     p = s.participants

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from types import EllipsisType
 from typing import TypedDict
@@ -21,7 +21,7 @@ from oxsync.model import Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.engine import WRITE, is_sqlite, make_engine
+from oxsync.store.engine import WRITE, WriterTurn, is_sqlite, make_engine
 from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
 from oxsync.store.ids import IdBlocks
 from oxsync.store.session import UserSession
@@ -98,6 +98,7 @@ class Store:
         self._commit_hooks: list[CommitHook] = []
         self._account_listeners: list[AccountListener] = []
         self.ids: IdBlocks | None = None
+        self._writers = WriterTurn(settings.store.busy_timeout_ms / 1000) if is_sqlite(self.engine) else None
         if self.engine.dialect.name == "postgresql":
             self.ids = IdBlocks(self.engine)
         self._mail_listeners: list[Callable[[], None]] = []
@@ -144,7 +145,8 @@ class Store:
         with self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(**WRITE)
-            with conn.begin():
+            turn = self._writers.turn() if write and self._writers is not None else nullcontext()
+            with turn, conn.begin():  # the turn ends once committed
                 tx = Tx(conn, tenant_id, self.settings, writable=write, ids=self.ids)
                 yield tx
                 tx.finish()

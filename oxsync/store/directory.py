@@ -35,11 +35,7 @@ class Directory:
 
     def find_principal(self, address: str) -> tuple[str, int] | None:
         """("user", id) or ("resource", id) for a login or any address of this tenant."""
-        user_id = accounts.find_user_id(self.tx, address)
-        if user_id is not None:
-            return "user", user_id
-        resource_id = accounts.find_resource_id(self.tx, address)
-        return ("resource", resource_id) if resource_id is not None else None
+        return accounts.find_principal(self.tx, address)
 
     def deleted_principals(self, since_ms: int) -> list[tuple[str, int, int | None, int]]:
         """(kind, id, contact_id, deleted_ms) of users, groups and resources deleted after `since_ms`."""

@@ -88,9 +88,13 @@ def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id
         return
     parts = expand_groups(tx, obj.participants)
     _validate(tx, parts)
-    home = folder_ops.load_folder(tx, home_folder_id)
+    f = s.folders  # only the owner of a private folder counts here: one light read, not the folder's permissions
+    home = tx.conn.execute(select(f.c.type, f.c.owner_id).where(
+        and_(f.c.tenant_id == tx.tenant_id, f.c.id == home_folder_id))).one_or_none()
+    if home is None:
+        raise NotFound(f"folder {home_folder_id} does not exist")
     module = MODULE_OF[type(obj)]
-    owner = home.owner if home.type == FolderType.PRIVATE else None
+    owner = home.owner_id if FolderType(home.type) == FolderType.PRIVATE else None
     if owner is not None and not any(p.kind == ParticipantKind.USER and p.entity == owner for p in parts):
         parts.insert(0, Participant(ParticipantKind.USER, owner))
         _validate(tx, parts[:1])
