@@ -14,7 +14,19 @@ from types import EllipsisType
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 
 from oxsync.config import AuthSettings
 from oxsync.model import (
@@ -487,20 +499,29 @@ def find_resource_id(tx: Tx, name_or_address: str) -> int | None:
     return int(found[0].id) if found else None
 
 
+def _principal_query() -> CompoundSelect:
+    u, r, a = s.users, s.resources, s.addresses
+    tenant: BindParameter[int] = bindparam("tenant")
+    key: BindParameter[str] = bindparam("key")
+    return union_all(
+        select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tenant, u.c.login == key)),
+        select(a.c.user_id.label("id"), literal(1).label("rank")).where(
+            and_(a.c.tenant_id == tenant, a.c.address == key, a.c.user_id.is_not(None))),
+        select(r.c.id.label("id"), literal(2).label("rank")).where(and_(r.c.tenant_id == tenant, r.c.name == key)),
+        select(a.c.resource_id.label("id"), literal(3).label("rank")).where(
+            and_(a.c.tenant_id == tenant, a.c.address == key, a.c.resource_id.is_not(None))),
+    )
+
+
+_PRINCIPAL = _principal_query()
+"""Built once: every ATTENDEE and ORGANIZER of every calendar write is looked up with it."""
+
+
 def find_principal(tx: Tx, login_or_address: str) -> tuple[str, int] | None:
     """("user", id) for a user's login, else a user's address, else ("resource", id) for a resource's
     name, else its address: what `find_user_id` then `find_resource_id` answer, in one statement."""
     key = login_or_address.strip().lower()
-    u, r, a = s.users, s.resources, s.addresses
-    ranked = union_all(
-        select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key)),
-        select(a.c.user_id.label("id"), literal(1).label("rank")).where(
-            and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.user_id.is_not(None))),
-        select(r.c.id.label("id"), literal(2).label("rank")).where(and_(r.c.tenant_id == tx.tenant_id, r.c.name == key)),
-        select(a.c.resource_id.label("id"), literal(3).label("rank")).where(
-            and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.resource_id.is_not(None))),
-    )
-    found = sorted(tx.conn.execute(ranked).all(), key=lambda row: row.rank)
+    found = sorted(tx.conn.execute(_PRINCIPAL, {"tenant": tx.tenant_id, "key": key}).all(), key=lambda row: row.rank)
     if not found:
         return None
     return ("user" if found[0].rank < 2 else "resource"), int(found[0].id)
