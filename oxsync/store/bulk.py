@@ -145,17 +145,23 @@ _MEMBER_COLUMNS = (*_VERSION_COLUMNS, s.objects.c.folder_id)
 
 def _readable_versions(viewer: Viewer, folder_id: int, rows: dict[int, Any]) -> list[ObjectVersion]:
     """`ObjectVersion`s of the rows (id -> row of _VERSION_COLUMNS) the user may read, in id order."""
-    private = sorted(i for i, r in rows.items() if r[1])
-    participants = viewer.participant_users(private) if private else {}
     rights = viewer.rights(folder_id)
     me = viewer.user_id
     readable = {True: rights.can_read(True), False: rights.can_read(False)}  # by "created by me"
-    out = []
+    out: list[ObjectVersion] = []
+    private: list[int] = []
+    doubtful: list[int] = []  # positions in `out` of private objects of others: readable by participants only
     for i, (_, is_private, created_by, name, last_ms, series_id, *_) in sorted(rows.items()):
-        if is_private and created_by != me and me not in participants.get(i, ()):
-            continue  # as Viewer.can_read, with the rights looked up once per ownership
-        if readable[created_by == me]:
+        if is_private:
+            private.append(i)
+        if readable[created_by == me]:  # as Viewer.can_read, with the rights looked up once per ownership
+            if is_private and created_by != me:
+                doubtful.append(len(out))
             out.append(ObjectVersion(i, name or "", int(last_ms), None if series_id is None else int(series_id)))
+    participants = viewer.participant_users(private) if private else {}
+    if doubtful:
+        hidden = {k for k in doubtful if me not in participants.get(out[k].object_id, ())}
+        out = [version for k, version in enumerate(out) if k not in hidden]
     return out
 
 
