@@ -137,6 +137,17 @@ def load_folders(tx: Tx, folder_ids: Iterable[int]) -> dict[int, Folder]:
 
 
 @read_once
+def home_kind(tx: Tx, folder_id: int) -> tuple[bool, int | None]:
+    """(private, owner) of a folder: one light read (not its permissions), or NotFound."""
+    f = s.folders
+    row = tx.conn.execute(select(f.c.type, f.c.owner_id).where(
+        and_(f.c.tenant_id == tx.tenant_id, f.c.id == folder_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"folder {folder_id} does not exist")
+    return FolderType(row.type) == FolderType.PRIVATE, row.owner_id
+
+
+@read_once
 def load_folder(tx: Tx, folder_id: int) -> Folder:
     """The folder, or NotFound (also for a row that cannot be decoded: it was logged and counted)."""
     folder = load_folders(tx, [folder_id]).get(folder_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, select, update
 
-from oxsync.model import Appointment, FolderType, Module, Task
+from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
 from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.store import accounts, objects
@@ -88,13 +88,9 @@ def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id
         return
     parts = expand_groups(tx, obj.participants)
     _validate(tx, parts)
-    f = s.folders  # only the owner of a private folder counts here: one light read, not the folder's permissions
-    home = tx.conn.execute(select(f.c.type, f.c.owner_id).where(
-        and_(f.c.tenant_id == tx.tenant_id, f.c.id == home_folder_id))).one_or_none()
-    if home is None:
-        raise NotFound(f"folder {home_folder_id} does not exist")
+    private, home_owner = folder_ops.home_kind(tx, home_folder_id)  # not the folder's permissions
     module = MODULE_OF[type(obj)]
-    owner = home.owner_id if FolderType(home.type) == FolderType.PRIVATE else None
+    owner = home_owner if private else None
     if owner is not None and not any(p.kind == ParticipantKind.USER and p.entity == owner for p in parts):
         parts.insert(0, Participant(ParticipantKind.USER, owner))
         _validate(tx, parts[:1])
@@ -113,7 +109,7 @@ def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id
             p.alarm = None
             if p.entity == owner:
                 p.folder_id = home_folder_id
-            elif home.type == FolderType.PRIVATE:
+            elif private:
                 p.folder_id = folder_ops.default_folder_id(tx, p.entity, module)
             else:
                 p.folder_id = None  # public folder: everyone sees it there
