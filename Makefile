@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-$(DEPS_HASH)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test check lint typecheck typecheck-baseline sysdeps bench bench-peers bench-eas-peers conformance clean
+.PHONY: serve test check lint typecheck typecheck-baseline sysdeps bench bench-peers bench-eas-peers bench-capacity conformance clean
 
 # `make serve` needs only the runtime dependencies (install_requires); the test, bench and conformance
 # extras are added on top for `make test` and friends.
@@ -71,6 +71,11 @@ bench: $(STAMP)
 # bench says why when a peer cannot start). PEERS_ARGS e.g. "--events 1000 --cards 1000 --runs 1 --pg".
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.bench_peers $(PEERS_ARGS)
+
+# The largest simulator user count passing every threshold with a 30 s and a 120 s ramp (bench/README g).
+# CAPACITY_ARGS e.g. "--profile pg --out bench/results/capacity-pg".
+bench-capacity: $(STAMP)
+	$(BIN)/python -m bench.sim.capacity $(CAPACITY_ARGS) -- --seed-cache var/sim-seeds
 
 # oxsync's ActiveSync next to SOGo's (Debian sogo-activesync; SOGo logs in to a throwaway Dovecot).
 # EAS_PEERS_ARGS e.g. "--cards 1000 --events 500 --runs 1 --oxsync-pings 200".
