@@ -10,6 +10,7 @@ import pytest
 from icalendar import Calendar
 from lxml import etree
 
+from oxsync.config import LimitSettings
 from oxsync.dav import filters, install
 from oxsync.metrics import REGISTRY
 from tests.davhelp import Dav, event, todo
@@ -100,6 +101,31 @@ EVENTS = {
     "count-otherday.ics": event("count-otherday", start="20260803T100000Z", end="20260803T110000Z",
                                 extra="RRULE:FREQ=WEEKLY;BYDAY=WE;COUNT=3\r\n"),
 }
+SERIES = {
+    # endless and long series: exact rows per instance inside the expansion window, conservative outside
+    "endless-paris.ics": _raw(_vevent("endless-paris", "DTSTART;TZID=Europe/Paris:20260105T083000\r\n"
+                                                       "DTEND;TZID=Europe/Paris:20260105T091500\r\n"
+                                                       "RRULE:FREQ=WEEKLY\r\n"), PARIS),  # as bench/peers_data
+    "endless-night.ics": _raw(_vevent("endless-night", "DTSTART;TZID=Europe/Paris:20261020T023000\r\n"
+                                                       "DTEND;TZID=Europe/Paris:20261020T033000\r\n"
+                                                       "RRULE:FREQ=DAILY\r\n"), PARIS),  # repeated and missing hours
+    "endless-old.ics": event("endless-old", start="20190603T100000Z", end="20190603T110000Z",
+                             extra="RRULE:FREQ=WEEKLY;INTERVAL=2\r\n"),  # starts before the window
+    "endless-late.ics": _raw(_vevent("endless-late", "DTSTART;TZID=America/Los_Angeles:20311120T230000\r\n"
+                                                     "DTEND;TZID=America/Los_Angeles:20311121T000000\r\n"
+                                                     "RRULE:FREQ=WEEKLY;BYDAY=TH\r\n"), LA),  # across its end
+    "long-count.ics": _raw(_vevent("long-count", "DTSTART;TZID=America/Los_Angeles:20260601T230000\r\n"
+                                                 "DTEND;TZID=America/Los_Angeles:20260602T001500\r\n"
+                                                 "RRULE:FREQ=DAILY;COUNT=400\r\n"), LA),
+    "endless-exdate.ics": _raw(_vevent("endless-exdate", "DTSTART;TZID=Europe/Paris:20260302T120000\r\n"
+                                                         "DTEND;TZID=Europe/Paris:20260302T130000\r\n"
+                                                         "RRULE:FREQ=WEEKLY\r\n"
+                                                         "EXDATE;TZID=Europe/Paris:20260309T120000\r\n"), PARIS),
+    "endless-override.ics": _raw(
+        _vevent("endless-override", "DTSTART:20260406T090000Z\r\nDTEND:20260406T100000Z\r\nRRULE:FREQ=WEEKLY\r\n") +
+        _vevent("endless-override", "RECURRENCE-ID:20260413T090000Z\r\nDTSTART:20260415T150000Z\r\n"
+                                    "DTEND:20260415T160000Z\r\n")),
+}
 TASKS = {
     "due.ics": todo("due", extra="DUE:20260320T170000Z\r\n"),
     "start.ics": todo("start", extra="DTSTART:20260322T080000Z\r\n"),
@@ -122,6 +148,14 @@ def _windows() -> list[tuple[str | None, str | None]]:
         step += 1
     found += [("20261119T000000Z", None), (None, "20260201T000000Z"), ("20300101T000000Z", "20300102T000000Z"),
               ("20200704T000000Z", "20200705T000000Z"), ("20260101T000000Z", "20260102T000000Z")]
+    limits = LimitSettings()  # queries straddling either edge of the expansion window of today's writes
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for edge in (now - timedelta(days=limits.recurrence_window_past_days),
+                 now + timedelta(days=limits.recurrence_window_future_days)):
+        for before, after in ((timedelta(hours=1), timedelta(hours=1)), (timedelta(days=3), timedelta(days=3)),
+                              (timedelta(days=40), timedelta()), (timedelta(), timedelta(days=40)),
+                              (timedelta(days=9), timedelta(days=-2)), (timedelta(days=-2), timedelta(days=9))):
+            found.append(((edge - before).strftime(fmt), (edge + after).strftime(fmt)))
     return found
 
 
@@ -139,6 +173,11 @@ def _decided(how: str) -> float:
     return REGISTRY.get_sample_value("oxsync_dav_query_objects_total", {"decided": how}) or 0.0
 
 
+SERIES_EDGES = (("2026-03-28", "2026-03-31"), ("2026-04-12", "2026-04-16"), ("2026-10-24", "2026-10-27"),
+                ("2027-03-27", "2027-03-29"), ("2031-11-19", "2031-11-22"), ("2031-12-04", "2031-12-09"))
+"""Where endless series get edge windows: DST changes of 2026/2027, an override, the expansion window's end."""
+
+
 def _edges(served: dict[str, str]) -> list[tuple[str | None, str | None]]:
     """Windows touching each served event's first start and end (as the filter reads them): just
     before, just after, one second inside; an exact index row off by a second fails one of them."""
@@ -147,18 +186,56 @@ def _edges(served: dict[str, str]) -> list[tuple[str | None, str | None]]:
     for text in served.values():
         cal = Calendar.from_ical(text)
         comps = cal.walk("VEVENT")
+        endless = False
         if any("COUNT=" in str(c.get("RRULE", "").to_ical() if c.get("RRULE") else b"") for c in comps):
             comps = filters.occurrences(cal, "VEVENT", datetime(2025, 1, 1, tzinfo=UTC), datetime(2034, 1, 1, tzinfo=UTC))
+        elif any("RRULE" in c for c in comps):  # endless: the instances around DST changes and the window's end
+            endless = True
+            comps = [occ for low, high in SERIES_EDGES for occ in filters.occurrences(
+                cal, "VEVENT", datetime.fromisoformat(low).replace(tzinfo=UTC),
+                datetime.fromisoformat(high).replace(tzinfo=UTC))]
         for comp in comps:
             begin = filters._prop_dt(comp, "DTSTART")
             finish = filters._prop_dt(comp, "DTEND") or begin
             if begin is None or finish is None:
                 continue
             second, hour = timedelta(seconds=1), timedelta(hours=1)
-            for low, high in ((begin - hour, begin), (begin - hour, begin + second), (finish, finish + hour),
-                              (finish - second, finish + hour), (begin, begin + second), (finish - second, finish)):
+            around = ((begin - hour, begin), (begin - hour, begin + second), (finish, finish + hour),
+                      (finish - second, finish + hour), (begin, begin + second), (finish - second, finish))
+            for low, high in around[1:4] if endless else around:
                 found.append((low.strftime(fmt), high.strftime(fmt)))
     return found
+
+
+def _compare(dav: Dav, collection: str, comp: str, items: dict[str, str],
+             windows: list[tuple[str | None, str | None]], edges: bool) -> None:
+    served = {}
+    for name, body in items.items():
+        assert dav.put(collection + name, body).status == 201, name
+        reply = dav.request("GET", collection + name)
+        assert reply.status == 200
+        served[name] = reply.text
+    parsed = {name: Calendar.from_ical(text) for name, text in served.items()}  # the full scan, parsed once
+    for start, end in windows + (_edges(served) if edges else []):
+        body = _query(comp, start, end)
+        top = etree.fromstring(body.encode()).find("{urn:ietf:params:xml:ns:caldav}filter")[0]
+        expected = {n for n, cal in parsed.items() if filters._comp_filter(cal, [cal], top)}
+        reply = dav.report(collection, body)
+        assert reply.status == 207
+        got = {h.rsplit("/", 1)[-1] for h in reply.hrefs() if not h.endswith("/")}
+        assert got == expected, (comp, start, end)
+
+
+@pytest.mark.timeout(900)  # several hundred queries over daily and weekly endless series
+def test_series_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
+    """Endless and long series (exact rows per instance in the expansion window), exceptions, DST and
+    queries straddling the window's edges: the index answers as parsing every served object does."""
+    index, parsed = _decided("index"), _decided("parsed")
+    near = [(a, b) for a, b in _windows() if a is None or b is None or
+            (a[:4] in ("2025", "2026", "2027", "2031") and b[:4] in ("2025", "2026", "2027", "2031")
+             and datetime.strptime(b, "%Y%m%dT%H%M%SZ") - datetime.strptime(a, "%Y%m%dT%H%M%SZ") < timedelta(days=60))]
+    _compare(dav, dav.calendar(), "VEVENT", SERIES, near, edges=True)
+    assert _decided("index") > index + 50 and _decided("parsed") > parsed  # both paths were exercised
 
 
 def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
@@ -184,7 +261,7 @@ def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
 
 
 EXACT = ("plain.ics", "zoned.ics", "gap.ics", "bogus-zone.ics", "utc-tzid.ics", "second.ics", "long.ics", "alarm.ics",
-         "count-daily.ics", "count-dst.ics", "count-interval.ics")
+         "count-daily.ics", "count-dst.ics", "count-interval.ics", "count-night.ics", "weekly.ics")
 """Events of 2026 the index decides alone; every other one of EVENTS is parsed when it is a candidate."""
 
 
@@ -211,3 +288,20 @@ def test_plain_events_are_decided_by_the_index_without_parsing(dav: Dav) -> None
     index, parsed = _decided("index"), _decided("parsed")
     assert dav.report(cal, busy).status == 207
     assert _decided("index") == index and _decided("parsed") - parsed == len(expected)
+
+
+def test_a_month_inside_the_window_parses_no_series(dav: Dav) -> None:
+    """The bench's question (a month of a calendar with endless weekly series in a DST zone): every
+    candidate is decided by the index, none parsed; a query beyond the window's end parses again."""
+    cal = dav.calendar()
+    plain = ("endless-paris.ics", "endless-night.ics", "endless-old.ics", "long-count.ics")
+    for name in plain:
+        assert dav.put(cal + name, SERIES[name]).status == 201, name
+    index, parsed = _decided("index"), _decided("parsed")
+    reply = dav.report(cal, _query("VEVENT", "20270301T000000Z", "20270401T000000Z"))  # spans a DST change
+    assert reply.status == 207
+    assert {h.rsplit("/", 1)[-1] for h in reply.hrefs() if not h.endswith("/")} == set(plain)
+    assert _decided("parsed") == parsed and _decided("index") - index == len(plain)
+    parsed = _decided("parsed")
+    assert len(dav.report(cal, _query("VEVENT", "20380301T000000Z", "20380401T000000Z")).hrefs()) >= 3
+    assert _decided("parsed") - parsed >= 3

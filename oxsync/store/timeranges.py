@@ -20,13 +20,15 @@ DTEND, both in UTC or an IANA zone, as the served text says them) gets one unpad
 that decides a VEVENT time-range filter by itself: overlapping it IS a match (RFC 4791 §9.9 for an
 event with DTEND: start < DTEND and end > DTSTART), so a calendar-query serves such objects without
 parsing them. Every other row stays conservative (a superset the filter decides on the text).
+A DAILY/WEEKLY series without exceptions (`series_rows`) gets one exact row per instance inside the
+expansion window and conservative rows around them, so a query inside the window parses none.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, insert, or_, select, true, union
@@ -124,9 +126,9 @@ def rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime
     exact = exact_span(obj)
     if exact is not None:
         return [(exact[0], exact[1], True)]
-    instances = exact_instances(obj, limits, now or datetime.now(UTC))
-    if instances is not None:
-        return [(b, e, True) for b, e in instances]
+    found = series_rows(obj, limits, now or datetime.now(UTC))
+    if found is not None:
+        return found
     return [(b, e, False) for b, e in spans(obj, limits, now)]
 
 
@@ -135,18 +137,23 @@ _WEEKDAY_BITS = (2, 4, 8, 16, 32, 64, 1)
 _RRULE_PART = re.compile(r"^(FREQ=(DAILY|WEEKLY)|COUNT=\d+|INTERVAL=\d+|BYDAY=(MO|TU|WE|TH|FR|SA|SU)|WKST=[A-Z]{2})$")
 
 
-def exact_instances(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime) -> list[tuple[int, int]] | None:
-    """[start, end) of every instance of a short counted series, when the index can decide it alone:
-    DAILY, or WEEKLY on its start's weekday, with COUNT (no UNTIL: the model keeps only its day), no
-    exceptions, at most MAX_SERIES_ROWS instances, all inside the expansion window, each at one UTC
-    offset; a client's kept text must say the same in a rule of those parts only."""
+def series_rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime) -> list[Row] | None:
+    """Rows of a series whose instances inside the expansion window the index can decide alone: one
+    exact row [start, end) per instance in the window (the expanded instances, as CalendarServer keeps
+    them), conservative rows for what lies before and after the window and for any instance whose
+    wall-clock length the served text could read otherwise (it spans a UTC offset change, or starts
+    at a local time that does not exist or exists twice). Endless and counted series alike.
+
+    Only DAILY, or WEEKLY on its start's weekday, with COUNT or endless (no UNTIL: the model keeps only
+    its day), no exceptions, in UTC or an IANA zone; a client's kept text must say the same in a rule
+    of those parts only. Anything else: None (the caller's conservative spans)."""
     if not isinstance(obj, Appointment) or obj.full_time or not obj.is_series or obj.change_exceptions \
             or obj.delete_exceptions or obj.recurrence_id not in (None, obj.object_id):
         return None
     rec, start, end = obj.recurrence, obj.start_date, obj.end_date
     assert rec is not None
-    if rec.occurrences is None or rec.until is not None or rec.occurrences > MAX_SERIES_ROWS \
-            or rec.type not in (RecurrenceType.DAILY, RecurrenceType.WEEKLY):
+    if rec.until is not None or rec.type not in (RecurrenceType.DAILY, RecurrenceType.WEEKLY) \
+            or (rec.type == RecurrenceType.DAILY and rec.days is not None) or rec.interval < 1:
         return None
     if not isinstance(start, datetime) or not isinstance(end, datetime) or start.tzinfo is None \
             or end.tzinfo is None or end <= start:
@@ -157,28 +164,56 @@ def exact_instances(obj: Contact | Appointment | Task, limits: LimitSettings, no
     zone = ZoneInfo(zone_name)
     if rec.type == RecurrenceType.WEEKLY and rec.days not in (None, _WEEKDAY_BITS[start.astimezone(zone).weekday()]):
         return None
+    if not _clean_instance(start, end, zone):
+        return None  # the first instance's wall-clock length is what every instance gets
     source = obj.extra.get(SOURCE)
     if source is not None and not _plain_source(str(source), zone_name, rule=True):
         return None
     low, high = now - timedelta(days=limits.recurrence_window_past_days), \
         now + timedelta(days=limits.recurrence_window_future_days)
+    low_ms, high_ms, first, first_end = to_ms(low), to_ms(high), to_ms(start), to_ms(end)
+    assert low_ms is not None and high_ms is not None and first is not None and first_end is not None
+    cap = limits.max_recurrence_instances
     try:
-        found = expand(start, end, rec, zone_name, window_start=low, window_end=high,
-                       max_instances=MAX_SERIES_ROWS + 1)
+        found = expand(start, end, rec, zone_name, window_start=low, window_end=high, max_instances=cap)
+        ending = series_end(start, end, rec, zone_name)
     except Exception:  # noqa: BLE001 - not exact, the conservative rows will say it
         return None
-    if len(found) != rec.occurrences or not found or found[0][0] != start or found[0][0] < low \
-            or found[-1][1] > high:
-        return None
-    out: list[tuple[int, int]] = []
+    if first >= low_ms and (not found or found[0][0] != start):
+        return None  # DTSTART must be the first instance as the rule makes it
+    duration = max(first_end - first, DAY_MS)
+    wall_time = start.astimezone(zone).time()
+    out: list[Row] = []
+    if first < low_ms:
+        out.append((*_pad(first, low_ms + duration), False))
+    tail_from = high_ms
+    if len(found) >= cap and found:
+        tail_from = to_ms(found[-1][0]) or high_ms  # cut by the instance cap: the rest stays conservative
     for begin, finish in found:
-        if not isinstance(begin, datetime) or not isinstance(finish, datetime) or finish <= begin \
-                or begin.astimezone(zone).utcoffset() != finish.astimezone(zone).utcoffset():
+        if not isinstance(begin, datetime) or not isinstance(finish, datetime):
             return None
         b, f = to_ms(begin), to_ms(finish)
         assert b is not None and f is not None
-        out.append((b, f))
+        clean = f > b and _clean_instance(begin, finish, zone, wall_time)
+        out.append((b, f, True) if clean else (*_pad(b, f), False))
+    last_end = to_ms(ending) if ending is not None else None
+    if last_end is None or last_end > tail_from:
+        out.append((*_pad(max(first, tail_from - duration), last_end), False))
     return out
+
+
+def _clean_instance(begin: datetime, finish: datetime, zone: ZoneInfo, wall_time: time | None = None) -> bool:
+    """Whether an instance's UTC times are the ones a reader of its local wall times gets: one UTC offset
+    from start to end (an expander adding the wall-clock length gets the same end), and a start that
+    exists exactly once on the local clock at the series' time of day `wall_time` (no DST gap: a
+    02:30 that does not exist comes back as 03:30; no repeated hour)."""
+    local = begin.astimezone(zone)
+    if local.utcoffset() != finish.astimezone(zone).utcoffset():
+        return False
+    if wall_time is not None and local.time() != wall_time:
+        return False
+    wall = local.replace(tzinfo=None)
+    return wall.replace(tzinfo=zone, fold=0).utcoffset() == wall.replace(tzinfo=zone, fold=1).utcoffset()
 
 
 _TIME = re.compile(r"^(DTSTART|DTEND)((?:;[^:]*)?):(\d{8}T\d{6}Z?)$", re.IGNORECASE)
@@ -218,7 +253,7 @@ def exact_span(obj: Contact | Appointment | Task) -> tuple[int, int] | None:
 def _plain_source(text: str, zone: str, rule: bool = False) -> bool:
     """One VEVENT (no VTODO/VJOURNAL) with exactly one DTSTART and one DTEND, both in UTC or both in
     the IANA-named `zone`, and nothing that moves or repeats it (`rule`: but exactly one RRULE made of
-    FREQ=DAILY|WEEKLY, COUNT, INTERVAL, one BYDAY and WKST only)."""
+    FREQ=DAILY|WEEKLY, COUNT, INTERVAL, one BYDAY and WKST only, counted or endless)."""
     unfolded = re.sub(r"\r?\n[ \t]", "", text)
     stack: list[str] = []
     events = 0
@@ -240,7 +275,7 @@ def _plain_source(text: str, zone: str, rule: bool = False) -> bool:
         if rule and name == "RRULE":
             parts = upper.partition(":")[2].split(";")
             if upper[5:6] != ":" or not all(_RRULE_PART.match(part) for part in parts) \
-                    or not any(part.startswith("COUNT=") for part in parts):
+                    or (any(part.startswith("BYDAY=") for part in parts) and "FREQ=WEEKLY" not in parts):
                 return False
             seen.append(name)
             continue
