@@ -75,7 +75,8 @@ def test_light_unit_runs_on_its_own_thread_while_heavy_ones_queue(store: Store, 
         assert pool.pool.queued() == (0, 5)
         release.set()
         units.wait("blocker0", "blocker1", *heavy)
-        assert [n for n in units.begun if n.startswith("heavy")] == heavy  # each lane stays FIFO
+        # taken in order, but two heavy threads open their transactions concurrently: no order asserted
+        assert sorted(n for n in units.begun if n.startswith("heavy")) == heavy
     finally:
         release.set()
         pool.stop()
