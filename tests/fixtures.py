@@ -4,12 +4,13 @@ a real SQLite store and a real PostgreSQL store (throwaway cluster), the reactor
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import Connection, Engine
+from sqlalchemy import event as sa_event
 
 from oxsync.config import AuthSettings, Settings, StoreSettings
 from oxsync.store.api import Store
@@ -186,3 +187,20 @@ def relayed(store, sink):  # type: ignore[no-untyped-def]
     store.settings = replace(store.settings, outbound=replace(store.settings.outbound,
                                                               smtp_relay=f"127.0.0.1:{sink.port}"))
     return store
+
+
+@contextmanager
+def recorded_statements(store: Store, keep: Callable[[str], bool] = lambda statement: True) -> Iterator[list[str]]:
+    """The SQL statements the store's engine runs meanwhile, on any thread, that `keep` accepts: what the
+    work-count tests compare (statements per request, reads of a table)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement: str, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if keep(statement):
+            seen.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", record)

@@ -3,8 +3,7 @@ by id, rights checked in the store), not a few queries per href; the answers sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -14,6 +13,7 @@ from oxsync.formats.ical import parse_calendar
 from oxsync.model import Module, Permission
 from oxsync.model.permissions import rights_for_level
 from tests.davhelp import Dav, event, vcard
+from tests.fixtures import recorded_statements
 
 MG = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
       "<C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>")
@@ -29,19 +29,9 @@ def dav(live_server, store, world) -> Dav:  # type: ignore[no-untyped-def]
     return Dav(live_server(store, setup=install).port, world)
 
 
-@contextmanager
-def counted(store) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if any(f" {table}" in statement for table in OBJECT_TABLES):  # not the login/session bookkeeping
-            seen.append(statement)
-
-    sa_event.listen(store.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", count)
+def counted(store) -> AbstractContextManager[list[str]]:  # type: ignore[no-untyped-def]
+    """Statements on the object tables (not the login/session bookkeeping)."""
+    return recorded_statements(store, lambda statement: any(f" {table}" in statement for table in OBJECT_TABLES))
 
 
 def _series_with_override(uid: str) -> str:

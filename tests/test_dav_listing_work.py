@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from lxml import etree
-from sqlalchemy import event as sa_event
 
 from oxsync.dav import install, members, multistatus, stream
 from oxsync.dav.props import PROPS
 from oxsync.dav.xml import DAV, qn
 from tests.davhelp import NS, Dav, event, sync_body, todo, vcard
+from tests.fixtures import recorded_statements
 
 BODY = {qn(NS["C"], "calendar-data"), qn(NS["CR"], "address-data")}
 
@@ -72,20 +72,6 @@ def responses_built(monkeypatch) -> Iterator[list[str]]:  # type: ignore[no-unty
     yield built
 
 
-@contextmanager
-def statements(store) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    sa_event.listen(store.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", count)
-
-
 def test_template_answers_are_those_of_describing_each_member(store, dav: Dav, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     cal, tasks, book = _fill(dav, 8)
     every = [n for n in PROPS if n not in BODY]
@@ -135,7 +121,7 @@ def test_a_listing_builds_no_element_and_no_statement_per_member(store, dav: Dav
                                           ("REPORT", book, sync_body(), "0")):
             runs = []
             for _ in range(3):  # the fewest statements of three: the server's own workers may run some meanwhile
-                with responses_built(monkeypatch) as built, statements(store) as seen:
+                with responses_built(monkeypatch) as built, recorded_statements(store) as seen:
                     reply = dav.request(method, path, body, Depth=depth)
                 assert reply.status == 207 and len(reply.hrefs()) >= count
                 runs.append((len(built), len(seen), len([s for s in seen if "objects.data" in s])))

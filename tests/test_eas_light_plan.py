@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from oxsync.dialects import install_all
 from oxsync.eas.state import IdSet
@@ -16,6 +15,7 @@ from oxsync.model import Appointment, Module
 from oxsync.store import objects as object_ops
 from tests.davhelp import Dav
 from tests.eas_client import EasClient, client, collection, items
+from tests.fixtures import recorded_statements
 from tests.test_dav_accept import OCCURRENCE_ONLY
 from tests.test_eas_calendar import weekly_series
 from tests.test_eas_sync import add_contacts
@@ -68,17 +68,22 @@ def test_initial_pass_decodes_each_item_once(running, world, monkeypatch) -> Non
     assert sorted(decoded) == sorted(ids)  # planning the pass decoded none of them
 
 
-def test_small_delta_is_decoded_once_by_the_plan(running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ids = add_contacts(world, 30)
-    phone = _phone(running, "lightdelta")
-    folder = phone.folder_of_type(9)
-    _whole_pass(phone, folder, 100)
+def _change_three(world, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Rename the first three of alice's contacts `ids` behind the phone's back: a 3-change delta."""
     contacts = world.default_folder(world.alice, Module.CONTACT)
     with world.as_user(world.alice, write=True) as session:
         for object_id in ids[:3]:
             contact = session.get_object(contacts, object_id)
             contact.first_name += " changed"
             session.update_object(contacts, contact)
+
+
+def test_small_delta_is_decoded_once_by_the_plan(running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = add_contacts(world, 30)
+    phone = _phone(running, "lightdelta")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    _change_three(world, ids)
     decoded = _counting_decodes(monkeypatch)
     reply = phone.sync(folder, window=100)
     assert sorted(int(i) for i in items(reply, "Change")) == ids[:3]
@@ -117,16 +122,10 @@ def test_known_ids_unchanged_are_not_encoded_again() -> None:
 
 
 def _statements(store, fn) -> tuple[int, object]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "device_state" in statement or any(f" {t}" in statement for t in ("objects", "changes", "participants")):
-            seen.append(statement)
-    sa_event.listen(store.engine, "before_cursor_execute", count)
-    try:
+    def keep(statement: str) -> bool:
+        return "device_state" in statement or any(f" {t}" in statement for t in ("objects", "changes", "participants"))
+    with recorded_statements(store, keep) as seen:
         result = fn()
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", count)
     return len(seen), result
 
 
@@ -136,12 +135,7 @@ def test_delta_statements_do_not_grow_with_the_folder(running, store, world, siz
     phone = _phone(running, f"deltastatements{size}")
     folder = phone.folder_of_type(9)
     _whole_pass(phone, folder, 100)
-    contacts = world.default_folder(world.alice, Module.CONTACT)
-    with world.as_user(world.alice, write=True) as session:
-        for object_id in ids[:3]:
-            contact = session.get_object(contacts, object_id)
-            contact.first_name += " changed"
-            session.update_object(contacts, contact)
+    _change_three(world, ids)
     count, reply = _statements(store, lambda: phone.sync(folder, window=100))
     assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
     assert count == DELTA_STATEMENTS, count
@@ -158,15 +152,8 @@ def test_a_sync_that_finds_nothing_writes_nothing(running, store, world) -> None
     folder = phone.folder_of_type(9)
     _whole_pass(phone, folder, 100)
     phone.sync(folder, window=100)  # the cached request now carries the current key
-    writes: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) and "device_state" in statement:
-            writes.append(statement)
-    sa_event.listen(store.engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(store, lambda statement: "device_state" in statement and statement.lstrip().upper()
+                             .startswith(("UPDATE", "INSERT", "DELETE"))) as writes:
         reply = phone.sync(folder, window=100)
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", count)
     assert reply.status == 200 and not items(reply)
     assert writes == []  # state written back as read is no write (2 UPDATEs before)

@@ -5,10 +5,10 @@ so every window reads from the store)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from oxsync.eas import install
 from tests.eas_client import client, items
+from tests.fixtures import recorded_statements
 from tests.test_eas_sync import add_contacts
 
 OBJECT_TABLES = ("objects", "participants", "list_members", "attachments")
@@ -22,17 +22,10 @@ def phone(live_server, store, world):  # type: ignore[no-untyped-def]
 
 
 def _object_reads(store, fn) -> tuple[int, object]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT") and any(f" {t}" in statement for t in OBJECT_TABLES):
-            seen.append(statement)
-
-    sa_event.listen(store.engine, "before_cursor_execute", count)
-    try:
+    def keep(statement: str) -> bool:
+        return statement.lstrip().upper().startswith("SELECT") and any(f" {t}" in statement for t in OBJECT_TABLES)
+    with recorded_statements(store, keep) as seen:
         result = fn()
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", count)
     return len(seen), result
 
 
