@@ -3,7 +3,9 @@
 Seeding 75 users with the default mailbox sizes takes minutes; a cached copy restores in seconds. The key
 names everything the data depends on: users, contacts and appointments per user, the domain, the schema
 revision and the day (appointments are placed around "now"). SQLite: a copy of the database file;
-PostgreSQL: a `pg_dump -Fc` archive restored with `pg_restore` into an empty database of the run's cluster.
+PostgreSQL: a `pg_dump -Fc` archive restored with `pg_restore` into an empty database of the run's cluster,
+then ANALYZE (as `oxsync restore` does): without it the storm ran on a database without planner statistics
+and every read of objects by id scanned the tenant's 38,000 objects (bench/README r-pgstorm).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.sim.seed import SimUser
+from oxsync.store.backup import analyze
 
 
 def cache_key(engine: str, users: int, contacts: int, appointments: int, domain: str) -> str:
@@ -62,6 +65,7 @@ def restore(cache: Path, key: str, url: str, users: int | None = None) -> list[S
 
         subprocess.run([find_pg_bin("pg_restore"), "--no-owner", *_pg_args(url), str(data)], check=True,
                        capture_output=True, timeout=1800)
+        analyze(url)
     return [SimUser(**row) for row in json.loads(users_file.read_text())][:users]
 
 
