@@ -162,6 +162,7 @@ class Oxsync(Peer):
         from oxsync.formats.vcard import parse_vcards
         from oxsync.model import Module
         from oxsync.store import accounts
+        from oxsync.texts_ahead import rendering_after
 
         store = self._store()
         store.create_schema()
@@ -175,25 +176,26 @@ class Oxsync(Peer):
                        if f.folder.default_folder and f.folder.owner == 1}
         cal_id, card_id = folders[Module.CALENDAR], folders[Module.CONTACT]
         batch = 1000  # one transaction and one multi-row INSERT per table per batch (session.create_objects)
-        for low in range(0, events, batch):
-            masters = []
-            for i in range(low, min(low + batch, events)):
-                item = parse_calendar(event(i, events))[0]
-                assert isinstance(item, CalendarItem) and item.master is not None
-                item.master.resource_name = event_name(i)
-                item.master.ignore_conflicts = True
-                masters.append(item.master)
-            with store.session(tenant.id, 1, write=True) as s:
-                s.create_objects(cal_id, masters)
-        for low in range(0, cards, batch):
-            contacts = []
-            for i in range(low, min(low + batch, cards)):
-                contact = next(parse_vcards(card(i))).contact
-                assert contact is not None
-                contact.resource_name = card_name(i)
-                contacts.append(contact)
-            with store.session(tenant.id, 1, write=True) as s:
-                s.create_objects(card_id, contacts)
+        with rendering_after(store):  # then the served texts, as a CalDAV PUT leaves its own (oxsync.texts_ahead)
+            for low in range(0, events, batch):
+                masters = []
+                for i in range(low, min(low + batch, events)):
+                    item = parse_calendar(event(i, events))[0]
+                    assert isinstance(item, CalendarItem) and item.master is not None
+                    item.master.resource_name = event_name(i)
+                    item.master.ignore_conflicts = True
+                    masters.append(item.master)
+                with store.session(tenant.id, 1, write=True) as s:
+                    s.create_objects(cal_id, masters)
+            for low in range(0, cards, batch):
+                contacts = []
+                for i in range(low, min(low + batch, cards)):
+                    contact = next(parse_vcards(card(i))).contact
+                    assert contact is not None
+                    contact.resource_name = card_name(i)
+                    contacts.append(contact)
+                with store.session(tenant.id, 1, write=True) as s:
+                    s.create_objects(card_id, contacts)
         store.dispose()
         self.cal = f"/dav/calendars/{USER}/{cal_id}/"
         self.card_path = f"/dav/addressbooks/{USER}/{card_id}/"

@@ -182,8 +182,12 @@ def cmd_user_rename(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
-    """A directory written by `export --all`, or one file (`cli_transfer.cmd_import`)."""
-    return import_dir(ctx, args) if args.file.is_dir() else cli_transfer.cmd_import(ctx, args)
+    """A directory written by `export --all`, or one file (`cli_transfer.cmd_import`); the served texts
+    of what it wrote are rendered once it committed (`oxsync.texts_ahead`), as a DAV PUT leaves its own."""
+    from oxsync.texts_ahead import rendering_after
+
+    with rendering_after(ctx.store, ctx.settings):
+        return import_dir(ctx, args) if args.file.is_dir() else cli_transfer.cmd_import(ctx, args)
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:

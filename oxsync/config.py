@@ -276,6 +276,14 @@ class DavSettings:
     """Page size of sync-collection when the client sends no DAV:limit."""
     max_principal_search_results: int = 500
     """Most results of one principal-property-search."""
+    texts_ahead_max_pending: int = 20_000
+    """Objects written by ActiveSync, the OX dialect or any write that stored no served text, waiting to
+    have their owner's CalDAV/CardDAV text rendered ahead of the first read (docs/store.md); beyond it,
+    further objects are left to be rendered by their first read. 0 = render nothing ahead."""
+    texts_ahead_batch: int = 200
+    """Objects whose served texts one background unit of the store pool renders (about 1 ms each)."""
+    texts_ahead_delay_seconds: float = 0.2
+    """How long written objects gather before a unit renders their texts (a burst of writes, one unit)."""
 
 
 @dataclass(frozen=True)

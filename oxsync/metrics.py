@@ -53,7 +53,8 @@ PUSH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), registry=REGISTRY)
 STORE_POOL_WAIT_SECONDS = Histogram(
     "oxsync_store_pool_wait_seconds", "How long a unit of store work waited for a pool thread, by lane "
-    "(light: cheap units served first, heavy: the rest; docs/store.md).", ("lane",),
+    "(light: cheap units served first, heavy: the rest, background: work no request waits for; docs/store.md).",
+    ("lane",),
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY)
 STORE_POOL_QUEUED = Gauge(
     "oxsync_store_pool_queued", "Units of store work submitted and not yet started.", registry=REGISTRY)

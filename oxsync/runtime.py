@@ -60,11 +60,13 @@ _unit = threading.local()
 
 
 class LanedPool:
-    """A thread pool with two FIFO queues. A free thread takes the oldest light unit first, else the
+    """A thread pool with three FIFO queues. A free thread takes the oldest light unit first, else the
     oldest heavy one, but at most `size - reserved_light` threads run heavy units at once (at least
     one), so a light unit waits only for other light units or for a thread to finish its unit, never
-    for the heavy queue. The threads are a Twisted `ThreadPool`'s (`threads`); each one runs units
-    until nothing it may take is queued."""
+    for the heavy queue. A background unit (work no request waits for: served texts rendered ahead) is
+    taken only when no heavy unit is queued, one at a time, and counts as heavy while it runs. The
+    threads are a Twisted `ThreadPool`'s (`threads`); each one runs units until nothing it may take is
+    queued."""
 
     def __init__(self, size: int, reserved_light: int, name: str) -> None:
         self.size = max(1, size)
@@ -73,8 +75,10 @@ class LanedPool:
         self._lock = threading.Lock()
         self._light: deque[Callable[[], None]] = deque()
         self._heavy: deque[Callable[[], None]] = deque()
+        self._background: deque[Callable[[], None]] = deque()
         self._workers = 0
         self._heavy_running = 0
+        self._background_running = False
 
     def start(self) -> None:
         self.threads.start()
@@ -82,34 +86,42 @@ class LanedPool:
     def stop(self) -> None:
         self.threads.stop()
 
-    def submit(self, work: Callable[[], None], light: bool = False) -> None:
+    def submit(self, work: Callable[[], None], light: bool = False, background: bool = False) -> None:
         """Queue `work` (it must not raise) in its lane; start a worker if one may take it."""
         with self._lock:
-            (self._light if light else self._heavy).append(work)
+            (self._light if light else self._background if background else self._heavy).append(work)
             if self._workers >= self.size or not self._may_take():
                 return
             self._workers += 1
         self.threads.callInThread(self._work)
 
     def queued(self) -> tuple[int, int]:
-        """(light, heavy) units waiting for a thread."""
+        """(light, heavy) units waiting for a thread (background units count as heavy)."""
         with self._lock:
-            return len(self._light), len(self._heavy)
+            return len(self._light), len(self._heavy) + len(self._background)
 
     def _may_take(self) -> bool:
-        return bool(self._light) or (bool(self._heavy) and self._heavy_running < self.heavy_limit)
+        heavy_free = self._heavy_running < self.heavy_limit
+        return bool(self._light) or (bool(self._heavy) and heavy_free) or (
+            bool(self._background) and not self._heavy and heavy_free and not self._background_running)
 
     def _work(self) -> None:
-        heavy = False
+        kind = ""
         while True:
             with self._lock:
-                if heavy:
+                if kind:
                     self._heavy_running -= 1
+                if kind == "background":
+                    self._background_running = False
                 if self._light:
-                    work, heavy = self._light.popleft(), False
+                    work, kind = self._light.popleft(), ""
                 elif self._heavy and self._heavy_running < self.heavy_limit:
-                    work, heavy = self._heavy.popleft(), True
+                    work, kind = self._heavy.popleft(), "heavy"
                     self._heavy_running += 1
+                elif self._may_take() and self._background:
+                    work, kind = self._background.popleft(), "background"
+                    self._heavy_running += 1
+                    self._background_running = True
                 else:
                     self._workers -= 1
                     return
@@ -181,11 +193,17 @@ class DeferredStore:
         rendering of many objects), which must not queue behind heavy ones."""
         return self._submit(True, fn, *args, **kw)
 
-    def _submit(self, light: bool, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
+    def run_background(self, fn: Callable[..., T], *args: Any, **kw: Any) -> Deferred[T]:
+        """`run` in the background lane: work no request waits for, taken only while no heavy unit is
+        queued, one unit at a time (see `LanedPool`)."""
+        return self._submit(False, fn, *args, background=True, **kw)
+
+    def _submit(self, light: bool, fn: Callable[..., T], *args: Any, background: bool = False,
+                **kw: Any) -> Deferred[T]:
         STORE_POOL_QUEUED.inc()
         changes: list[Committed] = []
         done: Deferred[T] = Deferred()
-        submitted, lane = time.perf_counter(), "light" if light else "heavy"
+        submitted, lane = time.perf_counter(), "light" if light else "background" if background else "heavy"
 
         def work() -> None:
             try:
@@ -195,7 +213,7 @@ class DeferredStore:
             else:
                 self.reactor.callFromThread(done.callback, value)
 
-        self.pool.submit(work, light)
+        self.pool.submit(work, light, background)
         result: Deferred[T] = Deferred()
         done.chainDeferred(result)  # the caller's callbacks (the writer's response) run first...
         done.addBoth(lambda _: self._publish_after_flush(changes))

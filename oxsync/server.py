@@ -168,6 +168,8 @@ class OxsyncService(MultiService):
         self.http = http
         self.admin = admin
         self.admin_root: AdminRoot = admin.site.resource if admin is not None else AdminRoot()
+        self.texts_ahead: Any = None
+        """Served texts rendered ahead of the first read (`oxsync.texts_ahead.TextsAhead`), set by make_service."""
         DeferredStoreService(async_store).setServiceParent(self)
         http.setServiceParent(self)
         if admin is not None:
@@ -214,6 +216,10 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> Oxsyn
     if settings.server.admin_endpoint:
         admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
     service = OxsyncService(site, async_store, bus, http, admin)
+    from oxsync.texts_ahead import TextsAhead
+
+    service.texts_ahead = TextsAhead(store, async_store, reactor, settings)
+    service.texts_ahead.setServiceParent(service)
     health = site.root.children[b"health"]
     health.listener_states = service.listener_states
     if settings.auth.account_poll_seconds > 0 and store.engine.dialect.name == "sqlite":

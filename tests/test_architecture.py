@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "oxsync"
 
-ASSEMBLY = {"oxsync.server", "oxsync.dialects", "oxsync.demo", "oxsync.__main__", "oxsync.cli"}
+ASSEMBLY = {"oxsync.server", "oxsync.dialects", "oxsync.demo", "oxsync.__main__", "oxsync.cli", "oxsync.texts_ahead"}
 """Where the dialects meet; `oxsync.cli*` modules belong to it too (see `_part`)."""
 DIALECTS = {"oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.console", "oxsync.onboarding"}
 """Client-facing packages: they never import each other or the assembly."""
@@ -44,7 +44,7 @@ whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) t
 
 DAV_LAYERS: list[dict[str, set[str]]] = [
     {"core": {"xml", "layout", "texts", "filters", "freebusy", "context", "inbox", "tree", "props", "multistatus",
-              "reportdata", "stream", "members"}},
+              "reportdata", "stream", "members", "warm"}},
     {"methods": {"propfind", "objects", "scheduling"}, "reports": {"reports", "sync", "principals"}},
     {"dispatch": {"resource", "__init__"}},
 ]

@@ -26,7 +26,8 @@ OBJECT_TABLES = ("objects", "participants", "list_members", "attachments", "obje
 
 @pytest.fixture
 def dav(live_server, store, world) -> Dav:  # type: ignore[no-untyped-def]
-    return Dav(live_server(store, setup=install).port, world)
+    # the read path's own rendering and statements; texts rendered ahead of it: tests/test_texts_ahead.py
+    return Dav(live_server(store, setup=install, dav={"texts_ahead_max_pending": 0}).port, world)
 
 
 def counted(store) -> AbstractContextManager[list[str]]:  # type: ignore[no-untyped-def]

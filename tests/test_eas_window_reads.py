@@ -16,7 +16,8 @@ OBJECT_TABLES = ("objects", "participants", "list_members", "attachments")
 
 @pytest.fixture
 def phone(live_server, store, world):  # type: ignore[no-untyped-def]
-    c = client(live_server(store, setup=install, eas={"export_cache_objects": 0}))
+    # texts rendered ahead after the store writes run in the background: not the Sync's reads
+    c = client(live_server(store, setup=install, eas={"export_cache_objects": 0}, dav={"texts_ahead_max_pending": 0}))
     c.provision()
     return c
 

@@ -138,6 +138,52 @@ def test_heavy_units_keep_one_thread_and_the_pool_never_exceeds_its_size() -> No
         lanes.stop()
 
 
+def test_a_background_unit_waits_for_every_queued_heavy_one_and_runs_alone() -> None:
+    """Two heavy threads (one held busy): a background unit queued before two heavy ones runs after
+    both, and of two background units one runs at a time (both threads are free by then)."""
+    lanes = LanedPool(3, 1, "t")
+    lanes.start()
+    order: list[str] = []
+    lock, hold, finished = threading.Lock(), threading.Event(), threading.Semaphore(0)
+    both_background = [0, 0]
+
+    def unit(name: str, wait: threading.Event | None = None) -> Any:
+        def run() -> None:
+            if wait is not None:
+                wait.wait(WAIT)
+            with lock:
+                order.append(name)
+                if name.startswith("background"):
+                    both_background[0] += 1
+                    both_background[1] = max(both_background[1], both_background[0])
+            if name.startswith("background"):
+                hold_background.wait(0.2)  # long enough for a second one to start if it could
+                with lock:
+                    both_background[0] -= 1
+            finished.release()
+        return run
+
+    hold_background = threading.Event()
+    try:
+        lanes.submit(unit("blocker", hold))
+        lanes.submit(unit("blocker2", hold))
+        lanes.submit(unit("background1"), background=True)
+        lanes.submit(unit("background2"), background=True)
+        lanes.submit(unit("heavy1"))
+        lanes.submit(unit("light"), light=True)
+        assert finished.acquire(timeout=WAIT)  # the light unit, on the light thread
+        assert order == ["light"]
+        hold.set()
+        for _ in range(5):
+            assert finished.acquire(timeout=WAIT)
+        assert order.index("heavy1") < order.index("background1") < order.index("background2")
+        assert both_background[1] == 1 and lanes.queued() == (0, 0)
+    finally:
+        hold.set()
+        hold_background.set()
+        lanes.stop()
+
+
 @pytest.mark.parametrize("method,depth,light", [
     ("PROPFIND", "0", True), ("PROPFIND", "1", False), ("PROPFIND", "", False), ("GET", "", True),
     ("REPORT", "0", False), ("PUT", "", False),

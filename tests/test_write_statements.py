@@ -69,7 +69,10 @@ def counted(store) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def running(live_server, store, world):  # type: ignore[no-untyped-def]
-    return live_server(store, setup=install_all, server=OX_SERVER, auth={"account_poll_seconds": 0})  # no poll
+    # no poll; the served texts of the OX and EAS writes are rendered later in the background (not the
+    # write's work, tests/test_texts_ahead.py): here only after the test
+    return live_server(store, setup=install_all, server=OX_SERVER, auth={"account_poll_seconds": 0},
+                       dav={"texts_ahead_delay_seconds": 600.0})
 
 
 def test_caldav_put(store, running, world) -> None:  # type: ignore[no-untyped-def]

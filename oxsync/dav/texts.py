@@ -104,8 +104,13 @@ class TextCache:
         self._held.setdefault(res.object_id, []).append(key)
         self._fresh.append((res.object_id, variant, version, text))
 
+    def take_fresh(self) -> list[tuple[int, str, str, str]]:
+        """(object id, variant, version, text) rendered since the last flush, handed over once."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
     def flush(self) -> None:
         """Hand what was rendered to the store (written now or after the read transaction)."""
-        fresh, self._fresh = self._fresh, []
+        fresh = self.take_fresh()
         if fresh:
             self.session.remember_texts(fresh)

@@ -8,7 +8,7 @@ revision once and tells the change listeners which folders changed, after the co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from types import EllipsisType
@@ -17,7 +17,7 @@ from typing import TypedDict
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from oxsync.config import Settings
-from oxsync.model import Protocol, Tenant
+from oxsync.model import FolderType, Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
@@ -31,6 +31,11 @@ log = logging.getLogger("oxsync.store")
 
 ChangeListener = Callable[[int, frozenset[int], int], None]
 """Called after a commit with (tenant_id, changed folder ids, revision), on the committing thread."""
+
+ObjectListener = Callable[[int, dict[int, frozenset[int]]], None]
+"""Called after a commit that changed objects with (tenant_id, folder id -> ids of the objects changed
+there and still in it, leaving out those whose served text the transaction stored itself), on the
+committing thread: what may need a served text rendered (the assembly's `oxsync.texts_ahead`)."""
 
 AccountListener = Callable[[int, frozenset[int]], None]
 """Called after a commit with (tenant_id, user ids whose login, password, suspension, rights or
@@ -97,6 +102,7 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._commit_hooks: list[CommitHook] = []
         self._account_listeners: list[AccountListener] = []
+        self._object_listeners: list[ObjectListener] = []
         self.ids: IdBlocks | None = None
         self._writers = WriterTurn(settings.store.busy_timeout_ms / 1000) if is_sqlite(self.engine) else None
         if self.engine.dialect.name == "postgresql":
@@ -126,6 +132,11 @@ class Store:
 
     def add_commit_hook(self, hook: CommitHook) -> None:
         self._commit_hooks.append(hook)
+
+    def add_object_listener(self, listener: ObjectListener) -> Callable[[], None]:
+        """Register `listener`; the returned function removes it."""
+        self._object_listeners.append(listener)
+        return lambda: self._object_listeners.remove(listener) if listener in self._object_listeners else None
 
     def add_account_listener(self, listener: AccountListener) -> None:
         self._account_listeners.append(listener)
@@ -200,6 +211,14 @@ class Store:
                 listener(tx.tenant_id, folders, stamp.rev)
             except Exception:  # a listener must never undo or hide a committed write
                 log.exception("change listener failed")
+        if self._object_listeners:
+            changed = {folder: frozenset(ids - tx.texts_written) for folder, ids in tx.changed_objects.items()}
+            changed = {folder: ids for folder, ids in changed.items() if ids}
+            for object_listener in list(self._object_listeners) if changed else ():
+                try:
+                    object_listener(tx.tenant_id, changed)
+                except Exception:
+                    log.exception("object listener failed")
 
     # ------------------------------------------------------------ tenants
 
@@ -323,6 +342,17 @@ class Store:
             for r in folders_changed:
                 found.update((r.folder_id, r.parent_id))
         return frozenset(found)
+
+    def folder_owners(self, tenant_id: int, folder_ids: Iterable[int]) -> dict[int, int]:
+        """folder id -> its owner, for the private folders among `folder_ids` (whose owner reads them):
+        the viewer whose served texts are rendered ahead of the first read (`oxsync.texts_ahead`)."""
+        f = s.folders
+        wanted = sorted(set(folder_ids))
+        with self.transaction(tenant_id) as tx:
+            rows = tx.conn.execute(select(f.c.id, f.c.owner_id).where(and_(
+                f.c.tenant_id == tenant_id, f.c.id.in_(wanted), f.c.type == FolderType.PRIVATE.value,
+                f.c.owner_id.is_not(None)))) if wanted else ()
+            return {int(r.id): int(r.owner_id) for r in rows}
 
     # ------------------------------------------------------------ push registrations
 

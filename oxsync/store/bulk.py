@@ -239,6 +239,7 @@ class ServedTexts:
             return
         if self.tx.writable:
             write_texts(self.tx.conn, self.tx.tenant_id, self.user_id, entries, exist=self.tx.written_objects)
+            self.tx.texts_written.update(entry[0] for entry in entries)
         else:
             self.tx.after_commit.append(lambda conn: write_texts(conn, self.tx.tenant_id, self.user_id, entries))
 

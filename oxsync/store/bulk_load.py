@@ -131,6 +131,8 @@ class _Rows:
                                   "ms": stamp.ms, "gone": False, "kind": "create", "resource_name": None}
                                  for fid in placed]
         tx.touched_folders |= placed
+        for fid in placed:
+            tx.changed_objects.setdefault(fid, set()).add(object_id)
         if isinstance(obj, Appointment | Task):
             self.rows["mail_alarms"] += [
                 {"tenant_id": tx.tenant_id, "object_id": object_id, "user_id": u, "due_ms": due, "done": False}

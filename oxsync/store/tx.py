@@ -88,6 +88,11 @@ class Tx:
         their own after it commits; skipped when the database is busy."""
         self.touched_folders: set[int] = set()
         """Folders whose content or definition changed; published to the change bus after commit."""
+        self.changed_objects: dict[int, set[int]] = {}
+        """folder id -> objects changed there by this transaction and still in it (their change rows):
+        what `Store.add_object_listener` hears after commit (served texts to render)."""
+        self.texts_written: set[int] = set()
+        """Objects whose served text this write transaction stored (a DAV PUT's own): not to render again."""
         self.changed_accounts: set[int] = set()
         """Users whose login, password, suspension, protocol rights or existence changed: every node's
         verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
@@ -208,6 +213,10 @@ class Tx:
                 insert(c).values(tenant_id=self.tenant_id, folder_id=folder_id, object_id=object_id, **values)
             )
         self.touched_folders.add(folder_id)
+        if gone:
+            self.changed_objects.get(folder_id, set()).discard(object_id)
+        else:
+            self.changed_objects.setdefault(folder_id, set()).add(object_id)
 
     def record_folder_change(self, folder_id: int, parent_id: int, gone: bool) -> None:
         stamp = self.stamp
