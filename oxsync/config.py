@@ -274,6 +274,9 @@ class DavSettings:
     """Largest single CalDAV/CardDAV resource a client may PUT."""
     sync_collection_default_limit: int = 10_000
     """Page size of sync-collection when the client sends no DAV:limit."""
+    listing_page_rows: int = 2_000
+    """Rows a listing (PROPFIND Depth 1, sync-collection, a report over a whole collection) reads from
+    the store at a time, in id order: memory stays one page, whatever the folder's size."""
     max_principal_search_results: int = 500
     """Most results of one principal-property-search."""
     texts_ahead_max_pending: int = 20_000

@@ -7,6 +7,7 @@ resolved to resources above it, in `tree.py`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from oxsync.dav.layout import (
     ObjectRes,
     PrincipalRes,
     group_objects,
+    group_page,
     id_from_name,
     is_master,
 )
@@ -55,6 +57,13 @@ class DavRequest:
     @property
     def depth(self) -> str:
         return self.header("depth", "infinity").strip().lower()
+
+
+def _drain(items: list[Any]) -> Iterator[Any]:
+    """Yield and let go of the list's items in order (as `multistatus.drain`)."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def _user_principal(u: Any) -> PrincipalRes:
@@ -250,30 +259,46 @@ class Ctx:
                 res.master = full.get(res.master.object_id, res.master)  # gone meanwhile: rendering fails, skipped
                 res.exceptions = [full[e.object_id] for e in res.exceptions if e.object_id in full]
 
-    def members(self, collection: Collection) -> list[ObjectRes]:
-        """Every member, listed light and loaded window by window as their texts are needed (see
-        texts.TextCache): a report over the folder never holds all its objects at once."""
-        return self._with_texts(self.light_members(collection))
-
-    def light_members(self, collection: Collection) -> list[ObjectRes]:
-        """Members whose objects are `ObjectVersion`s (href, ETag, last-modified only): for listings
-        that ask for no body-derived property, so nothing is loaded or decoded."""
-        return group_objects(collection, self.session.list_versions(collection.folder_id), self.req.names,
-                             self.tenant_id)
+    def members(self, collection: Collection, light: bool = False, after: int = 0,
+                orphans_last: bool = True) -> Iterator[ObjectRes]:
+        """Every member with an id above `after`, read from the store a page of
+        `listing_page_rows` rows at a time in id order (store `member_page`) and grouped into
+        resources page by page, so a listing holds one page whatever the folder's size. `light`:
+        resources of `ObjectVersion`s (href, ETag, last-modified); else with the request's text cache,
+        loaded window by window as their texts are needed (see texts.TextCache). Masters in id order,
+        then the exceptions whose master is not visible here (`orphans_last`, as `group_objects` lists a
+        folder) or each in its id's place."""
+        rows = self.req.settings.dav.listing_page_rows
+        series = collection.module != Module.CONTACT  # an address book holds no series
+        orphans: list[ObjectRes] = []
+        while True:
+            page = self.session.member_page(collection.folder_id, after, rows, series)
+            masters, lone = group_page(collection, page)
+            page_last = page.last
+            del page
+            if orphans_last:
+                orphans.extend(lone)  # rare: exceptions of series the viewer cannot see
+            elif lone:
+                masters = sorted([*masters, *lone], key=lambda res: res.object_id)
+            yield from _drain(masters if light else self._with_texts(masters))
+            if page_last is None:
+                break
+            after = page_last
+        yield from _drain(orphans if light else self._with_texts(orphans))
 
     def members_in_range(self, collection: Collection, start_ms: int | None, end_ms: int | None,
                          light: bool = False) -> list[ObjectRes]:
         """Members that may overlap [start_ms, end_ms) by the store's time-range index (a superset);
         `light`: as versions, loaded only if their text is not cached (see `_hydrate`)."""
         objects = self.session.list_objects_in_range(collection.folder_id, start_ms, end_ms, light)
-        return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id))
+        return self._with_texts(group_objects(collection, objects))
 
     def members_decided(self, collection: Collection, start_ms: int | None, end_ms: int | None,
                         kind: str) -> tuple[list[ObjectRes], set[int]]:
         """`members_in_range` (light) and the object ids whose time-range match on `kind` the store's
         exact index rows decide (they need no parsing)."""
         objects, decided = self.session.objects_in_range(collection.folder_id, start_ms, end_ms, True, kind)
-        return self._with_texts(group_objects(collection, objects, self.req.names, self.tenant_id)), decided
+        return self._with_texts(group_objects(collection, objects)), decided
 
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         return self.find_objects(collection, [name]).get(name)
@@ -313,7 +338,7 @@ class Ctx:
             family = families.get(family_of(obj))
             if not family or obj.object_id not in {m.object_id for m in family}:
                 family = [obj]
-            for res in group_objects(collection, family, self.req.names, self.tenant_id):
+            for res in group_objects(collection, family):
                 for member in (res.master, *res.exceptions):
                     if member.object_id == obj.object_id:
                         out[obj.object_id] = res

@@ -30,7 +30,7 @@ from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FolderAccess
 from oxsync.model.text import xml_safe
-from oxsync.store.bulk import ObjectVersion
+from oxsync.store.bulk import MemberPage, ObjectVersion
 
 BASE = "/dav"
 SYNC_PREFIX = "http://oxsync/ns/sync/"
@@ -166,8 +166,10 @@ def principal_path(kind: str, name: str) -> str:
 # ---------------------------------------------------------------------------------------- names
 
 class NameCache:
-    """(tenant, object id) -> resource name, so deletes reported by sync-collection keep the client's
-    href after the object row is gone (the store's tombstones keep only ids). Bounded LRU."""
+    """(tenant, object id) -> resource name of objects this node wrote, so deletes reported by
+    sync-collection keep the client's href after the object row is gone, for tombstones from before the
+    store kept names in them. Listings do not fill it (a listing of 100,000 members would hold 100,000
+    names here); bounded LRU."""
 
     def __init__(self, size: int = 200_000) -> None:
         self.size = size
@@ -181,17 +183,6 @@ class NameCache:
             self._names.move_to_end(key)
             while len(self._names) > self.size:
                 self._names.popitem(last=False)
-
-    def remember_many(self, tenant_id: int, named: list[tuple[int, str]]) -> None:
-        """`remember` each (object id, name), taking the lock once (a listing names every member)."""
-        names = self._names
-        with self._lock:
-            for object_id, name in named:
-                key = (tenant_id, object_id)
-                names[key] = name
-                names.move_to_end(key)
-            while len(names) > self.size:
-                names.popitem(last=False)
 
     def get(self, tenant_id: int, object_id: int) -> str | None:
         return self._names.get((tenant_id, object_id))
@@ -215,20 +206,17 @@ def is_master(obj: Any) -> bool:
     return True
 
 
-def group_objects(collection: Collection, objects: list[Any], names: NameCache, tenant_id: int) -> list[ObjectRes]:
+def group_objects(collection: Collection, objects: list[Any]) -> list[ObjectRes]:
     """One resource per master (with its exceptions); orphan exceptions are resources of their own."""
     masters: dict[int, ObjectRes] = {}
     exceptions: list[Any] = []
-    named: list[tuple[int, str]] = []
     suffix = SUFFIX[collection.module]
     for obj in objects:
         if is_master(obj):
             name = obj.resource_name or f"{obj.object_id}{suffix}"  # default_name
-            named.append((obj.object_id, name))
             masters[obj.object_id] = ObjectRes(collection, name, obj)
         else:
             exceptions.append(obj)
-    names.remember_many(tenant_id, named)
     orphans: list[Any] = []
     for obj in exceptions:
         owner = masters.get(obj.recurrence_id)
@@ -241,6 +229,21 @@ def group_objects(collection: Collection, objects: list[Any], names: NameCache, 
         name = obj.resource_name or default_name(obj.object_id, collection.module)
         result.append(ObjectRes(collection, name, obj))
     return result
+
+
+def group_page(collection: Collection, page: MemberPage) -> tuple[list[ObjectRes], list[ObjectRes]]:
+    """(the resources of the page's masters, its orphan exceptions as resources of their own), each in
+    id order: what `group_objects` gives for these ids over the whole folder. A master gets its
+    exceptions from any page (`page.family`); an exception whose master is a visible master outside
+    the page is left to the master's page."""
+    masters = [v for v in page.versions if is_master(v)]
+    exceptions = sorted((v for v in (*page.versions, *page.family) if not is_master(v)), key=lambda v: v.object_id)
+    grouped = group_objects(collection, [*masters, *exceptions])
+    listed_elsewhere = {v.object_id for v in page.family if is_master(v)}
+    in_page = {v.object_id for v in page.versions}
+    orphans = [res for res in grouped[len(masters):]
+               if res.object_id in in_page and res.master.recurrence_id not in listed_elsewhere]
+    return grouped[:len(masters)], orphans
 
 
 def resolver(session: Any):

@@ -54,7 +54,8 @@ def propfind(ctx: Ctx) -> Response:
     if depth in ("1", "infinity"):
         members = children(ctx, res, light=listing_is_light(names))
         template = template_for(ctx, res, names, names_only) if isinstance(res, Collection) else None
-        write_members(ctx, out, drain(members), template, names, names_only)
+        write_members(ctx, out, drain(members) if isinstance(members, list) else members, template, names,
+                      names_only)
     return multistatus_response(out)
 
 

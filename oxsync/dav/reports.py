@@ -4,6 +4,7 @@ dispatches them all by the body's root element."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
@@ -12,7 +13,7 @@ from lxml import etree
 from oxsync.dav import filters
 from oxsync.dav.context import Ctx
 from oxsync.dav.freebusy import HIDDEN_FBTYPE, vfreebusy
-from oxsync.dav.layout import Collection, DavError, object_text
+from oxsync.dav.layout import Collection, DavError, ObjectRes, object_text
 from oxsync.dav.multistatus import Response, add_status, describe, drain, multistatus_response
 from oxsync.dav.reportdata import data_getters, report_props
 from oxsync.dav.stream import Multistatus
@@ -51,13 +52,15 @@ def calendar_query(ctx: Ctx, root: etree._Element) -> Response:
     extra = data_getters(ctx, data_el)
     window = filters.query_window(top)
     decided: set[int] = set()
+    members: Iterable[ObjectRes]
     if window is None:
         members = ctx.members(collection)
     elif top is not None and filters.index_decidable(top) == "VEVENT":
-        members, decided = ctx.members_decided(collection, *filters.decided_window(top), ObjectKind.APPOINTMENT.value)
+        found, decided = ctx.members_decided(collection, *filters.decided_window(top), ObjectKind.APPOINTMENT.value)
+        members = drain(found)
     else:
-        members = ctx.members_in_range(collection, *window, light=True)
-    for res in drain(members):
+        members = drain(ctx.members_in_range(collection, *window, light=True))
+    for res in members:
         if res.object_id in decided and not res.exceptions:
             budget.check_time()  # as calendar_matches does per object
             QUERY_OBJECTS.labels("index").inc()
@@ -125,7 +128,7 @@ def addressbook_query(ctx: Ctx, root: etree._Element) -> Response:
     ms = out.root
     count = 0
     truncated = False
-    for res in drain(ctx.members(collection)):
+    for res in ctx.members(collection):
         try:
             matches = filters.card_matches(object_text(res), filter_el)
         except DavError:

@@ -1,7 +1,8 @@
 """sync-collection (RFC 6578) from the store's revisions.
 
-A removed member is reported by the name it had (NameCache, filled whenever members are listed);
-when that name is unknown (e.g. after a restart) the client is sent to a full resync.
+A removed member is reported by the name it had: the store's tombstone keeps it (NameCache holds the
+names of members this node wrote); when neither knows it (a tombstone older than the names kept in
+tombstones) the client is sent to a full resync.
 
 Tokens: `http://oxsync/ns/sync/<rev>` where rev is the collection's newest change revision. A reply
 cut at DAV:limit carries a checkpoint token `<base>.<rev0>.<after>`: "changes since base, members
@@ -13,6 +14,8 @@ order; the final page hands out rev0, so anything changed while paging is report
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from lxml import etree
@@ -89,26 +92,28 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
         rev0 = current_rev
     if base > current_rev or rev0 > current_rev:
         raise DavError(403, D("valid-sync-token"), "token from the future")
-    if base == 0:
-        light = data_el is None and listing_is_light(names)
-        members: list[Member] = [(m.object_id, m) for m in (ctx.light_members(res) if light else ctx.members(res))]
-    else:
-        members = _changes_since(ctx, res, base)
-    members = sorted((m for m in members if m[0] > after), key=lambda m: m[0])
     out = Multistatus()
     ms = out.root
-    truncated = len(members) > limit
-    last = members[limit - 1][0] if truncated else 0
-    del members[limit:]
+    template = template_for(ctx, res, names, extra=extra)
 
     def removed(path: str) -> None:
         resp = etree.SubElement(ms, D("response"))
         etree.SubElement(resp, D("href")).text = path
         etree.SubElement(resp, D("status")).text = "HTTP/1.1 404 Not Found"
 
-    template = template_for(ctx, res, names, extra=extra)
-    write_members(ctx, out, (member for _, member in drain(members)), template, names, extra=extra,
-                  removed=removed)
+    if base == 0:  # read from the store in id ranges above `after`: a page costs what it delivers
+        source = ctx.members(res, data_el is None and listing_is_light(names), after, orphans_last=False)
+        delivered = _counted(islice(source, limit))
+        write_members(ctx, out, delivered, template, names, extra=extra)
+        truncated = next(source, None) is not None
+        last = delivered.last
+    else:
+        members = sorted((m for m in _changes_since(ctx, res, base) if m[0] > after), key=lambda m: m[0])
+        truncated = len(members) > limit
+        last = members[limit - 1][0] if truncated else 0
+        del members[limit:]
+        write_members(ctx, out, (member for _, member in drain(members)), template, names, extra=extra,
+                      removed=removed)
     if truncated:
         resp = etree.SubElement(ms, D("response"))
         etree.SubElement(resp, D("href")).text = res.path
@@ -119,6 +124,19 @@ def sync_collection(ctx: Ctx, root: etree._Element) -> Response:
         token = f"{SYNC_PREFIX}{rev0}"
     etree.SubElement(ms, D("sync-token")).text = token
     return multistatus_response(out)
+
+
+class _counted:
+    """The members as they pass, remembering the id of the last one."""
+
+    def __init__(self, members: Iterator[ObjectRes]) -> None:
+        self.members = members
+        self.last = 0
+
+    def __iter__(self) -> Iterator[ObjectRes]:
+        for member in self.members:
+            self.last = member.object_id
+            yield member
 
 
 def _changes_since(ctx: Ctx, res: Collection, base: int) -> list[Member]:

@@ -77,6 +77,7 @@ class TextCache:
             oldest = next(iter(self._held))
             for key in self._held.pop(oldest):
                 self._known.pop(key, None)
+            self._light.pop(oldest, None)  # read again (and hydrated with itself) if asked again
 
     def get(self, res: Any, variant: str) -> str | None:
         if res.object_id not in self._held:

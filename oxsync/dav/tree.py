@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -84,8 +85,9 @@ def resolve(ctx: Ctx, path: str, *, allow_missing: bool = False) -> Any:
     raise DavError(404)
 
 
-def children(ctx: Ctx, res: Resource, light: bool = False) -> list[Resource]:
-    """Members listed by a Depth: 1 PROPFIND (`light`: object members as `ObjectVersion`s)."""
+def children(ctx: Ctx, res: Resource, light: bool = False) -> Iterable[Resource]:
+    """Members listed by a Depth: 1 PROPFIND (`light`: object members as `ObjectVersion`s); a
+    collection's are read page by page as they are consumed (`Ctx.members`)."""
     if isinstance(res, Root):
         me = ctx.me()
         return [PrincipalCollection(""), Home("calendars", me.login or me.name, ctx.user_id),
@@ -104,7 +106,7 @@ def children(ctx: Ctx, res: Resource, light: bool = False) -> list[Resource]:
             found += [Box(res, "inbox"), Box(res, "outbox")]
         return found
     if isinstance(res, Collection):
-        return list[Resource](ctx.light_members(res) if light else ctx.members(res))
+        return ctx.members(res, light)
     if isinstance(res, Box) and res.kind == "inbox":
         return list[Resource](inbox_items(ctx, res))
     return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select, union_all
+from sqlalchemy import and_, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oxsync.model.appointment import ParticipantKind
@@ -107,6 +107,11 @@ class BulkReads:
         """Id, DAV resource name, version and series of every readable object of the folder, decoding
         nothing (PROPFIND Depth 1 and initial sync listings)."""
         return list_versions(self.viewer, folder_id)
+
+    def member_page(self, folder_id: int, after: int, limit: int, series: bool = True) -> MemberPage:
+        """The folder's readable objects with ids above `after`, at most `limit` rows read, as versions,
+        and what grouping them into resources needs from outside that id range (see `MemberPage`)."""
+        return member_page(self.viewer, folder_id, after, limit, series)
 
     def list_objects_in_range(self, folder_id: int, start_ms: int | None, end_ms: int | None,
                               light: bool = False) -> list[Any]:
@@ -204,6 +209,60 @@ def list_versions(viewer: Viewer, folder_id: int) -> list[ObjectVersion]:
         and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, o.c.folder_id != folder_id))
     rows = tx.conn.execute(union_all(home, guest)).all()  # fetched at once: row by row costs ~5 us each
     return _readable_versions(viewer, folder_id, {int(r[0]): r for r in rows})
+
+
+class MemberPage(NamedTuple):
+    """One keyset page of a folder's listing: the readable members among the folder's rows with ids in
+    (after, last], and the readable versions of the folder outside that range that grouping them into
+    series needs: the change exceptions of the page's series masters, and the masters of the page's
+    exceptions. A listing holds one page at a time, whatever the folder's size."""
+
+    versions: list[ObjectVersion]
+    """In id order."""
+    family: list[ObjectVersion]
+    last: int | None
+    """The highest id read (the next page's `after`); None when no folder row is left above it."""
+
+
+def member_page(viewer: Viewer, folder_id: int, after: int, limit: int, series: bool = True) -> MemberPage:
+    """The next `limit` rows of the folder (home and participant folders) with ids above `after`, in id
+    order, read by key (`id > after ORDER BY id LIMIT limit`: ix_objects_folder ends with the id), so
+    paging through a folder reads each row once (meetings placed in the folder for a participant are
+    found by folder and sorted: their number, not the folder's, is the cost). One
+    statement, one more only if some rows are private; `series` (calendars and task folders): one more
+    for the exceptions of the page's masters whose ids lie outside the page (by ix_objects_series, a
+    range of series ids), and reads of the versions outside the page only when there are such."""
+    viewer.object_folder(folder_id)
+    tx = viewer.tx
+    o, p = s.objects, s.participants
+    home = select(*_VERSION_COLUMNS).where(
+        and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, o.c.id > after)).order_by(o.c.id).limit(limit)
+    guest_key = p.c.object_id + 0  # no index on it: SQLite would walk the tenant's participants by key
+    guest = select(*_VERSION_COLUMNS).select_from(
+        p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
+        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, guest_key > after,
+             o.c.folder_id != folder_id)).order_by(guest_key).limit(limit)
+    both = union_all(select(home.subquery()), select(guest.subquery())).subquery()
+    rows = tx.conn.execute(select(both).order_by(both.c.id).limit(limit)).all()
+    if not rows:
+        return MemberPage([], [], None)
+    last = int(rows[-1][0])
+    versions = _readable_versions(viewer, folder_id, {int(r[0]): r for r in rows})
+    family: list[ObjectVersion] = []
+    if series:
+        masters = {v.object_id for v in versions if v.recurrence_id in (None, v.object_id)}
+        outside: set[int] = set()
+        if masters:  # exceptions of the page's masters with ids outside the page
+            outside.update(int(i) for i, series_id in tx.conn.execute(select(o.c.id, o.c.series_id).where(and_(
+                o.c.tenant_id == tx.tenant_id, o.c.series_id > after, o.c.series_id <= last,
+                or_(o.c.id <= after, o.c.id > last)))) if int(series_id) in masters and int(i) != int(series_id))
+        # masters outside the page of the page's exceptions (to tell an exception of a series listed on
+        # another page from one whose master is not visible here, a resource of its own)
+        outside.update(v.recurrence_id for v in versions
+                       if v.recurrence_id is not None and not after < v.recurrence_id <= last)
+        if outside:
+            family = visible_versions(viewer, folder_id, outside)
+    return MemberPage(versions, family, last if len(rows) == limit else None)
 
 
 # ------------------------------------------------------------------ served-text cache

@@ -214,7 +214,7 @@ objects = Table(
     Column("size", Integer, nullable=False, default=0),
     Column("data", Text, nullable=False),
     ForeignKeyConstraint(["tenant_id", "folder_id"], ["folders.tenant_id", "folders.id"]),
-    Index("ix_objects_folder", "tenant_id", "folder_id"),
+    Index("ix_objects_folder", "tenant_id", "folder_id", "id"),
     Index("ix_objects_uid", "tenant_id", "uid"),
     Index("ix_objects_resource_name", "tenant_id", "resource_name"),
     Index("ix_objects_range", "tenant_id", "kind", "start_ms"),

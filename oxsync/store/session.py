@@ -110,6 +110,7 @@ class UserSession:
         self.objects_by_ids = bulk.objects_by_ids
         self.series_members = bulk.series_members
         self.list_versions = bulk.list_versions
+        self.member_page = bulk.member_page
         self.list_objects_in_range = bulk.list_objects_in_range
         self.objects_in_range = bulk.objects_in_range
         self.cached_texts = texts.cached_texts
