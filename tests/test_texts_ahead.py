@@ -252,3 +252,27 @@ def test_a_caldav_put_leaves_nothing_to_render(store, world, server, renders) ->
     assert len(renders) == 3  # each PUT's own ETag check renders its text and stores it
     _ahead_done(server)
     assert server.service.texts_ahead.units == 0 and len(renders) == 3  # not even woken
+
+
+def test_an_ox_meeting_gets_its_text_in_the_attendees_calendar_too(store, world, server, renders) -> None:  # type: ignore[no-untyped-def]
+    """The copy placed in an internal attendee's calendar is that calendar owner's to read: rendered
+    ahead for him too."""
+    dav = Dav(server.port, world)
+    ox = OxClient(server.port, "alice", "alice-pw")
+    cal = world.default_folder(world.alice, Module.CALENDAR)
+    start = 1_800_000_000_000
+    [r] = ox.proppatch("calendar", {"folder_id": cal, "title": "Meeting", "start_date": start,
+                                    "end_date": start + 1_800_000,
+                                    "participants": f"<ox:user>{world.alice}</ox:user><ox:user>{world.bob}</ox:user>"})
+    assert r.status == "200", r.description
+    _ahead_done(server)
+    assert len(renders) == 2 and len(set(renders)) == 1  # one object, two viewers
+    renders.clear()
+    bob_cal = world.default_folder(world.bob, Module.CALENDAR)
+    base = f"/dav/calendars/bob/{bob_cal}/"
+    names = [h.rsplit("/", 1)[1] for h in dav.propfind(base, "<D:getetag/>", depth="1", user="bob").hrefs() if h != base]
+    assert len(names) == 1
+    first = _multiget(dav, base, names, user="bob")
+    assert b"SUMMARY:Meeting" in first and renders == []
+    _forget_texts(store)
+    assert _multiget(dav, base, names, user="bob") == first and len(renders) == 1
