@@ -13,10 +13,11 @@ and restarted per measurement, median of the runs:
   8 distinct ones (oxsync: argon2 checks; SOGo: plain SQL passwords, so no hash at all).
 SOGo's ActiveSync needs an IMAP server for its logins (`SOGoIMAPServer`): a throwaway passwd-file
 Dovecot with the same users and passwords (bench/peers_dovecot.py). If SOGo cannot start, the table says
-why and still reports oxsync.
+why and still reports oxsync. `--pg` adds oxsync on a throwaway PostgreSQL cluster (`oxsync-pg`, as
+bench_peers --pg; its server CPU includes its PostgreSQL backends, as SOGo's does).
 
     python -m bench.bench_eas_peers [--cards 5000] [--events 2000] [--runs 3] [--pings 200]
-        [--oxsync-pings 1000] [--sogo-pings 200] [--peers oxsync sogo] [--out FILE]
+        [--oxsync-pings 1000] [--sogo-pings 200] [--peers oxsync sogo] [--pg] [--out FILE]
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def find_book(port: int, auth: str, home: str) -> str:
 
 def eas_view(peer: Peer) -> EasServer:
     if isinstance(peer, OxsyncEas):
-        return EasServer(peer.port, "", True, peer.pids, peer.pids,
+        return EasServer(peer.port, "", True, lambda: peer.pids() + postgres_pids(peer), peer.pids,
                          lambda user: find_book(peer.port, basic(user, password_of(user)), f"/dav/addressbooks/{user}/"))
     from bench.peers_sogo import Sogo
 
@@ -212,20 +213,26 @@ def table(results: dict[str, list[dict[str, float]]], pings: dict[str, list[int]
     def cell(value: float | None, scale: float = 1) -> str:
         return "-" if value is None else f"{value * scale:,.3g}" if abs(value * scale) < 100 else f"{value * scale:,.0f}"
 
-    lines = ["| workload | " + " | ".join(names) + " | oxsync vs sogo |", "|---" * (len(names) + 2) + "|"]
+    ours = [n for n in names if n != "sogo"] if "sogo" in names else []
+    """Each oxsync column (SQLite, and PostgreSQL with --pg) gets its ratio to SOGo."""
+
+    def ratios(key: str, kind: str) -> str:
+        sogo, cells = med("sogo", key) if ours else None, []
+        for name in ours:
+            mine = med(name, key)
+            cells.append("" if not (mine and sogo) or kind == "" else
+                         f"{mine / sogo:.2f}× faster" if kind == "rate" else f"{sogo / mine:.2f}×")
+        return "".join(f" {c} |" for c in cells)
+
+    lines = ["| workload | " + " | ".join(names) + " |" + "".join(f" {n} vs sogo |" for n in ours),
+             "|---" * (len(names) + 1 + len(ours)) + "|"]
     for key, label, kind in ROWS:
-        values = [med(n, key) for n in names]
-        ratio = ""
-        if len(values) == 2 and values[0] and values[1]:
-            ratio = f"{values[0] / values[1]:.2f}× faster" if kind == "rate" else f"{values[1] / values[0]:.2f}×"
-        lines.append(f"| {label} | " + " | ".join(cell(v) for v in values) + f" | {ratio} |")
+        lines.append(f"| {label} | " + " | ".join(cell(med(n, key)) for n in names) + " |" + ratios(key, kind))
     for count in sorted({c for cs in pings.values() for c in cs}):
         for key, label, scale in PING_ROWS:
-            values = [med(n, f"ping{count}_{key}") for n in names]
-            ratio = ""
-            if len(values) == 2 and values[0] and values[1] and key.startswith(("put", "wake")):
-                ratio = f"{values[1] / values[0]:.2f}×"
-            lines.append(f"| {label.format(n=count)} | " + " | ".join(cell(v, scale) for v in values) + f" | {ratio} |")
+            name = f"ping{count}_{key}"
+            lines.append(f"| {label.format(n=count)} | " + " | ".join(cell(med(n, name), scale) for n in names) + " |"
+                         + ratios(name, "time" if key.startswith(("put", "wake")) else ""))
     return "\n".join(lines)
 
 
@@ -248,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oxsync-pings", type=int, nargs="*", default=[200, 1000])
     parser.add_argument("--sogo-pings", type=int, nargs="*", default=[200])
     parser.add_argument("--peers", nargs="*", default=["oxsync", "sogo"])
+    parser.add_argument("--pg", action="store_true", help="also oxsync on a throwaway PostgreSQL cluster")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     # started in the background (`cmd &` ignores SIGINT), Ctrl-C / kill -INT must still run the clean-up
@@ -261,13 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     peers: list[Peer] = []
     reasons: dict[str, str] = {}
     dovecot = None
-    pings = {"oxsync": args.oxsync_pings, "sogo": args.sogo_pings}
+    cluster = None
+    pings = {"oxsync": args.oxsync_pings, "oxsync-pg": args.oxsync_pings, "sogo": args.sogo_pings}
     try:
-        for name in args.peers:
+        for name in (["oxsync-pg"] if args.pg else []) + args.peers:
             started = time.perf_counter()
             try:
                 if name == "oxsync":
                     peer: Peer = OxsyncEas(workdir)
+                elif name == "oxsync-pg":
+                    from tests.pgcluster import PgCluster
+
+                    cluster = PgCluster()
+                    cluster.start()
+                    peer = OxsyncEas(workdir, cluster.empty_database(), "oxsync-pg")
+                    peer.cluster = cluster  # type: ignore[attr-defined] # its backends' CPU counts (postgres_pids)
                 else:
                     from bench.peers_dovecot import PasswdDovecot
                     from bench.peers_sogo import Sogo
@@ -318,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             peer.close()
         if dovecot is not None:
             dovecot.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
