@@ -21,7 +21,7 @@ from oxsync.model import FolderType, Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.engine import WRITE, WriterTurn, is_sqlite, make_engine
+from oxsync.store.engine import PG_READ, WRITE, WriterTurn, is_sqlite, make_engine
 from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
 from oxsync.store.ids import IdBlocks
 from oxsync.store.session import UserSession
@@ -156,6 +156,8 @@ class Store:
         with self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(**WRITE)
+            elif self.engine.dialect.name == "postgresql":  # PostgreSQL: a read needs no BEGIN/COMMIT round trips (engine.PG_READ)
+                conn = conn.execution_options(**PG_READ)
             turn = self._writers.turn() if write and self._writers is not None else nullcontext()
             with turn, conn.begin():  # the turn ends once committed
                 tx = Tx(conn, tenant_id, self.settings, writable=write, ids=self.ids)

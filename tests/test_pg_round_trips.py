@@ -1,0 +1,128 @@
+"""Round trips per unit of work on PostgreSQL, counted by the server itself (its statement log,
+`log_min_duration_statement = 0`, which logs every query, the empty ping included): a read unit sends no
+BEGIN and no COMMIT, a write unit one of each; a pooled connection reused within PING_IDLE_SECONDS is not
+pinged, one idle longer is, and one whose backend died meanwhile is replaced instead of failing the
+unit; a write statement on a read connection is refused (it would commit alone). bench/README r-pgstorm
+measured what these round trips cost in the simulator's arrival storm."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import select, update
+
+from oxsync.model import Contact, Module
+from oxsync.store import engine as store_engine
+from oxsync.store import schema as s
+from oxsync.store.api import Store
+from tests.fixtures import make_store
+from tests.pgcluster import PgCluster
+from tests.world import World, build_world
+
+LOGGED = re.compile(r"duration: [0-9.]+ ms  (?:statement|execute [^:]*): (.*)$")
+
+
+class ServerLog:
+    """The statements the cluster logged from here on, for one database."""
+
+    def __init__(self, cluster: PgCluster) -> None:
+        self.path = cluster.dir / "log"
+        self.offset = self.path.stat().st_size
+
+    def statements(self) -> list[str]:
+        with open(self.path, encoding="utf-8", errors="replace") as log:
+            log.seek(self.offset)
+            text = log.read()
+        self.offset += len(text.encode("utf-8", errors="replace"))
+        return [m.group(1).strip() for line in text.splitlines() if (m := LOGGED.search(line))]
+
+
+def _admin(cluster: PgCluster, sql: str) -> None:
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def logged(pg_cluster: PgCluster) -> Iterator[tuple[str, PgCluster]]:
+    url = pg_cluster.new_database()
+    name = url.rsplit("/", 1)[1]
+    _admin(pg_cluster, f"ALTER DATABASE {name} SET log_min_duration_statement = 0")
+    yield url, pg_cluster
+    _admin(pg_cluster, f"ALTER DATABASE {name} RESET log_min_duration_statement")
+
+
+def _store(url: str, idle_s: float, monkeypatch: pytest.MonkeyPatch) -> tuple[Store, World]:
+    monkeypatch.setattr(store_engine, "PING_IDLE_SECONDS", idle_s)
+    store = make_store(url)
+    return store, build_world(store)
+
+
+def _read_unit(world: World) -> None:
+    with world.as_user(world.alice) as session:
+        assert session.list_folders()
+
+
+def test_read_unit_sends_no_begin_or_commit_write_unit_one_each(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    url, cluster = logged
+    store, world = _store(url, 3600.0, monkeypatch)
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    try:
+        log = ServerLog(cluster)
+        _read_unit(world)
+        read = log.statements()
+        assert read and not [q for q in read if q.startswith(("BEGIN", "COMMIT", "ROLLBACK", ";")) or not q]
+        with world.as_user(world.alice, write=True) as session:
+            session.create_object(folder, Contact(last_name="counted"))
+        written = log.statements()
+        assert len([q for q in written if q.startswith("BEGIN")]) == 1 and written.count("COMMIT") == 1
+        with world.as_user(world.alice) as session:  # the read sees the committed write
+            assert [c.last_name for c in session.list_objects(folder)] == ["counted"]
+    finally:
+        store.dispose()
+
+
+def test_connection_reused_within_the_idle_time_is_not_pinged(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    url, cluster = logged
+    store, world = _store(url, 3600.0, monkeypatch)
+    try:
+        _read_unit(world)
+        log = ServerLog(cluster)
+        for _ in range(5):
+            _read_unit(world)
+        assert not [q for q in log.statements() if q in (";", "")]
+    finally:
+        store.dispose()
+
+
+def test_idle_connection_is_pinged_and_a_dead_one_replaced(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    url, cluster = logged
+    store, world = _store(url, 0.0, monkeypatch)  # every reuse counts as idle
+    try:
+        _read_unit(world)
+        log = ServerLog(cluster)
+        _read_unit(world)
+        assert [q for q in log.statements() if q in (";", "")] == [";"]
+        name = url.rsplit("/", 1)[1]
+        _admin(cluster, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        _read_unit(world)  # the ping finds the pooled connection dead; a new one serves the unit
+    finally:
+        store.dispose()
+
+
+def test_write_statement_on_a_read_connection_is_refused(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    url, _cluster = logged
+    store, world = _store(url, 3600.0, monkeypatch)
+    try:
+        u = s.users
+        with pytest.raises(RuntimeError, match="read-only"), store.transaction(world.tenant_id) as tx:
+            tx.conn.execute(update(u).where(u.c.id == world.alice).values(display_name="changed"))
+        with store.transaction(world.tenant_id) as tx:
+            name = tx.conn.execute(select(u.c.display_name).where(u.c.id == world.alice)).scalar_one()
+        assert name != "changed"
+    finally:
+        store.dispose()
+
