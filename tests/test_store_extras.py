@@ -93,6 +93,19 @@ def test_directory_and_deleted_principals(world) -> None:  # type: ignore[no-unt
     assert [(kind, ident) for kind, ident, _, _ in deleted] == [("user", world.bob)]
 
 
+def test_find_principals_answers_as_find_principal(world) -> None:  # type: ignore[no-untyped-def]
+    """The batched lookup a CalDAV PUT makes of its ORGANIZER/ATTENDEE addresses (one statement) answers
+    every key as the one-by-one lookup does: logins before addresses, users before resources."""
+    with world.store.transaction(world.tenant_id, write=True) as tx:
+        room = accounts.create_resource(tx, "room1", "room1@example.com")
+    keys = ["bob@example.com", "BOB", " carol ", "room1", "Room1@Example.com", "nobody@elsewhere.test", "alice"]
+    with world.as_user(world.carol) as session:
+        one_by_one = {k.strip().lower(): session.find_principal(k) for k in keys}
+        assert session.find_principals(keys) == one_by_one
+        assert one_by_one["room1@example.com"] == ("resource", room.id) and one_by_one["bob"] == ("user", world.bob)
+        assert one_by_one["nobody@elsewhere.test"] is None and session.find_principals([]) == {}
+
+
 def test_user_settings(world) -> None:  # type: ignore[no-untyped-def]
     with world.as_user(world.alice, write=True) as session:
         session.put_settings({"oof": {"state": 1, "message": "Away"}})

@@ -303,6 +303,12 @@ class Ctx:
     def find_object(self, collection: Collection, name: str) -> ObjectRes | None:
         return self.find_objects(collection, [name]).get(name)
 
+    def find_object_by_id(self, collection: Collection, object_id: int) -> ObjectRes | None:
+        """The resource holding a visible object of the collection whose id is known (a PUT's own object:
+        what `find_object` answers for its name, without reading the name's rows first)."""
+        obj = self.session.objects_by_ids(collection.folder_id, [object_id]).get(object_id)
+        return None if obj is None else self.resources_for(collection, [obj]).get(object_id)
+
     def find_objects(self, collection: Collection, names: list[str], light: bool = False) -> dict[str, ObjectRes]:
         """name -> resource for the names that exist: by the client's resource name, else by our default
         `<id>.ics|.vcf` name (unless that object carries another name). A fixed number of store reads;

@@ -246,20 +246,37 @@ def group_page(collection: Collection, page: MemberPage) -> tuple[list[ObjectRes
     return grouped[:len(masters)], orphans
 
 
-def resolver(session: Any):
-    """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None."""
+_UNFOLD = re.compile(r"\r?\n[ \t]")
+_ADDRESS_LINE = re.compile(r"^(?:ORGANIZER|ATTENDEE)[;:][^\r\n]*?:mailto:([^\r\n:]+)\r?$", re.I | re.M)
+PREFETCHED_ADDRESSES = 64
+"""At most this many ORGANIZER/ATTENDEE addresses of a body are looked up together before it is parsed
+(one statement); any others, and any the scan misread, are looked up one by one as before."""
+
+
+def body_addresses(text: str) -> list[str]:
+    """The mailto: addresses of a calendar body's ORGANIZER and ATTENDEE lines, as the parser will ask
+    for them (a cheap scan: what it misses is looked up when asked)."""
+    return [m.strip() for m in _ADDRESS_LINE.findall(_UNFOLD.sub("", text))][:PREFETCHED_ADDRESSES]
+
+
+def resolver(session: Any, prefetch: list[str] | None = None):
+    """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None. `prefetch`: the
+    addresses the parse will ask for, looked up in one statement up front."""
     cache: dict[str, Participant | None] = {}
+
+    def known(key: str, found: tuple[str, int] | None) -> Participant | None:
+        if found is None:
+            return None
+        kind = ParticipantKind.USER if found[0] == "user" else ParticipantKind.RESOURCE
+        return Participant(kind=kind, entity=found[1], email=key)
+
+    if prefetch:
+        cache.update({key: known(key, found) for key, found in session.find_principals(prefetch).items()})
 
     def resolve(address: str) -> Participant | None:
         key = address.strip().lower()
         if key not in cache:
-            found = session.find_principal(key)
-            if found is None:
-                cache[key] = None
-            elif found[0] == "user":
-                cache[key] = Participant(kind=ParticipantKind.USER, entity=found[1], email=key)
-            else:
-                cache[key] = Participant(kind=ParticipantKind.RESOURCE, entity=found[1], email=key)
+            cache[key] = known(key, session.find_principal(key))
         return cache[key]
 
     return resolve

@@ -20,6 +20,7 @@ from oxsync.dav.layout import (
     DavError,
     Home,
     ObjectRes,
+    body_addresses,
     member_uids,
     object_text,
     resolver,
@@ -112,7 +113,8 @@ def _rendered(res: ObjectRes, render: Any) -> str:
 def _parse_calendar_body(ctx: Ctx, collection: Collection) -> CalendarItem:
     text = _text(ctx)
     try:
-        results = parse_calendar(text, resolve=resolver(ctx.session), limits=ctx.req.settings.limits)
+        principals = resolver(ctx.session, body_addresses(text))  # every address in one statement
+        results = parse_calendar(text, resolve=principals, limits=ctx.req.settings.limits)
     except ICalLimitError as exc:
         raise DavError(403, C("max-resource-size"), str(exc)) from exc
     if not _looks_like(text, "VCALENDAR"):
@@ -155,8 +157,11 @@ def _text(ctx: Ctx) -> str:
         return ctx.req.body.decode("latin-1")
 
 
-def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str) -> None:
-    other = ctx.session.find_by_uid(collection.folder_id, uid)
+def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str, current: ObjectRes | None) -> None:
+    """403 when another resource of the collection holds `uid`. `current` (the resource being rewritten,
+    same UID): its own objects are not read again (they are no conflict)."""
+    own = () if current is None else {current.object_id, *(e.object_id for e in current.exceptions)}
+    other = ctx.session.find_by_uid(collection.folder_id, uid, own)
     if other is not None:
         res = ctx.object_res(collection, other)
         if res.name != name:
@@ -185,9 +190,9 @@ def put(ctx: Ctx) -> Response:
         raise DavError(400, text="bad resource name")
     try:
         if module == Module.CONTACT:
-            created = _put_contact(ctx, collection, name, current)
+            created_id = _put_contact(ctx, collection, name, current)
         else:
-            created = _put_calendar(ctx, collection, name, current)
+            created_id = _put_calendar(ctx, collection, name, current)
     except AppointmentConflict as exc:
         raise DavError(403, C("no-conflict"), str(exc)) from exc
     except InvalidData as exc:
@@ -196,8 +201,13 @@ def put(ctx: Ctx) -> Response:
     except Conflict as exc:
         cond = CR("no-uid-conflict") if module == Module.CONTACT else C("no-uid-conflict")
         raise DavError(403, cond, str(exc)) from exc
-    saved = ctx.find_object(collection, name)
-    created = created is not False
+    created = created_id is not None
+    if created_id is not None:
+        object_id = created_id
+    else:
+        assert current is not None  # an update
+        object_id = current.object_id
+    saved = ctx.find_object_by_id(collection, object_id)  # its id is known: no lookup of the name
     headers: dict[str, str] = {}
     if saved is not None:
         sent = _text(ctx)
@@ -209,7 +219,8 @@ def put(ctx: Ctx) -> Response:
     return Response(201 if created else 204, b"", headers=headers)
 
 
-def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> bool | ObjectRes:
+def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> int | None:
+    """The id of the created contact, None when `current` was updated."""
     text = _text(ctx)
     if not _looks_like(text, "VCARD"):
         raise DavError(403, CR("valid-address-data"), "not a vCard")
@@ -224,7 +235,7 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     if not contact.uid:
         contact.uid = name.rsplit(".", 1)[0]
     _same_uid(collection, current, contact.uid)
-    _conflict_href(ctx, collection, contact.uid, name)
+    _conflict_href(ctx, collection, contact.uid, name, current)
     contact.resource_name = name
     version = source_version(text)
     if version is not None:  # 2.1 is served as 3.0: nothing to keep verbatim
@@ -232,10 +243,10 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     if current is None:
         saved = ctx.session.create_object(collection.folder_id, contact)
         ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
-        return ObjectRes(collection, name, saved)
+        return int(saved.object_id)
     contact.object_id = current.object_id
     ctx.session.update_object(collection.folder_id, contact)
-    return False
+    return None
 
 
 def _member_resolver(ctx: Ctx) -> ResolveUid:
@@ -267,7 +278,9 @@ def _same_uid(collection: Collection, current: ObjectRes | None, uid: str) -> No
         raise DavError(409, cond, f"{current.path} holds UID {current.master.uid}, not {uid}", extra=current.path)
 
 
-def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> bool | ObjectRes:
+def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> int | None:
+    """The id of the created resource (its master, or the first of master-less overrides), None when
+    `current` was updated."""
     item = _parse_calendar_body(ctx, collection)
     orphans = item.master is None
     if orphans:
@@ -275,14 +288,14 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
     master: Any = item.master
     uid = item.uid
     _same_uid(collection, current, uid)
-    _conflict_href(ctx, collection, uid, name)
+    _conflict_href(ctx, collection, uid, name, current)
     master.uid = uid
     master.resource_name = name
     kept.keep(master.extra, _text(ctx), items_to_ical([item]))
     if isinstance(master, Appointment):
         master.ignore_conflicts = True
     if current is not None and _attendee_reply(ctx, collection, current, master):
-        return False
+        return None
     if current is None:
         saved = ctx.session.create_object(collection.folder_id, master)
         ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
@@ -320,9 +333,7 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
             first.change_exceptions = sorted(e.recurrence_date_position for e in item.exceptions)
             first.ignore_conflicts = True
             ctx.session.update_object(collection.folder_id, first)
-    if current is None and not item.exceptions:
-        return ObjectRes(collection, name, saved)
-    return current is None
+    return series_id if current is None else None
 
 
 def _save_instance(ctx: Ctx, collection: Collection, first_id: int, instance: Appointment) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from oxsync.model import FolderType, Permission, Rights
 from oxsync.model.appointment import Participant, ParticipantKind
@@ -36,11 +36,22 @@ class AccountRights:
     sharing: bool = True
 
 
-def account_rights(tx: Tx, user_id: int) -> AccountRights:
-    u = s.users
-    row = tx.conn.execute(select(u.c.public_folders, u.c.sharing).where(
-        and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).one_or_none()
-    return AccountRights() if row is None else AccountRights(bool(row.public_folders), bool(row.sharing))
+_U, _GM = s.users, s.group_members
+_GROUPS_AND_RIGHTS = select(_U.c.public_folders, _U.c.sharing, _GM.c.group_id).select_from(
+    _U.outerjoin(_GM, and_(_GM.c.tenant_id == _U.c.tenant_id, _GM.c.user_id == _U.c.id))).where(
+    and_(_U.c.tenant_id == bindparam("tenant"), _U.c.id == bindparam("user"))).order_by(_GM.c.group_id)
+"""Built once (building a statement costs more than running it here): the user's row joined with their
+group memberships, one row per group (one with a NULL group for a user in none)."""
+
+
+def groups_and_account_rights(tx: Tx, user_id: int) -> tuple[list[int], AccountRights]:
+    """The groups the user is in (besides "all users") and the account's rights, in one statement: every
+    rights check needs both. An unknown user is in no group and has the default rights."""
+    rows = tx.conn.execute(_GROUPS_AND_RIGHTS, {"tenant": tx.tenant_id, "user": user_id}).all()
+    if not rows:
+        return [], AccountRights()
+    groups = [int(r.group_id) for r in rows if r.group_id is not None]
+    return groups, AccountRights(bool(rows[0].public_folders), bool(rows[0].sharing))
 
 
 def public_folder_ids(tx: Tx) -> frozenset[int]:

@@ -7,6 +7,7 @@ of hidden (others' private) appointments gives their times and never their detai
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +30,13 @@ class Lookups:
         self.viewer = viewer
         self.tx = viewer.tx
 
-    def find_by_uid(self, folder_id: int, uid: str) -> AnyObject | None:
+    def find_by_uid(self, folder_id: int, uid: str, own: Collection[int] = ()) -> AnyObject | None:
+        """The first object with this UID inside `folder_id`, if this user may read it. `own`: ids of the
+        resource the caller is about to rewrite, read by this user in this folder in this transaction
+        (a series and its exceptions): reaching one of them first answers None without reading it again."""
         for object_id, _ in self.viewer.uid_rows(uid):
+            if object_id in own:
+                return None
             inside, obj = self.viewer.fetch(folder_id, object_id)
             if inside:
                 try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, select, update
 
-from oxsync.model import Appointment, Module, Task
+from oxsync.model import Appointment, Folder, FolderType, Module, Task
 from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
 from oxsync.model.timeutil import datetime_from_ms, to_ms
 from oxsync.store import accounts, objects
@@ -82,13 +82,18 @@ def _stored_participants(tx: Tx, object_id: int) -> list[Participant]:
     return [objects.participant_of_row(r) for r in rows]
 
 
-def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id: int | None) -> None:
-    """Normalise `obj.participants` before it is written (expansion, placement, per-user state)."""
+def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id: int | None,
+            home: Folder | None = None) -> None:
+    """Normalise `obj.participants` before it is written (expansion, placement, per-user state). `home`:
+    the home folder when the caller loaded it in this transaction (else its kind and owner are read)."""
     if not obj.participants:
         return
     parts = expand_groups(tx, obj.participants)
     _validate(tx, parts)
-    private, home_owner = folder_ops.home_kind(tx, home_folder_id)  # not the folder's permissions
+    if home is not None and home.id == home_folder_id:
+        private, home_owner = home.type == FolderType.PRIVATE, home.owner
+    else:
+        private, home_owner = folder_ops.home_kind(tx, home_folder_id)  # not the folder's permissions
     module = MODULE_OF[type(obj)]
     owner = home_owner if private else None
     if owner is not None and not any(p.kind == ParticipantKind.USER and p.entity == owner for p in parts):

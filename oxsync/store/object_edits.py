@@ -50,7 +50,7 @@ class ObjectEdits:
         if isinstance(obj, Contact):
             obj.user_id = None
         else:
-            range_end = before_save(self.tx, self.user_id, obj, folder_id, None)
+            range_end = before_save(self.tx, self.user_id, obj, folder_id, None, folder)
         object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
         self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final
         assert obj.object_id is not None  # given by insert_object
@@ -75,7 +75,8 @@ class ObjectEdits:
         current = self.viewer.writable(folder_id, obj.object_id, "write", expected_last_modified)
         if type(current) is not type(obj):
             raise InvalidData("an object cannot change its kind", field="object_id")
-        self._check_invitations(self.viewer.visible_folder(folder_id), getattr(current, "participants", []), obj)
+        through = self.viewer.visible_folder(folder_id)
+        self._check_invitations(through, getattr(current, "participants", []), obj)
         if obj.uid and obj.uid != current.uid and self._uid_taken(obj.uid, folder_id, obj.object_id, _series_of(current)):
             raise Conflict(f"an object with UID {obj.uid} already exists in folder {folder_id}")
         obj.created_by, obj.creation_time = current.created_by, current.creation_time
@@ -88,7 +89,7 @@ class ObjectEdits:
             if isinstance(obj, Appointment) and isinstance(current, Appointment):
                 obj.recurrence_id = obj.recurrence_id or current.recurrence_id
                 obj.recurrence_date_position = obj.recurrence_date_position or current.recurrence_date_position
-            range_end = before_save(self.tx, self.user_id, obj, home, obj.object_id)
+            range_end = before_save(self.tx, self.user_id, obj, home, obj.object_id, through)  # used if it is the home
         meeting = _meeting(current, obj)
         if meeting is not None:
             itip.before_update(self.tx, *meeting)

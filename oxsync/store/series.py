@@ -11,7 +11,7 @@ from datetime import date
 
 from sqlalchemy import and_, select
 
-from oxsync.model import Appointment, FolderType, Task
+from oxsync.model import Appointment, Folder, FolderType, Task
 from oxsync.model.appointment import ParticipantKind
 from oxsync.model.timeutil import to_ms
 from oxsync.recurrence import InvalidRecurrence, series_end, validate_recurrence
@@ -32,8 +32,10 @@ def range_end_ms(obj: Scheduled) -> int | None:
     return to_ms(end)
 
 
-def before_save(tx: Tx, user_id: int, obj: Scheduled, home_folder_id: int, previous_id: int | None) -> int | None:
-    """Validate, place participants and check conflicts; returns the series range bound."""
+def before_save(tx: Tx, user_id: int, obj: Scheduled, home_folder_id: int, previous_id: int | None,
+                home: Folder | None = None) -> int | None:
+    """Validate, place participants and check conflicts; returns the series range bound. `home`: the home
+    folder as this transaction loaded it, when the caller has it (its owner is not read again)."""
     if obj.recurrence is not None:
         try:
             validate_recurrence(obj.recurrence)
@@ -41,20 +43,23 @@ def before_save(tx: Tx, user_id: int, obj: Scheduled, home_folder_id: int, previ
             raise InvalidData(str(exc), field="recurrence") from exc
     if obj.start_date is not None and obj.end_date is not None and obj.end_date < obj.start_date:
         raise InvalidData("end_date is before start_date", field="end_date")
-    meetings.prepare(tx, user_id, obj, home_folder_id, previous_id)
+    meetings.prepare(tx, user_id, obj, home_folder_id, previous_id, home)
     if isinstance(obj, Appointment):
-        _check_conflicts(tx, user_id, obj, home_folder_id)
+        _check_conflicts(tx, user_id, obj, home_folder_id, home)
     return range_end_ms(obj)
 
 
-def _check_conflicts(tx: Tx, user_id: int, obj: Appointment, home_folder_id: int) -> None:
+def _check_conflicts(tx: Tx, user_id: int, obj: Appointment, home_folder_id: int, home: Folder | None) -> None:
     if obj.ignore_conflicts and not any(p.kind == ParticipantKind.RESOURCE for p in obj.participants):
         obj.ignore_conflicts = False  # only a double-booked resource could still refuse the save
         return
-    home = s.folders
-    row = tx.conn.execute(select(home.c.type, home.c.owner_id).where(
-        and_(home.c.tenant_id == tx.tenant_id, home.c.id == home_folder_id))).one()
-    owner = row.owner_id if row.type == FolderType.PRIVATE.value else None
+    if home is not None and home.id == home_folder_id:
+        owner = home.owner if home.type == FolderType.PRIVATE else None
+    else:
+        f = s.folders
+        row = tx.conn.execute(select(f.c.type, f.c.owner_id).where(
+            and_(f.c.tenant_id == tx.tenant_id, f.c.id == home_folder_id))).one()
+        owner = row.owner_id if row.type == FolderType.PRIVATE.value else None
     items = find_conflicts(tx, user_id, obj, owner)
     hard = [i for i in items if i.hard]
     if hard:

@@ -58,15 +58,22 @@ class Viewer:
     @property
     def group_ids(self) -> list[int]:
         if self._groups is None:
-            self._groups = folder_ops.group_ids_of(self.tx, self.user_id)
+            self._load_account()
+        assert self._groups is not None
         return self._groups
 
     @property
     def account_rights(self) -> rules.AccountRights:
         """The account's rights from the hosting panel (public folders, collaborative sharing)."""
         if self._account is None:
-            self._account = rules.account_rights(self.tx, self.user_id)
+            self._load_account()
+        assert self._account is not None
         return self._account
+
+    def _load_account(self) -> None:
+        """Groups and account rights together: any folder's rights need both (one statement, not two)."""
+        groups, self._account = rules.groups_and_account_rights(self.tx, self.user_id)
+        self._groups = [folder_ops.ALL_USERS, *groups]
 
     def _restricted(self, rights: dict[int, Rights]) -> dict[int, Rights]:
         if self.account_rights.public_folders:
@@ -110,12 +117,27 @@ class Viewer:
 
     def visible_folder(self, folder_id: int) -> Folder:
         """A copy of the folder (NotFound unless this user may see it)."""
+        if folder_id not in self._rights and folder_id not in self._folders:
+            self._rights_with_folder(folder_id)
         rights = self.rights(folder_id)
         if not rights.can_see_folder:
             raise NotFound(f"folder {folder_id} does not exist or is not visible")
         if folder_id not in self._folders:
             self._folders[folder_id] = folder_ops.load_folder(self.tx, folder_id)
         return copy.deepcopy(self._folders[folder_id])
+
+    def _rights_with_folder(self, folder_id: int) -> None:
+        """Load the folder and take this user's rights from its permissions (the statement `rights`
+        would run for them is saved). A folder that is not found is left to `rights` and the caller, as
+        before; one this user may not see is remembered like any loaded folder and never returned."""
+        check_id(folder_id, "folder_id")
+        try:
+            folder = folder_ops.load_folder(self.tx, folder_id)
+        except NotFound:
+            return
+        self._folders[folder_id] = folder
+        own = folder_ops.rights_in(folder.permissions, self.user_id, self.group_ids)
+        self._rights.update(self._restricted({folder_id: own}))
 
     def object_folder(self, folder_id: int, module: Module | None = None) -> Folder:
         """A visible folder that holds objects (of `module` when given), else NotFound or InvalidData."""
