@@ -168,10 +168,11 @@ def principal_path(kind: str, name: str) -> str:
 class NameCache:
     """(tenant, object id) -> resource name of objects this node wrote, so deletes reported by
     sync-collection keep the client's href after the object row is gone, for tombstones from before the
-    store kept names in them. Listings do not fill it (a listing of 100,000 members would hold 100,000
-    names here); bounded LRU."""
+    store kept names in them (every tombstone written since carries the name, read by any node).
+    Listings do not fill it (a listing of 100,000 members would hold 100,000 names here); a bounded LRU
+    of the latest writes, about 256 bytes an entry."""
 
-    def __init__(self, size: int = 200_000) -> None:
+    def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._names: OrderedDict[tuple[int, int], str] = OrderedDict()
         self._lock = threading.Lock()  # used from every store thread
