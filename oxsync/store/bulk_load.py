@@ -122,9 +122,7 @@ class _Rows:
         parts, members = side_rows(tx, obj)
         self.rows["participants"] += parts
         self.rows["list_members"] += members
-        self.rows["object_ranges"] += [
-            {"tenant_id": tx.tenant_id, "object_id": object_id, "position": k, "start_ms": b, "end_ms": e, "exact": x}
-            for k, (b, e, x) in enumerate(timeranges.rows(obj, tx.settings.limits))]
+        self.rows["object_ranges"] += timeranges.table_rows(tx.tenant_id, object_id, timeranges.rows(obj, tx.settings.limits))
         _stamp_model(obj, stamp, created=True)
         placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
         self.rows["changes"] += [{"tenant_id": tx.tenant_id, "folder_id": fid, "object_id": object_id, "rev": stamp.rev,
@@ -149,6 +147,7 @@ class _Rows:
                 tx.conn.execute(insert(s.metadata.tables[name]), self.rows[name])
         tx.object_writes += self.count
         tx.written_objects.update(row["id"] for row in self.rows["objects"])
+        timeranges.refresh_statistics(tx, len(self.rows["object_ranges"]))
         self.rows = {name: [] for name in self.TABLES}
         self.charged = self.count = 0
 

@@ -231,11 +231,15 @@ object_ranges = Table(
     Column("start_ms", BigInteger),
     Column("end_ms", BigInteger),
     Column("exact", Boolean, nullable=False, default=False, server_default=false()),
+    Column("long_span", Boolean, nullable=False, default=True, server_default=true()),
     ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
+    Index("ix_object_ranges_start", "tenant_id", "long_span", "start_ms"),
 )
 """Time-range index of events and tasks (store/timeranges.py): spans that cover every instance of the
 object, NULL = open; a calendar-query selects its candidates here. `exact`: the row is the object's
-only instance as served, so overlapping it decides a VEVENT time-range filter without parsing."""
+only instance as served, so overlapping it decides a VEVENT time-range filter without parsing.
+`long_span`: open or longer than timeranges.SHORT_MS; the short ones are found by a range of
+`start_ms` (ix_object_ranges_start), never by scanning every row of the tenant."""
 
 object_texts = Table(
     "object_texts",

@@ -29,9 +29,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, insert, or_, select, true, union
+from sqlalchemy import Select, and_, delete, insert, or_, select, text, true, union_all
 
 from oxsync.config import LimitSettings
 from oxsync.formats.kept import SOURCE
@@ -48,6 +49,10 @@ DAY_MS = 86_400_000
 MERGE_GAP_MS = 8 * DAY_MS
 """Series instances closer than this share one row (a weekly series is one row per window part)."""
 MAX_SERIES_ROWS = 24
+SHORT_MS = 8 * DAY_MS
+"""Rows closed at both ends and at most this long are `long_span` = false: a query finds them by a range
+of their start ([query start - SHORT_MS, query end)) on ix_object_ranges_start; the others it scans.
+An exact instance row, a padded plain event and a merged week of a series are short."""
 
 Span = tuple[int | None, int | None]
 Row = tuple[int | None, int | None, bool]
@@ -307,6 +312,12 @@ def _pad(begin: int | None, end: int | None) -> Span:
     return (None if begin is None else begin - PAD_MS, None if end is None else end + PAD_MS)
 
 
+def table_rows(tenant_id: int, object_id: int | None, found: list[Row]) -> list[dict[str, object]]:
+    """The `object_ranges` rows of an object's index rows (`rows`)."""
+    return [{"tenant_id": tenant_id, "object_id": object_id, "position": k, "start_ms": b, "end_ms": e, "exact": x,
+             "long_span": b is None or e is None or e - b > SHORT_MS} for k, (b, e, x) in enumerate(found)]
+
+
 def write(tx: Tx, obj: Contact | Appointment | Task, *, replace: bool) -> None:
     """(Re)write the index rows of `obj` in this transaction."""
     r = s.object_ranges
@@ -314,8 +325,22 @@ def write(tx: Tx, obj: Contact | Appointment | Task, *, replace: bool) -> None:
         tx.conn.execute(delete(r).where(and_(r.c.tenant_id == tx.tenant_id, r.c.object_id == obj.object_id)))
     found = rows(obj, tx.settings.limits)
     if found:
-        tx.conn.execute(insert(r), [{"tenant_id": tx.tenant_id, "object_id": obj.object_id, "position": k,
-                                     "start_ms": b, "end_ms": e, "exact": x} for k, (b, e, x) in enumerate(found)])
+        tx.conn.execute(insert(r), table_rows(tx.tenant_id, obj.object_id, found))
+
+
+STATISTICS_SHARE = 0.2
+"""A bulk write adding this share of `object_ranges`' rows (as PostgreSQL last counted them) analyzes the
+tables a calendar-query joins, in the writing transaction: planned without statistics (autovacuum takes
+up to a minute to get there) the candidate query walks every row of the folder's series, or worse."""
+
+
+def refresh_statistics(tx: Tx, written: int) -> None:
+    """After a bulk write of `written` index rows: ANALYZE on PostgreSQL if they are many (see STATISTICS_SHARE)."""
+    if written < 1000 or tx.conn.dialect.name != "postgresql":
+        return
+    counted = tx.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'object_ranges'::regclass")).scalar()
+    if counted is None or counted < 0 or written >= STATISTICS_SHARE * float(counted):
+        tx.conn.execute(text("ANALYZE objects, object_ranges, participants"))
 
 
 def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None) -> list[int]:
@@ -324,24 +349,34 @@ def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | No
     return candidates(tx, folder_id, start_ms, end_ms)[0]
 
 
+def candidate_query(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None) -> Select[Any]:
+    """(id, series_id, kind, exact) of the index rows overlapping [start, end) of objects in the folder
+    (at home, or placed there for a participant). Short rows are read by a range of their start on
+    ix_object_ranges_start, long ones are few (see SHORT_MS): the rows read follow the window, not the
+    length of the folder's series; each is joined to its object by primary key."""
+    r, o, p = s.object_ranges, s.objects, s.participants
+    ends_after = or_(r.c.end_ms.is_(None), r.c.end_ms > start_ms) if start_ms is not None else true()
+    short = and_(r.c.tenant_id == tx.tenant_id, r.c.long_span.is_(False),
+                 r.c.start_ms >= start_ms - SHORT_MS if start_ms is not None else true(),
+                 r.c.start_ms < end_ms if end_ms is not None else true(), ends_after)
+    long = and_(r.c.tenant_id == tx.tenant_id, r.c.long_span.is_(True),
+                or_(r.c.start_ms.is_(None), r.c.start_ms < end_ms) if end_ms is not None else true(), ends_after)
+    ranges = union_all(select(r.c.object_id, r.c.exact).where(short),
+                       select(r.c.object_id, r.c.exact).where(long)).subquery()
+    guest = select(p.c.object_id).where(and_(p.c.tenant_id == tx.tenant_id, p.c.object_id == o.c.id,
+                                             p.c.folder_id == folder_id))
+    return select(o.c.id, o.c.series_id, o.c.kind, ranges.c.exact).select_from(
+        ranges.join(o, and_(o.c.tenant_id == tx.tenant_id, o.c.id == ranges.c.object_id))
+    ).where(or_(o.c.folder_id == folder_id, guest.exists()))
+
+
 def candidates(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None,
                kind: str | None = None) -> tuple[list[int], set[int]]:
     """(`candidate_ids`, the ids among them whose match is decided by an exact row: objects of `kind`
     (an ObjectKind value, e.g. "appointment") with an exact row overlapping [start, end))."""
-    r, o, p = s.object_ranges, s.objects, s.participants
-    overlap = and_(r.c.tenant_id == tx.tenant_id,
-                   or_(r.c.start_ms.is_(None), r.c.start_ms < end_ms) if end_ms is not None else true(),
-                   or_(r.c.end_ms.is_(None), r.c.end_ms > start_ms) if start_ms is not None else true())
-    joined = and_(r.c.tenant_id == o.c.tenant_id, r.c.object_id == o.c.id)
-    columns = (o.c.id, o.c.series_id, o.c.kind, r.c.exact)
-    home = select(*columns).join(r, joined).where(
-        and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, overlap))
-    guest = select(*columns).select_from(
-        p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id)).join(r, joined)
-    ).where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, overlap))
     found: set[int] = set()
     decided: set[int] = set()
-    for row in tx.conn.execute(union(home, guest)):
+    for row in tx.conn.execute(candidate_query(tx, folder_id, start_ms, end_ms)):
         family = int(row.id) if row.series_id is None else int(row.series_id)  # the family's master
         found.add(family)
         if row.exact and kind is not None and row.kind == kind and row.series_id in (None, row.id):
