@@ -100,6 +100,22 @@ EVENTS = {
                                                    "RRULE:FREQ=DAILY;COUNT=3\r\n"), PARIS),  # 2nd one across DST
     "count-otherday.ics": event("count-otherday", start="20260803T100000Z", end="20260803T110000Z",
                                 extra="RRULE:FREQ=WEEKLY;BYDAY=WE;COUNT=3\r\n"),
+    # other rules and deleted instances: exact rows once the kept text expands as the model does
+    "monthly-weekday.ics": _raw(_vevent("monthly-weekday", "DTSTART;TZID=Europe/Paris:20260210T083000\r\n"
+                                                           "DTEND;TZID=Europe/Paris:20260210T093000\r\n"
+                                                           "RRULE:FREQ=MONTHLY;BYDAY=2TU;COUNT=12\r\n"), PARIS),
+    "monthly-31.ics": event("monthly-31", start="20260131T220000Z", end="20260131T233000Z",
+                            extra="RRULE:FREQ=MONTHLY;BYMONTHDAY=31;COUNT=8\r\n"),  # skips the short months
+    "yearly-weekday.ics": _raw(_vevent("yearly-weekday", "DTSTART;TZID=America/Los_Angeles:20260329T230000\r\n"
+                                                         "DTEND;TZID=America/Los_Angeles:20260330T000000\r\n"
+                                                         "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n"), LA),
+    "until-zoned.ics": _raw(_vevent("until-zoned", "DTSTART;TZID=Europe/Paris:20261019T230000\r\n"
+                                                   "DTEND;TZID=Europe/Paris:20261019T233000\r\n"
+                                                   "RRULE:FREQ=DAILY;UNTIL=20261101T220000Z\r\n"), PARIS),  # across DST
+    "until-cut.ics": event("until-cut", start="20260907T100000Z", end="20260907T110000Z",
+                           extra="RRULE:FREQ=WEEKLY;UNTIL=20260928T095959Z\r\n"),  # UNTIL before the last day's instance
+    "monthly-exdate.ics": event("monthly-exdate", start="20260305T140000Z", end="20260305T150000Z",
+                                extra="RRULE:FREQ=MONTHLY;INTERVAL=2\r\nEXDATE:20260705T140000Z\r\n"),
 }
 SERIES = {
     # endless and long series: exact rows per instance inside the expansion window, conservative outside
@@ -121,6 +137,10 @@ SERIES = {
                                                          "DTEND;TZID=Europe/Paris:20260302T130000\r\n"
                                                          "RRULE:FREQ=WEEKLY\r\n"
                                                          "EXDATE;TZID=Europe/Paris:20260309T120000\r\n"), PARIS),
+    "endless-monthly.ics": _raw(_vevent("endless-monthly", "DTSTART;TZID=Europe/Paris:20260130T170000\r\n"
+                                                           "DTEND;TZID=Europe/Paris:20260130T183000\r\n"
+                                                           "RRULE:FREQ=MONTHLY;BYDAY=-1FR\r\n"
+                                                           "EXDATE;TZID=Europe/Paris:20270226T170000\r\n"), PARIS),
     "endless-override.ics": _raw(
         _vevent("endless-override", "DTSTART:20260406T090000Z\r\nDTEND:20260406T100000Z\r\nRRULE:FREQ=WEEKLY\r\n") +
         _vevent("endless-override", "RECURRENCE-ID:20260413T090000Z\r\nDTSTART:20260415T150000Z\r\n"
@@ -187,7 +207,7 @@ def _edges(served: dict[str, str]) -> list[tuple[str | None, str | None]]:
         cal = Calendar.from_ical(text)
         comps = cal.walk("VEVENT")
         endless = False
-        if any("COUNT=" in str(c.get("RRULE", "").to_ical() if c.get("RRULE") else b"") for c in comps):
+        if any(b"COUNT=" in rule or b"UNTIL=" in rule for rule in (c["RRULE"].to_ical() for c in comps if "RRULE" in c)):
             comps = filters.occurrences(cal, "VEVENT", datetime(2025, 1, 1, tzinfo=UTC), datetime(2034, 1, 1, tzinfo=UTC))
         elif any("RRULE" in c for c in comps):  # endless: the instances around DST changes and the window's end
             endless = True
@@ -248,7 +268,9 @@ def test_index_answers_exactly_like_a_full_scan(dav: Dav) -> None:
 
 
 EXACT = ("plain.ics", "zoned.ics", "gap.ics", "bogus-zone.ics", "utc-tzid.ics", "second.ics", "long.ics", "alarm.ics",
-         "count-daily.ics", "count-dst.ics", "count-interval.ics", "count-night.ics", "weekly.ics")
+         "count-daily.ics", "count-dst.ics", "count-interval.ics", "count-night.ics", "weekly.ics",
+         "monthly.ics", "yearly.ics", "until.ics", "exdate.ics", "monthly-weekday.ics", "monthly-31.ics",
+         "yearly-weekday.ics", "until-zoned.ics", "until-cut.ics", "monthly-exdate.ics")
 """Events of 2026 the index decides alone; every other one of EVENTS is parsed when it is a candidate."""
 
 
@@ -281,7 +303,8 @@ def test_a_month_inside_the_window_parses_no_series(dav: Dav) -> None:
     """The bench's question (a month of a calendar with endless weekly series in a DST zone): every
     candidate is decided by the index, none parsed; a query beyond the window's end parses again."""
     cal = dav.calendar()
-    plain = ("endless-paris.ics", "endless-night.ics", "endless-old.ics", "long-count.ics")
+    plain = ("endless-paris.ics", "endless-night.ics", "endless-old.ics", "long-count.ics", "endless-exdate.ics",
+             "endless-monthly.ics")  # the last two: deleted instances, a monthly rule (checked against their text)
     for name in plain:
         assert dav.put(cal + name, SERIES[name]).status == 201, name
     index, parsed = _decided("index"), _decided("parsed")
@@ -292,3 +315,6 @@ def test_a_month_inside_the_window_parses_no_series(dav: Dav) -> None:
     parsed = _decided("parsed")
     assert len(dav.report(cal, _query("VEVENT", "20380301T000000Z", "20380401T000000Z")).hrefs()) >= 3
     assert _decided("parsed") - parsed >= 3
+    parsed = _decided("parsed")  # the day of a deleted instance: the monthly series is not in it
+    reply = dav.report(cal, _query("VEVENT", "20270226T000000Z", "20270227T000000Z"))
+    assert "endless-monthly.ics" not in {h.rsplit("/", 1)[-1] for h in reply.hrefs()} and _decided("parsed") == parsed

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import recurring_ical_events
+from icalendar import Calendar
 from sqlalchemy import Select, and_, delete, insert, or_, select, text, true, union_all
 
 from oxsync.config import LimitSettings
@@ -149,30 +151,33 @@ def series_rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: d
     wall-clock length the served text could read otherwise (it spans a UTC offset change, or starts
     at a local time that does not exist or exists twice). Endless and counted series alike.
 
-    Only DAILY, or WEEKLY on its start's weekday, with COUNT or endless (no UNTIL: the model keeps only
-    its day), no exceptions, in UTC or an IANA zone; a client's kept text must say the same in a rule
-    of those parts only. Anything else: None (the caller's conservative spans)."""
+    DAILY, or WEEKLY on its start's weekday, with COUNT or endless, no exceptions, in UTC or an IANA
+    zone, a client's kept text saying the same in a rule of those parts only: computed from the model.
+    Any other timed rule (MONTHLY, YEARLY, UNTIL, BY-parts) and deleted instances: only from a client's
+    kept text (one VEVENT, one RRULE, EXDATEs, no RDATE/RECURRENCE-ID/DURATION) whose instances, read
+    by the same expander the DAV filter uses, are the model's (`_served_alike`), at most
+    CHECKED_INSTANCES in the window. Anything else, change exceptions included: None (the caller's
+    conservative spans)."""
     if not isinstance(obj, Appointment) or obj.full_time or not obj.is_series or obj.change_exceptions \
-            or obj.delete_exceptions or obj.recurrence_id not in (None, obj.object_id):
+            or obj.recurrence_id not in (None, obj.object_id):
         return None
     rec, start, end = obj.recurrence, obj.start_date, obj.end_date
     assert rec is not None
-    if rec.until is not None or rec.type not in (RecurrenceType.DAILY, RecurrenceType.WEEKLY) \
-            or (rec.type == RecurrenceType.DAILY and rec.days is not None) or rec.interval < 1:
-        return None
-    if not isinstance(start, datetime) or not isinstance(end, datetime) or start.tzinfo is None \
-            or end.tzinfo is None or end <= start:
+    if rec.interval < 1 or not isinstance(start, datetime) or not isinstance(end, datetime) \
+            or start.tzinfo is None or end.tzinfo is None or end <= start:
         return None
     zone_name = iana_name(obj.timezone or "UTC")
     if zone_name is None:
         return None
     zone = ZoneInfo(zone_name)
-    if rec.type == RecurrenceType.WEEKLY and rec.days not in (None, _WEEKDAY_BITS[start.astimezone(zone).weekday()]):
-        return None
     if not _clean_instance(start, end, zone):
         return None  # the first instance's wall-clock length is what every instance gets
     source = obj.extra.get(SOURCE)
-    if source is not None and not _plain_source(str(source), zone_name, rule=True):
+    simple = not obj.delete_exceptions and rec.until is None \
+        and (rec.type == RecurrenceType.DAILY and rec.days is None
+             or rec.type == RecurrenceType.WEEKLY and rec.days in (None, _WEEKDAY_BITS[start.astimezone(zone).weekday()])) \
+        and (source is None or _plain_source(str(source), zone_name, rule=True))
+    if not simple and (source is None or not _plain_source(str(source), zone_name, rule=True, checked=True)):
         return None
     low, high = now - timedelta(days=limits.recurrence_window_past_days), \
         now + timedelta(days=limits.recurrence_window_future_days)
@@ -180,9 +185,13 @@ def series_rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: d
     assert low_ms is not None and high_ms is not None and first is not None and first_end is not None
     cap = limits.max_recurrence_instances
     try:
-        found = expand(start, end, rec, zone_name, window_start=low, window_end=high, max_instances=cap)
+        found = expand(start, end, rec, zone_name, window_start=low, window_end=high, max_instances=cap,
+                       delete_exceptions=obj.delete_exceptions)
         ending = series_end(start, end, rec, zone_name)
+        served = None if simple else _served_alike(str(source), found, low, high)
     except Exception:  # noqa: BLE001 - not exact, the conservative rows will say it
+        return None
+    if not simple and served is None:
         return None
     if first >= low_ms and (not found or found[0][0] != start):
         return None  # DTSTART must be the first instance as the rule makes it
@@ -199,12 +208,37 @@ def series_rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: d
             return None
         b, f = to_ms(begin), to_ms(finish)
         assert b is not None and f is not None
-        clean = f > b and _clean_instance(begin, finish, zone, wall_time)
+        clean = f > b and _clean_instance(begin, finish, zone, wall_time) and (served is None or served.get(b) == f)
         out.append((b, f, True) if clean else (*_pad(b, f), False))
     last_end = to_ms(ending) if ending is not None else None
     if last_end is None or last_end > tail_from:
         out.append((*_pad(max(first, tail_from - duration), last_end), False))
     return out
+
+
+CHECKED_INSTANCES = 400
+"""At most this many instances in the window are checked against the kept text (`_served_alike`):
+the check builds one component per instance; a longer series keeps conservative rows."""
+
+
+def _served_alike(source: str, found: list[tuple[datetime | date, datetime | date]], low: datetime,
+                  high: datetime) -> dict[int, int] | None:
+    """start ms -> end ms of the instances the DAV filter's expander (recurring_ical_events, as
+    dav/filters.py reads the served text) finds in [low, high) of the kept text, if they start exactly
+    when the model's `found` do; None otherwise or beyond CHECKED_INSTANCES."""
+    if len(found) > CHECKED_INSTANCES:
+        return None
+    occurrences = recurring_ical_events.of(Calendar.from_ical(source), components=["VEVENT"]).between(low, high)
+    served: dict[int, int] = {}
+    for occ in occurrences:
+        begin, finish = occ.get("DTSTART"), occ.get("DTEND")
+        if begin is None or finish is None or not isinstance(begin.dt, datetime) or begin.dt.tzinfo is None \
+                or not isinstance(finish.dt, datetime) or finish.dt.tzinfo is None:
+            return None
+        b, f = to_ms(begin.dt.astimezone(UTC)), to_ms(finish.dt.astimezone(UTC))
+        assert b is not None and f is not None
+        served[b] = f
+    return served if sorted(served) == sorted(to_ms(b) or 0 for b, _ in found) else None
 
 
 def _clean_instance(begin: datetime, finish: datetime, zone: ZoneInfo, wall_time: time | None = None) -> bool:
@@ -255,10 +289,11 @@ def exact_span(obj: Contact | Appointment | Task) -> tuple[int, int] | None:
     return first, last
 
 
-def _plain_source(text: str, zone: str, rule: bool = False) -> bool:
+def _plain_source(text: str, zone: str, rule: bool = False, checked: bool = False) -> bool:
     """One VEVENT (no VTODO/VJOURNAL) with exactly one DTSTART and one DTEND, both in UTC or both in
     the IANA-named `zone`, and nothing that moves or repeats it (`rule`: but exactly one RRULE made of
-    FREQ=DAILY|WEEKLY, COUNT, INTERVAL, one BYDAY and WKST only, counted or endless)."""
+    FREQ=DAILY|WEEKLY, COUNT, INTERVAL, one BYDAY and WKST only, counted or endless; `checked`: one
+    RRULE of any parts and any EXDATEs, the instances being compared by `_served_alike`)."""
     unfolded = re.sub(r"\r?\n[ \t]", "", text)
     stack: list[str] = []
     events = 0
@@ -277,6 +312,11 @@ def _plain_source(text: str, zone: str, rule: bool = False) -> bool:
         if not stack or stack[-1] != "VEVENT":
             continue
         name = re.split(r"[;:]", upper, maxsplit=1)[0]
+        if checked and name == "EXDATE":
+            continue
+        if checked and name == "RRULE":
+            seen.append(name)
+            continue
         if rule and name == "RRULE":
             parts = upper.partition(":")[2].split(";")
             if upper[5:6] != ":" or not all(_RRULE_PART.match(part) for part in parts) \
