@@ -414,14 +414,15 @@ def candidates(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None,
                kind: str | None = None) -> tuple[list[int], set[int]]:
     """(`candidate_ids`, the ids among them whose match is decided by an exact row: objects of `kind`
     (an ObjectKind value, e.g. "appointment") with an exact row overlapping [start, end))."""
-    found: set[int] = set()
+    single: set[int] = set()  # objects outside any series: no change exception points at them
+    series: set[int] = set()
     decided: set[int] = set()
     for row in tx.conn.execute(candidate_query(tx, folder_id, start_ms, end_ms)):
         family = int(row.id) if row.series_id is None else int(row.series_id)  # the family's master
-        found.add(family)
+        (single if row.series_id is None else series).add(family)
         if row.exact and kind is not None and row.kind == kind and row.series_id in (None, row.id):
             decided.add(family)
-    return sorted(family_ids(tx, found)), decided
+    return sorted(single | family_ids(tx, series)), decided
 
 
 def family_ids(tx: Tx, series_ids: Iterable[int]) -> set[int]:
