@@ -49,7 +49,7 @@ def ping_status(sock: socket.socket) -> str | None:
         return decode(reader.read(length)).findtext("Ping:Status")
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("writer", ["carddav", "eas"])
 def test_write_answers_before_the_pings_it_wakes(live_server, store, world, monkeypatch, writer: str) -> None:
     running = live_server(store, setup=install_all, eas={"min_heartbeat_seconds": 1},
