@@ -36,6 +36,14 @@ class ServerSettings:
     admin_endpoint: str = ""
     """Twisted endpoint of the admin listener serving Prometheus `/metrics` (and admin pages);
     empty = off. Keep it on a private interface, e.g. `tcp:9180:interface=127.0.0.1`."""
+    processes: int = 1
+    """Serving processes on this node (PostgreSQL only, `tcp:` http_endpoint only): `serve` binds the
+    HTTP port and starts `processes - 1` more processes that accept on the same socket, each a node of
+    its own on the shared database (its own store pool, LISTEN connection and parked requests; pushes
+    cross between them as between nodes, docs/cluster.md). The first process alone keeps the UDP push
+    port, the admin and console listeners, outbound mail and pruning, and restarts a process that
+    exits. One Python process uses about one core (the GIL): more processes use more cores. Refused on
+    SQLite (one writer per database file, and no notification between processes)."""
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,17 @@ Any child service with `listener_name` and `when_listening()` counts (the OX UDP
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import _parseServer, serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.python.failure import Failure
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from oxsync.metrics import LISTENERS_UP
 
@@ -52,15 +54,62 @@ def parse_endpoint(reactor: Any, description: str, what: str) -> IStreamServerEn
         raise ServerStartError(f"{what}: invalid endpoint {description!r}: {detail}") from exc
 
 
-class HttpListenerService(Service):
-    """Listens on a Twisted endpoint string (`tcp:...`, `ssl:...`); knows the port actually bound."""
+def shared_tcp_socket(description: str) -> socket.socket:
+    """The listening socket of a `tcp:` endpoint string, bound here so that it can be handed to the
+    serving processes of `[server] processes` (each adopts it; the kernel gives each connection to one of
+    them). ServerStartError (one line) for another endpoint kind or a port that cannot be bound."""
+    try:
+        kind, args, options = _parseServer(description, None)
+    except Exception as exc:  # noqa: BLE001 - reported as the endpoint's error
+        raise ServerStartError(f"http listener: invalid endpoint {description!r}: {exc}") from exc
+    if kind != "TCP":
+        raise ServerStartError(f"[server] processes > 1 needs a tcp: http_endpoint (terminate TLS in front of "
+                               f"it), not {description.split(':')[0]}:")
+    interface = str(options.get("interface", ""))
+    sock = socket.socket(socket.AF_INET6 if ":" in interface else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((interface, int(args[0] if args and args[0] is not None else options.get("port", 0))))
+        sock.listen(int(options.get("backlog", 50)))
+    except (OSError, ValueError) as exc:
+        sock.close()
+        raise ServerStartError(f"http listener on {description}: {getattr(exc, 'strerror', None) or exc}") from exc
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
 
-    def __init__(self, reactor: Any, description: str, site: Site, name: str = "http") -> None:
+
+@implementer(IStreamServerEndpoint)
+class SharedSocketEndpoint:
+    """Listens on an already listening TCP socket by its file descriptor (given by the process that bound
+    it); the descriptor stays open (Twisted adopts a duplicate), so it can be handed on again."""
+
+    def __init__(self, reactor: Any, fileno: int) -> None:
+        self.reactor = reactor
+        self.fileno = fileno
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        try:
+            probe = socket.socket(fileno=self.fileno)  # learns the address family; detached, not closed
+            family = probe.family
+            probe.detach()
+            return succeed(self.reactor.adoptStreamPort(self.fileno, family, factory))
+        except Exception:  # noqa: BLE001 - reported by the listener service
+            return fail()
+
+
+class HttpListenerService(Service):
+    """Listens on a Twisted endpoint string (`tcp:...`, `ssl:...`), or on a socket another process
+    bound (`shared_fd`, `[server] processes`); knows the port actually bound."""
+
+    def __init__(self, reactor: Any, description: str, site: Site, name: str = "http",
+                 shared_fd: int | None = None) -> None:
         self.reactor = reactor
         self.description = description
         self.site = site
         self.name = self.listener_name = name
-        self.endpoint = parse_endpoint(reactor, description, f"{name} listener")
+        self.endpoint: Any = SharedSocketEndpoint(reactor, shared_fd) if shared_fd is not None else \
+            parse_endpoint(reactor, description, f"{name} listener")
         self.port: IListeningPort | None = None
         self.failure: Failure | None = None
         self._waiting: list[Deferred[int]] = []

@@ -8,6 +8,7 @@ with `site.root.register(segment, resource)` and reach shared objects through `s
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -20,8 +21,8 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from oxsync import metrics, systemd
-from oxsync.config import Settings
+from oxsync import metrics, processes, systemd
+from oxsync.config import Settings, apply_overrides
 from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
 from oxsync.logs import access_log_fields, configure_from_settings
 from oxsync.push.bus import ChangeBus
@@ -157,11 +158,14 @@ def build_site(settings: Settings, store: Store, async_store: DeferredStore, bus
 
 class OxsyncService(MultiService):
     """The whole server; `site`, `async_store`, `bus`, `http` and `admin_root` are exposed for wiring and
-    tests (admin pages register on `admin_root`, served only when `[server] admin_endpoint` is set)."""
+    tests (admin pages register on `admin_root`, served only when `[server] admin_endpoint` is set).
+    `primary` is False in the further serving processes of `[server] processes`: the UDP push port,
+    outbound mail and pruning stay with the first."""
 
     def __init__(self, site: OxsyncSite, async_store: DeferredStore, bus: ChangeBus, http: HttpListenerService,
-                 admin: HttpListenerService | None = None) -> None:
+                 admin: HttpListenerService | None = None, primary: bool = True) -> None:
         super().__init__()
+        self.primary = primary
         self.site = site
         self.async_store = async_store
         self.bus = bus
@@ -203,7 +207,10 @@ class AdminSite(Site):
         return None
 
 
-def make_service(settings: Settings, store: Store, reactor: Any = None) -> OxsyncService:
+def make_service(settings: Settings, store: Store, reactor: Any = None, *, shared_fd: int | None = None,
+                 primary: bool = True) -> OxsyncService:
+    """The server; `shared_fd`: serve HTTP on this already listening socket (`[server] processes`);
+    `primary` False: a further serving process (no admin listener, outbound mail, pruning nor UDP push)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -211,11 +218,11 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> Oxsyn
     bus = ChangeBus()
     async_store = DeferredStore(store, reactor, settings.store.thread_pool_size, bus=bus, settings=settings)
     site = build_site(settings, store, async_store, bus)
-    http = HttpListenerService(reactor, settings.server.http_endpoint, site)
+    http = HttpListenerService(reactor, settings.server.http_endpoint, site, shared_fd=shared_fd)
     admin = None
-    if settings.server.admin_endpoint:
+    if settings.server.admin_endpoint and primary:
         admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
-    service = OxsyncService(site, async_store, bus, http, admin)
+    service = OxsyncService(site, async_store, bus, http, admin, primary)
     from oxsync.texts_ahead import TextsAhead
 
     service.texts_ahead = TextsAhead(store, async_store, reactor, settings)
@@ -226,6 +233,8 @@ def make_service(settings: Settings, store: Store, reactor: Any = None) -> Oxsyn
         verified = site.context.authenticator.verified
         AccountPollService(async_store, settings.auth.account_poll_seconds, lambda: len(verified) > 0
                            ).setServiceParent(service)
+    if not primary:
+        return service
     from oxsync.mail.service import outbound_service
 
     outbound_service(store, reactor, settings).setServiceParent(service)
@@ -247,11 +256,23 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
 
     if configure_logs:
         configure_from_settings(settings.log)
-    service = make_service(settings, store, reactor)
+    worker = os.environ.get(processes.LISTEN_FD_ENV)
+    if worker is not None:  # a further serving process started by the first (`[server] processes`)
+        settings = apply_overrides(settings, {"server": {"admin_endpoint": ""}, "console": {"endpoint": ""}})
+        service = make_service(settings, store, reactor, shared_fd=int(worker), primary=False)
+        processes.stop_with_parent(reactor, service)
+    elif settings.server.processes != 1:
+        shared = processes.shared_listener(settings, store)
+        service = make_service(settings, store, reactor, shared_fd=shared.fileno())
+        processes.ServingProcesses(reactor, shared, settings.server.processes - 1).setServiceParent(service)
+    else:
+        service = make_service(settings, store, reactor)
     if setup is not None:
         setup(service)
 
     def listening(port: int) -> None:
+        if worker is not None:
+            return  # a further serving process: the first one tells the operator and systemd
         if on_ready is not None:
             on_ready(port)
         systemd.notify("READY=1", f"STATUS=serving on {settings.server.http_endpoint.split(':')[0]} port {port}")

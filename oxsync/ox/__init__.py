@@ -37,6 +37,8 @@ def install(service: DialectHost) -> None:
     root.putChild(b"webdav.version", VersionServlet(settings.ox.version_string))
     root.putChild(b"webdav.freebusy", FreeBusyServlet(ctx.async_store, settings.ox))
     service.site.root.register("servlet", root)
+    if not getattr(service, "primary", True):  # another serving process of this node holds the UDP port
+        return
     push = UdpPush(settings, ctx.async_store, ctx.bus, ctx.async_store.reactor, logins)
     push.setServiceParent(service)
     service.ox_push = push  # type: ignore[attr-defined]

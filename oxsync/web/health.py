@@ -2,12 +2,14 @@
 
 The query goes through the same thread pool as real work, so a saturated or dead pool shows up here.
 Each listener (HTTP, admin, UDP push) is reported up or down; any down makes it 503. No authentication
-and no details beyond these states (it is usually exposed to load balancers).
+and no details beyond these states and the answering process's id (`process`: with `[server]
+processes` > 1 several processes answer on one port; it tells an operator which one did).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +47,8 @@ class HealthResource(Resource):
         healthy = all(listeners.values())
         send_json(request, 200 if healthy else 503,
                   {"status": "ok" if healthy else "error", "store": "ok", "revision_check_ms": round(elapsed_ms, 2),
-                   "listeners": {name: "up" if up else "down" for name, up in listeners.items()}},
+                   "listeners": {name: "up" if up else "down" for name, up in listeners.items()},
+                   "process": os.getpid()},
                   {b"Cache-Control": b"no-store"})
 
     def _failed(self, failure: Failure, request: Request) -> None:
