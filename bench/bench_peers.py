@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.peers_data import MONTH, event, event_name  # noqa: E402
 from bench.peers_servers import (  # noqa: E402
     LOGIN_USERS,
+    PROCESSES_ENV,
     SOLO_USER,
     Client,
     Oxsync,
@@ -441,9 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="*", default=["oxsync", "radicale", "xandikos", "sogo"])
     parser.add_argument("--pg", action="store_true", help="also oxsync on a throwaway PostgreSQL cluster")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="oxsync on PostgreSQL serves with [server] processes = N (SQLite: always 1)")
     parser.add_argument("--sizes", help="oxsync alone at these sizes (e.g. 1000,10000,100000 events and as many "
                         "vCards): every report's time, server CPU and peak RSS per size; no PUTs or logins")
     args = parser.parse_args(argv)
+    os.environ[PROCESSES_ENV] = str(args.processes)  # read by the oxsync server processes it starts
     if args.sizes:
         return run_sizes(args)
     reasons: dict[str, str] = {}

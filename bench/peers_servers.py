@@ -210,6 +210,17 @@ class Oxsync(Peer):
     def login_path(self, user: str) -> str:
         return f"/dav/principals/users/{user}/"
 
+    def pids(self) -> list[int]:
+        """The server process and the serving processes it started (`[server] processes`)."""
+        own = super().pids()
+        started: list[int] = []
+        for pid in own:
+            try:
+                started += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                continue
+        return own + started
+
     def start(self) -> int:
         self.port = free_port()
         self.procs = [subprocess.Popen([sys.executable, "-m", "bench.bench_peers", "--serve-oxsync", self.url,
@@ -217,6 +228,10 @@ class Oxsync(Peer):
                                        stderr=subprocess.DEVNULL)]
         wait_port(self.port, self.procs)
         return self.port
+
+
+PROCESSES_ENV = "BENCH_OXSYNC_PROCESSES"
+"""`bench_peers.py --processes N`: oxsync on PostgreSQL serves with `[server] processes = N`."""
 
 
 def serve_oxsync(url: str, port: str) -> None:
@@ -228,7 +243,9 @@ def serve_oxsync(url: str, port: str) -> None:
     store = Store(Settings(store=StoreSettings(url=url)))
     # the bench measures time: the per-request work limit (a guard against hostile requests, which
     # the peers do not have) must not cut a slow run on a loaded machine
-    settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1"},
+    processes = int(os.environ.get(PROCESSES_ENV, "1")) if store.engine.dialect.name == "postgresql" else 1
+    settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1",
+                                                           "processes": processes},
                                                 "limits": {"max_request_work_seconds": 900.0}})
     run_server(settings, store, configure_logs=False, setup=install)
 
