@@ -94,6 +94,36 @@ def test_a_listing_reads_the_folder_a_page_at_a_time_and_answers_as_one(store, s
     assert len(seen) == rows // PAGE + 1
 
 
+MEETING = ("ORGANIZER:mailto:alice@example.com\r\n"
+           "ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@example.com\r\n"
+           "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:bob@example.com\r\n")
+
+
+def test_meetings_placed_for_a_participant_are_paged_with_the_folder(store, servers) -> None:  # type: ignore[no-untyped-def]
+    """Bob's calendar: his own events and alice's meetings (at home in her calendar, in his by his
+    participant row) interleaved by id across pages, and a page of his own events that ends before a
+    run of meetings: listed as at once."""
+    paged, whole = servers
+    cal, bob = paged.calendar(), paged.calendar("bob")
+    for i in range(17):
+        if i % 3 == 0 or 9 <= i <= 13:
+            assert paged.put(f"{cal}m{i}.ics", event(f"m{i}", f"Meeting {i}", extra=MEETING)).status == 201
+        else:
+            assert paged.put(f"{bob}own{i}.ics", event(f"b{i}", f"Own {i}"), user="bob").status == 201
+    listed = paged.propfind(bob, "<D:getetag/>", "1", user="bob")
+    assert len(listed.hrefs()) == 1 + 17
+    assert listed.body == whole.propfind(bob, "<D:getetag/>", "1", user="bob").body
+    for limit in (None, 3):
+        token, hrefs = "", []
+        for _ in range(20):
+            reply = paged.report(bob, sync_body(token, "<D:getetag/>", limit), user="bob")
+            hrefs += [h for h in reply.hrefs() if h != bob]
+            token = reply.xml.find("D:sync-token", NS).text
+            if "507 Insufficient Storage" not in reply.text:
+                break
+        assert hrefs == [h for h in whole.report(bob, sync_body(), user="bob").hrefs()]
+
+
 def test_a_continuation_page_reads_only_the_ids_after_its_token(store, servers) -> None:  # type: ignore[no-untyped-def]
     paged, whole = servers
     cal = _fill(paged)
@@ -220,8 +250,9 @@ class _Calendar:
 
 
 def test_a_page_is_a_range_of_the_folder_index(store, servers) -> None:  # type: ignore[no-untyped-def]
-    """SQLite's plans: the folder's rows by (tenant, folder, id > after), its guests' by (tenant, folder);
-    never a walk of the tenant's objects or participants (that would make paging quadratic again)."""
+    """SQLite's plans: the folder's rows by (tenant, folder, id > after), the meetings placed in it for a
+    participant likewise; never a walk of the tenant's objects or participants, nor of all the folder's
+    participant rows (each page would cost the folder's size again)."""
     if store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's query plans")
     paged, _ = servers
@@ -244,6 +275,6 @@ def test_a_page_is_a_range_of_the_folder_index(store, servers) -> None:  # type:
             assert "SCAN objects" not in steps and "SCAN participants" not in steps, steps
             if "UNION ALL" in statement:
                 assert "ix_objects_folder (tenant_id=? AND folder_id=? AND id>?)" in steps, steps
-                assert "ix_participants_folder (tenant_id=? AND folder_id=?)" in steps, steps
+                assert "ix_participants_folder_object (tenant_id=? AND folder_id=? AND object_id>? AND object_id<?)" in steps, steps
             else:
                 assert "ix_objects_series (tenant_id=? AND series_id>? AND series_id<?)" in steps, steps

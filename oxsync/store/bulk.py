@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, or_, select, union_all
+from sqlalchemy import and_, case, func, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oxsync.model.appointment import ParticipantKind
@@ -224,24 +224,31 @@ class MemberPage(NamedTuple):
     """The highest id read (the next page's `after`); None when no folder row is left above it."""
 
 
+_NO_ID_ABOVE = 2 ** 62
+"""Above every object id."""
+
+
 def member_page(viewer: Viewer, folder_id: int, after: int, limit: int, series: bool = True) -> MemberPage:
     """The next `limit` rows of the folder (home and participant folders) with ids above `after`, in id
-    order, read by key (`id > after ORDER BY id LIMIT limit`: ix_objects_folder ends with the id), so
-    paging through a folder reads each row once (meetings placed in the folder for a participant are
-    found by folder and sorted: their number, not the folder's, is the cost). One
+    order, read by key (`id > after ORDER BY id LIMIT limit`: ix_objects_folder and
+    ix_participants_folder_object end with the id), so paging through a folder reads each row once. One
     statement, one more only if some rows are private; `series` (calendars and task folders): one more
     for the exceptions of the page's masters whose ids lie outside the page (by ix_objects_series, a
     range of series ids), and reads of the versions outside the page only when there are such."""
     viewer.object_folder(folder_id)
     tx = viewer.tx
     o, p = s.objects, s.participants
-    home = select(*_VERSION_COLUMNS).where(
-        and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, o.c.id > after)).order_by(o.c.id).limit(limit)
-    guest_key = p.c.object_id + 0  # no index on it: SQLite would walk the tenant's participants by key
-    guest = select(*_VERSION_COLUMNS).select_from(
+    in_range = and_(o.c.tenant_id == tx.tenant_id, o.c.folder_id == folder_id, o.c.id > after)
+    home = select(*_VERSION_COLUMNS).where(in_range).order_by(o.c.id).limit(limit)
+    # a full home page ends the page at its last id: the guests' walk stops there too (the owner's own
+    # participant rows of every home object share the folder index; walking them to the folder's end
+    # would cost the folder's size again on every page)
+    home_ids = select(o.c.id).where(in_range).order_by(o.c.id).limit(limit).subquery()
+    bound = select(case((func.count() == limit, func.max(home_ids.c.id)), else_=_NO_ID_ABOVE)).scalar_subquery()
+    guest = select(*_VERSION_COLUMNS).select_from(  # by ix_participants_folder_object
         p.join(o, and_(o.c.tenant_id == p.c.tenant_id, o.c.id == p.c.object_id))).where(
-        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, guest_key > after,
-             o.c.folder_id != folder_id)).order_by(guest_key).limit(limit)
+        and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id == folder_id, p.c.object_id > after,
+             p.c.object_id <= bound, o.c.folder_id != folder_id)).order_by(p.c.object_id).limit(limit)
     both = union_all(select(home.subquery()), select(guest.subquery())).subquery()
     rows = tx.conn.execute(select(both).order_by(both.c.id).limit(limit)).all()
     if not rows:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
     true,
 )
 
@@ -272,6 +273,8 @@ participants = Table(
     Column("data", Text),
     ForeignKeyConstraint(["tenant_id", "object_id"], ["objects.tenant_id", "objects.id"], ondelete="CASCADE"),
     Index("ix_participants_folder", "tenant_id", "folder_id"),
+    Index("ix_participants_folder_object", "tenant_id", "folder_id", "object_id",
+          sqlite_where=text("folder_id IS NOT NULL"), postgresql_where=text("folder_id IS NOT NULL")),
     Index("ix_participants_entity", "tenant_id", "kind", "entity"),
 )
 """Participants of appointments and tasks. Internal users carry the folder the object sits in for them."""
