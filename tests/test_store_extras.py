@@ -104,6 +104,12 @@ def test_find_principals_answers_as_find_principal(world) -> None:  # type: igno
         assert session.find_principals(keys) == one_by_one
         assert one_by_one["room1@example.com"] == ("resource", room.id) and one_by_one["bob"] == ("user", world.bob)
         assert one_by_one["nobody@elsewhere.test"] is None and session.find_principals([]) == {}
+    with world.store.transaction(world.tenant_id) as tx:
+        fresh = {k: accounts.find_user_id(tx, k) for k in keys}
+    with world.store.transaction(world.tenant_id) as tx:  # the iTIP step asks after the parse resolved them
+        accounts.find_principals(tx, keys)
+        assert {k: accounts.find_user_id(tx, k) for k in keys} == fresh
+        assert fresh["room1"] is None and fresh["BOB"] == world.bob
 
 
 def test_user_settings(world) -> None:  # type: ignore[no-untyped-def]

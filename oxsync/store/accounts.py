@@ -148,6 +148,8 @@ def get_user(tx: Tx, user_id: int) -> User:
 def find_user_id(tx: Tx, login_or_address: str) -> int | None:
     """The user whose login is `login_or_address`, else whose address it is (one statement)."""
     key = login_or_address.strip().lower()
+    if key in tx.resolved_addresses:  # this transaction resolved it already (a CalDAV write's addresses)
+        return tx.resolved_addresses[key]
     u, a = s.users, s.addresses
     by_login = select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tx.tenant_id, u.c.login == key))
     by_address = select(a.c.user_id.label("id"), literal(1).label("rank")).where(
@@ -561,6 +563,7 @@ def find_principals(tx: Tx, logins_or_addresses: Iterable[str]) -> dict[str, tup
     for key, row in best.items():
         if key in out:
             out[key] = ("user" if row.rank < 2 else "resource"), int(row.id)
+    tx.resolved_addresses.update({key: found[1] if found and found[0] == "user" else None for key, found in out.items()})
     return out
 
 

@@ -98,6 +98,11 @@ class Tx:
         verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
         self.queued_mail = False
         """Mail was enqueued (store/outbound.py): the workers are woken after commit."""
+        self.resolved_addresses: dict[str, int | None] = {}
+        """Lowercased login or address -> the user it names (None: no user), as `accounts.find_principals`
+        answered in this transaction; `accounts.find_user_id` answers from it. Only a CalDAV write asks
+        `find_principals` (its body's ORGANIZER/ATTENDEE, before the write), and it changes no login or
+        address: the iTIP step does not resolve the organizer again."""
         self.repeated_reads: dict[tuple[object, ...], object] | None = None
         """While a bulk load runs (store/bulk_load.py): answers of the `@read_once` lookups it repeats for
         every object (users, folders), which none of its writes changes. None: every call reads."""
