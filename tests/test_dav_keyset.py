@@ -186,6 +186,24 @@ def test_a_delete_after_a_restart_keeps_the_clients_href(store, servers) -> None
     assert reply.status == 207 and f"{cal}Odd-Name_1.ics" in reply.hrefs()
 
 
+@pytest.mark.parametrize("forget", [False, True], ids=["name-cache", "tombstone"])
+def test_a_removed_member_is_reported_by_its_encoded_href(store, servers, forget: bool) -> None:  # type: ignore[no-untyped-def]
+    """A name with a space is listed as %20; its removal must be reported by the same href, whether the
+    name comes from this node's name cache or from the store's tombstone."""
+    paged, _ = servers
+    cal = paged.calendar()
+    assert paged.put(f"{cal}two%20words.ics", event("two-words", "Two words")).status == 201
+    listed = paged.report(cal, sync_body())
+    assert f"{cal}two%20words.ics" in listed.hrefs()
+    token = listed.xml.find("D:sync-token", NS).text
+    assert paged.request("DELETE", f"{cal}two%20words.ics").status == 204
+    if forget:
+        for cache in (o for o in gc.get_objects() if isinstance(o, NameCache)):
+            cache._names.clear()
+    gone = paged.report(cal, sync_body(token))
+    assert gone.status == 207 and gone.hrefs() == [f"{cal}two%20words.ics"]
+
+
 def _version(object_id: int, series: int | None) -> ObjectVersion:
     return ObjectVersion(object_id, f"n{object_id}", object_id, series)
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -159,7 +160,7 @@ def _changes_since(ctx: Ctx, res: Collection, base: int) -> list[Member]:
                 # than keep a stale resource
                 raise DavError(403, D("valid-sync-token"), "a removed member is no longer known by name")
             name = recorded or default_name(object_id, res.module)
-        members.append((object_id, res.path + name))
+        members.append((object_id, res.path + quote(name)))  # as the resource's own href encodes it
     return members
 
 
