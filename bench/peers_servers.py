@@ -158,8 +158,7 @@ class Oxsync(Peer):
         return Store(Settings(store=StoreSettings(url=self.url)))
 
     def setup(self, events: int, cards: int) -> None:
-        from oxsync.formats.ical import CalendarItem, parse_calendar
-        from oxsync.formats.vcard import parse_vcards
+        from bench.peers_objects import card_contacts, event_masters
         from oxsync.model import Module
         from oxsync.store import accounts
         from oxsync.texts_ahead import rendering_after
@@ -178,24 +177,11 @@ class Oxsync(Peer):
         batch = 1000  # one transaction and one multi-row INSERT per table per batch (session.create_objects)
         with rendering_after(store):  # then the served texts, as a CalDAV PUT leaves its own (oxsync.texts_ahead)
             for low in range(0, events, batch):
-                masters = []
-                for i in range(low, min(low + batch, events)):
-                    item = parse_calendar(event(i, events))[0]
-                    assert isinstance(item, CalendarItem) and item.master is not None
-                    item.master.resource_name = event_name(i)
-                    item.master.ignore_conflicts = True
-                    masters.append(item.master)
                 with store.session(tenant.id, 1, write=True) as s:
-                    s.create_objects(cal_id, masters)
+                    s.create_objects(cal_id, event_masters(low, min(low + batch, events), events))
             for low in range(0, cards, batch):
-                contacts = []
-                for i in range(low, min(low + batch, cards)):
-                    contact = next(parse_vcards(card(i))).contact
-                    assert contact is not None
-                    contact.resource_name = card_name(i)
-                    contacts.append(contact)
                 with store.session(tenant.id, 1, write=True) as s:
-                    s.create_objects(card_id, contacts)
+                    s.create_objects(card_id, card_contacts(low, min(low + batch, cards)))
         store.dispose()
         self.cal = f"/dav/calendars/{USER}/{cal_id}/"
         self.card_path = f"/dav/addressbooks/{USER}/{card_id}/"

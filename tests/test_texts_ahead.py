@@ -13,12 +13,11 @@ import pytest
 from sqlalchemy import delete
 
 from bench.peers_data import card, card_name, event, event_name
+from bench.peers_objects import card_contacts, event_masters
 from oxsync.config import Settings, StoreSettings
 from oxsync.dav import install
 from oxsync.dialects import install_all
 from oxsync.eas.wbxml import E
-from oxsync.formats.ical import parse_calendar
-from oxsync.formats.vcard import parse_vcards
 from oxsync.model import Module
 from oxsync.store import schema
 from oxsync.store.api import Store
@@ -75,17 +74,7 @@ def _forget_texts(store: Store) -> None:
 
 def _load(store: Store, world, *, ahead: bool) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     cal, book = world.default_folder(world.alice, Module.CALENDAR), world.default_folder(world.alice, Module.CONTACT)
-    masters = []
-    for i in range(EVENTS):
-        master = parse_calendar(event(i, EVENTS))[0].master  # type: ignore[union-attr]
-        master.resource_name, master.ignore_conflicts = event_name(i), True
-        masters.append(master)
-    contacts = []
-    for i in range(CARDS):
-        contact = next(parse_vcards(card(i))).contact
-        assert contact is not None
-        contact.resource_name = card_name(i)
-        contacts.append(contact)
+    masters, contacts = event_masters(0, EVENTS, EVENTS), card_contacts(0, CARDS)
 
     def write() -> None:
         with world.as_user(world.alice, write=True) as s:
@@ -169,6 +158,16 @@ def _ahead_done(server) -> None:  # type: ignore[no-untyped-def]
     assert wait_until(lambda: server.service.texts_ahead.idle), "texts ahead never finished"
 
 
+def _phone_on_contacts(server):  # type: ignore[no-untyped-def]
+    """A provisioned phone whose Contacts folder is synced (empty so far), and that folder's id."""
+    phone = eas_client(server)
+    phone.provision()
+    contacts = phone.folder_of_type(9)
+    phone.sync(contacts, "0")
+    phone.sync(contacts)
+    return phone, contacts
+
+
 def _contact_add(phone, folder: str, cid: str, last: str) -> str:  # type: ignore[no-untyped-def]
     add = E("AirSync:Add", E("AirSync:ClientId", cid), E("AirSync:ApplicationData",
                                                          E("Contacts:FirstName", "Grace"), E("Contacts:LastName", last)))
@@ -180,11 +179,7 @@ def _contact_add(phone, folder: str, cid: str, last: str) -> str:  # type: ignor
 
 def test_eas_and_ox_writes_get_their_texts_after_commit(store, world, server, renders) -> None:  # type: ignore[no-untyped-def]
     dav = Dav(server.port, world)
-    phone = eas_client(server)
-    phone.provision()
-    contacts = phone.folder_of_type(9)
-    phone.sync(contacts, "0")
-    phone.sync(contacts)
+    phone, contacts = _phone_on_contacts(server)
     added = [_contact_add(phone, contacts, f"c{i}", f"Hopper{i}") for i in range(3)]
     ox = OxClient(server.port, "alice", "alice-pw")
     cal = world.default_folder(world.alice, Module.CALENDAR)
@@ -215,11 +210,7 @@ def test_a_text_made_stale_by_an_eas_change_is_not_served(store, world, server, 
     (rendered by the read, the old text's version no longer matches); with it running, the change's
     text is rendered ahead and the read renders nothing."""
     dav = Dav(server.port, world)
-    phone = eas_client(server)
-    phone.provision()
-    contacts = phone.folder_of_type(9)
-    phone.sync(contacts, "0")
-    phone.sync(contacts)
+    phone, contacts = _phone_on_contacts(server)
     server_id = _contact_add(phone, contacts, "c1", "Hopper")
     _ahead_done(server)
     base = f"/dav/addressbooks/alice/{contacts}/"

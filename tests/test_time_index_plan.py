@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.peers_data import MONTH, event, event_name
+from bench.peers_data import MONTH
+from bench.peers_objects import event_masters
 from oxsync.dav.filters import FAR_FUTURE, FAR_PAST, parse_utc, window_ms
-from oxsync.formats.ical import CalendarItem, parse_calendar
 from oxsync.model import Module
 from oxsync.store import accounts, timeranges
 from oxsync.store.api import Store
@@ -29,15 +29,8 @@ def _load(store: Store) -> tuple[int, int]:
     with store.session(tenant.id, 1) as session:
         calendar = next(f.folder.id for f in session.list_folders()
                         if f.folder.default_folder and f.folder.owner == 1 and f.folder.module == Module.CALENDAR)
-    masters = []
-    for i in range(EVENTS):
-        item = parse_calendar(event(i, EVENTS))[0]
-        assert isinstance(item, CalendarItem) and item.master is not None
-        item.master.resource_name = event_name(i)
-        item.master.ignore_conflicts = True
-        masters.append(item.master)
     with store.session(tenant.id, 1, write=True) as session:
-        session.create_objects(calendar, masters)
+        session.create_objects(calendar, event_masters(0, EVENTS, EVENTS))
     return tenant.id, calendar
 
 
