@@ -8,7 +8,7 @@ measured what these round trips cost in the simulator's arrival storm."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -54,10 +54,19 @@ def logged(pg_cluster: PgCluster) -> Iterator[tuple[str, PgCluster]]:
     _admin(pg_cluster, f"ALTER DATABASE {name} RESET log_min_duration_statement")
 
 
-def _store(url: str, idle_s: float, monkeypatch: pytest.MonkeyPatch) -> tuple[Store, World]:
-    monkeypatch.setattr(store_engine, "PING_IDLE_SECONDS", idle_s)
-    store = make_store(url)
-    return store, build_world(store)
+@pytest.fixture
+def opened(logged: tuple[str, PgCluster], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], tuple[Store, World]]]:
+    """Opens the logged database as a store whose pool pings a connection idle over `idle_s`; disposed after."""
+    url, _cluster = logged
+    made: list[Store] = []
+
+    def open_store(idle_s: float) -> tuple[Store, World]:
+        monkeypatch.setattr(store_engine, "PING_IDLE_SECONDS", idle_s)
+        made.append(make_store(url))
+        return made[-1], build_world(made[-1])
+    yield open_store
+    for store in made:
+        store.dispose()
 
 
 def _read_unit(world: World) -> None:
@@ -65,64 +74,51 @@ def _read_unit(world: World) -> None:
         assert session.list_folders()
 
 
-def test_read_unit_sends_no_begin_or_commit_write_unit_one_each(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    url, cluster = logged
-    store, world = _store(url, 3600.0, monkeypatch)
+def test_read_unit_sends_no_begin_or_commit_write_unit_one_each(logged, opened) -> None:  # type: ignore[no-untyped-def]
+    _url, cluster = logged
+    _store, world = opened(3600.0)
     folder = world.default_folder(world.alice, Module.CONTACT)
-    try:
-        log = ServerLog(cluster)
+    log = ServerLog(cluster)
+    _read_unit(world)
+    read = log.statements()
+    assert read and not [q for q in read if q.startswith(("BEGIN", "COMMIT", "ROLLBACK", ";")) or not q]
+    with world.as_user(world.alice, write=True) as session:
+        session.create_object(folder, Contact(last_name="counted"))
+    written = log.statements()
+    assert len([q for q in written if q.startswith("BEGIN")]) == 1 and written.count("COMMIT") == 1
+    with world.as_user(world.alice) as session:  # the read sees the committed write
+        assert [c.last_name for c in session.list_objects(folder)] == ["counted"]
+
+
+def test_connection_reused_within_the_idle_time_is_not_pinged(logged, opened) -> None:  # type: ignore[no-untyped-def]
+    _url, cluster = logged
+    _store, world = opened(3600.0)
+    _read_unit(world)
+    log = ServerLog(cluster)
+    for _ in range(5):
         _read_unit(world)
-        read = log.statements()
-        assert read and not [q for q in read if q.startswith(("BEGIN", "COMMIT", "ROLLBACK", ";")) or not q]
-        with world.as_user(world.alice, write=True) as session:
-            session.create_object(folder, Contact(last_name="counted"))
-        written = log.statements()
-        assert len([q for q in written if q.startswith("BEGIN")]) == 1 and written.count("COMMIT") == 1
-        with world.as_user(world.alice) as session:  # the read sees the committed write
-            assert [c.last_name for c in session.list_objects(folder)] == ["counted"]
-    finally:
-        store.dispose()
+    assert not [q for q in log.statements() if q in (";", "")]
 
 
-def test_connection_reused_within_the_idle_time_is_not_pinged(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_idle_connection_is_pinged_and_a_dead_one_replaced(logged, opened) -> None:  # type: ignore[no-untyped-def]
     url, cluster = logged
-    store, world = _store(url, 3600.0, monkeypatch)
-    try:
-        _read_unit(world)
-        log = ServerLog(cluster)
-        for _ in range(5):
-            _read_unit(world)
-        assert not [q for q in log.statements() if q in (";", "")]
-    finally:
-        store.dispose()
+    _store, world = opened(0.0)
+    _read_unit(world)
+    log = ServerLog(cluster)
+    _read_unit(world)
+    assert [q for q in log.statements() if q in (";", "")] == [";"]
+    name = url.rsplit("/", 1)[1]
+    _admin(cluster, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+    _read_unit(world)  # the ping finds the pooled connection dead; a new one serves the unit
 
 
-def test_idle_connection_is_pinged_and_a_dead_one_replaced(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    url, cluster = logged
-    store, world = _store(url, 0.0, monkeypatch)  # every reuse counts as idle
-    try:
-        _read_unit(world)
-        log = ServerLog(cluster)
-        _read_unit(world)
-        assert [q for q in log.statements() if q in (";", "")] == [";"]
-        name = url.rsplit("/", 1)[1]
-        _admin(cluster, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-        _read_unit(world)  # the ping finds the pooled connection dead; a new one serves the unit
-    finally:
-        store.dispose()
-
-
-def test_write_statement_on_a_read_connection_is_refused(logged, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    url, _cluster = logged
-    store, world = _store(url, 3600.0, monkeypatch)
-    try:
-        u = s.users
-        with pytest.raises(RuntimeError, match="read-only"), store.transaction(world.tenant_id) as tx:
-            tx.conn.execute(update(u).where(u.c.id == world.alice).values(display_name="changed"))
-        with store.transaction(world.tenant_id) as tx:
-            name = tx.conn.execute(select(u.c.display_name).where(u.c.id == world.alice)).scalar_one()
-        assert name != "changed"
-    finally:
-        store.dispose()
+def test_write_statement_on_a_read_connection_is_refused(opened) -> None:  # type: ignore[no-untyped-def]
+    store, world = opened(3600.0)
+    u = s.users
+    with pytest.raises(RuntimeError, match="read-only"), store.transaction(world.tenant_id) as tx:
+        tx.conn.execute(update(u).where(u.c.id == world.alice).values(display_name="changed"))
+    with store.transaction(world.tenant_id) as tx:
+        name = tx.conn.execute(select(u.c.display_name).where(u.c.id == world.alice)).scalar_one()
+    assert name != "changed"
 
