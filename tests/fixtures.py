@@ -204,3 +204,19 @@ def recorded_statements(store: Store, keep: Callable[[str], bool] = lambda state
         yield seen
     finally:
         sa_event.remove(store.engine, "before_cursor_execute", record)
+
+
+def counted_renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The object ids rendered to iCalendar/vCard text in this process from now on (the server's reads
+    and the texts rendered ahead), for the work-count tests of the served-text cache."""
+    from oxsync.dav import layout
+
+    seen: list[int] = []
+    real = layout._render
+
+    def counting(res, *args):  # type: ignore[no-untyped-def]
+        seen.append(res.object_id)
+        return real(res, *args)
+
+    monkeypatch.setattr(layout, "_render", counting)
+    return seen

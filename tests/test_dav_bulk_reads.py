@@ -13,7 +13,7 @@ from oxsync.formats.ical import parse_calendar
 from oxsync.model import Module, Permission
 from oxsync.model.permissions import rights_for_level
 from tests.davhelp import Dav, event, vcard
-from tests.fixtures import recorded_statements
+from tests.fixtures import counted_renders, recorded_statements
 
 MG = ('<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
       "<C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>")
@@ -137,16 +137,7 @@ def test_listings_decode_nothing_and_agree_with_full_reads(store, dav: Dav) -> N
 def test_served_texts_are_cached_per_version_and_viewer(store, world, dav: Dav, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A second multiget renders nothing (the texts of this version were kept); a change made through
     another dialect is rendered again and served changed; another viewer gets texts of their own."""
-    from oxsync.dav import layout
-
-    rendered: list[int] = []
-    real = layout._render
-
-    def counting(res, *args):  # type: ignore[no-untyped-def]
-        rendered.append(res.object_id)
-        return real(res, *args)
-
-    monkeypatch.setattr(layout, "_render", counting)
+    rendered = counted_renders(monkeypatch)
     folder = world.default_folder(world.alice, Module.CALENDAR)
     entries = s_entries = []
     with world.as_user(world.alice, write=True) as s:

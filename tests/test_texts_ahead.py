@@ -6,7 +6,6 @@ CalDAV PUT, which stores its own text, gives the background renderer nothing to 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from oxsync.texts_ahead import rendering_after
 from tests.davhelp import Dav
 from tests.eas_client import client as eas_client
 from tests.eas_client import collection
+from tests.fixtures import counted_renders
 from tests.live import wait_until
 from tests.oxclient import OX_SERVER, OxClient
 
@@ -39,19 +39,9 @@ EVENTS, CARDS = 24, 12
 
 
 @pytest.fixture
-def renders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Object ids rendered to iCalendar/vCard text in this process (the server's and the warmer's)."""
-    from oxsync.dav import layout
-
-    seen: list[int] = []
-    real = layout._render
-
-    def counting(res, *args):  # type: ignore[no-untyped-def]
-        seen.append(res.object_id)
-        return real(res, *args)
-
-    monkeypatch.setattr(layout, "_render", counting)
-    yield seen
+    return counted_renders(monkeypatch)
 
 
 def _multiget(dav: Dav, base: str, names: list[str], user: str = "alice") -> bytes:
