@@ -122,3 +122,49 @@ def test_write_statement_on_a_read_connection_is_refused(opened) -> None:  # typ
         name = tx.conn.execute(select(u.c.display_name).where(u.c.id == world.alice)).scalar_one()
     assert name != "changed"
 
+
+
+@pytest.fixture
+def eas_phone(opened, live_server):  # type: ignore[no-untyped-def]
+    """A provisioned phone on a live server over the logged database, alice with 300 contacts synced to it
+    in windows of 100 (export cache off: every item read from the store): (phone, contacts folder, ids, world)."""
+    from oxsync.dialects import install_all
+    from tests.eas_client import client
+    from tests.test_eas_light_plan import _whole_pass
+    from tests.test_eas_sync import add_contacts
+
+    store, world = opened(3600.0)
+    running = live_server(store, setup=install_all, eas={"export_cache_objects": 0}, dav={"texts_ahead_max_pending": 0})
+    ids = add_contacts(world, 300)
+    phone = client(running, device_id="pgcounted")
+    phone.provision()
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    return phone, folder, ids, world
+
+
+def test_eas_ten_change_delta_round_trips(logged, eas_phone) -> None:  # type: ignore[no-untyped-def]
+    """One Sync answering 10 changed contacts (bench_eas_peers' delta): every statement PostgreSQL runs."""
+    from tests.eas_client import items
+
+    _url, cluster = logged
+    phone, folder, ids, world = eas_phone
+    contacts = world.default_folder(world.alice, Module.CONTACT)
+    for rnd in range(2):  # the second delta is the one counted: statements prepared, logins remembered
+        with world.as_user(world.alice, write=True) as session:
+            for object_id in ids[rnd * 10:rnd * 10 + 10]:
+                contact = session.get_object(contacts, object_id)
+                contact.first_name += " changed"
+                session.update_object(contacts, contact)
+        log = ServerLog(cluster)
+        reply = phone.sync(folder, window=100)
+        statements = log.statements()
+    assert sorted(int(i) for i in items(reply, "Change")) == sorted(ids[10:20])
+    assert len(statements) <= DELTA_ROUND_TRIPS, "\n".join(statements)
+
+
+DELTA_ROUND_TRIPS = 16
+"""The gate's device-state read (the device record, the cached request and the collection's state in one
+statement); the folder, its permissions and the viewer's groups; the revision and the changes; the rows'
+folders and participants; the rows, list members and attachments; the state write: BEGIN, the check
+read, 2 UPDATEs, COMMIT (19 before the gate read every state at once)."""

@@ -21,7 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.eas import protocol, state
-from oxsync.eas.commands import HANDLERS
+from oxsync.eas.commands import HANDLERS, STATE_KEYS
 from oxsync.eas.request import (
     BadRequest,
     EasRequest,
@@ -163,8 +163,15 @@ class ActiveSyncResource(Resource):
         """Read the device record (a read transaction); write it only when it must change."""
         eas = self.eas
 
+        wanted = STATE_KEYS[req.cmd](req) if req.cmd in STATE_KEYS else []
+
         def check(session: UserSession) -> tuple[EasResponse | None, dict[str, Any] | None]:
-            record = state.load_device(session, req.device_id)
+            if wanted:
+                seen = session.get_states(req.device_id, [state.DEVICE, *wanted])
+                req.gate_states = seen
+                record = seen[state.DEVICE] or {}
+            else:
+                record = state.load_device(session, req.device_id)
             stale = (record.get("type") != req.device_type or record.get("ua") != req.user_agent
                      or record.get("version") != req.version
                      or int(record.get("last_seen", 0)) + eas.config.device_touch_seconds < _now())
@@ -175,6 +182,7 @@ class ActiveSyncResource(Resource):
             refused, record = result
             if record is None:
                 return refused
+            req.gate_states = None  # the record is written now: the command reads its state again
             return eas.write(req, lambda session: state.touch_device(
                 session, req.device_id, state.load_device(session, req.device_id), type=req.device_type,
                 ua=req.user_agent, version=req.version, last_cmd=req.cmd), light=True).addCallback(lambda _: refused)

@@ -101,6 +101,13 @@ class EasRequest:
     accept_multipart: bool = False
     http: Any = None
     """The twisted Request: only long-lived handlers use it (to notice a disconnect)."""
+    gate_states: dict[str, dict[str, Any] | None] | None = None
+    """Device state (collection -> value) the provisioning gate read for the command, when it wrote none:
+    taken once (`take_gate_states`) by the command's first staged unit, which checks it before writing."""
+
+    def take_gate_states(self) -> dict[str, dict[str, Any] | None] | None:
+        seen, self.gate_states = self.gate_states, None
+        return seen
 
     @property
     def v(self) -> float:

@@ -55,8 +55,10 @@ class Eas:
         transaction (`state.StagedStates`); `work` runs again inside one write transaction when it must
         write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile.
         The state write is always a light unit; `light` says whether `work` is one too."""
+        seen = req.take_gate_states()
+
         def read(session: UserSession) -> tuple[T, StagedStates]:
-            states = StagedStates(session)
+            states = StagedStates(session, req.device_id, seen)
             return work(session, states), states
 
         def in_one_write(failure: Any = None) -> Deferred[T]:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from oxsync.store.protocol_state import MAX_COLLECTION
 from oxsync.store.session import UserSession
 
 DEVICE = ""
@@ -123,10 +124,22 @@ class StagedStates:
     statements, provided every state it read is still as it was (optimistic concurrency: otherwise the
     caller runs the command again inside one write transaction, as before)."""
 
-    def __init__(self, session: UserSession) -> None:
+    def __init__(self, session: UserSession, device_id: str = "",
+                 seen: dict[str, dict[str, Any] | None] | None = None) -> None:
+        """`seen`: state of `device_id` (collection -> value) read before this unit, by the request's
+        provisioning gate; taken as read here, so `commit` checks it like any other read."""
         self.session = session
-        self.reads: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.reads: dict[tuple[str, str], dict[str, Any] | None] = {
+            (device_id, collection): copy.deepcopy(value) for collection, value in (seen or {}).items()}
         self.writes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def prefetch(self, device_id: str, collections: Iterable[str]) -> None:
+        """Read the states of `collections` not read yet in one statement (a Sync's collections)."""
+        missing = sorted({c for c in collections if len(c) <= MAX_COLLECTION
+                          and (device_id, c) not in self.reads and (device_id, c) not in self.writes})
+        if len(missing) > 1:
+            for collection, value in self.session.get_states(device_id, missing).items():
+                self.reads[(device_id, collection)] = copy.deepcopy(value)
 
     def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None:
         key = (device_id, collection)

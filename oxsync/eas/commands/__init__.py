@@ -7,7 +7,10 @@ one). Its keys are exactly the commands advertised in `MS-ASProtocolCommands` (`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from oxsync.eas.commands import find, folders, items, mail, mailitems, ping, provision, settings, sync
+from oxsync.eas.request import EasRequest
 from oxsync.eas.service import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -32,3 +35,7 @@ HANDLERS: dict[str, Handler] = {
     "ValidateCert": settings.validate_cert,
     "Find": find.find,
 }
+
+STATE_KEYS: dict[str, Callable[[EasRequest], list[str]]] = {"Sync": sync.state_keys}
+"""Device state a command reads first, beside the device record: the provisioning gate reads them all in
+one statement and hands them to the command's staged unit (`EasRequest.gate_states`)."""

@@ -29,6 +29,7 @@ from oxsync.eas.wbxml import E, Element, WBXMLError, decode, encode
 from oxsync.mail import MailUnavailable
 from oxsync.model import Appointment, Module
 from oxsync.store.errors import NotFound, StoreError
+from oxsync.store.protocol_state import MAX_COLLECTION
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.eas.sync")
@@ -224,6 +225,8 @@ def run_plan(session: UserSession, eas: Eas, req: EasRequest, plan: SyncPlan,
     states = states if states is not None else session
     if states is not session and needs_write(eas, plan):
         raise state.NeedsWriteTransaction()
+    if isinstance(states, state.StagedStates) and req.device_id not in state.NOT_PERSISTED_DEVICES:
+        states.prefetch(req.device_id, [state.DEVICE, *(state.collection_key(c.collection_id) for c in plan.collections)])
     if plan.cacheable is not None and req.device_id not in state.NOT_PERSISTED_DEVICES:
         states.put_state(req.device_id, state.LAST_SYNC,
                          {"request": base64.b64encode(encode(plan.cacheable)).decode("ascii")})
@@ -265,6 +268,18 @@ def load_cached(session: state.StateStore, device_id: str) -> Element | None:
         return decode(base64.b64decode(saved["request"]))
     except (WBXMLError, ValueError):
         return None
+
+
+def state_keys(req: EasRequest) -> list[str]:
+    """The device state a Sync reads first (its cached request, its collections' keys): the provisioning
+    gate reads them with the device record, in one statement, for the Sync's staged unit."""
+    if req.device_id in state.NOT_PERSISTED_DEVICES:
+        return []
+    collections = req.body.find("AirSync:Collections") if req.body is not None else None
+    ids = [e.findtext("AirSync:CollectionId") for e in collections.findall("AirSync:Collection")] \
+        if collections is not None else []
+    keys = [state.LAST_SYNC, *(state.collection_key(i) for i in ids if i is not None)]
+    return [key for key in keys if len(key) <= MAX_COLLECTION]  # a longer one fails where it is read
 
 
 def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
