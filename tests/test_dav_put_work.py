@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,7 +18,17 @@ from bench.peers_data import card as bench_card
 from bench.peers_data import event as bench_event
 from oxsync.dialects import install_all
 from oxsync.formats import kept
-from tests.davhelp import Dav
+from oxsync.formats.ical import (
+    NOT_RENDERED,
+    CalendarItem,
+    items_to_ical,
+    parse_calendar,
+    render_inputs,
+)
+from oxsync.model.appointment import Confirmation, ParticipantKind
+from oxsync.store import schema
+from tests.davhelp import Dav, event, todo
+from tests.fixtures import counted_renders
 
 
 @pytest.fixture
@@ -63,3 +75,100 @@ def test_a_put_served_as_sent_builds_no_kept_trees(dav: Dav, work: Counter[str],
     assert work["kept.parse"] == 0, work
     got = dav.request("GET", href)
     assert got.text == texts[1] and got.headers["etag"] == updated.headers["etag"]
+
+
+OVERRIDE = bench_event(3, 100).replace("RRULE", "X-NONE").replace(  # a series with one moved occurrence
+    "SUMMARY:", "RRULE:FREQ=DAILY;COUNT=5\r\nSUMMARY:", 1).replace(
+    "END:VCALENDAR", bench_event(3, 100).split("END:VTIMEZONE\r\n")[1].replace(
+        "BEGIN:VEVENT\r\n", "BEGIN:VEVENT\r\nRECURRENCE-ID;TZID=Europe/Paris:20270104T090000\r\n").replace(
+        "END:VCALENDAR\r\n", ""), 1) + "END:VCALENDAR\r\n"
+BODIES = {
+    "bench.ics": bench_event(2, 100),
+    "weekly.ics": bench_event(10, 100),
+    "endless.ics": bench_event(30, 100),
+    "moved.ics": OVERRIDE,
+    "mine.ics": event("mine", extra="ORGANIZER;CN=Alice:mailto:alice@example.com\r\n"
+                      "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com\r\nX-ODD;Y=1:kept\r\n"),
+    "plain.ics": event("plain", extra="CLASS:CONFIDENTIAL\r\n"),
+}
+
+
+def _cleared_texts(store) -> None:  # type: ignore[no-untyped-def]
+    with store.engine.begin() as conn:
+        conn.execute(schema.object_texts.delete())
+
+
+def test_a_caldav_put_read_back_as_written_is_not_rendered_again(
+        dav: Dav, store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The PUT's own object, read back after the write, renders from the same model values as the body
+    the PUT rendered for its kept baseline (formats.ical.render_inputs): its served text is known without
+    a second rendering. That text is exactly what a rendering gives: the same bodies read again after
+    the served-text cache was emptied (rendered then) are byte-identical, ETags and Schedule-Tags too."""
+    cal = dav.calendar()
+    renders = counted_renders(monkeypatch)
+    created = dav.put(f"{cal}b.ics", bench_event(1, 100), If_None_Match="*")
+    assert created.status == 201 and created.headers.get("etag") and renders == []
+    updated = dav.put(f"{cal}b.ics", bench_event(1, 100, "Changed"), If_Match=created.headers["etag"])
+    assert updated.status == 204 and updated.headers.get("etag") and renders == []
+    tasks = dav.tasks()
+    assert dav.put(f"{tasks}t.ics", todo("t", extra="PRIORITY:1\r\n"), If_None_Match="*").status == 201
+    assert renders == []
+    puts = {name: dav.put(f"{cal}{name}", body) for name, body in BODIES.items()}
+    assert {r.status for r in puts.values()} == {201}, {n: r.status for n, r in puts.items()}
+    hrefs = [f"{cal}{name}" for name in BODIES] + [f"{cal}b.ics", f"{tasks}t.ics"]
+    served = {href: dav.request("GET", href) for href in hrefs}
+    _cleared_texts(store)
+    before = len(renders)
+    again = {href: dav.request("GET", href) for href in hrefs}
+    assert len(renders) == before + len(hrefs)  # these were rendered
+    for href in hrefs:
+        assert again[href].body == served[href].body, href
+        assert again[href].headers["etag"] == served[href].headers["etag"], href
+        assert again[href].headers.get("schedule-tag") == served[href].headers.get("schedule-tag"), href
+    for name, body in BODIES.items():
+        assert (puts[name].headers.get("etag") is not None) == (served[f"{cal}{name}"].text == body), name
+
+
+NOT_RENDERED_VALUES = {"object_id": 99, "folder_id": 98, "created_by": 97, "modified_by": 96, "recurrence_id": 95,
+                       "organizer_id": 94, "resource_name": "elsewhere.ics", "ignore_conflicts": True,
+                       "notify_participants": True, "creation_time": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC),
+                       "last_modified": 1_600_000_000_000}
+
+
+@pytest.mark.parametrize("body", [bench_event(1, 100), bench_event(10, 100), todo("t", extra="PRIORITY:1\r\n")])
+def test_render_inputs_leave_out_only_what_rendering_does_not_write(body: str) -> None:
+    """What `render_inputs` leaves out changes nothing but the stamp lines kept.patch ignores (so equal
+    inputs mean the same served text), and what it keeps is compared: a title or a participant's
+    status changes the inputs."""
+    [item] = parse_calendar(body)
+    assert isinstance(item, CalendarItem) and item.master is not None
+    master = item.master
+    master.extra = {**master.extra, kept.SOURCE: body, kept.BASELINE: items_to_ical([item])}
+
+    def text(obj) -> str:  # type: ignore[no-untyped-def]
+        return kept._STAMP_LINE.sub("", items_to_ical([CalendarItem(item.kind, item.uid, 0, obj, item.exceptions)]))
+
+    inputs = render_inputs(master, item.exceptions)
+    assert NOT_RENDERED - {"extra"} == set(NOT_RENDERED_VALUES)
+    for name, value in NOT_RENDERED_VALUES.items():
+        if hasattr(master, name):
+            changed = replace(master, **{name: value})
+            assert text(changed) == text(master) and render_inputs(changed, item.exceptions) == inputs, name
+    moved = {**master.extra}
+    moved[kept.SOURCE] = moved.pop(kept.SOURCE)  # the store gives the kept texts back in another order
+    assert render_inputs(replace(master, extra=moved), item.exceptions) == inputs
+    assert render_inputs(replace(master, title="Other"), item.exceptions) != inputs
+    assert render_inputs(replace(master, extra={**master.extra, kept.SOURCE: "x"}), item.exceptions) != inputs
+    if master.participants:  # a participant's entity, folder, alarm and message are not written out
+        first, *rest = master.participants
+        for f in fields(first):
+            other = replace(first, **{f.name: PARTICIPANT_VALUES[f.name]})
+            changed = replace(master, participants=[other, *rest])
+            if f.name in ("entity", "folder_id", "alarm", "message"):
+                assert text(changed) == text(master) and render_inputs(changed, item.exceptions) == inputs, f.name
+            else:
+                assert render_inputs(changed, item.exceptions) != inputs, f.name
+
+
+PARTICIPANT_VALUES = {"kind": ParticipantKind.RESOURCE, "entity": 41, "email": "x@y.test", "display_name": "X",
+                      "confirmation": Confirmation.TENTATIVE, "message": "m", "folder_id": 42, "alarm": 43}

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from oxsync.formats import kept
-from oxsync.formats.ical import appointment_to_ical, task_to_ical
+from oxsync.formats.ical import appointment_to_ical, render_inputs, task_to_ical
 from oxsync.formats.vcard import contact_to_vcard, source_version
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
@@ -319,6 +319,17 @@ def _render(res: ObjectRes, vcard_version: str | None, uid_for_member: Any) -> s
     version = vcard_version or "3.0"  # RFC 6352: 3.0 unless asked (a 3.0-only client may read a 4.0 card)
     text = contact_to_vcard(obj, version, uid_for_member=uid_for_member)
     return xml_safe(kept.kept_text(obj.extra, text) if version == written else text)
+
+
+def written_text(res: ObjectRes, inputs: tuple[Any, ...] | None, baseline: str) -> None:
+    """A PUT's own calendar resource, read back: when it renders from the same `inputs` as the body the
+    client sent (formats.ical.render_inputs), its rendering equals that body's `baseline` but for the stamp
+    lines, which kept.patch does not compare; so its text is the kept text against the baseline itself,
+    put in the request's text cache instead of rendering the object again (`_render`'s result, exactly)."""
+    obj = res.master
+    if res.texts is not None and inputs is not None and isinstance(obj, Appointment | Task) and \
+            render_inputs(obj, res.exceptions) == inputs:
+        res.texts.put(res, "ics", xml_safe(kept.kept_text(obj.extra, baseline)))
 
 
 def schedule_tag(res: ObjectRes) -> str:

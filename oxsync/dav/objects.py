@@ -25,12 +25,13 @@ from oxsync.dav.layout import (
     object_text,
     resolver,
     schedule_tag,
+    written_text,
 )
 from oxsync.dav.multistatus import Response, parse_body
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
-from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar
+from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar, render_inputs
 from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
 from oxsync.formats.vcard_rows import MemberInfo, ResolveUid
 from oxsync.model import Appointment, Module, Task
@@ -188,11 +189,12 @@ def put(ctx: Ctx) -> Response:
     check_conditions(ctx, current)
     if "/" in name or not name or len(name) > 255:
         raise DavError(400, text="bad resource name")
+    written: _AsWritten | None = None
     try:
         if module == Module.CONTACT:
             created_id = _put_contact(ctx, collection, name, current)
         else:
-            created_id = _put_calendar(ctx, collection, name, current)
+            created_id, written = _put_calendar(ctx, collection, name, current)
     except AppointmentConflict as exc:
         raise DavError(403, C("no-conflict"), str(exc)) from exc
     except InvalidData as exc:
@@ -209,6 +211,8 @@ def put(ctx: Ctx) -> Response:
         object_id = current.object_id
     saved = ctx.find_object_by_id(collection, object_id)  # its id is known: no lookup of the name
     headers: dict[str, str] = {}
+    if saved is not None and written is not None:
+        written_text(saved, *written)  # not rendered again when it reads as written
     if saved is not None:
         sent = _text(ctx)
         as_written = source_version(sent) if module == Module.CONTACT else None  # what this client reads
@@ -278,9 +282,15 @@ def _same_uid(collection: Collection, current: ObjectRes | None, uid: str) -> No
         raise DavError(409, cond, f"{current.path} holds UID {current.master.uid}, not {uid}", extra=current.path)
 
 
-def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> int | None:
+_AsWritten = tuple[tuple[Any, ...] | None, str]
+"""What a calendar PUT wrote: the render inputs of its body's objects, and their rendering (the kept
+baseline); see layout.written_text."""
+
+
+def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None
+                  ) -> tuple[int | None, _AsWritten]:
     """The id of the created resource (its master, or the first of master-less overrides), None when
-    `current` was updated."""
+    `current` was updated; and what was written (before the store saw it)."""
     item = _parse_calendar_body(ctx, collection)
     orphans = item.master is None
     if orphans:
@@ -291,11 +301,13 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
     _conflict_href(ctx, collection, uid, name, current)
     master.uid = uid
     master.resource_name = name
-    kept.keep(master.extra, _text(ctx), items_to_ical([item]))
+    baseline = items_to_ical([item])
+    kept.keep(master.extra, _text(ctx), baseline)
+    written = (None if orphans else render_inputs(master, item.exceptions)), baseline
     if isinstance(master, Appointment):
         master.ignore_conflicts = True
     if current is not None and _attendee_reply(ctx, collection, current, master):
-        return None
+        return None, written
     if current is None:
         saved = ctx.session.create_object(collection.folder_id, master)
         ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
@@ -333,7 +345,7 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
             first.change_exceptions = sorted(e.recurrence_date_position for e in item.exceptions)
             first.ignore_conflicts = True
             ctx.session.update_object(collection.folder_id, first)
-    return series_id if current is None else None
+    return (series_id if current is None else None), written
 
 
 def _save_instance(ctx: Ctx, collection: Collection, first_id: int, instance: Appointment) -> None:
