@@ -72,7 +72,7 @@ class BulkReads:
             for chunk in _chunks(sorted(set(names))):
                 rows.update({int(r.id): r for r in self.tx.conn.execute(select(*_MEMBER_COLUMNS).where(
                     and_(o.c.tenant_id == self.tx.tenant_id, o.c.resource_name.in_(chunk))))})
-            versions = _readable_versions(self.viewer, folder_id, _in_folder(self.tx, folder_id, rows))
+            versions = _readable_versions(self.viewer, folder_id, in_folder(self.tx, folder_id, rows))
             return {v.resource_name: v for v in reversed(versions)}  # the lowest id of a name, as below
         ids_by_name: dict[int, str] = {}
         for chunk in _chunks(sorted(set(names))):
@@ -180,12 +180,13 @@ def visible_versions(viewer: Viewer, folder_id: int, ids: Iterable[int]) -> list
     for chunk in _chunks(sorted(set(ids))):
         rows.update({int(r.id): r for r in tx.conn.execute(select(*_MEMBER_COLUMNS).where(
             and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(chunk))))})
-    return _readable_versions(viewer, folder_id, _in_folder(tx, folder_id, rows))
+    return _readable_versions(viewer, folder_id, in_folder(tx, folder_id, rows))
 
 
-def _in_folder(tx: Tx, folder_id: int, rows: dict[int, Any]) -> dict[int, Any]:
-    """The rows (of `_MEMBER_COLUMNS`) of objects in `folder_id`: at home there, or placed there for a
-    participant (as `folders_of_objects` decides; participants are read only for the rows not at home)."""
+def in_folder(tx: Tx, folder_id: int, rows: dict[int, Any]) -> dict[int, Any]:
+    """The rows (any with `folder_id`: `_MEMBER_COLUMNS`, whole object rows) of objects in `folder_id`: at
+    home there, or placed there for a participant (as `folders_of_objects` decides; participants are
+    read only for the rows not at home)."""
     inside = {i: r for i, r in rows.items() if r.folder_id == folder_id}
     p = s.participants
     for chunk in _chunks(sorted(set(rows) - set(inside))):

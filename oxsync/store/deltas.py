@@ -17,9 +17,8 @@ from sqlalchemy import and_, func, select
 from oxsync.model.folder import FolderAccess
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.bulk import visible_versions
+from oxsync.store.bulk import in_folder, visible_versions
 from oxsync.store.errors import ResyncRequired
-from oxsync.store.membership import folders_of_objects
 from oxsync.store.viewer import Viewer
 
 
@@ -62,6 +61,11 @@ class Deltas:
 
     def _check_token(self, since_rev: int) -> tuple[int, int]:
         rev, ms = self.revision()
+        return self._checked(since_rev, rev, ms, self._min_valid)
+
+    def _checked(self, since_rev: int, rev: int, ms: int, min_valid: int) -> tuple[int, int]:
+        """(rev, ms) if a delta may start at `since_rev`, else ResyncRequired."""
+        self._min_valid = min_valid
         if since_rev > rev:
             raise ResyncRequired(f"sync token {since_rev} is from the future (now {rev})")
         if 0 < since_rev < self._min_valid:
@@ -87,14 +91,16 @@ class Deltas:
 
         With `decode_up_to`, more changes than that come back as `ObjectVersion`s (id, version, series;
         nothing decoded): a caller that sends them in windows decodes each window's items only."""
-        rev, ms = self._check_token(since_rev)
+        t, c = s.tenants, s.changes
+        # the revision and the changes up to it in one statement: a tenant row, joined to its changes
+        found = self.tx.conn.execute(
+            select(t.c.rev, t.c.last_ms, t.c.min_valid_rev, c.c.object_id, c.c.gone, c.c.resource_name)
+            .select_from(t.outerjoin(c, and_(c.c.tenant_id == t.c.id, c.c.folder_id == folder_id,
+                                             c.c.rev > since_rev, c.c.rev <= t.c.rev)))
+            .where(t.c.id == self.tx.tenant_id)).all()
+        rev, ms = self._checked(since_rev, int(found[0].rev), int(found[0].last_ms), int(found[0].min_valid_rev))
         self.viewer.object_folder(folder_id)
-        c = s.changes
-        rows = self.tx.conn.execute(
-            select(c.c.object_id, c.c.gone, c.c.resource_name).where(
-                and_(c.c.tenant_id == self.tx.tenant_id, c.c.folder_id == folder_id, c.c.rev > since_rev, c.c.rev <= rev)
-            )
-        ).all()
+        rows = [r for r in found if r.object_id is not None]
         delta = ObjectDelta(rev, ms)
         delta.gone_names = {r.object_id: r.resource_name for r in rows if r.gone and r.resource_name is not None}
         present = [r.object_id for r in rows if not r.gone]
@@ -103,10 +109,10 @@ class Deltas:
             versions = visible_versions(self.viewer, folder_id, present)
             readable_ids = {v.object_id for v in versions}
             delta.changed = versions
-        else:
-            members = folders_of_objects(self.tx, present)
-            still_here = [i for i in present if folder_id in members[i]]
-            readable = self.viewer.readable_rows(folder_id, still_here)
+        else:  # the rows first: those at home in the folder need no participant read to be in it
+            rows = self.viewer.rows_by_id(present)
+            inside = in_folder(self.tx, folder_id, {int(r.id): r for r in rows})
+            readable = self.viewer.readable_of(folder_id, [r for r in rows if int(r.id) in inside])
             readable_ids = {r.id for r in readable}
             delta.changed = self.viewer.loaded(folder_id, readable)
         hidden = sorted(set(present) - readable_ids)

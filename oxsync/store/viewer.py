@@ -181,7 +181,11 @@ class Viewer:
     def readable_rows(self, folder_id: int, object_ids: list[int]) -> list[Any]:
         """The object rows among `object_ids` this user may read in `folder_id`, in id order (the caller
         has checked that they are in the folder)."""
-        rights = self.rights(folder_id)
+        self.rights(folder_id)
+        return self.readable_of(folder_id, self.rows_by_id(object_ids))
+
+    def rows_by_id(self, object_ids: list[int]) -> list[Any]:
+        """The object rows of `object_ids` (those that exist), in id order within each chunk of CHUNK ids."""
         o = s.objects
         rows: list[Any] = []
         for i in range(0, len(object_ids), CHUNK):
@@ -189,6 +193,11 @@ class Viewer:
             rows.extend(self.tx.conn.execute(
                 select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))).order_by(o.c.id)
             ).all())
+        return rows
+
+    def readable_of(self, folder_id: int, rows: list[Any]) -> list[Any]:
+        """The object `rows` this user may read in `folder_id` (the caller has checked they are in it)."""
+        rights = self.rights(folder_id)
         private_ids = [r.id for r in rows if r.private]
         participants = self.participant_users(private_ids) if private_ids else {}
         return [r for r in rows if self.can_read(r.private, r.created_by, r.id, rights, participants)]
