@@ -53,6 +53,8 @@ def expand_groups(tx: Tx, parts: list[Participant]) -> list[Participant]:
 def _validate(tx: Tx, parts: list[Participant]) -> None:
     for p in parts:
         if p.kind == ParticipantKind.USER:
+            if _resolved_here(tx, p):
+                continue
             try:
                 user = accounts.get_user(tx, p.entity)
             except NotFound as exc:
@@ -72,6 +74,13 @@ def _validate(tx: Tx, parts: list[Participant]) -> None:
             p.display_name = p.display_name or p.email
         else:
             raise InvalidData(f"participant kind {p.kind.name} is not supported here", field="participants")
+
+
+def _resolved_here(tx: Tx, p: Participant) -> bool:
+    """A user participant with its address and name given, whose address this transaction resolved to
+    that user (`accounts.find_principals`, a CalDAV write's ATTENDEEs): it exists and nothing of its row
+    is needed, so it is not read again."""
+    return bool(p.email and p.display_name) and tx.resolved_addresses.get(p.email.strip().lower()) == p.entity
 
 
 def _stored_participants(tx: Tx, object_id: int) -> list[Participant]:
