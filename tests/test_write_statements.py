@@ -47,6 +47,8 @@ CALDAV_CREATE = {"sqlite": 21, "postgresql": 20}  # PostgreSQL: the revision bum
 CALDAV_UPDATE = {"sqlite": 31, "postgresql": 30}
 OX_CREATE = {"sqlite": 12, "postgresql": 11}
 EAS_ADD = {"sqlite": 19, "postgresql": 16}  # SQLite: one BEGIN more (its read transaction)
+BUILT_CREATE = 2  # the resource-name lookup and the object rows of bulk.py's reads; 15 before r2-putstore
+BUILT_UPDATE = 3  # the same, and the object row read again; 23 before
 SHOW = os.environ.get("OXSYNC_SHOW_STATEMENTS") in ("1", "2")
 
 
@@ -76,6 +78,28 @@ def counted(store) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
                 print("   ", s)
 
 
+@contextmanager
+def executed(store) -> Iterator[list[object]]:  # type: ignore[no-untyped-def]
+    """The statement objects the store threads execute (kept alive: an id is not reused meanwhile)."""
+    seen: list[object] = []
+
+    def note(conn, clauseelement, multiparams, params, execution_options) -> None:  # type: ignore[no-untyped-def]
+        if threading.current_thread().name.startswith("PoolThread-oxsync-store"):
+            seen.append(clauseelement)
+
+    sa_event.listen(store.engine, "before_execute", note)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(store.engine, "before_execute", note)
+
+
+def built_again(first: list[object], second: list[object]) -> list[str]:
+    """The statements of `second` that are not objects `first` executed too: built for the call."""
+    old = {id(x) for x in first}
+    return [" ".join(str(x).split())[:90] for x in second if id(x) not in old]
+
+
 @pytest.fixture
 def running(live_server, store, world):  # type: ignore[no-untyped-def]
     # no poll; the served texts of the OX and EAS writes are rendered later in the background (not the
@@ -98,6 +122,27 @@ def test_caldav_put(store, running, world) -> None:  # type: ignore[no-untyped-d
     assert updated.headers.get("etag") == got.headers["etag"] != created.headers.get("etag")
     engine = store.engine.dialect.name
     assert len(create) <= CALDAV_CREATE[engine] and len(update) <= CALDAV_UPDATE[engine], (len(create), len(update))
+
+
+def test_caldav_put_statements_built_once(store, running, world) -> None:  # type: ignore[no-untyped-def]
+    """The statements of a PUT are objects built once (module level or cached by shape), not built per
+    request: building a statement and its cache key costs more Python CPU than running it (bench/README
+    r2-putstore). Two creates and two updates of like events: what the second built anew is counted."""
+    dav = Dav(running.port, world)
+    cal = dav.calendar()
+    assert dav.put(f"{cal}warm.ics", event("warm")).status == 201
+    runs = []
+    for i in (1, 2):
+        with executed(store) as create:
+            assert dav.put(f"{cal}n{i}.ics", bench_event(i, 100), If_None_Match="*").status == 201
+        with executed(store) as update:
+            assert dav.put(f"{cal}n{i}.ics", bench_event(i, 100, "Changed")).status == 204
+        runs.append((create, update))
+    (create1, update1), (create2, update2) = runs
+    new_create, new_update = built_again(create1, create2), built_again(update1, update2)
+    if SHOW:
+        print("\n".join(["--- built anew, create", *new_create, "--- built anew, update", *new_update]))
+    assert len(new_create) <= BUILT_CREATE and len(new_update) <= BUILT_UPDATE, (len(new_create), len(new_update))
 
 
 def _push_logins(store) -> int:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ statements grow with the number of 500-id chunks, never with one query per objec
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -315,7 +316,6 @@ def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[i
                 exist: Collection[int] = ()) -> None:
     """Upsert the entries whose object still exists (`exist`: ids known to, e.g. written by this
     transaction; the others are checked): one statement, two when some existence is unknown."""
-    t = s.object_texts
     latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
     unknown = sorted({k[0] for k in latest} - set(exist))
     existing = set(exist)
@@ -325,7 +325,13 @@ def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[i
     rows = [{"tenant_id": tenant_id, "object_id": k[0], "viewer_id": viewer_id, "variant": k[1], "version": v[0],
              "text": v[1]} for k, v in latest.items() if k[0] in existing]
     if rows:
-        upsert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(t)
-        conn.execute(upsert.on_conflict_do_update(
-            index_elements=[t.c.tenant_id, t.c.object_id, t.c.viewer_id, t.c.variant],
-            set_={"version": upsert.excluded.version, "text": upsert.excluded.text}), rows)
+        conn.execute(_upsert_texts(conn.dialect.name), rows)
+
+
+@functools.cache
+def _upsert_texts(dialect: str) -> Any:
+    """The served texts' upsert, built once per dialect (every DAV write and every text fill runs it)."""
+    t = s.object_texts
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t)
+    return upsert.on_conflict_do_update(index_elements=[t.c.tenant_id, t.c.object_id, t.c.viewer_id, t.c.variant],
+                                        set_={"version": upsert.excluded.version, "text": upsert.excluded.text})

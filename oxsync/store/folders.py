@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, insert, or_, select, update
 
 from oxsync.model import Folder, FolderType, Module, Permission, Rights
 from oxsync.model.folder import (
@@ -94,18 +94,21 @@ def write_permissions(tx: Tx, folder_id: int, entries: Iterable[Permission]) -> 
         tx.conn.execute(insert(p), rows)
 
 
+_p, _f = s.permissions, s.folders
+_PERMISSIONS_OF = select(_p).where(and_(_p.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                        _p.c.folder_id.in_(bindparam("ids", expanding=True)))).order_by(
+    _p.c.folder_id, _p.c.is_group, _p.c.entity)
+"""Built once, as `_FOLDERS_BY_ID`: every request that resolves a folder reads it with them."""
+_FOLDERS_BY_ID = select(_f).where(and_(_f.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                       _f.c.id.in_(bindparam("ids", expanding=True))))
+
+
 def read_permissions(tx: Tx, folder_ids: Iterable[int]) -> dict[int, list[Permission]]:
-    p = s.permissions
     ids = list(folder_ids)
     out: dict[int, list[Permission]] = {i: [] for i in ids}
     if not ids:
         return out
-    query = (
-        select(p)
-        .where(and_(p.c.tenant_id == tx.tenant_id, p.c.folder_id.in_(ids)))
-        .order_by(p.c.folder_id, p.c.is_group, p.c.entity)
-    )
-    for r in tx.conn.execute(query):
+    for r in tx.conn.execute(_PERMISSIONS_OF, {"k_tenant": tx.tenant_id, "ids": ids}):
         rights = Rights(r.folder_right, r.read_right, r.write_right, r.delete_right, r.admin_flag)
         out[r.folder_id].append(Permission(r.entity, r.is_group, rights))
     return out
@@ -121,11 +124,10 @@ def row_to_folder(row, perms: list[Permission]) -> Folder:
 
 
 def load_folders(tx: Tx, folder_ids: Iterable[int]) -> dict[int, Folder]:
-    f = s.folders
     ids = list(folder_ids)
     if not ids:
         return {}
-    rows = tx.conn.execute(select(f).where(and_(f.c.tenant_id == tx.tenant_id, f.c.id.in_(ids)))).all()
+    rows = tx.conn.execute(_FOLDERS_BY_ID, {"k_tenant": tx.tenant_id, "ids": ids}).all()
     perms = read_permissions(tx, [r.id for r in rows])
     out: dict[int, Folder] = {}
     for r in rows:

@@ -11,7 +11,7 @@ What must hold (OXtender manual ch. 2 and 7):
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Integer, and_, bindparam, select, update
 
 from oxsync.model import Appointment, Folder, FolderType, Module, Task
 from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
@@ -83,11 +83,14 @@ def _resolved_here(tx: Tx, p: Participant) -> bool:
     return bool(p.email and p.display_name) and tx.resolved_addresses.get(p.email.strip().lower()) == p.entity
 
 
+_p = s.participants
+_STORED_PARTICIPANTS = select(_p).where(and_(_p.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                             _p.c.object_id == bindparam("k_object", type_=Integer))).order_by(_p.c.position)
+"""Built once: every update of a meeting reads its stored participants."""
+
+
 def _stored_participants(tx: Tx, object_id: int) -> list[Participant]:
-    p = s.participants
-    rows = tx.conn.execute(
-        select(p).where(and_(p.c.tenant_id == tx.tenant_id, p.c.object_id == object_id)).order_by(p.c.position)
-    ).all()
+    rows = tx.conn.execute(_STORED_PARTICIPANTS, {"k_tenant": tx.tenant_id, "k_object": object_id}).all()
     return [objects.participant_of_row(r) for r in rows]
 
 

@@ -7,11 +7,12 @@ model in a JSON document; participants, list members and attachments in their ow
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, insert, or_, select, update
 
 from oxsync.model import Appointment, Contact, Task
 from oxsync.model.appointment import Participant, ParticipantKind
@@ -37,6 +38,21 @@ COLUMN_FIELDS = frozenset({
     "private_flag", "uid", "resource_name", "participants", "distribution_list", "attachments", "user_id",
 })
 """Model fields restored from columns or side tables rather than from the JSON document."""
+
+# Statements of every object write, built once: building a statement and its cache key costs more Python
+# CPU than running it (bench/README r2-putstore). Keys are bound as k_tenant, k_id; an UPDATE's SET
+# columns are the parameters' other keys.
+_o = s.objects
+_OBJECT_KEY = and_(_o.c.tenant_id == bindparam("k_tenant", type_=Integer), _o.c.id == bindparam("k_id", type_=Integer))
+_INSERT_OBJECT = insert(_o)
+_UPDATE_OBJECT = update(_o).where(_OBJECT_KEY)
+_SIZE_AND_OWNER = select(_o.c.size, _o.c.created_by).where(_OBJECT_KEY)
+_INSERT_SIDE = {s.participants.name: insert(s.participants), s.list_members.name: insert(s.list_members)}
+_CLEAR_SIDE = {
+    table.name: delete(table).where(and_(table.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                         id_col.in_(bindparam("ids", expanding=True))))
+    for table, id_col in ((s.participants, s.participants.c.object_id), (s.list_members, s.list_members.c.list_id))
+}
 
 
 def kind_of(obj: AnyObject) -> ObjectKind:
@@ -110,24 +126,20 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
     charge(tx, obj.created_by, len(data))
     draft = tx.drafting
     ms = 0 if draft else tx.stamp.ms
-    tx.conn.execute(
-        insert(s.objects).values(
-            tenant_id=tx.tenant_id, id=obj.object_id, kind=kind_of(obj).value, folder_id=folder_id,
-            created_by=obj.created_by, modified_by=actor, creation_ms=ms, last_ms=ms,
-            size=len(data), data=data, **_columns(obj, range_end_ms),
-        )
-    )
+    tx.conn.execute(_INSERT_OBJECT, {
+        "tenant_id": tx.tenant_id, "id": obj.object_id, "kind": kind_of(obj).value, "folder_id": folder_id,
+        "created_by": obj.created_by, "modified_by": actor, "creation_ms": ms, "last_ms": ms,
+        "size": len(data), "data": data, **_columns(obj, range_end_ms),
+    })
     tx.object_writes += 1
     tx.written_objects.add(obj.object_id)
     _write_side_tables(tx, obj)
     timeranges.write(tx, obj, replace=False)
     if draft:
-        object_id = obj.object_id
-        o = s.objects
+        key = {"k_tenant": tx.tenant_id, "k_id": obj.object_id}
 
         def stamped(stamp: Stamp) -> None:
-            tx.conn.execute(update(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
-                            .values(creation_ms=stamp.ms, last_ms=stamp.ms))
+            tx.conn.execute(_UPDATE_OBJECT, {**key, "creation_ms": stamp.ms, "last_ms": stamp.ms})
             _stamp_model(obj, stamp, created=True)
         tx.at_stamp.append(stamped)
     else:
@@ -152,10 +164,9 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
         obj.recurrence_id = obj.object_id
     data = serialize(obj)
     _check_size(tx, data, obj)
-    o = s.objects
-    key = and_(o.c.tenant_id == tx.tenant_id, o.c.id == obj.object_id)
+    key = {"k_tenant": tx.tenant_id, "k_id": obj.object_id}
     if old_size is None:
-        old = tx.conn.execute(select(o.c.size, o.c.created_by).where(key)).one()
+        old = tx.conn.execute(_SIZE_AND_OWNER, key).one()
         old_size, created_by = int(old.size), old.created_by
     charge(tx, created_by, len(data) - old_size)
     obj.modified_by = actor
@@ -169,7 +180,7 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
         timeranges.write(tx, obj, replace=True)
 
     def stamped(stamp: Stamp) -> None:
-        tx.conn.execute(update(o).where(key).values(last_ms=stamp.ms, **values))
+        tx.conn.execute(_UPDATE_OBJECT, {**key, "last_ms": stamp.ms, **values})
         _stamp_model(obj, stamp, created=False)
     if tx.drafting:
         tx.at_stamp.append(stamped)
@@ -237,12 +248,21 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
         raise QuotaExceeded(f"tenant quota of {quota} bytes exceeded")
 
 
+@functools.cache
+def _charge_user_statement(grow: bool) -> Any:
+    """The user's usage += delta, guarded by the user's quota when it grows; built once per case."""
+    u = s.users
+    delta = bindparam("delta", type_=BigInteger)
+    guard = and_(u.c.tenant_id == bindparam("k_tenant", type_=Integer), u.c.id == bindparam("k_user", type_=Integer))
+    if grow:
+        guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
+    return update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta)
+
+
 def _charge_user(tx: Tx, user_id: int, delta: int) -> None:
     u = s.users
-    guard = and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id)
-    if delta > 0:
-        guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
-    if tx.conn.execute(update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta)).rowcount == 0:
+    params = {"k_tenant": tx.tenant_id, "k_user": user_id, "delta": delta}
+    if tx.conn.execute(_charge_user_statement(delta > 0), params).rowcount == 0:
         exists = tx.conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tx.tenant_id, u.c.id == user_id))).first()
         if exists is not None:
             raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
@@ -269,8 +289,7 @@ def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = Fa
     if kind is not None:
         tables = [s.list_members] if kind == ObjectKind.CONTACT else [s.participants]
     for table in tables:
-        id_col = table.c.object_id if table is s.participants else table.c.list_id
-        tx.conn.execute(delete(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(object_ids))))
+        tx.conn.execute(_CLEAR_SIDE[table.name], {"k_tenant": tx.tenant_id, "ids": list(object_ids)})
     if attachments:
         a = s.attachments
         tx.conn.execute(delete(a).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(object_ids))))
@@ -279,9 +298,9 @@ def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = Fa
 def _write_side_tables(tx: Tx, obj: AnyObject) -> None:
     parts, members = side_rows(tx, obj)
     if parts:
-        tx.conn.execute(insert(s.participants), parts)
+        tx.conn.execute(_INSERT_SIDE[s.participants.name], parts)
     if members:
-        tx.conn.execute(insert(s.list_members), members)
+        tx.conn.execute(_INSERT_SIDE[s.list_members.name], members)
 
 
 def side_rows(tx: Tx, obj: AnyObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -359,20 +378,34 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
 
 def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = {}
+    query = _rows_of(table.name, id_col.name, order_col.name)
     for chunk in _chunks(ids):
-        query = select(table).where(and_(table.c.tenant_id == tx.tenant_id, id_col.in_(chunk))).order_by(order_col)
-        for row in tx.conn.execute(query):
+        for row in tx.conn.execute(query, {"k_tenant": tx.tenant_id, "ids": chunk}):
             grouped.setdefault(getattr(row, id_col.name), []).append(row)
     return grouped
 
 
+@functools.cache
+def _rows_of(table_name: str, id_name: str, order_name: str) -> Any:
+    """The rows of a side table for a list of ids (bound as `ids`), built once per table: every object
+    read runs it."""
+    table = s.metadata.tables[table_name]
+    id_col, order_col = table.c[id_name], table.c[order_name]
+    return select(table).where(and_(table.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                    id_col.in_(bindparam("ids", expanding=True)))).order_by(order_col)
+
+
+_a = s.attachments
+_ATTACHMENT_METAS = select(_a.c.id, _a.c.object_id, _a.c.filename, _a.c.mimetype, _a.c.size, _a.c.creation_ms,
+                           _a.c.rtf_flag).where(and_(_a.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                                     _a.c.object_id.in_(bindparam("ids", expanding=True)))).order_by(_a.c.id)
+"""Built once: every object read lists its attachments with it."""
+
+
 def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]:
-    a = s.attachments
     out: dict[int, list[AttachmentMeta]] = {}
-    cols = (a.c.id, a.c.object_id, a.c.filename, a.c.mimetype, a.c.size, a.c.creation_ms, a.c.rtf_flag)
     for chunk in _chunks(ids):
-        query = select(*cols).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(chunk))).order_by(a.c.id)
-        for row in tx.conn.execute(query):
+        for row in tx.conn.execute(_ATTACHMENT_METAS, {"k_tenant": tx.tenant_id, "ids": chunk}):
             out.setdefault(row.object_id, []).append(
                 AttachmentMeta(row.id, xml_safe(row.filename), xml_safe(row.mimetype), row.size,
                                datetime.fromtimestamp(row.creation_ms / 1000, tz=UTC), row.rtf_flag)

@@ -20,7 +20,7 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, insert, select, update
 
 from oxsync.config import LimitSettings
 from oxsync.model import Appointment, Module, Task
@@ -104,6 +104,12 @@ def next_series_alarm(obj: Appointment, after_ms: int, limits: Any = None) -> in
     return None
 
 
+_ma = s.mail_alarms
+_ALARMS_OF = select(_ma).where(and_(_ma.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                    _ma.c.object_id == bindparam("k_object", type_=Integer)))
+"""Built once: every save of an event or task with a reminder (and every update) reads them."""
+
+
 def sync_alarms(tx: Tx, obj: Task | Appointment, *, new: bool = False) -> None:
     """Rewrite the object's reminder rows after a save (a changed time is a new reminder)."""
     assert obj.object_id is not None
@@ -111,7 +117,8 @@ def sync_alarms(tx: Tx, obj: Task | Appointment, *, new: bool = False) -> None:
         return
     ma = s.mail_alarms
     key = and_(ma.c.tenant_id == tx.tenant_id, ma.c.object_id == obj.object_id)
-    existing = {(r.user_id, r.due_ms): r.done for r in tx.conn.execute(select(ma).where(key))}
+    existing = {(r.user_id, r.due_ms): r.done for r in tx.conn.execute(
+        _ALARMS_OF, {"k_tenant": tx.tenant_id, "k_object": obj.object_id})}
     wanted = {(u, due) for u, due in _due(obj)}
     if set(existing) == wanted:
         return

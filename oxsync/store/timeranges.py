@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from icalendar import Calendar
-from sqlalchemy import Select, and_, delete, insert, or_, select, text, true, union_all
+from sqlalchemy import Integer, Select, and_, bindparam, delete, insert, or_, select, text, true, union_all
 
 from oxsync.config import LimitSettings
 from oxsync.formats.kept import SOURCE
@@ -360,12 +360,18 @@ def table_rows(tenant_id: int, object_id: int | None, found: list[Row]) -> list[
 
 def write(tx: Tx, obj: Contact | Appointment | Task, *, replace: bool) -> None:
     """(Re)write the index rows of `obj` in this transaction."""
-    r = s.object_ranges
     if replace:
-        tx.conn.execute(delete(r).where(and_(r.c.tenant_id == tx.tenant_id, r.c.object_id == obj.object_id)))
+        tx.conn.execute(_CLEAR_RANGES, {"k_tenant": tx.tenant_id, "k_object": obj.object_id})
     found = rows(obj, tx.settings.limits)
     if found:
-        tx.conn.execute(insert(r), table_rows(tx.tenant_id, obj.object_id, found))
+        tx.conn.execute(_INSERT_RANGES, table_rows(tx.tenant_id, obj.object_id, found))
+
+
+_r = s.object_ranges
+_CLEAR_RANGES = delete(_r).where(and_(_r.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                      _r.c.object_id == bindparam("k_object", type_=Integer)))
+"""Built once, as `_INSERT_RANGES`: every write of an event or task runs them."""
+_INSERT_RANGES = insert(_r)
 
 
 STATISTICS_SHARE = 0.2

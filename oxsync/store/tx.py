@@ -128,7 +128,7 @@ class Tx:
                 raise QuotaExceeded(f"tenant quota of {quota.quota_bytes} bytes exceeded")
             self._stamp = Stamp(int(row.rev), int(row.last_ms))
             if not self.late_stamp:
-                self.conn.execute(insert(s.revision_log).values(tenant_id=self.tenant_id, rev=row.rev, ms=row.last_ms))
+                self.conn.execute(_INSERT_REVISION, {"tenant_id": self.tenant_id, "rev": row.rev, "ms": row.last_ms})
             pending, self.at_stamp = self.at_stamp, []
             for write in pending:
                 write(self._stamp)
@@ -161,15 +161,12 @@ class Tx:
                 return self._ids(self.tenant_id, sequence)
             self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
         # SQLite: this transaction holds the database write lock since BEGIN IMMEDIATE
-        seq = s.sequences
-        cond = and_(seq.c.tenant_id == self.tenant_id, seq.c.name == sequence)
         allocated = self.conn.execute(
-            update(seq).where(cond).values(next_value=seq.c.next_value + 1).returning(seq.c.next_value)
-        ).scalar_one_or_none()
+            _ALLOCATE, {"k_tenant": self.tenant_id, "k_name": sequence, "count": 1}).scalar_one_or_none()
         if allocated is not None:
             return int(allocated) - 1
         first = FIRST_IDS[sequence]
-        self.conn.execute(insert(seq).values(tenant_id=self.tenant_id, name=sequence, next_value=first + 1))
+        self.conn.execute(insert(s.sequences).values(tenant_id=self.tenant_id, name=sequence, next_value=first + 1))
         return first
 
     def next_ids(self, sequence: str, count: int) -> Sequence[int]:
@@ -186,10 +183,8 @@ class Tx:
         if self.late_stamp:
             self.stamp  # noqa: B018 - serialises id allocation behind the tenant row lock
         seq = s.sequences
-        cond = and_(seq.c.tenant_id == self.tenant_id, seq.c.name == sequence)
         after = self.conn.execute(
-            update(seq).where(cond).values(next_value=seq.c.next_value + count).returning(seq.c.next_value)
-        ).scalar_one_or_none()
+            _ALLOCATE, {"k_tenant": self.tenant_id, "k_name": sequence, "count": count}).scalar_one_or_none()
         if after is not None:
             return range(int(after) - count, int(after))
         first = FIRST_IDS[sequence]
@@ -203,7 +198,6 @@ class Tx:
         A tombstone keeps the object's DAV resource name (`name`, else read from the still existing row;
         "" = it had none), so every node can report the deleted member by its href."""
         stamp = self.stamp
-        c = s.changes
         if gone and name is None:
             o = s.objects
             found = self.conn.execute(select(o.c.resource_name).where(
@@ -211,11 +205,10 @@ class Tx:
             name = (found.resource_name or "") if found is not None else None
         values = {"rev": stamp.rev, "ms": stamp.ms, "gone": gone, "kind": kind,
                   "resource_name": name if gone else None}
-        key = and_(c.c.tenant_id == self.tenant_id, c.c.folder_id == folder_id, c.c.object_id == object_id)
-        if new or self.conn.execute(update(c).where(key).values(**values)).rowcount == 0:
-            self.conn.execute(
-                insert(c).values(tenant_id=self.tenant_id, folder_id=folder_id, object_id=object_id, **values)
-            )
+        key = {"k_tenant": self.tenant_id, "k_folder": folder_id, "k_object": object_id}
+        if new or self.conn.execute(_UPDATE_CHANGE, {**key, **values}).rowcount == 0:
+            self.conn.execute(_INSERT_CHANGE, {"tenant_id": self.tenant_id, "folder_id": folder_id,
+                                               "object_id": object_id, **values})
         self.touched_folders.add(folder_id)
         if gone:
             self.changed_objects.get(folder_id, set()).discard(object_id)
@@ -242,6 +235,20 @@ class Tx:
             .values(rev=stamp.rev, ms=stamp.ms)
         )
         self.touched_folders.add(folder_id)
+
+
+_seq = s.sequences
+_ALLOCATE = update(_seq).where(and_(_seq.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                    _seq.c.name == bindparam("k_name"))).values(
+    next_value=_seq.c.next_value + bindparam("count", type_=BigInteger)).returning(_seq.c.next_value)
+"""`count` ids of a sequence (its next value after them), built once: SQLite allocates every object id with it."""
+_c = s.changes
+_UPDATE_CHANGE = update(_c).where(and_(_c.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                       _c.c.folder_id == bindparam("k_folder", type_=Integer),
+                                       _c.c.object_id == bindparam("k_object", type_=Integer)))
+"""A (folder, object) change row to a new revision; SET from the parameters. Built once, as the next two."""
+_INSERT_CHANGE = insert(_c)
+_INSERT_REVISION = insert(s.revision_log)
 
 
 def _sign(n: int) -> int:

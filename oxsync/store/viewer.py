@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Integer, and_, bindparam, select
 
 from oxsync.model import Appointment, Folder, FolderType, Module, Rights, Task
 from oxsync.model.appointment import ParticipantKind
@@ -35,6 +35,13 @@ from oxsync.store.validate import check_id
 
 CHUNK = 500
 """Ids per `IN (...)` list: statements grow with the number of chunks, never one query per object."""
+_o = s.objects
+_UID_ROWS = select(_o.c.id, _o.c.series_id).where(and_(_o.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                                       _o.c.uid == bindparam("uid")))
+"""Built once: every DAV write asks which objects hold its UID."""
+_OBJECT_ROW = select(_o).where(and_(_o.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                    _o.c.id == bindparam("k_id", type_=Integer)))
+"""Built once: every object read or update by id starts with it."""
 
 
 class Viewer:
@@ -229,8 +236,7 @@ class Viewer:
         """(is the object in `folder_id`, the object if this user may read it there, not personalised).
         Three reads: its row, its participants (which also say its other folders and private readers),
         its attachments. Remembers its home folder and folders for a write that follows (`placed`)."""
-        o = s.objects
-        row = self.tx.conn.execute(select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.id == object_id))).first()
+        row = self.tx.conn.execute(_OBJECT_ROW, {"k_tenant": self.tx.tenant_id, "k_id": object_id}).first()
         if row is None:
             return False, None
         loaded = object_ops.load_objects(self.tx, [row], {object_id: folder_id})
@@ -251,9 +257,8 @@ class Viewer:
         writes an object (a PUT's UID conflict check and its create ask the same question)."""
         key = (uid, self.tx.object_writes)
         if key not in self._uids:
-            o = s.objects
             self._uids = {key: [(int(r.id), r.series_id) for r in self.tx.conn.execute(
-                select(o.c.id, o.c.series_id).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.uid == uid)))]}
+                _UID_ROWS, {"k_tenant": self.tx.tenant_id, "uid": uid})]}
         return self._uids[key]
 
     def writable(self, folder_id: int, object_id: int, need: str, expected_last_modified: int | None) -> AnyObject:
