@@ -25,9 +25,11 @@ from oxsync.formats.ical import (
     parse_calendar,
     render_inputs,
 )
+from oxsync.formats.vcard import card_inputs, contact_to_vcard, parse_vcards
+from oxsync.formats.vcard_tables import NOT_IN_VCARD
 from oxsync.model.appointment import Confirmation, ParticipantKind
 from oxsync.store import schema
-from tests.davhelp import Dav, event, todo
+from tests.davhelp import Dav, event, todo, vcard
 from tests.fixtures import counted_renders
 
 
@@ -172,3 +174,51 @@ def test_render_inputs_leave_out_only_what_rendering_does_not_write(body: str) -
 
 PARTICIPANT_VALUES = {"kind": ParticipantKind.RESOURCE, "entity": 41, "email": "x@y.test", "display_name": "X",
                       "confirmation": Confirmation.TENTATIVE, "message": "m", "folder_id": 42, "alarm": 43}
+
+
+CARDS = {"bench.vcf": bench_card(2), "four.vcf": vcard("four", "Ada Lovelace", "TEL;TYPE=cell:+1 555\r\nX-ODD:1\r\n", "4.0"),
+         "old.vcf": vcard("old", "Old Timer", version="2.1")}
+
+
+def test_a_carddav_put_read_back_as_written_is_not_rendered_again(
+        dav: Dav, store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """As for events: the vCard read back after the PUT renders from the same values as the body did
+    (formats.vcard.card_inputs), so it is not rendered again; its text is what a rendering gives."""
+    book = dav.addressbook()
+    renders = counted_renders(monkeypatch)
+    created = dav.put(f"{book}b.vcf", bench_card(1), If_None_Match="*")
+    assert created.status == 201 and created.headers.get("etag") and renders == []
+    updated = dav.put(f"{book}b.vcf", bench_card(1, "Changed"), If_Match=created.headers["etag"])
+    assert updated.status == 204 and updated.headers.get("etag") and renders == []
+    assert {dav.put(f"{book}{name}", body).status for name, body in CARDS.items()} == {201}
+    hrefs = [f"{book}{name}" for name in CARDS] + [f"{book}b.vcf"]
+    served = {(href, accept): dav.request("GET", href, Accept=accept) for href in hrefs
+              for accept in ("text/vcard", "text/vcard; version=4.0")}
+    _cleared_texts(store)
+    before = len(renders)
+    again = {(href, accept): dav.request("GET", href, Accept=accept) for href in hrefs
+             for accept in ("text/vcard", "text/vcard; version=4.0")}
+    assert len(renders) == before + len(again)  # these were rendered
+    assert {key: r.body for key, r in again.items()} == {key: r.body for key, r in served.items()}
+    assert served[(f"{book}b.vcf", "text/vcard")].text == bench_card(1, "Changed")
+    assert served[(f"{book}four.vcf", "text/vcard; version=4.0")].text == CARDS["four.vcf"]
+
+
+@pytest.mark.parametrize("body", [bench_card(1), vcard("four", "Ada Lovelace", "X-ODD:1\r\n", "4.0")])
+def test_card_inputs_leave_out_only_what_rendering_does_not_write(body: str) -> None:
+    [card] = list(parse_vcards(body))
+    contact = card.contact
+    assert contact is not None
+    contact.extra = {**contact.extra, kept.SOURCE: body, kept.BASELINE: "b"}
+    inputs = card_inputs(contact)
+    for f in fields(contact):
+        if f.name in NOT_IN_VCARD - {"extra"}:
+            changed = replace(contact, **{f.name: {"resource_name": "x.vcf", "attachments": [],
+                                                   "creation_time": datetime(2020, 1, 2, tzinfo=UTC)}.get(f.name, 77)})
+            for version in ("3.0", "4.0"):
+                assert contact_to_vcard(changed, version) == contact_to_vcard(contact, version), f.name
+            assert card_inputs(changed) == inputs, f.name
+    assert card_inputs(replace(contact, extra=dict(reversed(contact.extra.items())))) == inputs
+    assert card_inputs(replace(contact, last_name="Other")) != inputs
+    assert card_inputs(replace(contact, extra={**contact.extra, kept.SOURCE: "x"})) != inputs
+    assert card_inputs(replace(contact, distribution_list=[])) is None

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from oxsync.formats import kept
 from oxsync.formats.ical import appointment_to_ical, render_inputs, task_to_ical
-from oxsync.formats.vcard import contact_to_vcard, source_version
+from oxsync.formats.vcard import card_inputs, contact_to_vcard, source_version
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.folder import FolderAccess
@@ -322,14 +322,20 @@ def _render(res: ObjectRes, vcard_version: str | None, uid_for_member: Any) -> s
 
 
 def written_text(res: ObjectRes, inputs: tuple[Any, ...] | None, baseline: str) -> None:
-    """A PUT's own calendar resource, read back: when it renders from the same `inputs` as the body the
-    client sent (formats.ical.render_inputs), its rendering equals that body's `baseline` but for the stamp
-    lines, which kept.patch does not compare; so its text is the kept text against the baseline itself,
-    put in the request's text cache instead of rendering the object again (`_render`'s result, exactly)."""
+    """A PUT's own resource, read back: when it renders from the same `inputs` as the body the client
+    sent (formats.ical.render_inputs, formats.vcard.card_inputs), its rendering equals that body's
+    `baseline` (but for the stamp lines of iCalendar, which kept.patch does not compare); so its text
+    is the kept text against the baseline itself, put in the request's text cache instead of rendering
+    the object again (`_render`'s result, exactly). A vCard's baseline is in the version it was written in."""
     obj = res.master
-    if res.texts is not None and inputs is not None and isinstance(obj, Appointment | Task) and \
-            render_inputs(obj, res.exceptions) == inputs:
+    if res.texts is None or inputs is None:
+        return
+    if isinstance(obj, Appointment | Task) and render_inputs(obj, res.exceptions) == inputs:
         res.texts.put(res, "ics", xml_safe(kept.kept_text(obj.extra, baseline)))
+    elif isinstance(obj, Contact) and card_inputs(obj) == inputs:
+        version = source_version(obj.extra.get(kept.SOURCE, ""))
+        if version is not None:
+            res.texts.put(res, f"vcf{version}", xml_safe(kept.kept_text(obj.extra, baseline)))
 
 
 def schedule_tag(res: ObjectRes) -> str:

@@ -32,7 +32,7 @@ from oxsync.dav.tree import resolve
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
 from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar, render_inputs
-from oxsync.formats.vcard import VCardError, contact_to_vcard, parse_vcards, source_version
+from oxsync.formats.vcard import VCardError, card_inputs, contact_to_vcard, parse_vcards, source_version
 from oxsync.formats.vcard_rows import MemberInfo, ResolveUid
 from oxsync.model import Appointment, Module, Task
 from oxsync.model.appointment import Confirmation, ParticipantKind
@@ -170,6 +170,11 @@ def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str, curren
             raise DavError(403, cond, f"UID {uid} already used by {res.path}", extra=res.path)
 
 
+_AsWritten = tuple[tuple[Any, ...] | None, str]
+"""What a PUT wrote: the render inputs of its body's objects, and their rendering (the kept
+baseline); see layout.written_text."""
+
+
 def put(ctx: Ctx) -> Response:
     target = resolve(ctx, ctx.req.path, allow_missing=True)
     if isinstance(target, tuple):
@@ -192,7 +197,7 @@ def put(ctx: Ctx) -> Response:
     written: _AsWritten | None = None
     try:
         if module == Module.CONTACT:
-            created_id = _put_contact(ctx, collection, name, current)
+            created_id, written = _put_contact(ctx, collection, name, current)
         else:
             created_id, written = _put_calendar(ctx, collection, name, current)
     except AppointmentConflict as exc:
@@ -223,8 +228,10 @@ def put(ctx: Ctx) -> Response:
     return Response(201 if created else 204, b"", headers=headers)
 
 
-def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None) -> int | None:
-    """The id of the created contact, None when `current` was updated."""
+def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None
+                 ) -> tuple[int | None, _AsWritten | None]:
+    """The id of the created contact, None when `current` was updated; and what was written (before the
+    store saw it), None for a version not served as written."""
     text = _text(ctx)
     if not _looks_like(text, "VCARD"):
         raise DavError(403, CR("valid-address-data"), "not a vCard")
@@ -242,15 +249,18 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     _conflict_href(ctx, collection, contact.uid, name, current)
     contact.resource_name = name
     version = source_version(text)
+    written: _AsWritten | None = None
     if version is not None:  # 2.1 is served as 3.0: nothing to keep verbatim
-        kept.keep(contact.extra, text, contact_to_vcard(contact, version, uid_for_member=member_uids(ctx.session)))
+        baseline = contact_to_vcard(contact, version, uid_for_member=member_uids(ctx.session))
+        kept.keep(contact.extra, text, baseline)
+        written = card_inputs(contact), baseline
     if current is None:
         saved = ctx.session.create_object(collection.folder_id, contact)
         ctx.req.names.remember(ctx.tenant_id, saved.object_id, name)
-        return int(saved.object_id)
+        return int(saved.object_id), written
     contact.object_id = current.object_id
     ctx.session.update_object(collection.folder_id, contact)
-    return None
+    return None, written
 
 
 def _member_resolver(ctx: Ctx) -> ResolveUid:
@@ -280,11 +290,6 @@ def _same_uid(collection: Collection, current: ObjectRes | None, uid: str) -> No
     if current is not None and current.master.uid and current.master.uid != uid:
         cond = CR("no-uid-conflict") if collection.module == Module.CONTACT else C("no-uid-conflict")
         raise DavError(409, cond, f"{current.path} holds UID {current.master.uid}, not {uid}", extra=current.path)
-
-
-_AsWritten = tuple[tuple[Any, ...] | None, str]
-"""What a calendar PUT wrote: the render inputs of its body's objects, and their rendering (the kept
-baseline); see layout.written_text."""
 
 
 def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None

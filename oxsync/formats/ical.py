@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from oxsync.formats.icalscan import (
     scan,
     unescape,
 )
+from oxsync.formats.inputs import comparable
 from oxsync.formats.kept import BASELINE, SOURCE
 from oxsync.formats.timezones import iana_name, vtimezone
 from oxsync.model.appointment import Appointment, Participant
@@ -262,30 +263,17 @@ def task_to_ical(task: Task) -> str:
 
 # ------------------------------------------------------------------------------------------ inputs
 
-NOT_RENDERED = frozenset({"extra", "object_id", "folder_id", "created_by", "modified_by", "recurrence_id", "organizer_id",
-                          "resource_name", "ignore_conflicts", "notify_participants", "creation_time",
-                          "last_modified"})
-"""Model fields `_component` does not read (store bookkeeping; `extra` is compared apart, `_kept_apart`; `object_id` only for an object without
+NOT_RENDERED = frozenset({"extra", "object_id", "folder_id", "created_by", "modified_by", "recurrence_id",
+                          "organizer_id", "resource_name", "ignore_conflicts", "notify_participants",
+                          "creation_time", "last_modified"})
+"""Model fields `_component` does not read (store bookkeeping; `object_id` only for an object without
 UID, which `render_inputs` refuses), or reads only into the stamp lines DTSTAMP, LAST-MODIFIED and
-CREATED that kept.patch leaves out of its comparison (`creation_time`, `last_modified`)."""
+CREATED that kept.patch leaves out of its comparison (`creation_time`, `last_modified`); `extra` is
+compared apart (`_kept_apart`)."""
 KEPT_KEYS = (SOURCE, BASELINE)
 PARTICIPANT_RENDERED = ("kind", "email", "display_name", "confirmation")
 """What `_enc_participants` and `_enc_organizer` read of a participant (not its entity, folder, alarm)."""
-
-
-def _inputs(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value if kind is str else (kind, value)
-    if kind is Participant:
-        return (kind, *(_inputs(getattr(value, name)) for name in PARTICIPANT_RENDERED))
-    if kind is list or kind is tuple:
-        return (kind, *(_inputs(v) for v in value))
-    if kind is dict:
-        return (kind, *((_inputs(k), _inputs(v)) for k, v in value.items()))
-    if is_dataclass(value):
-        return (kind, *(_inputs(getattr(value, f.name)) for f in fields(value)))
-    return (kind, repr(value))  # dates, times (with their zone and fold), enums, decimals: exact
+_ONLY: dict[type, tuple[str, ...]] = {Participant: PARTICIPANT_RENDERED}
 
 
 def render_inputs(master: Appointment | Task, exceptions: Iterable[Appointment] = ()) -> tuple[Any, ...] | None:
@@ -295,11 +283,12 @@ def render_inputs(master: Appointment | Task, exceptions: Iterable[Appointment] 
     None for an object without UID (its rendering names it by id or a random UID)."""
     if not master.uid:
         return None
-    return tuple((type(obj), *(_inputs(getattr(obj, f.name)) for f in fields(obj) if f.name not in NOT_RENDERED),
-                  _kept_apart(obj.extra)) for obj in (master, *exceptions))
+    return tuple((type(obj), *(comparable(getattr(obj, f.name), _ONLY) for f in fields(obj)
+                               if f.name not in NOT_RENDERED), _kept_apart(obj.extra))
+                 for obj in (master, *exceptions))
 
 
 def _kept_apart(extra: dict[str, str]) -> tuple[Any, ...]:
     """`extra` as rendering reads it: in order, but for the kept texts, which it never writes out (no
     property name) and which the store may give back in another place; those by name."""
-    return _inputs({k: v for k, v in extra.items() if k not in KEPT_KEYS}), *(extra.get(k) for k in KEPT_KEYS)
+    return comparable({k: v for k, v in extra.items() if k not in KEPT_KEYS}), *(extra.get(k) for k in KEPT_KEYS)

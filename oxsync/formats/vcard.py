@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from vobject.base import ContentLine, VObjectError, dquoteEscape, parseLine
 
 from oxsync.config import LimitSettings
+from oxsync.formats.inputs import comparable
 from oxsync.formats.vcard_rows import (
     EXTRA_GROUP,
     EXTRA_LINES,
@@ -30,10 +32,11 @@ from oxsync.formats.vcard_rows import (
     ResolveUid,
     UidForMember,
 )
-from oxsync.formats.vcard_tables import TABLE
+from oxsync.formats.vcard_tables import NOT_IN_VCARD, TABLE
 from oxsync.model.contact import Contact
 
-__all__ = ["ParsedCard", "VCardError", "contact_to_vcard", "contacts_to_vcf", "parse_vcards", "source_version"]
+__all__ = ["ParsedCard", "VCardError", "card_inputs", "contact_to_vcard", "contacts_to_vcf", "parse_vcards",
+           "source_version"]
 
 VERSIONS = ("3.0", "4.0")
 PRODID = "-//oxsync//oxsync vCard//EN"
@@ -290,6 +293,16 @@ def contact_to_vcard(
     out.extend(_fold(raw) for raw in contact.extra.get(EXTRA_LINES, "").split("\r\n") if raw)
     out.append("END:VCARD\r\n")
     return "".join(out)
+
+
+def card_inputs(contact: Contact) -> tuple[Any, ...] | None:
+    """What `contact_to_vcard` reads of a contact, as a value: equal inputs give the same text in the
+    same version (fields NOT_IN_VCARD are not written; `extra` is read by key, so compared by key).
+    None for a distribution list (its members' UIDs are read from other objects)."""
+    if contact.distribution_list is not None:
+        return None
+    values = (comparable(getattr(contact, f.name)) for f in fields(contact) if f.name not in NOT_IN_VCARD)
+    return type(contact), *values, comparable(sorted(contact.extra.items()))
 
 
 def source_version(text: str) -> str | None:
