@@ -44,6 +44,16 @@ class ServerSettings:
     port, the admin and console listeners, outbound mail and pruning, and restarts a process that
     exits. One Python process uses about one core (the GIL): more processes use more cores. Refused on
     SQLite (one writer per database file, and no notification between processes)."""
+    password_broker_timeout_seconds: float = 10.0
+    """With `processes` > 1 the first process checks passwords for the others (one Argon2 check per
+    distinct credential on the node, docs/cluster.md): a further process waits this long for its answer,
+    then checks the password itself (logged once per outage)."""
+    password_broker_max_in_flight: int = 256
+    """Password questions one further process may have waiting on the first at once; beyond it (either
+    side) the asking process checks itself."""
+    password_broker_max_bytes: int = 4096
+    """Largest password question (password plus stored hash, bytes) sent to the first process; a larger
+    one is checked by the process that received it."""
 
 
 @dataclass(frozen=True)

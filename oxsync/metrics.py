@@ -61,6 +61,12 @@ STORE_POOL_QUEUED = Gauge(
 LOGIN_CHECKS = Counter(
     "oxsync_login_checks", "Password checks by outcome (ok, cached, failed, refused, error).", ("result",),
     registry=REGISTRY)
+PASSWORD_HASHES = Counter(
+    "oxsync_password_hashes", "Argon2 password checks this process ran (not those answered from memory or "
+    "shared with a check in flight).", registry=REGISTRY)
+PASSWORD_BROKER = Counter(
+    "oxsync_password_broker", "A further serving process's password questions: answered by the first "
+    "process's broker, or checked locally because it could not answer.", ("result",), registry=REGISTRY)
 LOGIN_THROTTLED = Counter(
     "oxsync_login_throttled", "Requests refused with 429 by the failed-login throttle.", registry=REGISTRY)
 ITEMS_SKIPPED = Counter(

@@ -8,7 +8,9 @@ processes on the same host are further nodes: the first process binds the HTTP p
 each of them accepts on that same socket (the kernel hands each connection to
 one process). What must have one owner stays with the first process: the UDP push port, the admin and
 console listeners, outbound mail and pruning. The first process restarts a copy that exits; a copy
-stops when the first process is gone (it checks its parent every second).
+stops when the first process is gone (it checks its parent every second). Each copy also gets one end
+of a fresh socketpair (`OXSYNC_CHANNEL_FD`; anonymous, no path) whose other end the first process hands
+to `channel`: over it the first process checks passwords for the copy (oxsync/web/password_broker.py).
 
 Refused on SQLite: one database file has one writer at a time (more processes would only queue for
 it), and SQLite processes have no notification channel to push each other's changes.
@@ -21,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -37,6 +40,8 @@ log = logging.getLogger("oxsync.server")
 LISTEN_FD_ENV = "OXSYNC_LISTEN_FD"
 """Set in a further serving process: the descriptor of the listening socket it accepts on."""
 PARENT_ENV = "OXSYNC_PARENT_PID"
+CHANNEL_FD_ENV = "OXSYNC_CHANNEL_FD"
+"""Set in a further serving process: its end of the socketpair to the first process."""
 RESTART_DELAY_SECONDS = 1.0
 """A serving process that exits is started again after this long (never in a tight loop)."""
 STOP_GRACE_SECONDS = 10.0
@@ -71,10 +76,13 @@ class ServingProcesses(Service):
 
     name = "serving-processes"
 
-    def __init__(self, reactor: Any, shared: socket.socket, count: int) -> None:
+    def __init__(self, reactor: Any, shared: socket.socket, count: int,
+                 channel: Callable[[socket.socket], None] | None = None) -> None:
         self.reactor = reactor
         self.shared = shared
         self.count = count
+        self.channel = channel
+        """Takes the first process's end of each copy's socketpair (and closes it when done with it)."""
         self.running_now: dict[int, tuple[Any, _Watched]] = {}
         """index -> (process transport, its protocol) of the processes alive now."""
         self.started = 0
@@ -90,10 +98,22 @@ class ServingProcesses(Service):
             return
         fd = self.shared.fileno()
         env = {**os.environ, LISTEN_FD_ENV: str(fd), PARENT_ENV: str(os.getpid())}
+        child_fds: dict[int, int | str] = {0: 0, 1: 1, 2: 2, fd: fd}
+        ours = theirs = None
+        if self.channel is not None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            theirs.set_inheritable(True)
+            env[CHANNEL_FD_ENV] = str(theirs.fileno())
+            child_fds[theirs.fileno()] = theirs.fileno()
         watched = _Watched(self, index)
         args = [sys.executable, *sys.orig_argv[1:]]  # this very command (`oxsync serve ...`, `python -m ...`)
-        transport = self.reactor.spawnProcess(watched, sys.executable, args, env=env,
-                                              childFDs={0: 0, 1: 1, 2: 2, fd: fd})
+        try:
+            transport = self.reactor.spawnProcess(watched, sys.executable, args, env=env, childFDs=child_fds)
+        finally:
+            if theirs is not None:
+                theirs.close()  # the copy holds its own now
+        if ours is not None and self.channel is not None:
+            self.channel(ours)
         self.running_now[index] = (transport, watched)
         self.started += 1
         log.info("serving process started", extra={"event": "server.process_started", "pid": transport.pid,

@@ -34,6 +34,7 @@ from oxsync.web.context import ServerContext
 from oxsync.web.health import HealthResource
 from oxsync.web.limits import ConnectionCounts, LimitedHTTPChannel, LimitedRequest
 from oxsync.web.metrics_page import AdminRoot
+from oxsync.web.password_broker import PasswordChecks, ask_first_process, serve_copies
 
 log = logging.getLogger("oxsync.server")
 
@@ -150,9 +151,10 @@ def build_site(settings: Settings, store: Store, async_store: DeferredStore, bus
     """The Site with `/` and `/health`; dialects add theirs via `site.root.register`."""
     throttle = LoginThrottle(settings.auth)
     verified = VerifiedLogins(settings.auth.verified_login_cache_seconds, settings.auth.max_verified_logins)
-    context = ServerContext(settings, store, async_store, bus, Authenticator(async_store, throttle, verified))
+    authenticator = Authenticator(async_store, throttle, verified)
+    context = ServerContext(settings, store, async_store, bus, authenticator)
     root = RootResource()
-    root.register("health", HealthResource(async_store))
+    root.register("health", HealthResource(async_store, password_hashes=lambda: authenticator.checks.hashes))
     return OxsyncSite(root, context)
 
 
@@ -245,6 +247,17 @@ def make_service(settings: Settings, store: Store, reactor: Any = None, *, share
     return service
 
 
+def _ask_first_process(reactor: Any, service: OxsyncService, settings: Settings, fd: int) -> None:
+    """A further serving process checks passwords through the first one (one Argon2 check per distinct
+    credential on the node; oxsync/web/password_broker.py)."""
+    authenticator = service.site.context.authenticator
+    assert isinstance(authenticator.checks, PasswordChecks)
+    server = settings.server
+    authenticator.checks = ask_first_process(
+        reactor, authenticator.checks, fd, timeout_seconds=server.password_broker_timeout_seconds,
+        max_in_flight=server.password_broker_max_in_flight, max_bytes=server.password_broker_max_bytes)
+
+
 def run_server(settings: Settings, store: Store, on_ready: Callable[[int], object] | None = None,
                *, configure_logs: bool = True,
                setup: Callable[[OxsyncService], object] | None = None) -> None:
@@ -261,10 +274,17 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
         settings = apply_overrides(settings, {"server": {"admin_endpoint": ""}, "console": {"endpoint": ""}})
         service = make_service(settings, store, reactor, shared_fd=int(worker), primary=False)
         processes.stop_with_parent(reactor, service)
+        channel = os.environ.get(processes.CHANNEL_FD_ENV)
+        if channel is not None:
+            _ask_first_process(reactor, service, settings, int(channel))
     elif settings.server.processes != 1:
         shared = processes.shared_listener(settings, store)
         service = make_service(settings, store, reactor, shared_fd=shared.fileno())
-        processes.ServingProcesses(reactor, shared, settings.server.processes - 1).setServiceParent(service)
+        authenticator = service.site.context.authenticator
+        assert isinstance(authenticator.checks, PasswordChecks)
+        broker = serve_copies(reactor, authenticator.checks, settings.server.password_broker_max_in_flight,
+                              settings.server.password_broker_max_bytes)
+        processes.ServingProcesses(reactor, shared, settings.server.processes - 1, broker).setServiceParent(service)
     else:
         service = make_service(settings, store, reactor)
     if setup is not None:

@@ -13,7 +13,7 @@ from oxsync.dialects import install_all
 from oxsync.model import Protocol
 from oxsync.store import accounts
 from oxsync.store.removal import delete_user
-from oxsync.web.auth import SingleFlightChecks
+from oxsync.web.password_broker import SingleFlightChecks
 from tests.fixtures import make_store
 from tests.live import http_request, wait_until
 

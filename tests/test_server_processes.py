@@ -1,7 +1,10 @@
 """`[server] processes = 2` on PostgreSQL, as an operator runs it (a real `oxsync serve`): two processes
 answer on one port; an ActiveSync Ping parked in one is woken by a CalDAV PUT answered by the other
 (the change crosses as between nodes); when one process is killed the other keeps answering and the
-first restarts it. On SQLite the setting is refused with one line.
+first restarts it; the node checks each distinct credential once (one Argon2 check, whichever process
+the connections land on: the first process checks for the others, oxsync/web/password_broker.py) and
+a password change or a suspension refuses the old credential in both processes. On SQLite the setting
+is refused with one line.
 
 Which process answers is chosen by the kernel per connection; a kept-alive connection stays with its
 process, and `/health` names it (`process`), so each request below is sent on a connection whose
@@ -22,8 +25,11 @@ import pytest
 
 from oxsync.eas.wbxml import E
 from oxsync.model import Module
+from oxsync.store import accounts
+from oxsync.store.notify import install_notifier
 from tests import eas_client
 from tests.davhelp import Dav, event
+from tests.fixtures import make_store
 from tests.live import wait_until
 from tests.serveproc import Serve, oxsync
 
@@ -170,3 +176,97 @@ def test_refused_on_sqlite(tmp_path: Path) -> None:
     assert human == ["oxsync: cannot start: [server] processes = 2 needs PostgreSQL: an SQLite database has one "
                      "writer at a time and its processes cannot push each other's changes; use processes = 1"]
 
+
+
+def _status(conn: http.client.HTTPConnection, user: str, password: str) -> int:
+    conn.request("OPTIONS", "/Microsoft-Server-ActiveSync", headers={"Authorization": _auth(user, password)})
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def _hashes(by_process: dict[int, http.client.HTTPConnection]) -> int:
+    """Argon2 checks run on the node so far (each process counts its own in /health)."""
+    return sum(int(_health(conn)["password_hashes"]) for conn in by_process.values())
+
+
+def _spread(port: int, count: int) -> list[tuple[int, http.client.HTTPConnection]]:
+    """`count` fresh kept-alive connections, landing on both processes (process id, connection)."""
+    landed: list[tuple[int, http.client.HTTPConnection]] = []
+    for _ in range(200):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        landed.append((int(_health(conn)["process"]), conn))
+        if len(landed) >= count and len({pid for pid, _ in landed}) == 2:
+            return landed[-count:] if len({pid for pid, _ in landed[-count:]}) == 2 else landed
+    raise AssertionError("the kernel never gave a connection to the second process")
+
+
+def _together(landed: list[tuple[int, http.client.HTTPConnection]], user: str, password: str) -> list[int]:
+    """One request with these credentials on every connection at once."""
+    statuses: dict[int, int] = {}
+    go = threading.Barrier(len(landed))
+
+    def one(index: int, conn: http.client.HTTPConnection) -> None:
+        go.wait(30)
+        statuses[index] = _status(conn, user, password)
+    threads = [threading.Thread(target=one, args=(i, conn)) for i, (_, conn) in enumerate(landed)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return [statuses.get(i, 0) for i in range(len(landed))]
+
+
+@ON_POSTGRESQL
+def test_the_node_checks_each_distinct_credential_once(store_url, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server, port = _serve(store_url, tmp_path)
+    try:
+        by_process = _connections(port)
+        assert _hashes(by_process) == 0
+        carol = _spread(port, 8)
+        assert _together(carol, "carol", "carol-pw") == [200] * len(carol)
+        assert _hashes(by_process) == 1  # one new credential, connections on both processes: one check
+        dav = [conn for _, conn in carol]
+        for conn in dav[:2] + dav[-2:]:  # another protocol in either process: the node's memory answers
+            conn.request("PROPFIND", "/dav/", headers={"Authorization": _auth("carol", "carol-pw"), "Depth": "0"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 207
+        assert _hashes(by_process) == 1
+        for user in ("alice", "bob"):  # distinct credentials: one check each
+            assert _together(_spread(port, 4), user, f"{user}-pw") == [200] * 4
+        assert _hashes(by_process) == 3
+        wrong = [_status(conn, "alice", "not-alice-pw") for conn in by_process.values() for _ in range(2)]
+        assert wrong == [401] * 4 and _hashes(by_process) == 7  # refused each time, never remembered
+        assert [_status(conn, "alice", "alice-pw") for conn in by_process.values()] == [200, 200]
+        assert _hashes(by_process) == 7
+    finally:
+        assert server.stop() == 0
+
+
+@ON_POSTGRESQL
+def test_a_password_change_or_suspension_refuses_the_old_credential_in_both_processes(store_url, world,  # type: ignore[no-untyped-def]
+                                                                                      tmp_path) -> None:
+    server, port = _serve(store_url, tmp_path)
+    writer = make_store(store_url)
+    install_notifier(writer)  # as the CLI does: its account changes reach every process through NOTIFY
+
+    def change(**fields: Any) -> None:
+        with writer.transaction(world.tenant_id, write=True) as tx:
+            accounts.update_user(tx, world.alice, **fields)
+
+    def statuses(password: str) -> list[int]:
+        return [_status(conn, "alice", password) for _, conn in sorted(by_process.items())]
+    try:
+        by_process = _connections(port)
+        assert statuses("alice-pw") == [200, 200]  # remembered in both processes now
+        change(active=False)
+        assert wait_until(lambda: statuses("alice-pw") == [403, 403], 60)  # well before the memory's 900 s
+        change(active=True)
+        assert wait_until(lambda: statuses("alice-pw") == [200, 200], 60)
+        change(password="alice-new-pw")
+        assert wait_until(lambda: statuses("alice-pw") == [401, 401], 60)
+        assert statuses("alice-new-pw") == [200, 200] and statuses("alice-pw") == [401, 401]
+    finally:
+        writer.dispose()
+        assert server.stop() == 0

@@ -35,6 +35,7 @@ from oxsync.runtime import DeferredStore
 from oxsync.store.api import LoginRecord, Principal
 from oxsync.store.errors import AccessRefused, AuthenticationFailed
 from oxsync.web import client_address, is_gone, send_text
+from oxsync.web.password_broker import BrokeredChecks, PasswordChecks
 
 log = logging.getLogger("oxsync.auth")
 
@@ -232,39 +233,6 @@ class VerifiedLogins:
             del self._entries[key]
 
 
-class SingleFlightChecks:
-    """Concurrent checks of the same password against the same stored hash share one Argon2 run.
-
-    Eight devices arriving with the same new credentials would otherwise run eight 64 MiB hashes at
-    once. Keyed by (stored hash, salted digest of the password); only the checks in flight are kept."""
-
-    def __init__(self, verify: Callable[[str | None, str], Deferred[bool]]) -> None:
-        self._verify = verify
-        self._salt = os.urandom(16)
-        self._flights: dict[tuple[str, bytes], list[Deferred[bool]]] = {}
-        self.hashes = 0
-        """Argon2 checks actually started (tests and metrics count these, not seconds)."""
-
-    def check(self, stored_hash: str | None, password: str) -> Deferred[bool]:
-        key = (stored_hash or "", hashlib.sha256(self._salt + password.encode("utf-8", "surrogatepass")).digest())
-        waiting = self._flights.get(key)
-        d: Deferred[bool] = Deferred()
-        if waiting is not None:
-            waiting.append(d)
-            return d
-        self._flights[key] = [d]
-        self.hashes += 1
-        self._verify(stored_hash, password).addBoth(self._landed, key)
-        return d
-
-    def _landed(self, result: bool | Failure, key: tuple[str, bytes]) -> None:
-        for waiter in self._flights.pop(key, []):
-            if isinstance(result, Failure):
-                waiter.errback(result)
-            else:
-                waiter.callback(result)
-
-
 LoginKey = tuple[str, Protocol, bytes]
 """(normalized login, protocol, salted digest of the password): requests that are the same login attempt."""
 
@@ -273,7 +241,8 @@ class Authenticator:
     """Authenticates one request for one protocol; shared by every dialect.
 
     The store pool only reads the account (`login_record`); the Argon2 check runs on the hash pool
-    through `SingleFlightChecks`; suspension and the protocol right are decided on the reactor.
+    through `PasswordChecks` (with `[server] processes` > 1, a further process asks the first one's
+    through `BrokeredChecks`, oxsync/web/password_broker.py); suspension and the protocol right are decided on the reactor.
     Requests carrying the same credentials while a check of them is in flight join that attempt: they
     are one guess, so they neither pass through the throttle again nor count as more pending failures
     (20 devices of one user arriving together, or many users behind one address, must not be throttled
@@ -284,7 +253,8 @@ class Authenticator:
         self.async_store = async_store
         self.throttle = throttle
         self.verified = verified if verified is not None else VerifiedLogins(0, 1)
-        self.checks = SingleFlightChecks(async_store.verify_password)
+        self.checks: PasswordChecks | BrokeredChecks = PasswordChecks(
+            async_store.verify_password, self.verified.ttl, self.verified.max_entries)
         self._attempts: dict[LoginKey, list[Deferred[Principal]]] = {}
         self._salt = os.urandom(16)
         async_store.bus.subscribe_accounts(self.verified.forget_accounts)

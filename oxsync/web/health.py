@@ -2,8 +2,10 @@
 
 The query goes through the same thread pool as real work, so a saturated or dead pool shows up here.
 Each listener (HTTP, admin, UDP push) is reported up or down; any down makes it 503. No authentication
-and no details beyond these states and the answering process's id (`process`: with `[server]
-processes` > 1 several processes answer on one port; it tells an operator which one did).
+and no details beyond these states, the answering process's id (`process`: with `[server]
+processes` > 1 several processes answer on one port; it tells an operator which one did) and how many
+Argon2 password checks that process ran (`password_hashes`: with `[server] processes` > 1 the first
+process runs the node's, a further one only when the first could not answer; docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ class HealthResource(Resource):
     isLeaf = True
 
     def __init__(self, async_store: DeferredStore,
-                 listener_states: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
+                 listener_states: Callable[[], dict[str, dict[str, Any]]] | None = None,
+                 password_hashes: Callable[[], int] = lambda: 0) -> None:
         super().__init__()
         self.async_store = async_store
         self.listener_states = listener_states or dict
+        self.password_hashes = password_hashes
 
     def render_GET(self, request: Request) -> object:
         d = self.async_store.ping()
@@ -48,7 +52,7 @@ class HealthResource(Resource):
         send_json(request, 200 if healthy else 503,
                   {"status": "ok" if healthy else "error", "store": "ok", "revision_check_ms": round(elapsed_ms, 2),
                    "listeners": {name: "up" if up else "down" for name, up in listeners.items()},
-                   "process": os.getpid()},
+                   "process": os.getpid(), "password_hashes": self.password_hashes()},
                   {b"Cache-Control": b"no-store"})
 
     def _failed(self, failure: Failure, request: Request) -> None:
