@@ -214,7 +214,9 @@ def put(ctx: Ctx) -> Response:
     else:
         assert current is not None  # an update
         object_id = current.object_id
-    saved = ctx.find_object_by_id(collection, object_id)  # its id is known: no lookup of the name
+    # as a GET would load it, decoded from what the store just wrote (not read back; read if not known)
+    found = ctx.session.written_object(collection.folder_id, object_id)
+    saved = None if found is None else ctx.resources_for(collection, [found]).get(object_id)
     headers: dict[str, str] = {}
     if saved is not None and written is not None:
         written_text(saved, *written)  # not rendered again when it reads as written

@@ -52,17 +52,32 @@ class BulkReads:
             rows.extend(self.tx.conn.execute(select(o).where(
                 and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))).order_by(o.c.id)))
         by_id = {int(r.id): r for r in rows}
-        rights = self.viewer.rights(folder_id)
-        out = []
-        for obj in object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id}):
-            row = by_id[obj.stored_id]
-            parts = getattr(obj, "participants", [])
-            if row.folder_id != folder_id and not any(p.folder_id == folder_id for p in parts):
-                continue
-            readers = {row.id: {p.entity for p in parts if p.kind == ParticipantKind.USER}}
-            if self.viewer.can_read(row.private, row.created_by, row.id, rights, readers):
-                out.append(self.viewer.personalised(obj))
-        return out
+        loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
+        return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]
+
+    def _visible(self, folder_id: int, row: Any, obj: Any) -> bool:
+        """`obj` (decoded from `row`) is in `folder_id` (at home or placed there for a participant) and this
+        user may read it there; personalises it when so."""
+        parts = getattr(obj, "participants", [])
+        if row.folder_id != folder_id and not any(p.folder_id == folder_id for p in parts):
+            return False
+        readers = {row.id: {p.entity for p in parts if p.kind == ParticipantKind.USER}}
+        if not self.viewer.can_read(row.private, row.created_by, row.id, self.viewer.rights(folder_id), readers):
+            return False
+        self.viewer.personalised(obj)
+        return True
+
+    def written_object(self, folder_id: int, object_id: int) -> Any | None:
+        """What `objects_by_ids(folder_id, [object_id])` answers for an object this transaction just wrote,
+        decoded from what it wrote instead of read back (`objects.written_object`; read when that is not
+        known): a DAV PUT's answer and served text come from it (tests/test_written_object.py checks both
+        are equal)."""
+        self.viewer.object_folder(folder_id)
+        found = object_ops.written_object(self.tx, object_id, {object_id: folder_id})
+        if found is None:
+            return self.objects_by_ids(folder_id, [object_id]).get(object_id)
+        row, obj = found
+        return obj if self._visible(folder_id, row, obj) else None
 
     def objects_by_resource_names(self, folder_id: int, names: Sequence[str], light: bool = False) -> dict[str, Any]:
         """name -> the visible object of `folder_id` with that DAV resource name (names not found are absent)."""

@@ -83,7 +83,7 @@ class ObjectEdits:
         obj.folder_id = current.folder_id
         if isinstance(obj, Contact) and isinstance(current, Contact):
             obj.user_id = current.user_id
-        home, before = self.viewer.placed.pop(obj.object_id)  # read by `writable` just now
+        home, before, stored = self.viewer.placed.pop(obj.object_id)  # read by `writable` just now
         range_end = None
         if isinstance(obj, Appointment | Task):
             if isinstance(obj, Appointment) and isinstance(current, Appointment):
@@ -93,7 +93,12 @@ class ObjectEdits:
         meeting = _meeting(current, obj)
         if meeting is not None:
             itip.before_update(self.tx, *meeting)
-        object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end)
+        object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end,
+                                     old_size=int(stored.size), created_by=stored.created_by)
+        written = self.tx.written_rows.get(obj.object_id)
+        if written is not None:  # what update_object_row does not rewrite, as `writable` read it just now
+            written.row.update(folder_id=stored.folder_id, created_by=stored.created_by, creation_ms=stored.creation_ms)
+            written.attachments = list(current.attachments)
         self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final (iTIP, alarms)
         if meeting is not None:
             itip.after_save(self.tx, meeting[1], meeting[0])

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, insert, or_, select, update
@@ -109,6 +111,43 @@ def serialize(obj: AnyObject) -> str:
     return dataclass_json.dumps(data)
 
 
+@dataclass
+class Written:
+    """What this transaction stored for one object, as a read of it would return the rows: its `objects`
+    row (`row`; None values of creation_ms, last_ms, folder_id, created_by: not known yet), its side rows and
+    attachments (None: not known). `writes`: `Tx.object_writes` after it (it describes the stored object
+    while that stays). `written_object` decodes it as `load_objects` decodes what it reads."""
+    row: dict[str, Any]
+    parts: list[dict[str, Any]]
+    members: list[dict[str, Any]]
+    attachments: list[AttachmentMeta] | None
+    writes: int
+
+
+def _remember(tx: Tx, obj: AnyObject, row: dict[str, Any], side: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+              attachments: list[AttachmentMeta] | None) -> Written:
+    assert obj.object_id is not None
+    written = Written({"id": obj.object_id, "kind": kind_of(obj).value, **row}, side[0], side[1], attachments,
+                      tx.object_writes)
+    tx.written_rows[obj.object_id] = written
+    return written
+
+
+def written_object(tx: Tx, object_id: int, folder_for: dict[int, int]) -> tuple[Any, AnyObject] | None:
+    """(row, object) of an object this transaction wrote, decoded from what it wrote exactly as
+    `load_objects` decodes the rows it reads (the same `_load_one`), or None when that is not known
+    (never written here, written again since, or a stamp or field not known yet): then read it."""
+    written = tx.written_rows.get(object_id)
+    if written is None or written.writes != tx.object_writes or written.attachments is None:
+        return None
+    if any(written.row.get(k) is None for k in ("creation_ms", "last_ms", "folder_id", "created_by")):
+        return None
+    row = SimpleNamespace(**written.row)
+    parts = {object_id: [SimpleNamespace(**p) for p in written.parts]}
+    members = {object_id: [SimpleNamespace(**m) for m in written.members]} if written.members else {}
+    return row, _load_one(row, parts, members, {object_id: list(written.attachments)}, folder_for)
+
+
 def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
     """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`.
 
@@ -126,14 +165,13 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
     charge(tx, obj.created_by, len(data))
     draft = tx.drafting
     ms = 0 if draft else tx.stamp.ms
-    tx.conn.execute(_INSERT_OBJECT, {
-        "tenant_id": tx.tenant_id, "id": obj.object_id, "kind": kind_of(obj).value, "folder_id": folder_id,
-        "created_by": obj.created_by, "modified_by": actor, "creation_ms": ms, "last_ms": ms,
-        "size": len(data), "data": data, **_columns(obj, range_end_ms),
-    })
+    row = {"folder_id": folder_id, "created_by": obj.created_by, "modified_by": actor, "creation_ms": ms or None,
+           "last_ms": ms or None, "size": len(data), "data": data, **_columns(obj, range_end_ms)}
+    tx.conn.execute(_INSERT_OBJECT, {"tenant_id": tx.tenant_id, "id": obj.object_id, "kind": kind_of(obj).value,
+                                     **row, "creation_ms": ms, "last_ms": ms})
     tx.object_writes += 1
     tx.written_objects.add(obj.object_id)
-    _write_side_tables(tx, obj)
+    written = _remember(tx, obj, row, _write_side_tables(tx, obj), [])
     timeranges.write(tx, obj, replace=False)
     if draft:
         key = {"k_tenant": tx.tenant_id, "k_id": obj.object_id}
@@ -141,6 +179,7 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
         def stamped(stamp: Stamp) -> None:
             tx.conn.execute(_UPDATE_OBJECT, {**key, "creation_ms": stamp.ms, "last_ms": stamp.ms})
             _stamp_model(obj, stamp, created=True)
+            written.row.update(creation_ms=stamp.ms, last_ms=stamp.ms)
         tx.at_stamp.append(stamped)
     else:
         _stamp_model(obj, tx.stamp, created=True)
@@ -175,13 +214,17 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
     tx.object_writes += 1
     tx.written_objects.add(object_id)
     _clear_side_tables(tx, [object_id], kind=kind_of(obj))
-    _write_side_tables(tx, obj)
+    # the row's home folder, owner and creation are not rewritten here: the caller that knows them says
+    # so (ObjectEdits.update_object), else the object is read when asked for
+    written = _remember(tx, obj, {**values, "folder_id": None, "created_by": None, "creation_ms": None,
+                                  "last_ms": None}, _write_side_tables(tx, obj), None)
     if not isinstance(obj, Contact):
         timeranges.write(tx, obj, replace=True)
 
     def stamped(stamp: Stamp) -> None:
         tx.conn.execute(_UPDATE_OBJECT, {**key, "last_ms": stamp.ms, **values})
         _stamp_model(obj, stamp, created=False)
+        written.row["last_ms"] = stamp.ms
     if tx.drafting:
         tx.at_stamp.append(stamped)
     else:
@@ -191,6 +234,7 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
 
 def set_object_folder(tx: Tx, object_id: int, folder_id: int, actor: int) -> None:
     o = s.objects
+    tx.object_writes += 1  # the row changes: what was remembered of it (`Written`) no longer holds
     tx.conn.execute(
         update(o)
         .where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
@@ -201,6 +245,7 @@ def set_object_folder(tx: Tx, object_id: int, folder_id: int, actor: int) -> Non
 def touch_object(tx: Tx, object_id: int, actor: int) -> int:
     """Give an object a new last_modified (e.g. an attachment was added); returns it."""
     o = s.objects
+    tx.object_writes += 1  # as `set_object_folder`
     tx.conn.execute(
         update(o)
         .where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id))
@@ -295,12 +340,13 @@ def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = Fa
         tx.conn.execute(delete(a).where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id.in_(object_ids))))
 
 
-def _write_side_tables(tx: Tx, obj: AnyObject) -> None:
+def _write_side_tables(tx: Tx, obj: AnyObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     parts, members = side_rows(tx, obj)
     if parts:
         tx.conn.execute(_INSERT_SIDE[s.participants.name], parts)
     if members:
         tx.conn.execute(_INSERT_SIDE[s.list_members.name], members)
+    return parts, members
 
 
 def side_rows(tx: Tx, obj: AnyObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -108,6 +108,7 @@ class UserSession:
         # bulk reads for reports, served-text cache
         self.objects_by_resource_names = bulk.objects_by_resource_names
         self.objects_by_ids = bulk.objects_by_ids
+        self.written_object = bulk.written_object
         self.series_members = bulk.series_members
         self.list_versions = bulk.list_versions
         self.member_page = bulk.member_page

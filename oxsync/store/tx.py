@@ -83,6 +83,9 @@ class Tx:
         """Objects this transaction inserted or rewrote and did not delete (they exist, with a new version)."""
         self.object_writes = 0
         """Object rows inserted, rewritten or deleted so far: a reader's memo of them is valid while it stays."""
+        self.written_rows: dict[int, Any] = {}
+        """Object id -> what this transaction last wrote of it (`objects.Written`): a DAV PUT answers from it
+        instead of reading its object back."""
         self.after_commit: list[Callable[[Connection], None]] = []
         """Best-effort writes a read transaction asks for (cache fills), run in a write transaction of
         their own after it commits; skipped when the database is busy."""

@@ -56,8 +56,8 @@ class Viewer:
         """Folders loaded in this transaction; dropped whenever this session changes a folder."""
         self._account: rules.AccountRights | None = None
         self._hidden: frozenset[int] | None = None
-        self.placed: dict[int, tuple[int, frozenset[int]]] = {}
-        """object id -> (home folder, every folder it is in) as last read by `fetch` in this transaction."""
+        self.placed: dict[int, tuple[int, frozenset[int], Any]] = {}
+        """object id -> (home folder, every folder it is in, its row) as last read by `fetch` in this transaction."""
         self._uids: dict[tuple[str, int], list[tuple[int, int | None]]] = {}
 
     # ------------------------------------------------------------ rights
@@ -245,7 +245,7 @@ class Viewer:
         obj = loaded[0]
         parts = getattr(obj, "participants", [])
         folders = {int(row.folder_id)} | {p.folder_id for p in parts if p.folder_id is not None}
-        self.placed[object_id] = (int(row.folder_id), frozenset(folders))
+        self.placed[object_id] = (int(row.folder_id), frozenset(folders), row)
         readers = {object_id: {p.entity for p in parts if p.kind == ParticipantKind.USER}}
         if folder_id not in folders or not self.can_read(row.private, row.created_by, object_id, self.rights(folder_id),
                                                          readers):
