@@ -219,7 +219,9 @@ def test_multiget_reads_each_row_once(store, dav: Dav) -> None:  # type: ignore[
     by_id: list[int] = []
 
     def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "FROM objects" in statement and "objects.id IN" in statement:
+        if "FROM objects" in statement and "objects.id = ANY" in statement:  # PostgreSQL: one array of ids
+            by_id.append(len(next(v for v in parameters.values() if isinstance(v, list))))
+        elif "FROM objects" in statement and "objects.id IN" in statement:
             by_id.append(len(parameters) - 1)  # the tenant, then the ids
 
     first = dav.report(cal, body)

@@ -47,8 +47,9 @@ def loads(store) -> Iterator[list[int]]:  # type: ignore[no-untyped-def]
     seen: list[int] = []
 
     def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "objects.data" in statement:
-            seen.append(len(parameters))
+        if "objects.data" in statement:  # an id list binds one parameter per id, or one array (PostgreSQL)
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            seen.append(sum(len(v) if isinstance(v, list) else 1 for v in values))
 
     sa_event.listen(store.engine, "before_cursor_execute", count)
     try:

@@ -37,7 +37,13 @@ class ServerLog:
             log.seek(self.offset)
             text = log.read()
         self.offset += len(text.encode("utf-8", errors="replace"))
-        return [m.group(1).strip() for line in text.splitlines() if (m := LOGGED.search(line))]
+        entries: list[str] = []
+        for line in text.splitlines():  # a statement's further lines follow its entry, tab-indented
+            if line.startswith("\t") and entries:
+                entries[-1] += " " + line.strip()
+            else:
+                entries.append(line)
+        return [m.group(1).strip() for entry in entries if (m := LOGGED.search(entry))]
 
 
 def _admin(cluster: PgCluster, sql: str) -> None:
@@ -125,20 +131,54 @@ def test_write_statement_on_a_read_connection_is_refused(opened) -> None:  # typ
 
 
 @pytest.fixture
-def eas_phone(opened, live_server):  # type: ignore[no-untyped-def]
-    """A provisioned phone on a live server over the logged database, alice with 300 contacts synced to it
-    in windows of 100 (export cache off: every item read from the store): (phone, contacts folder, ids, world)."""
+def eas_contacts(opened, live_server):  # type: ignore[no-untyped-def]
+    """A provisioned phone on a live server over the logged database (export cache off: every item read
+    from the store), alice with 250 contacts: (phone, contacts folder id, contact ids, world)."""
     from oxsync.dialects import install_all
     from tests.eas_client import client
-    from tests.test_eas_light_plan import _whole_pass
     from tests.test_eas_sync import add_contacts
 
     store, world = opened(3600.0)
     running = live_server(store, setup=install_all, eas={"export_cache_objects": 0}, dav={"texts_ahead_max_pending": 0})
-    ids = add_contacts(world, 300)
+    ids = add_contacts(world, 250)
     phone = client(running, device_id="pgcounted")
     phone.provision()
-    folder = phone.folder_of_type(9)
+    return phone, phone.folder_of_type(9), ids, world
+
+
+def test_eas_initial_window_round_trips(logged, eas_contacts) -> None:  # type: ignore[no-untyped-def]
+    """The windows of an initial Contacts Sync (100, 100, 50 items): the statements of a window of 100, and
+    one statement text for the rows of every window whatever its length (an array of ids, not one
+    parameter per id: psycopg converts it once and prepares it, PostgreSQL plans it by index)."""
+    from tests.eas_client import collection, items
+
+    _url, cluster = logged
+    phone, folder, ids, _world = eas_contacts
+    phone.sync(folder, "0")
+    log = ServerLog(cluster)
+    per_window: list[list[str]] = []
+    sent: list[str] = []
+    for _ in range(3):
+        reply = phone.sync(folder, window=100)
+        sent += items(reply)
+        per_window.append(log.statements())
+    assert collection(reply).find("AirSync:MoreAvailable") is None and sorted(map(int, sent)) == ids
+    assert len(per_window[1]) <= WINDOW_ROUND_TRIPS, "\n".join(per_window[1])
+    row_reads = {q for window in per_window for q in window if q.startswith("SELECT objects.tenant_id, objects.id")}
+    assert len(row_reads) == 1, row_reads
+
+
+WINDOW_ROUND_TRIPS = 12
+"""The gate's device-state read; the folder, its permissions and the viewer's groups; the window's rows,
+list members and attachments; the state write: BEGIN, the check read, 2 UPDATEs, COMMIT."""
+
+
+@pytest.fixture
+def eas_phone(eas_contacts):  # type: ignore[no-untyped-def]
+    """`eas_contacts` with the 250 contacts synced to the phone in windows of 100."""
+    from tests.test_eas_light_plan import _whole_pass
+
+    phone, folder, ids, world = eas_contacts
     _whole_pass(phone, folder, 100)
     return phone, folder, ids, world
 

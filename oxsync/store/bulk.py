@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from oxsync.model.appointment import ParticipantKind
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
+from oxsync.store.idlists import ids_in
 from oxsync.store.timeranges import candidates, family_ids
 from oxsync.store.tx import Tx
 from oxsync.store.viewer import CHUNK, Viewer
@@ -50,7 +51,7 @@ class BulkReads:
         rows: list[Any] = []
         for chunk in _chunks(wanted):
             rows.extend(self.tx.conn.execute(select(o).where(
-                and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))).order_by(o.c.id)))
+                and_(o.c.tenant_id == self.tx.tenant_id, ids_in(self.tx, o.c.id, chunk))).order_by(o.c.id)))
         by_id = {int(r.id): r for r in rows}
         loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
         return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]
@@ -195,7 +196,7 @@ def visible_versions(viewer: Viewer, folder_id: int, ids: Iterable[int]) -> list
     rows: dict[int, Any] = {}
     for chunk in _chunks(sorted(set(ids))):
         rows.update({int(r.id): r for r in tx.conn.execute(select(*_MEMBER_COLUMNS).where(
-            and_(o.c.tenant_id == tx.tenant_id, o.c.id.in_(chunk))))})
+            and_(o.c.tenant_id == tx.tenant_id, ids_in(tx, o.c.id, chunk))))})
     return _readable_versions(viewer, folder_id, in_folder(tx, folder_id, rows))
 
 
@@ -208,7 +209,7 @@ def in_folder(tx: Tx, folder_id: int, rows: dict[int, Any]) -> dict[int, Any]:
     for chunk in _chunks(sorted(set(rows) - set(inside))):
         # by object id only (the primary key), as folders_of_objects does, for the same reason
         for row in tx.conn.execute(select(p.c.object_id, p.c.folder_id).where(
-                and_(p.c.tenant_id == tx.tenant_id, p.c.object_id.in_(chunk)))):
+                and_(p.c.tenant_id == tx.tenant_id, ids_in(tx, p.c.object_id, chunk)))):
             if row.folder_id == folder_id:
                 inside[int(row.object_id)] = rows[int(row.object_id)]
     return inside

@@ -26,6 +26,7 @@ from oxsync.skips import note_skipped
 from oxsync.store import dataclass_json, timeranges
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidInput, QuotaExceeded
+from oxsync.store.idlists import ids_bound
 from oxsync.store.tx import Stamp, Tx
 from oxsync.store.validate import check_object
 
@@ -424,7 +425,7 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
 
 def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = {}
-    query = _rows_of(table.name, id_col.name, order_col.name)
+    query = _rows_of(table.name, id_col.name, order_col.name, tx.conn.dialect.name == "postgresql")
     for chunk in _chunks(ids):
         for row in tx.conn.execute(query, {"k_tenant": tx.tenant_id, "ids": chunk}):
             grouped.setdefault(getattr(row, id_col.name), []).append(row)
@@ -432,26 +433,29 @@ def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[A
 
 
 @functools.cache
-def _rows_of(table_name: str, id_name: str, order_name: str) -> Any:
-    """The rows of a side table for a list of ids (bound as `ids`), built once per table: every object
-    read runs it."""
+def _rows_of(table_name: str, id_name: str, order_name: str, postgresql: bool) -> Any:
+    """The rows of a side table for a list of ids (bound as `ids`), built once per table and dialect:
+    every object read runs it."""
     table = s.metadata.tables[table_name]
     id_col, order_col = table.c[id_name], table.c[order_name]
     return select(table).where(and_(table.c.tenant_id == bindparam("k_tenant", type_=Integer),
-                                    id_col.in_(bindparam("ids", expanding=True)))).order_by(order_col)
+                                    ids_bound(id_col, "ids", postgresql))).order_by(order_col)
 
 
-_a = s.attachments
-_ATTACHMENT_METAS = select(_a.c.id, _a.c.object_id, _a.c.filename, _a.c.mimetype, _a.c.size, _a.c.creation_ms,
-                           _a.c.rtf_flag).where(and_(_a.c.tenant_id == bindparam("k_tenant", type_=Integer),
-                                                     _a.c.object_id.in_(bindparam("ids", expanding=True)))).order_by(_a.c.id)
-"""Built once: every object read lists its attachments with it."""
+@functools.cache
+def _attachment_metas_query(postgresql: bool) -> Any:
+    """Built once per dialect: every object read lists its attachments with it."""
+    a = s.attachments
+    return select(a.c.id, a.c.object_id, a.c.filename, a.c.mimetype, a.c.size, a.c.creation_ms,
+                  a.c.rtf_flag).where(and_(a.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                           ids_bound(a.c.object_id, "ids", postgresql))).order_by(a.c.id)
 
 
 def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]:
     out: dict[int, list[AttachmentMeta]] = {}
     for chunk in _chunks(ids):
-        for row in tx.conn.execute(_ATTACHMENT_METAS, {"k_tenant": tx.tenant_id, "ids": chunk}):
+        for row in tx.conn.execute(_attachment_metas_query(tx.conn.dialect.name == "postgresql"),
+                                   {"k_tenant": tx.tenant_id, "ids": chunk}):
             out.setdefault(row.object_id, []).append(
                 AttachmentMeta(row.id, xml_safe(row.filename), xml_safe(row.mimetype), row.size,
                                datetime.fromtimestamp(row.creation_ms / 1000, tz=UTC), row.rtf_flag)

@@ -27,6 +27,7 @@ from oxsync.store import folders as folder_ops
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound, PermissionDenied, StaleObject
+from oxsync.store.idlists import ids_in
 from oxsync.store.meetings import personalise
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
 from oxsync.store.objects import AnyObject
@@ -179,7 +180,7 @@ class Viewer:
         for i in range(0, len(object_ids), CHUNK):
             chunk = object_ids[i:i + CHUNK]
             query = select(p.c.object_id, p.c.entity).where(
-                and_(p.c.tenant_id == self.tx.tenant_id, p.c.object_id.in_(chunk), p.c.kind == 1)
+                and_(p.c.tenant_id == self.tx.tenant_id, ids_in(self.tx, p.c.object_id, chunk), p.c.kind == 1)
             )
             for row in self.tx.conn.execute(query):
                 out.setdefault(row.object_id, set()).add(row.entity)
@@ -198,7 +199,7 @@ class Viewer:
         for i in range(0, len(object_ids), CHUNK):
             chunk = object_ids[i:i + CHUNK]
             rows.extend(self.tx.conn.execute(
-                select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, o.c.id.in_(chunk))).order_by(o.c.id)
+                select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, ids_in(self.tx, o.c.id, chunk))).order_by(o.c.id)
             ).all())
         return rows
 
