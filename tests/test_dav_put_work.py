@@ -1,4 +1,4 @@
-"""The work of one CalDAV/CardDAV PUT above the store, counted: how many times the client's text is
+"""The work of one CalDAV/CardDAV PUT above the store, counted (and the renderings it shares with every read): how many times the client's text is
 parsed (icalendar, our vCard reader, the kept-text tree of formats/kept.py) and rendered back, for the
 bench's event (external organizer, 2 attendees, alarm, VTIMEZONE) and the bench's vCard, created and
 then updated, on a real server over loopback. The answers are checked too: a strong ETag (the served
@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +223,39 @@ def test_card_inputs_leave_out_only_what_rendering_does_not_write(body: str) -> 
     assert card_inputs(replace(contact, last_name="Other")) != inputs
     assert card_inputs(replace(contact, extra={**contact.extra, kept.SOURCE: "x"})) != inputs
     assert card_inputs(replace(contact, distribution_list=[])) is None
+
+
+CORPUS = sorted((Path(__file__).parent / "data").glob("*/*.ics"))
+
+
+def test_a_rendering_folds_only_long_lines_through_icalendar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """icalendar folds each content line character by character; a line of at most 74 octets is never
+    folded, so only the longer ones go through it, and every rendering is byte-identical to icalendar's
+    own `to_ical` (the bench event, a long UTF-8 summary, and every parsable item of the test corpus)."""
+    from icalendar.parser.content_line import Contentline
+
+    from oxsync.formats import ical
+
+    folded: list[str] = []
+    real = Contentline.to_ical
+
+    def counting(line):  # type: ignore[no-untyped-def]
+        folded.append(str(line))
+        return real(line)
+    monkeypatch.setattr(Contentline, "to_ical", counting)
+    [bench] = parse_calendar(bench_event(1, 100))
+    assert isinstance(bench, CalendarItem)
+    text = items_to_ical([bench])
+    assert folded == [] and max(len(line) for line in text.split("\r\n")) < 75
+    items = [bench, *(r for path in CORPUS for r in parse_calendar(path.read_text(encoding="utf-8", errors="replace"))
+                      if isinstance(r, CalendarItem))]
+    [long] = parse_calendar(bench_event(2, 100, "Ünïcödé — a summary long enough to be folded " * 4))
+    items.append(long)
+    for item in items:
+        for obj in (item.master, *item.exceptions):
+            if obj is not None:
+                obj.last_modified = 1_700_000_000_000  # DTSTAMP: not now
+    ours = [items_to_ical([item]) for item in items]
+    assert len(items) > 20 and any(len(line) >= 75 for line in folded), len(items)
+    monkeypatch.setattr(ical, "_ical_text", lambda comp: comp.to_ical().decode())
+    assert ours == [items_to_ical([item]) for item in items]

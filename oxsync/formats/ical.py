@@ -218,11 +218,19 @@ def _component(obj: Appointment | Task, master: Appointment | Task | None = None
         f"oxsync-{obj.object_id}" if obj.object_id else str(uuid.uuid4()))
     for mapping in TABLES[kind][1]:
         mapping.encode(out, mapping.prop, uid if mapping.prop == "UID" else getattr(obj, mapping.field))
-    text = comp.to_ical().decode()
+    text = _ical_text(comp)
     tail = f"END:{kind}\r\n"
     body = [*out.alarm, *_extra_lines(obj.extra, out.emitted)]
     folded = "".join(f"{part}\r\n" for line in body for part in fold(line))
     return text[: -len(tail)] + folded + tail, out.zones
+
+
+def _ical_text(comp: Component) -> str:
+    """`comp.to_ical().decode()`, without icalendar's folding of every short line character by character:
+    a content line of at most 74 UTF-8 octets is never folded (icalendar folds before the 75th), the
+    others are folded by icalendar itself (`Contentline.to_ical`)."""
+    return "".join(f"{line if len(line.encode()) < 75 else line.to_ical().decode()}\r\n"
+                   for line in comp.content_lines() if line)
 
 
 def _year(obj: Appointment | Task) -> int:
