@@ -179,4 +179,5 @@ def test_questions_over_the_bounds_are_checked_by_the_copy(reactor, pair) -> Non
     assert wait_until(lambda: d.called, 10) and d.result == [True, False]
     p.first_hashes.hold = False
     assert checks(reactor, p.copy, (HASH, "x" * 300)) == [False]  # too large to ask
-    assert len(p.first_hashes.started) == 1 and len(p.copy_hashes.started) == 2 and p.copy.fallbacks == 2
+    assert checks(reactor, p.copy, (HASH, "\ud800")) == [False]  # not UTF-8: AMP cannot carry it
+    assert len(p.first_hashes.started) == 1 and len(p.copy_hashes.started) == 3 and p.copy.fallbacks == 3

@@ -251,8 +251,11 @@ class BrokeredChecks:
             return self._locally(stored_hash, password, "no channel to the first process")
         if self.in_flight >= self.max_in_flight or question_bytes(stored_hash, password) > self.max_bytes:
             return self._locally(stored_hash, password, "question over the broker's bounds")
+        try:
+            d = broker.callRemote(CheckPassword, stored_hash=stored_hash, password=password)
+        except Exception as exc:  # noqa: BLE001 - a value AMP cannot carry: this process checks it
+            return self._locally(stored_hash, password, f"cannot ask ({type(exc).__name__})")
         self.in_flight += 1
-        d = broker.callRemote(CheckPassword, stored_hash=stored_hash, password=password)
         d.addTimeout(self.timeout, self.clock)
 
         def answered(response: dict[str, Any]) -> bool:
