@@ -7,6 +7,7 @@ groups and group 0 (all users). Computed here once per transaction and cached on
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Integer, and_, bindparam, delete, insert, or_, select, update
 
@@ -99,8 +100,13 @@ _PERMISSIONS_OF = select(_p).where(and_(_p.c.tenant_id == bindparam("k_tenant", 
                                         _p.c.folder_id.in_(bindparam("ids", expanding=True)))).order_by(
     _p.c.folder_id, _p.c.is_group, _p.c.entity)
 """Built once, as `_FOLDERS_BY_ID`: every request that resolves a folder reads it with them."""
-_FOLDERS_BY_ID = select(_f).where(and_(_f.c.tenant_id == bindparam("k_tenant", type_=Integer),
-                                       _f.c.id.in_(bindparam("ids", expanding=True))))
+_FOLDERS_BY_ID = select(_f, _p.c.is_group, _p.c.entity, _p.c.folder_right, _p.c.read_right, _p.c.write_right,
+                        _p.c.delete_right, _p.c.admin_flag).select_from(
+    _f.outerjoin(_p, and_(_p.c.tenant_id == _f.c.tenant_id, _p.c.folder_id == _f.c.id))).where(
+    and_(_f.c.tenant_id == bindparam("k_tenant", type_=Integer), _f.c.id.in_(bindparam("ids", expanding=True)))
+).order_by(_f.c.id, _p.c.is_group, _p.c.entity)
+"""The folders with their permissions in one statement: one row per permission entry (NULL entry for a
+folder without any), in `_PERMISSIONS_OF`'s order."""
 
 
 def read_permissions(tx: Tx, folder_ids: Iterable[int]) -> dict[int, list[Permission]]:
@@ -127,10 +133,16 @@ def load_folders(tx: Tx, folder_ids: Iterable[int]) -> dict[int, Folder]:
     ids = list(folder_ids)
     if not ids:
         return {}
-    rows = tx.conn.execute(_FOLDERS_BY_ID, {"k_tenant": tx.tenant_id, "ids": ids}).all()
-    perms = read_permissions(tx, [r.id for r in rows])
+    rows: dict[int, Any] = {}
+    perms: dict[int, list[Permission]] = {}
+    for r in tx.conn.execute(_FOLDERS_BY_ID, {"k_tenant": tx.tenant_id, "ids": ids}):
+        if r.id not in rows:
+            rows[r.id], perms[r.id] = r, []
+        if r.entity is not None:
+            rights = Rights(r.folder_right, r.read_right, r.write_right, r.delete_right, r.admin_flag)
+            perms[r.id].append(Permission(r.entity, r.is_group, rights))
     out: dict[int, Folder] = {}
-    for r in rows:
+    for r in rows.values():
         try:
             out[r.id] = row_to_folder(r, perms[r.id])
         except Exception as exc:  # noqa: BLE001 - one undecodable folder row must not fail a whole listing
