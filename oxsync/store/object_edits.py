@@ -52,11 +52,11 @@ class ObjectEdits:
         else:
             range_end = before_save(self.tx, self.user_id, obj, folder_id, None, folder)
         object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
-        self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final
         assert obj.object_id is not None  # given by insert_object
         placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
         for fid in placed:  # a new object: its folders are known and no change row exists yet
-            self.tx.record_object_change(fid, obj.object_id, gone=False, kind="create", new=True)
+            self.tx.record_present_change(fid, obj.object_id, "create", new=True)
+        self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final (with the change rows)
         if isinstance(obj, Appointment) and obj.participants:
             itip.after_save(self.tx, obj, None)
         if isinstance(obj, Appointment | Task):
@@ -99,16 +99,16 @@ class ObjectEdits:
         if written is not None:  # what update_object_row does not rewrite, as `writable` read it just now
             written.row.update(folder_id=stored.folder_id, created_by=stored.created_by, creation_ms=stored.creation_ms)
             written.attachments = list(current.attachments)
+        after = {home} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}  # as written
+        for fid in after:  # the folders were just read: no need to look them up again
+            self.tx.record_present_change(fid, obj.object_id, "update")
         self.tx.stamp  # noqa: B018 - the object work is done: from here on the stamp is final (iTIP, alarms)
+        for fid in before - after:
+            self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
         if meeting is not None:
             itip.after_save(self.tx, meeting[1], meeting[0])
         if isinstance(obj, Appointment | Task):
             sync_alarms(self.tx, obj)
-        after = {home} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}  # as written
-        for fid in before - after:
-            self.tx.record_object_change(fid, obj.object_id, gone=True, kind="delete")
-        for fid in after:  # the folders were just read: no need to look them up again
-            self.tx.record_object_change(fid, obj.object_id, gone=False, kind="update")
         obj.folder_id = folder_id
         return self.viewer.personalised(obj)
 

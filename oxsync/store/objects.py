@@ -174,11 +174,10 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
     tx.written_objects.add(obj.object_id)
     written = _remember(tx, obj, row, _write_side_tables(tx, obj), [])
     timeranges.write(tx, obj, replace=False)
-    if draft:
-        key = {"k_tenant": tx.tenant_id, "k_id": obj.object_id}
+    if draft:  # the row's creation and last time join the stamp's statement (store/stamping.py)
+        tx.pending.stamp_object(obj.object_id, True, {})
 
         def stamped(stamp: Stamp) -> None:
-            tx.conn.execute(_UPDATE_OBJECT, {**key, "creation_ms": stamp.ms, "last_ms": stamp.ms})
             _stamp_model(obj, stamp, created=True)
             written.row.update(creation_ms=stamp.ms, last_ms=stamp.ms)
         tx.at_stamp.append(stamped)
@@ -223,12 +222,13 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
         timeranges.write(tx, obj, replace=True)
 
     def stamped(stamp: Stamp) -> None:
-        tx.conn.execute(_UPDATE_OBJECT, {**key, "last_ms": stamp.ms, **values})
         _stamp_model(obj, stamp, created=False)
         written.row["last_ms"] = stamp.ms
-    if tx.drafting:
+    if tx.drafting:  # the row's new columns join the stamp's statement (store/stamping.py)
+        tx.pending.stamp_object(object_id, False, values)
         tx.at_stamp.append(stamped)
     else:
+        tx.conn.execute(_UPDATE_OBJECT, {**key, "last_ms": tx.stamp.ms, **values})
         stamped(tx.stamp)
     return len(data) - old_size
 
@@ -279,8 +279,8 @@ def charge(tx: Tx, user_id: int | None, delta: int) -> None:
         return
     t = s.tenants
     if user_id is not None:
-        if tx.drafting:  # PostgreSQL: the user's row is locked only from the stamp on (writers of one user overlap)
-            tx.at_stamp.append(lambda _stamp: _charge_user(tx, user_id, delta))
+        if tx.drafting:  # PostgreSQL: the user's row is locked only from the stamp on (writers of one user
+            tx.pending.charge(user_id, delta)  # overlap), with the stamp's statement (store/stamping.py)
         else:
             _charge_user(tx, user_id, delta)
     if tx.stamped is None:  # added with the revision bump: the tenant row is locked only from there

@@ -7,10 +7,10 @@ order equals revision order and deltas never skip a change.
 
 On PostgreSQL the object work of a write (object id, the object's side tables and time ranges, the
 owner's usage) is done before that lock (`late_stamp`): rows that must carry the revision's stamp are
-written or fixed up by `at_stamp` callbacks the moment the stamp is taken, so writers of different
-users overlap in their object work and queue only for the short stamped tail of the transaction
-(docs/store.md, "Revision lock").
-"""
+written or fixed up the moment the stamp is taken, the common ones in the bump's own statement
+(`pending`, store/stamping.py) and the others by `at_stamp` callbacks, so writers of different users
+overlap in their object work and queue only for the short stamped tail of the transaction
+(docs/store.md, "Revision lock")."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, Connection, Integer, and_, bindparam, case, i
 
 from oxsync.config import Settings
 from oxsync.store import schema as s
+from oxsync.store import stamping
 from oxsync.store.errors import NotFound, QuotaExceeded
 
 FIRST_IDS = {"folder": 20, "object": 1, "user": 1, "group": 1, "resource": 1, "attachment": 1}
@@ -77,6 +78,9 @@ class Tx:
         self._ids = ids
         self.at_stamp: list[Callable[[Stamp], None]] = []
         """Writes waiting for this transaction's stamp (object rows written before it); run when it is taken."""
+        self.pending = stamping.Pending()
+        """The common writes waiting for the stamp (usage, object stamps, change rows): on PostgreSQL they
+        join the revision bump's statement (store/stamping.py); `at_stamp` runs after it."""
         self.tenant_bytes = 0
         """Growth of the tenant's usage not yet applied: added (quota-guarded) with the revision bump."""
         self.written_objects: set[int] = set()
@@ -119,8 +123,11 @@ class Tx:
                 raise RuntimeError("write attempted in a read-only store transaction")
             grow, self.tenant_bytes = self.tenant_bytes, 0
             params = {"tenant": self.tenant_id, "now": now_ms(), "grow": grow}
-            if self.late_stamp:  # PostgreSQL: the bump and its revision_log row in one round trip
-                row = self.conn.execute(_bump_and_log(_sign(grow)), params).one_or_none()
+            pending = self.pending
+            if self.late_stamp:  # PostgreSQL: the bump, its revision_log row and the pending writes in one round trip
+                self.pending = stamping.Pending()
+                statement = stamping.statement(_bump(_sign(grow)), *stamping.shape(pending))
+                row = self.conn.execute(statement, {**params, **stamping.parameters(pending)}).one_or_none()
             else:
                 row = self.conn.execute(_bump(_sign(grow)), params).one_or_none()
             if row is None:
@@ -130,10 +137,13 @@ class Tx:
                     raise NotFound(f"tenant {self.tenant_id} does not exist")
                 raise QuotaExceeded(f"tenant quota of {quota.quota_bytes} bytes exceeded")
             self._stamp = Stamp(int(row.rev), int(row.last_ms))
+            for i, user_id in enumerate(pending.usage if self.late_stamp else ()):
+                if not getattr(row, f"u{i}"):
+                    _refuse_usage(self.conn, self.tenant_id, user_id)
             if not self.late_stamp:
                 self.conn.execute(_INSERT_REVISION, {"tenant_id": self.tenant_id, "rev": row.rev, "ms": row.last_ms})
-            pending, self.at_stamp = self.at_stamp, []
-            for write in pending:
+            callbacks, self.at_stamp = self.at_stamp, []
+            for write in callbacks:
                 write(self._stamp)
         return self._stamp
 
@@ -150,7 +160,7 @@ class Tx:
 
     def finish(self) -> None:
         """Before commit: a transaction that wrote rows waiting for the stamp takes it now."""
-        if self.at_stamp or self.tenant_bytes:
+        if self.at_stamp or self.tenant_bytes or self.pending:
             self.stamp  # noqa: B018
 
     def next_id(self, sequence: str) -> int:
@@ -218,6 +228,16 @@ class Tx:
         else:
             self.changed_objects.setdefault(folder_id, set()).add(object_id)
 
+    def record_present_change(self, folder_id: int, object_id: int, kind: str, *, new: bool = False) -> None:
+        """`record_object_change` of an object still in the folder: while the stamp is still to be taken
+        (PostgreSQL), the row joins the stamp's statement (`pending`)."""
+        if not self.drafting:
+            self.record_object_change(folder_id, object_id, gone=False, kind=kind, new=new)
+            return
+        self.pending.change(folder_id, object_id, kind, new)
+        self.touched_folders.add(folder_id)
+        self.changed_objects.setdefault(folder_id, set()).add(object_id)
+
     def record_folder_change(self, folder_id: int, parent_id: int, gone: bool) -> None:
         stamp = self.stamp
         fc = s.folder_changes
@@ -254,6 +274,14 @@ _INSERT_CHANGE = insert(_c)
 _INSERT_REVISION = insert(s.revision_log)
 
 
+def _refuse_usage(conn: Connection, tenant_id: int, user_id: int) -> None:
+    """A user's usage growth matched no row: over the user's quota (QuotaExceeded), or no such user (nothing)."""
+    u = s.users
+    exists = conn.execute(select(u.c.quota_bytes).where(and_(u.c.tenant_id == tenant_id, u.c.id == user_id))).first()
+    if exists is not None:
+        raise QuotaExceeded(f"user quota of {exists.quota_bytes} bytes exceeded")
+
+
 def _sign(n: int) -> int:
     return (n > 0) - (n < 0)
 
@@ -273,13 +301,3 @@ def _bump(grow: int) -> Any:
             guard = and_(guard, or_(t.c.quota_bytes.is_(None),
                                     t.c.usage_bytes + bindparam("grow", type_=BigInteger) <= t.c.quota_bytes))
     return update(t).where(guard).values(**values).returning(t.c.rev, t.c.last_ms)
-
-
-@functools.cache
-def _bump_and_log(grow: int) -> Any:
-    """PostgreSQL: `_bump` and the revision_log row of the revision it took, one statement (a
-    data-modifying WITH): one round trip fewer per write transaction."""
-    bump = _bump(grow).cte("bump")
-    logged = insert(s.revision_log).from_select(
-        ["tenant_id", "rev", "ms"], select(bindparam("tenant", type_=Integer), bump.c.rev, bump.c.last_ms)).cte("logged")
-    return select(bump.c.rev, bump.c.last_ms).add_cte(logged)

@@ -1,0 +1,113 @@
+"""PostgreSQL: the revision bump and the rows that wait for its stamp, in one statement.
+
+A write transaction on PostgreSQL does its object work before it takes the tenant's revision lock
+(`Tx.late_stamp`, docs/store.md "Revision lock"); what must carry the revision's stamp is written when
+the stamp is taken. The common ones (the owner's usage, the written objects' stamps and rewritten
+columns, their change rows) join the bump's data-modifying `WITH` here instead of following it one
+statement each: fewer round trips, and the tenant row is held for fewer of them. The statement is built
+once per shape (how many users, objects and change rows, and which columns; `functools.cache`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
+
+from oxsync.store import schema as s
+
+ObjectShape = tuple[bool, tuple[str, ...]]
+"""(stamped as created, the columns rewritten) of one object."""
+
+
+@dataclass
+class Pending:
+    """Writes waiting for the stamp, one entry per row (each row is written once by the statement):
+    user -> usage growth in bytes; object id -> (created: gets its creation time too, the columns to
+    rewrite); (folder id, object id) -> (kind, new: no change row can exist yet) of objects still there."""
+    usage: dict[int, int] = field(default_factory=dict)
+    objects: dict[int, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
+    changes: dict[tuple[int, int], tuple[str, bool]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.usage or self.objects or self.changes)
+
+    def charge(self, user_id: int, delta: int) -> None:
+        total = self.usage.pop(user_id, 0) + delta
+        if total:
+            self.usage[user_id] = total
+
+    def stamp_object(self, object_id: int, created: bool, values: dict[str, Any]) -> None:
+        was_created, before = self.objects.get(object_id, (False, {}))
+        self.objects[object_id] = (created or was_created, {**before, **values})
+
+    def change(self, folder_id: int, object_id: int, kind: str, new: bool) -> None:
+        _, was_new = self.changes.get((folder_id, object_id), (kind, new))
+        self.changes[(folder_id, object_id)] = (kind, new and was_new)
+
+
+def shape(pending: Pending) -> tuple[tuple[bool, ...], tuple[ObjectShape, ...], tuple[bool, ...]]:
+    users = tuple(delta > 0 for delta in pending.usage.values())
+    objects = tuple((created, tuple(values)) for created, values in pending.objects.values())
+    return users, objects, tuple(new for _, new in pending.changes.values())
+
+
+def parameters(pending: Pending) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, (user_id, delta) in enumerate(pending.usage.items()):
+        out[f"u{i}_id"], out[f"u{i}_delta"] = user_id, delta
+    for i, (object_id, (_, values)) in enumerate(pending.objects.items()):
+        out[f"o{i}_id"] = object_id
+        out.update({f"o{i}_{name}": value for name, value in values.items()})
+    for i, ((folder_id, object_id), (kind, _new)) in enumerate(pending.changes.items()):
+        out[f"c{i}_folder"], out[f"c{i}_object"], out[f"c{i}_kind"] = folder_id, object_id, kind
+        out[f"c{i}_gone"], out[f"c{i}_name"] = False, None
+    return out
+
+
+@functools.cache
+def statement(bump_update: Any, users: tuple[bool, ...] = (), objects: tuple[ObjectShape, ...] = (),
+              changes: tuple[bool, ...] = ()) -> Any:
+    """The tenant's revision bump (`bump_update`, tx._bump: an UPDATE returning rev and last_ms), its
+    revision_log row and the pending writes, as one data-modifying WITH; parameters tenant, now, grow and
+    `parameters(pending)`. Returns rev, last_ms (no row: the tenant's quota refused the growth) and u<i>:
+    1 when user i's usage was charged (0: over that user's quota, or no such user)."""
+    tenant = bindparam("tenant", type_=Integer)
+    bump = bump_update.cte("bump")
+    logged = insert(s.revision_log).from_select(["tenant_id", "rev", "ms"], select(tenant, bump.c.rev, bump.c.last_ms))
+    stmt = select(bump.c.rev, bump.c.last_ms).add_cte(logged.cte("logged"))
+    counts = []
+    u, o, c = s.users, s.objects, s.changes
+    for i, grows in enumerate(users):
+        delta = bindparam(f"u{i}_delta", type_=u.c.usage_bytes.type)
+        guard = and_(u.c.tenant_id == tenant, u.c.id == bindparam(f"u{i}_id", type_=Integer))
+        if grows:
+            guard = and_(guard, or_(u.c.quota_bytes.is_(None), u.c.usage_bytes + delta <= u.c.quota_bytes))
+        charged = update(u).where(guard).values(usage_bytes=u.c.usage_bytes + delta).returning(u.c.id).cte(f"u{i}")
+        stmt = stmt.add_cte(charged)
+        counts.append(select(func.count()).select_from(charged).scalar_subquery().label(f"u{i}"))
+    stamped = select(bump.c.last_ms).scalar_subquery()
+    for i, (created, columns) in enumerate(objects):  # only when the bump took a stamp (else refused: no row)
+        key = and_(o.c.tenant_id == tenant, o.c.id == bindparam(f"o{i}_id", type_=o.c.id.type), exists(select(bump.c.rev)))
+        values: dict[str, Any] = {name: bindparam(f"o{i}_{name}", type_=o.c[name].type) for name in columns}
+        values["last_ms"] = stamped
+        if created:
+            values["creation_ms"] = stamped
+        stmt = stmt.add_cte(update(o).where(key).values(**values).cte(f"o{i}"))
+    for i, new in enumerate(changes):
+        row = select(tenant, bindparam(f"c{i}_folder", type_=Integer), bindparam(f"c{i}_object", type_=c.c.object_id.type),
+                     bump.c.rev, bump.c.last_ms, bindparam(f"c{i}_gone", type_=Boolean),
+                     bindparam(f"c{i}_kind", type_=String), bindparam(f"c{i}_name", type_=String))
+        names = ["tenant_id", "folder_id", "object_id", "rev", "ms", "gone", "kind", "resource_name"]
+        if new:
+            changed: Any = insert(c).from_select(names, row)
+        else:  # the change row of (folder, object) to this revision: updated, or inserted when none exists
+            upsert = postgresql.insert(c).from_select(names, row)
+            changed = upsert.on_conflict_do_update(
+                index_elements=[c.c.tenant_id, c.c.folder_id, c.c.object_id],
+                set_={n: upsert.excluded[n] for n in ("rev", "ms", "gone", "kind", "resource_name")})
+        stmt = stmt.add_cte(changed.cte(f"c{i}"))
+    return stmt.add_columns(*counts) if counts else stmt
