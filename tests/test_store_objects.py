@@ -119,6 +119,28 @@ def test_distribution_list_members(world) -> None:  # type: ignore[no-untyped-de
     assert (member.contact_id, member.email) == (None, "j@y.org")
 
 
+def test_list_members_are_read_for_lists_only(world) -> None:  # type: ignore[no-untyped-def]
+    """A listing of plain contacts and lists reads list members for the lists alone (one statement, their
+    ids), and each list still comes with its members; plain contacts only: no list-member read."""
+    from tests.fixtures import recorded_statements
+
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        plain = [session.create_object(folder, Contact(last_name=f"Plain {i}")).object_id for i in range(3)]
+        dlist = session.create_object(folder, Contact(display_name="List", distribution_list=[
+            DistributionListMember(email="free@z.org")])).object_id
+        empty = session.create_object(folder, Contact(display_name="Empty", distribution_list=[])).object_id
+    with recorded_statements(world.store, lambda st: "FROM list_members" in st) as reads, \
+            world.as_user(world.alice) as session:
+        listed = {c.object_id: c.distribution_list for c in session.list_objects(folder)}
+    assert listed == {**{i: None for i in plain}, dlist: [DistributionListMember(email="free@z.org")], empty: []}
+    assert len(reads) == 1
+    with recorded_statements(world.store, lambda st: "FROM list_members" in st) as reads, \
+            world.as_user(world.alice) as session:
+        assert [c.last_name for c in session.objects_by_ids(folder, plain).values()] == ["Plain 0", "Plain 1", "Plain 2"]
+    assert reads == []
+
+
 def test_stale_update_and_delete_change_nothing(world) -> None:  # type: ignore[no-untyped-def]
     folder = world.default_folder(world.alice, Module.CONTACT)
     with world.as_user(world.alice, write=True) as session:

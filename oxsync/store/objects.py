@@ -105,10 +105,15 @@ def _columns(obj: AnyObject, range_end_ms: int | None) -> dict[str, Any]:
     return cols
 
 
+LIST_MARK = '"_is_list"'
+"""The key `serialize` writes into a distribution list's data (and only there): `load_objects` reads
+list members only for rows whose data text holds it."""
+
+
 def serialize(obj: AnyObject) -> str:
     data = dataclass_json.to_dict(obj, exclude=COLUMN_FIELDS)
     if isinstance(obj, Contact) and obj.distribution_list is not None:
-        data["_is_list"] = True  # an empty list is still a list
+        data["_is_list"] = True  # an empty list is still a list (LIST_MARK)
     return dataclass_json.dumps(data)
 
 
@@ -381,10 +386,12 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
     if not rows:
         return []
     ids = [r.id for r in rows]
-    contacts = [r.id for r in rows if r.kind == ObjectKind.CONTACT.value]
+    # only distribution lists have members, and `serialize` marks every list in its data (an empty one
+    # too): a window of plain contacts reads no list_members (a text that merely looks marked costs a read)
+    lists = [r.id for r in rows if r.kind == ObjectKind.CONTACT.value and LIST_MARK in (r.data or "")]
     others = [r.id for r in rows if r.kind != ObjectKind.CONTACT.value]  # only they have participants
     parts = _group(tx, s.participants, s.participants.c.object_id, others, s.participants.c.position)
-    members = _group(tx, s.list_members, s.list_members.c.list_id, contacts, s.list_members.c.position)
+    members = _group(tx, s.list_members, s.list_members.c.list_id, lists, s.list_members.c.position)
     atts = _attachment_metas(tx, ids)
     out: list[AnyObject] = []
     for r in rows:
