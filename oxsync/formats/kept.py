@@ -360,7 +360,7 @@ def _patch_children(source: list[Comp], base: list[Comp], current: list[Comp]) -
 
 def patch(source: str, baseline: str, current: str) -> str:
     """`source` updated with every difference between `baseline` and `current` (see the module doc)."""
-    if _STAMP_LINE.sub("", baseline) == _STAMP_LINE.sub("", current):
+    if baseline == current or _STAMP_LINE.sub("", baseline) == _STAMP_LINE.sub("", current):
         return source  # the common case, without building trees
     base, now = parse(baseline), parse(current)
     if _same(base, now):
