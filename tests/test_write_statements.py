@@ -52,8 +52,8 @@ CALDAV_CREATE = {"sqlite": 18, "postgresql": 14}  # PostgreSQL: the revision bum
 CALDAV_UPDATE = {"sqlite": 27, "postgresql": 23}
 OX_CREATE = {"sqlite": 12, "postgresql": 8}
 EAS_ADD = {"sqlite": 19, "postgresql": 12}  # SQLite: one BEGIN more (its read transaction)
-BUILT_CREATE = 1  # the resource-name lookup of bulk.py; 15-16 before r2-putstore
-BUILT_UPDATE = 2  # the same, and the object rows bulk.py reads for the resource; 26-27 before
+BUILT_CREATE = 0  # 15-16 before r2-putstore
+BUILT_UPDATE = 0  # 26-27 before
 SHOW = os.environ.get("OXSYNC_SHOW_STATEMENTS") in ("1", "2")
 
 

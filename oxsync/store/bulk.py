@@ -12,13 +12,13 @@ import functools
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy import Integer, and_, bindparam, case, func, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oxsync.model.appointment import ParticipantKind
 from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
-from oxsync.store.idlists import ids_in
+from oxsync.store.idlists import ids_bound, ids_in
 from oxsync.store.timeranges import candidates, family_ids
 from oxsync.store.tx import Tx
 from oxsync.store.viewer import CHUNK, Viewer
@@ -47,11 +47,10 @@ class BulkReads:
     def _visible_loaded(self, folder_id: int, wanted: list[int]) -> list[Any]:
         """`_visible_objects` of whole objects: their rows and side tables are read once, and the
         participants loaded with them tell the folders an object is in and who may read a private one."""
-        o = s.objects
         rows: list[Any] = []
+        query = _object_rows(self.tx.conn.dialect.name == "postgresql")
         for chunk in _chunks(wanted):
-            rows.extend(self.tx.conn.execute(select(o).where(
-                and_(o.c.tenant_id == self.tx.tenant_id, ids_in(self.tx, o.c.id, chunk))).order_by(o.c.id)))
+            rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}))
         by_id = {int(r.id): r for r in rows}
         loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
         return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]
@@ -92,9 +91,9 @@ class BulkReads:
             versions = _readable_versions(self.viewer, folder_id, in_folder(self.tx, folder_id, rows))
             return {v.resource_name: v for v in reversed(versions)}  # the lowest id of a name, as below
         ids_by_name: dict[int, str] = {}
+        query = _ids_by_name(self.tx.conn.dialect.name == "postgresql")
         for chunk in _chunks(sorted(set(names))):
-            for row in self.tx.conn.execute(select(o.c.id, o.c.resource_name).where(
-                    and_(o.c.tenant_id == self.tx.tenant_id, o.c.resource_name.in_(chunk)))):
+            for row in self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "names": chunk}):
                 ids_by_name[int(row.id)] = row.resource_name
         found: dict[str, Any] = {}
         for obj in self._visible_objects(folder_id, ids_by_name, light):
@@ -326,6 +325,24 @@ class ServedTexts:
             self.tx.texts_written.update(entry[0] for entry in entries)
         else:
             self.tx.after_commit.append(lambda conn: write_texts(conn, self.tx.tenant_id, self.user_id, entries))
+
+
+@functools.cache
+def _ids_by_name(postgresql: bool) -> Any:
+    """(id, resource name) of the tenant's objects with these names (bound as `names`), built once per
+    dialect: every DAV request on an object resolves its name with it."""
+    o = s.objects
+    return select(o.c.id, o.c.resource_name).where(and_(o.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                                         ids_bound(o.c.resource_name, "names", postgresql)))
+
+
+@functools.cache
+def _object_rows(postgresql: bool) -> Any:
+    """The objects rows of these ids (bound as `ids`), built once per dialect (a PUT of an existing object
+    and every bulk read of whole objects)."""
+    o = s.objects
+    return select(o).where(and_(o.c.tenant_id == bindparam("k_tenant", type_=Integer),
+                                ids_bound(o.c.id, "ids", postgresql))).order_by(o.c.id)
 
 
 def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]],
