@@ -95,9 +95,10 @@ def _stored_participants(tx: Tx, object_id: int) -> list[Participant]:
 
 
 def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id: int | None,
-            home: Folder | None = None) -> None:
+            home: Folder | None = None, previous: list[Participant] | None = None) -> None:
     """Normalise `obj.participants` before it is written (expansion, placement, per-user state). `home`:
-    the home folder when the caller loaded it in this transaction (else its kind and owner are read)."""
+    the home folder when the caller loaded it in this transaction (else its kind and owner are read);
+    `previous`: the stored participants of `previous_id` when the caller read them in it (else read)."""
     if not obj.participants:
         return
     parts = expand_groups(tx, obj.participants)
@@ -111,7 +112,9 @@ def prepare(tx: Tx, actor: int, obj: Scheduled, home_folder_id: int, previous_id
     if owner is not None and not any(p.kind == ParticipantKind.USER and p.entity == owner for p in parts):
         parts.insert(0, Participant(ParticipantKind.USER, owner))
         _validate(tx, parts[:1])
-    before = {p.entity: p for p in (_stored_participants(tx, previous_id) if previous_id else [])
+    if previous is None:
+        previous = _stored_participants(tx, previous_id) if previous_id else []
+    before = {p.entity: p for p in previous
               if p.kind == ParticipantKind.USER}
     own_alarm = _own_alarm(obj)
     for p in parts:

@@ -89,7 +89,9 @@ class ObjectEdits:
             if isinstance(obj, Appointment) and isinstance(current, Appointment):
                 obj.recurrence_id = obj.recurrence_id or current.recurrence_id
                 obj.recurrence_date_position = obj.recurrence_date_position or current.recurrence_date_position
-            range_end = before_save(self.tx, self.user_id, obj, home, obj.object_id, through)  # used if it is the home
+            # `current` was read from the database just now (writable): its participants are the stored ones
+            range_end = before_save(self.tx, self.user_id, obj, home, obj.object_id, through,  # used if it is the home
+                                    previous=list(getattr(current, "participants", [])))
         meeting = _meeting(current, obj)
         if meeting is not None:
             itip.before_update(self.tx, *meeting)

@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, Folder, FolderType, Task
-from oxsync.model.appointment import ParticipantKind
+from oxsync.model.appointment import Participant, ParticipantKind
 from oxsync.model.timeutil import to_ms
 from oxsync.recurrence import InvalidRecurrence, series_end, validate_recurrence
 from oxsync.store import dataclass_json, meetings
@@ -33,9 +33,10 @@ def range_end_ms(obj: Scheduled) -> int | None:
 
 
 def before_save(tx: Tx, user_id: int, obj: Scheduled, home_folder_id: int, previous_id: int | None,
-                home: Folder | None = None) -> int | None:
+                home: Folder | None = None, previous: list[Participant] | None = None) -> int | None:
     """Validate, place participants and check conflicts; returns the series range bound. `home`: the home
-    folder as this transaction loaded it, when the caller has it (its owner is not read again)."""
+    folder as this transaction loaded it, when the caller has it (its owner is not read again);
+    `previous`: the stored participants of `previous_id` as read in this transaction (not read again)."""
     if obj.recurrence is not None:
         try:
             validate_recurrence(obj.recurrence)
@@ -43,7 +44,7 @@ def before_save(tx: Tx, user_id: int, obj: Scheduled, home_folder_id: int, previ
             raise InvalidData(str(exc), field="recurrence") from exc
     if obj.start_date is not None and obj.end_date is not None and obj.end_date < obj.start_date:
         raise InvalidData("end_date is before start_date", field="end_date")
-    meetings.prepare(tx, user_id, obj, home_folder_id, previous_id, home)
+    meetings.prepare(tx, user_id, obj, home_folder_id, previous_id, home, previous)
     if isinstance(obj, Appointment):
         _check_conflicts(tx, user_id, obj, home_folder_id, home)
     return range_end_ms(obj)
