@@ -19,11 +19,10 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.bench_peers import LOGIN_REQUESTS, PROPFIND0, XML, cpu_seconds, login_rate
-from bench.eas_peers_work import rss_bytes
+from bench.eas_peers_work import arrivals_rss_growth
 from bench.peers_servers import LOGIN_USERS, PROCESSES_ENV, SOLO_USER, USER, Client, Oxsync, basic
 
 DEVICES = 8
@@ -37,17 +36,6 @@ def first_requests_rss_mib(peer: Oxsync, login: str, password: str) -> float:
         client.request("PROPFIND", peer.principal, PROPFIND0, Depth="0", Content_Type=XML)
         client.close()
     time.sleep(0.5)
-    pids = peer.pids()
-    base = rss_bytes(pids)
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes(pids))
-            time.sleep(0.005)
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     barrier = threading.Barrier(DEVICES)
 
     def first(_: int) -> int:
@@ -56,16 +44,10 @@ def first_requests_rss_mib(peer: Oxsync, login: str, password: str) -> float:
         status, _body = client.request("PROPFIND", peer.login_path(login), PROPFIND0, Depth="0", Content_Type=XML)
         client.close()
         return status
-    try:
-        with ThreadPoolExecutor(DEVICES) as pool:
-            statuses = list(pool.map(first, range(DEVICES)))
-        time.sleep(0.3)
-    finally:
-        stop.set()
-        sampler.join()
+    statuses, growth = arrivals_rss_growth(peer.pids(), first, DEVICES)
     if any(s != 207 for s in statuses):
         raise RuntimeError(f"first requests answered {statuses}")
-    return (peak[0] - base) / 2**20
+    return growth
 
 
 def node_hashes(peer: Oxsync, processes: int) -> int | None:

@@ -274,10 +274,10 @@ def _ping_status(raw: bytes) -> str | None:
 # ------------------------------------------------------------------------------------------ logins
 
 
-def login_rss(server: EasServer, logins: list[tuple[str, str]], tag: str) -> float:
-    """Peak growth of the server's RSS (MiB) while 8 devices send their first request at once (a
-    Provision: the server checks the credentials it has not seen since it started)."""
-    pids = server.rss_pids()
+def arrivals_rss_growth(pids: list[int], first: Callable[[int], int], count: int) -> tuple[list[int], float]:
+    """Run `first(0)` .. `first(count - 1)` at once (each on a thread of its own; a barrier inside `first`
+    is the caller's) while sampling the summed RSS of `pids` every 5 ms: (their statuses, the peak
+    growth in MiB over the RSS before they started)."""
     base = rss_bytes(pids)
     peak = [base]
     stop = threading.Event()
@@ -289,6 +289,19 @@ def login_rss(server: EasServer, logins: list[tuple[str, str]], tag: str) -> flo
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            statuses = list(pool.map(first, range(count)))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        sampler.join()
+    return statuses, (peak[0] - base) / 2**20
+
+
+def login_rss(server: EasServer, logins: list[tuple[str, str]], tag: str) -> float:
+    """Peak growth of the server's RSS (MiB) while 8 devices send their first request at once (a
+    Provision: the server checks the credentials it has not seen since it started)."""
     barrier = threading.Barrier(len(logins))
 
     def first_request(n: int) -> int:
@@ -298,13 +311,7 @@ def login_rss(server: EasServer, logins: list[tuple[str, str]], tag: str) -> flo
         return phone.post("Provision", E("Provision:Provision", E("Provision:Policies", E(
             "Provision:Policy", E("Provision:PolicyType", "MS-EAS-Provisioning-WBXML"))))).status
 
-    try:
-        with ThreadPoolExecutor(len(logins)) as pool:
-            statuses = list(pool.map(first_request, range(len(logins))))
-        time.sleep(0.3)
-    finally:
-        stop.set()
-        sampler.join()
+    statuses, growth = arrivals_rss_growth(server.rss_pids(), first_request, len(logins))
     if any(s != 200 for s in statuses):
         raise Unavailable(f"login Provision answered {statuses}")
-    return (peak[0] - base) / 2**20
+    return growth
