@@ -222,6 +222,10 @@ class Tx:
         if new or self.conn.execute(_UPDATE_CHANGE, {**key, **values}).rowcount == 0:
             self.conn.execute(_INSERT_CHANGE, {"tenant_id": self.tenant_id, "folder_id": folder_id,
                                                "object_id": object_id, **values})
+        self._note_change(folder_id, object_id, gone)
+
+    def _note_change(self, folder_id: int, object_id: int, gone: bool) -> None:
+        """What the commit tells listeners: the folders touched, and the objects changed in them."""
         self.touched_folders.add(folder_id)
         if gone:
             self.changed_objects.get(folder_id, set()).discard(object_id)
@@ -235,8 +239,7 @@ class Tx:
             self.record_object_change(folder_id, object_id, gone=False, kind=kind, new=new)
             return
         self.pending.change(folder_id, object_id, kind, new)
-        self.touched_folders.add(folder_id)
-        self.changed_objects.setdefault(folder_id, set()).add(object_id)
+        self._note_change(folder_id, object_id, gone=False)
 
     def record_folder_change(self, folder_id: int, parent_id: int, gone: bool) -> None:
         stamp = self.stamp
