@@ -48,7 +48,7 @@ class BulkReads:
         """`_visible_objects` of whole objects: their rows and side tables are read once, and the
         participants loaded with them tell the folders an object is in and who may read a private one."""
         rows: list[Any] = []
-        query = _object_rows(self.tx.conn.dialect.name == "postgresql")
+        query = object_ops.object_rows_query(self.tx.conn.dialect.name == "postgresql")
         for chunk in _chunks(wanted):
             rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}))
         by_id = {int(r.id): r for r in rows}
@@ -334,15 +334,6 @@ def _ids_by_name(postgresql: bool) -> Any:
     o = s.objects
     return select(o.c.id, o.c.resource_name).where(and_(o.c.tenant_id == bindparam("k_tenant", type_=Integer),
                                                          ids_bound(o.c.resource_name, "names", postgresql)))
-
-
-@functools.cache
-def _object_rows(postgresql: bool) -> Any:
-    """The objects rows of these ids (bound as `ids`), built once per dialect (a PUT of an existing object
-    and every bulk read of whole objects)."""
-    o = s.objects
-    return select(o).where(and_(o.c.tenant_id == bindparam("k_tenant", type_=Integer),
-                                ids_bound(o.c.id, "ids", postgresql))).order_by(o.c.id)
 
 
 def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]],

@@ -449,6 +449,12 @@ def _rows_of(table_name: str, id_name: str, order_name: str, postgresql: bool) -
                                     ids_bound(id_col, "ids", postgresql))).order_by(order_col)
 
 
+def object_rows_query(postgresql: bool) -> Any:
+    """The `objects` rows of a list of ids (bound as `ids`, the tenant as `k_tenant`) in id order, built once
+    per dialect: every bulk read of whole objects and a PUT of an existing object run it."""
+    return _rows_of(s.objects.name, "id", "id", postgresql)
+
+
 @functools.cache
 def _attachment_metas_query(postgresql: bool) -> Any:
     """Built once per dialect: every object read lists its attachments with it."""

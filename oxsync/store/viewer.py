@@ -194,13 +194,10 @@ class Viewer:
 
     def rows_by_id(self, object_ids: list[int]) -> list[Any]:
         """The object rows of `object_ids` (those that exist), in id order within each chunk of CHUNK ids."""
-        o = s.objects
+        query = object_ops.object_rows_query(self.tx.conn.dialect.name == "postgresql")
         rows: list[Any] = []
         for i in range(0, len(object_ids), CHUNK):
-            chunk = object_ids[i:i + CHUNK]
-            rows.extend(self.tx.conn.execute(
-                select(o).where(and_(o.c.tenant_id == self.tx.tenant_id, ids_in(self.tx, o.c.id, chunk))).order_by(o.c.id)
-            ).all())
+            rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": object_ids[i:i + CHUNK]}))
         return rows
 
     def readable_of(self, folder_id: int, rows: list[Any]) -> list[Any]:
