@@ -51,6 +51,7 @@ from bench.peers_servers import (  # noqa: E402
     Unavailable,
     basic,
     free_port,
+    settle,
     wait_port,
 )
 
@@ -313,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             order = peers if run % 2 == 0 else list(reversed(peers))
             for peer in order:
                 try:
+                    settle(peers)
                     figures = measure(peer, run, args.cards, pings.get(peer.name, []))
                 except (Unavailable, OSError, AssertionError) as exc:
                     traceback.print_exc()

@@ -43,6 +43,7 @@ from bench.peers_servers import (  # noqa: E402
     Unavailable,
     Xandikos,
     serve_oxsync,
+    settle,
 )
 
 PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
@@ -462,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                     if reasons.get(peer.name, "").startswith("setup"):
                         continue
                     try:
+                        settle([*peers, args])  # oxsync-pg's cluster is the run's (args.cluster)
                         values, counts[peer.name] = measure(peer, args.events, args.cards, run, args.puts)
                         results[peer.name].append(values)
                         print(f"run {run + 1} {peer.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in values.items())

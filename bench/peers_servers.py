@@ -108,6 +108,16 @@ def put_all(port: int, auth: str | None, items: list[tuple[str, str, str]], work
         list(pool.map(run, [items[k::workers] for k in range(workers)]))
 
 
+def settle(holders: list[object]) -> None:
+    """Before each server's measured phases: every PostgreSQL cluster of the run (the `cluster` of each
+    holder: a peer, or the run's arguments) checkpoints and the kernel writes every dirty page back, so that
+    data another server loaded or wrote is not written back while this one is measured. Run before every
+    server alike, the first one included."""
+    for cluster in {id(c): c for h in holders if (c := getattr(h, "cluster", None)) is not None}.values():
+        cluster.checkpoint()
+    os.sync()
+
+
 class Peer:
     name = ""
     cal = card_path = puts = principal = ""
