@@ -4,6 +4,8 @@ is decoded once, by the window that sends it, and the items sent are those one l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
@@ -160,3 +162,63 @@ def test_a_sync_that_finds_nothing_writes_nothing(running, store, world) -> None
         reply = phone.sync(folder, window=100)
     assert reply.status == 200 and not items(reply)
     assert writes == []  # state written back as read is no write (2 UPDATEs before)
+
+
+@contextmanager
+def _units(running, user_id: int) -> Iterator[list[bool]]:  # type: ignore[no-untyped-def]
+    """Whether each unit of store work run for `user_id` meanwhile was a write (one pool checkout and one
+    thread hop each)."""
+    async_store = running.service.async_store
+    real = async_store._in_session
+    seen: list[bool] = []
+
+    def counted(tenant_id, unit_user, write, fn):  # type: ignore[no-untyped-def]
+        if unit_user == user_id:
+            seen.append(write)
+        return real(tenant_id, unit_user, write, fn)
+    async_store._in_session = counted
+    try:
+        yield seen
+    finally:
+        del async_store._in_session
+
+
+def test_a_delta_sync_is_one_read_unit_then_one_write_unit(running, world) -> None:  # type: ignore[no-untyped-def]
+    """The provisioning gate runs inside the Sync's staged read (3 units before: the gate's read of its
+    own), and a device record to touch is written with the Sync's state (5 units before)."""
+    ids = add_contacts(world, 20)
+    phone = _phone(running, "deltaunits")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    _change_three(world, ids)
+    with _units(running, world.alice) as seen:
+        reply = phone.sync(folder, window=100)
+    assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
+    assert seen == [False, True]
+    _change_three(world, ids)
+    phone.user_agent = "Apple-iPhone9C1/1402.200"  # the device record must be touched
+    with _units(running, world.alice) as seen:
+        reply = phone.sync(folder, window=100)
+    assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
+    assert seen == [False, True]
+    with world.as_user(world.alice) as session:
+        assert session.get_state("deltaunits", "")["ua"] == "Apple-iPhone9C1/1402.200"  # type: ignore[index]
+
+
+def test_a_sync_refused_by_the_gate_in_its_unit_still_touches_the_device(running, world) -> None:  # type: ignore[no-untyped-def]
+    """A Sync with a stale policy key gets Status 144 from the gate run inside its unit, which writes
+    the device record's touch and nothing of the Sync."""
+    add_contacts(world, 3)
+    phone = _phone(running, "gatedsync")
+    folder = phone.folder_of_type(9)
+    phone.sync(folder, "0")
+    with world.as_user(world.alice) as session:
+        before = session.get_state("gatedsync", "c:" + folder)
+    phone.policy_key, phone.user_agent = "12345", "Apple-iPhone9C1/1402.300"
+    with _units(running, world.alice) as seen:
+        reply = phone.sync(folder, window=100)
+    assert reply.text("AirSync:Status") == "144"
+    assert seen == [False, True]
+    with world.as_user(world.alice) as session:
+        assert session.get_state("gatedsync", "")["ua"] == "Apple-iPhone9C1/1402.300"  # type: ignore[index]
+        assert session.get_state("gatedsync", "c:" + folder) == before

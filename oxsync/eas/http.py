@@ -13,9 +13,10 @@ What must hold (MS-ASHTTP):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -26,11 +27,13 @@ from oxsync.eas.request import (
     BadRequest,
     EasRequest,
     EasResponse,
+    GateRefused,
     Query,
     parse_query,
     status_response,
 )
 from oxsync.eas.service import Eas
+from oxsync.eas.state import StateStore
 from oxsync.eas.wbxml import Element, WBXMLError, decode, encode
 from oxsync.logs import failure_exc_info
 from oxsync.model import Protocol
@@ -118,7 +121,12 @@ class ActiveSyncResource(Resource):
             code = 413 if str(exc).startswith("body exceeds") else 400
             self._bad(request, query, str(exc), code, principal)
             return None
-        answered: Deferred[EasResponse] = self._gate(req).addCallback(self._dispatch, req)
+        if req.cmd in STATE_KEYS:  # the command runs the gate in its own first unit (Eas.staged)
+            req.gate = self._gate_in_unit(req, STATE_KEYS[req.cmd](req))
+            answered: Deferred[EasResponse] = succeed(None).addCallback(self._dispatch, req)
+            answered.addErrback(_refused)
+        else:
+            answered = self._gate(req).addCallback(self._dispatch, req)
         return answered.addCallback(self._send, request, req)
 
     def _build(self, principal: Principal, request: Request, query: Query) -> EasRequest:
@@ -163,36 +171,42 @@ class ActiveSyncResource(Resource):
         """Read the device record (a read transaction); write it only when it must change."""
         eas = self.eas
 
-        wanted = STATE_KEYS[req.cmd](req) if req.cmd in STATE_KEYS else []
-
         def check(session: UserSession) -> tuple[EasResponse | None, dict[str, Any] | None]:
-            if wanted:
-                seen = session.get_states(req.device_id, [state.DEVICE, *wanted])
-                req.gate_states = seen
-                record = seen[state.DEVICE] or {}
-            else:
-                record = state.load_device(session, req.device_id)
-            stale = (record.get("type") != req.device_type or record.get("ua") != req.user_agent
-                     or record.get("version") != req.version
-                     or int(record.get("last_seen", 0)) + eas.config.device_touch_seconds < _now())
-            touch = record if stale and req.device_id not in state.NOT_PERSISTED_DEVICES else None
-            return _verdict(eas, req, record), touch
+            record = state.load_device(session, req.device_id)
+            return _verdict(eas, req, record), record if _stale(eas, req, record) else None
 
         def touch(result: tuple[EasResponse | None, dict[str, Any] | None]) -> Any:
             refused, record = result
             if record is None:
                 return refused
-            req.gate_states = None  # the record is written now: the command reads its state again
-            return eas.write(req, lambda session: state.touch_device(
-                session, req.device_id, state.load_device(session, req.device_id), type=req.device_type,
-                ua=req.user_agent, version=req.version, last_cmd=req.cmd), light=True).addCallback(lambda _: refused)
+            return eas.write(req, lambda session: _touch(session, req, state.load_device(session, req.device_id)),
+                             light=True).addCallback(lambda _: refused)
 
         return eas.read(req, check, light=True).addCallback(touch)
+
+    def _gate_in_unit(self, req: EasRequest, keys: list[str]) -> Callable[[StateStore], EasResponse | None]:
+        """The gate as the command's first unit runs it: the device record and the command's first states
+        (`keys`, a Sync's cached request and collections) in one statement, the touch staged with the
+        command's own state writes."""
+        eas = self.eas
+
+        def gate(states: StateStore) -> EasResponse | None:
+            if isinstance(states, state.StagedStates) and req.device_id not in state.NOT_PERSISTED_DEVICES:
+                states.prefetch(req.device_id, [state.DEVICE, *keys])
+            record = state.load_device(states, req.device_id)
+            if _stale(eas, req, record):
+                _touch(states, req, record)
+            return _verdict(eas, req, record)
+
+        return gate
 
     def _dispatch(self, refused: EasResponse | None, req: EasRequest) -> Deferred[EasResponse] | EasResponse:
         if refused is not None:
             return refused
-        return HANDLERS[req.cmd](self.eas, req)  # inside a callback: what it raises becomes the chain's failure
+        answered = HANDLERS[req.cmd](self.eas, req)  # inside a callback: what it raises becomes the chain's failure
+        if req.gate is not None:
+            raise RuntimeError(f"ActiveSync {req.cmd} did not run the provisioning gate")
+        return answered
 
     def _send(self, response: EasResponse, request: Request, req: EasRequest) -> None:
         if is_gone(request):
@@ -218,6 +232,27 @@ def _now() -> int:
     import time
 
     return int(time.time())
+
+
+def _stale(eas: Eas, req: EasRequest, record: dict[str, Any]) -> bool:
+    """Whether the device record must be touched (what the device says of itself changed, or it was last
+    seen over `device_touch_seconds` ago); never for a device whose state is not kept."""
+    return req.device_id not in state.NOT_PERSISTED_DEVICES and (
+        record.get("type") != req.device_type or record.get("ua") != req.user_agent
+        or record.get("version") != req.version
+        or int(record.get("last_seen", 0)) + eas.config.device_touch_seconds < _now())
+
+
+def _touch(states: StateStore, req: EasRequest, record: dict[str, Any]) -> None:
+    state.touch_device(states, req.device_id, record, type=req.device_type, ua=req.user_agent,
+                       version=req.version, last_cmd=req.cmd)
+
+
+def _refused(failure: Failure) -> EasResponse:
+    """The refusal of a gate run inside the command's unit (`GateRefused`)."""
+    failure.trap(GateRefused)
+    assert isinstance(failure.value, GateRefused)
+    return failure.value.response
 
 
 def _verdict(eas: Eas, req: EasRequest, record: dict[str, Any]) -> EasResponse | None:

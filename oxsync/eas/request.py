@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -21,6 +22,15 @@ from oxsync.store.api import Principal
 
 class BadRequest(ValueError):
     """The request cannot be understood at the HTTP level: answered with 400, logged once."""
+
+
+class GateRefused(Exception):
+    """The provisioning gate refused a command inside the command's own unit (`EasRequest.gate`): its
+    Deferred fails with this, and the HTTP layer answers `response` (449, or the command's Status)."""
+
+    def __init__(self, response: EasResponse) -> None:
+        super().__init__(response.code)
+        self.response = response
 
 
 @dataclass
@@ -101,13 +111,15 @@ class EasRequest:
     accept_multipart: bool = False
     http: Any = None
     """The twisted Request: only long-lived handlers use it (to notice a disconnect)."""
-    gate_states: dict[str, dict[str, Any] | None] | None = None
-    """Device state (collection -> value) the provisioning gate read for the command, when it wrote none:
-    taken once (`take_gate_states`) by the command's first staged unit, which checks it before writing."""
+    gate: Callable[[Any], EasResponse | None] | None = None
+    """The provisioning gate, for a command that runs it inside its first staged unit (`Eas.staged`) instead
+    of a unit of its own: called with the unit's device state, it stages the device record's touch and
+    answers the refusal (None: the command may run). Taken once (`take_gate`); the HTTP layer refuses to
+    answer a command that left it untaken."""
 
-    def take_gate_states(self) -> dict[str, dict[str, Any] | None] | None:
-        seen, self.gate_states = self.gate_states, None
-        return seen
+    def take_gate(self) -> Callable[[Any], EasResponse | None] | None:
+        gate, self.gate = self.gate, None
+        return gate
 
     @property
     def v(self) -> float:

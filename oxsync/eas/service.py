@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from oxsync.config import EasSettings, Settings
 from oxsync.eas.exportcache import ExportCache
 from oxsync.eas.park import ParkedRequests
-from oxsync.eas.request import EasRequest, EasResponse
+from oxsync.eas.request import EasRequest, EasResponse, GateRefused
 from oxsync.eas.state import NeedsWriteTransaction, StagedStates, StateStore
 from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
@@ -54,25 +54,48 @@ class Eas:
         """`work` in a read transaction with its device state staged, then that state in a short write
         transaction (`state.StagedStates`); `work` runs again inside one write transaction when it must
         write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile.
-        The state write is always a light unit; `light` says whether `work` is one too."""
-        seen = req.take_gate_states()
+        The state write is always a light unit; `light` says whether `work` is one too.
 
-        def read(session: UserSession) -> tuple[T, StagedStates]:
-            states = StagedStates(session, req.device_id, seen)
-            return work(session, states), states
+        The request's provisioning gate, when the command runs it here (`EasRequest.gate`), runs first in
+        each of these transactions: a Sync costs one unit (and one thread hop) fewer, and the device
+        record's touch is staged with the command's state. A refusal fails the Deferred with
+        `GateRefused` once its touch is written."""
+        gate = req.take_gate()
+
+        def gated(session: UserSession, states: StateStore) -> T | _Refused:
+            refused = gate(states) if gate is not None else None
+            return _Refused(refused) if refused is not None else work(session, states)
+
+        def read(session: UserSession) -> tuple[T | _Refused, StagedStates]:
+            states = StagedStates(session)
+            return gated(session, states), states
 
         def in_one_write(failure: Any = None) -> Deferred[T]:
             if failure is not None:
                 failure.trap(NeedsWriteTransaction)
-            return self.write(req, lambda session: work(session, session), light)
+            return self.write(req, lambda session: gated(session, session), light).addCallback(_answer)
 
-        def commit(done: tuple[T, StagedStates]) -> Any:
+        def commit(done: tuple[T | _Refused, StagedStates]) -> Any:
             result, states = done
             if not states.writes:
-                return result
-            return self.write(req, states.commit, True).addCallback(lambda ok: result if ok else in_one_write())
+                return _answer(result)
+            return self.write(req, states.commit, True).addCallback(
+                lambda ok: _answer(result) if ok else in_one_write())
 
         return self.read(req, read, light).addCallbacks(commit, in_one_write)
+
+
+class _Refused:
+    """The gate's refusal, carried out of a unit that must still commit the device record's touch."""
+
+    def __init__(self, response: EasResponse) -> None:
+        self.response = response
+
+
+def _answer(result: T | _Refused) -> T:
+    if isinstance(result, _Refused):
+        raise GateRefused(result.response)
+    return result
 
 
 Handler = Callable[[Eas, EasRequest], "EasResponse | Deferred[EasResponse]"]

@@ -124,13 +124,9 @@ class StagedStates:
     statements, provided every state it read is still as it was (optimistic concurrency: otherwise the
     caller runs the command again inside one write transaction, as before)."""
 
-    def __init__(self, session: UserSession, device_id: str = "",
-                 seen: dict[str, dict[str, Any] | None] | None = None) -> None:
-        """`seen`: state of `device_id` (collection -> value) read before this unit, by the request's
-        provisioning gate; taken as read here, so `commit` checks it like any other read."""
+    def __init__(self, session: UserSession) -> None:
         self.session = session
-        self.reads: dict[tuple[str, str], dict[str, Any] | None] = {
-            (device_id, collection): copy.deepcopy(value) for collection, value in (seen or {}).items()}
+        self.reads: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.writes: dict[tuple[str, str], dict[str, Any]] = {}
 
     def prefetch(self, device_id: str, collections: Iterable[str]) -> None:

@@ -37,5 +37,5 @@ HANDLERS: dict[str, Handler] = {
 }
 
 STATE_KEYS: dict[str, Callable[[EasRequest], list[str]]] = {"Sync": sync.state_keys}
-"""Device state a command reads first, beside the device record: the provisioning gate reads them all in
-one statement and hands them to the command's staged unit (`EasRequest.gate_states`)."""
+"""Commands that run the provisioning gate inside their first staged unit (`EasRequest.gate`, `Eas.staged`),
+and the device state they read first beside the device record: the gate reads them all in one statement."""

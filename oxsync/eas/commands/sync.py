@@ -272,7 +272,7 @@ def load_cached(session: state.StateStore, device_id: str) -> Element | None:
 
 def state_keys(req: EasRequest) -> list[str]:
     """The device state a Sync reads first (its cached request, its collections' keys): the provisioning
-    gate reads them with the device record, in one statement, for the Sync's staged unit."""
+    gate, run inside the Sync's staged unit, reads them with the device record in one statement."""
     if req.device_id in state.NOT_PERSISTED_DEVICES:
         return []
     collections = req.body.find("AirSync:Collections") if req.body is not None else None
