@@ -18,13 +18,16 @@ BOUND_S = 60
 """Bounds every wait, so that a broken lock order fails the test instead of hanging it."""
 
 
-@pytest.mark.parametrize("write, pause_after, second", [("create", "INSERT INTO objects", "bob"),
-                                                        ("update", "DELETE FROM list_members", "bob"),
-                                                        ("create", "INSERT INTO objects", "alice")])
-def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, write: str, pause_after: str,
+@pytest.mark.parametrize("write, pause_at, second", [("create", "before WITH bump", "bob"),
+                                                     ("update", "after DELETE FROM list_members", "bob"),
+                                                     ("create", "before WITH bump", "alice")])
+def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, write: str, pause_at: str,
                                                                     second: str) -> None:
-    """Alice's write pauses right after its object work; the second writer (another user, or alice
-    herself on another connection: her usage row is also taken only at the stamp) must complete."""
+    """Alice's write pauses at the end of its object work (an update: after its side rows' rewrite; a
+    create, whose object rows are written by the stamp's own statement: just before that statement);
+    the second writer (another user, or alice herself on another connection: her usage row is also
+    taken only at the stamp) must complete."""
+    when, pause_after = pause_at.split(" ", 1)
     store = make_store(pg_cluster.new_database())
     world = build_world(store)
     other = getattr(world, second)
@@ -59,7 +62,7 @@ def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, w
         with world.as_user(user) as session:
             out["rev"] = session.revision()[0]
 
-    sa_event.listen(store.engine, "after_cursor_execute", pause_alice)
+    sa_event.listen(store.engine, f"{when}_cursor_execute", pause_alice)
     alice: dict[str, Any] = {}
     bob: dict[str, Any] = {}
     bob_error: list[BaseException] = []
@@ -78,7 +81,7 @@ def test_second_writer_completes_while_first_holds_its_object_work(pg_cluster, w
         alice_thread[0].join(BOUND_S)
     finally:
         bob_done.set()
-        sa_event.remove(store.engine, "after_cursor_execute", pause_alice)
+        sa_event.remove(store.engine, f"{when}_cursor_execute", pause_alice)
     assert paused and bob_error == [], f"bob waited for alice's open transaction: {bob_error}"
     assert "id" in alice and not alice_thread[0].is_alive()
     # bob committed first, so his revision is the lower one; alice's stamp came after, at her commit

@@ -222,6 +222,12 @@ def test_user_and_tenant_quota(world) -> None:  # type: ignore[no-untyped-def]
     bob_folder = world.default_folder(world.bob, Module.CONTACT)
     with pytest.raises(QuotaExceeded), world.as_user(world.bob, write=True) as session:
         session.create_object(bob_folder, Contact(last_name="Over"))
+    # a meeting's participants and time ranges (on PostgreSQL written by the refused stamp's statement)
+    calendar = world.default_folder(world.bob, Module.CALENDAR)
+    with pytest.raises(QuotaExceeded), world.as_user(world.bob, write=True) as session:
+        session.create_object(calendar, full_appointment(world.alice, world.bob))
+    with world.as_user(world.bob) as session:
+        assert session.list_objects(calendar) == [] and session.list_objects(bob_folder) == []
 
 
 def test_object_size_limit_and_wrong_module(world) -> None:  # type: ignore[no-untyped-def]

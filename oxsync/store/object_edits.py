@@ -51,7 +51,7 @@ class ObjectEdits:
             obj.user_id = None
         else:
             range_end = before_save(self.tx, self.user_id, obj, folder_id, None, folder)
-        object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end)
+        object_ops.insert_object(self.tx, obj, folder_id, self.user_id, range_end_ms=range_end, stamp_next=True)
         assert obj.object_id is not None  # given by insert_object
         placed = {folder_id} | {p.folder_id for p in getattr(obj, "participants", []) if p.folder_id is not None}
         for fid in placed:  # a new object: its folders are known and no change row exists yet

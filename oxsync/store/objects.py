@@ -154,11 +154,15 @@ def written_object(tx: Tx, object_id: int, folder_for: dict[int, int]) -> tuple[
     return row, _load_one(row, parts, members, {object_id: list(written.attachments)}, folder_for)
 
 
-def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None) -> None:
+def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_end_ms: int | None = None,
+                  stamp_next: bool = False) -> None:
     """Insert `obj` (id allocated here) into `folder_id`; stamps server fields on `obj`.
 
     On PostgreSQL the row is written before the transaction's stamp (no tenant lock for the object
-    work) and gets its creation and modification time when the stamp is taken (`Tx.at_stamp`)."""
+    work) and gets its creation and modification time when the stamp is taken (`Tx.at_stamp`).
+    `stamp_next`: the caller takes the stamp next and reads nothing of the object before it; then on
+    PostgreSQL the row, its participants and time ranges are written by the stamp's own statement
+    (store/stamping.py; a distribution list's members are not, so a list is written here)."""
     check_object(obj, tx.settings.limits)
     obj.object_id = tx.next_id("object")
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
@@ -173,14 +177,23 @@ def insert_object(tx: Tx, obj: AnyObject, folder_id: int, actor: int, *, range_e
     ms = 0 if draft else tx.stamp.ms
     row = {"folder_id": folder_id, "created_by": obj.created_by, "modified_by": actor, "creation_ms": ms or None,
            "last_ms": ms or None, "size": len(data), "data": data, **_columns(obj, range_end_ms)}
-    tx.conn.execute(_INSERT_OBJECT, {"tenant_id": tx.tenant_id, "id": obj.object_id, "kind": kind_of(obj).value,
-                                     **row, "creation_ms": ms, "last_ms": ms})
+    side = side_rows(tx, obj)
+    joins_stamp = draft and stamp_next and not side[1]
+    if joins_stamp:  # the rows are the stamp's statement's (store/stamping.py)
+        ranges = timeranges.table_rows(tx.tenant_id, obj.object_id, timeranges.rows(obj, tx.settings.limits))
+        tx.pending.insert(obj.object_id, {"id": obj.object_id, "kind": kind_of(obj).value, **row}, side[0], ranges)
+    else:
+        tx.conn.execute(_INSERT_OBJECT, {"tenant_id": tx.tenant_id, "id": obj.object_id, "kind": kind_of(obj).value,
+                                         **row, "creation_ms": ms, "last_ms": ms})
+        _insert_side_rows(tx, side)
     tx.object_writes += 1
     tx.written_objects.add(obj.object_id)
-    written = _remember(tx, obj, row, _write_side_tables(tx, obj), [])
-    timeranges.write(tx, obj, replace=False)
+    written = _remember(tx, obj, row, side, [])
+    if not joins_stamp:
+        timeranges.write(tx, obj, replace=False)
     if draft:  # the row's creation and last time join the stamp's statement (store/stamping.py)
-        tx.pending.stamp_object(obj.object_id, True, {})
+        if not joins_stamp:
+            tx.pending.stamp_object(obj.object_id, True, {})
 
         def stamped(stamp: Stamp) -> None:
             _stamp_model(obj, stamp, created=True)
@@ -347,7 +360,12 @@ def _clear_side_tables(tx: Tx, object_ids: Sequence[int], attachments: bool = Fa
 
 
 def _write_side_tables(tx: Tx, obj: AnyObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    parts, members = side_rows(tx, obj)
+    return _insert_side_rows(tx, side_rows(tx, obj))
+
+
+def _insert_side_rows(tx: Tx, side: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]]]:
+    parts, members = side
     if parts:
         tx.conn.execute(_INSERT_SIDE[s.participants.name], parts)
     if members:

@@ -4,8 +4,12 @@ A write transaction on PostgreSQL does its object work before it takes the tenan
 (`Tx.late_stamp`, docs/store.md "Revision lock"); what must carry the revision's stamp is written when
 the stamp is taken. The common ones (the owner's usage, the written objects' stamps and rewritten
 columns, their change rows) join the bump's data-modifying `WITH` here instead of following it one
-statement each: fewer round trips, and the tenant row is held for fewer of them. The statement is built
-once per shape (how many users, objects and change rows, and which columns; `functools.cache`).
+statement each: fewer round trips, and the tenant row is held for fewer of them. A new object whose
+caller takes the stamp next (`ObjectEdits.create_object`) joins it too, with its participants and
+time-range rows: its row is inserted with the stamp's time, so a create's object work is one round
+trip, not four (the side rows as arrays, `unnest`ed, so the statement does not depend on their number).
+The statement is built once per shape (how many users, objects, new objects and change rows, and which
+columns; `functools.cache`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,39 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 
 from oxsync.store import schema as s
 
 ObjectShape = tuple[bool, tuple[str, ...]]
 """(stamped as created, the columns rewritten) of one object."""
+InsertShape = tuple[bool, bool]
+"""(has participant rows, has time-range rows) of one new object."""
+Rows = list[dict[str, Any]]
+
+
+@dataclass
+class Inserted:
+    """A new object waiting for the stamp: its `objects` row (without tenant_id, creation_ms and last_ms,
+    which the statement gives), its `participants` and `object_ranges` rows (as `objects.side_rows` and
+    `timeranges.table_rows` make them)."""
+    row: dict[str, Any]
+    parts: Rows
+    ranges: Rows
 
 
 @dataclass
@@ -31,9 +61,14 @@ class Pending:
     usage: dict[int, int] = field(default_factory=dict)
     objects: dict[int, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
     changes: dict[tuple[int, int], tuple[str, bool]] = field(default_factory=dict)
+    inserts: dict[int, Inserted] = field(default_factory=dict)
+    """object id -> a new object written by the statement (`insert`)."""
 
     def __bool__(self) -> bool:
-        return bool(self.usage or self.objects or self.changes)
+        return bool(self.usage or self.objects or self.changes or self.inserts)
+
+    def insert(self, object_id: int, row: dict[str, Any], parts: Rows, ranges: Rows) -> None:
+        self.inserts[object_id] = Inserted(row, parts, ranges)
 
     def charge(self, user_id: int, delta: int) -> None:
         total = self.usage.pop(user_id, 0) + delta
@@ -41,6 +76,9 @@ class Pending:
             self.usage[user_id] = total
 
     def stamp_object(self, object_id: int, created: bool, values: dict[str, Any]) -> None:
+        if object_id in self.inserts:  # not written yet: the insert takes the new values (and the stamp)
+            self.inserts[object_id].row.update(values)
+            return
         was_created, before = self.objects.get(object_id, (False, {}))
         self.objects[object_id] = (created or was_created, {**before, **values})
 
@@ -49,10 +87,11 @@ class Pending:
         self.changes[(folder_id, object_id)] = (kind, new and was_new)
 
 
-def shape(pending: Pending) -> tuple[tuple[bool, ...], tuple[ObjectShape, ...], tuple[bool, ...]]:
+def shape(pending: Pending) -> tuple[tuple[bool, ...], tuple[ObjectShape, ...], tuple[bool, ...], tuple[InsertShape, ...]]:
     users = tuple(delta > 0 for delta in pending.usage.values())
     objects = tuple((created, tuple(values)) for created, values in pending.objects.values())
-    return users, objects, tuple(new for _, new in pending.changes.values())
+    inserts = tuple((bool(new.parts), bool(new.ranges)) for new in pending.inserts.values())
+    return users, objects, tuple(new for _, new in pending.changes.values()), inserts
 
 
 def parameters(pending: Pending) -> dict[str, Any]:
@@ -65,12 +104,27 @@ def parameters(pending: Pending) -> dict[str, Any]:
     for i, ((folder_id, object_id), (kind, _new)) in enumerate(pending.changes.items()):
         out[f"c{i}_folder"], out[f"c{i}_object"], out[f"c{i}_kind"] = folder_id, object_id, kind
         out[f"c{i}_gone"], out[f"c{i}_name"] = False, None
+    for i, new in enumerate(pending.inserts.values()):
+        out.update({f"n{i}_{name}": value for name, value in new.row.items() if name not in _GIVEN})
+        for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
+            for name in _side_columns(table) if rows else ():
+                out[f"n{i}{prefix}_{name}"] = [row[name] for row in rows]
     return out
+
+
+_GIVEN = frozenset({"tenant_id", "creation_ms", "last_ms"})
+"""Columns of a new object's row that the statement itself gives (the tenant, the stamp's time)."""
+
+
+@functools.cache
+def _side_columns(table: Table) -> tuple[str, ...]:
+    """The columns of a side table's rows passed as arrays (all but the tenant and the object)."""
+    return tuple(c.name for c in table.c if c.name not in ("tenant_id", "object_id"))
 
 
 @functools.cache
 def statement(bump_update: Any, users: tuple[bool, ...] = (), objects: tuple[ObjectShape, ...] = (),
-              changes: tuple[bool, ...] = ()) -> Any:
+              changes: tuple[bool, ...] = (), inserts: tuple[InsertShape, ...] = ()) -> Any:
     """The tenant's revision bump (`bump_update`, tx._bump: an UPDATE returning rev and last_ms), its
     revision_log row and the pending writes, as one data-modifying WITH; parameters tenant, now, grow and
     `parameters(pending)`. Returns rev, last_ms (no row: the tenant's quota refused the growth) and u<i>:
@@ -110,4 +164,26 @@ def statement(bump_update: Any, users: tuple[bool, ...] = (), objects: tuple[Obj
                 index_elements=[c.c.tenant_id, c.c.folder_id, c.c.object_id],
                 set_={n: upsert.excluded[n] for n in ("rev", "ms", "gone", "kind", "resource_name")})
         stmt = stmt.add_cte(changed.cte(f"c{i}"))
+    for i, (with_parts, with_ranges) in enumerate(inserts):
+        stmt = _add_insert(stmt, i, bump, tenant, with_parts, with_ranges)
     return stmt.add_columns(*counts) if counts else stmt
+
+
+def _add_insert(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, with_ranges: bool) -> Any:
+    """New object i (parameters n<i>_<column>) with its side rows (n<i>p_<column>, n<i>r_<column>: one
+    array per column, zipped by `unnest`), each only when the bump took a stamp (else refused: no row).
+    The side rows' foreign key to the object is checked at the end of the statement, so they see it."""
+    o = s.objects
+    object_id = bindparam(f"n{i}_id", type_=o.c.id.type)
+    given = {"tenant_id": tenant, "id": object_id, "creation_ms": bump.c.last_ms, "last_ms": bump.c.last_ms}
+    names = [c.name for c in o.c]
+    row = select(*[given.get(n, bindparam(f"n{i}_{n}", type_=o.c[n].type)) for n in names]).select_from(bump)
+    stmt = stmt.add_cte(insert(o).from_select(names, row).cte(f"n{i}"))
+    for prefix, table, present in (("p", s.participants, with_parts), ("r", s.object_ranges, with_ranges)):
+        if not present:
+            continue
+        columns = _side_columns(table)
+        arrays = [func.unnest(bindparam(f"n{i}{prefix}_{n}", type_=postgresql.ARRAY(table.c[n].type))) for n in columns]
+        rows = select(tenant, object_id, *arrays).select_from(bump)
+        stmt = stmt.add_cte(insert(table).from_select(["tenant_id", "object_id", *columns], rows).cte(f"n{i}{prefix}"))
+    return stmt
