@@ -420,12 +420,17 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
     return out
 
 
+_CLASS_OF_KIND_VALUE: dict[str, type] = {kind.value: cls for kind, cls in CLASS_OF_KIND.items()}
+
+
 def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]],
               atts: dict[int, list[AttachmentMeta]], folder_for: dict[int, int] | None) -> AnyObject:
-    cls = CLASS_OF_KIND[ObjectKind(r.kind)]
+    """One object from its row and side rows; its JSON document is parsed once."""
+    cls = _CLASS_OF_KIND_VALUE.get(r.kind) or CLASS_OF_KIND[ObjectKind(r.kind)]  # an unknown kind raises as before
+    object_id = r.id
     overrides: dict[str, Any] = {
-        "object_id": r.id,
-        "folder_id": (folder_for or {}).get(r.id, r.folder_id),
+        "object_id": object_id,
+        "folder_id": (folder_for or {}).get(object_id, r.folder_id),
         "created_by": r.created_by,
         "modified_by": r.modified_by,
         "creation_time": datetime_from_ms(r.creation_ms),
@@ -433,19 +438,19 @@ def _load_one(r: Any, parts: dict[int, list[Any]], members: dict[int, list[Any]]
         "private_flag": r.private,
         "uid": xml_safe(r.uid or ""),
         "resource_name": xml_safe(r.resource_name or ""),
-        "attachments": atts.get(r.id, []),
+        "attachments": atts.get(object_id, []),
     }
+    data = dataclass_json.loads(r.data)
     if cls is Contact:
         overrides["user_id"] = r.user_id
-        dl = members.get(r.id)
-        data = dataclass_json.loads(r.data)
+        dl = members.get(object_id)
         if dl is not None or data.get("_is_list"):
             overrides["distribution_list"] = [_member(m) for m in dl or []]
     else:
-        overrides["participants"] = [participant_of_row(p) for p in parts.get(r.id, [])]
+        overrides["participants"] = [participant_of_row(p) for p in parts.get(object_id, [])]
         if cls is Appointment:
             overrides["recurrence_id"] = r.series_id
-    return dataclass_json.from_dict(cls, dataclass_json.loads(r.data), **overrides)
+    return dataclass_json.decode_object(cls, data, overrides)
 
 
 def _group(tx: Tx, table, id_col, ids: list[int], order_col) -> dict[int, list[Any]]:
