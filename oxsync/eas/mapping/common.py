@@ -19,6 +19,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from oxsync.eas.wbxml import E, Element
+from oxsync.model.text import xml_safe
 
 # ------------------------------------------------------------------ context
 
@@ -152,6 +153,7 @@ class Special:
 
 
 Row = Field | Special
+_ExportStep = tuple[str, str, str | None, Callable[[Any], str | None], Callable[[Any, "MapContext"], list[Element]] | None]
 
 
 def get_attr(obj: Any, attr: str) -> Any:
@@ -189,24 +191,36 @@ class ClassMapping:
     rows: tuple[Row, ...]
     factory: Callable[[], Any]
     tags: frozenset[str] = field(init=False)
+    _plans: dict[float, tuple[_ExportStep, ...]] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.tags = frozenset(t for r in self.rows for t in ((r.tag,) if isinstance(r, Field) else r.tags))
 
     def to_eas(self, obj: Any, ctx: MapContext) -> Element:
-        data = E("AirSync:ApplicationData")
-        for row in self.rows:
-            if not row.applies(ctx.version):
+        """The object's ApplicationData: each row of the table that applies to the version, in order.
+        Walks the rows chosen once per version (`export_plan`): an initial Sync converts every item."""
+        data = Element("AirSync:ApplicationData")
+        children = data.children
+        extra = obj.extra
+        for tag, attr, key, out, special in self.export_plan(ctx.version):
+            if special is not None:
+                children.extend(special(obj, ctx))
                 continue
-            if isinstance(row, Field):
-                if not row.export:
-                    continue
-                text = row.conv.out(get_attr(obj, row.attr))
-                if text is not None:
-                    data.append(E(row.tag, text))
-            else:
-                data.children.extend(row.out(obj, ctx))
+            value = extra.get(key, "") if key is not None else getattr(obj, attr)
+            text = (value or None) if out is _str_out and value.__class__ is str else out(value)
+            if text is not None:
+                children.append(Element(tag, xml_safe(text)) if text.__class__ is str else E(tag, text))
         return data
+
+    def export_plan(self, version: float) -> tuple[_ExportStep, ...]:
+        """The rows `to_eas` writes for `version`, as (tag, attribute, `extra` key, converter, Special.out)."""
+        plan = self._plans.get(version)
+        if plan is None:
+            plan = self._plans[version] = tuple(
+                (row.tag, row.attr, row.attr[6:] if row.attr.startswith("extra:") else None, row.conv.out, None)
+                if isinstance(row, Field) else ("", "", None, _str_out, row.out)
+                for row in self.rows if row.applies(version) and (not isinstance(row, Field) or row.export))
+        return plan
 
     def from_eas(self, data: Element, base: Any | None, ctx: MapContext,
                  supported: frozenset[str] | None = None) -> Any:
