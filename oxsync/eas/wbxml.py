@@ -17,7 +17,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final, overload
+from typing import Final, cast, overload
 
 from lxml import etree
 
@@ -149,7 +149,14 @@ class Element:
 
 
 def E(tag: str, *content: Element | str | bytes) -> Element:
-    """Build an element: str arguments become text, bytes opaque data, Elements children."""
+    """Build an element: str arguments become text, bytes opaque data, Elements children. Every item of
+    a response is built of these: one text, or children only, take the short way."""
+    if len(content) == 1:
+        first = content[0]
+        if type(first) is str:
+            return Element(tag, xml_safe(first))
+    if all(item.__class__ is Element for item in content):
+        return Element(tag, children=cast(list[Element], list(content)))
     elem = Element(tag)
     for item in content:
         if isinstance(item, Element):
@@ -399,15 +406,19 @@ def encode_sealed(root: Element) -> bytes:
 
 
 def _encode_into(out: bytearray, root: Element, page: int, allow_decode_only: bool) -> int:
-    """Append `root`'s tokens to `out`, the current code page being `page`; returns the page at the end."""
+    """Append `root`'s tokens to `out`, the current code page being `page`; returns the page at the end.
+    Runs once per element of every response (an initial Sync window holds thousands): the common cases
+    (a known tag, text or children) are tested first, with the table looked up directly."""
+    tokens = codepages.TAG_TO_TOKEN
     # Work list of elements to open, or None meaning "emit END".
     todo: list[Element | None] = [root]
+    pop, push, extend = todo.pop, todo.append, todo.extend
     while todo:
-        elem = todo.pop()
+        elem = pop()
         if elem is None:
             out.append(END)
             continue
-        if not isinstance(elem, Element):
+        if elem.__class__ is not Element and not isinstance(elem, Element):
             raise WBXMLError(f"cannot encode {type(elem).__name__} as an element")
         if elem.sealed is not None:
             tag_page, body, end_page = elem.sealed
@@ -416,36 +427,49 @@ def _encode_into(out: bytearray, root: Element, page: int, allow_decode_only: bo
             out += body
             page = end_page
             continue
-        found = codepages.token_for_tag(elem.tag, allow_decode_only=allow_decode_only)
+        found = tokens.get(elem.tag)
+        if found is None and allow_decode_only:
+            found = codepages.token_for_tag(elem.tag, allow_decode_only=True)
         if found is None:
             reason = "legacy decode-only" if codepages.token_for_tag(elem.tag, allow_decode_only=True) else "unknown"
             raise WBXMLError(f"cannot encode {reason} tag {elem.tag!r}")
         tag_page, token = found
         if tag_page != page:
-            out += bytes((SWITCH_PAGE, tag_page))
+            out.append(SWITCH_PAGE)
+            out.append(tag_page)
             page = tag_page
-        if elem.text is not None and elem.opaque is not None:
-            raise WBXMLError(f"{elem.tag} has both text and opaque content")
-        if elem.children and (elem.text is not None or elem.opaque is not None):
-            raise WBXMLError(f"{elem.tag} has both children and text/opaque content")
-        if elem.text is not None:
-            if "\x00" in elem.text:
+        text, opaque = elem.text, elem.opaque
+        if text is not None:
+            if opaque is not None:
+                raise WBXMLError(f"{elem.tag} has both text and opaque content")
+            if elem.children:
+                raise WBXMLError(f"{elem.tag} has both children and text/opaque content")
+            if "\x00" in text:
                 raise WBXMLError(f"text of {elem.tag} contains NUL, which STR_I cannot carry")
             try:
-                raw = elem.text.encode("utf-8")
+                raw = text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise WBXMLError(f"text of {elem.tag} is not encodable as UTF-8: {exc.reason}") from None
-            out += bytes((token | 0x40, STR_I)) + raw + bytes((0, END))
-        elif elem.opaque is not None:
-            out += bytes((token | 0x40, OPAQUE)) + _mb_u_int32(len(elem.opaque)) + bytes(elem.opaque)
+            out.append(token | 0x40)
+            out.append(STR_I)
+            out += raw
+            out += _STR_END
+        elif opaque is not None:
+            if elem.children:
+                raise WBXMLError(f"{elem.tag} has both children and text/opaque content")
+            out += bytes((token | 0x40, OPAQUE)) + _mb_u_int32(len(opaque)) + bytes(opaque)
             out.append(END)
         elif elem.children:
             out.append(token | 0x40)
-            todo.append(None)
-            todo.extend(reversed(elem.children))
+            push(None)
+            extend(reversed(elem.children))
         else:
             out.append(token)
     return page
+
+
+_STR_END: Final = bytes((0, END))
+"""The end of an inline string (its NUL) and of its element."""
 
 
 # --------------------------------------------------------------------------- XML form
