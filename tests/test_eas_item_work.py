@@ -62,5 +62,5 @@ def test_to_eas_walks_the_rows_chosen_once_per_version() -> None:
     CONTACTS.to_eas(contacts[0], ctx)
     lines, _ = lines_in(lambda: [CONTACTS.to_eas(c, ctx) for c in contacts], lambda f: f.endswith("common.py"))
     # checking each of the table's 65 rows (version range, kind, export flag, "extra:" prefix) per item took
-    # 632 line events per bench vCard (400 now)
+    # 632 line events per bench vCard (347 now)
     assert lines / 20 <= 450, lines / 20

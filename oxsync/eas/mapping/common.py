@@ -11,6 +11,7 @@ otherwise.
 from __future__ import annotations
 
 import html
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
@@ -153,7 +154,47 @@ class Special:
 
 
 Row = Field | Special
-_ExportStep = tuple[str, str, str | None, Callable[[Any], str | None], Callable[[Any, "MapContext"], list[Element]] | None]
+_ExportStep = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], Callable[[Any], str | None] | None,
+                    Callable[[Any, "MapContext"], list[Element]] | None]
+"""(tags, the object's values for them, converter (None: plain text), Special.out) of `ClassMapping.export_plan`."""
+
+
+def _values_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The object's values of `attrs` (attribute names, or "extra:KEY": `extra[KEY]`, "" when absent)."""
+    keys = [a[6:] for a in attrs if a.startswith("extra:")]
+    if not keys:
+        get = operator.attrgetter(*attrs)
+        return get if len(attrs) > 1 else lambda obj: (get(obj),)
+    if len(keys) == len(attrs):
+        return lambda obj: tuple([obj.extra.get(k, "") for k in keys])
+    return lambda obj: tuple([get_attr(obj, a) for a in attrs])
+
+
+def _no_values(obj: Any) -> tuple[Any, ...]:
+    return ()
+
+
+def _export_steps(rows: list[Row]) -> tuple[_ExportStep, ...]:
+    steps: list[_ExportStep] = []
+    run: list[Field] = []  # consecutive text fields of one kind (attributes, or extra keys)
+
+    def close() -> None:
+        if run:
+            steps.append((tuple(r.tag for r in run), _values_of([r.attr for r in run]), None, None))
+            run.clear()
+    for row in rows:
+        if isinstance(row, Special):
+            close()
+            steps.append(((), _no_values, None, row.out))
+        elif row.conv.out is _str_out:
+            if run and run[0].attr.startswith("extra:") != row.attr.startswith("extra:"):
+                close()
+            run.append(row)
+        else:
+            close()
+            steps.append(((row.tag,), _values_of([row.attr]), row.conv.out, None))
+    close()
+    return tuple(steps)
 
 
 def get_attr(obj: Any, attr: str) -> Any:
@@ -198,28 +239,30 @@ class ClassMapping:
 
     def to_eas(self, obj: Any, ctx: MapContext) -> Element:
         """The object's ApplicationData: each row of the table that applies to the version, in order.
-        Walks the rows chosen once per version (`export_plan`): an initial Sync converts every item."""
+        Walks the steps chosen once per version (`export_plan`): an initial Sync converts every item."""
         data = Element("AirSync:ApplicationData")
         children = data.children
-        extra = obj.extra
-        for tag, attr, key, out, special in self.export_plan(ctx.version):
+        for tags, values_of, out, special in self.export_plan(ctx.version):
             if special is not None:
                 children.extend(special(obj, ctx))
                 continue
-            value = extra.get(key, "") if key is not None else getattr(obj, attr)
-            text = (value or None) if out is _str_out and value.__class__ is str else out(value)
-            if text is not None:
-                children.append(Element(tag, xml_safe(text)) if text.__class__ is str else E(tag, text))
+            for tag, value in zip(tags, values_of(obj), strict=True):
+                if out is None and value.__class__ is str:  # plain text, the common case: "" is left out
+                    if value:
+                        children.append(Element(tag, xml_safe(value)))
+                    continue
+                text = (out or _str_out)(value)
+                if text is not None:
+                    children.append(Element(tag, xml_safe(text)) if text.__class__ is str else E(tag, text))
         return data
 
     def export_plan(self, version: float) -> tuple[_ExportStep, ...]:
-        """The rows `to_eas` writes for `version`, as (tag, attribute, `extra` key, converter, Special.out)."""
+        """The rows `to_eas` writes for `version`, chosen once: consecutive text fields (`_str_out`) as one
+        step whose values are read together, any other field or `Special` as a step of its own."""
         plan = self._plans.get(version)
         if plan is None:
-            plan = self._plans[version] = tuple(
-                (row.tag, row.attr, row.attr[6:] if row.attr.startswith("extra:") else None, row.conv.out, None)
-                if isinstance(row, Field) else ("", "", None, _str_out, row.out)
-                for row in self.rows if row.applies(version) and (not isinstance(row, Field) or row.export))
+            plan = self._plans[version] = _export_steps(
+                [row for row in self.rows if row.applies(version) and (not isinstance(row, Field) or row.export)])
         return plan
 
     def from_eas(self, data: Element, base: Any | None, ctx: MapContext,
