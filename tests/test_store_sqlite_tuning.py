@@ -67,3 +67,77 @@ def test_sqlite_writers_queue_in_the_process_not_in_the_busy_handler(tmp_path) -
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
         store.dispose()
+
+
+def _wal_frames(path: str) -> tuple[int, int]:
+    """(frames in the log since it last restarted, frames of them in the database) after a PASSIVE
+    checkpoint on a connection of the test's own."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        conn.close()
+    return log_frames, done
+
+
+def _write_contacts(store, world, count: int, first: int = 0) -> None:  # type: ignore[no-untyped-def]
+    from oxsync.model import Contact, Module
+
+    folder = world.default_folder(world.alice, Module.CONTACT)
+    for n in range(first, first + count):
+        with world.as_user(world.alice, write=True) as session:
+            session.create_object(folder, Contact(last_name=f"Log {n}", uid=f"log-{n}", note="x" * 3000))
+
+
+def test_sqlite_writers_leave_checkpoints_to_the_checkpointer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No write transaction checkpoints the log inside its commit (holding the writer's turn): with the
+    checkpointer held back, the log grows past SQLite's own 1,000-page checkpoint point without
+    restarting; one checkpoint of the checkpointer's kind then copies all of it."""
+    from tests.fixtures import make_store
+    from tests.world import build_world
+
+    path = f"{tmp_path}/x.db"
+    store = make_store(f"sqlite:///{path}")
+    assert store.checkpoints is not None
+    store.checkpoints.commits, store.checkpoints.pause_s = 10**9, 3600.0  # held back
+    try:
+        world = build_world(store)
+        _write_contacts(store, world, 250)
+        assert store.checkpoints.runs == 0
+        log_frames, done = _wal_frames(path)
+        assert log_frames > 1000  # SQLite's automatic checkpoint in a commit would have restarted the log
+        assert done == log_frames
+    finally:
+        store.dispose()
+
+
+def test_sqlite_checkpointer_runs_after_a_batch_of_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The checkpointer's thread checkpoints once a batch of commits is noted, all of the log (the next
+    write restarts it from its first frame), without any reader or writer having asked; it stops with
+    the store."""
+    import threading
+
+    from tests.fixtures import make_store
+    from tests.world import build_world
+
+    path = f"{tmp_path}/x.db"
+    store = make_store(f"sqlite:///{path}")
+    checkpoints = store.checkpoints
+    assert checkpoints is not None
+    checkpoints.pause_s = 3600.0  # only a full batch can trigger it
+    try:
+        world = build_world(store)
+        _write_contacts(store, world, checkpoints.commits - checkpoints._pending)
+        for _ in range(1000):  # a bounded wait for the thread (no timing asserted)
+            if checkpoints.runs:
+                break
+            threading.Event().wait(0.01)
+        assert checkpoints.runs == 1
+        _write_contacts(store, world, 1, first=checkpoints.commits)
+        log_frames, _ = _wal_frames(path)
+        assert 0 < log_frames < 100  # one write's frames: the batch's (about 750) were checkpointed
+    finally:
+        store.dispose()
+    assert checkpoints._thread is not None and not checkpoints._thread.is_alive()

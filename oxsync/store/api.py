@@ -21,7 +21,15 @@ from oxsync.model import FolderType, Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
-from oxsync.store.engine import PG_READ, WRITE, WriterTurn, is_sqlite, make_engine
+from oxsync.store.engine import (
+    PG_READ,
+    WRITE,
+    WalCheckpointer,
+    WriterTurn,
+    is_sqlite,
+    make_engine,
+    sqlite_file,
+)
 from oxsync.store.errors import AccessRefused, AuthenticationFailed, Conflict, InvalidData, NotFound
 from oxsync.store.ids import IdBlocks
 from oxsync.store.session import UserSession
@@ -105,6 +113,9 @@ class Store:
         self._object_listeners: list[ObjectListener] = []
         self.ids: IdBlocks | None = None
         self._writers = WriterTurn(settings.store.busy_timeout_ms / 1000) if is_sqlite(self.engine) else None
+        database = sqlite_file(self.engine)
+        self.checkpoints = WalCheckpointer(database) if database else None
+        """SQLite: the log's checkpoints, run after write commits on a thread of their own (engine.py)."""
         if self.engine.dialect.name == "postgresql":
             self.ids = IdBlocks(self.engine)
         self._mail_listeners: list[Callable[[], None]] = []
@@ -121,6 +132,8 @@ class Store:
         upgrade(self.engine)
 
     def dispose(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
         self.engine.dispose()
         if self.ids is not None:
             self.ids.dispose()
@@ -166,6 +179,8 @@ class Store:
                 if (tx.stamped is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)
+            if write and self.checkpoints is not None:
+                self.checkpoints.committed()
             self._notify(tx)
             if tx.queued_mail:
                 self.mail_queued()
