@@ -141,3 +141,49 @@ def test_sqlite_checkpointer_runs_after_a_batch_of_commits(tmp_path) -> None:  #
     finally:
         store.dispose()
     assert checkpoints._thread is not None and not checkpoints._thread.is_alive()
+
+
+def test_sqlite_writes_go_through_one_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """8 threads writing at once write through the process's one writer connection (which keeps its page
+    cache from one write to the next), not through 8 pooled ones; reads still take pooled connections,
+    and the writer connection is given back with the store."""
+    import threading
+
+    from sqlalchemy import event
+
+    from tests.fixtures import make_store
+    from tests.world import build_world
+
+    store = make_store(f"sqlite:///{tmp_path}/x.db")
+    world = build_world(store)
+    writers: set[int] = set()
+    readers: set[int] = set()
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("BEGIN"):
+            with lock:
+                (writers if statement == "BEGIN IMMEDIATE" else readers).add(id(conn.connection.dbapi_connection))
+
+    def write() -> None:
+        start.wait(10)
+        for _ in range(5):
+            with store.transaction(world.tenant_id, write=True) as tx:
+                tx.stamp  # noqa: B018
+                with store.transaction(world.tenant_id) as reader:  # a read inside: a pooled connection
+                    assert reader.conn is not None
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        threads = [threading.Thread(target=write) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(writers) == 1 and not writers & readers
+        assert store.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+        store.dispose()
+    assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -112,7 +112,7 @@ class Store:
         self._account_listeners: list[AccountListener] = []
         self._object_listeners: list[ObjectListener] = []
         self.ids: IdBlocks | None = None
-        self._writers = WriterTurn(settings.store.busy_timeout_ms / 1000) if is_sqlite(self.engine) else None
+        self._writers = WriterTurn(settings.store.busy_timeout_ms / 1000, self.engine) if is_sqlite(self.engine) else None
         database = sqlite_file(self.engine)
         self.checkpoints = WalCheckpointer(database) if database else None
         """SQLite: the log's checkpoints, run after write commits on a thread of their own (engine.py)."""
@@ -134,6 +134,8 @@ class Store:
     def dispose(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
+        if self._writers is not None:
+            self._writers.close()
         self.engine.dispose()
         if self.ids is not None:
             self.ids.dispose()
@@ -166,24 +168,26 @@ class Store:
 
     @contextmanager
     def transaction(self, tenant_id: int, write: bool = False) -> Iterator[Tx]:
-        with self.engine.connect() as conn:
+        """One transaction on a pooled connection; a SQLite write takes the writer's turn first, and with
+        it the process's writer connection (`engine.WriterTurn`), both given back once committed."""
+        turn = self._writers.turn() if write and self._writers is not None else nullcontext(None)
+        with turn as writer, nullcontext(writer) if writer is not None else self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(**WRITE)
             elif self.engine.dialect.name == "postgresql":  # PostgreSQL: a read needs no BEGIN/COMMIT round trips (engine.PG_READ)
                 conn = conn.execution_options(**PG_READ)
-            turn = self._writers.turn() if write and self._writers is not None else nullcontext()
-            with turn, conn.begin():  # the turn ends once committed
+            with conn.begin():
                 tx = Tx(conn, tenant_id, self.settings, writable=write, ids=self.ids)
                 yield tx
                 tx.finish()
                 if (tx.stamped is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)
-            if write and self.checkpoints is not None:
-                self.checkpoints.committed()
-            self._notify(tx)
-            if tx.queued_mail:
-                self.mail_queued()
+        if write and self.checkpoints is not None:
+            self.checkpoints.committed()
+        self._notify(tx)
+        if tx.queued_mail:
+            self.mail_queued()
         if tx.after_commit:
             self._write_behind(tx.after_commit)
 
