@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
@@ -51,6 +52,9 @@ def ping_store(store: Store) -> float:
         conn.exec_driver_sql("SELECT 1").scalar_one()
     return (time.perf_counter() - started) * 1000.0
 
+
+SessionOpener = Callable[[bool], AbstractContextManager[UserSession]]
+"""`open_session(write)`: a transaction of the unit's user (`DeferredStore.sequence`)."""
 
 Committed = tuple[int, frozenset[int], int]
 """(tenant id, folder ids, revision) of one commit, as the store's change listener reports it."""
@@ -236,6 +240,15 @@ class DeferredStore:
     def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
         """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises."""
         return self._submit(light, self._in_session, tenant_id, user_id, True, fn)
+
+    def sequence(self, tenant_id: int, user_id: int, fn: Callable[[SessionOpener], T], light: bool = False) -> Deferred[T]:
+        """`fn(open_session)` as one unit on one pool thread: `fn` opens its transactions one after the
+        other (`with open_session(write) as session:`), e.g. a read then a short write that depends on it,
+        without a hop back to the reactor and a second queueing between them (`light`: see `run_light`)."""
+        def unit() -> T:
+            with work_budget(self.settings.limits):
+                return fn(lambda write: self.store.session(tenant_id, user_id, write=write))
+        return self._submit(light, unit)
 
     def login_record(self, login: str) -> Deferred[LoginRecord | None]:
         """The account a login names, with its hash (a quick read on the store pool, no hashing)."""
