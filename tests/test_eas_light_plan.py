@@ -165,42 +165,53 @@ def test_a_sync_that_finds_nothing_writes_nothing(running, store, world) -> None
 
 
 @contextmanager
-def _units(running, user_id: int) -> Iterator[list[bool]]:  # type: ignore[no-untyped-def]
-    """Whether each unit of store work run for `user_id` meanwhile was a write (one pool checkout and one
-    thread hop each)."""
+def _units(running, user_id: int) -> Iterator[tuple[list[str], list[bool]]]:  # type: ignore[no-untyped-def]
+    """The units of store work queued meanwhile for `user_id`'s requests (one pool checkout and one thread
+    hop there and back each: a transaction's unit, or a `DeferredStore.sequence`), and whether each
+    transaction opened for `user_id` meanwhile was a write."""
     async_store = running.service.async_store
-    real = async_store._in_session
-    seen: list[bool] = []
+    submit, session = async_store._submit, async_store.store.session
+    units: list[str] = []
+    transactions: list[bool] = []
 
-    def counted(tenant_id, unit_user, write, fn):  # type: ignore[no-untyped-def]
+    def counted_submit(light, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if fn.__name__ == "_in_session" and args[1] == user_id:
+            units.append("transaction")
+        elif fn.__qualname__.startswith("DeferredStore.sequence"):
+            units.append("sequence")
+        return submit(light, fn, *args, **kwargs)
+
+    def counted_session(tenant_id, unit_user, write=False):  # type: ignore[no-untyped-def]
         if unit_user == user_id:
-            seen.append(write)
-        return real(tenant_id, unit_user, write, fn)
-    async_store._in_session = counted
+            transactions.append(write)
+        return session(tenant_id, unit_user, write=write)
+    async_store._submit, async_store.store.session = counted_submit, counted_session
     try:
-        yield seen
+        yield units, transactions
     finally:
-        del async_store._in_session
+        del async_store._submit, async_store.store.session
 
 
-def test_a_delta_sync_is_one_read_unit_then_one_write_unit(running, world) -> None:  # type: ignore[no-untyped-def]
-    """The provisioning gate runs inside the Sync's staged read (3 units before: the gate's read of its
-    own), and a device record to touch is written with the Sync's state (5 units before)."""
+def test_a_delta_sync_is_one_unit_of_a_read_then_a_write(running, world) -> None:  # type: ignore[no-untyped-def]
+    """One unit (one pool checkout, one thread hop) runs the Sync's read transaction, the provisioning gate
+    in it, and its state write: 3 units before (the gate's read, the staged read, the state write), 2
+    with the gate in the staged read; a device record to touch is written with the Sync's state (5 units
+    before)."""
     ids = add_contacts(world, 20)
     phone = _phone(running, "deltaunits")
     folder = phone.folder_of_type(9)
     _whole_pass(phone, folder, 100)
     _change_three(world, ids)
-    with _units(running, world.alice) as seen:
+    with _units(running, world.alice) as (units, transactions):
         reply = phone.sync(folder, window=100)
     assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
-    assert seen == [False, True]
+    assert (units, transactions) == (["sequence"], [False, True])
     _change_three(world, ids)
     phone.user_agent = "Apple-iPhone9C1/1402.200"  # the device record must be touched
-    with _units(running, world.alice) as seen:
+    with _units(running, world.alice) as (units, transactions):
         reply = phone.sync(folder, window=100)
     assert len(items(reply, "Change")) == 3  # type: ignore[arg-type]
-    assert seen == [False, True]
+    assert (units, transactions) == (["sequence"], [False, True])
     with world.as_user(world.alice) as session:
         assert session.get_state("deltaunits", "")["ua"] == "Apple-iPhone9C1/1402.200"  # type: ignore[index]
 
@@ -215,10 +226,10 @@ def test_a_sync_refused_by_the_gate_in_its_unit_still_touches_the_device(running
     with world.as_user(world.alice) as session:
         before = session.get_state("gatedsync", "c:" + folder)
     phone.policy_key, phone.user_agent = "12345", "Apple-iPhone9C1/1402.300"
-    with _units(running, world.alice) as seen:
+    with _units(running, world.alice) as (units, transactions):
         reply = phone.sync(folder, window=100)
     assert reply.text("AirSync:Status") == "144"
-    assert seen == [False, True]
+    assert (units, transactions) == (["sequence"], [False, True])
     with world.as_user(world.alice) as session:
         assert session.get_state("gatedsync", "")["ua"] == "Apple-iPhone9C1/1402.300"  # type: ignore[index]
         assert session.get_state("gatedsync", "c:" + folder) == before
