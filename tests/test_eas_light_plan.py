@@ -233,3 +233,27 @@ def test_a_sync_refused_by_the_gate_in_its_unit_still_touches_the_device(running
     with world.as_user(world.alice) as session:
         assert session.get_state("gatedsync", "")["ua"] == "Apple-iPhone9C1/1402.300"  # type: ignore[index]
         assert session.get_state("gatedsync", "c:" + folder) == before
+
+
+def test_delta_sync_statements_built_once(running, world) -> None:  # type: ignore[no-untyped-def]
+    """The statements of a delta Sync are objects built once, not per request (building a statement and
+    its cache key cost more Python CPU than running it): two like deltas, what the second built anew."""
+    from tests.test_write_statements import built_again, executed
+
+    ids = add_contacts(world, 20)
+    phone = _phone(running, "deltabuilt")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    runs = []
+    for first in (0, 3):
+        _change_three(world, ids[first:])
+        with executed(running.service.async_store.store) as seen:
+            assert len(items(phone.sync(folder, window=100), "Change")) == 3  # type: ignore[arg-type]
+        runs.append(seen)
+    anew = built_again(*runs)
+    assert len(anew) <= DELTA_BUILT_ANEW, anew
+
+
+DELTA_BUILT_ANEW = 0
+"""Statements a second delta Sync builds anew (the device states' read and the revision with the changes
+were built per request before: 3, the states read twice)."""

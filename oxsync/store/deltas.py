@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import BigInteger, Integer, and_, bindparam, func, select
 
 from oxsync.model.folder import FolderAccess
 from oxsync.store import folders as folder_ops
@@ -20,6 +20,15 @@ from oxsync.store import schema as s
 from oxsync.store.bulk import in_folder, visible_versions
 from oxsync.store.errors import ResyncRequired
 from oxsync.store.viewer import Viewer
+
+_t, _c = s.tenants, s.changes
+_OBJECT_CHANGES = (
+    select(_t.c.rev, _t.c.last_ms, _t.c.min_valid_rev, _c.c.object_id, _c.c.gone, _c.c.resource_name)
+    .select_from(_t.outerjoin(_c, and_(_c.c.tenant_id == _t.c.id, _c.c.folder_id == bindparam("k_folder", type_=Integer),
+                                       _c.c.rev > bindparam("k_since", type_=BigInteger), _c.c.rev <= _t.c.rev)))
+    .where(_t.c.id == bindparam("k_tenant", type_=Integer)))
+"""The revision and the changes of one folder up to it in one statement (a tenant row, joined to its
+changes), built once: every delta (an EAS Sync, an OX or DAV delta) starts with it."""
 
 
 @dataclass
@@ -91,13 +100,8 @@ class Deltas:
 
         With `decode_up_to`, more changes than that come back as `ObjectVersion`s (id, version, series;
         nothing decoded): a caller that sends them in windows decodes each window's items only."""
-        t, c = s.tenants, s.changes
-        # the revision and the changes up to it in one statement: a tenant row, joined to its changes
-        found = self.tx.conn.execute(
-            select(t.c.rev, t.c.last_ms, t.c.min_valid_rev, c.c.object_id, c.c.gone, c.c.resource_name)
-            .select_from(t.outerjoin(c, and_(c.c.tenant_id == t.c.id, c.c.folder_id == folder_id,
-                                             c.c.rev > since_rev, c.c.rev <= t.c.rev)))
-            .where(t.c.id == self.tx.tenant_id)).all()
+        found = self.tx.conn.execute(_OBJECT_CHANGES, {"k_tenant": self.tx.tenant_id, "k_folder": folder_id,
+                                                       "k_since": since_rev}).all()
         rev, ms = self._checked(since_rev, int(found[0].rev), int(found[0].last_ms), int(found[0].min_valid_rev))
         self.viewer.object_folder(folder_id)
         rows = [r for r in found if r.object_id is not None]

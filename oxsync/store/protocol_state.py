@@ -23,9 +23,12 @@ _d = s.device_state
 _BY_KEY = and_(_d.c.tenant_id == bindparam("k_tenant"), _d.c.user_id == bindparam("k_user"),
                _d.c.device_id == bindparam("k_device"), _d.c.collection == bindparam("k_collection"))
 _GET_STATE = select(_d.c.data).where(_BY_KEY)
+_GET_STATES = select(_d.c.collection, _d.c.data).where(and_(
+    _d.c.tenant_id == bindparam("k_tenant"), _d.c.user_id == bindparam("k_user"),
+    _d.c.device_id == bindparam("k_device"), _d.c.collection.in_(bindparam("k_collections", expanding=True))))
 _PUT_STATE = update(_d).where(_BY_KEY).values(data=bindparam("v_data"), updated_ms=bindparam("v_updated_ms"))
-"""Built once: every EAS command reads and writes device state a few times, and building the
-statement cost more than running it."""
+"""Built once (the collections of `get_states` as one expanding list): every EAS command reads and writes
+device state a few times, and building the statement cost more than running it."""
 
 
 class ProtocolState:
@@ -50,10 +53,8 @@ class ProtocolState:
         """`get_state` of several collections of one device, in one statement (None where absent)."""
         for collection in collections:
             self._state_key(device_id, collection)
-        d = s.device_state
-        rows = self.tx.conn.execute(select(d.c.collection, d.c.data).where(and_(
-            d.c.tenant_id == self.tx.tenant_id, d.c.user_id == self.user_id, d.c.device_id == device_id,
-            d.c.collection.in_(collections)))).all()
+        rows = self.tx.conn.execute(_GET_STATES, {"k_tenant": self.tx.tenant_id, "k_user": self.user_id,
+                                                  "k_device": device_id, "k_collections": list(collections)}).all()
         found = {r.collection: dataclass_json.loads(r.data) for r in rows}
         return {collection: found.get(collection) for collection in collections}
 
