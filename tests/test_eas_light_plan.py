@@ -257,3 +257,36 @@ def test_delta_sync_statements_built_once(running, world) -> None:  # type: igno
 DELTA_BUILT_ANEW = 0
 """Statements a second delta Sync builds anew (the device states' read and the revision with the changes
 were built per request before: 3, the states read twice)."""
+
+
+def test_a_delta_sync_builds_no_set_of_the_known_ids(running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The device's known ids ("1-5000") answer membership from their ranges: a 3-change delta builds no
+    Python set of them (the plan and the window each built one of every known id before)."""
+    from oxsync.eas import state
+
+    ids = add_contacts(world, 200)
+    phone = _phone(running, "deltaknown")
+    folder = phone.folder_of_type(9)
+    _whole_pass(phone, folder, 100)
+    expanded: list[int] = []
+    real = state._expand
+
+    def counted(lows, highs):  # type: ignore[no-untyped-def]
+        found = real(lows, highs)
+        expanded.append(len(found))
+        return found
+    monkeypatch.setattr(state, "_expand", counted)
+    _change_three(world, ids)
+    reply = phone.sync(folder, window=100)
+    assert sorted(map(int, items(reply, "Change"))) == sorted(ids[:3])  # type: ignore[arg-type]
+    assert max(expanded, default=0) <= 3, expanded  # the window's 3 pending changes, sent in order
+    expanded.clear()
+    _change_three(world, ids[3:])
+    with world.as_user(world.alice, write=True) as session:
+        session.delete_object(world.default_folder(world.alice, Module.CONTACT), ids[-1])
+    reply = phone.sync(folder, window=100)
+    assert sorted(map(int, items(reply, "Change"))) == sorted(ids[3:6])  # type: ignore[arg-type]
+    commands = collection(reply).find("AirSync:Commands")
+    assert commands is not None and [c.findtext("AirSync:ServerId") for c in commands
+                                     if c.tag == "AirSync:Delete"] == [str(ids[-1])]
+    assert [n for n in expanded if n > 3] == [200], expanded  # a delete changes the known set: built once

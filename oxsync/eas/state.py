@@ -16,6 +16,7 @@ import copy
 import secrets
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -52,24 +53,44 @@ def new_policy_key() -> str:
 
 
 class IdSet:
-    """A set of integer ids stored as compact ranges ("1-500,502"): consecutive ids cost nothing."""
+    """A set of integer ids stored as compact ranges ("1-500,502"): consecutive ids cost nothing.
+
+    A parsed set answers membership and its length from its ranges (a bisection) and becomes a Python
+    set only when something changes it or asks for `ids`: a delta of 10 changes against 5,000 known ids
+    reads the ranges and builds no set of 5,000 ints (twice per Sync before, a tenth of its CPU)."""
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
-        self.ids: set[int] = set(ids)
+        self._ids: set[int] | None = set(ids)
+        self._lows: list[int] = []
+        self._highs: list[int] = []
+        """The parsed ranges (sorted, disjoint) while `_ids` is None."""
         self._text: str | None = None
         """What `dump` returns while the set is as parsed (a delta of changes only rewrites nothing)."""
 
     @classmethod
     def parse(cls, text: str | None) -> IdSet:
-        out: set[int] = set()
+        parsed = cls()
+        lows, highs = parsed._lows, parsed._highs
         for part in (text or "").split(","):
             if not part:
                 continue
             low, _, high = part.partition("-")
-            out.update(range(int(low), int(high or low) + 1))
-        parsed = cls(out)
+            lows.append(int(low))
+            highs.append(int(high or low))
+        if all(low <= high for low, high in zip(lows, highs, strict=True)) and all(
+                high < low for high, low in zip(highs, lows[1:], strict=False)):
+            parsed._ids = None  # as `dump` writes them: answered from the ranges
+        else:
+            parsed._ids = _expand(lows, highs)
         parsed._text = text or ""
         return parsed
+
+    @property
+    def ids(self) -> set[int]:
+        if self._ids is None:
+            self._ids = _expand(self._lows, self._highs)
+            self._lows, self._highs = [], []
+        return self._ids
 
     def dump(self) -> str:
         if self._text is not None:
@@ -86,20 +107,34 @@ class IdSet:
         return ",".join(parts)
 
     def __contains__(self, item: object) -> bool:
-        return item in self.ids
+        if self._ids is not None:
+            return item in self._ids
+        if not isinstance(item, int):
+            return False
+        at = bisect_right(self._lows, item) - 1
+        return at >= 0 and item <= self._highs[at]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        if self._ids is not None:
+            return len(self._ids)
+        return sum(high - low + 1 for low, high in zip(self._lows, self._highs, strict=True))
 
     def add(self, item: int) -> None:
-        if item not in self.ids:
+        if item not in self:
             self.ids.add(item)
             self._text = None
 
     def discard(self, item: int) -> None:
-        if item in self.ids:
+        if item in self:
             self.ids.discard(item)
             self._text = None
+
+
+def _expand(lows: list[int], highs: list[int]) -> set[int]:
+    out: set[int] = set()
+    for low, high in zip(lows, highs, strict=True):
+        out.update(range(low, high + 1))
+    return out
 
 
 class NeedsWriteTransaction(Exception):
