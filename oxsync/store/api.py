@@ -21,6 +21,7 @@ from oxsync.model import FolderType, Protocol, Tenant
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store import schema as s
+from oxsync.store.bulk import write_closing_texts
 from oxsync.store.engine import (
     PG_READ,
     WRITE,
@@ -183,6 +184,7 @@ class Store:
                 if (tx.stamped is not None and tx.touched_folders) or tx.changed_accounts:
                     for hook in self._commit_hooks:
                         hook(tx)
+                write_closing_texts(tx)  # those no NOTIFY took along
         if write and self.checkpoints is not None:
             self.checkpoints.committed()
         self._notify(tx)

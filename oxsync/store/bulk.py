@@ -321,7 +321,11 @@ class ServedTexts:
         if not entries:
             return
         if self.tx.writable:
-            write_texts(self.tx.conn, self.tx.tenant_id, self.user_id, entries, exist=self.tx.written_objects)
+            rows = text_rows(self.tx.conn, self.tx.tenant_id, self.user_id, entries, exist=self.tx.written_objects)
+            if self.tx.late_stamp:  # PostgreSQL: at the end, with the NOTIFY (Tx.closing_texts)
+                self.tx.closing_texts.update({(r["object_id"], r["viewer_id"], r["variant"]): r for r in rows})
+            elif rows:
+                self.tx.conn.execute(_upsert_texts(self.tx.conn.dialect.name), rows)
             self.tx.texts_written.update(entry[0] for entry in entries)
         else:
             self.tx.after_commit.append(lambda conn: write_texts(conn, self.tx.tenant_id, self.user_id, entries))
@@ -340,16 +344,61 @@ def write_texts(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[i
                 exist: Collection[int] = ()) -> None:
     """Upsert the entries whose object still exists (`exist`: ids known to, e.g. written by this
     transaction; the others are checked): one statement, two when some existence is unknown."""
+    rows = text_rows(conn, tenant_id, viewer_id, entries, exist)
+    if rows:
+        conn.execute(_upsert_texts(conn.dialect.name), rows)
+
+
+def text_rows(conn: Any, tenant_id: int, viewer_id: int, entries: list[tuple[int, str, str, str]],
+              exist: Collection[int] = ()) -> list[dict[str, Any]]:
+    """The `object_texts` rows of the entries (the latest of each key) whose object still exists (`exist`:
+    known to; the others are checked, one statement per chunk)."""
     latest = {(object_id, variant): (version, text) for object_id, variant, version, text in entries}
     unknown = sorted({k[0] for k in latest} - set(exist))
     existing = set(exist)
     for chunk in _chunks(unknown):
         existing.update(int(i) for (i,) in conn.execute(select(s.objects.c.id).where(
             and_(s.objects.c.tenant_id == tenant_id, s.objects.c.id.in_(chunk)))))
-    rows = [{"tenant_id": tenant_id, "object_id": k[0], "viewer_id": viewer_id, "variant": k[1], "version": v[0],
+    return [{"tenant_id": tenant_id, "object_id": k[0], "viewer_id": viewer_id, "variant": k[1], "version": v[0],
              "text": v[1]} for k, v in latest.items() if k[0] in existing]
-    if rows:
-        conn.execute(_upsert_texts(conn.dialect.name), rows)
+
+
+_TEXT_COLUMNS = ("object_id", "viewer_id", "variant", "version", "text")
+
+
+def with_closing_texts(tx: Tx, statement: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`statement` (a SELECT) with the upsert of `tx.closing_texts` as a data-modifying WITH, and its
+    parameters (t_<column>: one array per column), or `statement` as it is when none wait; hands them over."""
+    if not tx.closing_texts:
+        return statement, params
+    rows, tx.closing_texts = list(tx.closing_texts.values()), {}
+    arrays = {f"t_{name}": [row[name] for row in rows] for name in _TEXT_COLUMNS}
+    return _with_texts(statement), {**params, "t_tenant": tx.tenant_id, **arrays}
+
+
+@functools.cache
+def _with_texts(statement: Any) -> Any:
+    """`statement` with the texts' upsert as a WITH, built once per statement (`with_closing_texts`)."""
+    return statement.add_cte(_upsert_text_arrays().cte("texts"))
+
+
+def write_closing_texts(tx: Tx) -> None:
+    """Before COMMIT: upsert the texts of `tx.closing_texts` that no NOTIFY took along."""
+    if tx.closing_texts:
+        rows, tx.closing_texts = list(tx.closing_texts.values()), {}
+        tx.conn.execute(_upsert_texts(tx.conn.dialect.name), rows)
+
+
+@functools.cache
+def _upsert_text_arrays() -> Any:
+    """PostgreSQL: the served texts' upsert from one array per column (parameters t_tenant, t_<column>), to
+    join another statement as a data-modifying WITH; built once."""
+    t = s.object_texts
+    arrays = [func.unnest(bindparam(f"t_{name}", type_=postgresql.ARRAY(t.c[name].type))) for name in _TEXT_COLUMNS]
+    rows = select(bindparam("t_tenant", type_=Integer), *arrays)
+    upsert = postgresql.insert(t).from_select(["tenant_id", *_TEXT_COLUMNS], rows)
+    return upsert.on_conflict_do_update(index_elements=[t.c.tenant_id, t.c.object_id, t.c.viewer_id, t.c.variant],
+                                        set_={"version": upsert.excluded.version, "text": upsert.excluded.text})
 
 
 @functools.cache

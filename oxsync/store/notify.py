@@ -26,9 +26,10 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, String, bindparam, func, select, text
 
 from oxsync.store.api import Store
+from oxsync.store.bulk import with_closing_texts
 from oxsync.store.tx import Tx
 
 log = logging.getLogger("oxsync.store.notify")
@@ -126,11 +127,13 @@ def install_notifier(store: Store, node: str | None = None) -> str:
     _installed[store] = node
     if is_postgresql(store):
         statement = text("SELECT pg_notify(:channel, :payload)")
+        changes = select(func.pg_notify(bindparam("channel", type_=String), bindparam("payload", type_=String)))
 
         def notify(tx: Tx) -> None:
             if tx.stamped is not None and tx.touched_folders:
                 payload = encode(node, tx.tenant_id, tx.stamp.rev, frozenset(tx.touched_folders))
-                tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})
+                # the served texts a DAV write leaves travel in the same round trip (bulk.with_closing_texts)
+                tx.conn.execute(*with_closing_texts(tx, changes, {"channel": CHANNEL, "payload": payload}))
             if tx.changed_accounts:
                 payload = encode_accounts(node, tx.tenant_id, frozenset(tx.changed_accounts))
                 tx.conn.execute(statement, {"channel": CHANNEL, "payload": payload})

@@ -98,6 +98,10 @@ class Tx:
         self.changed_objects: dict[int, set[int]] = {}
         """folder id -> objects changed there by this transaction and still in it (their change rows):
         what `Store.add_object_listener` hears after commit (served texts to render)."""
+        self.closing_texts: dict[tuple[int, int, str], dict[str, Any]] = {}
+        """PostgreSQL: served-text rows to upsert at the end of this write transaction, keyed by (object,
+        viewer, variant): in one statement with its NOTIFY (store/notify.py), else alone before COMMIT
+        (`bulk.write_closing_texts`). Nothing reads them back in the transaction that wrote them."""
         self.texts_written: set[int] = set()
         """Objects whose served text this write transaction stored (a DAV PUT's own): not to render again."""
         self.changed_accounts: set[int] = set()
