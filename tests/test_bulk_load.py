@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from bench.peers_data import card, card_name, event_name
 from bench.peers_data import event as bench_event
@@ -278,3 +278,18 @@ def test_a_delta_reads_by_index_whatever_the_folder_size(tmp_path) -> None:
             f"{statement} -> {steps}"
         if "max(changes.ms)" in statement:
             assert "ix_changes_ms" in steps, steps
+
+
+def test_a_large_load_of_contacts_refreshes_the_statistics(store: Store) -> None:
+    """PostgreSQL: a bulk load of 1,200 vCards (no time-range rows) analyzes what it wrote, as a load of
+    events does, so that neither the plans nor autovacuum's analyze wait for the clients' first requests."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    tenant, folders, _bob = _world(store)
+    cards = [next(parse_vcards(card(i))).contact for i in range(1200)]
+    with store.session(tenant, 1, write=True) as session:
+        session.create_objects(folders[Module.CONTACT], cards)
+    with store.engine.connect() as conn:
+        counted = dict(conn.execute(text(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('objects', 'changes')")).all())
+    assert counted == {"objects": pytest.approx(1200, abs=50), "changes": pytest.approx(1200, abs=50)}, counted

@@ -147,7 +147,7 @@ class _Rows:
                 tx.conn.execute(insert(s.metadata.tables[name]), self.rows[name])
         tx.object_writes += self.count
         tx.written_objects.update(row["id"] for row in self.rows["objects"])
-        timeranges.refresh_statistics(tx, len(self.rows["object_ranges"]))
+        timeranges.refresh_statistics(tx, len(self.rows["object_ranges"]), len(self.rows["objects"]))
         self.rows = {name: [] for name in self.TABLES}
         self.charged = self.count = 0
 

@@ -375,18 +375,27 @@ _INSERT_RANGES = insert(_r)
 
 
 STATISTICS_SHARE = 0.2
-"""A bulk write adding this share of `object_ranges`' rows (as PostgreSQL last counted them) analyzes the
-tables a calendar-query joins, in the writing transaction: planned without statistics (autovacuum takes
-up to a minute to get there) the candidate query walks every row of the folder's series, or worse."""
+"""A bulk write adding this share of `object_ranges`' or of `objects`' rows (as PostgreSQL last counted
+them) analyzes the tables a bulk load writes, in the writing transaction: planned without statistics
+(autovacuum takes up to a minute to get there, and then analyzes them while clients are served) the
+candidate query walks every row of the folder's series, or worse. A load of contacts (no index rows)
+counts by its objects."""
+_ANALYZED = "objects, object_ranges, participants, list_members, changes"
+_COUNTED = text("SELECT relname, reltuples FROM pg_class WHERE oid IN ('objects'::regclass, 'object_ranges'::regclass)")
 
 
-def refresh_statistics(tx: Tx, written: int) -> None:
-    """After a bulk write of `written` index rows: ANALYZE on PostgreSQL if they are many (see STATISTICS_SHARE)."""
-    if written < 1000 or tx.conn.dialect.name != "postgresql":
+def refresh_statistics(tx: Tx, written: int, objects: int = 0) -> None:
+    """After a bulk write of `written` index rows and `objects` objects: ANALYZE on PostgreSQL if either
+    are many (see STATISTICS_SHARE)."""
+    if max(written, objects) < 1000 or tx.conn.dialect.name != "postgresql":
         return
-    counted = tx.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'object_ranges'::regclass")).scalar()
-    if counted is None or counted < 0 or written >= STATISTICS_SHARE * float(counted):
-        tx.conn.execute(text("ANALYZE objects, object_ranges, participants"))
+    counted = {str(name): float(n) for name, n in tx.conn.execute(_COUNTED)}
+
+    def many(rows: int, table: str) -> bool:
+        known = counted.get(table, -1.0)
+        return rows >= 1000 and (known < 0 or rows >= STATISTICS_SHARE * known)
+    if many(written, "object_ranges") or many(objects, "objects"):
+        tx.conn.execute(text(f"ANALYZE {_ANALYZED}"))
 
 
 def candidate_ids(tx: Tx, folder_id: int, start_ms: int | None, end_ms: int | None) -> list[int]:
