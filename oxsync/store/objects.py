@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, insert, or_, select, update
 
 from oxsync.model import Appointment, Contact, Task
-from oxsync.model.appointment import Participant, ParticipantKind
+from oxsync.model.appointment import Confirmation, Participant, ParticipantKind
 from oxsync.model.common import AttachmentMeta, ObjectKind
 from oxsync.model.contact import DistributionListMember
 from oxsync.model.text import xml_safe
@@ -499,13 +499,18 @@ def _attachment_metas(tx: Tx, ids: list[int]) -> dict[int, list[AttachmentMeta]]
     return out
 
 
-def participant_of_row(row: Any) -> Participant:
-    """A `Participant` from its row of the participants table."""
-    from oxsync.model.appointment import Confirmation
+_KINDS = {kind.value: kind for kind in ParticipantKind}
+_CONFIRMATIONS = {c.value: c for c in Confirmation}
+"""Value -> member, looked up for every participant row read (calling the enum costs several times more)."""
 
+
+def participant_of_row(row: Any) -> Participant:
+    """A `Participant` from its row of the participants table (an unknown number raises as the enum does)."""
+    kind, confirmation = row.kind, row.confirmation
     return Participant(
-        kind=ParticipantKind(row.kind), entity=row.entity, email=xml_safe(row.email),
-        display_name=xml_safe(row.display_name), confirmation=Confirmation(row.confirmation),
+        kind=_KINDS[kind] if kind in _KINDS else ParticipantKind(kind), entity=row.entity,
+        email=xml_safe(row.email), display_name=xml_safe(row.display_name),
+        confirmation=_CONFIRMATIONS[confirmation] if confirmation in _CONFIRMATIONS else Confirmation(confirmation),
         message=xml_safe(row.message), folder_id=row.folder_id, alarm=row.alarm,
     )
 
