@@ -162,7 +162,7 @@ class _Template(typing.NamedTuple):
     values: dict[str, Any]
     """Every field in field order: its default, else a factory's or a required field's placeholder."""
     factories: tuple[tuple[str, Callable[[], Any]], ...]
-    required: tuple[str, ...]
+    required: frozenset[str]
 
 
 @cache
@@ -190,13 +190,13 @@ def _template(cls: type) -> _Template | None:
         else:
             values[f.name] = _NO_DEFAULT
             required.append(f.name)
-    return _Template(values, tuple(factories), tuple(required))
+    return _Template(values, tuple(factories), frozenset(required))
 
 
 def _build(cls: type, kwargs: dict[str, Any]) -> Any:
     """`cls(**kwargs)` (kwargs: field names only): the same object, attributes in the same order."""
     template = _template(cls)
-    if template is None or any(name not in kwargs for name in template.required):
+    if template is None or template.required and not kwargs.keys() >= template.required:
         return cls(**kwargs)  # e.g. a required field missing: the same TypeError as before
     values = template.values.copy()
     values.update(kwargs)
