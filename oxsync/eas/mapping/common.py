@@ -170,6 +170,11 @@ def _values_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda obj: tuple([get_attr(obj, a) for a in attrs])
 
 
+def _text(tag: str, value: Any) -> Element:
+    """The element of a text field whose value is not a string (`_str_out`: its str())."""
+    return E(tag, str(value))
+
+
 def _no_values(obj: Any) -> tuple[Any, ...]:
     return ()
 
@@ -245,15 +250,16 @@ class ClassMapping:
         for tags, values_of, out, special in self.export_plan(ctx.version):
             if special is not None:
                 children.extend(special(obj, ctx))
-                continue
-            for tag, value in zip(tags, values_of(obj), strict=True):
-                if out is None and value.__class__ is str:  # plain text, the common case: "" is left out
-                    if value:
-                        children.append(Element(tag, xml_safe(value)))
-                    continue
-                text = (out or _str_out)(value)
+            elif out is not None:  # one field with its own converter
+                text = out(values_of(obj)[0])
                 if text is not None:
-                    children.append(Element(tag, xml_safe(text)) if text.__class__ is str else E(tag, text))
+                    children.append(Element(tags[0], xml_safe(text)) if text.__class__ is str else E(tags[0], text))
+            else:  # a run of text fields, the common case: "" and None are left out
+                for tag, value in zip(tags, values_of(obj), strict=True):
+                    if value:
+                        children.append(Element(tag, xml_safe(value)) if value.__class__ is str else _text(tag, value))
+                    elif value is not None and value.__class__ is not str:
+                        children.append(_text(tag, value))
         return data
 
     def export_plan(self, version: float) -> tuple[_ExportStep, ...]:
