@@ -120,3 +120,16 @@ def test_participant_rows_decode_without_calling_their_enums(world) -> None:  # 
     # kind and confirmation of each participant row were looked up by calling the enum: 2 calls, 13 line
     # events per participant; what is left is the enum-typed fields of the events' documents
     assert lines / parts <= 4, (lines, parts)
+
+
+def test_rows_are_fetched_at_once(world) -> None:  # type: ignore[no-untyped-def]
+    folder, ids = _contacts(world, 50)
+
+    def fetching(filename: str) -> bool:
+        return filename.endswith(("engine/cursor.py", "engine/result.py"))
+    with world.as_user(world.alice) as session:
+        session.objects_by_ids(folder, ids[:1])
+        lines, found = lines_in(lambda: session.objects_by_ids(folder, ids), fetching)
+    assert len(found) == 50
+    # fetched row by row, the result's iteration ran 10 line events per row (2 now), on both engines
+    assert lines / 50 <= 4, lines / 50

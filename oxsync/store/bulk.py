@@ -50,7 +50,7 @@ class BulkReads:
         rows: list[Any] = []
         query = object_ops.object_rows_query(self.tx.conn.dialect.name == "postgresql")
         for chunk in _chunks(wanted):
-            rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}))
+            rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}).all())  # at once: see `list_versions`
         by_id = {int(r.id): r for r in rows}
         loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
         return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]
@@ -195,7 +195,7 @@ def visible_versions(viewer: Viewer, folder_id: int, ids: Iterable[int]) -> list
     rows: dict[int, Any] = {}
     for chunk in _chunks(sorted(set(ids))):
         rows.update({int(r.id): r for r in tx.conn.execute(select(*_MEMBER_COLUMNS).where(
-            and_(o.c.tenant_id == tx.tenant_id, ids_in(tx, o.c.id, chunk))))})
+            and_(o.c.tenant_id == tx.tenant_id, ids_in(tx, o.c.id, chunk)))).all()})
     return _readable_versions(viewer, folder_id, in_folder(tx, folder_id, rows))
 
 
