@@ -10,6 +10,7 @@ from sqlalchemy import event as sa_event
 
 from oxsync.eas import install, state
 from oxsync.store.engine import WRITE
+from oxsync.store.protocol_state import StateMoved
 from tests.eas_client import client, items
 from tests.test_eas_sync import add_contacts
 from tests.test_eas_window_reads import OBJECT_TABLES
@@ -75,8 +76,8 @@ def test_staged_state_commits_only_if_unchanged(store, world) -> None:  # type: 
         staged.put_state("dev1", state.LAST_SYNC, {"request": "x"})
     with world.as_user(alice, write=True) as session:  # another request of the device got there first
         session.put_state("dev1", "c:1", {"key": "{a}2", "other": True})
-    with world.as_user(alice, write=True) as session:
-        assert staged.commit(session) is False
+    with pytest.raises(StateMoved), world.as_user(alice, write=True) as session:
+        staged.commit(session)  # raised: the transaction rolls back
     with world.as_user(alice) as session:
         assert session.get_state("dev1", "c:1") == {"key": "{a}2", "other": True}
         assert session.get_state("dev1", state.LAST_SYNC) is None  # nothing of the stale attempt landed
@@ -85,7 +86,7 @@ def test_staged_state_commits_only_if_unchanged(store, world) -> None:  # type: 
         again.get_state("dev1", "c:1")
         again.put_state("dev1", "c:1", {"key": "{a}3"})
     with world.as_user(alice, write=True) as session:
-        assert again.commit(session) is True
+        again.commit(session)
     with world.as_user(alice) as session:
         assert session.get_state("dev1", "c:1") == {"key": "{a}3"}
 
@@ -95,3 +96,35 @@ def test_folder_sync_writes_only_its_hierarchy_state(phone, store) -> None:  # t
     work = [s for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
     assert work and all("device_state" in s for s in work), statements
     assert len(work) <= 4, statements
+
+
+def test_staged_commit_compares_and_swaps_without_a_read(store, world) -> None:  # type: ignore[no-untyped-def]
+    """The state write is one UPDATE per written state, each written only if its stored text is as read,
+    the first also checking the state read and not written (a Sync's device record): a move of either is
+    detected, and nothing is read before the writes (a check read of every state before)."""
+    from tests.fixtures import recorded_statements
+
+    alice = world.alice
+    with world.as_user(alice, write=True) as session:
+        session.put_state("dev2", state.DEVICE, {"policy_key": "1"})
+        session.put_state("dev2", "c:1", {"key": "{a}1"})
+
+    def staged() -> state.StagedStates:
+        with world.as_user(alice) as session:
+            states = state.StagedStates(session)
+            states.prefetch("dev2", [state.DEVICE, "c:1"])
+            states.put_state("dev2", "c:1", {"key": "{a}2"})
+            return states
+
+    device_moved = staged()
+    with world.as_user(alice, write=True) as session:  # re-provisioned meanwhile
+        session.put_state("dev2", state.DEVICE, {"policy_key": "2"})
+    with pytest.raises(StateMoved), world.as_user(alice, write=True) as session:
+        device_moved.commit(session)
+    written = staged()
+    with recorded_statements(store, lambda s: "device_state" in s) as seen, \
+            world.as_user(alice, write=True) as session:
+        written.commit(session)
+    assert len(seen) == 1 and seen[0].lstrip().upper().startswith("UPDATE"), seen
+    with world.as_user(alice) as session:
+        assert session.get_state("dev2", "c:1") == {"key": "{a}2"}

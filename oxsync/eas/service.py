@@ -15,6 +15,7 @@ from oxsync.eas.state import NeedsWriteTransaction, StagedStates, StateStore
 from oxsync.mail import MailService
 from oxsync.push.bus import ChangeBus
 from oxsync.runtime import DeferredStore, SessionOpener
+from oxsync.store.protocol_state import StateMoved
 from oxsync.store.session import UserSession
 from oxsync.web.auth import Authenticator
 
@@ -75,8 +76,9 @@ class Eas:
                 committed = not states.writes
                 if not committed:
                     with open_session(True) as session:
-                        committed = states.commit(session)
-            except NeedsWriteTransaction:
+                        states.commit(session)
+                    committed = True
+            except (NeedsWriteTransaction, StateMoved):  # StateMoved rolled the state write back
                 committed = False
             if not committed:
                 with open_session(True) as session:

@@ -162,25 +162,28 @@ class StagedStates:
     def __init__(self, session: UserSession) -> None:
         self.session = session
         self.reads: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.texts: dict[tuple[str, str], str | None] = {}
+        """The stored text of each state read (None: absent), which `commit` compares and swaps."""
         self.writes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _read(self, device_id: str, collections: list[str]) -> None:
+        for collection, (value, text) in self.session.state.read_states(device_id, collections).items():
+            self.reads[(device_id, collection)], self.texts[(device_id, collection)] = value, text
 
     def prefetch(self, device_id: str, collections: Iterable[str]) -> None:
         """Read the states of `collections` not read yet in one statement (a Sync's collections)."""
         missing = sorted({c for c in collections if len(c) <= MAX_COLLECTION
                           and (device_id, c) not in self.reads and (device_id, c) not in self.writes})
         if len(missing) > 1:
-            for collection, value in self.session.get_states(device_id, missing).items():
-                self.reads[(device_id, collection)] = copy.deepcopy(value)
+            self._read(device_id, missing)
 
     def get_state(self, device_id: str, collection: str) -> dict[str, Any] | None:
         key = (device_id, collection)
         if key in self.writes:
             return copy.deepcopy(self.writes[key])
-        if key in self.reads:
-            return copy.deepcopy(self.reads[key])
-        value = self.session.get_state(device_id, collection)
-        self.reads[key] = copy.deepcopy(value)
-        return value
+        if key not in self.reads:
+            self._read(device_id, [collection])
+        return copy.deepcopy(self.reads[key])
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
         """Stage `data`; a state written back as it was read is no write at all (a Sync that sends
@@ -191,19 +194,16 @@ class StagedStates:
             return
         self.writes[key] = copy.deepcopy(data)
 
-    def commit(self, session: UserSession) -> bool:
-        """Write the staged state inside `session`'s write transaction if nothing it read has moved
-        (checked with one read per device)."""
-        by_device: dict[str, list[str]] = {}
-        for device_id, collection in self.reads:
-            by_device.setdefault(device_id, []).append(collection)
-        for device_id, collections in by_device.items():
-            now = session.get_states(device_id, collections)
-            if any(now[collection] != self.reads[(device_id, collection)] for collection in collections):
-                return False
-        for (device_id, collection), data in self.writes.items():
-            session.put_state(device_id, collection, data)
-        return True
+    def commit(self, session: UserSession) -> None:
+        """Write the staged state inside `session`'s write transaction if nothing it read has moved:
+        each write compares and swaps its state, the first also checks the one state read and not
+        written (a Sync's device record), so no read precedes the writes (a check read and the writes
+        before). Raises `StateMoved` otherwise: the transaction must then roll back."""
+        devices = {device_id for device_id, _ in self.texts} | {device_id for device_id, _ in self.writes}
+        for device_id in sorted(devices):
+            read = {c: text for (d, c), text in self.texts.items() if d == device_id}
+            writes = {c: data for (d, c), data in self.writes.items() if d == device_id}
+            session.state.put_states_if_unchanged(device_id, read, writes)
 
 
 def load_device(session: StateStore, device_id: str) -> dict[str, Any]:

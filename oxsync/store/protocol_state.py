@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
 
 from oxsync.store import accounts, dataclass_json
 from oxsync.store import schema as s
@@ -27,8 +27,21 @@ _GET_STATES = select(_d.c.collection, _d.c.data).where(and_(
     _d.c.tenant_id == bindparam("k_tenant"), _d.c.user_id == bindparam("k_user"),
     _d.c.device_id == bindparam("k_device"), _d.c.collection.in_(bindparam("k_collections", expanding=True))))
 _PUT_STATE = update(_d).where(_BY_KEY).values(data=bindparam("v_data"), updated_ms=bindparam("v_updated_ms"))
+_d2 = _d.alias("checked")
+_PUT_IF = _PUT_STATE.where(_d.c.data == bindparam("k_data"))
+_PUT_IF_AND = _PUT_IF.where(exists().where(and_(
+    _d2.c.tenant_id == bindparam("k_tenant"), _d2.c.user_id == bindparam("k_user"),
+    _d2.c.device_id == bindparam("k_device"), _d2.c.collection == bindparam("c_collection"),
+    _d2.c.data == bindparam("c_data"))))
+"""Compare-and-swap writes of one state: written only if its stored text is still `k_data` (and, for
+`_PUT_IF_AND`, another state of the device still `c_data`): a state that moved since it was read is
+detected by the write itself, without a read before it."""
 """Built once (the collections of `get_states` as one expanding list): every EAS command reads and writes
 device state a few times, and building the statement cost more than running it."""
+
+
+class StateMoved(Exception):
+    """A device state changed since it was read (`ProtocolState.put_states_if_unchanged`)."""
 
 
 class ProtocolState:
@@ -57,6 +70,42 @@ class ProtocolState:
                                                   "k_device": device_id, "k_collections": list(collections)}).all()
         found = {r.collection: dataclass_json.loads(r.data) for r in rows}
         return {collection: found.get(collection) for collection in collections}
+
+    def read_states(self, device_id: str, collections: list[str]) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
+        """`get_states` with each state's stored text (None where absent), for `put_states_if_unchanged`."""
+        for collection in collections:
+            self._state_key(device_id, collection)
+        rows = self.tx.conn.execute(_GET_STATES, {"k_tenant": self.tx.tenant_id, "k_user": self.user_id,
+                                                  "k_device": device_id, "k_collections": list(collections)}).all()
+        found = {r.collection: (dataclass_json.loads(r.data), r.data) for r in rows}
+        return {collection: found.get(collection, (None, None)) for collection in collections}
+
+    def put_states_if_unchanged(self, device_id: str, read: dict[str, str | None], writes: dict[str, dict[str, Any]]) -> None:
+        """Write `writes` (collection -> state) if every state of `read` (collection -> text as read by
+        `read_states`, None = absent) is still as read; otherwise raise `StateMoved`, after which the
+        caller's transaction must not commit (some of the writes may be done: let it propagate).
+
+        Where every written state was read present and at most one other was read, each write is one
+        compare-and-swap UPDATE (the first also checks the other state): no read before the writes."""
+        others = [c for c in read if c not in writes]
+        if all(c in read and read[c] is not None for c in writes) and len(others) <= 1 \
+                and all(read[c] is not None for c in others):
+            stamp = now_ms()
+            check = {"c_collection": others[0], "c_data": read[others[0]]} if others else None
+            for collection, data in writes.items():
+                params = {**self._state_key(device_id, collection), "k_data": read[collection],
+                          "v_data": dataclass_json.dumps(data), "v_updated_ms": stamp}
+                statement = _PUT_IF
+                if check is not None:
+                    statement, params, check = _PUT_IF_AND, {**params, **check}, None
+                if self.tx.conn.execute(statement, params).rowcount != 1:
+                    raise StateMoved(collection)
+            return
+        now = self.read_states(device_id, list(read))
+        if any(now[c][1] != text for c, text in read.items()):
+            raise StateMoved(",".join(c for c, text in read.items() if now[c][1] != text))
+        for collection, data in writes.items():
+            self.put_state(device_id, collection, data)
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
         """Store state in this transaction, so it commits atomically with the data it describes."""
