@@ -237,8 +237,14 @@ class DeferredStore:
         """`fn(session)` inside one read transaction on behalf of the user (`light`: see `run_light`)."""
         return self._submit(light, self._in_session, tenant_id, user_id, False, fn)
 
-    def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T], light: bool = False) -> Deferred[T]:
-        """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises."""
+    def write(self, tenant_id: int, user_id: int, fn: Callable[[UserSession], T], light: bool = False,
+              prepare: Callable[[], None] | None = None) -> Deferred[T]:
+        """`fn(session)` inside one write transaction; committed when `fn` returns, rolled back if it raises.
+        `prepare()`: work `fn` can use but need not (no store access), run first on the same thread where
+        the store serialises writers (SQLite: outside the writer's turn, so that it overlaps another
+        unit's write); skipped elsewhere, and on any error (`fn` then does it all)."""
+        if prepare is not None and self.store.serialises_writers:
+            return self._submit(light, self._prepared_write, tenant_id, user_id, prepare, fn)
         return self._submit(light, self._in_session, tenant_id, user_id, True, fn)
 
     def sequence(self, tenant_id: int, user_id: int, fn: Callable[[SessionOpener], T], light: bool = False) -> Deferred[T]:
@@ -268,6 +274,16 @@ class DeferredStore:
     def _in_session(self, tenant_id: int, user_id: int, write: bool, fn: Callable[[UserSession], T]) -> T:
         with work_budget(self.settings.limits), self.store.session(tenant_id, user_id, write=write) as session:
             return fn(session)
+
+    def _prepared_write(self, tenant_id: int, user_id: int, prepare: Callable[[], None],
+                        fn: Callable[[UserSession], T]) -> T:
+        with work_budget(self.settings.limits):
+            try:
+                prepare()
+            except Exception as exc:  # noqa: BLE001 - only a head start: the write does it all
+                log.debug("prepare skipped: %r", exc)
+            with self.store.session(tenant_id, user_id, write=True) as session:
+                return fn(session)
 
     # ------------------------------------------------------------ change notification
 

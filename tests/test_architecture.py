@@ -44,7 +44,7 @@ whole, so `oxsync.store` <-> `oxsync.render` would be a cycle inside `oxsync`) t
 
 DAV_LAYERS: list[dict[str, set[str]]] = [
     {"core": {"xml", "layout", "texts", "filters", "freebusy", "context", "inbox", "tree", "props", "multistatus",
-              "reportdata", "stream", "members", "warm"}},
+              "reportdata", "stream", "members", "warm", "preparse"}},
     {"methods": {"propfind", "objects", "scheduling"}, "reports": {"reports", "sync", "principals"}},
     {"dispatch": {"resource", "__init__"}},
 ]

@@ -50,6 +50,8 @@ class DavRequest:
     settings: Settings
     names: NameCache = field(default_factory=NameCache)
     """Shared by all requests of one DAV resource (see model.NameCache)."""
+    preparsed: Any = None
+    """A PUT's body parsed before its write transaction (`dav.preparse`), taken by the handler once."""
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)

@@ -28,6 +28,7 @@ from oxsync.dav.layout import (
     written_text,
 )
 from oxsync.dav.multistatus import Response, parse_body
+from oxsync.dav.preparse import preparsed_results
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
@@ -114,8 +115,10 @@ def _rendered(res: ObjectRes, render: Any) -> str:
 def _parse_calendar_body(ctx: Ctx, collection: Collection) -> CalendarItem:
     text = _text(ctx)
     try:
-        principals = resolver(ctx.session, body_addresses(text))  # every address in one statement
-        results = parse_calendar(text, resolve=principals, limits=ctx.req.settings.limits)
+        results = preparsed_results(ctx.req, ctx.session, text)  # parsed before the write (SQLite)
+        if results is None:
+            principals = resolver(ctx.session, body_addresses(text))  # every address in one statement
+            results = parse_calendar(text, resolve=principals, limits=ctx.req.settings.limits)
     except ICalLimitError as exc:
         raise DavError(403, C("max-resource-size"), str(exc)) from exc
     if not _looks_like(text, "VCALENDAR"):

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from oxsync.dav import objects, principals, propfind, reports, scheduling, sync
+from oxsync.dav import objects, preparse, principals, propfind, reports, scheduling, sync
 from oxsync.dav.context import Ctx, DavRequest
 from oxsync.dav.layout import DavError, NameCache
 from oxsync.dav.multistatus import Response, parse_body
@@ -130,6 +130,7 @@ class DavResource(Resource):
         super().__init__()
         self.context = context
         self.names = NameCache()
+        self.guesses = preparse.PrincipalGuesses()
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("ascii", "replace").upper()
@@ -160,13 +161,19 @@ class DavResource(Resource):
         def work(session: Any) -> Response:
             return run_handler(session, req, handler)
 
+        def prepare() -> None:
+            preparse.prepare_put(req, self.guesses)
+
         def failed(failure: Failure) -> Response:
             if not isinstance(failure.value, Exception):
                 failure.raiseException()  # not ours to answer (e.g. a BaseException): it propagates
             return error_response(failure.value)
 
-        return run(principal.tenant_id, principal.user_id, work, is_light(method, headers)).addErrback(
-            failed).addCallback(lambda resp: self._send(request, resp))
+        if method == "PUT":  # its body parsed before the write transaction where writers take turns
+            done = store.write(principal.tenant_id, principal.user_id, work, prepare=prepare)
+        else:
+            done = run(principal.tenant_id, principal.user_id, work, is_light(method, headers))
+        return done.addErrback(failed).addCallback(lambda resp: self._send(request, resp))
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.error("DAV request failed", exc_info=failure_exc_info(failure))

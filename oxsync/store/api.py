@@ -132,6 +132,11 @@ class Store:
 
         upgrade(self.engine)
 
+    @property
+    def serialises_writers(self) -> bool:
+        """True where the process's writes take turns on one writer (SQLite, `engine.WriterTurn`)."""
+        return self._writers is not None
+
     def dispose(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
