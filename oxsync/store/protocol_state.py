@@ -6,9 +6,10 @@ State is written in the caller's transaction, so it commits atomically with the 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Update, and_, bindparam, delete, exists, insert, select, update
 
 from oxsync.store import accounts, dataclass_json
 from oxsync.store import schema as s
@@ -27,17 +28,28 @@ _GET_STATES = select(_d.c.collection, _d.c.data).where(and_(
     _d.c.tenant_id == bindparam("k_tenant"), _d.c.user_id == bindparam("k_user"),
     _d.c.device_id == bindparam("k_device"), _d.c.collection.in_(bindparam("k_collections", expanding=True))))
 _PUT_STATE = update(_d).where(_BY_KEY).values(data=bindparam("v_data"), updated_ms=bindparam("v_updated_ms"))
-_d2 = _d.alias("checked")
-_PUT_IF = _PUT_STATE.where(_d.c.data == bindparam("k_data"))
-_PUT_IF_AND = _PUT_IF.where(exists().where(and_(
-    _d2.c.tenant_id == bindparam("k_tenant"), _d2.c.user_id == bindparam("k_user"),
-    _d2.c.device_id == bindparam("k_device"), _d2.c.collection == bindparam("c_collection"),
-    _d2.c.data == bindparam("c_data"))))
-"""Compare-and-swap writes of one state: written only if its stored text is still `k_data` (and, for
-`_PUT_IF_AND`, another state of the device still `c_data`): a state that moved since it was read is
-detected by the write itself, without a read before it."""
 """Built once (the collections of `get_states` as one expanding list): every EAS command reads and writes
 device state a few times, and building the statement cost more than running it."""
+_PUT_IF = _PUT_STATE.where(_d.c.data == bindparam("k_data"))
+"""Compare-and-swap write of one state: written only if its stored text is still `k_data` (and, for
+`_put_if_and`, other states of the device still as read): a state that moved since it was read is
+detected by the write itself, without a read before it."""
+MAX_CHECKED = 4
+"""States read and not written that the first compare-and-swap write checks (more: a check read first)."""
+
+
+@cache
+def _put_if_and(checked: int) -> Update:
+    """`_PUT_IF` that also requires `checked` other states of the device to be as read (`c_collection_i`
+    still `c_data_i`). Built once per count."""
+    statement = _PUT_IF
+    for i in range(checked):
+        other = _d.alias(f"checked{i}")
+        statement = statement.where(exists().where(and_(
+            other.c.tenant_id == bindparam("k_tenant"), other.c.user_id == bindparam("k_user"),
+            other.c.device_id == bindparam("k_device"), other.c.collection == bindparam(f"c_collection_{i}"),
+            other.c.data == bindparam(f"c_data_{i}"))))
+    return statement
 
 
 class StateMoved(Exception):
@@ -85,21 +97,23 @@ class ProtocolState:
         `read_states`, None = absent) is still as read; otherwise raise `StateMoved`, after which the
         caller's transaction must not commit (some of the writes may be done: let it propagate).
 
-        Where every written state was read present and at most one other was read, each write is one
-        compare-and-swap UPDATE (the first also checks the other state): no read before the writes."""
+        Where every state was read present and at most `MAX_CHECKED` were read and not written, each
+        write is one compare-and-swap UPDATE (the first also checks the states not written): no read
+        before the writes."""
         others = [c for c in read if c not in writes]
-        if all(c in read and read[c] is not None for c in writes) and len(others) <= 1 \
-                and all(read[c] is not None for c in others):
+        if writes and all(c in read for c in writes) and all(text is not None for text in read.values()) \
+                and len(others) <= MAX_CHECKED:
             stamp = now_ms()
-            check = {"c_collection": others[0], "c_data": read[others[0]]} if others else None
+            checks: dict[str, Any] = {}
+            for i, collection in enumerate(others):
+                checks[f"c_collection_{i}"], checks[f"c_data_{i}"] = collection, read[collection]
+            statement: Update = _put_if_and(len(others))
             for collection, data in writes.items():
-                params = {**self._state_key(device_id, collection), "k_data": read[collection],
+                params = {**self._state_key(device_id, collection), **checks, "k_data": read[collection],
                           "v_data": dataclass_json.dumps(data), "v_updated_ms": stamp}
-                statement = _PUT_IF
-                if check is not None:
-                    statement, params, check = _PUT_IF_AND, {**params, **check}, None
                 if self.tx.conn.execute(statement, params).rowcount != 1:
                     raise StateMoved(collection)
+                statement, checks = _PUT_IF, {}
             return
         now = self.read_states(device_id, list(read))
         if any(now[c][1] != text for c, text in read.items()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +129,9 @@ def wait_seconds(eas: Eas, body: Element) -> int | None:
     return None
 
 
-def build_plan(eas: Eas, req: EasRequest, body: Element, cached: Element | None) -> SyncPlan:
+def build_plan(eas: Eas, req: EasRequest, body: Element, remembered: Callable[[], Element | None]) -> SyncPlan:
+    """The collections of the request; an empty or Partial one takes the others from the device's
+    remembered request (`remembered()`, decoded only then)."""
     plan = SyncPlan()
     cfg = eas.config
     plan.wait_seconds = wait_seconds(eas, body)
@@ -140,6 +143,7 @@ def build_plan(eas: Eas, req: EasRequest, body: Element, cached: Element | None)
         raise SyncError(15)
     plan.collections = [parse_collection(e, eas) for e in elems]
     if partial or not elems:
+        cached = remembered()
         if cached is None:
             raise SyncError(13)
         mentioned = {c.collection_id for c in plan.collections}
@@ -157,11 +161,21 @@ def build_plan(eas: Eas, req: EasRequest, body: Element, cached: Element | None)
         for child in body:
             if child.tag == "AirSync:Collections":
                 stripped.append(E("AirSync:Collections", *[
-                    E("AirSync:Collection", *[c for c in col if c.tag != "AirSync:Commands"]) for col in child]))
+                    E("AirSync:Collection", *[_cached_child(c) for c in col if c.tag != "AirSync:Commands"])
+                    for col in child]))
             else:
                 stripped.append(child)
         plan.cacheable = stripped
     return plan
+
+
+CACHED_SYNC_KEY = "cached"
+"""The SyncKey a remembered request keeps: its collections run with the keys of their state
+(`from_cache`), so the same request Sync after Sync is the same state, and no write."""
+
+
+def _cached_child(child: Element) -> Element:
+    return E("AirSync:SyncKey", CACHED_SYNC_KEY) if child.tag == "AirSync:SyncKey" else child
 
 
 def map_context(session: UserSession, req: EasRequest, coll: CollectionRequest, eas: Eas) -> MapContext:
@@ -284,10 +298,9 @@ def state_keys(req: EasRequest) -> list[str]:
 
 def sync(eas: Eas, req: EasRequest) -> Deferred[EasResponse]:
     def prepare(session: UserSession, states: state.StateStore) -> tuple[SyncPlan | None, list[Outcome] | EasResponse]:
-        cached = load_cached(states, req.device_id)
         body = req.body if req.body is not None else E("AirSync:Sync")
         try:
-            plan = build_plan(eas, req, body, cached)
+            plan = build_plan(eas, req, body, lambda: load_cached(states, req.device_id))
         except SyncError as exc:
             out = E("AirSync:Sync", E("AirSync:Status", str(exc.status)))
             if exc.limit is not None:
