@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import (
@@ -19,7 +20,7 @@ from oxsync.model.appointment import (
 )
 from oxsync.model.contact import STRING_FIELDS, DistributionListMember
 from oxsync.model.task import TaskPriority, TaskStatus
-from oxsync.store import accounts
+from oxsync.store import accounts, timeranges
 from oxsync.store.errors import InvalidData, NotFound, QuotaExceeded, StaleObject
 
 SERVER_FIELDS = {"object_id", "folder_id", "created_by", "modified_by", "creation_time", "last_modified", "attachments",
@@ -262,3 +263,46 @@ def test_uid_unique_per_folder(world) -> None:  # type: ignore[no-untyped-def]
         session.create_object(folder, Appointment(title="B", uid="same"))
     with world.as_user(world.alice) as session:
         assert session.find_by_uid(folder, "same").title == "A"
+
+
+def _side_rows(world, object_id: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:  # type: ignore[no-untyped-def]
+    with world.store.engine.connect() as conn:
+        parts = conn.execute(text("SELECT position, kind, entity, email, confirmation, message, folder_id FROM participants "
+                                  "WHERE object_id = :i ORDER BY position"), {"i": object_id}).all()
+        ranges = conn.execute(text("SELECT position, start_ms, end_ms, exact, long_span FROM object_ranges "
+                                   "WHERE object_id = :i ORDER BY position"), {"i": object_id}).all()
+    return [tuple(r) for r in parts], [tuple(r) for r in ranges]
+
+
+def test_an_update_leaves_the_side_rows_a_create_of_it_would(world) -> None:  # type: ignore[no-untyped-def]
+    """Fewer participants and fewer time ranges than before (a series made a single meeting), and more again:
+    the object's participants and time-range rows are exactly those of a new object written the same way
+    (on PostgreSQL they are rewritten by the stamp's statement: stale positions deleted, the others upserted)."""
+    calendar = world.default_folder(world.alice, Module.CALENDAR)
+
+    def meeting(uid: str, series: bool = True) -> Appointment:
+        made = dataclasses.replace(full_appointment(world.alice, world.bob), uid=uid, ignore_conflicts=True)
+        if not series:
+            made.recurrence, made.delete_exceptions, made.change_exceptions = None, [], []
+            made.participants = made.participants[:1]
+        return made
+    single = meeting("appt-uid-2", series=False)
+    with world.as_user(world.alice, write=True) as session:
+        series = session.create_object(calendar, meeting("appt-uid-1"))
+        fresh = session.create_object(calendar, meeting("appt-uid-3", series=False))
+    assert [len(rows) for rows in _side_rows(world, series.object_id)] == [3, 1]
+    for shape in (single, meeting("appt-uid-1")):
+        with world.as_user(world.alice, write=True) as session:
+            current = session.get_object(calendar, series.object_id)
+            session.update_object(calendar, dataclasses.replace(shape, object_id=series.object_id, uid=current.uid),
+                                  current.last_modified)
+        parts, ranges = _side_rows(world, series.object_id)
+        with world.as_user(world.alice) as session:
+            stored = session.get_object(calendar, series.object_id)
+        index = timeranges.table_rows(world.tenant_id, series.object_id, timeranges.rows(stored, world.store.settings.limits))
+        assert ranges == [(r["position"], r["start_ms"], r["end_ms"], r["exact"], r["long_span"]) for r in index]
+        if shape is single:
+            assert parts == _side_rows(world, fresh.object_id)[0]
+    with world.as_user(world.alice, write=True) as session:
+        again = session.create_object(calendar, meeting("appt-uid-4"))
+    assert parts == _side_rows(world, again.object_id)[0]

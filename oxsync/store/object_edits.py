@@ -96,7 +96,7 @@ class ObjectEdits:
         if meeting is not None:
             itip.before_update(self.tx, *meeting)
         object_ops.update_object_row(self.tx, obj, self.user_id, range_end_ms=range_end,
-                                     old_size=int(stored.size), created_by=stored.created_by)
+                                     old_size=int(stored.size), created_by=stored.created_by, stamp_next=True)
         written = self.tx.written_rows.get(obj.object_id)
         if written is not None:  # what update_object_row does not rewrite, as `writable` read it just now
             written.row.update(folder_id=stored.folder_id, created_by=stored.created_by, creation_ms=stored.creation_ms)

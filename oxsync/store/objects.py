@@ -210,12 +210,13 @@ def _stamp_model(obj: AnyObject, stamp: Stamp, created: bool) -> None:
 
 
 def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int | None = None,
-                      old_size: int | None = None, created_by: int | None = None) -> int:
+                      old_size: int | None = None, created_by: int | None = None, stamp_next: bool = False) -> int:
     """Rewrite the stored object from `obj`; returns the size difference in bytes. `old_size` and
     `created_by`: the stored row's, when the caller has read them (saves reading them again).
 
     On PostgreSQL the side tables and time ranges are rewritten before the transaction's stamp and
-    the object row itself when the stamp is taken (`Tx.at_stamp`)."""
+    the object row itself when the stamp is taken (`Tx.at_stamp`). `stamp_next` (as `insert_object`'s):
+    the participants and time ranges of an event or task are rewritten by the stamp's statement too."""
     check_object(obj, tx.settings.limits)
     if isinstance(obj, Appointment) and obj.is_series and obj.recurrence_id is None:
         obj.recurrence_id = obj.object_id
@@ -231,12 +232,19 @@ def update_object_row(tx: Tx, obj: AnyObject, actor: int, *, range_end_ms: int |
     object_id = obj.stored_id
     tx.object_writes += 1
     tx.written_objects.add(object_id)
-    _clear_side_tables(tx, [object_id], kind=kind_of(obj))
+    joins_stamp = tx.drafting and stamp_next and not isinstance(obj, Contact) and object_id == obj.object_id
+    if joins_stamp:  # the participants and ranges are the stamp's statement's (store/stamping.py)
+        side = side_rows(tx, obj)
+        ranges = timeranges.table_rows(tx.tenant_id, obj.object_id, timeranges.rows(obj, tx.settings.limits))
+        tx.pending.rewrite(object_id, side[0], ranges)
+    else:
+        _clear_side_tables(tx, [object_id], kind=kind_of(obj))
+        side = _write_side_tables(tx, obj)
     # the row's home folder, owner and creation are not rewritten here: the caller that knows them says
     # so (ObjectEdits.update_object), else the object is read when asked for
     written = _remember(tx, obj, {**values, "folder_id": None, "created_by": None, "creation_ms": None,
-                                  "last_ms": None}, _write_side_tables(tx, obj), None)
-    if not isinstance(obj, Contact):
+                                  "last_ms": None}, side, None)
+    if not isinstance(obj, Contact) and not joins_stamp:
         timeranges.write(tx, obj, replace=True)
 
     def stamped(stamp: Stamp) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -63,9 +64,14 @@ class Pending:
     changes: dict[tuple[int, int], tuple[str, bool]] = field(default_factory=dict)
     inserts: dict[int, Inserted] = field(default_factory=dict)
     """object id -> a new object written by the statement (`insert`)."""
+    rewrites: dict[int, Inserted] = field(default_factory=dict)
+    """object id -> the participants and time ranges that replace a stored object's (`rewrite`; no row)."""
 
     def __bool__(self) -> bool:
-        return bool(self.usage or self.objects or self.changes or self.inserts)
+        return bool(self.usage or self.objects or self.changes or self.inserts or self.rewrites)
+
+    def rewrite(self, object_id: int, parts: Rows, ranges: Rows) -> None:
+        self.rewrites[object_id] = Inserted({}, parts, ranges)
 
     def insert(self, object_id: int, row: dict[str, Any], parts: Rows, ranges: Rows) -> None:
         self.inserts[object_id] = Inserted(row, parts, ranges)
@@ -87,11 +93,13 @@ class Pending:
         self.changes[(folder_id, object_id)] = (kind, new and was_new)
 
 
-def shape(pending: Pending) -> tuple[tuple[bool, ...], tuple[ObjectShape, ...], tuple[bool, ...], tuple[InsertShape, ...]]:
+def shape(pending: Pending) -> tuple[tuple[bool, ...], tuple[ObjectShape, ...], tuple[bool, ...], tuple[InsertShape, ...],
+                                     tuple[InsertShape, ...]]:
     users = tuple(delta > 0 for delta in pending.usage.values())
     objects = tuple((created, tuple(values)) for created, values in pending.objects.values())
     inserts = tuple((bool(new.parts), bool(new.ranges)) for new in pending.inserts.values())
-    return users, objects, tuple(new for _, new in pending.changes.values()), inserts
+    rewrites = tuple((bool(new.parts), bool(new.ranges)) for new in pending.rewrites.values())
+    return users, objects, tuple(new for _, new in pending.changes.values()), inserts, rewrites
 
 
 def parameters(pending: Pending) -> dict[str, Any]:
@@ -109,6 +117,12 @@ def parameters(pending: Pending) -> dict[str, Any]:
         for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
             for name in _side_columns(table) if rows else ():
                 out[f"n{i}{prefix}_{name}"] = [row[name] for row in rows]
+    for i, (object_id, new) in enumerate(pending.rewrites.items()):
+        out[f"w{i}_id"] = object_id
+        for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
+            out[f"w{i}{prefix}_count"] = len(rows)
+            for name in _side_columns(table) if rows else ():
+                out[f"w{i}{prefix}_{name}"] = [row[name] for row in rows]
     return out
 
 
@@ -124,7 +138,8 @@ def _side_columns(table: Table) -> tuple[str, ...]:
 
 @functools.cache
 def statement(bump_update: Any, users: tuple[bool, ...] = (), objects: tuple[ObjectShape, ...] = (),
-              changes: tuple[bool, ...] = (), inserts: tuple[InsertShape, ...] = ()) -> Any:
+              changes: tuple[bool, ...] = (), inserts: tuple[InsertShape, ...] = (),
+              rewrites: tuple[InsertShape, ...] = ()) -> Any:
     """The tenant's revision bump (`bump_update`, tx._bump: an UPDATE returning rev and last_ms), its
     revision_log row and the pending writes, as one data-modifying WITH; parameters tenant, now, grow and
     `parameters(pending)`. Returns rev, last_ms (no row: the tenant's quota refused the growth) and u<i>:
@@ -166,7 +181,32 @@ def statement(bump_update: Any, users: tuple[bool, ...] = (), objects: tuple[Obj
         stmt = stmt.add_cte(changed.cte(f"c{i}"))
     for i, (with_parts, with_ranges) in enumerate(inserts):
         stmt = _add_insert(stmt, i, bump, tenant, with_parts, with_ranges)
+    for i, (with_parts, with_ranges) in enumerate(rewrites):
+        stmt = _add_rewrite(stmt, i, bump, tenant, with_parts, with_ranges)
     return stmt.add_columns(*counts) if counts else stmt
+
+
+def _add_rewrite(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, with_ranges: bool) -> Any:
+    """Stored object i's participants and time ranges replaced by new ones (parameters w<i>_id, w<i>p_count,
+    w<i>r_count and the arrays w<i>p_<column>, w<i>r_<column>): the rows at positions from the new count on
+    are deleted, the new rows upserted by position. The two touch disjoint rows, so that sub-statements of
+    one WITH, which do not see each other's changes, cannot meet."""
+    object_id = bindparam(f"w{i}_id", type_=s.objects.c.id.type)
+    for prefix, table, present in (("p", s.participants, with_parts), ("r", s.object_ranges, with_ranges)):
+        count = bindparam(f"w{i}{prefix}_count", type_=Integer)
+        stale = delete(table).where(and_(table.c.tenant_id == tenant, table.c.object_id == object_id,
+                                         table.c.position >= count))
+        stmt = stmt.add_cte(stale.cte(f"w{i}{prefix}d"))
+        if not present:
+            continue
+        columns = _side_columns(table)
+        arrays = [func.unnest(bindparam(f"w{i}{prefix}_{n}", type_=postgresql.ARRAY(table.c[n].type))) for n in columns]
+        upsert = postgresql.insert(table).from_select(["tenant_id", "object_id", *columns],
+                                                       select(tenant, object_id, *arrays).select_from(bump))
+        upsert = upsert.on_conflict_do_update(index_elements=[table.c.tenant_id, table.c.object_id, table.c.position],
+                                              set_={n: upsert.excluded[n] for n in columns if n != "position"})
+        stmt = stmt.add_cte(upsert.cte(f"w{i}{prefix}"))
+    return stmt
 
 
 def _add_insert(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, with_ranges: bool) -> Any:
