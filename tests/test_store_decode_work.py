@@ -133,3 +133,22 @@ def test_rows_are_fetched_at_once(world) -> None:  # type: ignore[no-untyped-def
     assert len(found) == 50
     # fetched row by row, the result's iteration ran 10 line events per row (2 now), on both engines
     assert lines / 50 <= 4, lines / 50
+
+
+def test_bulk_read_rows_are_plain_tuples(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Decoding and the rights check read ~20 fields of each row: a SQLAlchemy Row resolves each name per
+    access (~10x an index), so the rows of a bulk read are handed on as plain named tuples."""
+    from oxsync.store import objects
+
+    folder, ids = _contacts(world, 20)
+    kinds: list[type] = []
+    real = objects._load_one
+
+    def recording(r, *args):  # type: ignore[no-untyped-def]
+        kinds.append(type(r))
+        return real(r, *args)
+    monkeypatch.setattr(objects, "_load_one", recording)
+    with world.as_user(world.alice) as session:
+        found = session.objects_by_ids(folder, ids)
+    assert len(found) == 20 and kinds == [objects.ObjectRow] * 20
+    assert objects.ObjectRow._fields == tuple(c.name for c in objects.s.objects.c)

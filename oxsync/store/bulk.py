@@ -50,7 +50,8 @@ class BulkReads:
         rows: list[Any] = []
         query = object_ops.object_rows_query(self.tx.conn.dialect.name == "postgresql")
         for chunk in _chunks(wanted):
-            rows.extend(self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}).all())  # at once: see `list_versions`
+            rows.extend(map(object_ops.ObjectRow._make,  # at once (see `list_versions`), as plain tuples
+                            self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}).all()))
         by_id = {int(r.id): r for r in rows}
         loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
         return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]
