@@ -260,24 +260,32 @@ def body_addresses(text: str) -> list[str]:
     return [m.strip() for m in _ADDRESS_LINE.findall(_UNFOLD.sub("", text))][:PREFETCHED_ADDRESSES]
 
 
-def resolver(session: Any, prefetch: list[str] | None = None):
+PrincipalAnswer = tuple[str, int] | None
+"""What the store's `find_principal(s)` answers for an address: ("user" | "resource", id) or None."""
+
+
+def principal_participant(key: str, found: PrincipalAnswer) -> Participant | None:
+    """The internal participant (user or resource) of a directory answer for address `key`."""
+    if found is None:
+        return None
+    kind = ParticipantKind.USER if found[0] == "user" else ParticipantKind.RESOURCE
+    return Participant(kind=kind, entity=found[1], email=key)
+
+
+def resolver(session: Any, prefetch: list[str] | None = None, answers: dict[str, PrincipalAnswer] | None = None):
     """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None. `prefetch`: the
-    addresses the parse will ask for, looked up in one statement up front."""
-    cache: dict[str, Participant | None] = {}
-
-    def known(key: str, found: tuple[str, int] | None) -> Participant | None:
-        if found is None:
-            return None
-        kind = ParticipantKind.USER if found[0] == "user" else ParticipantKind.RESOURCE
-        return Participant(kind=kind, entity=found[1], email=key)
-
+    addresses the parse will ask for, looked up in one statement up front; `answers`: addresses already
+    looked up (lowercased), not asked again."""
+    cache: dict[str, Participant | None] = {key: principal_participant(key, found)
+                                            for key, found in (answers or {}).items()}
     if prefetch:
-        cache.update({key: known(key, found) for key, found in session.find_principals(prefetch).items()})
+        cache.update({key: principal_participant(key, found)
+                      for key, found in session.find_principals(prefetch).items()})
 
     def resolve(address: str) -> Participant | None:
         key = address.strip().lower()
         if key not in cache:
-            cache[key] = known(key, session.find_principal(key))
+            cache[key] = principal_participant(key, session.find_principal(key))
         return cache[key]
 
     return resolve

@@ -28,7 +28,7 @@ from oxsync.dav.layout import (
     written_text,
 )
 from oxsync.dav.multistatus import Response, parse_body
-from oxsync.dav.preparse import preparsed_results
+from oxsync.dav.preparse import body_text, preparsed_results
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
@@ -155,10 +155,7 @@ def _looks_like(text: str, kind: str) -> bool:
 
 
 def _text(ctx: Ctx) -> str:
-    try:
-        return ctx.req.body.decode("utf-8")
-    except UnicodeDecodeError:
-        return ctx.req.body.decode("latin-1")
+    return body_text(ctx.req.body)
 
 
 def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str, current: ObjectRes | None) -> None:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxsync.dav.context import DavRequest
+from oxsync.dav.layout import PrincipalAnswer as Answer
+from oxsync.dav.layout import principal_participant, resolver
 from oxsync.formats.ical import CalendarItem, ICalLimitError, ParseError, parse_calendar
-from oxsync.model.appointment import Participant, ParticipantKind
-
-Answer = tuple[str, int] | None
-"""What `find_principal(s)` answers for an address: ("user" | "resource", id) or None."""
+from oxsync.model.appointment import Participant
 
 GUESSES_KEPT = 10_000
 """Addresses remembered per process (all forgotten at once past it: only a guess, checked on use)."""
@@ -51,15 +50,8 @@ class PreParsed:
     guesses: PrincipalGuesses
 
 
-def participant(key: str, found: Answer) -> Participant | None:
-    """An internal participant from a directory answer (as `layout.resolver` builds it)."""
-    if found is None:
-        return None
-    kind = ParticipantKind.USER if found[0] == "user" else ParticipantKind.RESOURCE
-    return Participant(kind=kind, entity=found[1], email=key)
-
-
 def body_text(body: bytes) -> str:
+    """A request body as text: UTF-8, or Latin-1 when it is not UTF-8 (every byte decodes)."""
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,7 +71,7 @@ def prepare_put(req: DavRequest, guesses: PrincipalGuesses) -> None:
         key = address.strip().lower()
         if key not in asked:
             asked[key] = guesses.get(tenant_id, key)
-        return participant(key, asked[key])
+        return principal_participant(key, asked[key])
 
     try:
         results = parse_calendar(text, resolve=resolve, limits=req.settings.limits)
@@ -99,11 +91,4 @@ def preparsed_results(req: DavRequest, session: Any, text: str) -> list[Calendar
     pre.guesses.learn(req.principal.tenant_id, found)
     if found == pre.asked:
         return pre.results
-
-    def resolve(address: str) -> Participant | None:
-        key = address.strip().lower()
-        if key not in found:
-            found[key] = session.find_principal(key)
-        return participant(key, found[key])
-
-    return parse_calendar(text, resolve=resolve, limits=req.settings.limits)
+    return parse_calendar(text, resolve=resolver(session, answers=found), limits=req.settings.limits)
