@@ -114,16 +114,26 @@ def parameters(pending: Pending) -> dict[str, Any]:
         out[f"c{i}_gone"], out[f"c{i}_name"] = False, None
     for i, new in enumerate(pending.inserts.values()):
         out.update({f"n{i}_{name}": value for name, value in new.row.items() if name not in _GIVEN})
-        for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
-            for name in _side_columns(table) if rows else ():
-                out[f"n{i}{prefix}_{name}"] = [row[name] for row in rows]
+        out.update(_side_arrays(f"n{i}", new))
     for i, (object_id, new) in enumerate(pending.rewrites.items()):
-        out[f"w{i}_id"] = object_id
-        for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
-            out[f"w{i}{prefix}_count"] = len(rows)
-            for name in _side_columns(table) if rows else ():
-                out[f"w{i}{prefix}_{name}"] = [row[name] for row in rows]
+        out[f"w{i}_id"], out[f"w{i}p_count"], out[f"w{i}r_count"] = object_id, len(new.parts), len(new.ranges)
+        out.update(_side_arrays(f"w{i}", new))
     return out
+
+
+def _side_arrays(key: str, new: Inserted) -> dict[str, Any]:
+    """`new`'s participant and time-range rows as one array per column, `{key}p_<column>` and
+    `{key}r_<column>` (none for a table without rows)."""
+    out: dict[str, Any] = {}
+    for prefix, table, rows in (("p", s.participants, new.parts), ("r", s.object_ranges, new.ranges)):
+        for name in _side_columns(table) if rows else ():
+            out[f"{key}{prefix}_{name}"] = [row[name] for row in rows]
+    return out
+
+
+def _unnested(key: str, table: Table) -> list[Any]:
+    """The arrays of `_side_arrays` for `table` under `key`, each `unnest`ed: zipped into rows."""
+    return [func.unnest(bindparam(f"{key}_{n}", type_=postgresql.ARRAY(table.c[n].type))) for n in _side_columns(table)]
 
 
 _GIVEN = frozenset({"tenant_id", "creation_ms", "last_ms"})
@@ -200,9 +210,8 @@ def _add_rewrite(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, wi
         if not present:
             continue
         columns = _side_columns(table)
-        arrays = [func.unnest(bindparam(f"w{i}{prefix}_{n}", type_=postgresql.ARRAY(table.c[n].type))) for n in columns]
-        upsert = postgresql.insert(table).from_select(["tenant_id", "object_id", *columns],
-                                                       select(tenant, object_id, *arrays).select_from(bump))
+        upsert = postgresql.insert(table).from_select(
+            ["tenant_id", "object_id", *columns], select(tenant, object_id, *_unnested(f"w{i}{prefix}", table)).select_from(bump))
         upsert = upsert.on_conflict_do_update(index_elements=[table.c.tenant_id, table.c.object_id, table.c.position],
                                               set_={n: upsert.excluded[n] for n in columns if n != "position"})
         stmt = stmt.add_cte(upsert.cte(f"w{i}{prefix}"))
@@ -222,8 +231,7 @@ def _add_insert(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, wit
     for prefix, table, present in (("p", s.participants, with_parts), ("r", s.object_ranges, with_ranges)):
         if not present:
             continue
-        columns = _side_columns(table)
-        arrays = [func.unnest(bindparam(f"n{i}{prefix}_{n}", type_=postgresql.ARRAY(table.c[n].type))) for n in columns]
-        rows = select(tenant, object_id, *arrays).select_from(bump)
-        stmt = stmt.add_cte(insert(table).from_select(["tenant_id", "object_id", *columns], rows).cte(f"n{i}{prefix}"))
+        rows = select(tenant, object_id, *_unnested(f"n{i}{prefix}", table)).select_from(bump)
+        stmt = stmt.add_cte(insert(table).from_select(["tenant_id", "object_id", *_side_columns(table)], rows)
+                            .cte(f"n{i}{prefix}"))
     return stmt
