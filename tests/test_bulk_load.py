@@ -280,11 +280,10 @@ def test_a_delta_reads_by_index_whatever_the_folder_size(tmp_path) -> None:
             assert "ix_changes_ms" in steps, steps
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # PostgreSQL's statistics
 def test_a_large_load_of_contacts_refreshes_the_statistics(store: Store) -> None:
     """PostgreSQL: a bulk load of 1,200 vCards (no time-range rows) analyzes what it wrote, as a load of
     events does, so that neither the plans nor autovacuum's analyze wait for the clients' first requests."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's statistics")
     tenant, folders, _bob = _world(store)
     cards = [next(parse_vcards(card(i))).contact for i in range(1200)]
     with store.session(tenant, 1, write=True) as session:

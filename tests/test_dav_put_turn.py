@@ -27,9 +27,8 @@ def running(live_server, store, world):  # type: ignore[no-untyped-def]
                        dav={"texts_ahead_delay_seconds": 600.0})
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # writers take turns on SQLite only
 def test_put_parses_outside_the_writers_turn(store, running, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("writers take turns on SQLite only; PostgreSQL parses inside the write")
     writers = store._writers
     in_turn: list[bool] = []
 
