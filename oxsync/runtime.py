@@ -23,8 +23,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
@@ -38,6 +38,7 @@ from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS
 from oxsync.push.bus import ChangeBus
 from oxsync.store.api import LoginRecord, Store
 from oxsync.store.budget import work_budget
+from oxsync.store.combine import WriteCombiner
 from oxsync.store.session import UserSession
 
 log = logging.getLogger("oxsync.runtime")
@@ -61,6 +62,20 @@ Committed = tuple[int, frozenset[int], int]
 
 _unit = threading.local()
 """On a pool thread running a unit of work: `owner` (the DeferredStore) and `changes` (its commits)."""
+
+
+def _as_unit(owner: Any, changes: Any) -> Callable[[], AbstractContextManager[None]]:
+    """Enters another unit's `_unit` state on the thread that runs its write (store/combine.py), so that
+    its commits are collected into its own `changes`, published once its own result is delivered."""
+    @contextmanager
+    def entered() -> Iterator[None]:
+        saved = getattr(_unit, "owner", None), getattr(_unit, "changes", None)
+        _unit.owner, _unit.changes = owner, changes
+        try:
+            yield
+        finally:
+            _unit.owner, _unit.changes = saved
+    return entered
 
 
 class LanedPool:
@@ -165,6 +180,8 @@ class DeferredStore:
         self._running = False
         store.add_listener(self._on_commit)
         store.add_account_listener(self._on_account_change)
+        self.writes = WriteCombiner() if store.serialises_writers else None
+        """SQLite: prepared writes (a CalDAV PUT) run back to back by one thread (store/combine.py)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -282,8 +299,13 @@ class DeferredStore:
                 prepare()
             except Exception as exc:  # noqa: BLE001 - only a head start: the write does it all
                 log.debug("prepare skipped: %r", exc)
-            with self.store.session(tenant_id, user_id, write=True) as session:
-                return fn(session)
+
+            def write() -> T:
+                with self.store.session(tenant_id, user_id, write=True) as session:
+                    return fn(session)
+            if self.writes is None:
+                return write()
+            return self.writes.run(write, _as_unit(getattr(_unit, "owner", None), getattr(_unit, "changes", None)))
 
     # ------------------------------------------------------------ change notification
 

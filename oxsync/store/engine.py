@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 
 from oxsync.config import StoreSettings
 from oxsync.store.errors import InvalidInput
+from oxsync.store.writer_lock import WriterFileLock
 
 log = logging.getLogger("oxsync.store.engine")
 
@@ -52,27 +53,78 @@ class WriterTurn:
     drops a connection's cache whenever another connection wrote since its last transaction, so a
     writer on a pooled connection read again every page it touched (about 90 page reads per CalDAV PUT,
     inside the turn, bench/README u-sqlite8); writers also no longer hold a pooled connection while
-    they wait. A nested write or a turn not granted gets None: the caller takes a pooled connection."""
+    they wait. A nested write or a turn not granted gets None: the caller takes a pooled connection.
 
-    def __init__(self, timeout_s: float, engine: Engine | None = None) -> None:
+    Across processes (`lock_file` given: `[server] processes` > 1 on one database file), the turn also
+    holds an exclusive `flock` on that file, taken after the process's lock and released after COMMIT,
+    so that the serving processes' writers also follow each other at once instead of meeting in the
+    busy handler (`writer_lock.WriterFileLock`: the wait blocks in the kernel without the GIL and wakes
+    the owner once, when granted). Both waits together are bounded by the timeout: a turn whose file
+    lock is not granted within what is left of it keeps the process's turn and writer but goes on to the
+    database lock without the file lock (`not_granted`), whose busy timeout then decides, as for a turn
+    not granted in the process."""
+
+    def __init__(self, timeout_s: float, engine: Engine | None = None, lock_file: str | None = None) -> None:
         self.timeout_s = timeout_s
         self._engine = engine
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._owner: int | None = None
+        self.lock_file = lock_file
+        self._file: WriterFileLock | None = None
+        self._closed_file_waits = 0
+        self.not_granted = 0
+        """Writes that did not get their turn (in the process, or the file lock) within the timeout and
+        went on to the database lock."""
+
+    @property
+    def file_waits(self) -> int:
+        """Turns that found the file lock held by another process and waited for it (a work count)."""
+        return self._closed_file_waits + (self._file.waits if self._file is not None else 0)
 
     @contextmanager
     def turn(self) -> Iterator[Connection | None]:
         me = threading.get_ident()
-        if self._owner == me or not self._lock.acquire(timeout=self.timeout_s):
+        if self._owner == me:
+            yield None
+            return
+        deadline = time.monotonic() + self.timeout_s
+        if not self._lock.acquire(timeout=self.timeout_s):
+            self.not_granted += 1
             yield None
             return
         self._owner = me
         try:
-            yield self._writer()
+            locked = self._lock_other_processes(deadline)
+            try:
+                yield self._writer()
+            finally:
+                if locked is not None:
+                    locked.release()
         finally:
             self._owner = None
             self._lock.release()
+
+    def _lock_other_processes(self, deadline: float) -> WriterFileLock | None:
+        """The file lock shared with the other processes, once held (None without `lock_file`, or not
+        granted before `deadline`); held by this process's turn owner only (one descriptor per process)."""
+        if self.lock_file is None:
+            return None
+        file = self._file
+        if file is None or file.path != self.lock_file:
+            if file is not None:
+                self._close_file()
+            file = self._file = WriterFileLock(self.lock_file)
+        if file.acquire(deadline - time.monotonic()):
+            return file
+        self.not_granted += 1
+        return None
+
+    def _close_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            self._closed_file_waits += file.waits
+            file.close()
 
     def _writer(self) -> Connection | None:
         """The writer connection (opened on first use, again if it was closed or invalidated)."""
@@ -86,9 +138,11 @@ class WriterTurn:
         return conn
 
     def close(self) -> None:
-        """Give the writer connection back (`Store.dispose`); a later write opens it again."""
+        """Give the writer connection back and close the file lock (`Store.dispose`); a later write opens
+        them again."""
         with self._lock:
             conn, self._conn = self._conn, None
+            self._close_file()
         if conn is not None:
             conn.close()
 
@@ -194,7 +248,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str = "
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+WRITER_LOCK_SUFFIX = "-writer.lock"
+"""Beside the database: the file the serving processes' writers take turns on (`WriterTurn`)."""
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX)
 
 
 def secure_sqlite_files(database: str) -> None:
@@ -263,9 +319,17 @@ def _refuse_writes(engine: Engine) -> None:
     """A write statement on a PostgreSQL read connection (PG_READ, autocommit) is a programming error."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, _cursor, statement: str, _parameters, _context, _executemany) -> None:
-        if conn.get_execution_options().get("oxsync_read_only") and statement.lstrip()[:6].upper().startswith(WRITE_VERBS):
+    def _before(conn, _cursor, statement: str, _parameters, context, _executemany) -> None:
+        options = context.execution_options if context is not None else conn.get_execution_options()
+        if options.get("oxsync_read_only") and not options.get(COMMITS_ALONE) and \
+                statement.lstrip()[:6].upper().startswith(WRITE_VERBS):
             raise RuntimeError("write attempted in a read-only store transaction")
+
+
+COMMITS_ALONE = "oxsync_commits_alone"
+"""Execution option of a statement that is a whole write by itself (one compare-and-swap UPDATE of a
+device state, `ProtocolState.put_state_alone`): allowed on a PostgreSQL read connection, where it
+commits alone, which is all the write needed (no BEGIN and COMMIT round trips)."""
 
 
 INT64 = 2**63 - 1
