@@ -11,7 +11,11 @@ Any child service with `listener_name` and `when_listening()` counts (the OX UDP
 from __future__ import annotations
 
 import logging
+import mmap
+import os
+import select
 import socket
+import struct
 from typing import Any, Protocol
 
 from twisted.application.service import Service
@@ -79,23 +83,146 @@ def shared_tcp_socket(description: str) -> socket.socket:
     return sock
 
 
+ABSENT = 2**62
+"""An `AcceptBoard` slot of a process that is not accepting (not started yet, or ended)."""
+DEFER_SECONDS = 0.02
+"""A process with more open connections than another leaves a waiting connection at most this long to
+the other (which takes it within a reactor turn when it is not busy) before it takes it itself. 5 ms
+still let 6/2 splits of 8 connections through on a machine at load 8 (the other process not scheduled
+in time); 20 ms gave 4/4 there (bench/README y-sqlite2cost)."""
+RETRY_SECONDS = 0.001
+"""Meanwhile it looks again this often: the counts may have turned (the other process took one), and a
+process that stopped reading for the whole deferral would make the other wait for it in turn."""
+
+
+class AcceptBoard:
+    """The open HTTP connections of each serving process of `[server] processes`, on a few bytes of
+    memory they share (a memfd the first process creates and hands to its copies like the listening
+    socket): one 8-byte slot per process, written only by its process, read by all. Each process keeps
+    its own slot current (`publish`, on every connection made or lost); a stale or torn read only makes
+    one accept less balanced, never wrong."""
+
+    def __init__(self, fd: int, slots: int, slot: int) -> None:
+        self.fd = fd
+        self.slots = slots
+        self.slot = slot
+        self._memory = mmap.mmap(fd, 8 * slots)
+
+    @classmethod
+    def create(cls, slots: int) -> AcceptBoard:
+        """The first process's board (slot 0), every slot absent; `fd` is inheritable, for its copies."""
+        fd = os.memfd_create("oxsync-accept", 0)
+        os.ftruncate(fd, 8 * slots)
+        os.set_inheritable(fd, True)
+        board = cls(fd, slots, 0)
+        for slot in range(slots):
+            board._write(slot, ABSENT)
+        return board
+
+    def _write(self, slot: int, value: int) -> None:
+        struct.pack_into("<q", self._memory, 8 * slot, value)
+
+    def publish(self, open_connections: int) -> None:
+        self._write(self.slot, open_connections)
+
+    def leave(self, slot: int | None = None) -> None:
+        """This process (or, from the first process, copy `slot`, which ended) accepts no more."""
+        self._write(self.slot if slot is None else slot, ABSENT)
+
+    def fewest_elsewhere(self) -> int:
+        """The fewest open connections of any other accepting process (ABSENT: none)."""
+        return min((struct.unpack_from("<q", self._memory, 8 * slot)[0] for slot in range(self.slots)
+                    if slot != self.slot), default=ABSENT)
+
+
+def _open_connections(factory: Any) -> int:
+    counts = getattr(factory, "connections", None)  # the Site's ConnectionCounts
+    return int(getattr(counts, "open_total", 0))
+
+
 @implementer(IStreamServerEndpoint)
 class SharedSocketEndpoint:
     """Listens on an already listening TCP socket by its file descriptor (given by the process that bound
-    it); the descriptor stays open (Twisted adopts a duplicate), so it can be handed on again."""
+    it); the descriptor stays open (Twisted adopts a duplicate), so it can be handed on again.
 
-    def __init__(self, reactor: Any, fileno: int) -> None:
+    Every serving process listens on the same socket, and the kernel wakes each of them when connections
+    wait. Twisted's port accepts up to 100 of them per wake-up, so a burst of clients (8 devices, or a
+    bench's 8 kept-alive connections) went mostly to whichever process woke first (7/1, 6/2 splits,
+    bench/README w-sqliteproc), leaving the other process's core idle. Here a port accepts one connection
+    per wake-up, and with a `board` the process with the fewest open connections takes it: one with
+    more leaves it DEFER_SECONDS to the others first (balanced_accepts; 7/1 and 6/2 splits of 8
+    kept-alive connections were still seen with one accept per wake-up alone, bench/README y-sqlite2cost)."""
+
+    def __init__(self, reactor: Any, fileno: int, board: AcceptBoard | None = None, clock: Any = None) -> None:
         self.reactor = reactor
         self.fileno = fileno
+        self.board = board
+        self.clock = clock if clock is not None else reactor
 
     def listen(self, factory: Any) -> Deferred[IListeningPort]:
         try:
             probe = socket.socket(fileno=self.fileno)  # learns the address family; detached, not closed
             family = probe.family
             probe.detach()
-            return succeed(self.reactor.adoptStreamPort(self.fileno, family, factory))
+            port = one_accept_per_wakeup(self.reactor.adoptStreamPort(self.fileno, family, factory))
+            if self.board is not None:
+                balanced_accepts(port, self.board, self.clock)
+            return succeed(port)
         except Exception:  # noqa: BLE001 - reported by the listener service
             return fail()
+
+
+def one_accept_per_wakeup(port: Any) -> Any:
+    """`port` (a Twisted TCP port) accepts one waiting connection each time the reactor finds it readable
+    (Twisted's own loop raises `numberAccepts` from 100 as long as connections keep waiting)."""
+    read = port.doRead
+
+    def do_read() -> Any:
+        port.numberAccepts = 1
+        return read()
+    port.doRead = do_read
+    return port
+
+
+def balanced_accepts(port: Any, board: AcceptBoard, clock: Any) -> Any:
+    """`port` (one accept per wake-up) takes a waiting connection at once when its process has no more open
+    connections than the least loaded other process on `board`. Otherwise it stops reading for
+    RETRY_SECONDS and then looks again (the reactor calls it while a connection waits): the other process
+    takes it meanwhile, or the counts changed and this process is no longer the busier one, or the
+    connection has waited DEFER_SECONDS (the other process is busy or gone) and this one takes it. Its
+    process's slot follows the Site's open connections (`ConnectionCounts.on_total`)."""
+    accept = port.doRead
+    counts = getattr(port.factory, "connections", None)
+    if counts is not None:
+        counts.on_total = board.publish
+    board.publish(_open_connections(port.factory))
+    port.deferred_accepts = 0
+    """Waiting connections this port left to the other processes first (a work count)."""
+    port.waiting_since = None
+    readable = select.poll()  # not select(): a listening socket's descriptor may be above FD_SETSIZE
+    readable.register(port.fileno(), select.POLLIN)
+
+    def resume() -> None:
+        if not port.connected:
+            return
+        if not readable.poll(0):
+            port.waiting_since = None  # another process took it
+        port.startReading()
+
+    def do_read() -> Any:
+        now = clock.seconds()
+        if _open_connections(port.factory) <= board.fewest_elsewhere() or (
+                port.waiting_since is not None and now - port.waiting_since >= DEFER_SECONDS):
+            port.waiting_since = None
+            return accept()
+        if port.waiting_since is None:
+            port.waiting_since = now
+            port.deferred_accepts += 1
+        port.stopReading()
+        clock.callLater(RETRY_SECONDS, resume)
+        return None
+    port.doRead = do_read
+    return port
 
 
 class HttpListenerService(Service):
@@ -103,12 +230,13 @@ class HttpListenerService(Service):
     bound (`shared_fd`, `[server] processes`); knows the port actually bound."""
 
     def __init__(self, reactor: Any, description: str, site: Site, name: str = "http",
-                 shared_fd: int | None = None) -> None:
+                 shared_fd: int | None = None, board: AcceptBoard | None = None) -> None:
         self.reactor = reactor
         self.description = description
         self.site = site
         self.name = self.listener_name = name
-        self.endpoint: Any = SharedSocketEndpoint(reactor, shared_fd) if shared_fd is not None else \
+        self.board = board
+        self.endpoint: Any = SharedSocketEndpoint(reactor, shared_fd, board) if shared_fd is not None else \
             parse_endpoint(reactor, description, f"{name} listener")
         self.port: IListeningPort | None = None
         self.failure: Failure | None = None
@@ -154,6 +282,8 @@ class HttpListenerService(Service):
     def stopService(self) -> Deferred[None] | None:  # noqa: N802 - Twisted API
         super().stopService()
         port, self.port = self.port, None
+        if self.board is not None:
+            self.board.leave()  # the other processes stop leaving connections to this one
         if port is None:
             return None
         LISTENERS_UP.labels(self.listener_name).set(0)

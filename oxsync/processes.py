@@ -12,8 +12,12 @@ stops when the first process is gone (it checks its parent every second). Each c
 of a fresh socketpair (`OXSYNC_CHANNEL_FD`; anonymous, no path) whose other end the first process hands
 to `channel`: over it the first process checks passwords for the copy (oxsync/web/password_broker.py).
 
-Refused on SQLite: one database file has one writer at a time (more processes would only queue for
-it), and SQLite processes have no notification channel to push each other's changes.
+On SQLite (one database file, one node) the processes also share two things PostgreSQL gives nodes:
+their writers take turns across processes on a file lock beside the database (`store.engine.WriterTurn`,
+so the next writer starts the moment the last commits), and they tell each other about their commits
+over the same channel (oxsync/push/procbus.py): the first process relays, and a copy that loses its
+channel stops and is started again rather than serve without hearing the others. An in-memory SQLite
+database cannot be shared: refused.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from oxsync.config import Settings
-from oxsync.listeners import ServerStartError, shared_tcp_socket
+from oxsync.listeners import AcceptBoard, ServerStartError, shared_tcp_socket
 
 log = logging.getLogger("oxsync.server")
 
@@ -42,6 +46,10 @@ LISTEN_FD_ENV = "OXSYNC_LISTEN_FD"
 PARENT_ENV = "OXSYNC_PARENT_PID"
 CHANNEL_FD_ENV = "OXSYNC_CHANNEL_FD"
 """Set in a further serving process: its end of the socketpair to the first process."""
+BOARD_FD_ENV = "OXSYNC_ACCEPT_BOARD_FD"
+BOARD_SLOT_ENV = "OXSYNC_ACCEPT_BOARD_SLOT"
+"""Set in a further serving process: the processes' shared open-connection counts and its slot there
+(`listeners.AcceptBoard`: the process with the fewest open connections accepts the next one)."""
 RESTART_DELAY_SECONDS = 1.0
 """A serving process that exits is started again after this long (never in a tight loop)."""
 STOP_GRACE_SECONDS = 10.0
@@ -54,9 +62,6 @@ def shared_listener(settings: Settings, store: Any) -> socket.socket:
     count = settings.server.processes
     if count < 1:
         raise ServerStartError(f"[server] processes must be at least 1, not {count}")
-    if store.engine.dialect.name != "postgresql":
-        raise ServerStartError(f"[server] processes = {count} needs PostgreSQL: an SQLite database has one writer "
-                               "at a time and its processes cannot push each other's changes; use processes = 1")
     return shared_tcp_socket(settings.server.http_endpoint)
 
 
@@ -77,8 +82,9 @@ class ServingProcesses(Service):
     name = "serving-processes"
 
     def __init__(self, reactor: Any, shared: socket.socket, count: int,
-                 channel: Callable[[socket.socket], None] | None = None) -> None:
+                 channel: Callable[[socket.socket], None] | None = None, board: AcceptBoard | None = None) -> None:
         self.reactor = reactor
+        self.board = board
         self.shared = shared
         self.count = count
         self.channel = channel
@@ -99,6 +105,9 @@ class ServingProcesses(Service):
         fd = self.shared.fileno()
         env = {**os.environ, LISTEN_FD_ENV: str(fd), PARENT_ENV: str(os.getpid())}
         child_fds: dict[int, int | str] = {0: 0, 1: 1, 2: 2, fd: fd}
+        if self.board is not None:
+            env[BOARD_FD_ENV], env[BOARD_SLOT_ENV] = str(self.board.fd), str(index + 1)
+            child_fds[self.board.fd] = self.board.fd
         ours = theirs = None
         if self.channel is not None:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -121,6 +130,8 @@ class ServingProcesses(Service):
 
     def ended(self, index: int, reason: Failure) -> None:
         self.running_now.pop(index, None)
+        if self.board is not None:
+            self.board.leave(index + 1)  # the others no longer leave connections to it
         code = getattr(reason.value, "exitCode", None)
         signal = getattr(reason.value, "signal", None)
         if not self.running:
@@ -152,6 +163,15 @@ class ServingProcesses(Service):
 def _signal(transport: Any, name: str) -> None:
     with contextlib.suppress(Exception):  # it ended meanwhile
         transport.signalProcess(name)
+
+
+def inherited_board() -> AcceptBoard | None:
+    """In a further serving process: the accept board the first process handed down (None: none)."""
+    fd, slot = os.environ.get(BOARD_FD_ENV), os.environ.get(BOARD_SLOT_ENV)
+    if not fd or not slot:
+        return None
+    slots = int(os.fstat(int(fd)).st_size) // 8
+    return AcceptBoard(int(fd), slots, int(slot))
 
 
 def stop_with_parent(reactor: Any, service: Any) -> None:

@@ -7,6 +7,8 @@ with `site.root.register(segment, resource)` and reach shared objects through `s
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import time
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, FirstError
+from twisted.internet.error import ReactorNotRunning
 from twisted.python.failure import Failure
 from twisted.web.http import Request as HttpRequest
 from twisted.web.pages import notFound
@@ -23,9 +26,16 @@ from twisted.web.server import Request, Site
 
 from oxsync import metrics, processes, systemd
 from oxsync.config import Settings, apply_overrides
-from oxsync.listeners import HttpListenerService, ServerStartError, describe_failure, listeners_of
+from oxsync.listeners import (
+    AcceptBoard,
+    HttpListenerService,
+    ServerStartError,
+    describe_failure,
+    listeners_of,
+)
 from oxsync.logs import access_log_fields, configure_from_settings
 from oxsync.push.bus import ChangeBus
+from oxsync.push.procbus import ProcessRelay
 from oxsync.runtime import AccountPollService, DeferredStore, DeferredStoreService
 from oxsync.skips import add_skip_listener
 from oxsync.store.api import Store
@@ -171,6 +181,8 @@ class OxsyncService(MultiService):
         self.site = site
         self.async_store = async_store
         self.bus = bus
+        self.process_relay: ProcessRelay | None = None
+        """SQLite with `[server] processes` > 1: the change relay between the processes (push/procbus.py)."""
         self.http = http
         self.admin = admin
         self.admin_root: AdminRoot = admin.site.resource if admin is not None else AdminRoot()
@@ -210,9 +222,10 @@ class AdminSite(Site):
 
 
 def make_service(settings: Settings, store: Store, reactor: Any = None, *, shared_fd: int | None = None,
-                 primary: bool = True) -> OxsyncService:
-    """The server; `shared_fd`: serve HTTP on this already listening socket (`[server] processes`);
-    `primary` False: a further serving process (no admin listener, outbound mail, pruning nor UDP push)."""
+                 primary: bool = True, board: AcceptBoard | None = None) -> OxsyncService:
+    """The server; `shared_fd`: serve HTTP on this already listening socket (`[server] processes`, the
+    processes' open connections on `board`); `primary` False: a further serving process (no admin
+    listener, outbound mail, pruning nor UDP push)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -220,7 +233,7 @@ def make_service(settings: Settings, store: Store, reactor: Any = None, *, share
     bus = ChangeBus()
     async_store = DeferredStore(store, reactor, settings.store.thread_pool_size, bus=bus, settings=settings)
     site = build_site(settings, store, async_store, bus)
-    http = HttpListenerService(reactor, settings.server.http_endpoint, site, shared_fd=shared_fd)
+    http = HttpListenerService(reactor, settings.server.http_endpoint, site, shared_fd=shared_fd, board=board)
     admin = None
     if settings.server.admin_endpoint and primary:
         admin = HttpListenerService(reactor, settings.server.admin_endpoint, AdminSite(AdminRoot()), name="admin")
@@ -247,15 +260,51 @@ def make_service(settings: Settings, store: Store, reactor: Any = None, *, share
     return service
 
 
-def _ask_first_process(reactor: Any, service: OxsyncService, settings: Settings, fd: int) -> None:
+def _ask_first_process(reactor: Any, service: OxsyncService, settings: Settings, fd: int,
+                       relay: ProcessRelay | None) -> None:
     """A further serving process checks passwords through the first one (one Argon2 check per distinct
-    credential on the node; oxsync/web/password_broker.py)."""
+    credential on the node; oxsync/web/password_broker.py), and on SQLite relays changes on the same
+    channel (`relay`, oxsync/push/procbus.py)."""
     authenticator = service.site.context.authenticator
     assert isinstance(authenticator.checks, PasswordChecks)
     server = settings.server
     authenticator.checks = ask_first_process(
         reactor, authenticator.checks, fd, timeout_seconds=server.password_broker_timeout_seconds,
-        max_in_flight=server.password_broker_max_in_flight, max_bytes=server.password_broker_max_bytes)
+        max_in_flight=server.password_broker_max_in_flight, max_bytes=server.password_broker_max_bytes,
+        relay=relay)
+
+
+def _relay(reactor: Any, service: OxsyncService, store: Store, *, hub: bool,
+           on_lost: Callable[[], object] | None = None) -> ProcessRelay | None:
+    """SQLite's change relay between the serving processes (PostgreSQL: None, its nodes LISTEN); at a
+    normal shutdown its channels close on purpose, not lost (`ProcessRelay.closing`)."""
+    if store.engine.dialect.name != "sqlite":
+        return None
+    relay = service.process_relay = ProcessRelay(service.bus, hub=hub, on_lost=on_lost)
+    reactor.addSystemEventTrigger("before", "shutdown", relay.closing)
+    return relay
+
+
+def _stop(reactor: Any) -> None:
+    """A copy that lost its channel stops: the first process starts it again (oxsync.processes). Lost
+    before the reactor runs (an unusable inherited descriptor): it stops as soon as it runs."""
+    if not reactor.running:
+        reactor.callWhenRunning(_stop, reactor)
+        return
+    with contextlib.suppress(ReactorNotRunning):
+        reactor.stop()
+
+
+def tune_collector(young_objects: int) -> None:
+    """Python's garbage collector for a long-running server (`[server] gc_young_objects`): what exists
+    once the server has started (modules, settings, compiled statements, the dialects' tables) is frozen
+    out of every collection, and the youngest generation is collected after `young_objects` new
+    container objects instead of 700, so that a request's short-lived objects mostly die by reference
+    counting before any collection sees them (0: Python's default threshold)."""
+    gc.freeze()
+    if young_objects > 0:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young_objects, middle, old)
 
 
 def run_server(settings: Settings, store: Store, on_ready: Callable[[int], object] | None = None,
@@ -270,21 +319,27 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
     if configure_logs:
         configure_from_settings(settings.log)
     worker = os.environ.get(processes.LISTEN_FD_ENV)
+    if worker is not None or settings.server.processes != 1:
+        store.share_writer_turns()  # SQLite: the processes' writers take turns across processes
     if worker is not None:  # a further serving process started by the first (`[server] processes`)
         settings = apply_overrides(settings, {"server": {"admin_endpoint": ""}, "console": {"endpoint": ""}})
-        service = make_service(settings, store, reactor, shared_fd=int(worker), primary=False)
+        service = make_service(settings, store, reactor, shared_fd=int(worker), primary=False,
+                               board=processes.inherited_board())
         processes.stop_with_parent(reactor, service)
         channel = os.environ.get(processes.CHANNEL_FD_ENV)
         if channel is not None:
-            _ask_first_process(reactor, service, settings, int(channel))
+            relay = _relay(reactor, service, store, hub=False, on_lost=lambda: _stop(reactor))
+            _ask_first_process(reactor, service, settings, int(channel), relay)
     elif settings.server.processes != 1:
         shared = processes.shared_listener(settings, store)
-        service = make_service(settings, store, reactor, shared_fd=shared.fileno())
+        board = AcceptBoard.create(settings.server.processes)
+        service = make_service(settings, store, reactor, shared_fd=shared.fileno(), board=board)
         authenticator = service.site.context.authenticator
         assert isinstance(authenticator.checks, PasswordChecks)
         broker = serve_copies(reactor, authenticator.checks, settings.server.password_broker_max_in_flight,
-                              settings.server.password_broker_max_bytes)
-        processes.ServingProcesses(reactor, shared, settings.server.processes - 1, broker).setServiceParent(service)
+                              settings.server.password_broker_max_bytes, _relay(reactor, service, store, hub=True))
+        processes.ServingProcesses(reactor, shared, settings.server.processes - 1, broker, board
+                                   ).setServiceParent(service)
     else:
         service = make_service(settings, store, reactor)
     if setup is not None:
@@ -309,6 +364,7 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
         except Exception as exc:  # e.g. a UDP port taken: raised synchronously by listenUDP
             cannot_listen(Failure(ServerStartError(str(exc) or type(exc).__name__)))
             return
+        tune_collector(settings.server.gc_young_objects)
         service.when_listening().addCallbacks(listening, cannot_listen)
 
     reactor.callWhenRunning(start)

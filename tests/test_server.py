@@ -452,3 +452,39 @@ def test_tls_endpoint_string(serve: Callable[..., Running], tmp_path: Any) -> No
         assert (response.status, response.read()) == (200, b"hello alice")
     finally:
         conn.close()
+
+
+def test_collector_tuned_for_a_server_leaves_a_windows_objects_to_reference_counting() -> None:
+    """`tune_collector` (run once the server has started): a burst of new container objects the size of an
+    ActiveSync window's (rows, model objects, elements) starts no collection, where Python's default
+    threshold of 700 ran about 20; what existed before is frozen out of every collection."""
+    import gc
+
+    from oxsync.server import tune_collector
+
+    def collections_during_burst() -> int:
+        runs: list[int] = []
+
+        def count(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                runs.append(info["generation"])
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            burst = [{"n": i} for i in range(15_000)]
+        finally:
+            gc.callbacks.remove(count)
+        assert len(burst) == 15_000
+        return len(runs)
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, saved[1], saved[2])
+        assert collections_during_burst() >= 15
+        tune_collector(20_000)
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (20_000, saved[1], saved[2])
+        assert collections_during_burst() == 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)

@@ -5,7 +5,9 @@ Each listener (HTTP, admin, UDP push) is reported up or down; any down makes it 
 and no details beyond these states, the answering process's id (`process`: with `[server]
 processes` > 1 several processes answer on one port; it tells an operator which one did) and how many
 Argon2 password checks that process ran (`password_hashes`: with `[server] processes` > 1 the first
-process runs the node's, a further one only when the first could not answer; docs/cluster.md).
+process runs the node's, a further one only when the first could not answer; docs/cluster.md), and on
+SQLite the writer's turn's counts (`writer_turns`: writes that waited for another serving process's
+write, writes not granted a turn; store.engine.WriterTurn).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class HealthResource(Resource):
         self.async_store = async_store
         self.listener_states = listener_states or dict
         self.password_hashes = password_hashes
+        store: Any = getattr(async_store, "store", None)
+        self.writer_turns: Callable[[], dict[str, int]] = getattr(store, "writer_turns", dict)
 
     def render_GET(self, request: Request) -> object:
         d = self.async_store.ping()
@@ -52,7 +56,8 @@ class HealthResource(Resource):
         send_json(request, 200 if healthy else 503,
                   {"status": "ok" if healthy else "error", "store": "ok", "revision_check_ms": round(elapsed_ms, 2),
                    "listeners": {name: "up" if up else "down" for name, up in listeners.items()},
-                   "process": os.getpid(), "password_hashes": self.password_hashes()},
+                   "process": os.getpid(), "password_hashes": self.password_hashes(),
+                   "writer_turns": self.writer_turns()},
                   {b"Cache-Control": b"no-store"})
 
     def _failed(self, failure: Failure, request: Request) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.protocol import connectionDone
@@ -57,7 +58,25 @@ class LimitedRequest(Request):
 
 
 class ConnectionCounts(Counter[str]):
-    """Open connections per client address, shared by the channels of one Site."""
+    """Open connections per client address, shared by the channels of one Site; `open_total` over
+    every address, told to `on_total` on each change (the serving processes' accept balance, listeners.py)."""
+
+    open_total = 0
+    on_total: Callable[[int], object] | None = None
+
+    def __setitem__(self, address: str, count: int) -> None:
+        self._moved(count - self.get(address, 0))
+        super().__setitem__(address, count)
+
+    def __delitem__(self, address: object) -> None:
+        self._moved(-self[address] if isinstance(address, str) else 0)
+        super().__delitem__(address)
+
+    def _moved(self, by: int) -> None:
+        if by:
+            self.open_total += by
+            if self.on_total is not None:
+                self.on_total(self.open_total)
 
 
 def _status_line(code: int, reason: str, text: str) -> bytes:

@@ -152,15 +152,53 @@ class CheckPassword(amp.Command):
     errors = {BrokerBusy: b"BUSY"}
 
 
+BROKER_RESULTS = ("answered", "local")
+"""`oxsync_password_broker{result}`: a copy's question answered by the first process, or checked locally."""
+
+
+class BrokerCounted(amp.Command):
+    """A copy tells the first process how one of its password questions ended (one of BROKER_RESULTS),
+    so that the node's `/metrics` (served by the first process only) counts every copy's."""
+
+    arguments = [(b"result", amp.Unicode())]
+    response = []  # no answer
+    requiresAnswer = False
+
+
 def question_bytes(stored_hash: str | None, password: str) -> int:
     return len((stored_hash or "").encode("utf-8", "surrogatepass")) + len(password.encode("utf-8", "surrogatepass"))
 
 
-class PasswordBroker(amp.AMP):
+class SharedChannel(amp.AMP):
+    """One end of a copy's channel. Besides the password questions it may carry the change relay of an
+    SQLite node (`oxsync.push.procbus.ProcessRelay`, given as `relay`): its commands are answered by
+    the relay, and the relay learns when the channel opens and closes."""
+
+    relay: Any = None
+
+    def locateResponder(self, name: bytes) -> Any:  # noqa: N802 - Twisted API
+        responder = super().locateResponder(name)
+        if responder is None and self.relay is not None:
+            responder = self.relay.responder(self, name)
+        return responder
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted API
+        super().connectionMade()
+        if self.relay is not None:
+            self.relay.joined(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802 - Twisted API
+        super().connectionLost(reason)
+        if self.relay is not None:
+            self.relay.left(self)
+
+
+class PasswordBroker(SharedChannel):
     """The first process's end of one copy's channel: answers from the node's `PasswordChecks`."""
 
-    def __init__(self, checks: PasswordChecks, max_in_flight: int, max_bytes: int) -> None:
+    def __init__(self, checks: PasswordChecks, max_in_flight: int, max_bytes: int, relay: Any = None) -> None:
         super().__init__()
+        self.relay = relay
         self.checks = checks
         self.max_in_flight = max(1, max_in_flight)
         self.max_bytes = max_bytes
@@ -177,23 +215,31 @@ class PasswordBroker(amp.AMP):
             return result
         return self.checks.check(stored_hash, password).addBoth(answered).addCallback(lambda ok: {"ok": bool(ok)})
 
+    @BrokerCounted.responder
+    def counted(self, result: str) -> dict[str, Any]:
+        if result in BROKER_RESULTS:  # bounded labels, whatever a copy sends
+            PASSWORD_BROKER.labels(result).inc()
+        return {}
+
 
 class BrokerFactory(Factory):
     """Builds the broker's end of each copy's channel (`reactor.adoptStreamConnection`)."""
 
-    def __init__(self, checks: PasswordChecks, max_in_flight: int, max_bytes: int) -> None:
+    def __init__(self, checks: PasswordChecks, max_in_flight: int, max_bytes: int, relay: Any = None) -> None:
         self.checks = checks
         self.max_in_flight = max_in_flight
         self.max_bytes = max_bytes
+        self.relay = relay
 
     def buildProtocol(self, addr: Any) -> PasswordBroker:  # noqa: N802 - Twisted API
-        return PasswordBroker(self.checks, self.max_in_flight, self.max_bytes)
+        return PasswordBroker(self.checks, self.max_in_flight, self.max_bytes, self.relay)
 
 
-class _BrokerClient(amp.AMP):
-    def __init__(self, owner: BrokeredChecks) -> None:
+class _BrokerClient(SharedChannel):
+    def __init__(self, owner: BrokeredChecks, relay: Any = None) -> None:
         super().__init__()
         self.owner = owner
+        self.relay = relay
 
     def connectionMade(self) -> None:  # noqa: N802 - Twisted API
         super().connectionMade()
@@ -231,9 +277,9 @@ class BrokeredChecks:
         """Argon2 checks this process ran itself (only while the broker could not answer)."""
         return self.local.hashes
 
-    def client_factory(self) -> Factory:
+    def client_factory(self, relay: Any = None) -> Factory:
         """The factory for this copy's end of the channel (`reactor.adoptStreamConnection`)."""
-        return Factory.forProtocol(lambda: _BrokerClient(self))
+        return Factory.forProtocol(lambda: _BrokerClient(self, relay))
 
     def check(self, stored_hash: str | None, password: str) -> Deferred[bool]:
         if self.local.verified.known(stored_hash, password):
@@ -261,7 +307,7 @@ class BrokeredChecks:
         def answered(response: dict[str, Any]) -> bool:
             self.in_flight -= 1
             self.answers += 1
-            PASSWORD_BROKER.labels("answered").inc()
+            self._count("answered")
             self._outage_logged = False
             return bool(response["ok"])
 
@@ -273,9 +319,20 @@ class BrokeredChecks:
 
     def _locally(self, stored_hash: str | None, password: str, why: str) -> Deferred[bool]:
         self.fallbacks += 1
-        PASSWORD_BROKER.labels("local").inc()
+        self._count("local")
         self.fell_back(why)
         return self.local.check(stored_hash, password)
+
+    def _count(self, result: str) -> None:
+        """Counted on the first process's `/metrics` (a copy serves none): told over the channel while
+        it is open (a fallback while it is closed is only logged)."""
+        broker = self.broker
+        if broker is None:
+            return
+        try:
+            broker.callRemote(BrokerCounted, result=result)
+        except Exception:  # noqa: BLE001 - a closing channel: the count is lost, never the login
+            log.debug("cannot count a password question on the first process", exc_info=True)
 
     def fell_back(self, why: str) -> None:
         """Logged once per outage (again only after the broker answered in between)."""
@@ -287,9 +344,10 @@ class BrokeredChecks:
 
 
 def serve_copies(reactor: Any, checks: PasswordChecks, max_in_flight: int,
-                 max_bytes: int) -> Callable[[socket.socket], None]:
-    """In the first process: what to do with its end of each copy's socketpair (answer on it)."""
-    factory = BrokerFactory(checks, max_in_flight, max_bytes)
+                 max_bytes: int, relay: Any = None) -> Callable[[socket.socket], None]:
+    """In the first process: what to do with its end of each copy's socketpair (answer on it, and
+    relay changes on it when `relay` is given)."""
+    factory = BrokerFactory(checks, max_in_flight, max_bytes, relay)
 
     def adopt(ours: socket.socket) -> None:
         try:
@@ -300,15 +358,17 @@ def serve_copies(reactor: Any, checks: PasswordChecks, max_in_flight: int,
 
 
 def ask_first_process(reactor: Any, local: PasswordChecks, fd: int, *, timeout_seconds: float,
-                      max_in_flight: int, max_bytes: int, clock: Any = None) -> BrokeredChecks:
+                      max_in_flight: int, max_bytes: int, clock: Any = None, relay: Any = None) -> BrokeredChecks:
     """In a further process: its checks, asking the first process over the inherited descriptor `fd`
-    (timeouts on `clock`, the reactor unless a test gives its own)."""
+    (timeouts on `clock`, the reactor unless a test gives its own); `relay`: changes travel on it too."""
     brokered = BrokeredChecks(local, clock if clock is not None else reactor, timeout_seconds=timeout_seconds,
                               max_in_flight=max_in_flight, max_bytes=max_bytes)
     try:
-        reactor.adoptStreamConnection(fd, socket.AF_UNIX, brokered.client_factory())
+        reactor.adoptStreamConnection(fd, socket.AF_UNIX, brokered.client_factory(relay))
     except OSError as exc:
         brokered.fell_back(f"cannot use the inherited channel ({exc.strerror})")
+        if relay is not None:
+            relay.left(None)
     finally:
         os.close(fd)
     return brokered
