@@ -183,10 +183,12 @@ def cmd_user_rename(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     """A directory written by `export --all`, or one file (`cli_transfer.cmd_import`); the served texts
-    of what it wrote are rendered once it committed (`oxsync.texts_ahead`), as a DAV PUT leaves its own."""
+    of what it wrote are rendered once it committed (`oxsync.texts_ahead`), as a DAV PUT leaves its own;
+    then, on PostgreSQL, a large import ends with VACUUM (ANALYZE) of what it filled (`store.settle`)."""
+    from oxsync.store.settle import settled_after
     from oxsync.texts_ahead import rendering_after
 
-    with rendering_after(ctx.store, ctx.settings):
+    with settled_after(ctx.store), rendering_after(ctx.store, ctx.settings):
         return import_dir(ctx, args) if args.file.is_dir() else cli_transfer.cmd_import(ctx, args)
 
 

@@ -3,6 +3,7 @@ the audit log and API tokens. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,6 +111,37 @@ def test_sharing_right_off_refuses_invitations_and_delegation(world: World) -> N
     _set(world, world.alice, sharing=True)
     with world.as_user(world.alice, write=True) as session:
         session.create_object(calendar, _meeting(world, world.alice, Participant(ParticipantKind.USER, world.bob)))
+
+
+def test_invitation_check_takes_the_account_row_the_transaction_read(world: World) -> None:
+    """A DAV write reads its own account (`me`) first: the invitation check answers from that row, with
+    no statement on the account's groups and rights (bench/README y-pgput), and the answer is the row's."""
+    from sqlalchemy import event as sa_event
+
+    calendar = world.default_folder(world.alice, Module.CALENDAR)
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+    sa_event.listen(world.store.engine, "before_cursor_execute", note)
+    try:
+        for sharing in (False, True):
+            _set(world, world.alice, sharing=sharing)
+            with world.as_user(world.alice, write=True) as session:
+                assert session.me().sharing is sharing
+                seen.clear()
+                meeting = _meeting(world, world.alice, Participant(ParticipantKind.USER, world.bob))
+                if sharing:
+                    assert session.create_object(calendar, meeting).object_id is not None
+                else:
+                    with pytest.raises(PermissionDenied, match="collaborative sharing"):
+                        session.create_object(calendar, meeting)
+                assert not [q for q in seen if "group_members" in q], seen
+            refused = pytest.raises(PermissionDenied) if not sharing else nullcontext()
+            with world.as_user(world.alice, write=True) as session, refused:  # nothing read before: with the groups
+                session.create_object(calendar, _meeting(world, world.alice, Participant(ParticipantKind.USER, world.bob)))
+    finally:
+        sa_event.remove(world.store.engine, "before_cursor_execute", note)
 
 
 # ---------------------------------------------------------------- admin scope and audit

@@ -136,7 +136,7 @@ def test_restore_refuses_what_is_not_a_backup(backend: str, tmp_path: Path) -> N
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_pg_restore_leaves_planner_statistics(backend: str, store, world, tmp_path: Path,  # type: ignore[no-untyped-def]
                                               request: pytest.FixtureRequest) -> None:
-    """pg_restore copies rows, not statistics: without the ANALYZE that follows it, the planner read 100
+    """pg_restore copies rows, not statistics: without the VACUUM (ANALYZE) that follows it, the planner read 100
     objects by id as a scan of every object of the tenant until autovacuum came by (bench/README
     r-pgstorm). Five objects stay under autovacuum's threshold, so only the restore can have analyzed."""
     folder = world.default_folder(world.alice, Module.CONTACT)
@@ -153,6 +153,10 @@ def test_pg_restore_leaves_planner_statistics(backend: str, store, world, tmp_pa
         with engine.connect() as conn:
             analyzed = {row[0] for row in conn.exec_driver_sql(
                 "SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = 'public'")}
+            pages = {row[0]: (row[1], row[2]) for row in conn.exec_driver_sql(
+                "SELECT relname, relpages, relallvisible FROM pg_class WHERE relname IN ('objects', 'folders', 'users')")}
     finally:
         engine.dispose()
     assert {"objects", "folders", "users", "permissions"} <= analyzed
+    # and vacuumed (store/settle.py): every restored page all-visible, not left to autovacuum's first pass
+    assert all(n > 0 and visible == n for n, visible in pages.values()), pages

@@ -160,6 +160,23 @@ def test_series_with_overrides(dav: Dav, world) -> None:  # type: ignore[no-unty
     assert dav.request("GET", cal + "weekly.ics").text.count("BEGIN:VEVENT") == 1
 
 
+def test_uid_conflict_found_whatever_the_body_scan_read(dav: Dav) -> None:
+    """A PUT reads the objects holding its UID with its addresses, by a scan of the body before the parse
+    (objects._parse_calendar_body): a UID the scan reads otherwise (a VTIMEZONE's UID line first, a folded
+    and escaped one) still finds the resource that holds it, and a free UID is still free."""
+    cal = dav.calendar()
+    zone = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nUID:zone-uid\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+            "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    first = event("scan\\,one", "First").replace("\r\nUID:scan\\,one", "\r\nUID:sc\r\n an\\,one")
+    assert dav.put(cal + "first.ics", first).status == 201
+    assert dav.put(cal + "zone.ics", event("zone-uid", "Zone")).status == 201
+    for body in (event("scan\\,one", "Again"), event("scan\\,one", "Again").replace("BEGIN:VEVENT", zone + "BEGIN:VEVENT")):
+        clash = dav.put(cal + "second.ics", body)
+        assert clash.status == 403 and b"no-uid-conflict" in clash.body and b"first.ics" in clash.body, clash.body
+    free = event("scan-free", "Free", extra="ATTENDEE:mailto:alice@example.com\r\n").replace("BEGIN:VEVENT", zone + "BEGIN:VEVENT")
+    assert dav.put(cal + "free.ics", free).status == 201  # the scan read the zone's UID, held by zone.ics
+
+
 def test_vcard_put_get_and_version_negotiation(dav: Dav) -> None:
     book = dav.addressbook()
     card = vcard("card-1", "Jane Doe", extra="X-FAVOURITE-COLOUR:green\r\n")

@@ -166,3 +166,27 @@ def test_deleting_a_folder_without_the_right_changes_nothing(world) -> None:  # 
     with world.as_user(world.alice) as session:
         assert session.get_folder(folder).folder.title == "Keep me"
         assert [o.object_id for o in session.list_objects(folder)] == [item]
+
+
+def test_a_folder_without_group_entries_reads_no_groups(store, world) -> None:  # type: ignore[no-untyped-def]
+    """The rights on a private folder whose permissions name no group come from its own entries: the
+    user's groups and account rights are not read (a Sync window of one's own folder, one statement fewer
+    on PostgreSQL). A folder shared with a group still reads them, and a member gets the group's rights."""
+    from tests.fixtures import recorded_statements
+
+    own = world.default_folder(world.bob, Module.CONTACT)
+    shared = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        folder = session.get_folder(shared).folder
+        session.set_permissions(shared, [*folder.permissions, Permission(world.team, True, rights_for_level(2))])
+
+    def group_reads(folder_id: int) -> tuple[int, Rights]:
+        with recorded_statements(store, lambda q: "group_members" in q) as seen, world.as_user(world.bob) as session:
+            rights = session.get_folder(folder_id).rights
+        return len(seen), rights
+    reads, rights = group_reads(own)
+    assert reads == 0 and rights.can_see_folder and rights.can_read(False)
+    reads, rights = group_reads(shared)
+    assert reads == 1 and rights == rights_for_level(2)
+    with world.as_user(world.carol) as session, pytest.raises(NotFound):  # not in the team: hidden
+        session.get_folder(shared)

@@ -168,9 +168,12 @@ def test_eas_initial_window_round_trips(logged, eas_contacts) -> None:  # type: 
     assert len(row_reads) == 1, row_reads
 
 
-WINDOW_ROUND_TRIPS = 8
-"""The gate's device-state read; the folder with its permissions (one statement, 2 before) and the viewer's
-groups; the window's rows and attachments (plain contacts: no list-member read, 1 before); the state
+WINDOW_ROUND_TRIPS = 4
+"""The gate's device-state read; the folder with its permissions (one statement, 2 before; the user's own
+folder names no group: the viewer's groups are not read, 5 before); the window's rows (plain contacts: no list-member read, 1 before; none has attachments
+(`objects.has_attachments`): no attachment read, 1 before); the state write, one compare-and-swap
+UPDATE of the collection's state that commits alone on the read's connection (7 before: BEGIN and
+COMMIT around it in a write transaction of its own). Before that: the state
 write: BEGIN, 1 compare-and-swap UPDATE of the collection's state (a check read and 2 UPDATEs before,
 10: the remembered request kept its SyncKey and was written again), COMMIT."""
 
@@ -205,12 +208,43 @@ def test_eas_ten_change_delta_round_trips(logged, eas_phone) -> None:  # type: i
     assert len(statements) <= DELTA_ROUND_TRIPS, "\n".join(statements)
 
 
-DELTA_ROUND_TRIPS = 9
+DELTA_ROUND_TRIPS = 5
 """The gate's device-state read (the device record, the cached request and the collection's state in one
-statement); the folder with its permissions and the viewer's groups; the revision with the changes; the
-rows (all at home in the folder: no participant read; no list among them: no list-member read) and
-attachments; the state write: BEGIN, 1 compare-and-swap UPDATE of the collection's state (checking the
+statement); the folder with its permissions (no group in them: no read of the viewer's groups, 6 before);
+the revision with the changes; the
+rows (all at home in the folder: no participant read; no list among them: no list-member read; none
+with attachments: no attachment read, 9 before); the state write, one compare-and-swap UPDATE committing
+alone on the read's connection (8 before, with BEGIN and COMMIT); before that the state write: BEGIN, 1 compare-and-swap UPDATE of the collection's state (checking the
 device record and the remembered request), COMMIT (19 before the gate read every state at once, 16
 before the revision joined the changes and the rows told the folder, 13 before the folder joined its
 permissions, 12 before plain contacts skipped the list members, 11 before the writes compared and
 swapped without a check read, 10 before the remembered request stopped keeping the SyncKey)."""
+
+
+def test_caldav_put_create_round_trips(logged, opened, live_server) -> None:  # type: ignore[no-untyped-def]
+    """A CalDAV PUT of a new event (bench_peers' PUT line: a time zone, an organizer, attendees, an alarm)
+    on a real server over the logged database: every statement PostgreSQL runs for it, BEGIN and COMMIT
+    included, one write transaction."""
+    from bench.peers_data import event as bench_event
+    from oxsync.dialects import install_all
+    from tests.davhelp import Dav
+
+    _url, cluster = logged
+    store, world = opened(3600.0)
+    running = live_server(store, setup=install_all, auth={"account_poll_seconds": 0},
+                          dav={"texts_ahead_delay_seconds": 600.0})
+    dav = Dav(running.port, world)
+    cal = dav.calendar()
+    assert dav.put(f"{cal}warm.ics", bench_event(2, 100), If_None_Match="*").status == 201  # ids reserved, login kept
+    log = ServerLog(cluster)
+    assert dav.put(f"{cal}new.ics", bench_event(1, 100), If_None_Match="*").status == 201
+    statements = log.statements()
+    assert [q for q in statements if q.startswith("BEGIN")] == ["BEGIN"] and statements.count("COMMIT") == 1
+    assert len(statements) <= PUT_CREATE_ROUND_TRIPS, "\n".join(statements)
+
+
+PUT_CREATE_ROUND_TRIPS = 9
+"""BEGIN; the account's row; the DAV alias map; the folder with its permissions; the missing name; the body's
+addresses with the objects holding its UID (one statement, 2 before: bench/README y-pgput); the revision bump
+with the object's row, participants, time ranges and change rows (store/stamping.py); the served text with the
+NOTIFY; COMMIT (10 before the invitation check took the sharing right from the account's row, 11 before both)."""

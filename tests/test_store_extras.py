@@ -6,7 +6,7 @@ import pytest
 
 from oxsync.model import Contact, Module
 from oxsync.model.folder import GLOBAL_ADDRESS_BOOK
-from oxsync.store import accounts, removal
+from oxsync.store import accounts, principals, removal
 from oxsync.store.errors import InvalidData
 
 
@@ -102,12 +102,13 @@ def test_find_principals_answers_as_find_principal(world) -> None:  # type: igno
     with world.as_user(world.carol) as session:
         one_by_one = {k.strip().lower(): session.find_principal(k) for k in keys}
         assert session.find_principals(keys) == one_by_one
+        assert session.find_principals(keys, uid="no-such-uid") == one_by_one  # with a write's UID: the same answers
         assert one_by_one["room1@example.com"] == ("resource", room.id) and one_by_one["bob"] == ("user", world.bob)
         assert one_by_one["nobody@elsewhere.test"] is None and session.find_principals([]) == {}
     with world.store.transaction(world.tenant_id) as tx:
         fresh = {k: accounts.find_user_id(tx, k) for k in keys}
     with world.store.transaction(world.tenant_id) as tx:  # the iTIP step asks after the parse resolved them
-        accounts.find_principals(tx, keys)
+        principals.find_principals(tx, keys)
         assert {k: accounts.find_user_id(tx, k) for k in keys} == fresh
         assert fresh["room1"] is None and fresh["BOB"] == world.bob
 

@@ -306,3 +306,26 @@ def test_an_update_leaves_the_side_rows_a_create_of_it_would(world) -> None:  # 
     with world.as_user(world.alice, write=True) as session:
         again = session.create_object(calendar, meeting("appt-uid-4"))
     assert parts == _side_rows(world, again.object_id)[0]
+
+
+def test_a_visible_folder_is_a_copy_made_without_a_deep_walk(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What `get_folder` hands out may be changed by its caller without changing what the transaction
+    remembers, and is made without `copy.deepcopy` (4 of them per CalDAV PUT before)."""
+    import copy
+    import types
+
+    from oxsync.model.permissions import Permission, Rights
+    from oxsync.store import viewer
+
+    walks: list[object] = []
+    monkeypatch.setattr(viewer, "copy", types.SimpleNamespace(
+        copy=copy.copy, deepcopy=lambda value: walks.append(value) or copy.deepcopy(value)))
+    folder_id = world.default_folder(world.alice, Module.CALENDAR)
+    with world.as_user(world.alice) as session:
+        first = session.get_folder(folder_id).folder
+        kept = copy.deepcopy(first)
+        first.title = "changed"
+        first.permissions.append(Permission(999, False, Rights(folder=1)))
+        again = session.get_folder(folder_id).folder
+        assert again == kept and again is not first and again.permissions is not first.permissions
+    assert walks == []

@@ -52,6 +52,8 @@ class DavRequest:
     """Shared by all requests of one DAV resource (see model.NameCache)."""
     preparsed: Any = None
     """A PUT's body parsed before its write transaction (`dav.preparse`), taken by the handler once."""
+    written_ahead: Any = None
+    """(item, its kept baseline and render inputs) of that early parse, once it is used (`dav.preparse`)."""
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from oxsync.formats import kept
 from oxsync.formats.ical import appointment_to_ical, render_inputs, task_to_ical
+from oxsync.formats.icalscan import content_value, unescape
 from oxsync.formats.vcard import card_inputs, contact_to_vcard, source_version
 from oxsync.model import Appointment, Contact, Module, Task
 from oxsync.model.appointment import Participant, ParticipantKind
@@ -257,7 +258,20 @@ PREFETCHED_ADDRESSES = 64
 def body_addresses(text: str) -> list[str]:
     """The mailto: addresses of a calendar body's ORGANIZER and ATTENDEE lines, as the parser will ask
     for them (a cheap scan: what it misses is looked up when asked)."""
-    return [m.strip() for m in _ADDRESS_LINE.findall(_UNFOLD.sub("", text))][:PREFETCHED_ADDRESSES]
+    return body_addresses_and_uid(text)[0]
+
+
+_UID_LINE = re.compile(r"^UID[;:][^\r\n]*", re.I | re.M)
+
+
+def body_addresses_and_uid(text: str) -> tuple[list[str], str | None]:
+    """`body_addresses`, and the value of the body's first UID line as the parser reads a UID (None: no
+    such line): the UID the write will check, looked up with the addresses (a scan: a UID read otherwise
+    by the parse is only looked up again)."""
+    unfolded = _UNFOLD.sub("", text)
+    found = _UID_LINE.search(unfolded)
+    uid = unescape(content_value(found.group(0).rstrip("\r"))).strip() if found else None
+    return [m.strip() for m in _ADDRESS_LINE.findall(unfolded)][:PREFETCHED_ADDRESSES], uid
 
 
 PrincipalAnswer = tuple[str, int] | None
@@ -272,15 +286,17 @@ def principal_participant(key: str, found: PrincipalAnswer) -> Participant | Non
     return Participant(kind=kind, entity=found[1], email=key)
 
 
-def resolver(session: Any, prefetch: list[str] | None = None, answers: dict[str, PrincipalAnswer] | None = None):
+def resolver(session: Any, prefetch: list[str] | None = None, answers: dict[str, PrincipalAnswer] | None = None,
+             uid: str | None = None):
     """ATTENDEE/ORGANIZER address -> internal participant (user or resource) or None. `prefetch`: the
-    addresses the parse will ask for, looked up in one statement up front; `answers`: addresses already
-    looked up (lowercased), not asked again."""
+    addresses the parse will ask for, looked up in one statement up front (with the objects holding `uid`,
+    which the write's conflict check then reads from the session); `answers`: addresses already looked up
+    (lowercased), not asked again."""
     cache: dict[str, Participant | None] = {key: principal_participant(key, found)
                                             for key, found in (answers or {}).items()}
-    if prefetch:
+    if prefetch or uid is not None:
         cache.update({key: principal_participant(key, found)
-                      for key, found in session.find_principals(prefetch).items()})
+                      for key, found in session.find_principals(prefetch or [], uid=uid).items()})
 
     def resolve(address: str) -> Participant | None:
         key = address.strip().lower()

@@ -20,7 +20,7 @@ from oxsync.dav.layout import (
     DavError,
     Home,
     ObjectRes,
-    body_addresses,
+    body_addresses_and_uid,
     member_uids,
     object_text,
     resolver,
@@ -28,11 +28,11 @@ from oxsync.dav.layout import (
     written_text,
 )
 from oxsync.dav.multistatus import Response, parse_body
-from oxsync.dav.preparse import body_text, preparsed_results
+from oxsync.dav.preparse import AsWritten, body_text, preparsed_results, render_written, written_ahead
 from oxsync.dav.tree import resolve
 from oxsync.dav.xml import APPLE, CALDAV, CARDDAV, DAV, first, qn
 from oxsync.formats import kept
-from oxsync.formats.ical import CalendarItem, ICalLimitError, items_to_ical, parse_calendar, render_inputs
+from oxsync.formats.ical import CalendarItem, ICalLimitError, parse_calendar
 from oxsync.formats.vcard import VCardError, card_inputs, contact_to_vcard, parse_vcards, source_version
 from oxsync.formats.vcard_rows import MemberInfo, ResolveUid
 from oxsync.model import Appointment, Module, Task
@@ -116,8 +116,9 @@ def _parse_calendar_body(ctx: Ctx, collection: Collection) -> CalendarItem:
     text = _text(ctx)
     try:
         results = preparsed_results(ctx.req, ctx.session, text)  # parsed before the write (SQLite)
-        if results is None:
-            principals = resolver(ctx.session, body_addresses(text))  # every address in one statement
+        if results is None:  # every address in one statement, with the objects holding the body's UID
+            addresses, uid = body_addresses_and_uid(text)
+            principals = resolver(ctx.session, addresses, uid=uid)
             results = parse_calendar(text, resolve=principals, limits=ctx.req.settings.limits)
     except ICalLimitError as exc:
         raise DavError(403, C("max-resource-size"), str(exc)) from exc
@@ -170,11 +171,6 @@ def _conflict_href(ctx: Ctx, collection: Collection, uid: str, name: str, curren
             raise DavError(403, cond, f"UID {uid} already used by {res.path}", extra=res.path)
 
 
-_AsWritten = tuple[tuple[Any, ...] | None, str]
-"""What a PUT wrote: the render inputs of its body's objects, and their rendering (the kept
-baseline); see layout.written_text."""
-
-
 def put(ctx: Ctx) -> Response:
     target = resolve(ctx, ctx.req.path, allow_missing=True)
     if isinstance(target, tuple):
@@ -194,7 +190,7 @@ def put(ctx: Ctx) -> Response:
     check_conditions(ctx, current)
     if "/" in name or not name or len(name) > 255:
         raise DavError(400, text="bad resource name")
-    written: _AsWritten | None = None
+    written: AsWritten | None = None
     try:
         if module == Module.CONTACT:
             created_id, written = _put_contact(ctx, collection, name, current)
@@ -231,7 +227,7 @@ def put(ctx: Ctx) -> Response:
 
 
 def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None
-                 ) -> tuple[int | None, _AsWritten | None]:
+                 ) -> tuple[int | None, AsWritten | None]:
     """The id of the created contact, None when `current` was updated; and what was written (before the
     store saw it), None for a version not served as written."""
     text = _text(ctx)
@@ -251,7 +247,7 @@ def _put_contact(ctx: Ctx, collection: Collection, name: str, current: ObjectRes
     _conflict_href(ctx, collection, contact.uid, name, current)
     contact.resource_name = name
     version = source_version(text)
-    written: _AsWritten | None = None
+    written: AsWritten | None = None
     if version is not None:  # 2.1 is served as 3.0: nothing to keep verbatim
         baseline = contact_to_vcard(contact, version, uid_for_member=member_uids(ctx.session))
         kept.keep(contact.extra, text, baseline)
@@ -295,7 +291,7 @@ def _same_uid(collection: Collection, current: ObjectRes | None, uid: str) -> No
 
 
 def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRes | None
-                  ) -> tuple[int | None, _AsWritten]:
+                  ) -> tuple[int | None, AsWritten]:
     """The id of the created resource (its master, or the first of master-less overrides), None when
     `current` was updated; and what was written (before the store saw it)."""
     item = _parse_calendar_body(ctx, collection)
@@ -306,11 +302,8 @@ def _put_calendar(ctx: Ctx, collection: Collection, name: str, current: ObjectRe
     uid = item.uid
     _same_uid(collection, current, uid)
     _conflict_href(ctx, collection, uid, name, current)
-    master.uid = uid
-    master.resource_name = name
-    baseline = items_to_ical([item])
-    kept.keep(master.extra, _text(ctx), baseline)
-    written = (None if orphans else render_inputs(master, item.exceptions)), baseline
+    master.resource_name = name  # never rendered
+    written = written_ahead(ctx.req, item) or render_written(item, _text(ctx), orphans)  # sets master.uid = uid
     if isinstance(master, Appointment):
         master.ignore_conflicts = True
     if current is not None and _attendee_reply(ctx, collection, current, master):

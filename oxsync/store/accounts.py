@@ -16,8 +16,6 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (
-    BindParameter,
-    CompoundSelect,
     Integer,
     Select,
     and_,
@@ -152,6 +150,7 @@ def get_user(tx: Tx, user_id: int) -> User:
     rows = tx.conn.execute(_USER_WITH_ALIASES, {"k_tenant": tx.tenant_id, "k_user": user_id}).all()
     if not rows:
         raise NotFound(f"user {user_id} does not exist")
+    tx.account_rows[user_id] = bool(rows[0].public_folders), bool(rows[0].sharing)
     return row_to_user(rows[0], [r.alias for r in rows if r.alias is not None])
 
 
@@ -317,6 +316,7 @@ def update_user(
         values["quota_bytes"] = quota_bytes
     tx.conn.execute(update(s.users).where(and_(s.users.c.tenant_id == tx.tenant_id, s.users.c.id == user_id)).values(**values))
     tx.changed_accounts.add(user_id)
+    tx.account_rows.pop(user_id, None)  # read again below
     if any(k in values for k in ("display_name", "first_name", "last_name")):
         _sync_gab_entry(tx, get_user(tx, user_id))
     if "public_folders" in values and values["public_folders"] != user.public_folders:
@@ -511,71 +511,6 @@ def find_resource_id(tx: Tx, name_or_address: str) -> int | None:
         and_(a.c.tenant_id == tx.tenant_id, a.c.address == key, a.c.resource_id.is_not(None)))
     found = sorted(tx.conn.execute(union_all(by_name, by_address)).all(), key=lambda row: row.rank)
     return int(found[0].id) if found else None
-
-
-def _principal_query() -> CompoundSelect:
-    u, r, a = s.users, s.resources, s.addresses
-    tenant: BindParameter[int] = bindparam("tenant")
-    key: BindParameter[str] = bindparam("key")
-    return union_all(
-        select(u.c.id.label("id"), literal(0).label("rank")).where(and_(u.c.tenant_id == tenant, u.c.login == key)),
-        select(a.c.user_id.label("id"), literal(1).label("rank")).where(
-            and_(a.c.tenant_id == tenant, a.c.address == key, a.c.user_id.is_not(None))),
-        select(r.c.id.label("id"), literal(2).label("rank")).where(and_(r.c.tenant_id == tenant, r.c.name == key)),
-        select(a.c.resource_id.label("id"), literal(3).label("rank")).where(
-            and_(a.c.tenant_id == tenant, a.c.address == key, a.c.resource_id.is_not(None))),
-    )
-
-
-_PRINCIPAL = _principal_query()
-"""Built once: every ATTENDEE and ORGANIZER of every calendar write is looked up with it."""
-
-
-def find_principal(tx: Tx, login_or_address: str) -> tuple[str, int] | None:
-    """("user", id) for a user's login, else a user's address, else ("resource", id) for a resource's
-    name, else its address: what `find_user_id` then `find_resource_id` answer, in one statement."""
-    key = login_or_address.strip().lower()
-    found = sorted(tx.conn.execute(_PRINCIPAL, {"tenant": tx.tenant_id, "key": key}).all(), key=lambda row: row.rank)
-    if not found:
-        return None
-    return ("user" if found[0].rank < 2 else "resource"), int(found[0].id)
-
-
-def _principals_query() -> CompoundSelect:
-    u, r, a = s.users, s.resources, s.addresses
-    tenant: BindParameter[int] = bindparam("tenant")
-    keys: BindParameter[list[str]] = bindparam("keys", expanding=True)
-    return union_all(
-        select(u.c.login.label("key"), u.c.id.label("id"), literal(0).label("rank")).where(
-            and_(u.c.tenant_id == tenant, u.c.login.in_(keys))),
-        select(a.c.address.label("key"), a.c.user_id.label("id"), literal(1).label("rank")).where(
-            and_(a.c.tenant_id == tenant, a.c.address.in_(keys), a.c.user_id.is_not(None))),
-        select(r.c.name.label("key"), r.c.id.label("id"), literal(2).label("rank")).where(
-            and_(r.c.tenant_id == tenant, r.c.name.in_(keys))),
-        select(a.c.address.label("key"), a.c.resource_id.label("id"), literal(3).label("rank")).where(
-            and_(a.c.tenant_id == tenant, a.c.address.in_(keys), a.c.resource_id.is_not(None))),
-    )
-
-
-_PRINCIPALS = _principals_query()
-"""Built once: the ATTENDEE and ORGANIZER addresses of a calendar write, all in one statement."""
-
-
-def find_principals(tx: Tx, logins_or_addresses: Iterable[str]) -> dict[str, tuple[str, int] | None]:
-    """`find_principal` of several logins or addresses in one statement: lowercased key -> its answer."""
-    keys = sorted({k.strip().lower() for k in logins_or_addresses})
-    out: dict[str, tuple[str, int] | None] = dict.fromkeys(keys)
-    if not keys:
-        return out
-    best: dict[str, Any] = {}
-    for row in tx.conn.execute(_PRINCIPALS, {"tenant": tx.tenant_id, "keys": keys}):
-        if row.key not in best or row.rank < best[row.key].rank:
-            best[row.key] = row
-    for key, row in best.items():
-        if key in out:
-            out[key] = ("user" if row.rank < 2 else "resource"), int(row.id)
-    tx.resolved_addresses.update({key: found[1] if found and found[0] == "user" else None for key, found in out.items()})
-    return out
 
 
 def delete_resource(tx: Tx, resource_id: int) -> None:

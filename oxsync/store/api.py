@@ -25,6 +25,7 @@ from oxsync.store.bulk import write_closing_texts
 from oxsync.store.engine import (
     PG_READ,
     WRITE,
+    WRITER_LOCK_SUFFIX,
     WalCheckpointer,
     WriterTurn,
     is_sqlite,
@@ -136,6 +137,20 @@ class Store:
     def serialises_writers(self) -> bool:
         """True where the process's writes take turns on one writer (SQLite, `engine.WriterTurn`)."""
         return self._writers is not None
+
+    def share_writer_turns(self) -> None:
+        """SQLite, `[server] processes` > 1: the serving processes of this database file take their
+        writer's turns across processes too (a file lock beside the database, `engine.WriterTurn`).
+        Called by every serving process before it serves; no-op on PostgreSQL."""
+        database = sqlite_file(self.engine)
+        if self._writers is not None and database:
+            self._writers.lock_file = f"{database}{WRITER_LOCK_SUFFIX}"
+
+    def writer_turns(self) -> dict[str, int]:
+        """SQLite: the writer's turn's work counts (for /health): writes that waited for another serving
+        process's write (`file_waits`) and writes that were not granted a turn (`not_granted`)."""
+        turn = self._writers
+        return {} if turn is None else {"file_waits": turn.file_waits, "not_granted": turn.not_granted}
 
     def dispose(self) -> None:
         if self.checkpoints is not None:

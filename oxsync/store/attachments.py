@@ -7,8 +7,9 @@ access (checked by the session's `Viewer`). Attaching changes the parent's last_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, delete, exists, insert, select, update
 
 from oxsync.model.common import AttachmentMeta
 from oxsync.model.timeutil import datetime_from_ms
@@ -16,6 +17,7 @@ from oxsync.store import objects as object_ops
 from oxsync.store import schema as s
 from oxsync.store.errors import InvalidData, NotFound
 from oxsync.store.membership import record_everywhere
+from oxsync.store.tx import Tx
 from oxsync.store.validate import check_text
 from oxsync.store.viewer import Viewer
 
@@ -53,6 +55,7 @@ class Attachments:
             mimetype=mimetype or "application/octet-stream", size=len(content), rtf_flag=rtf_flag,
             created_by=self.user_id, creation_ms=ms, content=content,
         ))
+        _mark(tx, object_id, True)
         record_everywhere(tx, [object_id], "update", actor=self.user_id)
         return AttachmentMeta(attachment_id, filename, mimetype, len(content), datetime_from_ms(ms), rtf_flag)
 
@@ -76,5 +79,13 @@ class Attachments:
         if row is None:
             raise NotFound(f"attachment {attachment_id} does not exist on object {object_id}")
         tx.conn.execute(delete(a).where(key))
+        _mark(tx, object_id, exists().where(and_(a.c.tenant_id == tx.tenant_id, a.c.object_id == object_id)))
         object_ops.charge(tx, row.created_by, -int(row.size))
         record_everywhere(tx, [object_id], "update", actor=self.user_id)
+
+
+def _mark(tx: Tx, object_id: int, value: Any) -> None:
+    """Keep `objects.has_attachments` true exactly while the object has attachments (`value`: True after
+    an add, whether any is left after a delete): object reads skip the attachment read where it is false."""
+    o = s.objects
+    tx.conn.execute(update(o).where(and_(o.c.tenant_id == tx.tenant_id, o.c.id == object_id)).values(has_attachments=value))

@@ -6,7 +6,7 @@ backup taken during a write burst holds exactly the transactions committed befor
 
 What must hold: a backup file is created 0600 and appears only when complete (written beside, then
 renamed); restore refuses to overwrite a database that holds an oxsync schema unless forced, and
-refuses a file that is not an oxsync backup. A PostgreSQL restore ends with ANALYZE (`analyze`).
+refuses a file that is not an oxsync backup. A PostgreSQL restore ends with VACUUM (ANALYZE) (`settle_restored`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 
 from oxsync.store.errors import StoreError
+from oxsync.store.settle import vacuum_analyze
 
 
 class BackupError(StoreError):
@@ -143,23 +144,24 @@ def restore(url_text: str, source: Path, *, force: bool = False) -> None:
     uri, env = _libpq(url)
     _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
           "--dbname", uri, str(source)], env)
-    analyze(url_text)
+    settle_restored(url_text)
 
 
-def analyze(url_text: str) -> None:
-    """Planner statistics for a PostgreSQL database that pg_restore just filled: a dump carries rows, not
-    statistics, and autovacuum's first pass comes a minute or more later. Until then a read of 100 objects
-    by id scans every object of the tenant instead of using the primary key (9 ms instead of 1 ms at
-    38,000 objects, 27-35 ms each in the simulator's arrival storm on a restored seed, bench/README
-    r-pgstorm). PostgreSQL's pg_restore documentation asks for this step. SQLite needs none."""
+def settle_restored(url_text: str) -> None:
+    """A PostgreSQL database that pg_restore just filled, settled (`settle.vacuum_analyze` of every
+    table): a dump carries rows, not statistics, and autovacuum's first pass comes a minute or more later.
+    Until then a read of 100 objects by id scans every object of the tenant instead of using the primary
+    key (9 ms instead of 1 ms at 38,000 objects, 27-35 ms each in the simulator's arrival storm on a
+    restored seed, bench/README r-pgstorm), and that pass then runs while clients are served (y-pgsettle).
+    PostgreSQL's pg_restore documentation asks for the ANALYZE; the VACUUM also marks every restored page
+    all-visible. SQLite needs none."""
     url = make_url(url_text)
     if url.get_backend_name() != "postgresql":
         return
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(url)
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+        vacuum_analyze(engine, None)
     finally:
         engine.dispose()

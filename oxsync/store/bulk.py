@@ -47,11 +47,7 @@ class BulkReads:
     def _visible_loaded(self, folder_id: int, wanted: list[int]) -> list[Any]:
         """`_visible_objects` of whole objects: their rows and side tables are read once, and the
         participants loaded with them tell the folders an object is in and who may read a private one."""
-        rows: list[Any] = []
-        query = object_ops.object_rows_query(self.tx.conn.dialect.name == "postgresql")
-        for chunk in _chunks(wanted):
-            rows.extend(map(object_ops.ObjectRow._make,  # at once (see `list_versions`), as plain tuples
-                            self.tx.conn.execute(query, {"k_tenant": self.tx.tenant_id, "ids": chunk}).all()))
+        rows = self.viewer.rows_by_id(wanted)
         by_id = {int(r.id): r for r in rows}
         loaded = object_ops.load_objects(self.tx, rows, {i: folder_id for i in by_id})
         return [obj for obj in loaded if self._visible(folder_id, by_id[obj.stored_id], obj)]

@@ -3,12 +3,10 @@ and which principals were deleted (for clients that sync the address book)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import and_, select
 
 from oxsync.model import Group, Resource, User
-from oxsync.store import accounts
+from oxsync.store import accounts, principals
 from oxsync.store import schema as s
 from oxsync.store.tx import Tx
 
@@ -37,11 +35,7 @@ class Directory:
 
     def find_principal(self, address: str) -> tuple[str, int] | None:
         """("user", id) or ("resource", id) for a login or any address of this tenant."""
-        return accounts.find_principal(self.tx, address)
-
-    def find_principals(self, addresses: Iterable[str]) -> dict[str, tuple[str, int] | None]:
-        """`find_principal` of several addresses in one statement (lowercased address -> answer)."""
-        return accounts.find_principals(self.tx, addresses)
+        return principals.find_principal(self.tx, address)
 
     def deleted_principals(self, since_ms: int) -> list[tuple[str, int, int | None, int]]:
         """(kind, id, contact_id, deleted_ms) of users, groups and resources deleted after `since_ms`."""

@@ -7,7 +7,7 @@ of hidden (others' private) appointments gives their times and never their detai
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import and_, select
 
 from oxsync.model import Appointment, ShownAs
 from oxsync.store import objects as object_ops
+from oxsync.store import principals
 from oxsync.store import schema as s
 from oxsync.store.errors import NotFound
 from oxsync.store.membership import folders_of_objects, object_ids_in_folder
@@ -45,6 +46,16 @@ class Lookups:
                     return None
                 return None if obj is None else self.viewer.personalised(obj)
         return None
+
+    def find_principals(self, addresses: Iterable[str], uid: str | None = None) -> dict[str, tuple[str, int] | None]:
+        """`find_principal` of several addresses in one statement (lowercased address -> answer); with the UID
+        a write is about to check (`find_by_uid`, its create's `_uid_taken`), the objects holding it are read in
+        the same statement and kept for those checks."""
+        if uid is None:
+            return principals.find_principals(self.tx, addresses)
+        answers, rows = principals.find_principals_and_uid(self.tx, addresses, uid)
+        self.viewer.remember_uid_rows(uid, rows)
+        return answers
 
     def find_by_resource_name(self, folder_id: int, name: str) -> AnyObject | None:
         """The visible object of `folder_id` whose DAV resource name is `name`, or None."""

@@ -78,7 +78,7 @@ def _validate(tx: Tx, parts: list[Participant]) -> None:
 
 def _resolved_here(tx: Tx, p: Participant) -> bool:
     """A user participant with its address and name given, whose address this transaction resolved to
-    that user (`accounts.find_principals`, a CalDAV write's ATTENDEEs): it exists and nothing of its row
+    that user (`principals.find_principals`, a CalDAV write's ATTENDEEs): it exists and nothing of its row
     is needed, so it is not read again."""
     return bool(p.email and p.display_name) and tx.resolved_addresses.get(p.email.strip().lower()) == p.entity
 

@@ -412,14 +412,15 @@ def load_objects(tx: Tx, rows: Iterable[Any], folder_for: dict[int, int] | None 
     rows = list(rows)
     if not rows:
         return []
-    ids = [r.id for r in rows]
     # only distribution lists have members, and `serialize` marks every list in its data (an empty one
     # too): a window of plain contacts reads no list_members (a text that merely looks marked costs a read)
     lists = [r.id for r in rows if r.kind == ObjectKind.CONTACT.value and LIST_MARK in (r.data or "")]
     others = [r.id for r in rows if r.kind != ObjectKind.CONTACT.value]  # only they have participants
     parts = _group(tx, s.participants, s.participants.c.object_id, others, s.participants.c.position)
     members = _group(tx, s.list_members, s.list_members.c.list_id, lists, s.list_members.c.position)
-    atts = _attachment_metas(tx, ids)
+    # `has_attachments` marks the objects that have some (kept by store/attachments.py): a read of objects
+    # without any, most of them, sends no attachment query
+    atts = _attachment_metas(tx, [r.id for r in rows if r.has_attachments])
     out: list[AnyObject] = []
     for r in rows:
         try:

@@ -214,6 +214,9 @@ objects = Table(
     Column("user_id", Integer),
     Column("size", Integer, nullable=False, default=0),
     Column("data", Text, nullable=False),
+    Column("has_attachments", Boolean, nullable=False, default=False, server_default=false()),
+    # True while the object has a row in `attachments` (store/attachments.py keeps it): a read of objects
+    # reads attachments only for those that have some
     ForeignKeyConstraint(["tenant_id", "folder_id"], ["folders.tenant_id", "folders.id"]),
     Index("ix_objects_folder", "tenant_id", "folder_id", "id"),
     Index("ix_objects_uid", "tenant_id", "uid"),

@@ -132,7 +132,7 @@ class UserSession:
         self.groups = directory.groups
         self.resources = directory.resources
         self.find_principal = directory.find_principal
-        self.find_principals = directory.find_principals
+        self.find_principals = lookups.find_principals
         self.deleted_principals = directory.deleted_principals
         # mail the user sends
         self.allowed_senders = mail.allowed_senders

@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    false,
     func,
     insert,
     or_,
@@ -224,7 +225,8 @@ def _add_insert(stmt: Any, i: int, bump: Any, tenant: Any, with_parts: bool, wit
     The side rows' foreign key to the object is checked at the end of the statement, so they see it."""
     o = s.objects
     object_id = bindparam(f"n{i}_id", type_=o.c.id.type)
-    given = {"tenant_id": tenant, "id": object_id, "creation_ms": bump.c.last_ms, "last_ms": bump.c.last_ms}
+    given = {"tenant_id": tenant, "id": object_id, "creation_ms": bump.c.last_ms, "last_ms": bump.c.last_ms,
+             "has_attachments": false()}  # a new object has none yet (store/attachments.py marks it)
     names = [c.name for c in o.c]
     row = select(*[given.get(n, bindparam(f"n{i}_{n}", type_=o.c[n].type)) for n in names]).select_from(bump)
     stmt = stmt.add_cte(insert(o).from_select(names, row).cte(f"n{i}"))

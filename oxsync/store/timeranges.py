@@ -27,8 +27,11 @@ expansion window and conservative rows around them, so a query inside the window
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic as time_now
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -129,7 +132,16 @@ def _series_spans(obj: Appointment, first: int, first_end: int, limits: LimitSet
 
 
 def rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Row]:
-    """The index rows of `obj`: its exact rows if it has them, else its conservative spans."""
+    """The index rows of `obj`: its exact rows if it has them, else its conservative spans (those made
+    ahead for the same inputs, `rows_ahead`, if any)."""
+    if now is None and _ahead and not isinstance(obj, Contact):
+        found = _take_ahead(_inputs(obj, limits))
+        if found is not None:
+            return found
+    return _rows(obj, limits, now)
+
+
+def _rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime | None = None) -> list[Row]:
     exact = exact_span(obj)
     if exact is not None:
         return [(exact[0], exact[1], True)]
@@ -137,6 +149,48 @@ def rows(obj: Contact | Appointment | Task, limits: LimitSettings, now: datetime
     if found is not None:
         return found
     return [(b, e, False) for b, e in spans(obj, limits, now)]
+
+
+AHEAD_KEPT = 64
+"""Rows made ahead (`rows_ahead`) kept at most: a write that does not come (an error before it) leaves
+its entry, the oldest go first."""
+AHEAD_MAX_AGE_S = 10.0
+"""Rows made ahead are used this long: their expansion window is the one of that moment, not the write's
+(rows stay correct as time passes, see above; this keeps them as precise)."""
+_ahead: deque[tuple[float, tuple[Any, ...], list[Row]]] = deque(maxlen=AHEAD_KEPT)
+_ahead_lock = threading.Lock()
+
+
+def rows_ahead(obj: Appointment | Task, limits: LimitSettings) -> None:
+    """Make `obj`'s index rows before its write transaction (SQLite: outside the writer's turn, as
+    dav/preparse.py does for a CalDAV PUT), for the write's `rows` to take if it writes the same inputs."""
+    found = _rows(obj, limits)
+    with _ahead_lock:
+        _ahead.append((time_now(), _inputs(obj, limits), found))
+
+
+def _take_ahead(key: tuple[Any, ...]) -> list[Row] | None:
+    with _ahead_lock:
+        for entry in _ahead:
+            if entry[1] == key:
+                _ahead.remove(entry)
+                return entry[2] if time_now() - entry[0] <= AHEAD_MAX_AGE_S else None
+    return None
+
+
+def _inputs(obj: Appointment | Task, limits: LimitSettings) -> tuple[Any, ...]:
+    """Everything `_rows` reads of `obj` and `limits` (but the time): equal inputs, equal rows. The
+    object's own id and series id only as `exact_span` and `series_rows` decide on them; times with
+    their zones (equal datetimes may be in different zones)."""
+    start, end = obj.start_date, obj.end_date
+    series_id = getattr(obj, "recurrence_id", None)
+    is_series = isinstance(obj, Appointment) and obj.is_series
+    return (type(obj), start, getattr(start, "tzinfo", None), end, getattr(end, "tzinfo", None),
+            getattr(obj, "timezone", None), getattr(obj, "full_time", None), getattr(obj, "recurrence", None),
+            is_series, series_id not in (None, obj.object_id), series_id is not None and not is_series,
+            list(getattr(obj, "change_exceptions", None) or ()), list(getattr(obj, "delete_exceptions", None) or ()),
+            obj.extra.get(SOURCE), limits.recurrence_window_past_days, limits.recurrence_window_future_days,
+            limits.max_recurrence_instances)
 
 
 _WEEKDAY_BITS = (2, 4, 8, 16, 32, 64, 1)

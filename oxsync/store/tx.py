@@ -109,8 +109,12 @@ class Tx:
         verified-login cache forgets them after commit (`Store.add_account_listener`, NOTIFY)."""
         self.queued_mail = False
         """Mail was enqueued (store/outbound.py): the workers are woken after commit."""
+        self.account_rows: dict[int, tuple[bool, bool]] = {}
+        """User id -> (public_folders, sharing) of the user's row as `accounts.get_user` last read it in this
+        transaction (every DAV request reads its own account): `Viewer.account_rights` takes it rather than
+        reading the row again when no group is needed (a CalDAV write's invitation check)."""
         self.resolved_addresses: dict[str, int | None] = {}
-        """Lowercased login or address -> the user it names (None: no user), as `accounts.find_principals`
+        """Lowercased login or address -> the user it names (None: no user), as `principals.find_principals`
         answered in this transaction; `accounts.find_user_id` answers from it. Only a CalDAV write asks
         `find_principals` (its body's ORGANIZER/ATTENDEE, before the write), and it changes no login or
         address: the iTIP step does not resolve the organizer again."""
