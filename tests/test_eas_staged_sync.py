@@ -128,3 +128,40 @@ def test_staged_commit_compares_and_swaps_without_a_read(store, world) -> None: 
     assert len(seen) == 1 and seen[0].lstrip().upper().startswith("UPDATE"), seen
     with world.as_user(alice) as session:
         assert session.get_state("dev2", "c:1") == {"key": "{a}2"}
+
+
+def test_one_state_commits_alone_on_the_reads_connection_on_postgresql(store, world, backend) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL a staged write of one state is one compare-and-swap UPDATE sent on the read's own
+    (autocommit) connection: no write transaction, so no BEGIN and no COMMIT; a state that moved is
+    still refused by that UPDATE (nothing written). On SQLite the read cannot write: it says so and
+    writes nothing (the write transaction follows, as before)."""
+    from tests.fixtures import recorded_statements
+
+    alice = world.alice
+    with world.as_user(alice, write=True) as session:
+        session.put_state("dev3", state.DEVICE, {"policy_key": "1"})
+        session.put_state("dev3", "c:1", {"key": "{a}1"})
+    with recorded_statements(store) as seen, world.as_user(alice) as session:
+        states = state.StagedStates(session)
+        states.prefetch("dev3", [state.DEVICE, "c:1"])
+        states.put_state("dev3", "c:1", {"key": "{a}2"})
+        alone = states.commit_alone(session)
+    writes = [s for s in seen if not s.lstrip().upper().startswith(("SELECT", "BEGIN", "COMMIT"))]
+    with world.as_user(alice) as session:
+        written = session.get_state("dev3", "c:1")
+    if backend == "sqlite":
+        assert not alone and writes == [] and written == {"key": "{a}1"}
+        return
+    assert alone and written == {"key": "{a}2"}
+    assert not [s for s in seen if s.lstrip().upper().startswith(("BEGIN", "COMMIT"))], seen
+    assert len(writes) == 1 and writes[0].lstrip().upper().startswith("UPDATE"), seen
+    with world.as_user(alice) as session:
+        moved = state.StagedStates(session)
+        moved.prefetch("dev3", [state.DEVICE, "c:1"])
+        moved.put_state("dev3", "c:1", {"key": "{a}3"})
+        with world.as_user(alice, write=True) as other:  # another request of the device got there first
+            other.put_state("dev3", state.DEVICE, {"policy_key": "2"})
+        with pytest.raises(StateMoved):
+            moved.commit_alone(session)
+    with world.as_user(alice) as session:
+        assert session.get_state("dev3", "c:1") == {"key": "{a}2"}

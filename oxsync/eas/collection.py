@@ -126,10 +126,10 @@ class Exporter:
 
 def _window_ids(sets: dict[str, Any], window: int) -> list[int]:
     """Ids of the changes and adds the next window will send (deletes need no object)."""
-    used = sum(len(sets[name].ids) for name in ("delete", "soft"))
+    used = sum(len(sets[name]) for name in ("delete", "soft"))
     wanted: list[int] = []
     for name in ("change", "add"):
-        for object_id in sorted(sets[name].ids):
+        for object_id in sets[name].in_order():
             if used >= window:
                 return wanted
             wanted.append(object_id)
@@ -507,7 +507,7 @@ class CollectionSync:
         exporter.preload(_window_ids(sets, window))
         used = 0
         for name in ("delete", "soft", "change", "add"):
-            for object_id in sorted(sets[name].ids):
+            for object_id in sets[name].in_order():
                 if used >= window:
                     break
                 sets[name].discard(object_id)

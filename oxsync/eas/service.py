@@ -56,7 +56,9 @@ class Eas:
         transaction (`state.StagedStates`); `work` runs again inside one write transaction when it must
         write more than state (`NeedsWriteTransaction`) or when a state it read moved meanwhile. All of
         it is one unit on one pool thread (`DeferredStore.sequence`): no hop back to the reactor and no
-        second queueing between the read and the write. `light` says which lane the unit takes.
+        second queueing between the read and the write. `light` says which lane the unit takes. On
+        PostgreSQL a write of one state is one compare-and-swap statement that commits alone on the
+        read's own connection (`StagedStates.commit_alone`): no second transaction, no BEGIN or COMMIT.
 
         The request's provisioning gate, when the command runs it here (`EasRequest.gate`), runs first in
         each of these transactions: a Sync is one unit where it was three, and the device record's touch
@@ -73,7 +75,8 @@ class Eas:
                 with open_session(False) as session:
                     states = StagedStates(session)
                     result = gated(session, states)
-                committed = not states.writes
+                    # on PostgreSQL a one-state write is one statement on the read's own connection
+                    committed = not states.writes or states.commit_alone(session)
                 if not committed:
                     with open_session(True) as session:
                         states.commit(session)

@@ -13,6 +13,7 @@ from sqlalchemy import Update, and_, bindparam, delete, exists, insert, select, 
 
 from oxsync.store import accounts, dataclass_json
 from oxsync.store import schema as s
+from oxsync.store.engine import COMMITS_ALONE
 from oxsync.store.errors import InvalidData
 from oxsync.store.tx import Tx, now_ms
 
@@ -50,6 +51,23 @@ def _put_if_and(checked: int) -> Update:
             other.c.device_id == bindparam("k_device"), other.c.collection == bindparam(f"c_collection_{i}"),
             other.c.data == bindparam(f"c_data_{i}"))))
     return statement
+
+
+@cache
+def _put_alone(checked: int) -> Update:
+    """`_put_if_and` allowed on a PostgreSQL read connection, where it commits alone (`COMMITS_ALONE`)."""
+    return _put_if_and(checked).execution_options(**{COMMITS_ALONE: True})
+
+
+def _unwritten_if_swappable(read: dict[str, str | None], writes: dict[str, Any]) -> list[str] | None:
+    """The states read and not written, if every write can be a compare-and-swap UPDATE (each written
+    state was read present, every state read is present, at most `MAX_CHECKED` read and not written);
+    None where a check read must come first."""
+    others = [c for c in read if c not in writes]
+    if writes and all(c in read for c in writes) and all(text is not None for text in read.values()) \
+            and len(others) <= MAX_CHECKED:
+        return others
+    return None
 
 
 class StateMoved(Exception):
@@ -100,26 +118,47 @@ class ProtocolState:
         Where every state was read present and at most `MAX_CHECKED` were read and not written, each
         write is one compare-and-swap UPDATE (the first also checks the states not written): no read
         before the writes."""
-        others = [c for c in read if c not in writes]
-        if writes and all(c in read for c in writes) and all(text is not None for text in read.values()) \
-                and len(others) <= MAX_CHECKED:
-            stamp = now_ms()
-            checks: dict[str, Any] = {}
-            for i, collection in enumerate(others):
-                checks[f"c_collection_{i}"], checks[f"c_data_{i}"] = collection, read[collection]
-            statement: Update = _put_if_and(len(others))
-            for collection, data in writes.items():
-                params = {**self._state_key(device_id, collection), **checks, "k_data": read[collection],
-                          "v_data": dataclass_json.dumps(data), "v_updated_ms": stamp}
-                if self.tx.conn.execute(statement, params).rowcount != 1:
-                    raise StateMoved(collection)
-                statement, checks = _PUT_IF, {}
+        others = _unwritten_if_swappable(read, writes)
+        if others is not None:
+            self._swap(device_id, read, writes, others, _put_if_and(len(others)))
             return
         now = self.read_states(device_id, list(read))
         if any(now[c][1] != text for c, text in read.items()):
             raise StateMoved(",".join(c for c, text in read.items() if now[c][1] != text))
         for collection, data in writes.items():
             self.put_state(device_id, collection, data)
+
+    def put_state_alone(self, device_id: str, read: dict[str, str | None], writes: dict[str, dict[str, Any]]) -> bool:
+        """`put_states_if_unchanged` as one statement that commits by itself, when it is one: on a
+        PostgreSQL read connection (autocommit), one state written and at most `MAX_CHECKED` read, all
+        present, so one compare-and-swap UPDATE is the whole write (BEGIN and COMMIT would be two more
+        round trips, and the write transaction a second connection). Returns False, having done nothing,
+        where it is not; raises `StateMoved` (nothing written) where a state moved."""
+        conn = self.tx.conn
+        if len(writes) != 1 or self.tx.writable or conn.dialect.name != "postgresql" or \
+                conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            return False
+        others = _unwritten_if_swappable(read, writes)
+        if others is None:
+            return False
+        self._swap(device_id, read, writes, others, _put_alone(len(others)))
+        return True
+
+    def _swap(self, device_id: str, read: dict[str, str | None], writes: dict[str, dict[str, Any]],
+              others: list[str], first: Update) -> None:
+        """Each of `writes` as one compare-and-swap UPDATE against its text in `read`, the first (`first`)
+        also checking the states `others` still as read; `StateMoved` at the first that finds a change."""
+        stamp = now_ms()
+        checks: dict[str, Any] = {}
+        for i, collection in enumerate(others):
+            checks[f"c_collection_{i}"], checks[f"c_data_{i}"] = collection, read[collection]
+        statement = first
+        for collection, data in writes.items():
+            params = {**self._state_key(device_id, collection), **checks, "k_data": read[collection],
+                      "v_data": dataclass_json.dumps(data), "v_updated_ms": stamp}
+            if self.tx.conn.execute(statement, params).rowcount != 1:
+                raise StateMoved(collection)
+            statement, checks = _PUT_IF, {}
 
     def put_state(self, device_id: str, collection: str, data: dict[str, Any]) -> None:
         """Store state in this transaction, so it commits atomically with the data it describes."""
