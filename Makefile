@@ -61,8 +61,10 @@ typecheck: $(STAMP)
 typecheck-baseline: $(STAMP)
 	$(BIN)/python -m tests.typecheck --lower
 
+# --durations=30: every run (CI's too) ends with its 30 slowest setups, calls and teardowns, so that the
+# suite's time is watched where it is spent.
 test: $(STAMP) sysdeps lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do [ -e "$$b" ] && [ "$$b" != bench/bench_peers.py ] && [ "$$b" != bench/bench_eas_peers.py ] && $(BIN)/python $$b; done; true

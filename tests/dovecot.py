@@ -7,15 +7,18 @@ Free ports per instance; `stop()` waits for the master to exit before anything r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import smtplib
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
-from oxsync.mail.runner import MASTER_USER, DovecotProcess, DovecotUnavailable, free_port, hand_to
+from oxsync.mail.runner import MASTER_USER, DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
 
 MASTER_PASSWORD = "master-secret"
 __all__ = ["MASTER_PASSWORD", "MASTER_USER", "Dovecot", "DovecotUnavailable", "MailWorld", "hand_to", "make_message", "start_mail_backend"]
@@ -28,16 +31,48 @@ class Dovecot(DovecotProcess):
 
     def __init__(self, store_url: str) -> None:
         super().__init__(Path(tempfile.mkdtemp(prefix="oxsync-dovecot-")), store_url,
-                         Listeners(free_port(), free_port(), free_port()), MASTER_PASSWORD,
+                         Listeners(*distinct_ports(3)), MASTER_PASSWORD,
                          extra="auth_failure_delay = 0\nlogin_trusted_networks = 127.0.0.0/8\n")
         self.cleanup: list[Path] = [self.dir]
 
+    START_ATTEMPTS = 5
+    """The ports are chosen before Dovecot binds them: another process may take one meanwhile (a client's
+    ephemeral source port, another throwaway server); Dovecot then refuses to start and we pick again."""
+
+    def start(self, timeout: float = 15.0) -> None:
+        for attempt in range(self.START_ATTEMPTS):
+            (self.dir / "dovecot.log").unlink(missing_ok=True)  # the message below is this attempt's only
+            try:
+                super().start(timeout)
+                return
+            except DovecotUnavailable as exc:
+                if attempt == self.START_ATTEMPTS - 1 or "Address already in use" not in str(exc):
+                    raise
+                self.listeners = Listeners(*distinct_ports(3))
+
     def stop(self) -> None:
         try:
+            self._stop_master()
             super().stop()
         finally:
             for path in self.cleanup:
                 shutil.rmtree(path, ignore_errors=True)
+
+    def _stop_master(self) -> None:
+        """Under root `proc` is `runuser`, which on SIGTERM passes it on and then sleeps 2 s before it
+        SIGKILLs its child, whatever the child did (util-linux su-common): 2 s per Dovecot stopped, two per
+        mail test module. SIGTERM goes to Dovecot's master itself (its pid file); `runuser` exits with it."""
+        if not self.as_root or self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            master = int((self.dir / "run" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return  # not written yet: the parent's stop signals runuser
+        if _parent_of(master) != self.proc.pid:
+            return  # not our master (a stale file): never signal another process
+        os.kill(master, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=15)
 
     # ------------------------------------------------------------ helpers for tests
 
@@ -72,6 +107,14 @@ class Dovecot(DovecotProcess):
                     return True
                 if line.startswith(b"a1 "):
                     return not line.startswith(b"a1 OK")
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
 
 
 def make_message(subject: str, body: str = "Hello", *, to: str = "alice@example.com",

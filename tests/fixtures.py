@@ -3,19 +3,23 @@ a real SQLite store and a real PostgreSQL store (throwaway cluster), the reactor
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy import event as sa_event
 
 from oxsync.config import AuthSettings, Settings, StoreSettings
 from oxsync.store.api import Store
 from oxsync.store.engine import WRITE
-from tests.pgcluster import PgCluster
+from tests.pgcluster import MIGRATED_CLONES, PgCluster
 
 SKIP_PG = os.environ.get("OXSYNC_SKIP_PG") == "1"
 BACKENDS = ["sqlite"] if SKIP_PG else ["sqlite", "postgresql"]
@@ -47,12 +51,50 @@ def raw_write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+_sqlite_template: list[Path] = []
+"""The first SQLite store this process makes is migrated into here once; later ones are copies of it."""
+
+
+def _sqlite_schema_copied(url: str) -> bool:
+    """A new SQLite file at `url` gets the migrated template's bytes (the same migrations, run once per
+    process: running all of them cost 0.2-0.3 s per test, a few minutes per suite). False when `url` is
+    not a new file in an existing directory: the caller migrates as before."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return False
+    target = Path(parsed.database)
+    if target.exists() or not target.parent.is_dir():
+        return False
+    if not _sqlite_template:
+        folder = Path(tempfile.mkdtemp(prefix="oxsync-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        template = Store(Settings(store=StoreSettings(url=f"sqlite:///{folder}/template.db", thread_pool_size=1),
+                                  auth=FAST_HASHES))
+        template.create_schema()
+        template.dispose()  # the last connection's close checkpoints the log: the file alone is the database
+        _sqlite_template.append(folder / "template.db")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the mode Store gives a new file
+    with os.fdopen(fd, "wb") as out, _sqlite_template[0].open("rb") as source:
+        shutil.copyfileobj(source, out)
+    return True
+
+
+def _take_migrated_clone(url: str) -> bool:
+    """True (once) for a PostgreSQL database that `PgCluster.new_database` cloned from its migrated template."""
+    if url in MIGRATED_CLONES:
+        MIGRATED_CLONES.discard(url)
+        return True
+    return False
+
+
 def make_store(url: str, **limits: int) -> Store:
     settings = Settings(store=StoreSettings(url=url, thread_pool_size=4), auth=FAST_HASHES)
     if limits:
         settings = replace(settings, limits=replace(settings.limits, **limits))
+    copied = _sqlite_schema_copied(url) or _take_migrated_clone(url)
     store = Store(settings)
-    store.create_schema()
+    if not copied:
+        store.create_schema()
     return store
 
 

@@ -13,6 +13,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+MIGRATED_CLONES: set[str] = set()
+"""URLs of databases cloned from a migrated template and not handed out before: `tests.fixtures.make_store`
+does not run the migrations again there (a no-op that still cost a connection and Alembic's start)."""
+
 
 class PostgresUnavailable(RuntimeError):
     pass
@@ -59,15 +63,33 @@ class PgCluster:
     max_connections = 200
     """Raised by bench_eas_peers for SOGo (every sogod worker holds its own connections)."""
 
+    START_ATTEMPTS = 5
+    """The port is chosen before the server binds it: another process (a client's ephemeral source port,
+    another throwaway server) may take it meanwhile; the server then refuses to start and we pick again."""
+
     def start(self) -> None:
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-            f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={self.max_connections}"
-        )
-        self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+        for attempt in range(self.START_ATTEMPTS):
+            options = (
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
+                f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={self.max_connections}"
+            )
+            (self.dir / "log").unlink(missing_ok=True)  # so that _port_was_taken reads this attempt's only
+            try:
+                self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+                return
+            except PostgresUnavailable:
+                if attempt == self.START_ATTEMPTS - 1 or not self._port_was_taken():
+                    raise
+                self.port = _free_port()
+
+    def _port_was_taken(self) -> bool:
+        try:
+            return "Address already in use" in (self.dir / "log").read_text()
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """Stop the server; its directory (one database per test: gigabytes of small files after a
@@ -101,6 +123,7 @@ class PgCluster:
         name = f"oxsync_{self._db_counter}"
         with self._admin() as conn:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE oxsync_template")
+        MIGRATED_CLONES.add(self.url(name))
         return self.url(name)
 
     def empty_database(self) -> str:

@@ -49,3 +49,15 @@ def test_serve_demo_has_real_mail_for_imap_clients_and_phones() -> None:
         if imap_port is not None:
             with socket.socket() as sock:  # the demo Dovecot stopped with the server
                 assert sock.connect_ex(("127.0.0.1", imap_port)) != 0
+
+
+def test_demo_ports_are_distinct_when_its_fixed_ports_are_taken(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With 10143/10024/14190 taken the demo picks free ports; three pick-and-close calls in a row may get
+    one port back twice, which doveconf refuses ("duplicate listener"): they are held until all are chosen."""
+    from oxsync.mail import demo
+
+    monkeypatch.setattr(demo, "_taken", lambda port: True)
+    monkeypatch.setattr(demo, "free_port", lambda: 40000, raising=False)  # the kernel's worst case
+    ports = demo._ports()
+    assert len({ports.imap, ports.lmtp, ports.sieve}) == 3, ports
+    assert not set(demo.DEMO_PORTS) & {ports.imap, ports.lmtp, ports.sieve}

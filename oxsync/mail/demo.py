@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
-from oxsync.mail.runner import DovecotProcess, DovecotUnavailable, free_port, hand_to
+from oxsync.mail.runner import DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
 
 log = logging.getLogger("oxsync.mail.demo")
 DEMO_PORTS = (10143, 10024, 14190)
@@ -38,7 +38,8 @@ def _taken(port: int) -> bool:
 def _ports() -> Listeners:
     if not any(_taken(p) for p in DEMO_PORTS):
         return Listeners(*DEMO_PORTS)
-    return Listeners(free_port(), free_port(), free_port())
+    imap, lmtp, sieve = distinct_ports(3)
+    return Listeners(imap, lmtp, sieve)
 
 
 def _message(subject: str, body: str, attachment: tuple[str, bytes] | None, to: str) -> bytes:

@@ -168,6 +168,7 @@ class OutboundWorker(Service):
                                name="oxsync-outbound")
         self.in_flight = 0
         self.processed = 0
+        self._wake_pending = False
         self._poll = LoopingCall(self.kick)
         self._poll.clock = reactor
         self._extra = [(interval, self._periodic(fn)) for interval, fn in (extra_tasks or [])]
@@ -199,8 +200,14 @@ class OutboundWorker(Service):
         return None
 
     def kick(self) -> None:
-        """Start attempts until the concurrency bound; each finished attempt that found mail starts another."""
+        """Start attempts until the concurrency bound; each finished attempt that found mail starts another.
+
+        A wake that finds every slot busy is remembered: the attempts in flight may have looked at the queue
+        before the mail that woke us committed, so the next one to finish starts another (else that mail
+        would wait for the next poll)."""
+        self._wake_pending = True
         while self.running and self.in_flight < self.concurrency:
+            self._wake_pending = False
             self.in_flight += 1
             d = deferToThreadPool(self.reactor, self.pool, process_one, self.store, self.node, None, self.settings)
             d.addBoth(self._done)
@@ -209,10 +216,11 @@ class OutboundWorker(Service):
         self.in_flight -= 1
         if isinstance(result, OutboundMail):
             self.processed += 1
-            self.kick()
         elif result is not None and hasattr(result, "getErrorMessage"):
             log.error("outbound worker attempt failed: %s", result.getErrorMessage(),
                       extra={"event": "outbound.worker_error"})
+        if isinstance(result, OutboundMail) or self._wake_pending:
+            self.kick()
 
     def _periodic(self, fn: Callable[[], Any]) -> Callable[[], Deferred[Any]]:
         def run() -> Deferred[Any]:

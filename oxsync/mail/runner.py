@@ -34,6 +34,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different: each is held bound until all are chosen (three
+    `free_port()` calls in a row may return one port twice, which doveconf refuses: "duplicate listener")."""
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            held.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def find_binary(name: str) -> str:
     for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
         if candidate and os.path.exists(candidate):
