@@ -37,13 +37,14 @@ class ServerSettings:
     """Twisted endpoint of the admin listener serving Prometheus `/metrics` (and admin pages);
     empty = off. Keep it on a private interface, e.g. `tcp:9180:interface=127.0.0.1`."""
     processes: int = 1
-    """Serving processes on this node (PostgreSQL only, `tcp:` http_endpoint only): `serve` binds the
-    HTTP port and starts `processes - 1` more processes that accept on the same socket, each a node of
-    its own on the shared database (its own store pool, LISTEN connection and parked requests; pushes
-    cross between them as between nodes, docs/cluster.md). The first process alone keeps the UDP push
-    port, the admin and console listeners, outbound mail and pruning, and restarts a process that
-    exits. One Python process uses about one core (the GIL): more processes use more cores. Refused on
-    SQLite (one writer per database file, and no notification between processes)."""
+    """Serving processes on this node (`tcp:` http_endpoint only): `serve` binds the HTTP port and
+    starts `processes - 1` more processes that accept on the same socket, each with its own store pool
+    and parked requests; pushes cross between them as between nodes (PostgreSQL: LISTEN/NOTIFY; SQLite:
+    relayed by the first process over each copy's channel; docs/cluster.md). On SQLite their writers
+    also take turns across processes on a file lock beside the database (`<database>-writer.lock`).
+    The first process alone keeps the UDP push port, the admin and console listeners, outbound mail and
+    pruning, and restarts a process that exits. One Python process uses about one core (the GIL): more
+    processes use more cores."""
     password_broker_timeout_seconds: float = 10.0
     """With `processes` > 1 the first process checks passwords for the others (one Argon2 check per
     distinct credential on the node, docs/cluster.md): a further process waits this long for its answer,
@@ -54,6 +55,9 @@ class ServerSettings:
     password_broker_max_bytes: int = 4096
     """Largest password question (password plus stored hash, bytes) sent to the first process; a larger
     one is checked by the process that received it."""
+    gc_young_objects: int = 20_000
+    """New container objects between two runs of Python's youngest garbage collection (0: Python's 700).
+    At 700 a window of 100 contacts ran ~40 collections and full ones of 50-70 ms (bench/README w)."""
 
 
 @dataclass(frozen=True)
