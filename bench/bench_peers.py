@@ -197,9 +197,10 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
         peer.stop()
         return out, counts
     for clients in (1, 8):
-        before = cpu_seconds(peer.pids())
-        out[f"put_{clients}"] = put_rate(peer, run, clients, puts, events)
-        out[f"put_{clients}_cpu_ms"] = (cpu_seconds(peer.pids()) - before) * 1000 / puts  # server CPU per PUT
+        phase = put_rate(peer, run, clients, puts if clients > 1 else max(1, puts // 2), events)
+        out[f"put_{clients}"] = phase["rate"]
+        for key in ("cpu_ms", "db_ms", "all_ms"):
+            out[f"put_{clients}_{key}"] = phase[key]
     before = cpu_seconds(peer.pids())
     solo = login_rate(peer, [SOLO_USER])  # first: neither account has logged in on this server run
     middle = cpu_seconds(peer.pids())
@@ -217,22 +218,53 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
     return out, counts
 
 
-def put_rate(peer: Peer, run: int, clients: int, total: int, events: int) -> float:
-    """New events PUT (If-None-Match: *) into an empty collection by `clients` connections, per second."""
+PUTS = 800
+"""PUTs of the 8-client phase (100 per client), half as many with 1 client; the same for every server: a phase
+lasts 2-4 s or more on the fastest server (200 PUT/s), so a moment of the machine's drift weighs little (200
+PUTs per phase before, 1-2 s)."""
+
+
+def put_rate(peer: Peer, run: int, clients: int, total: int, events: int) -> dict[str, float]:
+    """New events PUT (If-None-Match: *) into an empty collection by `clients` connections: PUT/s, and
+    the CPU per PUT of the server's processes (`cpu_ms`), of its database's (`db_ms`: PostgreSQL's
+    postmaster and backends, SOGo's memcached) and both (`all_ms`). Each client first opens its connection
+    and PUTs one event that is not counted; the phase's clock and CPU start when all have (a barrier)."""
+    per_client = max(1, total // clients)
+    marks: dict[str, float] = {}
+    pids, db_pids = peer.pids(), peer.db_pids()
+
+    def mark(label: str) -> None:
+        marks[label], marks[label + "_cpu"], marks[label + "_db"] = (
+            time.perf_counter(), cpu_seconds(pids), cpu_seconds(db_pids))
+
+    barrier = threading.Barrier(clients, action=lambda: mark("start"))
+
+    def put(client: Client, k: int, name: str) -> None:
+        body = event(k, events).replace(f"UID:bench-{k}@", f"UID:put-{run}-{clients}-{name}@").encode()
+        status, text = client.request("PUT", f"{peer.puts}r{run}c{clients}-{name}.ics", body, If_None_Match="*",
+                                      Content_Type="text/calendar; charset=utf-8")
+        if status not in (200, 201, 204):
+            raise Unavailable(f"PUT: HTTP {status} {text[:200]!r}")
+
     def worker(n: int) -> None:
         client = Client(peer.port, peer.auth)
-        for k in range(n, total, clients):
-            name = f"r{run}c{clients}-{k}.ics"
-            body = event(k, events).replace(f"UID:bench-{k}@", f"UID:put-{run}-{clients}-{k}@").encode()
-            status, text = client.request("PUT", peer.puts + name, body, If_None_Match="*",
-                                          Content_Type="text/calendar; charset=utf-8")
-            if status not in (200, 201, 204):
-                raise Unavailable(f"PUT: HTTP {status} {text[:200]!r}")
+        try:
+            put(client, events - 1 - n, f"w{n}")  # the connection and the first request, not counted
+        except BaseException:
+            barrier.abort()
+            raise
+        barrier.wait()
+        for j in range(per_client):
+            k = n + j * clients
+            put(client, k, str(k))
         client.close()
-    started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
-    return total / (time.perf_counter() - started)
+    mark("end")
+    done = per_client * clients
+    cpu = (marks["end_cpu"] - marks["start_cpu"]) * 1000 / done
+    db = (marks["end_db"] - marks["start_db"]) * 1000 / done
+    return {"rate": done / (marks["end"] - marks["start"]), "cpu_ms": cpu, "db_ms": db, "all_ms": cpu + db}
 
 
 LOGIN_REQUESTS = 3
@@ -275,6 +307,10 @@ ROWS = [
     ("cpu_multiget_1000", "server CPU s, calendar-multiget 1,000"), ("cpu_query_month", "server CPU s, month query"),
     ("cpu_card_multiget_1000", "server CPU s, CardDAV multiget 1,000"),
     ("put_1", "PUT/s, 1 client"), ("put_8", "PUT/s, 8 clients"),
+    ("put_1_cpu_ms", "server CPU ms per PUT, 1 client"), ("put_1_db_ms", "its database's CPU ms per PUT, 1 client"),
+    ("put_1_all_ms", "server + database CPU ms per PUT, 1 client"),
+    ("put_8_cpu_ms", "server CPU ms per PUT, 8 clients"), ("put_8_db_ms", "its database's CPU ms per PUT, 8 clients"),
+    ("put_8_all_ms", "server + database CPU ms per PUT, 8 clients"),
     ("logins_1", "requests/s, 1 user logging in (20 clients)"), ("logins_20", "requests/s, 20 users logging in"),
     ("logins_ratio", "20 users / 1 user (logins)"),
     ("logins_1_cpu_ms", "server CPU ms per request, 1 user logging in"),
@@ -335,7 +371,7 @@ def make_peers(args: argparse.Namespace, workdir: Path, reasons: dict[str, str])
         cluster = PgCluster()
         cluster.start()
         args.cluster = cluster
-        factories["oxsync-pg"] = lambda: Oxsync(workdir, cluster.empty_database(), "oxsync-pg")
+        factories["oxsync-pg"] = lambda: Oxsync(workdir, cluster.empty_database(), "oxsync-pg", cluster.data)
     if "sogo" in args.peers:
         from bench.peers_sogo import Sogo
 
@@ -439,12 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--cards", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--puts", type=int, default=200, help="PUTs per PUT/s measurement")
+    parser.add_argument("--puts", type=int, default=PUTS, help="PUTs of the 8-client phase (split among its "
+                        "clients; the 1-client phase does half as many), the same for every server")
     parser.add_argument("--peers", nargs="*", default=["oxsync", "radicale", "xandikos", "sogo"])
     parser.add_argument("--pg", action="store_true", help="also oxsync on a throwaway PostgreSQL cluster")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("--processes", type=int, default=1,
-                        help="oxsync on PostgreSQL serves with [server] processes = N (SQLite: always 1)")
+                        help="oxsync (SQLite and PostgreSQL) serves with [server] processes = N")
     parser.add_argument("--sizes", help="oxsync alone at these sizes (e.g. 1000,10000,100000 events and as many "
                         "vCards): every report's time, server CPU and peak RSS per size; no PUTs or logins")
     args = parser.parse_args(argv)

@@ -19,22 +19,7 @@ sys.path.insert(0, os.environ.get("PYTHONPATH", "").split(":")[0] or str(Path(__
 
 from bench.bench_peers import cpu_seconds, query_body, responses  # noqa: E402
 from bench.peers_data import MONTH  # noqa: E402
-from bench.peers_servers import Client, Oxsync  # noqa: E402
-
-
-def database_pids(data: Path | None) -> list[int]:
-    """The postmaster of the cluster in `data` and its children (the backends serving oxsync)."""
-    if data is None:
-        return []
-    master = int((data / "postmaster.pid").read_text().split()[0])
-    children = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                children.append(int(entry))
-        except OSError:
-            continue
-    return [master, *children]
+from bench.peers_servers import Client, Oxsync, database_pids  # noqa: E402
 
 
 def main() -> None:

@@ -112,7 +112,8 @@ def delta_sync(server: EasServer, phone: EasClient, folder: str, auth: str, book
     started = time.perf_counter()
     reply = phone.sync(folder, window=WINDOW)
     seconds = time.perf_counter() - started
-    return len(items(reply, "Change")), seconds, cpu_seconds(pids) - cpu0
+    changed = len(items(reply, "Change")) if reply.body is not None else 0  # an empty 200: nothing seen
+    return changed, seconds, cpu_seconds(pids) - cpu0
 
 
 # ------------------------------------------------------------------------------------------ Pings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -118,12 +119,33 @@ def settle(holders: list[object]) -> None:
     os.sync()
 
 
+def database_pids(data: Path | None) -> list[int]:
+    """The postmaster of the PostgreSQL cluster in `data` and its children (backends, WAL writer, autovacuum):
+    the postmaster's CPU counts its exited children's too, so the sum is the cluster's whole CPU."""
+    if data is None:
+        return []
+    try:
+        master = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                children.append(int(entry))
+        except OSError:
+            continue
+    return [master, *children]
+
+
 class Peer:
     name = ""
     cal = card_path = puts = principal = ""
     auth: str | None = None
     procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
     port = 0
+    db_data: Path | None = None
+    """The data directory of the PostgreSQL cluster this server alone uses while measured (oxsync-pg's, SOGo's)."""
 
     def login_auth(self, user: str, password: str) -> str | None:
         return basic(user, password)
@@ -133,6 +155,11 @@ class Peer:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.poll() is None]
+
+    def db_pids(self) -> list[int]:
+        """The processes of the server's database (PostgreSQL's postmaster and backends): its CPU per request
+        is counted beside the server's own (bench_peers' PUT lines)."""
+        return database_pids(self.db_data)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -154,8 +181,8 @@ class Peer:
 
 
 class Oxsync(Peer):
-    def __init__(self, workdir: Path, url: str | None = None, label: str = "oxsync") -> None:
-        self.name = label
+    def __init__(self, workdir: Path, url: str | None = None, label: str = "oxsync", db_data: Path | None = None) -> None:
+        self.name, self.db_data = label, db_data
         self.dir = workdir / label
         self.dir.mkdir()
         self.url = url or f"sqlite:///{self.dir}/oxsync.db"
@@ -171,6 +198,7 @@ class Oxsync(Peer):
         from bench.peers_objects import card_contacts, event_masters
         from oxsync.model import Module
         from oxsync.store import accounts
+        from oxsync.store.settle import settled_after
         from oxsync.texts_ahead import rendering_after
 
         store = self._store()
@@ -185,7 +213,9 @@ class Oxsync(Peer):
                        if f.folder.default_folder and f.folder.owner == 1}
         cal_id, card_id = folders[Module.CALENDAR], folders[Module.CONTACT]
         batch = 1000  # one transaction and one multi-row INSERT per table per batch (session.create_objects)
-        with rendering_after(store):  # then the served texts, as a CalDAV PUT leaves its own (oxsync.texts_ahead)
+        # then the served texts, as a CalDAV PUT leaves its own (oxsync.texts_ahead); then on PostgreSQL VACUUM
+        # (ANALYZE) of it all, not autovacuum's during the first measured run (oxsync.store.settle)
+        with settled_after(store), rendering_after(store):
             for low in range(0, events, batch):
                 with store.session(tenant.id, 1, write=True) as s:
                     s.create_objects(cal_id, event_masters(low, min(low + batch, events), events))
@@ -223,11 +253,47 @@ class Oxsync(Peer):
                                         str(self.port)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)]
         wait_port(self.port, self.procs)
+        self._wait_every_process()
         return self.port
+
+    def _wait_every_process(self, timeout: float = 90) -> None:
+        """With `[server] processes` = N, until all N answer and have settled: the first process binds the
+        port and then starts its copies, whose start-up (imports, the store, about 1 s of CPU) would
+        otherwise be counted as the server CPU of the first reports (bench/README y-sqlite2cost)."""
+        wanted = int(os.environ.get(PROCESSES_ENV, "1"))
+        if wanted <= 1:
+            return
+        deadline = time.monotonic() + timeout
+        held: list[Client] = []  # kept open: a new connection goes to the process with fewer open ones
+        seen: set[str] = set()
+        try:
+            while len(seen) < wanted and time.monotonic() < deadline:
+                client = Client(self.port, None, timeout=30)
+                status, body = client.request("GET", "/health")
+                held.append(client)
+                if status == 200:
+                    seen.add(str(json.loads(body).get("process")))
+                if len(held) > 4 * wanted:
+                    held.pop(0).close()
+                    time.sleep(0.1)
+        finally:
+            for client in held:
+                client.close()
+        if len(seen) < wanted:
+            raise Unavailable(f"only {len(seen)} of {wanted} serving processes answered")
+        from bench.bench_peers import cpu_seconds
+
+        last = cpu_seconds(self.pids())
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu_seconds(self.pids())
+            if now - last < 0.02:
+                return
+            last = now
 
 
 PROCESSES_ENV = "BENCH_OXSYNC_PROCESSES"
-"""`bench_peers.py --processes N`: oxsync on PostgreSQL serves with `[server] processes = N`."""
+"""`bench_peers.py --processes N`: oxsync (SQLite or PostgreSQL) serves with `[server] processes = N`."""
 
 
 def serve_oxsync(url: str, port: str) -> None:
@@ -239,7 +305,7 @@ def serve_oxsync(url: str, port: str) -> None:
     store = Store(Settings(store=StoreSettings(url=url)))
     # the bench measures time: the per-request work limit (a guard against hostile requests, which
     # the peers do not have) must not cut a slow run on a loaded machine
-    processes = int(os.environ.get(PROCESSES_ENV, "1")) if store.engine.dialect.name == "postgresql" else 1
+    processes = int(os.environ.get(PROCESSES_ENV, "1"))
     settings = apply_overrides(store.settings, {"server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1",
                                                            "processes": processes},
                                                 "limits": {"max_request_work_seconds": 900.0}})

@@ -34,6 +34,7 @@ from bench.peers_servers import (
     Peer,
     Unavailable,
     basic,
+    database_pids,
     free_port,
     put_all,
     wait_port,
@@ -50,6 +51,12 @@ from bench.peers_sogo_load import (
 
 SOGOD = "/usr/sbin/sogod"
 WORKERS = 4
+
+
+SETTLED = ["SET synchronous_commit = on", "ANALYZE", "VACUUM"]
+"""The end of SOGo's load, as of oxsync's (oxsync.store.settle: analyzed, then vacuumed once the load's
+commits are flushed): autovacuum's pass over the freshly loaded tables does not come while a server is
+measured (the first one measured after SOGo's load, in the first run), and SOGo is measured settled too."""
 
 
 class Sogo(Peer):
@@ -147,10 +154,12 @@ class Sogo(Peer):
             put_all(self.port, self.auth, [(self.cal + n, t, "text/calendar; charset=utf-8") for n, t in rest["cal"]] +
                     [(self.card_path + n, t, "text/vcard; charset=utf-8") for n, t in rest["card"]])
             self.stop()
+            self._sql(SETTLED)
             return
         with self._connect() as conn:
             for kind, folder in (("cal", "/Users/alice/Calendar/personal"), ("card", "/Users/alice/Contacts/personal")):
                 load(conn, self._folder_id(conn, folder), kind, rest[kind])
+        self._sql(SETTLED)
         print(f"sogo: {len(cal_sample) + len(card_sample)} items PUT, their rows identical to the bulk rows in every "
               f"column; {len(rest['cal']) + len(rest['card'])} items bulk-loaded", flush=True)
 
@@ -223,6 +232,11 @@ class Sogo(Peer):
             except psutil.NoSuchProcess:
                 continue
         return found
+
+    def db_pids(self) -> list[int]:
+        """SOGo's PostgreSQL cluster (postmaster and the workers' backends) and its memcached."""
+        cache = [self.memcached.pid] if self.memcached is not None and self.memcached.poll() is None else []
+        return database_pids(self.cluster.data if self.cluster is not None else None) + cache
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -50,6 +50,9 @@ class SimConfig:
     options: Options = field(default_factory=Options)
     ox_coalesce: float | None = None  # [ox] push_coalesce_seconds for the nodes (None: server default, 3 s)
     seed_cache: Path | None = None  # keep/reuse seeded stores here (bench/sim/seedcache.py)
+    until: frozenset[str] = frozenset()
+    """Stop as soon as every one of these request names succeeded once (a smoke test: `duration` is then
+    the longest it may run, so that a loaded machine takes longer instead of failing)."""
 
 
 @dataclass
@@ -123,7 +126,9 @@ def run(cfg: SimConfig) -> SimResult:
                 break
             ctx.lag.add(time.perf_counter() - due)
             client.start()
-        ctx.stop.wait(max(0.0, t0 + cfg.ramp + cfg.duration - time.perf_counter()))
+        end = t0 + cfg.ramp + cfg.duration
+        while (left := end - time.perf_counter()) > 0 and not (cfg.until and cfg.until <= ctx.recorder.succeeded()):
+            ctx.stop.wait(min(left, 0.1) if cfg.until else left)
         ran_s = time.perf_counter() - t0
         node_cpu = [proc.cpu_percent(None) for proc in node_procs]
         node_rss = [proc.memory_info().rss / 2**20 for proc in node_procs]

@@ -20,6 +20,7 @@ from oxsync.model.permissions import rights_for_level
 from oxsync.store import accounts
 from oxsync.store import folders as folder_ops
 from oxsync.store.api import Store
+from oxsync.store.settle import settled_after
 from oxsync.texts_ahead import rendering_after
 
 PASSWORD = "sim-password"
@@ -54,7 +55,8 @@ def seed(store: Store, users: int, contacts_per_user: int, appointments_per_user
         for start in range(0, users, team_size):
             members = [u.user_id for u in created[start:start + team_size]]
             accounts.create_group(tx, f"team{start // team_size:03d}", members=members)
-    with rendering_after(store):  # each folder owner's served texts, as if DAV clients had written it all
+    # each folder owner's served texts, as if DAV clients had written it all; then settled (oxsync.store.settle)
+    with settled_after(store), rendering_after(store):
         for index, user in enumerate(created):
             team = created[(index // 10) * 10:(index // 10) * 10 + 10]
             with store.session(tenant.id, user.user_id, write=True) as session:

@@ -4,7 +4,7 @@ Seeding 75 users with the default mailbox sizes takes minutes; a cached copy res
 names everything the data depends on: users, contacts and appointments per user, the domain, the schema
 revision and the day (appointments are placed around "now"). SQLite: a copy of the database file;
 PostgreSQL: a `pg_dump -Fc` archive restored with `pg_restore` into an empty database of the run's cluster,
-then ANALYZE (as `oxsync restore` does): without it the storm ran on a database without planner statistics
+then VACUUM (ANALYZE) (as `oxsync restore` does): without it the storm ran on a database without planner statistics
 and every read of objects by id scanned the tenant's 38,000 objects (bench/README r-pgstorm).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.sim.seed import SimUser
-from oxsync.store.backup import analyze
+from oxsync.store.backup import settle_restored
 
 SEED_FORMAT = "t1"
 """What the seeded database holds beyond its schema: bump it when seed.py writes other rows (t1: the
@@ -69,7 +69,7 @@ def restore(cache: Path, key: str, url: str, users: int | None = None) -> list[S
 
         subprocess.run([find_pg_bin("pg_restore"), "--no-owner", *_pg_args(url), str(data)], check=True,
                        capture_output=True, timeout=1800)
-        analyze(url)
+        settle_restored(url)
     return [SimUser(**row) for row in json.loads(users_file.read_text())][:users]
 
 

@@ -109,6 +109,11 @@ class Recorder:
                 stats.errors += 1
             self.timeline.append((started_at, name, duration_s, ok))
 
+    def succeeded(self) -> set[str]:
+        """Names of the requests that succeeded at least once so far."""
+        with self._lock:
+            return {name for name, stats in self.requests.items() if stats.durations}
+
     def evaluate(self, thresholds: dict[str, Threshold]) -> dict[str, dict]:
         out = {}
         for name in sorted(self.requests):
