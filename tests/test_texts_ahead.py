@@ -89,14 +89,14 @@ def test_after_a_bulk_load_the_first_reads_render_nothing(store, world, live_ser
     cal_base, book_base = f"/dav/calendars/alice/{cal}/", f"/dav/addressbooks/alice/{book}/"
     first = (_multiget(dav, cal_base, [event_name(i) for i in range(EVENTS)]), _query(dav, cal_base),
              _multiget(dav, book_base, [card_name(i) for i in range(CARDS)]))
-    if not ahead:
-        assert len(renders) == EVENTS + CARDS
+    if not ahead:  # every object rendered (some twice when a read's best-effort text write met a busy database)
+        assert len(set(renders)) == EVENTS + CARDS
         return
     assert renders == []
     _forget_texts(store)  # what a render gives now is what was served from the texts rendered ahead
     again = (_multiget(dav, cal_base, [event_name(i) for i in range(EVENTS)]), _query(dav, cal_base),
              _multiget(dav, book_base, [card_name(i) for i in range(CARDS)]))
-    assert len(renders) == EVENTS + CARDS
+    assert len(set(renders)) == EVENTS + CARDS
     assert again == first
 
 
