@@ -169,7 +169,9 @@ def test_console_in_chromium(chrome, cw: ConsoleWorld, backend: str) -> None:  #
     Select(section.find_element(By.CSS_SELECTOR, "select.share-who")).select_by_visible_text("carol")
     Select(section.find_element(By.CSS_SELECTOR, "select.share-level")).select_by_value("4")
     section.find_element(By.CSS_SELECTOR, "button.share-button").click()
-    _wait(lambda: "4 · Author" in find(By.ID, f"folder-{contacts}").text, "the level-4 entry")
+    carol_level = f'#folder-{contacts} tr.perm[data-who="carol"] td.level'  # not the form's options
+    _wait(lambda: [c for c in d.find_elements(By.CSS_SELECTOR, carol_level) if c.text == "4 · Author"],
+          "carol's level-4 entry")
     with cw.store.session(t, cw.ids["carol"]) as session:
         assert level_for_rights(session.rights(contacts)) == 4
     shot("folder-shared-level-4")
