@@ -132,8 +132,8 @@ class OxsyncSite(Site):
         dialect, command = classify(request)
         metrics.observe_request(dialect, command, int(request.code or 0),
                                 None if duration is None else duration / 1000.0)
-        if not self.context.settings.log.access_log:
-            return
+        if not self.context.settings.log.access_log or not access_log.isEnabledFor(logging.INFO):
+            return  # the line would be dropped: its fields (address, URI, agent) are not built for it
         fields = access_log_fields(request, duration)
         access_log.info("%s %s %s", fields["method"], fields["uri"], fields["status"], extra=fields)
 

@@ -76,6 +76,42 @@ def test_access_log_switch(live_server, store, enabled: bool, caplog: pytest.Log
     assert len([r for r in caplog.records if r.name == "oxsync.access"]) == (1 if enabled else 0)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_access_log_fields_built_only_for_a_line_written(  # type: ignore[no-untyped-def]
+        live_server, store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A request's access-log fields (address, URI, user agent, login, duration) are built only when
+    its line is written: with `oxsync.access` above INFO the line is dropped and nothing is built for
+    it (the request is still counted in the metrics); at INFO the line carries them as before."""
+    import oxsync.server as server_module
+    from oxsync import metrics
+
+    built: list[dict[str, object]] = []
+    real = server_module.access_log_fields
+
+    def counting(*args, **kw):  # type: ignore[no-untyped-def]
+        built.append(real(*args, **kw))
+        return built[-1]
+    monkeypatch.setattr(server_module, "access_log_fields", counting)
+    running = live_server(store, log={"access_log": True})
+
+    def health_requests() -> float:
+        return metrics.REGISTRY.get_sample_value(
+            "oxsync_http_requests_total", {"dialect": "health", "command": "GET", "status": "2xx"}) or 0.0
+    before = health_requests()
+    with caplog.at_level(logging.WARNING, logger="oxsync.access"):
+        assert http_request(running.port, "GET", "/health")[0] == 200
+        running.call(lambda: None)
+    assert built == [] and not [r for r in caplog.records if r.name == "oxsync.access"]
+    assert health_requests() == before + 1
+    with caplog.at_level(logging.INFO, logger="oxsync.access"):
+        assert http_request(running.port, "GET", "/health")[0] == 200
+        running.call(lambda: None)
+    lines = [r for r in caplog.records if r.name == "oxsync.access"]
+    assert len(built) == 1 and len(lines) == 1
+    assert lines[0].getMessage() == "GET /health 200" and lines[0].__dict__["uri"] == "/health"
+    assert health_requests() == before + 2
+
+
 def test_serve_logs_where_the_config_says(tmp_path: Path) -> None:
     from oxsync.cli import main
 

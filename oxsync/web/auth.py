@@ -268,7 +268,6 @@ class Authenticator:
 
         On success the principal is also stored as `request.principal` (used by the access log).
         """
-        address = client_address(request)
         credentials = parse_basic(request.getHeader(b"authorization"))
         if credentials is not None:
             known = self.verified.get(credentials[0], credentials[1], protocol)
@@ -276,6 +275,7 @@ class Authenticator:
                 request.principal = known  # type: ignore[attr-defined]
                 LOGIN_CHECKS.labels("cached").inc()
                 return succeed(known)
+        address = client_address(request)  # the throttle's and the attempts' key: not needed above
         if credentials is not None:
             attempt = self._attempts.get(self._attempt_key(credentials[0], credentials[1], protocol))
             if attempt is not None:  # the same credentials are being checked: share that attempt's outcome
