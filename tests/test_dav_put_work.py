@@ -140,6 +140,37 @@ def test_a_caldav_put_read_back_as_written_is_not_rendered_again(
         assert (puts[name].headers.get("etag") is not None) == (served[f"{cal}{name}"].text == body), name
 
 
+@pytest.mark.parametrize("kind", ["event", "card"])
+def test_a_put_compares_its_inputs_without_listing_fields_again(
+        dav: Dav, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """render_inputs / card_inputs (twice per PUT: the body's, the object read back) list a model type's
+    fields once per type, not once per object and nested value: a PUT after one of the same shape asks
+    `dataclasses.fields` and `is_dataclass` nothing (the answers are still compared in full: see the
+    read-back test above and the inputs tests below)."""
+    import oxsync.formats.ical as ical_module
+    import oxsync.formats.inputs as inputs_module
+    import oxsync.formats.vcard as vcard_module
+
+    asked: Counter[str] = Counter()
+    for module in (ical_module, inputs_module, vcard_module):
+        for name in ("fields", "is_dataclass"):
+            real = getattr(module, name, None)
+            if real is not None:
+                def counting(*args, _real=real, _name=name):  # type: ignore[no-untyped-def]
+                    asked[_name] += 1
+                    return _real(*args)
+                monkeypatch.setattr(module, name, counting)
+    folder = dav.calendar() if kind == "event" else dav.addressbook()
+    bodies = [bench_event(5, 100), bench_event(7, 100)] if kind == "event" else [bench_card(5), bench_card(7)]
+    suffix = ".ics" if kind == "event" else ".vcf"
+    first = dav.put(f"{folder}shape-a{suffix}", bodies[0], If_None_Match="*")
+    assert first.status == 201 and first.headers.get("etag")
+    asked.clear()
+    second = dav.put(f"{folder}shape-b{suffix}", bodies[1], If_None_Match="*")
+    assert second.status == 201 and second.headers.get("etag")  # still read back as written
+    assert asked == Counter(), asked
+
+
 NOT_RENDERED_VALUES = {"object_id": 99, "folder_id": 98, "created_by": 97, "modified_by": 96, "recurrence_id": 95,
                        "organizer_id": 94, "resource_name": "elsewhere.ics", "ignore_conflicts": True,
                        "notify_participants": True, "creation_time": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC),

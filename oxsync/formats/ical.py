@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,7 @@ from oxsync.formats.icalscan import (
     scan,
     unescape,
 )
-from oxsync.formats.inputs import comparable
+from oxsync.formats.inputs import comparable, field_names
 from oxsync.formats.kept import BASELINE, SOURCE
 from oxsync.formats.timezones import iana_name, vtimezone
 from oxsync.model.appointment import Appointment, Participant
@@ -291,8 +291,8 @@ def render_inputs(master: Appointment | Task, exceptions: Iterable[Appointment] 
     None for an object without UID (its rendering names it by id or a random UID)."""
     if not master.uid:
         return None
-    return tuple((type(obj), *(comparable(getattr(obj, f.name), _ONLY) for f in fields(obj)
-                               if f.name not in NOT_RENDERED), _kept_apart(obj.extra))
+    return tuple((type(obj), *(comparable(getattr(obj, name), _ONLY) for name in field_names(type(obj), NOT_RENDERED)),
+                  _kept_apart(obj.extra))
                  for obj in (master, *exceptions))
 
 

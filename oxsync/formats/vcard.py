@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from vobject.base import ContentLine, VObjectError, dquoteEscape, parseLine
 
 from oxsync.config import LimitSettings
-from oxsync.formats.inputs import comparable
+from oxsync.formats.inputs import comparable, field_names
 from oxsync.formats.vcard_rows import (
     EXTRA_GROUP,
     EXTRA_LINES,
@@ -301,7 +301,7 @@ def card_inputs(contact: Contact) -> tuple[Any, ...] | None:
     None for a distribution list (its members' UIDs are read from other objects)."""
     if contact.distribution_list is not None:
         return None
-    values = (comparable(getattr(contact, f.name)) for f in fields(contact) if f.name not in NOT_IN_VCARD)
+    values = (comparable(getattr(contact, name)) for name in field_names(type(contact), NOT_IN_VCARD))
     return type(contact), *values, comparable(sorted(contact.extra.items()))
 
 
