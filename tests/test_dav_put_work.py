@@ -171,6 +171,35 @@ def test_a_put_compares_its_inputs_without_listing_fields_again(
     assert asked == Counter(), asked
 
 
+@pytest.mark.parametrize("body", [bench_event(1, 100), bench_event(10, 100), OVERRIDE])
+def test_a_parse_names_each_content_line_once(body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The iCalendar parse of a PUT names each content line once, in `scan` (formats/icalscan.py), from the
+    match that checks the line: `lines_of`, `line_of` and the lines left to `extra` read that name instead
+    of matching the line again for each property they look for (44 more matches of the bench event). Same
+    parse: the items, their `extra` and their line numbers are those of names matched anew."""
+    from oxsync.config import LimitSettings
+    from oxsync.formats import ical as ical_module
+    from oxsync.formats import icalscan
+
+    limits = LimitSettings()
+    expected = parse_calendar(body, limits=limits)
+    named: Counter[str] = Counter()
+    real = icalscan.content_name
+
+    def counting(line: str) -> str:
+        named["content_name"] += 1
+        return real(line)
+    monkeypatch.setattr(icalscan, "content_name", counting)
+    monkeypatch.setattr(ical_module, "content_name", counting)
+    parsed = parse_calendar(body, limits=limits)
+    assert named == Counter()
+    assert all(isinstance(r, CalendarItem) for r in [*parsed, *expected])
+    assert [(r.uid, r.line, r.master.extra, [e.extra for e in r.exceptions]) for r in parsed] == \
+        [(r.uid, r.line, r.master.extra, [e.extra for e in r.exceptions]) for r in expected]  # type: ignore[union-attr]
+    block = icalscan.Block("VEVENT", 1, props=[(2, "UID:x"), (3, "SUMMARY;LANGUAGE=en:y")])  # built otherwise
+    assert block.lines_of("SUMMARY") == ["SUMMARY;LANGUAGE=en:y"] and block.line_of("UID") == 2
+
+
 NOT_RENDERED_VALUES = {"object_id": 99, "folder_id": 98, "created_by": 97, "modified_by": 96, "recurrence_id": 95,
                        "organizer_id": 94, "resource_name": "elsewhere.ics", "ignore_conflicts": True,
                        "notify_participants": True, "creation_time": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC),

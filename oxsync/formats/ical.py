@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from icalendar import Component, Event, GloballyUniqueTZIDGuessed, Todo
@@ -110,15 +111,22 @@ def _map(block: Block, zones: Zones, resolve: Resolver | None) -> tuple[Any, Dec
                     ctx.keep(name, line)
         elif value is not SKIP:
             setattr(obj, mapping.field, value)
-    consumed = {name for mapping in table for name in (mapping.prop, *mapping.also)} | NOT_KEPT
-    for _, line in block.props:
-        if content_name(line) not in consumed:
-            ctx.keep(content_name(line), line)
+    consumed = _consumed(block.name)
+    for (_, line), name in zip(block.props, block.names(), strict=True):
+        if name not in consumed:
+            ctx.keep(name, line)
     for index, child in enumerate(block.children):
         if index != ctx.used_alarm:
             ctx.keep(child.name, "\n".join(child.raw))
     obj.extra = {name: "\n".join(lines) for name, lines in ctx.extra.items()}
     return obj, ctx
+
+
+@cache
+def _consumed(component: str) -> frozenset[str]:
+    """The properties `_map` decodes through the table of `component` (or never keeps): the same for
+    every parse, made once."""
+    return frozenset({name for mapping in TABLES[component][1] for name in (mapping.prop, *mapping.also)} | NOT_KEPT)
 
 
 def _build(kind: str, uid: str, blocks: list[Block], zones: Zones, resolve: Resolver | None,

@@ -65,15 +65,32 @@ class Block:
     props: list[tuple[int, str]] = field(default_factory=list)
     children: list[Block] = field(default_factory=list)
     error: ParseError | None = None
+    _names: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def text(self) -> str:
         return "\r\n".join(self.raw) + "\r\n"
 
+    def names(self) -> list[str]:
+        """The name of each of `props` (`content_name`), matched once per line however many times a
+        parse asks for a property (the UID, RECURRENCE-ID twice, each kept property, every line left
+        over): `scan` notes them as it reads the lines; a block built otherwise has them matched on first use."""
+        if len(self._names) != len(self.props):
+            self._names = [content_name(line) for _, line in self.props]
+        return self._names
+
+    def add(self, number: int, line: str, name: str) -> str:
+        """A content line of this block, and its `name` (`content_name(line)`, as `scan` matched it)."""
+        self.props.append((number, line))
+        self.raw.append(line)
+        if len(self._names) == len(self.props) - 1:
+            self._names.append(name)
+        return name
+
     def lines_of(self, name: str) -> list[str]:
-        return [line for _, line in self.props if content_name(line) == name]
+        return [line for (_, line), found in zip(self.props, self.names(), strict=True) if found == name]
 
     def line_of(self, name: str) -> int:
-        return next((number for number, line in self.props if content_name(line) == name), self.line)
+        return next((number for (number, _), found in zip(self.props, self.names(), strict=True) if found == name), self.line)
 
 
 def scan(text: str) -> tuple[list[Block], list[Block], list[ParseError], dict[str, str]]:
@@ -134,14 +151,14 @@ def scan(text: str) -> tuple[list[Block], list[Block], list[ParseError], dict[st
             errors.append(ParseError(number, "content line outside BEGIN:VCALENDAR/END:VCALENDAR"))
         else:
             block = stack[-1]
-            if not CONTENT_LINE.match(line):
+            match = CONTENT_LINE.match(line)
+            if not match:
                 target = owner()
                 if target is not None:
                     target.error = target.error or ParseError(number, f"malformed content line {line[:40]!r}")
-            block.props.append((number, line))
-            block.raw.append(line)
+            name = block.add(number, line, match[1].upper() if match else "")  # content_name(line), this match's
             if block.name == "VCALENDAR":
-                calendar[content_name(line)] = content_value(line)
+                calendar[name] = content_value(line)
     unterminated(stack, " (end of input)")
     return zones, components, errors, calendar
 
