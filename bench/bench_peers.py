@@ -118,6 +118,36 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def scheduled_seconds(pids: list[int]) -> tuple[float, float]:
+    """(on a core, waiting in the run queue for one) in seconds, summed over the live threads of `pids`
+    (/proc/PID/task/TID/schedstat, nanoseconds): the second says how much of a request's wall time the
+    server spent waiting for a core that another job held (bench/README z3-procreads)."""
+    run = wait = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                on_cpu, queued, _ = Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()
+            except (OSError, ValueError):
+                continue
+            run, wait = run + int(on_cpu), wait + int(queued)
+    return run / 1e9, wait / 1e9
+
+
+def reads_served(pids: list[int], cpu_before: list[float], cpu_after: list[float]) -> dict[str, float]:
+    """With several server processes (oxsync's `[server] processes`): which of `pids` (0: the first) used
+    the most CPU over the single client's reads, i.e. served them on its kept-alive connection, and the CPU
+    of the others meanwhile (their background work: polls, relay, texts ahead)."""
+    if len(pids) < 2:
+        return {}
+    spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+    served = max(range(len(pids)), key=spent.__getitem__)
+    return {"reads_process": float(served), "reads_cpu_others": sum(spent) - spent[served]}
+
+
 def timed(fn: Callable[[], tuple[int, bytes]]) -> tuple[float, int, bytes]:
     started = time.perf_counter()
     status, body = fn()
@@ -133,6 +163,8 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
 
     peaks: dict[str, float] = {"rss_idle": step_peak_mb(peer.pids())}
     cpu_mark = [cpu_seconds(peer.pids())]
+    read_pids = peer.pids()  # the reads' diagnostics (which process served them, waits for a core)
+    read_cpu, read_sched = [cpu_seconds([p]) for p in read_pids], scheduled_seconds(read_pids)
 
     def check(label: str, status: int, body: bytes, expect: int = 207) -> None:
         if status != expect:
@@ -180,6 +212,8 @@ def measure(peer: Peer, events: int, cards: int, run: int, puts: int) -> tuple[d
         lambda: c.request("REPORT", peer.card_path, multiget_body("card", chosen), Depth="1",
                           Content_Type=XML))
     check("card_multiget_1000", status, body)
+    out["reads_rq_wait"] = scheduled_seconds(read_pids)[1] - read_sched[1]
+    out.update(reads_served(read_pids, read_cpu, [cpu_seconds([p]) for p in read_pids]))
     for k in range(10):
         i = (k * 997 + run) % events
         status, text = c.request("PUT", peer.cal + event_name(i), event(i, events, f"Changed {run}").encode(),
@@ -306,6 +340,7 @@ ROWS = [
     ("card_sync", "CardDAV initial sync (s)"), ("card_multiget_1000", "CardDAV multiget 1,000 (s)"),
     ("cpu_multiget_1000", "server CPU s, calendar-multiget 1,000"), ("cpu_query_month", "server CPU s, month query"),
     ("cpu_card_multiget_1000", "server CPU s, CardDAV multiget 1,000"),
+    ("reads_rq_wait", "server's wait for a core s, the 7 reads above"),
     ("put_1", "PUT/s, 1 client"), ("put_8", "PUT/s, 8 clients"),
     ("put_1_cpu_ms", "server CPU ms per PUT, 1 client"), ("put_1_db_ms", "its database's CPU ms per PUT, 1 client"),
     ("put_1_all_ms", "server + database CPU ms per PUT, 1 client"),
