@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -521,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
                         "vCards): every report's time, server CPU and peak RSS per size; no PUTs or logins")
     args = parser.parse_args(argv)
     os.environ[PROCESSES_ENV] = str(args.processes)  # read by the oxsync server processes it starts
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # started as a background job (`cmd &` from a script): SIGINT arrives ignored and every server started
+        # here would inherit that, so Peer.stop's SIGINT went unheard and each stop waited 30 s for the kill
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("SIGINT was ignored (a background job): restored, so that the servers' SIGINT stops them", flush=True)
     if args.sizes:
         return run_sizes(args)
     reasons: dict[str, str] = {}
