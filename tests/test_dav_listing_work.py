@@ -26,7 +26,8 @@ BODY = {qn(NS["C"], "calendar-data"), qn(NS["CR"], "address-data")}
 
 @pytest.fixture
 def dav(live_server, store, world) -> Dav:  # type: ignore[no-untyped-def]
-    return Dav(live_server(store, setup=install).port, world)
+    # no account poll: its statements (every second) are not a listing's
+    return Dav(live_server(store, setup=install, auth={"account_poll_seconds": 0}).port, world)
 
 
 def _series(uid: str) -> str:
