@@ -19,6 +19,7 @@ from oxsync.cli import main
 from oxsync.model import Module
 from oxsync.store import accounts, settle
 from oxsync.store.api import Store
+from oxsync.store.folders import default_folder_id
 from oxsync.store.settle import settled_after
 from oxsync.texts_ahead import rendering_after
 
@@ -47,10 +48,9 @@ def _load(store: Store, cards: int, min_objects: int | None) -> None:
     """`cards` contacts through `session.create_objects`, their texts rendered after, as the bench loads."""
     tenant = store.create_tenant("example.com")
     with store.transaction(tenant.id, write=True) as tx:
-        accounts.create_user(tx, "alice", "alice-pw", first_name="Alice", last_name="Settle")
-    with store.session(tenant.id, 1) as session:
-        book = next(f.folder.id for f in session.list_folders()
-                    if f.folder.default_folder and f.folder.owner == 1 and f.folder.module == Module.CONTACT)
+        alice = accounts.create_user(tx, "alice", "alice-pw", first_name="Alice", last_name="Settle")
+        book = default_folder_id(tx, alice.id, Module.CONTACT)
+    assert book is not None
     with settled_after(store, min_objects), rendering_after(store), store.session(tenant.id, 1, write=True) as session:
         session.create_objects(book, card_contacts(0, cards))
 

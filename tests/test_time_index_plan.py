@@ -17,6 +17,7 @@ from oxsync.dav.filters import FAR_FUTURE, FAR_PAST, parse_utc, window_ms
 from oxsync.model import Module
 from oxsync.store import accounts, timeranges
 from oxsync.store.api import Store
+from oxsync.store.folders import default_folder_id
 
 EVENTS = 1000
 """Bench events (1 in 10 a weekly series in Europe/Paris, half of them endless): about 14,000 index rows."""
@@ -25,10 +26,9 @@ EVENTS = 1000
 def _load(store: Store) -> tuple[int, int]:
     tenant = store.create_tenant("example.com")
     with store.transaction(tenant.id, write=True) as tx:
-        accounts.create_user(tx, "alice", "alice-pw", first_name="Alice", last_name="Plan")
-    with store.session(tenant.id, 1) as session:
-        calendar = next(f.folder.id for f in session.list_folders()
-                        if f.folder.default_folder and f.folder.owner == 1 and f.folder.module == Module.CALENDAR)
+        alice = accounts.create_user(tx, "alice", "alice-pw", first_name="Alice", last_name="Plan")
+        calendar = default_folder_id(tx, alice.id, Module.CALENDAR)
+    assert calendar is not None
     with store.session(tenant.id, 1, write=True) as session:
         session.create_objects(calendar, event_masters(0, EVENTS, EVENTS))
     return tenant.id, calendar
