@@ -7,6 +7,7 @@ exit code, stdout and stderr of the real command, with PYTHONPATH pointing at th
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import queue
 import signal
@@ -106,3 +107,17 @@ def free_port(kind: int) -> Any:
     if kind == socket.SOCK_STREAM:
         sock.listen(1)
     return sock
+
+
+def logged_ports(log: Path) -> dict[str, int]:
+    """listener name (http, admin, console) -> the port it bound, read from a serve's JSON log file
+    (`[log] destination`: each listener logs `server.listening` with its bound port once it is up, before
+    the connection instructions are printed). A test serves on port 0 and reads the port here, instead of
+    choosing a free port first, which another process may take before the server binds it. With
+    `[server] processes` > 1 every process logs its own `http`; only the first has admin and console."""
+    ports: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("event") == "server.listening":
+            ports.setdefault(entry["listener"], int(entry["port"]))
+    return ports

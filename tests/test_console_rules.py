@@ -44,15 +44,16 @@ def test_rules_page_without_mail_server(store, live_server) -> None:  # type: ig
 
 
 def test_rules_page_with_the_mail_server_out_of_reach(store, live_server) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
+    with socket.socket() as s:  # bound, never listening, held to the end: a connection to it is refused
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    cw = build_console_world(store, live_server, mail={"imap_host": "127.0.0.1", "managesieve_port": closed})
-    c = cw.browser()
-    c.login("bob")
-    done = c.post("/me/rules", SHOP_RULE)
-    assert done.status_code == 200 and 'id="notice"' in done.text and "serveur de courrier n&#39;a pas pu être joint" in done.text
-    assert _stored(store, cw.tenant, cw.ids["bob"]) == ["shop news"]  # kept, to install later
+        cw = build_console_world(store, live_server, mail={"imap_host": "127.0.0.1", "managesieve_port": closed})
+        c = cw.browser()
+        c.login("bob")
+        done = c.post("/me/rules", SHOP_RULE)
+        assert done.status_code == 200 and 'id="notice"' in done.text
+        assert "serveur de courrier n&#39;a pas pu être joint" in done.text
+        assert _stored(store, cw.tenant, cw.ids["bob"]) == ["shop news"]  # kept, to install later
 
 
 def test_rules_from_the_console_file_delivered_mail(mail, live_server) -> None:  # type: ignore[no-untyped-def]

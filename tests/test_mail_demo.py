@@ -17,13 +17,14 @@ from tests.serveproc import Serve
 def test_serve_demo_has_real_mail_for_imap_clients_and_phones() -> None:
     work = Path(tempfile.mkdtemp(prefix="oxsync-demo-"))
     work.chmod(0o755)  # the demo's Dovecot runs as the dovecot user under root: it must reach ./var
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        http_port = sock.getsockname()[1]
-    serve = Serve("serve", "--demo", "--listen", f"tcp:{http_port}:interface=127.0.0.1", "--udp-port", "0", cwd=work)
+    serve = Serve("serve", "--demo", "--listen", "tcp:0:interface=127.0.0.1", "--udp-port", "0", cwd=work)
     imap_port = None
     try:
         printed = serve.wait_for("User name in every client", timeout=90)
+        # the port the server bound, as it prints it (none chosen before: another process could take it)
+        bound = re.search(r"CalDAV/CardDAV discovery: http://127\.0\.0\.1:(\d+)/", printed)
+        assert bound, printed
+        http_port = int(bound.group(1))
         match = re.search(r"Mail in Outlook/Thunderbird \(IMAP\): server (\S+), port (\d+)", printed)
         assert match, printed
         imap_port = int(match.group(2))

@@ -38,7 +38,7 @@ from tests import eas_client
 from tests.davhelp import Dav, event
 from tests.fixtures import make_store
 from tests.live import wait_until
-from tests.serveproc import Serve
+from tests.serveproc import Serve, logged_ports
 
 ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 ON_BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -74,10 +74,11 @@ def _connections(port: int) -> dict[int, http.client.HTTPConnection]:
     return found
 
 
-def _serve(store_url: str, tmp_path: Path, extra: str = "", server: str = "") -> tuple[Serve, int]:
-    """`extra`: further sections of the configuration; `server`: further lines of its `[server]`."""
+def _serve(store_url: str, tmp_path: Path, extra: str = "", server: str = "", log: str = "") -> tuple[Serve, int]:
+    """`extra`: further sections of the configuration; `server`: further lines of its `[server]`; `log`:
+    further lines of its `[log]`."""
     config = tmp_path / "oxsync.toml"  # no access log: nobody reads serve's stderr until it ends (a full pipe blocks)
-    config.write_text("[server]\nprocesses = 2\n" + server + "[log]\naccess_log = false\n" + extra)
+    config.write_text("[server]\nprocesses = 2\n" + server + "[log]\naccess_log = false\n" + log + extra)
     server = Serve("--config", str(config), "--db", store_url, "serve", "--listen", "tcp:0:interface=127.0.0.1",
                    "--udp-port", "0")
     printed = server.wait_for("CalDAV/CardDAV discovery")
@@ -347,10 +348,13 @@ def test_sqlite_writers_of_both_processes_take_turns(store_url, world, store, tm
         assert server.stop() == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _serve_logged(store_url: str, tmp_path: Path, extra: str = "", server: str = "") -> tuple[Serve, int, Path]:
+    """`_serve` with its log in a file (returned): the console and admin listeners are given port 0 and
+    their bound ports are read from it (`serveproc.logged_ports`), so no port is chosen before the server
+    binds it."""
+    log = tmp_path / "serve.log"
+    served, port = _serve(store_url, tmp_path, extra, server, log=f'destination = "{log}"\n')
+    return served, port, log
 
 
 @ON_SQLITE
@@ -358,9 +362,9 @@ def test_sqlite_an_account_change_in_one_process_reaches_the_other_at_once(store
                                                                           tmp_path) -> None:
     """No account poll here (`account_poll_seconds = 0`): a suspension and a password change made
     through the first process's admin API reach the copy's verified-login memory over the relay."""
-    console = _free_port()
-    server, port = _serve(store_url, tmp_path, f"[auth]\naccount_poll_seconds = 0\n[console]\n"
-                                               f'endpoint = "tcp:{console}:interface=127.0.0.1"\n')
+    server, port, log = _serve_logged(store_url, tmp_path, "[auth]\naccount_poll_seconds = 0\n[console]\n"
+                                                          'endpoint = "tcp:0:interface=127.0.0.1"\n')
+    console = logged_ports(log)["console"]
     _, token = admin.create_token(store, admin.cli_actor(), "test", None)
     account = f"http://127.0.0.1:{console}/admin/api/tenants/{world.tenant_id}/accounts/{world.alice}"
 
@@ -426,9 +430,9 @@ def test_sqlite_a_copy_that_lost_its_channel_is_started_again_and_hears_the_othe
     first process starts a new copy with a fresh channel; it serves, its password questions are answered
     by the first process (no Argon2 check of its own), and a change made through the first process still
     crosses to it (no account poll here: only the relay can tell it)."""
-    console = _free_port()
-    server, port = _serve(store_url, tmp_path, f"[auth]\naccount_poll_seconds = 0\n[console]\n"
-                                               f'endpoint = "tcp:{console}:interface=127.0.0.1"\n')
+    server, port, log = _serve_logged(store_url, tmp_path, "[auth]\naccount_poll_seconds = 0\n[console]\n"
+                                                          'endpoint = "tcp:0:interface=127.0.0.1"\n')
+    console = logged_ports(log)["console"]
     _, token = admin.create_token(store, admin.cli_actor(), "test", None)
     account = f"http://127.0.0.1:{console}/admin/api/tenants/{world.tenant_id}/accounts/{world.alice}"
     conns: list[http.client.HTTPConnection] = []
@@ -487,9 +491,9 @@ def test_sqlite_the_copies_password_questions_are_counted_on_the_nodes_metrics(s
     """`/metrics` is served by the first process only: a copy's password questions, answered by the
     first process or checked locally (here: a question over `password_broker_max_bytes`), are counted
     there, told over the copy's channel."""
-    admin_port = _free_port()
-    server, port = _serve(store_url, tmp_path, server=f'admin_endpoint = "tcp:{admin_port}:interface=127.0.0.1"\n'
-                                                      "password_broker_max_bytes = 512\n")
+    server, port, log = _serve_logged(store_url, tmp_path, server='admin_endpoint = "tcp:0:interface=127.0.0.1"\n'
+                                                                  "password_broker_max_bytes = 512\n")
+    admin_port = logged_ports(log)["admin"]
     by_process: dict[int, http.client.HTTPConnection] = {}
     try:
         by_process = _connections(port)
