@@ -46,6 +46,7 @@ from bench.peers_servers import (  # noqa: E402
     serve_oxsync,
     settle,
 )
+from tests.procstat import proc_stat  # noqa: E402
 
 PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
 PROPFIND0 = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/>'
@@ -109,13 +110,12 @@ def step_peak_mb(pids: list[int]) -> float:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU the processes used so far (children included): work, whatever the machine's load."""
-    total = 0.0
+    total = 0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += proc_stat(pid).cpu_ticks  # utime stime cutime cstime, in clock ticks
         except OSError:
             continue
-        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime, in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
 
 

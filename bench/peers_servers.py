@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.peers_data import card, card_name, event, event_name
+from tests.procstat import proc_stat
 
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "alice", "alice-pw"
@@ -131,7 +132,7 @@ def database_pids(data: Path | None) -> list[int]:
     children = []
     for entry in os.listdir("/proc"):
         try:
-            if entry.isdigit() and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+            if entry.isdigit() and proc_stat(entry).ppid == master:
                 children.append(int(entry))
         except OSError:
             continue

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
 from oxsync.mail.runner import MASTER_USER, DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
+from tests.procstat import proc_stat
 
 MASTER_PASSWORD = "master-secret"
 __all__ = ["MASTER_PASSWORD", "MASTER_USER", "Dovecot", "DovecotUnavailable", "MailWorld", "hand_to", "make_message", "start_mail_backend"]
@@ -111,10 +112,9 @@ class Dovecot(DovecotProcess):
 
 def _parent_of(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return proc_stat(pid).ppid
     except OSError:
         return None
-    return int(stat.rpartition(")")[2].split()[1])
 
 
 def make_message(subject: str, body: str = "Hello", *, to: str = "alice@example.com",
