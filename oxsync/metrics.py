@@ -58,6 +58,22 @@ STORE_POOL_WAIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY)
 STORE_POOL_QUEUED = Gauge(
     "oxsync_store_pool_queued", "Units of store work submitted and not yet started.", registry=REGISTRY)
+STORE_WRITES_COMBINED = Counter(
+    "oxsync_store_writes_combined", "SQLite: queued writes (CalDAV PUTs) run back to back by another writer's "
+    "thread instead of their own (docs/store.md, store/combine.py).", registry=REGISTRY)
+STORE_WRITE_HANDOFFS = Counter(
+    "oxsync_store_write_handoffs", "SQLite: times a thread running queued writes handed the queue on after its "
+    "limit (COMBINE_LIMIT) to the next writer.", registry=REGISTRY)
+
+
+def count_combined_writes(combined: int, handed: int) -> None:
+    """The write combiner's work counts (`WriteCombiner(counted=...)`): 1, 0 or 0, 1 per call."""
+    if combined:
+        STORE_WRITES_COMBINED.inc(combined)
+    if handed:
+        STORE_WRITE_HANDOFFS.inc(handed)
+
+
 LOGIN_CHECKS = Counter(
     "oxsync_login_checks", "Password checks by outcome (ok, cached, failed, refused, error).", ("result",),
     registry=REGISTRY)

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from oxsync.config import Settings
-from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS
+from oxsync.metrics import STORE_POOL_QUEUED, STORE_POOL_WAIT_SECONDS, count_combined_writes
 from oxsync.push.bus import ChangeBus
 from oxsync.store.api import LoginRecord, Store
 from oxsync.store.budget import work_budget
@@ -180,7 +180,7 @@ class DeferredStore:
         self._running = False
         store.add_listener(self._on_commit)
         store.add_account_listener(self._on_account_change)
-        self.writes = WriteCombiner() if store.serialises_writers else None
+        self.writes = WriteCombiner(counted=count_combined_writes) if store.serialises_writers else None
         """SQLite: prepared writes (a CalDAV PUT) run back to back by one thread (store/combine.py)."""
 
     # ------------------------------------------------------------ lifecycle

@@ -1,10 +1,12 @@
 """Prometheus metrics on the admin listener: scraped over real HTTP after real traffic of every dialect.
 
 Counters are process-wide (one registry), so each test reads them before and after and checks the delta.
+docs/metrics.md lists every metric the registry exports.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -153,3 +155,16 @@ def test_items_skipped_as_unrenderable_are_exported() -> None:
 
     assert list(render_each("dav", [1, 2, 3], render)) == ["1", "3"]
     assert read() - before == 1
+
+
+def test_every_metric_is_in_the_docs_table() -> None:
+    """docs/metrics.md has one row per metric the registry exports (a counter under its `_total` name),
+    and no row for a metric that is gone."""
+    from pathlib import Path
+
+    from oxsync import metrics
+
+    table = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    documented = set(re.findall(r"^\| `(oxsync_\w+)` \|", table, re.MULTILINE))
+    exported = {family.name + ("_total" if family.type == "counter" else "") for family in metrics.REGISTRY.collect()}
+    assert exported == documented, (sorted(exported - documented), sorted(documented - exported))

@@ -3,7 +3,7 @@ queues its unit, and the running thread runs it after its own, in order, in the 
 hands the result or the exception back to the queuer's thread; after `limit` units it hands the role on.
 Real threads, ordered by events and the combiner's own queue count (no sleeps). Then through a live
 server on SQLite: CalDAV PUTs queued behind a running write are run by that write's thread, each in its
-own transaction, answered as before, their changes published."""
+own transaction, answered as before, their changes published; the combiner's counts are on `/metrics`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from oxsync.dialects import install_all
 from oxsync.store.combine import WriteCombiner
 from tests.davhelp import Dav
 from tests.live import wait_until
+from tests.test_metrics import scrape, value
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 
@@ -138,6 +139,37 @@ def running(live_server, store, world):  # type: ignore[no-untyped-def]
                        dav={"texts_ahead_delay_seconds": 600.0})
 
 
+def _puts_behind_a_running_write(running, world, combiner: WriteCombiner,  # type: ignore[no-untyped-def]
+                                 prefix: str, count: int = 3) -> tuple[dict[int, Any], int | None]:
+    """`count` CalDAV PUTs over HTTP (`prefix`0.ics ...) queued, in this order, behind a write held running
+    on a thread of the test's, then let go: their replies by number, and the holding thread's id."""
+    go, started = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        assert go.wait(30)
+
+    holder = threading.Thread(target=lambda: combiner.run(hold), daemon=True)
+    holder.start()
+    assert started.wait(30)
+    replies: dict[int, Any] = {}
+
+    def put(k: int) -> None:
+        replies[k] = Dav(running.port, world).put(f"{prefix}{k}.ics", bench_event(k, 100), If_None_Match="*")
+
+    clients = [threading.Thread(target=put, args=(k,), daemon=True) for k in range(count)]
+    try:
+        for k, client in enumerate(clients):
+            client.start()
+            assert wait_until(lambda k=k: combiner.queued == k + 1)  # queued in this order
+    finally:
+        go.set()
+        for thread in (holder, *clients):
+            if thread.ident is not None:  # started
+                thread.join(30)
+    return replies, holder.ident
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # writers take turns on SQLite only
 def test_puts_queued_behind_a_write_run_on_its_thread(store, running, world) -> None:  # type: ignore[no-untyped-def]
     async_store = running.service.async_store
@@ -156,35 +188,36 @@ def test_puts_queued_behind_a_write_run_on_its_thread(store, running, world) -> 
         return real_session(*args, **kw)
 
     store.session = session
-    go, started = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        assert go.wait(30)
-
-    holder = threading.Thread(target=lambda: combiner.run(hold), daemon=True)
-    holder.start()
-    assert started.wait(30)
-    replies: dict[int, Any] = {}
-
-    def put(k: int) -> None:
-        replies[k] = Dav(running.port, world).put(f"{cal}q{k}.ics", bench_event(k, 100), If_None_Match="*")
-
     try:
-        clients = [threading.Thread(target=put, args=(k,), daemon=True) for k in range(3)]
-        for client in clients:
-            client.start()
-        assert wait_until(lambda: combiner.queued == 3)
-        go.set()
-        for client in clients + [holder]:
-            client.join(30)
+        replies, holder = _puts_behind_a_running_write(running, world, combiner, f"{cal}q")
     finally:
         del store.session
     assert [replies[k].status for k in range(3)] == [201, 201, 201]
     assert all(replies[k].headers.get("etag") for k in range(3))  # as sent: a strong ETag
-    assert writers == [holder.ident] * 3  # each its own write transaction, all on the holding thread
+    assert writers == [holder] * 3  # each its own write transaction, all on the holding thread
     assert combiner.combined == 3
     for k in range(3):
         assert dav.request("GET", f"{cal}q{k}.ics").text == bench_event(k, 100)
     assert wait_until(lambda: len(set(published)) >= 3)  # each one's change was published
     unsubscribe()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the combiner runs on SQLite only
+def test_combined_puts_are_counted_on_metrics(live_server, store, world) -> None:  # type: ignore[no-untyped-def]
+    """Three CalDAV PUTs over HTTP queued behind a running write, the combiner's limit at 1: the running
+    thread runs the first and hands the queue to the second, which runs its own and then the third. Read
+    off the admin listener's `/metrics`: 2 writes combined, 1 hand-over."""
+    running = live_server(store, setup=install_all, auth={"account_poll_seconds": 0},
+                          dav={"texts_ahead_delay_seconds": 600.0},
+                          server={"admin_endpoint": "tcp:0:interface=127.0.0.1"})
+    combiner = running.service.async_store.writes
+    assert combiner is not None
+    combiner.limit = 1
+    before = scrape(running)
+    replies, _ = _puts_behind_a_running_write(running, world, combiner, f"{Dav(running.port, world).calendar()}m")
+    assert [replies[k].status for k in range(3)] == [201, 201, 201]
+    after = scrape(running)
+    assert (value(after, "oxsync_store_writes_combined_total") - value(before, "oxsync_store_writes_combined_total"),
+            value(after, "oxsync_store_write_handoffs_total") - value(before, "oxsync_store_write_handoffs_total")
+            ) == (2.0, 1.0)
+    assert (combiner.combined, combiner.handed) == (2, 1)

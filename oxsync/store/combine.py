@@ -14,7 +14,10 @@ starts the moment the last one committed, on a thread that already runs.
 What must hold: every unit runs exactly once, in its own transaction, in the order queued; a unit's
 exception reaches its own caller only; a thread runs at most `limit` queued units after its own, then
 hands the role to the first one still queued (which runs its own unit, then the next ones), so that no
-caller's own answer waits for more than `limit` other writes."""
+caller's own answer waits for more than `limit` other writes.
+
+Its two work counts (`combined`, `handed`) are also told to `counted(combined, handed)`, given by its
+owner (the runtime exports them on `/metrics`; the store imports no metrics)."""
 
 from __future__ import annotations
 
@@ -65,12 +68,18 @@ class _Unit(Generic[T]):
         return cast(T, self.value)
 
 
+def _not_counted(combined: int, handed: int) -> None:
+    return None
+
+
 class WriteCombiner:
     """See the module's docstring. `run(work)` returns what `work()` returned (or raises what it raised),
-    whichever thread ran it."""
+    whichever thread ran it. `counted(combined, handed)`: called with each increment of the work counts
+    below (1, 0 or 0, 1), on the running thread, before the unit's own thread wakes."""
 
-    def __init__(self, limit: int = COMBINE_LIMIT) -> None:
+    def __init__(self, limit: int = COMBINE_LIMIT, counted: Callable[[int, int], None] = _not_counted) -> None:
         self.limit = max(0, limit)
+        self.counted = counted
         self._lock = threading.Lock()
         self._queue: deque[_Unit[Any]] = deque()
         self._running = False
@@ -115,10 +124,12 @@ class WriteCombiner:
                 unit = self._queue.popleft()
                 if ran >= self.limit:
                     self.handed += 1
+                    self.counted(0, 1)
                     unit.lead = True
                     unit.done.release()
                     return
             unit.run()
             ran += 1
             self.combined += 1
+            self.counted(1, 0)  # before its caller wakes: counted by the time it answers
             unit.done.release()
