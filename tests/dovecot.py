@@ -18,7 +18,14 @@ import tempfile
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
-from oxsync.mail.runner import MASTER_USER, DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
+from oxsync.mail.runner import (
+    MASTER_USER,
+    START_ATTEMPTS,
+    DovecotProcess,
+    DovecotUnavailable,
+    distinct_ports,
+    hand_to,
+)
 from tests.procstat import proc_stat
 
 MASTER_PASSWORD = "master-secret"
@@ -36,20 +43,9 @@ class Dovecot(DovecotProcess):
                          extra="auth_failure_delay = 0\nlogin_trusted_networks = 127.0.0.0/8\n")
         self.cleanup: list[Path] = [self.dir]
 
-    START_ATTEMPTS = 5
-    """The ports are chosen before Dovecot binds them: another process may take one meanwhile (a client's
-    ephemeral source port, another throwaway server); Dovecot then refuses to start and we pick again."""
-
-    def start(self, timeout: float = 15.0) -> None:
-        for attempt in range(self.START_ATTEMPTS):
-            (self.dir / "dovecot.log").unlink(missing_ok=True)  # the message below is this attempt's only
-            try:
-                super().start(timeout)
-                return
-            except DovecotUnavailable as exc:
-                if attempt == self.START_ATTEMPTS - 1 or "Address already in use" not in str(exc):
-                    raise
-                self.listeners = Listeners(*distinct_ports(3))
+    def start(self, timeout: float = 15.0, attempts: int = START_ATTEMPTS) -> None:
+        """On fresh ports again when one was taken after it was chosen (runner.START_ATTEMPTS)."""
+        super().start(timeout, attempts)
 
     def stop(self) -> None:
         try:

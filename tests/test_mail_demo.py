@@ -62,3 +62,28 @@ def test_demo_ports_are_distinct_when_its_fixed_ports_are_taken(monkeypatch) -> 
     ports = demo._ports()
     assert len({ports.imap, ports.lmtp, ports.sieve}) == 3, ports
     assert not set(demo.DEMO_PORTS) & {ports.imap, ports.lmtp, ports.sieve}
+
+
+def test_the_demo_mail_server_starts_on_other_ports_when_one_was_taken(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The demo's ports are chosen before its Dovecot binds them (its fixed ones if nobody answers there,
+    else free ones): a port taken meanwhile (here IMAP's, bound by another socket that does not listen)
+    makes Dovecot refuse to start, and it starts again on fresh free ports."""
+    from oxsync.mail import demo
+    from oxsync.mail.dovecot import Listeners
+    from oxsync.mail.runner import distinct_ports
+
+    work = Path(tempfile.mkdtemp(prefix="oxsync-demo-"))
+    work.chmod(0o755)  # the demo's Dovecot runs as the dovecot user under root: it must reach ./var
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        taken = squatter.getsockname()[1]
+        _, lmtp, sieve = distinct_ports(3)
+        monkeypatch.setattr(demo, "_ports", lambda: Listeners(taken, lmtp, sieve))
+        proc = demo.start_demo_dovecot(work / "var", f"sqlite:///{work}/var/oxsync.db", [])
+        assert proc is not None, "the demo mail server did not start"
+        try:
+            assert proc.listeners.imap != taken
+            with socket.create_connection(("127.0.0.1", proc.listeners.imap), timeout=10) as sock:
+                assert sock.makefile("rb").readline().startswith(b"* OK")
+        finally:
+            proc.stop()

@@ -34,9 +34,8 @@ def test_dovecot_picks_other_ports_when_one_was_taken(tmp_path) -> None:  # type
     from tests.fixtures import make_store
 
     store = make_store(f"sqlite:///{tmp_path}/oxsync.db")
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
+    with socket.socket() as squatter:  # bound, not listening: were it listening, the readiness check (every
+        squatter.bind(("127.0.0.1", 0))  # port accepts) could pass in the moment before Dovecot exits
         taken = squatter.getsockname()[1]
         dovecot = Dovecot(str(store.engine.url))
         imap = dovecot.listeners.imap

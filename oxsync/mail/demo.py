@@ -18,7 +18,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners
-from oxsync.mail.runner import DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
+from oxsync.mail.runner import START_ATTEMPTS, DovecotProcess, DovecotUnavailable, distinct_ports, hand_to
 
 log = logging.getLogger("oxsync.mail.demo")
 DEMO_PORTS = (10143, 10024, 14190)
@@ -65,7 +65,7 @@ def start_demo_dovecot(var: Path, store_url: str, addresses: list[str]) -> Dovec
         proc = DovecotProcess(base, store_url, _ports(), secret.read_text().strip())
         if os.geteuid() == 0:
             hand_to(var, "dovecot")
-        proc.start()
+        proc.start(attempts=START_ATTEMPTS)  # its ports were chosen before Dovecot binds them
     except (DovecotUnavailable, OSError, KeyError) as exc:
         log.warning("demo mail server not started: %s", exc, extra={"event": "mail.demo_unavailable"})
         return None

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from oxsync.mail.dovecot import Listeners, dovecot_conf, sql_conf
@@ -22,6 +23,12 @@ from oxsync.mail.dovecot import Listeners, dovecot_conf, sql_conf
 INSTALL_HINT = ("install Dovecot (Debian: apt-get install dovecot-imapd dovecot-lmtpd dovecot-sieve "
                 "dovecot-managesieved dovecot-sqlite dovecot-pgsql, or `make sysdeps`)")
 MASTER_USER = "oxsync-master"
+
+
+START_ATTEMPTS = 5
+"""`DovecotProcess.start(attempts=)` of the tests and the demo: their ports are chosen before Dovecot binds
+them, and another process (a client's ephemeral source port, another throwaway server) may take one
+meanwhile; Dovecot then refuses to start and fresh ports are chosen, at most this many times in all."""
 
 
 class DovecotUnavailable(RuntimeError):
@@ -91,11 +98,24 @@ class DovecotProcess:
     def mail_root(self) -> Path:
         return self.dir / "mail"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, attempts: int = 1) -> None:
         """Write the configuration, check it with doveconf, start Dovecot and wait until every
-        configured listener (port not 0) accepts connections."""
-        self.write_config()
-        self.launch(timeout)
+        configured listener (port not 0) accepts connections. `attempts` > 1: when a port was taken
+        (Dovecot's "Address already in use"), again on fresh free ports (`distinct_ports`), at most that
+        many times in all."""
+        for attempt in range(attempts):
+            if attempt:
+                (self.dir / "dovecot.log").unlink(missing_ok=True)  # what is read below is this attempt's only
+            self.write_config()
+            try:
+                self.launch(timeout)
+                return
+            except DovecotUnavailable as exc:
+                if attempt == attempts - 1 or "Address already in use" not in str(exc):
+                    raise
+                imap, lmtp, sieve = distinct_ports(3)
+                self.listeners = replace(self.listeners, imap=imap, lmtp=lmtp,
+                                         sieve=sieve if self.listeners.sieve else 0)
 
     def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
