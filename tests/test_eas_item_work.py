@@ -16,7 +16,7 @@ from oxsync.eas.mapping.common import ClassMapping, Field, MapContext, get_attr
 from oxsync.eas.mapping.contacts import CONTACTS
 from oxsync.eas.mapping.tasks import TASKS
 from oxsync.eas.wbxml import E, encode
-from oxsync.model import Contact
+from oxsync.model import Contact, Module
 from tests.test_store_decode_work import lines_in
 from tests.test_store_objects import full_appointment, full_contact, full_task
 
@@ -66,3 +66,76 @@ def test_to_eas_walks_the_rows_chosen_once_per_version() -> None:
     # checking each of the table's 65 rows (version range, kind, export flag, "extra:" prefix) per item took
     # 632 line events per bench vCard (282 now)
     assert lines / 20 <= 400, lines / 20
+
+
+CONTEXTS = (dict(), dict(body_type=2), dict(truncation=20, preview=5), dict(truncation=4000, preview=8),
+            dict(body_type=4, truncation=0, all_or_none=True))
+"""Body preferences: plain, HTML, truncated with a preview, whole (under the truncation), MIME truncated to nothing."""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_to_wbxml_writes_the_bytes_of_to_eas(version: float) -> None:
+    """A Sync window writes each item straight to WBXML (`ClassMapping.to_wbxml`): the same bytes as the
+    encoder writes of `to_eas`'s elements, inside a document whose items end on other code pages."""
+    objects = _objects()
+    for settings in CONTEXTS:
+        ctx = MapContext(version, user_id=1, **settings)  # type: ignore[arg-type]
+        for mapping, obj in objects:
+            assert encode(mapping.to_wbxml(obj, ctx)) == encode(mapping.to_eas(obj, ctx)), (mapping.name, obj, settings)
+
+        def window(render: str, ctx: MapContext) -> bytes:
+            return encode(E("AirSync:Commands", *(
+                E("AirSync:Add", E("AirSync:ServerId", str(k)), getattr(mapping, render)(obj, ctx))
+                for k, (mapping, obj) in enumerate(objects))))
+        assert window("to_wbxml", ctx) == window("to_eas", ctx), settings
+
+
+def test_an_empty_item_is_its_bare_token() -> None:
+    empty = Contact(note="", file_as="", display_name="")
+    ctx = MapContext(2.5, user_id=1)
+    assert encode(CONTACTS.to_wbxml(empty, ctx)) == encode(CONTACTS.to_eas(empty, ctx))
+
+
+@pytest.fixture
+def phone(live_server, store, world):  # type: ignore[no-untyped-def]
+    from oxsync.eas import install
+    from tests.eas_client import client
+
+    c = client(live_server(store, setup=install, eas={"export_cache_objects": 0}, dav={"texts_ahead_max_pending": 0}))
+    c.provision()
+    return c
+
+
+def test_a_window_builds_no_element_per_field(phone, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The server builds a few `Element`s per item sent (Add, ServerId, the sealed ApplicationData), not one
+    per field: 14 per item of this window before `to_wbxml` (its Body alone 4), 4 now. Counted in the
+    server's threads only (the test's client decodes the answer into elements of its own)."""
+    import threading
+
+    from oxsync.eas.wbxml import Element
+    from tests.eas_client import items
+    from tests.test_eas_sync import add_contacts
+
+    add_contacts(world, 30)
+    folder_id = world.default_folder(world.alice, Module.CONTACT)
+    with world.as_user(world.alice, write=True) as session:
+        for obj in session.list_objects(folder_id):
+            obj.note, obj.company, obj.position, obj.phone_business = "A note.", "Company", "Engineer", "+33 1 00"
+            session.update_object(folder_id, obj)
+    folder = phone.folder_of_type(9)
+    phone.sync(folder, "0")
+    phone.sync(folder, window=5)  # the pass planned; the elements counted below are a window's
+    built = {"n": 0}
+    client_thread = threading.get_ident()
+    init = Element.__init__
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.get_ident() != client_thread:
+            built["n"] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Element, "__init__", counting)
+    reply = phone.sync(folder, window=20)
+    monkeypatch.undo()
+    assert len(items(reply)) == 20
+    assert built["n"] / 20 <= 5, built["n"] / 20

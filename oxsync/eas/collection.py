@@ -425,6 +425,11 @@ class CollectionSync:
         assert self.mapping is not None
         return self.mapping.to_eas(obj, self.ctx)
 
+    def _to_wbxml(self, obj: Any) -> Element:
+        """A window's item: its ApplicationData as sealed bytes (read by nothing but the encoder)."""
+        assert self.mapping is not None
+        return self.mapping.to_wbxml(obj, self.ctx)
+
     # ------------------------------------------------------------------ server -> client
 
     def _heads_without_series(self, candidates: list[Any]) -> set[int]:
@@ -520,7 +525,7 @@ class CollectionSync:
                 obj = exporter.load(object_id)
                 if obj is None:
                     continue  # gone meanwhile: the next pass reports it if the device knew it
-                data = render_one("eas", obj, self._to_eas, folder_id=self.folder_id, object_id=object_id)
+                data = render_one("eas", obj, self._to_wbxml, folder_id=self.folder_id, object_id=object_id)
                 if data is None:
                     # left out of this pass (logged, counted); the device keeps what it had, and the
                     # object comes again only when it changes, so it is not retried forever

@@ -34,6 +34,7 @@ __all__ = [
     "XML_MARKER_NS",
     "decode",
     "encode",
+    "encode_element",
     "from_lxml",
     "from_xml",
     "to_lxml",
@@ -403,6 +404,13 @@ def encode_sealed(root: Element) -> bytes:
     root.sealed = (found[0], bytes(out), end_page)
     prefix = _HEADER if found[0] == 0 else _HEADER + bytes((SWITCH_PAGE, found[0]))
     return prefix + root.sealed[1]
+
+
+def encode_element(out: bytearray, elem: Element, page: int) -> int:
+    """Append `elem`'s tokens to `out`, the current code page being `page`; returns the page at the end
+    (what `encode` writes for it at that point of a document: `oxsync.eas.wbxml_items` mixes it with
+    text elements it writes itself)."""
+    return _encode_into(out, elem, page, False)
 
 
 def _encode_into(out: bytearray, root: Element, page: int, allow_decode_only: bool) -> int:

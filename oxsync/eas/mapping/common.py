@@ -20,6 +20,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from oxsync.eas.wbxml import E, Element
+from oxsync.eas.wbxml_items import ItemWriter, TextTag, text_tag
 from oxsync.model.text import xml_safe
 
 # ------------------------------------------------------------------ context
@@ -148,6 +149,8 @@ class Special:
     """into(obj, the element of tags[0] or None, ctx, clear): apply, or reset when absent and `clear`."""
     since: float = 0.0
     until: float = 99.0
+    write: Callable[[ItemWriter, Any, MapContext], None] | None = None
+    """What `out` gives, written straight to WBXML (`ClassMapping.to_wbxml`); None: `out`'s elements encoded."""
 
     def applies(self, version: float) -> bool:
         return self.since <= version <= self.until
@@ -157,6 +160,10 @@ Row = Field | Special
 _ExportStep = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], Callable[[Any], str | None] | None,
                     Callable[[Any, "MapContext"], list[Element]] | None]
 """(tags, the object's values for them, converter (None: plain text), Special.out) of `ClassMapping.export_plan`."""
+_WireStep = tuple[tuple[TextTag, ...], Callable[[Any], tuple[Any, ...]], Callable[[Any], str | None] | None,
+                  Callable[[Any, "MapContext"], list[Element]] | None,
+                  Callable[[ItemWriter, Any, "MapContext"], None] | None]
+"""An `_ExportStep` with its tags' `TextTag`s and its `Special.write` (`ClassMapping.wire_plan`)."""
 
 
 def _values_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -166,8 +173,22 @@ def _values_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
         get = operator.attrgetter(*attrs)
         return get if len(attrs) > 1 else lambda obj: (get(obj),)
     if len(keys) == len(attrs):
-        return lambda obj: tuple([obj.extra.get(k, "") for k in keys])
+        return _extras_of(keys)
     return lambda obj: tuple([get_attr(obj, a) for a in attrs])
+
+
+def _extras_of(keys: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The object's `extra[KEY]` of `keys` ("" when absent); an empty `extra` (most objects: only what a
+    device or a vCard sent beyond the model lands there) gives the all-blank tuple made once."""
+    blank = ("",) * len(keys)
+
+    def values(obj: Any) -> tuple[Any, ...]:
+        extra = obj.extra
+        if extra.__class__ is dict and not extra:
+            return blank
+        return tuple([extra.get(k, "") for k in keys])
+
+    return values
 
 
 def _text(tag: str, value: Any) -> Element:
@@ -238,6 +259,8 @@ class ClassMapping:
     factory: Callable[[], Any]
     tags: frozenset[str] = field(init=False)
     _plans: dict[float, tuple[_ExportStep, ...]] = field(init=False, default_factory=dict, repr=False, compare=False)
+    _wire_plans: dict[float, tuple[_WireStep, ...]] = field(init=False, default_factory=dict, repr=False,
+                                                             compare=False)
 
     def __post_init__(self) -> None:
         self.tags = frozenset(t for r in self.rows for t in ((r.tag,) if isinstance(r, Field) else r.tags))
@@ -261,6 +284,38 @@ class ClassMapping:
                     elif value is not None and value.__class__ is not str:
                         children.append(_text(tag, value))
         return data
+
+    def to_wbxml(self, obj: Any, ctx: MapContext) -> Element:
+        """`to_eas`, written straight to WBXML: the ApplicationData sealed with its bytes (`wbxml_items`),
+        the same bytes `encode` writes of `to_eas`'s tree. For a Sync window, whose items are only encoded:
+        no element per text field, and no second walk of them by the encoder."""
+        writer = ItemWriter("AirSync:ApplicationData")
+        for tags, values_of, out, special, write in self.wire_plan(ctx.version):
+            if write is not None:
+                write(writer, obj, ctx)
+            elif special is not None:
+                writer.elements(special(obj, ctx))
+            elif out is not None:  # one field with its own converter
+                text = out(values_of(obj)[0])
+                if text is None:
+                    continue
+                if text.__class__ is str:
+                    writer.text(tags[0], xml_safe(text))
+                else:
+                    writer.elements((E(tags[0].tag, text),))
+            else:  # a run of text fields
+                writer.texts(tags, values_of(obj))
+        return writer.seal()
+
+    def wire_plan(self, version: float) -> tuple[_WireStep, ...]:
+        """`export_plan` with each tag as its `TextTag` (its bytes before a text), for `to_wbxml`."""
+        plan = self._wire_plans.get(version)
+        if plan is None:
+            writes = {row.out: row.write for row in self.rows if isinstance(row, Special)}
+            plan = self._wire_plans[version] = tuple(
+                (tuple(text_tag(tag) for tag in tags), values_of, out, special, writes.get(special) if special else None)
+                for tags, values_of, out, special in self.export_plan(version))
+        return plan
 
     def export_plan(self, version: float) -> tuple[_ExportStep, ...]:
         """The rows `to_eas` writes for `version`, chosen once: consecutive text fields (`_str_out`) as one
@@ -323,6 +378,36 @@ def body_out(attr: str) -> Callable[[Any, MapContext], list[Element]]:
     return out
 
 
+_BODY_TYPE, _BODY_SIZE, _BODY_DATA, _BODY_PREVIEW = (text_tag(f"AirSyncBase:{name}") for name in (
+    "Type", "EstimatedDataSize", "Data", "Preview"))
+
+
+def body_write(attr: str) -> Callable[[ItemWriter, Any, MapContext], None]:
+    """`body_out` written straight to WBXML for a plain-text body sent whole (what Sync windows send unless
+    the device asks for HTML or a truncation the body exceeds); any other body is `body_out`'s elements."""
+    out = body_out(attr)
+
+    def write(writer: ItemWriter, obj: Any, ctx: MapContext) -> None:
+        text: str = getattr(obj, attr) or ""
+        if ctx.version < 12.0 or ctx.body_type == 2:
+            writer.elements(out(obj, ctx))
+            return
+        size = len(text.encode("utf-8"))
+        if ctx.truncation is not None and size > ctx.truncation:
+            writer.elements(out(obj, ctx))
+            return
+        writer.start("AirSyncBase:Body")
+        writer.text(_BODY_TYPE, "1")
+        writer.text(_BODY_SIZE, str(size))
+        if text:
+            writer.text(_BODY_DATA, xml_safe(text))
+        if ctx.preview and ctx.version >= 14.0 and text:
+            writer.text(_BODY_PREVIEW, xml_safe(text[:ctx.preview]))
+        writer.end()
+
+    return write
+
+
 def body_into(attr: str) -> Callable[[Any, Element | None, MapContext, bool], None]:
     def into(obj: Any, elem: Element | None, ctx: MapContext, clear: bool) -> None:
         if elem is None:
@@ -340,7 +425,7 @@ def body_into(attr: str) -> Callable[[Any, Element | None, MapContext, bool], No
 
 
 def body_row(attr: str) -> Special:
-    return Special(("AirSyncBase:Body",), body_out(attr), body_into(attr), since=12.0)
+    return Special(("AirSyncBase:Body",), body_out(attr), body_into(attr), since=12.0, write=body_write(attr))
 
 
 def categories_row(page: str) -> Special:
