@@ -18,7 +18,12 @@ def has_unsafe_chars(value: str) -> bool:
 
 
 def xml_safe(value: str) -> str:
-    """`value` with every character XML 1.0 cannot carry replaced by U+FFFD (the same object if clean)."""
-    if XML_UNSAFE.search(value) is None:
+    """`value` with every character XML 1.0 cannot carry replaced by U+FFFD (the same object if clean).
+
+    Printable text is clean without a regex search: every character `XML_UNSAFE` matches is a control, a
+    surrogate or a noncharacter, none of which `str.isprintable` accepts (every code point checked in
+    `tests/test_render.py`). A store read and a Sync window pass each of an item's strings here, most of
+    them names, numbers and addresses; text with a line break or a tab still takes the search."""
+    if value.isprintable() or XML_UNSAFE.search(value) is None:
         return value
     return XML_UNSAFE.sub(REPLACEMENT, value)
