@@ -29,12 +29,14 @@ CHEAP = AuthSettings(password_hash_time_cost=1, password_hash_memory_kib=1024, p
 ADMIN_PASSWORD = "bench-admin-pw"
 CHILD = r"""
 import sys
-from oxsync.config import Settings, StoreSettings, apply_overrides
+from oxsync.config import ServerSettings, Settings, StoreSettings, apply_overrides
 from oxsync.dialects import install_all
 from oxsync.server import run_server
 from oxsync.store.api import Store
 url, overrides = sys.argv[1], eval(sys.argv[2])
-settings = apply_overrides(Settings(store=StoreSettings(url=url, thread_pool_size=8)), overrides)
+# one serving process: this bench's figures are one process's ([server] processes defaults to auto)
+settings = apply_overrides(Settings(store=StoreSettings(url=url, thread_pool_size=8), server=ServerSettings(processes=1)),
+                           overrides)
 run_server(settings, Store(settings), on_ready=lambda port: print(port, flush=True), configure_logs=False,
            setup=install_all)
 """

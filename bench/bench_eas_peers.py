@@ -83,7 +83,8 @@ def serve_oxsync(url: str, port: str) -> None:
 
     store = Store(Settings(store=StoreSettings(url=url)))
     settings = apply_overrides(store.settings, {
-        "server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1:backlog=4096", "udp_port": 0},
+        "server": {"http_endpoint": f"tcp:{port}:interface=127.0.0.1:backlog=4096", "udp_port": 0,
+                   "processes": 1},  # one serving process: the bench's figures are one process's
         # a loaded machine must not cut a slow window; every device of the bench comes from 127.0.0.1
         "limits": {"max_request_work_seconds": 900.0, "max_connections_per_address": 100_000},
         "eas": {"export_cache_objects": 0, "max_heartbeat_seconds": 3540}})

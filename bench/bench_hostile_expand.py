@@ -36,7 +36,7 @@ from oxsync.dialects import install_all
 from oxsync.server import run_server
 from oxsync.store.api import Store
 settings = Settings(store=StoreSettings(url=sys.argv[1]), server=ServerSettings(
-    http_endpoint="tcp:0:interface=127.0.0.1", udp_port=0),
+    http_endpoint="tcp:0:interface=127.0.0.1", udp_port=0, processes=1),  # one process: its figures
     auth=AuthSettings(password_hash_time_cost=1, password_hash_memory_kib=1024, password_hash_parallelism=1))
 run_server(settings, Store(settings), on_ready=lambda port: print("READY", port, flush=True),
            configure_logs=False, setup=install_all)

@@ -26,7 +26,7 @@ from oxsync.store.api import Store
 from oxsync.server import run_server
 from oxsync.ox import install
 url = sys.argv[1]
-data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1", "udp_port": 0}, "ox": {"push_coalesce_seconds": 0.0,
+data = {"server": {"http_endpoint": "tcp:0:interface=127.0.0.1", "udp_port": 0, "processes": 1}, "ox": {"push_coalesce_seconds": 0.0,
         "push_max_packets_per_address_per_minute": 1_000_000, "push_max_packets_per_socket_per_minute": 1_000_000}}
 settings = apply_overrides(Settings(store=StoreSettings(url=url, thread_pool_size=8)), data)
 run_server(settings, Store(settings), on_ready=lambda port: print(port, flush=True), configure_logs=len(sys.argv) > 2, setup=install)

@@ -14,12 +14,14 @@ from bench.sim.seed import seed_contact_folder
 
 CHILD = r"""
 import sys
-from oxsync.config import Settings, StoreSettings, apply_overrides
+from oxsync.config import ServerSettings, Settings, StoreSettings, apply_overrides
 from oxsync.store.api import Store
 from oxsync.server import run_server
 from oxsync.eas import install
 url, overrides = sys.argv[1], eval(sys.argv[2])
-settings = apply_overrides(Settings(store=StoreSettings(url=url, thread_pool_size=8)), overrides)
+# one serving process: this bench's figures are one process's ([server] processes defaults to auto)
+settings = apply_overrides(Settings(store=StoreSettings(url=url, thread_pool_size=8), server=ServerSettings(processes=1)),
+                           overrides)
 store = Store(settings)
 run_server(settings, store, on_ready=lambda port: print(port, flush=True), configure_logs=False, setup=install)
 """

@@ -14,7 +14,8 @@ from typing import Any
 
 from oxsync.advertised import imap_server, smtp_server
 from oxsync.cli_common import EXIT_OK, CliError, Context, _sqlite_path, out, table
-from oxsync.config import Settings, apply_overrides, public_host, public_scheme, udp_bind_interface
+from oxsync.config import Settings, apply_overrides
+from oxsync.endpoints import public_host, public_scheme, udp_bind_interface
 from oxsync.store.api import Store
 
 
@@ -30,8 +31,9 @@ def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def connection_instructions(settings: Settings, logins: dict[str, str | None], http_port: int | None = None,
-                            udp_port: int | None = None) -> str:
-    """How each client dialect connects, for every account (password None = not shown)."""
+                            udp_port: int | None = None, serving: Any = None) -> str:
+    """How each client dialect connects, for every account (password None = not shown); `serving`: how
+    many serving processes run and why (`oxsync.processes.Resolved`)."""
     srv = settings.server
     scheme, host = public_scheme(srv), public_host(srv, http_port)
     base = f"{scheme}://{host}"
@@ -39,6 +41,8 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
     lines = [
         f"oxsync listening on {srv.http_endpoint}; UDP push on {udp_bind_interface(srv) or '0.0.0.0'}:{udp}",
     ]
+    if serving is not None:
+        lines.append(f"serving processes: {serving.count} ({serving.why})")
     if srv.admin_endpoint:
         lines.append(f"metrics (Prometheus) on the admin listener {srv.admin_endpoint}: /metrics")
     lines += console_lines(settings, logins)
@@ -80,7 +84,7 @@ def console_lines(settings: Settings, logins: dict[str, str | None]) -> list[str
     endpoint = settings.console.endpoint
     if not endpoint:
         return []
-    from oxsync.config import endpoint_interface
+    from oxsync.endpoints import endpoint_interface
 
     interface = endpoint_interface(endpoint) or "127.0.0.1"
     port = endpoint.split(":")[1] if ":" in endpoint else ""
@@ -122,11 +126,18 @@ def check_schema(store: Store, *, migrate: bool) -> None:
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    from oxsync import processes
+
+    copy = processes.is_copy()  # a further serving process: the first one set up the demo, told the operator
+    if copy:
+        processes.die_with_parent()
     ctx.settings = serve_settings(ctx.settings, args)
-    store = ctx.open_store(create=args.demo)
+    store = ctx.open_store(create=args.demo and not copy)
     logins: dict[str, str | None] = {"<login>": None}
     demo_mail: Any = None
-    if args.demo:
+    if copy:
+        pass  # serves with the first process's settings (the demo's mail server included)
+    elif args.demo:
         from oxsync.demo import ensure_demo
 
         store.create_schema()
@@ -150,7 +161,8 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     def on_ready(port: int) -> None:
         push = getattr(services[0], "ox_push", None) if services else None
         udp = push.bound_port if push is not None and push.port is not None else None
-        out(connection_instructions(ctx.settings, logins, port, udp))
+        serving = getattr(services[0], "serving_processes", None) if services else None
+        out(connection_instructions(ctx.settings, logins, port, udp, serving))
         sys.stdout.flush()
 
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -36,15 +35,22 @@ class ServerSettings:
     admin_endpoint: str = ""
     """Twisted endpoint of the admin listener serving Prometheus `/metrics` (and admin pages);
     empty = off. Keep it on a private interface, e.g. `tcp:9180:interface=127.0.0.1`."""
-    processes: int = 1
-    """Serving processes on this node (`tcp:` http_endpoint only): `serve` binds the HTTP port and
-    starts `processes - 1` more processes that accept on the same socket, each with its own store pool
-    and parked requests; pushes cross between them as between nodes (PostgreSQL: LISTEN/NOTIFY; SQLite:
-    relayed by the first process over each copy's channel; docs/cluster.md). On SQLite their writers
-    also take turns across processes on a file lock beside the database (`<database>-writer.lock`).
-    The first process alone keeps the UDP push port, the admin and console listeners, outbound mail and
-    pruning, and restarts a process that exits. One Python process uses about one core (the GIL): more
+    processes: int = 0
+    """Serving processes on this node: `"auto"` (written 0 too) = one per core this process may run on
+    (`os.sched_getaffinity`), at most `processes_auto_max`, and 1 where several cannot serve (an
+    http_endpoint other than `tcp:`): `serve` logs and prints how many and why. A number N > 1 needs a
+    `tcp:` http_endpoint (else `serve` refuses to start): `serve` binds the HTTP port and starts N - 1
+    more processes that accept on the same socket, each with its own store pool and parked requests;
+    pushes cross between them as between nodes (PostgreSQL: LISTEN/NOTIFY; SQLite: relayed by the first
+    process over each copy's channel; docs/cluster.md). On SQLite their writers also take turns across
+    processes on a file lock beside the database (`<database>-writer.lock`). The first process alone
+    keeps the UDP push port, the admin and console listeners, outbound mail and pruning, and restarts a
+    process that exits; the others die with it. One Python process uses about one core (the GIL): more
     processes use more cores."""
+    processes_auto_max: int = 8
+    """Most serving processes `processes = "auto"` starts, however many cores there are: each process
+    has its own store pool (PostgreSQL connections: budget them per process), parked requests and
+    memory (tens of MiB), and the first one relays changes and checks passwords for all the others."""
     password_broker_timeout_seconds: float = 10.0
     """With `processes` > 1 the first process checks passwords for the others (one Argon2 check per
     distinct credential on the node, docs/cluster.md): a further process waits this long for its answer,
@@ -457,55 +463,22 @@ class Settings:
     onboarding: OnboardingSettings = field(default_factory=OnboardingSettings)
 
 
-def endpoint_interface(endpoint: str) -> str:
-    """The `interface=` of a Twisted `tcp:`/`ssl:` endpoint string ('' = all interfaces)."""
-    for part in re.split(r"(?<!\\):", endpoint)[2:]:
-        if part.startswith("interface="):
-            return part[len("interface="):].replace("\\:", ":")
-    return ""
-
-
-def endpoint_port(endpoint: str) -> int | None:
-    """The port of a `tcp:`/`ssl:` endpoint string (`tcp:8080:...` or `tcp:port=8080`), when it has one."""
-    parts = re.split(r"(?<!\\):", endpoint)
-    if len(parts) > 1 and parts[1].isdigit():
-        return int(parts[1])
-    for part in parts[1:]:
-        if part.startswith("port=") and part[5:].isdigit():
-            return int(part[5:])
-    return None
-
-
-def public_scheme(server: ServerSettings) -> str:
-    """`public_scheme`, else https for an `ssl:` endpoint."""
-    return server.public_scheme or ("https" if server.http_endpoint.startswith("ssl:") else "http")
-
-
-def public_host(server: ServerSettings, bound_port: int | None = None) -> str:
-    """What clients enter as the server: `public_host`, else the endpoint's interface (or this machine's
-    name when it listens everywhere) with the port unless it is the scheme's default."""
-    if server.public_host:
-        return server.public_host
-    interface = endpoint_interface(server.http_endpoint)
-    host = interface if interface not in ("", "0.0.0.0", "::") else socket.getfqdn()
-    if ":" in host:
-        host = f"[{host}]"
-    port = bound_port or endpoint_port(server.http_endpoint)
-    default = 443 if public_scheme(server) == "https" else 80
-    return host if port in (None, default) else f"{host}:{port}"
-
-
-def udp_bind_interface(server: ServerSettings) -> str:
-    """Where UDP push listens: `udp_interface`, else where HTTP listens."""
-    return server.udp_interface or endpoint_interface(server.http_endpoint)
-
-
 class ConfigError(ValueError):
     """The configuration file names an unknown section or key, or a value of the wrong type."""
 
 
+PROCESSES_AUTO = 0  # `[server] processes = "auto"`: one serving process per usable core (oxsync.processes)
+SPELLED: dict[tuple[str, str], dict[str, int]] = {("server", "processes"): {"auto": PROCESSES_AUTO}}
+"""Integer settings that also take a word in the file; the example configuration writes the word."""
+
+
 def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
     expected = type(current)
+    words = SPELLED.get((section, key), {})
+    if words and isinstance(value, str):
+        if value.lower() not in words:
+            raise ConfigError(f"[{section}] {key}: expected a number or {' or '.join(map(repr, words))}, got {value!r}")
+        return words[value.lower()]
     if expected is float and isinstance(value, int):
         return float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -543,6 +516,8 @@ def check_settings(settings: Settings) -> None:
     if settings.store.sqlite_synchronous.lower() not in ("normal", "full", "extra"):
         raise ConfigError(f"[store] sqlite_synchronous: expected 'normal', 'full' or 'extra', "
                           f"got {settings.store.sqlite_synchronous!r}")
+    if settings.server.processes < 0 or settings.server.processes_auto_max < 1:
+        raise ConfigError("[server] processes: expected 'auto' or a number >= 0, processes_auto_max: at least 1")
     limits = settings.limits
     if limits.invalid_text_policy not in ("replace", "reject"):
         raise ConfigError(f"[limits] invalid_text_policy: expected 'replace' or 'reject', got {limits.invalid_text_policy!r}")

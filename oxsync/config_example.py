@@ -69,6 +69,8 @@ def example_toml() -> str:
         for item in fields(values):
             for line in textwrap.wrap(docs[(section.name, item.name)], 100):
                 out.append(f"# {line}")
-            out.append(f"# {item.name} = {toml_value(getattr(values, item.name))}")
+            value = getattr(values, item.name)
+            word = {number: w for w, number in config.SPELLED.get((section.name, item.name), {}).items()}.get(value)
+            out.append(f"# {item.name} = {toml_value(value if word is None else word)}")
             out.append("")
     return "\n".join(out).rstrip("\n") + "\n"

@@ -188,6 +188,9 @@ class OxsyncService(MultiService):
         self.admin_root: AdminRoot = admin.site.resource if admin is not None else AdminRoot()
         self.texts_ahead: Any = None
         """Served texts rendered ahead of the first read (`oxsync.texts_ahead.TextsAhead`), set by make_service."""
+        self.serving_processes: processes.Resolved | None = None
+        """In `run_server`'s first process: how many serving processes run and why (None: a copy, or no
+        `run_server`)."""
         DeferredStoreService(async_store).setServiceParent(self)
         http.setServiceParent(self)
         if admin is not None:
@@ -312,13 +315,24 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
                setup: Callable[[OxsyncService], object] | None = None) -> None:
     """Run until SIGINT/SIGTERM. `setup(service)` may register dialect resources before listening;
     `on_ready(port)` is called once EVERY listener is bound (with the HTTP port), then systemd is told
-    READY=1. Raises `ServerStartError` (one line, nothing logged: the caller reports it) at once if any
+    READY=1. `[server] processes = "auto"` is resolved here, once (`processes.resolve`, logged with its
+    reason; `service.serving_processes`). Raises `ServerStartError` (one line, nothing logged: the caller reports it) at once if any
     endpoint is invalid or cannot be bound; whatever had started is stopped again."""
     from twisted.internet import reactor
 
+    worker = os.environ.get(processes.LISTEN_FD_ENV)
+    resolved = None
+    if worker is not None:
+        processes.die_with_parent()
+        settings = processes.inherited_settings(settings)
+    else:
+        resolved = processes.resolve(settings, store)
+        settings = processes.resolved_settings(settings, resolved)
     if configure_logs:
         configure_from_settings(settings.log)
-    worker = os.environ.get(processes.LISTEN_FD_ENV)
+    if resolved is not None:
+        log.info("serving processes: %s (%s)", resolved.count, resolved.why, extra={
+            "event": "server.processes", "processes": resolved.count, "reason": resolved.why})
     if worker is not None or settings.server.processes != 1:
         store.share_writer_turns()  # SQLite: the processes' writers take turns across processes
     if worker is not None:  # a further serving process started by the first (`[server] processes`)
@@ -338,16 +352,19 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
         assert isinstance(authenticator.checks, PasswordChecks)
         broker = serve_copies(reactor, authenticator.checks, settings.server.password_broker_max_in_flight,
                               settings.server.password_broker_max_bytes, _relay(reactor, service, store, hub=True))
-        processes.ServingProcesses(reactor, shared, settings.server.processes - 1, broker, board
+        processes.ServingProcesses(reactor, shared, settings.server.processes - 1, broker, board, settings
                                    ).setServiceParent(service)
     else:
         service = make_service(settings, store, reactor)
+    service.serving_processes = resolved
     if setup is not None:
         setup(service)
 
     def listening(port: int) -> None:
-        if worker is not None:
-            return  # a further serving process: the first one tells the operator and systemd
+        if worker is not None:  # a further serving process: the first one tells the operator and systemd
+            with contextlib.suppress(OSError):
+                os.close(int(worker))  # its listener holds its own duplicate: none left open when it stops
+            return
         if on_ready is not None:
             on_ready(port)
         systemd.notify("READY=1", f"STATUS=serving on {settings.server.http_endpoint.split(':')[0]} port {port}")

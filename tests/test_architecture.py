@@ -20,7 +20,7 @@ ASSEMBLY = {"oxsync.server", "oxsync.dialects", "oxsync.demo", "oxsync.__main__"
 """Where the dialects meet; `oxsync.cli*` modules belong to it too (see `_part`)."""
 DIALECTS = {"oxsync.eas", "oxsync.ox", "oxsync.dav", "oxsync.console", "oxsync.onboarding"}
 """Client-facing packages: they never import each other or the assembly."""
-BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.recurrence", "oxsync.formats", "oxsync.store", "oxsync.render",
+BELOW_DIALECTS = {"oxsync.model", "oxsync.config", "oxsync.endpoints", "oxsync.recurrence", "oxsync.formats", "oxsync.store", "oxsync.render",
                   "oxsync.runtime", "oxsync.metrics", "oxsync.listeners", "oxsync.processes", "oxsync.logs", "oxsync.web",
                   "oxsync.push", "oxsync.mail", "oxsync.maintenance", "oxsync.systemd", "oxsync.advertised",
                   "oxsync.config_example", "oxsync.skips"}

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import os
 import re
 import socket
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from imapclient import IMAPClient
 
 from oxsync.eas.wbxml import E
+from tests import eas_client
 from tests.eas_client import EasClient, collection, items
 from tests.serveproc import Serve
 
 
-def test_serve_demo_has_real_mail_for_imap_clients_and_phones() -> None:
+def _each_process(port: int) -> dict[int, http.client.HTTPConnection]:
+    """One kept-alive connection per serving process (`processes = "auto"`: one per usable core)."""
+    wanted, found = min(len(os.sched_getaffinity(0)), 8), {}
+    for _ in range(400):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/health")
+        pid = int(json.loads(conn.getresponse().read())["process"])
+        if pid in found:
+            conn.close()
+        else:
+            found[pid] = conn
+        if len(found) == wanted:
+            return found
+        time.sleep(0.05)  # the copies start once the first process is ready
+    raise AssertionError(f"{len(found)} of {wanted} serving processes answered")
+
+
+def test_serve_demo_has_real_mail_for_imap_clients_and_phones(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In every serving process: the copies serve with the first process's settings, the demo's mail
+    server included (they start no demo of their own)."""
     work = Path(tempfile.mkdtemp(prefix="oxsync-demo-"))
     work.chmod(0o755)  # the demo's Dovecot runs as the dovecot user under root: it must reach ./var
     serve = Serve("serve", "--demo", "--listen", "tcp:0:interface=127.0.0.1", "--udp-port", "0", cwd=work)
@@ -45,6 +71,17 @@ def test_serve_demo_has_real_mail_for_imap_clients_and_phones() -> None:
         assert collection(phone.sync(inbox, commands=[E("AirSync:Change", E("AirSync:ServerId", next(iter(got))),
                                                         E("AirSync:ApplicationData", E("Email:Read", "1")))])
                           ).findtext("AirSync:Status") == "1"
+        for conn in _each_process(http_port).values():
+            def pinned(port: int, method: str, path: str, *, auth: Any = None, body: Any = None, headers: Any = None,
+                       timeout: float = 30, conn: http.client.HTTPConnection = conn) -> tuple[int, dict[str, str], bytes]:
+                token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+                conn.request(method, path, body=body, headers={**(headers or {}), "Authorization": f"Basic {token}"})
+                response = conn.getresponse()
+                return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            monkeypatch.setattr(eas_client, "http_request", pinned)  # this process answers the phone
+            inbox = phone.folder_of_type(2)
+            phone.sync(inbox, "0")
+            assert "Bienvenue sur oxsync" in [d.findtext("Email:Subject") for d in items(phone.sync(inbox, window=10)).values()]
     finally:
         assert serve.stop() == 0
         if imap_port is not None:

@@ -4,16 +4,19 @@ config file errors on one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import ssl
+import struct
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from oxsync.cli import main
-from tests.live import http_request
+from tests.live import http_request, wait_until
 from tests.serveproc import Serve, free_port, oxsync, self_signed
 
 
@@ -90,17 +93,26 @@ def test_config_from_environment(db: str, tmp_path: Path) -> None:
 
 def test_serves_everything_and_prints_the_truth(db: str, tmp_path: Path) -> None:
     """All interfaces + a public name: instructions name it; UDP follows HTTP onto every interface;
-    /health lists each listener; systemd hears READY=1 then STOPPING=1."""
+    /health lists each listener; systemd hears READY=1 then STOPPING=1, from the first process only
+    (the unit's NotifyAccess=main: the copies of `processes = "auto"` do not notify)."""
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
+    notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # each datagram says which process sent it
     notify.settimeout(60)
+    senders: list[int] = []
+
+    def heard() -> str:
+        data, ancillary, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(12))
+        senders.extend(struct.unpack("3i", bytes(cmsg_data)[:12])[0] for level, kind, cmsg_data in ancillary
+                       if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
+        return data.decode()
     server = Serve("--db", db, "serve", "--listen", "tcp:0", "--udp-port", "0", "--public-host",
                    "sync.example.org:8443", "--public-scheme", "https",
                    "--admin-listen", "tcp:0:interface=127.0.0.1",
                    extra_env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
     try:
         printed = server.wait_for("CalDAV/CardDAV discovery")
-        ready = notify.recv(4096).decode()
+        ready = heard()
         assert "READY=1" in ready
         assert "server sync.example.org:8443, SSL on" in printed
         assert "https://sync.example.org:8443/servlet/webdav.freebusy" in printed
@@ -110,8 +122,16 @@ def test_serves_everything_and_prints_the_truth(db: str, tmp_path: Path) -> None
         status, _, body = http_request(port, "GET", "/health")
         health = json.loads(body)
         assert status == 200 and health["listeners"] == {"http": "up", "admin": "up", "udp-push": "up"}
+        answered: set[int] = set()  # every serving process runs (auto: one per usable core) before the stop
+        assert wait_until(lambda: answered.add(json.loads(http_request(port, "GET", "/health")[2])["process"])
+                          or len(answered) == min(len(os.sched_getaffinity(0)), 8), 60), answered
         assert server.stop() == 0
-        assert "STOPPING=1" in notify.recv(4096).decode()
+        assert "STOPPING=1" in heard()
+        notify.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                heard()
+        assert senders and set(senders) == {server.proc.pid}, senders
     finally:
         server.stop()
         notify.close()
@@ -128,10 +148,16 @@ def test_tls_endpoint_prints_https_and_ssl_on(db: str, tmp_path: Path) -> None:
         host = line.split("server ", 1)[1].split(",")[0]
         assert host.startswith("127.0.0.1:") and f"https://{host}/.well-known/carddav" in printed
         assert "UDP push on 127.0.0.1:" in printed  # where HTTP listens
+        assert "serving processes: 1 (auto: one, as the http_endpoint is ssl: (several processes share a tcp: " \
+               "socket only; put TLS in front of a tcp: endpoint for more))" in printed
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False
         with urllib.request.urlopen(f"https://{host}/health", context=context, timeout=30) as response:
             assert json.loads(response.read())["listeners"]["http"] == "up"
+        assert server.stop() == 0
+        logged = [json.loads(line) for line in server.stderr().splitlines() if line.startswith("{")]
+        chosen = [record for record in logged if record.get("event") == "server.processes"]
+        assert len(chosen) == 1 and chosen[0]["processes"] == 1 and "ssl:" in chosen[0]["reason"], chosen
     finally:
         server.stop()
 

@@ -60,6 +60,7 @@ def test_the_check_sees_mistakes(tmp_path: Path) -> None:
 def test_unit_promises(tmp_path: Path) -> None:
     settings = dict(re.findall(r"^(\w+)=(.*)$", UNIT.read_text(), flags=re.M))
     assert settings["Type"] == "notify" and settings["NotifyAccess"] == "main"
+    assert settings["KillMode"] == "control-group"  # the serving processes' copies end with the service
     assert settings["User"] == "oxsync" and settings["UMask"] == "0077"
     assert settings["StateDirectoryMode"] == "0700" and settings["ExecStart"].endswith("oxsync serve")
     assert "oxsync" in SYSUSERS.read_text().split()

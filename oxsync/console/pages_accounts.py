@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from oxsync.advertised import imap_server, smtp_server
-from oxsync.config import public_host, public_scheme
 from oxsync.console.pages_base import parse_size
 from oxsync.console.web import Ctx, Page, Redirect, Response, Router
+from oxsync.endpoints import public_host, public_scheme
 from oxsync.model import Protocol
 from oxsync.model.account import ACCOUNT_FLAGS
 from oxsync.model.permissions import LEVEL_NAMES

@@ -15,8 +15,8 @@ from lxml import etree
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from oxsync.config import public_host, public_scheme
 from oxsync.eas.service import Eas
+from oxsync.endpoints import public_host, public_scheme
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
 from oxsync.web import send_bytes

@@ -16,7 +16,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.advertised import MailServer, imap_server, smtp_server
-from oxsync.config import Settings, public_host, public_scheme
+from oxsync.config import Settings
+from oxsync.endpoints import public_host, public_scheme
 from oxsync.web import send_bytes, send_text
 
 CONFIG_FILE = b"config-v1.1.xml"

@@ -23,7 +23,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from oxsync.advertised import imap_server, smtp_server
-from oxsync.config import Settings, public_host, public_scheme
+from oxsync.config import Settings
+from oxsync.endpoints import public_host, public_scheme
 from oxsync.model import Protocol
 from oxsync.store.api import Principal
 from oxsync.web import send_bytes, send_text

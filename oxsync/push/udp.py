@@ -33,7 +33,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
-from oxsync.config import Settings, udp_bind_interface
+from oxsync.config import Settings
+from oxsync.endpoints import udp_bind_interface
 from oxsync.metrics import LISTENERS_UP, PUSH_SECONDS, UDP_PACKETS, UDP_REGISTRATIONS
 from oxsync.push.bus import Change, ChangeBus
 from oxsync.push.host import StorePool
