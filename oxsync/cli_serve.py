@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oxsync.advertised import imap_server, smtp_server
 from oxsync.cli_common import EXIT_OK, CliError, Context, _sqlite_path, out, table
 from oxsync.config import Settings, apply_overrides
 from oxsync.endpoints import public_host, public_scheme, udp_bind_interface
 from oxsync.store.api import Store
+
+if TYPE_CHECKING:
+    from oxsync.processes import Resolved
 
 
 def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -31,7 +34,7 @@ def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def connection_instructions(settings: Settings, logins: dict[str, str | None], http_port: int | None = None,
-                            udp_port: int | None = None, serving: Any = None) -> str:
+                            udp_port: int | None = None, serving: Resolved | None = None) -> str:
     """How each client dialect connects, for every account (password None = not shown); `serving`: how
     many serving processes run and why (`oxsync.processes.Resolved`)."""
     srv = settings.server
