@@ -26,6 +26,7 @@ from oxsync.config import ConfigError, Settings, StoreSettings, apply_overrides,
 from oxsync.listeners import ServerStartError
 from oxsync.store.api import Store
 from tests.live import wait_until
+from tests.procstat import proc_stat
 from tests.serveproc import Serve, env, self_signed
 
 
@@ -100,21 +101,25 @@ def _children(pid: int) -> set[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
+                stat = proc_stat(entry)
             except OSError:
                 continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry))
+            if stat.ppid == pid and stat.state != "Z":
+                found.add(stat.pid)
     return found
+
+
+def _state(pid: int) -> str:
+    """`R`, `S`, `T` (stopped), `Z`...; `gone` once it has no /proc entry."""
+    try:
+        return proc_stat(pid).state
+    except OSError:
+        return "gone"
 
 
 def _gone(pid: int) -> bool:
     """Ended (a zombie not reaped yet by init counts as ended: it holds no socket and serves nothing)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return _state(pid) in ("Z", "gone")
 
 
 def _pending(pid: int) -> int:
@@ -162,7 +167,7 @@ def test_serve_runs_one_process_per_core_and_a_kill_9_takes_them_all(tmp_path: P
         for copy in copies:
             os.kill(copy, signal.SIGSTOP)  # held still: what reaches it when the first process dies stays pending
         for copy in copies:
-            assert wait_until(lambda c=copy: Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T")
+            assert wait_until(lambda c=copy: _state(c) == "T")
         os.kill(first, signal.SIGKILL)
         server.proc.wait(30)
         for copy in copies:  # the kernel sent each copy SIGTERM as its parent died (PR_SET_PDEATHSIG)
