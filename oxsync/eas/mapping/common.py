@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
+from itertools import groupby
 from typing import Any
 
 from oxsync.eas.wbxml import E, Element
@@ -167,14 +168,28 @@ _WireStep = tuple[tuple[TextTag, ...], Callable[[Any], tuple[Any, ...]], Callabl
 
 
 def _values_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    """The object's values of `attrs` (attribute names, or "extra:KEY": `extra[KEY]`, "" when absent)."""
-    keys = [a[6:] for a in attrs if a.startswith("extra:")]
-    if not keys:
-        get = operator.attrgetter(*attrs)
-        return get if len(attrs) > 1 else lambda obj: (get(obj),)
-    if len(keys) == len(attrs):
-        return _extras_of(keys)
-    return lambda obj: tuple([get_attr(obj, a) for a in attrs])
+    """The object's values of `attrs` (attribute names, or "extra:KEY": `extra[KEY]`, "" when absent), read
+    in one call per stretch of attributes (`attrgetter`) or of extra keys: a run of text fields that
+    alternates between the two (Contacts2's) is one step of `to_eas`, not one per stretch."""
+    getters = [_stretch_of(list(stretch)) for _, stretch in groupby(attrs, key=lambda a: a.startswith("extra:"))]
+    if len(getters) == 1:
+        return getters[0]
+
+    def values(obj: Any) -> tuple[Any, ...]:
+        out: tuple[Any, ...] = ()
+        for get in getters:
+            out += get(obj)
+        return out
+
+    return values
+
+
+def _stretch_of(attrs: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of attributes only, or of extra keys only."""
+    if attrs[0].startswith("extra:"):
+        return _extras_of([a[6:] for a in attrs])
+    get = operator.attrgetter(*attrs)
+    return get if len(attrs) > 1 else lambda obj: (get(obj),)
 
 
 def _extras_of(keys: list[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -202,7 +217,7 @@ def _no_values(obj: Any) -> tuple[Any, ...]:
 
 def _export_steps(rows: list[Row]) -> tuple[_ExportStep, ...]:
     steps: list[_ExportStep] = []
-    run: list[Field] = []  # consecutive text fields of one kind (attributes, or extra keys)
+    run: list[Field] = []  # consecutive text fields (attributes and extra keys alike)
 
     def close() -> None:
         if run:
@@ -213,8 +228,6 @@ def _export_steps(rows: list[Row]) -> tuple[_ExportStep, ...]:
             close()
             steps.append(((), _no_values, None, row.out))
         elif row.conv.out is _str_out:
-            if run and run[0].attr.startswith("extra:") != row.attr.startswith("extra:"):
-                close()
             run.append(row)
         else:
             close()
