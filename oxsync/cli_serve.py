@@ -34,9 +34,11 @@ def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def connection_instructions(settings: Settings, logins: dict[str, str | None], http_port: int | None = None,
-                            udp_port: int | None = None, serving: Resolved | None = None) -> str:
+                            udp_port: int | None = None, serving: Resolved | None = None,
+                            console_port: int | None = None) -> str:
     """How each client dialect connects, for every account (password None = not shown); `serving`: how
-    many serving processes run and why (`oxsync.processes.Resolved`)."""
+    many serving processes run and why (`oxsync.processes.Resolved`); `console_port`: the port the console
+    listener bound (None: the one its endpoint names)."""
     srv = settings.server
     scheme, host = public_scheme(srv), public_host(srv, http_port)
     base = f"{scheme}://{host}"
@@ -48,7 +50,7 @@ def connection_instructions(settings: Settings, logins: dict[str, str | None], h
         lines.append(f"serving processes: {serving.count} ({serving.why})")
     if srv.admin_endpoint:
         lines.append(f"metrics (Prometheus) on the admin listener {srv.admin_endpoint}: /metrics")
-    lines += console_lines(settings, logins)
+    lines += console_lines(settings, logins, console_port)
     lines += [
         "",
         f"Exchange ActiveSync ('Exchange' account on phones, tablets, Outlook): server {host}, "
@@ -82,15 +84,16 @@ def mail_lines(settings: Settings) -> list[str]:
                                      "none configured ([outbound] smtp_relay): the demo delivers no outgoing mail")]
 
 
-def console_lines(settings: Settings, logins: dict[str, str | None]) -> list[str]:
-    """The web console's URL, and who signs in there (the demo admin with its password)."""
+def console_lines(settings: Settings, logins: dict[str, str | None], bound: int | None = None) -> list[str]:
+    """The web console's URL, and who signs in there (the demo admin with its password); `bound`: the port
+    its listener bound, which differs from the endpoint's for `tcp:0`."""
     endpoint = settings.console.endpoint
     if not endpoint:
         return []
     from oxsync.endpoints import endpoint_interface
 
     interface = endpoint_interface(endpoint) or "127.0.0.1"
-    port = endpoint.split(":")[1] if ":" in endpoint else ""
+    port = str(bound) if bound else endpoint.split(":")[1] if ":" in endpoint else ""
     scheme = "https" if endpoint.startswith("ssl:") else "http"
     host = f"[{interface}]" if ":" in interface else interface
     lines = [f"web console and admin API: {scheme}://{host}:{port}/  (admin API: /admin/api/, OpenAPI: "
@@ -165,7 +168,8 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
         push = getattr(services[0], "ox_push", None) if services else None
         udp = push.bound_port if push is not None and push.port is not None else None
         serving = getattr(services[0], "serving_processes", None) if services else None
-        out(connection_instructions(ctx.settings, logins, port, udp, serving))
+        console = services[0].listener_states().get("console", {}).get("port") if services else None
+        out(connection_instructions(ctx.settings, logins, port, udp, serving, console))
         sys.stdout.flush()
 
     try:

@@ -62,3 +62,6 @@ def test_serve_prints_the_console_url_and_the_demo_admin() -> None:
     lines = console_lines(settings, {"alice": "s3cret", "bob": "x"})
     assert lines[0].startswith("web console and admin API: http://127.0.0.1:8090/")
     assert lines[1].strip() == "console admin (demo tenant and platform): alice / s3cret"
+    # `tcp:0`: the port the listener bound, not the endpoint's 0
+    zero = apply_overrides(Settings(), {"console": {"endpoint": "tcp:0:interface=127.0.0.1"}})
+    assert console_lines(zero, {}, 41234)[0].startswith("web console and admin API: http://127.0.0.1:41234/")

@@ -365,6 +365,7 @@ def test_sqlite_an_account_change_in_one_process_reaches_the_other_at_once(store
     server, port, log = _serve_logged(store_url, tmp_path, "[auth]\naccount_poll_seconds = 0\n[console]\n"
                                                           'endpoint = "tcp:0:interface=127.0.0.1"\n')
     console = logged_ports(log)["console"]
+    assert f"web console and admin API: http://127.0.0.1:{console}/" in "".join(server.out)  # the bound port, not 0
     _, token = admin.create_token(store, admin.cli_actor(), "test", None)
     account = f"http://127.0.0.1:{console}/admin/api/tenants/{world.tenant_id}/accounts/{world.alice}"
 
