@@ -134,15 +134,16 @@ def _asked_ids(tx: Tx, users: set[int], resources: set[int], *, declined: bool =
 
 def _candidate_rows(tx: Tx, users: set[int], resources: set[int], low: datetime, high: datetime, exclude: int | None):
     """Appointments that may block time for these users/resources in [low, high): those they take part
-    in, and the personal ones (no participants) in the users' own calendars; one statement."""
-    o, p, f = s.objects, s.participants, s.folders
+    in, and those in the users' own calendars (where the personal ones, without participants, are); one
+    statement. A row of the second kind with participants blocks only them (`_blockers`): it is not
+    told apart here, which would cost PostgreSQL an anti-join over the tenant's participants."""
+    o, f = s.objects, s.folders
     parts = _asked_ids(tx, users, resources)
-    if users:  # personal appointments (no participants) in the users' own calendars, by folder
+    if users:  # the users' own calendars, by folder
         homes = select(f.c.id).where(f.c.tenant_id == tx.tenant_id, f.c.owner_id.in_(users), f.c.type == "private",
                                      f.c.module == Module.CALENDAR.value)
         o2 = o.alias("home")
-        no_parts = ~select(p.c.object_id).where(p.c.tenant_id == o2.c.tenant_id, p.c.object_id == o2.c.id).exists()
-        parts.append(select(o2.c.id.label("id")).where(o2.c.tenant_id == tx.tenant_id, o2.c.folder_id.in_(homes), no_parts))
+        parts.append(select(o2.c.id.label("id")).where(o2.c.tenant_id == tx.tenant_id, o2.c.folder_id.in_(homes)))
     if not parts:
         return []
     is_appointment, start_ms = _unindexed_time(o)
