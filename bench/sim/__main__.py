@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--ox-coalesce", type=float, default=None, help="[ox] push_coalesce_seconds (default: server's 3 s)")
     p.add_argument("--seed-cache", type=Path, default=None,
                    help="directory keeping seeded stores for later runs with the same sizes (bench/sim/seedcache.py)")
+    p.add_argument("--processes", default=None,
+                   help="each node's [server] processes (a number or auto; default: the server's default)")
     a = p.parse_args(argv)
     low, _, high = a.heartbeat.partition("-")
     options = Options(heartbeat=(int(low), int(high or low)), android_heartbeat=a.android_heartbeat,
@@ -45,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
                       ox_freebusy_every=a.ox_freebusy_every, dav_poll_every=a.dav_poll_every,
                       dav_put_every=a.dav_put_every)
     return SimConfig(a.profile, a.users, a.ramp, a.duration, parse_mix(a.mix), a.contacts, a.appointments,
-                     a.thresholds, a.out, options, a.ox_coalesce, a.seed_cache)
+                     a.thresholds, a.out, options, a.ox_coalesce, a.seed_cache, a.processes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,14 +50,17 @@ class Cluster:
                 node.process.kill()
 
 
-def start_nodes(store_url: str, count: int, workdir: Path, extra_config: str = "") -> Cluster:
+def start_nodes(store_url: str, count: int, workdir: Path, extra_config: str = "",
+                processes: str | None = None) -> Cluster:
+    """`count` nodes on `store_url`; `processes`: each node's `[server] processes` (None: the default)."""
     cluster = Cluster(store_url)
+    serving = f'processes = "{processes}"\n' if processes == "auto" else f"processes = {int(processes)}\n" if processes else ""
     for index in range(count):
         http_port, udp_port, admin_port = free_port(), free_port(), free_port()
         config = workdir / f"node{index}.toml"
         config.write_text(
             f'[server]\nhttp_endpoint = "tcp:{http_port}:interface=127.0.0.1"\npublic_host = "127.0.0.1:{http_port}"\n'
-            f'admin_endpoint = "tcp:{admin_port}:interface=127.0.0.1"\n'
+            f'admin_endpoint = "tcp:{admin_port}:interface=127.0.0.1"\n{serving}'
             f'udp_port = {udp_port}\n[store]\nurl = "{store_url}"\n{extra_config}'
         )
         log = open(workdir / f"node{index}.log", "w")  # noqa: SIM115 - lives as long as the process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -50,6 +51,7 @@ class SimConfig:
     options: Options = field(default_factory=Options)
     ox_coalesce: float | None = None  # [ox] push_coalesce_seconds for the nodes (None: server default, 3 s)
     seed_cache: Path | None = None  # keep/reuse seeded stores here (bench/sim/seedcache.py)
+    processes: str | None = None  # each node's [server] processes (None: the server's default, "auto")
     until: frozenset[str] = frozenset()
     """Stop as soon as every one of these request names succeeded once (a smoke test: `duration` is then
     the longest it may run, so that a loaded machine takes longer instead of failing)."""
@@ -94,6 +96,27 @@ def _store(cfg: SimConfig, workdir: Path) -> tuple[str, Any, list[SimUser]]:
     return url, cluster, users
 
 
+def _node_processes(node: psutil.Process) -> list[psutil.Process]:
+    """A node's serving processes: `oxsync serve` and the copies it started (`[server] processes`)."""
+    return [node, *node.children()]
+
+
+def _node_cpu_s(node: psutil.Process) -> dict[int, float]:
+    """pid -> user + system CPU seconds so far, for each of the node's serving processes."""
+    out = {}
+    for proc in _node_processes(node):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            out[proc.pid] = times.user + times.system
+    return out
+
+
+def _cpu_since(node: psutil.Process, before: dict[int, float]) -> float:
+    """CPU seconds the node's serving processes used since `before` (a copy started since counts whole)."""
+    now = _node_cpu_s(node)
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
+
+
 def run(cfg: SimConfig) -> SimResult:
     if cfg.profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
@@ -110,13 +133,12 @@ def run(cfg: SimConfig) -> SimResult:
         seeded_s = time.perf_counter() - started
         log.info("seeded %d users in %.1f s", cfg.users, seeded_s)
         node_config = NODE_CONFIG + (f"push_coalesce_seconds = {cfg.ox_coalesce}\n" if cfg.ox_coalesce is not None else "")
-        cluster = sim_nodes.start_nodes(url, PROFILES[cfg.profile], workdir, node_config)
+        cluster = sim_nodes.start_nodes(url, PROFILES[cfg.profile], workdir, node_config, cfg.processes)
         endpoints = [Endpoint("127.0.0.1", n.http_port, n.udp_port) for n in cluster.nodes]
         ctx = Context(Recorder(), endpoints, users, tenant_id, cfg.options)
         clients = make_clients(ctx, users, cfg.mix)
         node_procs = [psutil.Process(n.process.pid) for n in cluster.nodes]
-        for proc in node_procs:
-            proc.cpu_percent(None)
+        cpu_before = [_node_cpu_s(proc) for proc in node_procs]
         me = psutil.Process()
         me.cpu_percent(None)
         t0 = time.perf_counter()
@@ -130,8 +152,8 @@ def run(cfg: SimConfig) -> SimResult:
         while (left := end - time.perf_counter()) > 0 and not (cfg.until and cfg.until <= ctx.recorder.succeeded()):
             ctx.stop.wait(min(left, 0.1) if cfg.until else left)
         ran_s = time.perf_counter() - t0
-        node_cpu = [proc.cpu_percent(None) for proc in node_procs]
-        node_rss = [proc.memory_info().rss / 2**20 for proc in node_procs]
+        node_cpu = [100 * _cpu_since(proc, before) / ran_s for proc, before in zip(node_procs, cpu_before, strict=True)]
+        node_rss = [sum(p.memory_info().rss for p in _node_processes(proc)) / 2**20 for proc in node_procs]
         sim_cpu = me.cpu_percent(None)
         server = server_side.summarize(server_side.scrape([n.admin_port for n in cluster.nodes]))
         ctx.stop.set()
@@ -157,7 +179,7 @@ def run(cfg: SimConfig) -> SimResult:
         "duration_s": cfg.duration, "ran_s": round(ran_s, 1), "mix": cfg.mix,
         "clients": {k: kinds.count(k) for k in cfg.mix}, "contacts_per_user": cfg.contacts,
         "appointments_per_user": cfg.appointments, "ox_push_coalesce_s": cfg.ox_coalesce, "seed_s": round(seeded_s, 1), "options": vars(cfg.options),
-        "simulator_lag": ctx.lag.summary(), "simulator_cpu_pct": sim_cpu, "node_cpu_pct": node_cpu,
+        "processes": cfg.processes or "default", "simulator_lag": ctx.lag.summary(), "simulator_cpu_pct": sim_cpu, "node_cpu_pct": node_cpu,
         "node_rss_mib": [round(r) for r in node_rss], "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "server_side": server, "simulator_errors": ctx.sim_errors, "slow_push_samples": ctx.slow_pushes, "pass": all(r["pass"] for r in results.values()),

@@ -79,7 +79,8 @@ def text(summary: dict[str, Any]) -> str:
     def fmt(value: float | None) -> str:
         return "-" if value is None else "inf" if value == float("inf") else f"<={value * 1000:.0f}"
 
-    lines = ["server side (node histograms, ms as bucket bounds): request p50 / p90 / p99 (count)"]
+    lines = ["server side (each node's /metrics: its first serving process only; ms as bucket bounds): "
+             "request p50 / p90 / p99 (count)"]
     for key, row in summary.get("requests", {}).items():
         if key.startswith(("health", "other")):
             continue
