@@ -38,7 +38,8 @@ class ServerSettings:
     processes: int = 0
     """Serving processes on this node: `"auto"` (written 0 too) = one per core this process may run on
     (`os.sched_getaffinity`), at most `processes_auto_max`, and 1 where several cannot serve (an
-    http_endpoint other than `tcp:`): `serve` logs and prints how many and why. A number N > 1 needs a
+    http_endpoint other than `tcp:`) or `admin_endpoint` serves `/metrics` (the first process's counts
+    only: docs/cluster.md): `serve` logs and prints how many and why. A number N > 1 needs a
     `tcp:` http_endpoint (else `serve` refuses to start): `serve` binds the HTTP port and starts N - 1
     more processes that accept on the same socket, each with its own store pool and parked requests;
     pushes cross between them as between nodes (PostgreSQL: LISTEN/NOTIFY; SQLite: relayed by the first

@@ -118,13 +118,22 @@ def _kind(endpoint: str) -> str:
     return endpoint.split(":", 1)[0].strip().lower()
 
 
+METRICS_OF_THE_FIRST = ("the admin listener's /metrics counts the first serving process's requests only (the "
+                        "copies' are not added to it yet)")
+"""Why "auto" serves with one process where `/metrics` is served, and what an explicit count > 1 is
+warned of at start: a scrape would see only part of the node's traffic."""
+
+
 def resolve(settings: Settings, store: Any) -> Resolved:
     """The serving processes to run: `[server] processes` as written, or for "auto" one per usable core
-    at most `processes_auto_max`, and 1 when `single_reason` says several cannot serve here."""
+    at most `processes_auto_max`, and 1 when `single_reason` says several cannot serve here or the admin
+    listener serves `/metrics` (`METRICS_OF_THE_FIRST`: "auto" picks what is measured whole)."""
     server = settings.server
     if server.processes != PROCESSES_AUTO:
         return Resolved(server.processes, f"[server] processes = {server.processes}", False)
     reason = single_reason(settings, store)
+    if reason is None and server.admin_endpoint:
+        reason = METRICS_OF_THE_FIRST
     if reason is not None:
         return Resolved(1, f"auto: one, as {reason}", True)
     cores = usable_cores()

@@ -333,6 +333,9 @@ def run_server(settings: Settings, store: Store, on_ready: Callable[[int], objec
     if resolved is not None:
         log.info("serving processes: %s (%s)", resolved.count, resolved.why, extra={
             "event": "server.processes", "processes": resolved.count, "reason": resolved.why})
+        if resolved.count > 1 and settings.server.admin_endpoint:
+            log.warning("[server] processes = %s with an admin listener: %s", resolved.count,
+                        processes.METRICS_OF_THE_FIRST, extra={"event": "server.processes_metrics"})
     if worker is not None or settings.server.processes != 1:
         store.share_writer_turns()  # SQLite: the processes' writers take turns across processes
     if worker is not None:  # a further serving process started by the first (`[server] processes`)

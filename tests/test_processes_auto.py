@@ -86,6 +86,12 @@ def test_auto_is_one_process_where_several_cannot_serve(tmp_path: Path) -> None:
         assert processes.resolve(_settings("unix:/tmp/x.sock", store.settings.store.url), store).count == 1
         in_memory = processes.resolve(_settings("tcp:0", "sqlite://"), memory)
         assert in_memory.count == 1 and "in memory" in in_memory.why
+        # /metrics is served by the first process alone: "auto" serves what a scrape sees whole
+        metered = apply_overrides(_settings("tcp:0", store.settings.store.url), {"server": {"admin_endpoint": "tcp:0"}})
+        assert (processes.resolve(metered, store).count, processes.resolve(metered, store).why) == (
+            1, f"auto: one, as {processes.METRICS_OF_THE_FIRST}")
+        explicit = apply_overrides(metered, {"server": {"processes": 2}})
+        assert processes.resolve(explicit, store).count == 2  # written: served as written (warned at start)
         with pytest.raises(ServerStartError, match="in memory"):  # written explicitly: refused, not ignored
             processes.shared_listener(_settings("tcp:0", "sqlite://", processes=2), memory)
         with pytest.raises(ServerStartError, match="needs a tcp: http_endpoint"):

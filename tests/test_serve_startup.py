@@ -94,7 +94,7 @@ def test_config_from_environment(db: str, tmp_path: Path) -> None:
 def test_serves_everything_and_prints_the_truth(db: str, tmp_path: Path) -> None:
     """All interfaces + a public name: instructions name it; UDP follows HTTP onto every interface;
     /health lists each listener; systemd hears READY=1 then STOPPING=1, from the first process only
-    (the unit's NotifyAccess=main: the copies of `processes = "auto"` do not notify)."""
+    (the unit's NotifyAccess=main: the copies of `processes` = one per core do not notify)."""
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # each datagram says which process sent it
@@ -106,7 +106,10 @@ def test_serves_everything_and_prints_the_truth(db: str, tmp_path: Path) -> None
         senders.extend(struct.unpack("3i", bytes(cmsg_data)[:12])[0] for level, kind, cmsg_data in ancillary
                        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
         return data.decode()
-    server = Serve("--db", db, "serve", "--listen", "tcp:0", "--udp-port", "0", "--public-host",
+    cores = min(len(os.sched_getaffinity(0)), 8)  # what "auto" runs without an admin listener
+    config = tmp_path / "oxsync.toml"  # written: "auto" beside an admin listener runs one (its /metrics)
+    config.write_text(f"[server]\nprocesses = {cores}\n")
+    server = Serve("--config", str(config), "--db", db, "serve", "--listen", "tcp:0", "--udp-port", "0", "--public-host",
                    "sync.example.org:8443", "--public-scheme", "https",
                    "--admin-listen", "tcp:0:interface=127.0.0.1",
                    extra_env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
@@ -122,9 +125,9 @@ def test_serves_everything_and_prints_the_truth(db: str, tmp_path: Path) -> None
         status, _, body = http_request(port, "GET", "/health")
         health = json.loads(body)
         assert status == 200 and health["listeners"] == {"http": "up", "admin": "up", "udp-push": "up"}
-        answered: set[int] = set()  # every serving process runs (auto: one per usable core) before the stop
+        answered: set[int] = set()  # every serving process runs (one per usable core) before the stop
         assert wait_until(lambda: answered.add(json.loads(http_request(port, "GET", "/health")[2])["process"])
-                          or len(answered) == min(len(os.sched_getaffinity(0)), 8), 60), answered
+                          or len(answered) == cores, 60), answered
         assert server.stop() == 0
         assert "STOPPING=1" in heard()
         notify.setblocking(False)

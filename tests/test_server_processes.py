@@ -505,6 +505,9 @@ def test_sqlite_the_copies_password_questions_are_counted_on_the_nodes_metrics(s
         assert _status(copy, "alice", "x" * 600) == 401  # too large to ask: checked in the copy
         assert wait_until(lambda: _broker_counts(admin_port) == {"answered": 1.0, "local": 1.0}, 30)
         assert _health(copy)["password_hashes"] == 1
+        # written as 2 beside an admin listener: served so, and warned once that /metrics is the first's
+        events = [json.loads(line).get("event") for line in log.read_text().splitlines() if line.startswith("{")]
+        assert events.count("server.processes_metrics") == 1
     finally:
         for conn in by_process.values():
             conn.close()
