@@ -21,14 +21,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-from sqlalchemy import event
 
 from oxsync.config import Settings, StoreSettings
 from oxsync.model import Appointment, Module
@@ -38,6 +35,7 @@ from oxsync.store import scheduling as after_module
 from oxsync.store.api import Store
 from oxsync.store.folders import default_folder_id
 from oxsync.store.settle import settled_after
+from tests.fixtures import recorded_executions
 
 ASKED = 5
 """The asked user's index (one of the first team)."""
@@ -79,20 +77,6 @@ def _grow(store: Store, tenant_id: int, users: list[int], upto: int, appointment
                 session.create_objects(calendar, made)
 
 
-@contextmanager
-def _statements(store: Store) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", note)
-
-
 def _plan(store: Store, statement: str, parameters: Any) -> str:
     """The objects and participants steps of a statement's plan, in short."""
     with store.engine.connect() as conn:
@@ -119,7 +103,7 @@ def _measure(store: Store, tenant_id: int, user: int, runs: int,
     times: list[float] = []
     answer: list[Any] = []
     for _ in range(runs):
-        with store.session(tenant_id, user) as session, _statements(store) as seen:
+        with store.session(tenant_id, user) as session, recorded_executions(store) as seen:
             began = time.perf_counter()
             answer = free_busy(session.tx, now, now + timedelta(days=30), user_id=user)
             times.append(time.perf_counter() - began)

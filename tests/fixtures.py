@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, make_url
@@ -240,6 +241,23 @@ def recorded_statements(store: Store, keep: Callable[[str], bool] = lambda state
     def record(conn, cursor, statement: str, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
         if keep(statement):
             seen.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def recorded_executions(store: Store, keep: Callable[[str], bool] = lambda statement: True
+                        ) -> Iterator[list[tuple[str, Any]]]:
+    """`recorded_statements` with each statement's parameters, for what runs them again (`EXPLAIN`)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement: str, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if keep(statement):
+            seen.append((statement, parameters))
 
     sa_event.listen(store.engine, "before_cursor_execute", record)
     try:

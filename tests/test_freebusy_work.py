@@ -8,13 +8,11 @@ bench/README z5-fbscale). SQLite: the plans; PostgreSQL: the objects rows the ex
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
 from oxsync.model import Appointment, Module, ShownAs
@@ -23,6 +21,7 @@ from oxsync.store import accounts
 from oxsync.store.api import Store
 from oxsync.store.errors import AppointmentConflict
 from oxsync.store.folders import default_folder_id
+from tests.fixtures import recorded_executions
 
 U = ParticipantKind.USER
 USERS = 30
@@ -67,19 +66,9 @@ def _load(store: Store) -> tuple[int, list[int], int, datetime]:
     return tenant.id, users, room, base
 
 
-@contextmanager
-def _candidates(store: Store) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "objects.range_end_ms >" in statement:  # the time filter of every candidate statement
-            seen.append((statement, parameters))
-
-    sa_event.listen(store.engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(store.engine, "before_cursor_execute", note)
+def _candidates(store: Store) -> AbstractContextManager[list[tuple[str, Any]]]:
+    """The candidate statements run meanwhile, with their parameters (each has the time filter)."""
+    return recorded_executions(store, lambda statement: "objects.range_end_ms >" in statement)
 
 
 def _check_work(store: Store, seen: list[tuple[str, Any]]) -> None:
