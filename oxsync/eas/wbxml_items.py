@@ -35,12 +35,18 @@ class TextTag:
 
 
 @cache
-def text_tag(tag: str) -> TextTag:
-    """The `TextTag` of an emitted ``"Namespace:Name"`` tag (`WBXMLError` for an unknown one, as `encode`)."""
+def page_token(tag: str) -> tuple[int, int]:
+    """(code page, token) of an emitted ``"Namespace:Name"`` tag (`WBXMLError` for an unknown one, as `encode`)."""
     found = codepages.token_for_tag(tag)
     if found is None:
         raise WBXMLError(f"cannot encode unknown tag {tag!r}")
-    page, token = found
+    return found
+
+
+@cache
+def text_tag(tag: str) -> TextTag:
+    """The `TextTag` of an emitted tag (`page_token`)."""
+    page, token = page_token(tag)
     return TextTag(tag, page, bytes((token | 0x40, STR_I)), bytes((SWITCH_PAGE, page, token | 0x40, STR_I)))
 
 
@@ -51,11 +57,8 @@ class ItemWriter:
     __slots__ = ("tag", "token", "first_page", "out", "page")
 
     def __init__(self, tag: str) -> None:
-        found = codepages.token_for_tag(tag)
-        if found is None:
-            raise WBXMLError(f"cannot encode unknown tag {tag!r}")
         self.tag = tag
-        self.first_page, self.token = found
+        self.first_page, self.token = page_token(tag)
         self.out = bytearray()
         self.page = self.first_page
 
@@ -92,10 +95,7 @@ class ItemWriter:
 
     def start(self, tag: str) -> None:
         """Open an element that will have children (close it with `end`)."""
-        found = codepages.token_for_tag(tag)
-        if found is None:
-            raise WBXMLError(f"cannot encode unknown tag {tag!r}")
-        page, token = found
+        page, token = page_token(tag)
         if page != self.page:
             self.out += bytes((SWITCH_PAGE, page))
             self.page = page
